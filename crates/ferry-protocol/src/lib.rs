@@ -1,0 +1,417 @@
+//! The JSON types on the wire between the Ferry client and the Ferry app server (`/api/v1`).
+//!
+//! Request bodies reject unknown fields so that a typo is an error, not a silently ignored
+//! option; response bodies accept unknown fields so that an older client keeps working against a
+//! newer server. Types that carry a secret redact it in `Debug`.
+
+#![warn(missing_docs)]
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Version prefix of every API path.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Stable error codes in [`ErrorBody::code`]. Clients match on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Username or password wrong, or the account is disabled.
+    InvalidCredentials,
+    /// No bearer token was sent, or it is not known.
+    Unauthenticated,
+    /// The session token has expired: sign in again.
+    SessionExpired,
+    /// Signed in, but not allowed (an admin-only endpoint, another user's object).
+    Forbidden,
+    /// Too many failed sign-ins for this user or address; try again later.
+    RateLimited,
+    /// The request body or query is malformed, has unknown fields or bad values.
+    InvalidRequest,
+    /// An object key that is empty, too long, not UTF-8, or has `.`/`..` segments.
+    InvalidKey,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The path does not exist.
+    NotFound,
+    /// The confirmed object is not in the store.
+    ObjectMissing,
+    /// The object in the store has another size or ETag than the confirmation says.
+    ObjectMismatch,
+    /// The same `upload_id` was confirmed before with different contents.
+    Conflict,
+    /// The server failed; the message says what it was doing.
+    Internal,
+    /// A code this client does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthenticated => "unauthenticated",
+            Self::SessionExpired => "session_expired",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidKey => "invalid_key",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::ObjectMissing => "object_missing",
+            Self::ObjectMismatch => "object_mismatch",
+            Self::Conflict => "conflict",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code.
+    pub code: ErrorCode,
+    /// A sentence for people; may change between versions.
+    pub message: String,
+}
+
+/// `POST /api/v1/sessions`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// Account name.
+    pub username: String,
+    /// Password in clear (the transport is HTTPS outside loopback).
+    pub password: String,
+    /// A name for the device, shown in history.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+impl fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignIn")
+            .field("username", &self.username)
+            .field("password", &"******")
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// Role of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Uploads under their own prefix and sees their own history.
+    User,
+    /// Also sees everyone's history, the CSV export and statistics.
+    Admin,
+}
+
+impl Role {
+    /// The role as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// The signed-in account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable numeric id; part of the user's storage prefix.
+    pub id: i64,
+    /// Account name.
+    pub name: String,
+    /// What the account may do.
+    pub role: Role,
+}
+
+/// Answer to a successful sign-in.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Bearer token for every further request.
+    pub token: String,
+    /// When the token stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Who signed in.
+    pub user: User,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"******")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// `POST /api/v1/grants`; `{}` asks for the default upload grant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// A shorter lifetime than the server's default, in seconds (never longer).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// Storage dialect a grant is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// AWS SigV4 (AWS, MinIO, JD Cloud, Ceph, the embedded store).
+    S3,
+    /// Alibaba OSS.
+    Oss,
+    /// Huawei OBS.
+    Obs,
+}
+
+/// Temporary storage credentials, limited to writes under `prefix`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// Which signing dialect the endpoint speaks.
+    pub provider: Provider,
+    /// Base URL of the object store (path-style addressing).
+    pub endpoint: String,
+    /// Signing region.
+    pub region: String,
+    /// Bucket to upload into.
+    pub bucket: String,
+    /// Every key must start with this; ends with `/`.
+    pub prefix: String,
+    /// Temporary access key id.
+    pub access_key_id: String,
+    /// Temporary secret; never logged.
+    pub secret_access_key: String,
+    /// Session token sent with every request; never logged.
+    pub security_token: String,
+    /// When the credentials stop working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// IAM-style policy saying exactly what is allowed.
+    pub policy: serde_json::Value,
+    /// Provider-native callback settings, when the provider has them.
+    #[serde(default)]
+    pub callback: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("provider", &self.provider)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"******")
+            .field("security_token", &"******")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/uploads`: the client says an object is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The client's id for this upload; confirmations are idempotent on it.
+    pub upload_id: String,
+    /// Bucket of the object.
+    pub bucket: String,
+    /// Full object key.
+    pub key: String,
+    /// Object size in bytes.
+    pub size: u64,
+    /// ETag the store returned, without quotes.
+    pub etag: String,
+    /// The client's own checksum of the file (e.g. `sha256:…`).
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// The file's name on the client.
+    pub name: String,
+    /// The device that uploaded it.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// Who vouched for a history row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmedBy {
+    /// The client's confirmation, checked against the store.
+    Client,
+    /// The embedded store, when it committed the object.
+    Store,
+    /// A provider-native callback (OSS, OBS).
+    Provider,
+}
+
+/// State of a history row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// The store holds the object; the client has not confirmed it (yet).
+    Stored,
+    /// The client confirmed it and the server checked it.
+    Confirmed,
+}
+
+impl UploadStatus {
+    /// The status as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Confirmed => "confirmed",
+        }
+    }
+}
+
+/// One row of upload history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// Row id; also the pagination cursor.
+    pub id: i64,
+    /// Account that uploaded.
+    pub user: String,
+    /// Bucket of the object.
+    pub bucket: String,
+    /// Full object key.
+    pub key: String,
+    /// File name on the client (the key's last segment until confirmed).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag, without quotes.
+    pub etag: String,
+    /// Client checksum, when confirmed.
+    pub checksum: Option<String>,
+    /// Device, when confirmed.
+    pub device: Option<String>,
+    /// The client's upload id, when confirmed.
+    pub upload_id: Option<String>,
+    /// When the upload began (multipart initiation or the single PUT).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When the store committed the object.
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
+    /// Stored or confirmed.
+    pub status: UploadStatus,
+    /// Who vouched for this row last.
+    pub confirmed_by: ConfirmedBy,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadPage {
+    /// Rows of this page.
+    pub items: Vec<UploadRecord>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// One row of `GET /api/v1/uploads/stats?by=day`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayStats {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Account name.
+    pub user: String,
+    /// Uploads completed that day.
+    pub count: u64,
+    /// Bytes of those uploads.
+    pub bytes: u64,
+}
+
+/// Answer of `GET /api/v1/uploads/stats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stats {
+    /// Grouping, always `day` for now.
+    pub by: String,
+    /// One row per day and user, oldest day first.
+    pub rows: Vec<DayStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let grant = Grant {
+            provider: Provider::S3,
+            endpoint: "http://127.0.0.1:1".into(),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            prefix: "uploads/1/".into(),
+            access_key_id: "FAKEKEYID".into(),
+            secret_access_key: "very-secret-value".into(),
+            security_token: "very-secret-token".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            policy: serde_json::json!({}),
+            callback: None,
+        };
+        let shown = format!("{grant:?}");
+        assert!(shown.contains("FAKEKEYID"));
+        assert!(!shown.contains("very-secret"), "{shown}");
+
+        let sign_in = SignIn {
+            username: "a".into(),
+            password: "hunter2".into(),
+            device: None,
+        };
+        assert!(!format!("{sign_in:?}").contains("hunter2"));
+        let session = Session {
+            token: "tok-secret".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            user: User {
+                id: 1,
+                name: "a".into(),
+                role: Role::User,
+            },
+        };
+        assert!(!format!("{session:?}").contains("tok-secret"));
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields_and_responses_tolerate_them() {
+        let err = serde_json::from_str::<GrantRequest>(r#"{"ttl":5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        assert!(serde_json::from_str::<GrantRequest>("{}").is_ok());
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"code":"brand_new","message":"m","extra":1}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn error_codes_round_trip_as_snake_case() {
+        for code in [
+            ErrorCode::RateLimited,
+            ErrorCode::InvalidCredentials,
+            ErrorCode::InvalidKey,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

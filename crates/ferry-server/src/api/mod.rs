@@ -1,0 +1,187 @@
+//! The JSON API under `/api/v1`: each handler parses, calls one operation, and maps the error.
+
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use ferry_protocol::{
+    Confirmation, ErrorCode, Grant, GrantRequest, Session, SignIn, Stats, UploadPage, UploadRecord,
+    User,
+};
+
+use self::error::{ApiError, BadBody, BadQuery, error_response};
+use crate::error::Error;
+use crate::grants::Grants;
+use crate::sessions::Sessions;
+use crate::uploads::{HistoryQuery, Uploads};
+
+/// Largest JSON body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    pub(crate) sessions: Sessions,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) uploads: Uploads,
+}
+
+type AppResult<T> = Result<T, ApiError>;
+type Shared = State<Arc<AppState>>;
+
+/// A JSON body whose rejection is `{code, message}`.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(BadBody))]
+struct Body<T>(T);
+
+/// A query string whose rejection is `{code, message}`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(BadQuery))]
+struct Params<T>(T);
+
+/// The bearer token of the request.
+struct Bearer(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match value.and_then(|v| v.strip_prefix("Bearer ")) {
+            Some(token) if !token.trim().is_empty() => Ok(Self(token.trim().to_owned())),
+            _ => Err(Error::Unauthenticated.into()),
+        }
+    }
+}
+
+/// The signed-in user of the request.
+struct Caller(User);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
+        Ok(Self(state.sessions.resolve(&token).await?))
+    }
+}
+
+async fn sign_in(
+    State(state): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body<SignIn>,
+) -> AppResult<(StatusCode, Json<Session>)> {
+    let session = state
+        .sessions
+        .sign_in(&body.username, &body.password, body.device, peer.ip())
+        .await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+async fn current_session(Caller(user): Caller) -> Json<User> {
+    Json(user)
+}
+
+async fn sign_out(State(state): Shared, Bearer(token): Bearer) -> AppResult<StatusCode> {
+    state.sessions.sign_out(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn grant(
+    State(state): Shared,
+    Caller(user): Caller,
+    Body(body): Body<GrantRequest>,
+) -> AppResult<(StatusCode, Json<Grant>)> {
+    let ttl = body.ttl_seconds.map(Duration::from_secs);
+    Ok((
+        StatusCode::CREATED,
+        Json(state.grants.mint(&user, ttl).await?),
+    ))
+}
+
+async fn confirm(
+    State(state): Shared,
+    Caller(user): Caller,
+    Body(body): Body<Confirmation>,
+) -> AppResult<Json<UploadRecord>> {
+    Ok(Json(state.uploads.confirm(&user, body).await?))
+}
+
+async fn history(
+    State(state): Shared,
+    Caller(user): Caller,
+    Params(query): Params<HistoryQuery>,
+) -> AppResult<Json<UploadPage>> {
+    Ok(Json(state.uploads.page(&user, &query).await?))
+}
+
+async fn history_csv(
+    State(state): Shared,
+    Caller(user): Caller,
+    Params(query): Params<HistoryQuery>,
+) -> AppResult<Response> {
+    let csv = state.uploads.csv(&user, &query).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ferry-uploads.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+async fn stats(
+    State(state): Shared,
+    Caller(user): Caller,
+    Params(query): Params<HistoryQuery>,
+) -> AppResult<Json<Stats>> {
+    Ok(Json(state.uploads.stats(&user, &query).await?))
+}
+
+async fn not_found() -> Response {
+    error_response(ErrorCode::NotFound, "no such endpoint".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = error_response(
+        ErrorCode::NotFound,
+        "this endpoint does not take that method".into(),
+    );
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// The API router.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/sessions", post(sign_in))
+        .route("/sessions/current", delete(sign_out).get(current_session))
+        .route("/grants", post(grant))
+        .route("/uploads", post(confirm).get(history))
+        .route("/uploads.csv", get(history_csv))
+        .route("/uploads/stats", get(stats));
+    Router::new()
+        .nest(ferry_protocol::API_PREFIX, api)
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,264 @@
+//! SQL for upload history: rows recorded by the store when it commits an object, updated in place
+//! by the client's confirmation, so that one upload is one row whoever reports it first.
+
+use rusqlite::{Connection, OptionalExtension, params, types::Value};
+
+use super::{Db, DbError, ObjectRow};
+
+/// A history row with its user's name.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredUpload {
+    pub(crate) id: i64,
+    pub(crate) user: String,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) checksum: Option<String>,
+    pub(crate) device: Option<String>,
+    pub(crate) client_upload_id: Option<String>,
+    pub(crate) started_at: i64,
+    pub(crate) completed_at: i64,
+    pub(crate) status: String,
+    pub(crate) confirmed_by: String,
+}
+
+/// Which rows a history query returns. Every field narrows; `None` does not.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HistoryFilter {
+    pub(crate) user_id: Option<i64>,
+    pub(crate) user_name: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) since: Option<i64>,
+    pub(crate) until: Option<i64>,
+    pub(crate) query: Option<String>,
+    pub(crate) before_id: Option<i64>,
+}
+
+impl HistoryFilter {
+    /// The WHERE clause and its parameters.
+    fn to_sql(&self) -> (String, Vec<Value>) {
+        let mut clauses = vec!["1 = 1".to_owned()];
+        let mut values: Vec<Value> = Vec::new();
+        let mut bind = |value: Value| {
+            values.push(value);
+            format!("?{}", values.len())
+        };
+        if let Some(id) = self.user_id {
+            clauses.push(format!("h.user_id = {}", bind(id.into())));
+        }
+        if let Some(name) = &self.user_name {
+            clauses.push(format!("u.name = {}", bind(name.clone().into())));
+        }
+        if let Some(status) = &self.status {
+            clauses.push(format!("h.status = {}", bind(status.clone().into())));
+        }
+        if let Some(since) = self.since {
+            clauses.push(format!("h.completed_at >= {}", bind(since.into())));
+        }
+        if let Some(until) = self.until {
+            clauses.push(format!("h.completed_at < {}", bind(until.into())));
+        }
+        if let Some(before) = self.before_id {
+            clauses.push(format!("h.id < {}", bind(before.into())));
+        }
+        if let Some(q) = &self.query {
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = bind(format!("%{escaped}%").into());
+            clauses.push(format!(
+                "(h.key LIKE {pattern} ESCAPE '\\' OR h.name LIKE {pattern} ESCAPE '\\')"
+            ));
+        }
+        (clauses.join(" AND "), values)
+    }
+}
+
+const ROW_COLUMNS: &str = "h.id, u.name, h.bucket, h.key, h.name, h.size, h.etag, h.checksum,
+    h.device, h.client_upload_id, h.started_at, h.completed_at, h.status, h.confirmed_by";
+
+fn upload_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredUpload> {
+    Ok(StoredUpload {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        bucket: row.get(2)?,
+        key: row.get(3)?,
+        name: row.get(4)?,
+        size: row.get(5)?,
+        etag: row.get(6)?,
+        checksum: row.get(7)?,
+        device: row.get(8)?,
+        client_upload_id: row.get(9)?,
+        started_at: row.get(10)?,
+        completed_at: row.get(11)?,
+        status: row.get(12)?,
+        confirmed_by: row.get(13)?,
+    })
+}
+
+fn upload_by(
+    conn: &Connection,
+    clause: &str,
+    value: Value,
+) -> rusqlite::Result<Option<StoredUpload>> {
+    conn.query_row(
+        &format!(
+            "SELECT {ROW_COLUMNS} FROM uploads h JOIN users u ON u.id = h.user_id WHERE {clause}"
+        ),
+        [value],
+        upload_from_row,
+    )
+    .optional()
+}
+
+/// Records a committed object as a `stored` row (inside the caller's transaction).
+pub(super) fn record_stored(
+    tx: &Connection,
+    object: &ObjectRow,
+    started_at: i64,
+) -> rusqlite::Result<()> {
+    let name = object.key.rsplit('/').next().unwrap_or(&object.key);
+    tx.execute(
+        "INSERT INTO uploads (user_id, bucket, key, name, size, etag, started_at, completed_at,
+             status, confirmed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'stored', 'store')",
+        params![
+            object.user_id,
+            object.bucket,
+            object.key,
+            name,
+            object.size,
+            object.etag,
+            started_at,
+            object.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// What the client confirmed, already checked against the store.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientConfirmation {
+    pub(crate) user_id: i64,
+    pub(crate) upload_id: String,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) checksum: Option<String>,
+    pub(crate) name: String,
+    pub(crate) device: Option<String>,
+    pub(crate) completed_at: i64,
+}
+
+/// Outcome of recording a confirmation.
+#[derive(Debug)]
+pub(crate) enum Recorded {
+    /// Newly confirmed, or confirmed before with the same contents.
+    Row(StoredUpload),
+    /// The upload id was confirmed before for another object.
+    Conflict,
+}
+
+impl Db {
+    /// Records a client confirmation: idempotent on its upload id; merges into the store's row
+    /// for the same object when there is one.
+    pub(crate) async fn confirm(&self, c: ClientConfirmation) -> Result<Recorded, DbError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(row) = upload_by(&tx, "h.client_upload_id = ?1", c.upload_id.clone().into())? {
+                let same = row.bucket == c.bucket
+                    && row.key == c.key
+                    && row.etag == c.etag
+                    && row.size == c.size;
+                return Ok(if same { Recorded::Row(row) } else { Recorded::Conflict });
+            }
+            let store_row: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM uploads WHERE user_id = ?1 AND bucket = ?2 AND key = ?3
+                       AND etag = ?4 AND client_upload_id IS NULL ORDER BY id DESC LIMIT 1",
+                    params![c.user_id, c.bucket, c.key, c.etag],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let id = match store_row {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE uploads SET name = ?2, checksum = ?3, device = ?4,
+                             client_upload_id = ?5, status = 'confirmed', confirmed_by = 'client'
+                         WHERE id = ?1",
+                        params![id, c.name, c.checksum, c.device, c.upload_id],
+                    )?;
+                    id
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO uploads (user_id, bucket, key, name, size, etag, checksum,
+                             device, client_upload_id, started_at, completed_at, status,
+                             confirmed_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'confirmed', 'client')",
+                        params![
+                            c.user_id,
+                            c.bucket,
+                            c.key,
+                            c.name,
+                            c.size,
+                            c.etag,
+                            c.checksum,
+                            c.device,
+                            c.upload_id,
+                            c.completed_at
+                        ],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+            };
+            let row = upload_by(&tx, "h.id = ?1", id.into())?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            tx.commit()?;
+            Ok(Recorded::Row(row))
+        })
+        .await
+    }
+
+    /// Rows matching `filter`, newest first, at most `limit`.
+    pub(crate) async fn history(
+        &self,
+        filter: HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredUpload>, DbError> {
+        self.call(move |c| {
+            let (clause, values) = filter.to_sql();
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ROW_COLUMNS} FROM uploads h JOIN users u ON u.id = h.user_id
+                 WHERE {clause} ORDER BY h.id DESC LIMIT {limit}"
+            ))?;
+            stmt.query_map(rusqlite::params_from_iter(values), upload_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    /// `(day, user, count, bytes)` for rows matching `filter`, oldest day first.
+    pub(crate) async fn stats_by_day(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<Vec<(String, String, u64, u64)>, DbError> {
+        self.call(move |c| {
+            let (clause, values) = filter.to_sql();
+            let mut stmt = c.prepare(&format!(
+                "SELECT date(h.completed_at, 'unixepoch') AS day, u.name, count(*), sum(h.size)
+                 FROM uploads h JOIN users u ON u.id = h.user_id
+                 WHERE {clause} GROUP BY day, u.name ORDER BY day, u.name"
+            ))?;
+            stmt.query_map(rusqlite::params_from_iter(values), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,327 @@
+//! SQL for the embedded store: committed objects, multipart uploads and their parts. Object
+//! bytes live in blob files named by the rows; these functions only move names around, and hand
+//! back the names of blobs that are no longer referenced so the caller can delete them.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Db, DbError, history};
+
+/// A committed object.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectRow {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) blob: String,
+    pub(crate) user_id: i64,
+    pub(crate) created_at: i64,
+}
+
+/// A multipart upload, bound to the user (not the access key) that began it.
+#[derive(Debug, Clone)]
+pub(crate) struct MultipartRow {
+    pub(crate) upload_id: String,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) user_id: i64,
+    pub(crate) initiated_at: i64,
+    pub(crate) state: String,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone)]
+pub(crate) struct PartRow {
+    pub(crate) part_number: i32,
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) blob: String,
+    pub(crate) modified_at: i64,
+}
+
+fn part_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PartRow> {
+    Ok(PartRow {
+        part_number: row.get(0)?,
+        size: row.get(1)?,
+        etag: row.get(2)?,
+        blob: row.get(3)?,
+        modified_at: row.get(4)?,
+    })
+}
+
+fn multipart_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MultipartRow> {
+    Ok(MultipartRow {
+        upload_id: row.get(0)?,
+        bucket: row.get(1)?,
+        key: row.get(2)?,
+        user_id: row.get(3)?,
+        initiated_at: row.get(4)?,
+        state: row.get(5)?,
+    })
+}
+
+/// Replaces the object at its key and records the upload in history; returns the blob the
+/// object replaced, if any.
+fn upsert_object(
+    tx: &Connection,
+    object: &ObjectRow,
+    started_at: i64,
+) -> rusqlite::Result<Option<String>> {
+    let old: Option<String> = tx
+        .query_row(
+            "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![object.bucket, object.key],
+            |row| row.get(0),
+        )
+        .optional()?;
+    tx.execute(
+        "INSERT INTO objects (bucket, key, size, etag, blob, user_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag,
+             blob = excluded.blob, user_id = excluded.user_id, created_at = excluded.created_at",
+        params![
+            object.bucket,
+            object.key,
+            object.size,
+            object.etag,
+            object.blob,
+            object.user_id,
+            object.created_at
+        ],
+    )?;
+    history::record_stored(tx, object, started_at)?;
+    Ok(old)
+}
+
+impl Db {
+    pub(crate) async fn object(
+        &self,
+        bucket: String,
+        key: String,
+    ) -> Result<Option<ObjectRow>, DbError> {
+        self.call(move |c| {
+            c.query_row(
+                "SELECT bucket, key, size, etag, blob, user_id, created_at FROM objects
+                 WHERE bucket = ?1 AND key = ?2",
+                params![bucket, key],
+                |row| {
+                    Ok(ObjectRow {
+                        bucket: row.get(0)?,
+                        key: row.get(1)?,
+                        size: row.get(2)?,
+                        etag: row.get(3)?,
+                        blob: row.get(4)?,
+                        user_id: row.get(5)?,
+                        created_at: row.get(6)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Commits a single-PUT object; returns the replaced blob, if any.
+    pub(crate) async fn put_object(
+        &self,
+        object: ObjectRow,
+        started_at: i64,
+    ) -> Result<Option<String>, DbError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let old = upsert_object(&tx, &object, started_at)?;
+            tx.commit()?;
+            Ok(old)
+        })
+        .await
+    }
+
+    pub(crate) async fn create_multipart(&self, row: MultipartRow) -> Result<(), DbError> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO multipart_uploads (upload_id, bucket, key, user_id, initiated_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open')",
+                params![row.upload_id, row.bucket, row.key, row.user_id, row.initiated_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn multipart(
+        &self,
+        upload_id: String,
+    ) -> Result<Option<MultipartRow>, DbError> {
+        self.call(move |c| {
+            c.query_row(
+                "SELECT upload_id, bucket, key, user_id, initiated_at, state
+                 FROM multipart_uploads WHERE upload_id = ?1",
+                [upload_id],
+                multipart_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Records a part if the upload is still open. `Ok(Err(()))` when it is not; otherwise the
+    /// blob of the part it replaced, if any.
+    pub(crate) async fn put_part(
+        &self,
+        upload_id: String,
+        part: PartRow,
+    ) -> Result<Result<Option<String>, ()>, DbError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let open: bool = tx
+                .query_row(
+                    "SELECT state = 'open' FROM multipart_uploads WHERE upload_id = ?1",
+                    [&upload_id],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if !open {
+                return Ok(Err(()));
+            }
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT blob FROM parts WHERE upload_id = ?1 AND part_number = ?2",
+                    params![upload_id, part.part_number],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "INSERT INTO parts (upload_id, part_number, size, etag, blob, modified_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size,
+                     etag = excluded.etag, blob = excluded.blob, modified_at = excluded.modified_at",
+                params![upload_id, part.part_number, part.size, part.etag, part.blob, part.modified_at],
+            )?;
+            tx.commit()?;
+            Ok(Ok(old))
+        })
+        .await
+    }
+
+    /// Parts after `marker`, sorted by number, at most `limit` (plus one to tell truncation).
+    pub(crate) async fn parts(
+        &self,
+        upload_id: String,
+        marker: i32,
+        limit: usize,
+    ) -> Result<Vec<PartRow>, DbError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT part_number, size, etag, blob, modified_at FROM parts
+                 WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3",
+            )?;
+            stmt.query_map(params![upload_id, marker, limit as i64], part_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    /// Closes an open upload as completed and commits its object. `Ok(Err(()))` when the upload
+    /// is no longer open; otherwise every blob no longer referenced (the parts, the replaced
+    /// object).
+    pub(crate) async fn complete_multipart(
+        &self,
+        upload: MultipartRow,
+        object: ObjectRow,
+    ) -> Result<Result<Vec<String>, ()>, DbError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let closed = tx.execute(
+                "UPDATE multipart_uploads SET state = 'completed'
+                 WHERE upload_id = ?1 AND state = 'open'",
+                [&upload.upload_id],
+            )?;
+            if closed != 1 {
+                return Ok(Err(()));
+            }
+            let mut unused: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT blob FROM parts WHERE upload_id = ?1")?;
+                stmt.query_map([&upload.upload_id], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            tx.execute(
+                "DELETE FROM parts WHERE upload_id = ?1",
+                [&upload.upload_id],
+            )?;
+            unused.extend(upsert_object(&tx, &object, upload.initiated_at)?);
+            tx.commit()?;
+            Ok(Ok(unused))
+        })
+        .await
+    }
+
+    /// Marks an open upload aborted; returns its part blobs, or `Err(())` if it was not open.
+    pub(crate) async fn abort_multipart(
+        &self,
+        upload_id: String,
+    ) -> Result<Result<Vec<String>, ()>, DbError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let closed = tx.execute(
+                "UPDATE multipart_uploads SET state = 'aborted' WHERE upload_id = ?1 AND state = 'open'",
+                [&upload_id],
+            )?;
+            if closed != 1 {
+                return Ok(Err(()));
+            }
+            let blobs: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT blob FROM parts WHERE upload_id = ?1")?;
+                stmt.query_map([&upload_id], |row| row.get(0))?.collect::<Result<_, _>>()?
+            };
+            tx.execute("DELETE FROM parts WHERE upload_id = ?1", [&upload_id])?;
+            tx.commit()?;
+            Ok(Ok(blobs))
+        })
+        .await
+    }
+
+    /// Open uploads of `user_id` in `bucket` whose key starts with `prefix`, ordered by key
+    /// then upload id, after the markers; at most `limit`.
+    pub(crate) async fn open_multiparts(
+        &self,
+        user_id: i64,
+        bucket: String,
+        prefix: String,
+        key_marker: String,
+        upload_id_marker: String,
+        limit: usize,
+    ) -> Result<Vec<MultipartRow>, DbError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT upload_id, bucket, key, user_id, initiated_at, state FROM multipart_uploads
+                 WHERE state = 'open' AND user_id = ?1 AND bucket = ?2
+                   AND substr(key, 1, length(?3)) = ?3
+                   AND (key > ?4 OR (key = ?4 AND upload_id > ?5))
+                 ORDER BY key, upload_id LIMIT ?6",
+            )?;
+            stmt.query_map(
+                params![
+                    user_id,
+                    bucket,
+                    prefix,
+                    key_marker,
+                    upload_id_marker,
+                    limit as i64
+                ],
+                multipart_from_row,
+            )?
+            .collect()
+        })
+        .await
+    }
+
+    /// Every blob name still referenced, to tell orphans left by a crash from live data.
+    pub(crate) fn referenced_blobs(&self) -> Result<Vec<String>, DbError> {
+        self.call_sync(|c| {
+            let mut stmt =
+                c.prepare("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")?;
+            stmt.query_map([], |row| row.get(0))?.collect()
+        })
+    }
+}

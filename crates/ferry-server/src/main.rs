@@ -1,0 +1,265 @@
+//! `ferry-server`: run the app server, or manage its accounts.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use ferry_protocol::Role;
+use ferry_server::{ServeOptions, Server};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry-server",
+    version,
+    about = "Ferry's app server and embedded S3-compatible store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the embedded store.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        /// Where the server keeps its database.
+        #[arg(long, env = "FERRY_SERVER_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from stdin (or prompted for on a terminal).
+    Add {
+        name: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Set a new password (read like `add`).
+    Passwd { name: String },
+    /// Disable an account and end its sessions and grants.
+    Disable { name: String },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML file with any of these settings (flags and environment win over it).
+    #[arg(long, env = "FERRY_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database, master key and store blobs live here.
+    #[arg(long, env = "FERRY_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// API address (port 0 picks a free port).
+    #[arg(long, env = "FERRY_SERVER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Embedded store address (port 0 picks a free port).
+    #[arg(long, env = "FERRY_SERVER_STORE_LISTEN")]
+    store_listen: Option<SocketAddr>,
+    /// Store URL written into grants, when clients reach it under another name.
+    #[arg(long, env = "FERRY_SERVER_STORE_PUBLIC_URL")]
+    store_public_url: Option<String>,
+    /// Create (or reset) the demo accounts `alice` and `admin` and print their passwords.
+    #[arg(long, env = "FERRY_SERVER_DEMO")]
+    demo: bool,
+    /// Lifetime of storage grants, in seconds.
+    #[arg(long, env = "FERRY_SERVER_GRANT_TTL")]
+    grant_ttl: Option<u64>,
+    /// Lifetime of sign-in sessions, in seconds.
+    #[arg(long, env = "FERRY_SERVER_SESSION_TTL")]
+    session_ttl: Option<u64>,
+    /// The store's bucket.
+    #[arg(long, env = "FERRY_SERVER_BUCKET")]
+    bucket: Option<String>,
+    /// Region written into grants.
+    #[arg(long, env = "FERRY_SERVER_REGION")]
+    region: Option<String>,
+}
+
+/// The optional TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    store_listen: Option<SocketAddr>,
+    store_public_url: Option<String>,
+    demo: Option<bool>,
+    grant_ttl: Option<u64>,
+    session_ttl: Option<u64>,
+    bucket: Option<String>,
+    region: Option<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ferry-server")
+}
+
+impl ServeArgs {
+    fn resolve(self) -> anyhow::Result<(ServeOptions, bool)> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let mut options = ServeOptions::new(data_dir);
+        if let Some(listen) = self.listen.or(file.listen) {
+            options.listen = listen;
+        }
+        if let Some(listen) = self.store_listen.or(file.store_listen) {
+            options.store_listen = listen;
+        }
+        options.store_public_url = self.store_public_url.or(file.store_public_url);
+        if let Some(secs) = self.grant_ttl.or(file.grant_ttl) {
+            if secs == 0 {
+                bail!("--grant-ttl must be at least 1 second");
+            }
+            options.grant_ttl = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.session_ttl.or(file.session_ttl) {
+            options.session_ttl = Duration::from_secs(secs.max(1));
+        }
+        if let Some(bucket) = self.bucket.or(file.bucket) {
+            options.bucket = bucket;
+        }
+        if let Some(region) = self.region.or(file.region) {
+            options.region = region;
+        }
+        Ok((options, self.demo || file.demo.unwrap_or(false)))
+    }
+}
+
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+fn user_command(command: UserCommand, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let accounts = ferry_server::accounts(&data_dir.unwrap_or_else(default_data_dir))?;
+    match command {
+        UserCommand::Add { name, admin } => {
+            let password = read_password(&format!("Password for {name}: "))?;
+            let role = if admin { Role::Admin } else { Role::User };
+            let id = accounts.add(&name, &password, role)?;
+            println!("added {name} (id {id}, {})", role.as_str());
+        }
+        UserCommand::List => {
+            for (user, disabled) in accounts.list()? {
+                let state = if disabled { "disabled" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{state}",
+                    user.id,
+                    user.name,
+                    user.role.as_str()
+                );
+            }
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_password(&format!("New password for {name}: "))?;
+            accounts.set_password(&name, &password)?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Disable { name } => {
+            accounts.disable(&name)?;
+            println!("{name} disabled");
+        }
+    }
+    Ok(())
+}
+
+fn demo_accounts(server: &Server) -> anyhow::Result<Vec<(String, String, Role)>> {
+    let mut created = Vec::new();
+    for (name, role) in [("alice", Role::User), ("admin", Role::Admin)] {
+        let password = ferry_server::random_password();
+        if server.accounts().exists(name)? {
+            server.accounts().set_password(name, &password)?;
+        } else {
+            server.accounts().add(name, &password, role)?;
+        }
+        created.push((name.to_owned(), password, role));
+    }
+    Ok(created)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (options, demo) = args.resolve()?;
+    let data_dir = options.data_dir.clone();
+    let server = Server::start(options)
+        .await
+        .context("starting the server")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "api: {}", server.api_url())?;
+    writeln!(out, "store: {}", server.store_url())?;
+    writeln!(out, "data: {}", data_dir.display())?;
+    if demo {
+        for (name, password, role) in demo_accounts(&server)? {
+            writeln!(out, "demo account: {name} / {password} ({})", role.as_str())?;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+fn init_logging() {
+    // s3s logs whole requests (signatures and security tokens included) at debug level: keep it
+    // at warn whatever RUST_LOG says, so secrets never reach the log.
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{asked},s3s=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::User { command, data_dir } => user_command(command, data_dir),
+        Command::Serve(args) => tokio::runtime::Runtime::new()
+            .context("starting the runtime")?
+            .block_on(serve(args)),
+    }
+}

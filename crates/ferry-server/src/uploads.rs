@@ -1,0 +1,317 @@
+//! Upload confirmations and history. A confirmation is checked against the store (the object
+//! must exist with the confirmed size and ETag, under the caller's prefix) and merged into the
+//! row the store recorded when it committed the object, so one upload is one row.
+
+use ferry_protocol::{
+    Confirmation, ConfirmedBy, DayStats, Role, Stats, UploadPage, UploadRecord, UploadStatus, User,
+};
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime, Time};
+
+use crate::db::{ClientConfirmation, Db, HistoryFilter, Recorded, StoredUpload};
+use crate::error::{Error, Result};
+use crate::grants::user_prefix;
+use crate::object_key;
+use crate::store::Store;
+
+/// Query string of the history endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only this account's rows (admins only, or one's own name).
+    pub user: Option<String>,
+    /// `stored` or `confirmed`.
+    pub status: Option<String>,
+    /// Completed at or after: RFC 3339 or `YYYY-MM-DD`.
+    pub since: Option<String>,
+    /// Completed before: RFC 3339, or `YYYY-MM-DD` meaning the end of that day.
+    pub until: Option<String>,
+    /// Substring of the key or the name.
+    pub q: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1–500 (default 50).
+    pub limit: Option<usize>,
+    /// Grouping for statistics; only `day`.
+    pub by: Option<String>,
+}
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+const MAX_EXPORT: usize = 100_000;
+
+fn parse_time(value: &str, end_of_day: bool) -> Result<i64> {
+    if let Ok(t) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = Date::parse(value, &format).map_err(|_| {
+        Error::InvalidRequest(format!(
+            "{value:?} is not a date (YYYY-MM-DD) or RFC 3339 time"
+        ))
+    })?;
+    let start = date.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp();
+    Ok(if end_of_day { start + 86_400 } else { start })
+}
+
+fn to_time(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn record(row: StoredUpload) -> UploadRecord {
+    UploadRecord {
+        id: row.id,
+        user: row.user,
+        bucket: row.bucket,
+        key: row.key,
+        name: row.name,
+        size: row.size,
+        etag: row.etag,
+        checksum: row.checksum,
+        device: row.device,
+        upload_id: row.client_upload_id,
+        started_at: to_time(row.started_at),
+        completed_at: to_time(row.completed_at),
+        status: if row.status == "confirmed" {
+            UploadStatus::Confirmed
+        } else {
+            UploadStatus::Stored
+        },
+        confirmed_by: match row.confirmed_by.as_str() {
+            "client" => ConfirmedBy::Client,
+            "provider" => ConfirmedBy::Provider,
+            _ => ConfirmedBy::Store,
+        },
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(Error::InvalidRequest(format!(
+            "{field} must be 1–{max} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Confirmations and history.
+pub(crate) struct Uploads {
+    db: Db,
+    store: Store,
+    bucket: String,
+}
+
+impl Uploads {
+    pub(crate) fn new(db: Db, store: Store, bucket: String) -> Self {
+        Self { db, store, bucket }
+    }
+
+    /// Records the client's confirmation after checking the object in the store.
+    pub(crate) async fn confirm(&self, user: &User, c: Confirmation) -> Result<UploadRecord> {
+        check_text("upload_id", &c.upload_id, 256)?;
+        check_text("name", &c.name, 1024)?;
+        if let Some(device) = &c.device {
+            check_text("device", device, 256)?;
+        }
+        if let Some(checksum) = &c.checksum {
+            check_text("checksum", checksum, 256)?;
+        }
+        object_key::check(&c.key).map_err(Error::InvalidKey)?;
+        if c.bucket != self.bucket || !c.key.starts_with(&user_prefix(user.id)) {
+            return Err(Error::Forbidden("the object is outside your upload prefix"));
+        }
+        let etag = c.etag.trim().trim_matches('"').to_owned();
+        let info =
+            self.store
+                .head(&c.bucket, &c.key)
+                .await?
+                .ok_or_else(|| Error::ObjectMissing {
+                    bucket: c.bucket.clone(),
+                    key: c.key.clone(),
+                })?;
+        if info.size != c.size || info.etag != etag {
+            return Err(Error::ObjectMismatch {
+                size: info.size,
+                etag: info.etag,
+            });
+        }
+        let recorded = self
+            .db
+            .confirm(ClientConfirmation {
+                user_id: user.id,
+                upload_id: c.upload_id.clone(),
+                bucket: c.bucket,
+                key: c.key,
+                size: c.size,
+                etag,
+                checksum: c.checksum,
+                name: c.name,
+                device: c.device,
+                completed_at: info.created_at,
+            })
+            .await?;
+        match recorded {
+            Recorded::Row(row) => Ok(record(row)),
+            Recorded::Conflict => Err(Error::Conflict(c.upload_id)),
+        }
+    }
+
+    fn filter(&self, user: &User, q: &HistoryQuery) -> Result<HistoryFilter> {
+        let mut filter = HistoryFilter::default();
+        match (user.role, &q.user) {
+            (Role::Admin, Some(name)) => filter.user_name = Some(name.clone()),
+            (Role::Admin, None) => {}
+            (Role::User, Some(name)) if *name != user.name => {
+                return Err(Error::Forbidden("only admins see other users' uploads"));
+            }
+            (Role::User, _) => filter.user_id = Some(user.id),
+        }
+        if let Some(status) = &q.status {
+            if status != UploadStatus::Stored.as_str() && status != UploadStatus::Confirmed.as_str()
+            {
+                return Err(Error::InvalidRequest(
+                    "status is 'stored' or 'confirmed'".into(),
+                ));
+            }
+            filter.status = Some(status.clone());
+        }
+        filter.since = q
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, false))
+            .transpose()?;
+        filter.until = q
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, true))
+            .transpose()?;
+        filter.query = q.q.clone().filter(|s| !s.is_empty());
+        filter.before_id =
+            match &q.cursor {
+                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
+                    Error::InvalidRequest("cursor is not one this server gave".into())
+                })?),
+                None => None,
+            };
+        Ok(filter)
+    }
+
+    /// One page of history, newest first.
+    pub(crate) async fn page(&self, user: &User, q: &HistoryQuery) -> Result<UploadPage> {
+        let filter = self.filter(user, q)?;
+        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::InvalidRequest(format!(
+                "limit goes from 1 to {MAX_PAGE}"
+            )));
+        }
+        let mut rows = self.db.history(filter, limit + 1).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(UploadPage {
+            items: rows.into_iter().map(record).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Every matching row as CSV (admins).
+    pub(crate) async fn csv(&self, user: &User, q: &HistoryQuery) -> Result<String> {
+        require_admin(user)?;
+        let rows = self.db.history(self.filter(user, q)?, MAX_EXPORT).await?;
+        let mut out = String::from(
+            "id,user,bucket,key,name,size,etag,checksum,device,started_at,completed_at,status,confirmed_by\n",
+        );
+        for row in rows.into_iter().map(record) {
+            let fields = [
+                row.id.to_string(),
+                row.user,
+                row.bucket,
+                row.key,
+                row.name,
+                row.size.to_string(),
+                row.etag,
+                row.checksum.unwrap_or_default(),
+                row.device.unwrap_or_default(),
+                row.started_at.format(&Rfc3339).unwrap_or_default(),
+                row.completed_at.format(&Rfc3339).unwrap_or_default(),
+                row.status.as_str().to_owned(),
+                format!("{:?}", row.confirmed_by).to_lowercase(),
+            ];
+            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Count and bytes per day and user (admins).
+    pub(crate) async fn stats(&self, user: &User, q: &HistoryQuery) -> Result<Stats> {
+        require_admin(user)?;
+        if q.by.as_deref().is_some_and(|by| by != "day") {
+            return Err(Error::InvalidRequest(
+                "statistics are grouped by=day only".into(),
+            ));
+        }
+        let rows = self.db.stats_by_day(self.filter(user, q)?).await?;
+        Ok(Stats {
+            by: "day".into(),
+            rows: rows
+                .into_iter()
+                .map(|(day, user, count, bytes)| DayStats {
+                    day,
+                    user,
+                    count,
+                    bytes,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn require_admin(user: &User) -> Result<()> {
+    match user.role {
+        Role::Admin => Ok(()),
+        Role::User => Err(Error::Forbidden("this is for admins only")),
+    }
+}
+
+/// Quotes a CSV field when needed, and defuses leading characters spreadsheets would evaluate.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_or_dates() {
+        assert_eq!(parse_time("1970-01-02", false).unwrap(), 86_400);
+        assert_eq!(parse_time("1970-01-02", true).unwrap(), 2 * 86_400);
+        assert_eq!(parse_time("1970-01-01T00:01:00Z", true).unwrap(), 60);
+        assert!(parse_time("yesterday", false).is_err());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+}
