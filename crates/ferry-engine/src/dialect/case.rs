@@ -1,0 +1,155 @@
+//! The signing case of `SIGNING.md`: one request described in JSON, signed by one dialect, so
+//! that any published vector or SDK output can be checked against the engine without Rust.
+//! `examples/sign.rs` reads a case on stdin and prints [`CaseOutput`].
+
+use serde::{Deserialize, Serialize};
+
+use super::{SignError, SigningCredentials, UnsignedRequest, s3};
+use crate::secret::Secret;
+
+/// Credentials of a case.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: Secret,
+    /// Security token, if any.
+    #[serde(default)]
+    pub security_token: Option<Secret>,
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::from)
+    }
+}
+
+/// One request to sign.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    /// `s3`, `oss` or `obs`.
+    pub dialect: String,
+    /// HTTP method.
+    pub method: String,
+    /// URL as sent on the wire.
+    pub url: String,
+    /// Headers in order.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD` (s3 only).
+    #[serde(default)]
+    pub payload_sha256: Option<String>,
+    /// Signing region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Signing service (s3: default `s3`).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Signing time, `YYYYMMDDTHHMMSSZ`.
+    pub time: String,
+    /// Who signs.
+    pub credentials: CaseCredentials,
+    /// Produce a presigned URL valid this many seconds instead of a header.
+    #[serde(default)]
+    pub presign_expires: Option<u64>,
+    /// Bucket (oss / obs canonical resource).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Object key, unencoded (oss / obs).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// OSS V4 `AdditionalHeaders`.
+    #[serde(default)]
+    pub additional_headers: Vec<String>,
+}
+
+/// What signing a case produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseOutput {
+    /// Canonical request (s3 / oss V4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_request: Option<String>,
+    /// The string that was signed.
+    pub string_to_sign: String,
+    /// The signature.
+    pub signature: String,
+    /// `Authorization` header (header mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// Presigned URL (presign mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Every header to send, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a case could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaseError {
+    /// The JSON does not describe a case.
+    #[error("malformed case: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A field has a value the dialect cannot use.
+    #[error("{0}")]
+    Sign(#[from] SignError),
+    /// The dialect is not one the engine has.
+    #[error("unsupported dialect {0:?} (this build signs: s3)")]
+    Dialect(String),
+    /// A required field is missing for this dialect.
+    #[error("missing field {0:?} for this dialect")]
+    Missing(&'static str),
+}
+
+/// Signs a case.
+pub fn sign_case(case: &Case) -> Result<CaseOutput, CaseError> {
+    let time = s3::parse_amz_date(&case.time)?;
+    let request = UnsignedRequest {
+        method: case.method.clone(),
+        url: case.url.clone(),
+        headers: case.headers.clone(),
+    };
+    let credentials = SigningCredentials {
+        access_key_id: case.credentials.access_key_id.clone(),
+        secret_access_key: case.credentials.secret_access_key.clone(),
+        security_token: case.credentials.security_token.clone(),
+    };
+    match case.dialect.as_str() {
+        "s3" => {
+            let region = case.region.as_deref().ok_or(CaseError::Missing("region"))?;
+            let scope = s3::Scope {
+                region,
+                service: case.service.as_deref().unwrap_or("s3"),
+                time,
+            };
+            let signed = match case.presign_expires {
+                Some(expires) => {
+                    let payload = case
+                        .payload_sha256
+                        .as_deref()
+                        .unwrap_or(s3::UNSIGNED_PAYLOAD);
+                    s3::presign(&request, &credentials, &scope, payload, expires)?
+                }
+                None => {
+                    let payload = case.payload_sha256.as_deref().unwrap_or(s3::EMPTY_SHA256);
+                    s3::sign(&request, &credentials, &scope, payload)?
+                }
+            };
+            Ok(CaseOutput {
+                canonical_request: Some(signed.canonical_request),
+                string_to_sign: signed.string_to_sign,
+                signature: signed.signature,
+                url: case.presign_expires.map(|_| signed.url),
+                authorization: signed.authorization,
+                headers: signed.headers,
+            })
+        }
+        other => Err(CaseError::Dialect(other.to_owned())),
+    }
+}
+
+/// Parses a case from JSON and signs it.
+pub fn sign_json(json: &str) -> Result<CaseOutput, CaseError> {
+    sign_case(&serde_json::from_str(json)?)
+}
