@@ -1,0 +1,5 @@
+//! End-to-end tests across Ferry's parts, against a real server on `127.0.0.1:0`.
+
+mod aws_cli;
+mod server_api;
+mod store_rules;
