@@ -1,0 +1,115 @@
+//! System tools the tests use, installed when missing: Debian packages through apt, Python
+//! tools through pip. Each check is cheap, so a machine that has everything pays nothing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the Debian packages that are not installed yet (one `apt-get update` first).
+#[allow(dead_code)] // The desktop app (#4) brings the first apt packages.
+pub(crate) fn ensure_apt(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !succeeds("dpkg-query", &["-W", "-f=${Status}", p]) || !installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !succeeds("apt-get", &["--version"]) {
+        bail!("missing system packages {missing:?}; install them with your package manager");
+    }
+    let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let mut all: Vec<&str> = sudo.clone();
+        all.extend_from_slice(args);
+        let (program, rest) = all.split_first().expect("a command");
+        eprintln!("==> {}", all.join(" "));
+        let status = Command::new(program)
+            .args(rest)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .with_context(|| format!("starting {program}"))?;
+        if !status.success() {
+            bail!("{} failed ({status})", all.join(" "));
+        }
+        Ok(())
+    };
+    run(&["apt-get", "update", "-q"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend(missing.iter().copied());
+    run(&install)
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+/// The directory pip installs scripts into, so a fresh `aws` is found without a shell rehash.
+fn python_scripts_dir() -> Option<PathBuf> {
+    let output = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+/// PATH with `dir` first.
+fn path_with(dir: Option<PathBuf>) -> OsString {
+    let mut paths: Vec<PathBuf> = dir.into_iter().collect();
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap_or_else(|_| std::env::var_os("PATH").unwrap_or_default())
+}
+
+/// The `aws` CLI (pip `awscli`), used by the end-to-end tests as an independent S3 client.
+fn ensure_aws_cli(path: &OsString) -> anyhow::Result<()> {
+    if aws_works(path) {
+        return Ok(());
+    }
+    eprintln!("==> python3 -m pip install awscli");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "awscli"])
+        .status()
+        .context("starting pip")?;
+    if !status.success() || !aws_works(path) {
+        bail!("could not install the aws CLI with pip (python3 -m pip install awscli)");
+    }
+    Ok(())
+}
+
+fn aws_works(path: &OsString) -> bool {
+    Command::new("aws")
+        .arg("--version")
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Everything `cargo xtask test` needs besides Rust; returns the PATH tests must run with
+/// (pip's script directory first, so a freshly installed `aws` is found).
+pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
+    let path = path_with(python_scripts_dir());
+    ensure_aws_cli(&path)?;
+    Ok(path)
+}
