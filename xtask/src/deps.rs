@@ -60,13 +60,19 @@ fn installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
 }
 
 /// The directory pip installs scripts into, so a fresh `aws` is found without a shell rehash.
 fn python_scripts_dir() -> Option<PathBuf> {
     let output = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
         .output()
         .ok()?;
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
@@ -76,7 +82,9 @@ fn python_scripts_dir() -> Option<PathBuf> {
 /// PATH with `dir` first.
 fn path_with(dir: Option<PathBuf>) -> OsString {
     let mut paths: Vec<PathBuf> = dir.into_iter().collect();
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap_or_else(|_| std::env::var_os("PATH").unwrap_or_default())
 }
 
@@ -87,7 +95,14 @@ fn ensure_aws_cli(path: &OsString) -> anyhow::Result<()> {
     }
     eprintln!("==> python3 -m pip install awscli");
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "awscli"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "awscli",
+        ])
         .status()
         .context("starting pip")?;
     if !status.success() || !aws_works(path) {

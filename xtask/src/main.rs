@@ -12,22 +12,29 @@ const USAGE: &str = "usage: cargo xtask <run | test>
   run    build and start ferry-server with the embedded store and demo accounts
   test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests";
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let task = std::env::args().nth(1).unwrap_or_default();
     let root = root();
-    match task.as_str() {
+    let result = match task.as_str() {
         "test" => test(&root),
         "run" => run(&root),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
         }
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
     }
 }
 
 /// The repository root (the parent of `xtask/`).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the repository").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the repository")
+        .to_owned()
 }
 
 /// Runs a command in `dir`, echoing it, and fails with its exit status.
@@ -67,10 +74,29 @@ fn test(root: &Path) -> anyhow::Result<()> {
     let path = deps::ensure_test_tools()?;
     let cargo = cargo();
     step(root, &cargo, &["fmt", "--all", "--", "--check"])?;
-    step(root, &cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    step(
+        root,
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     step(root, &cargo, &["build", "--workspace", "--all-targets"])?;
-    step_with_path(root, &cargo, &["test", "--workspace", "--no-fail-fast"], Some(&path))?;
-    eprintln!("==> all checks passed in {:.0} s", started.elapsed().as_secs_f64());
+    step_with_path(
+        root,
+        &cargo,
+        &["test", "--workspace", "--no-fail-fast"],
+        Some(&path),
+    )?;
+    eprintln!(
+        "==> all checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -97,7 +123,15 @@ Try it once the addresses and demo passwords are printed below:
         data_dir.display()
     );
     let status = Command::new(server)
-        .args(["serve", "--demo", "--listen", &api, "--store-listen", &store, "--data-dir"])
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            &api,
+            "--store-listen",
+            &store,
+            "--data-dir",
+        ])
         .arg(&data_dir)
         .status()
         .context("starting ferry-server")?;

@@ -152,7 +152,7 @@ impl Uploads {
             })
             .await?;
         match recorded {
-            Recorded::Row(row) => Ok(record(row)),
+            Recorded::Row(row) => Ok(record(*row)),
             Recorded::Conflict => Err(Error::Conflict(c.upload_id)),
         }
     }

@@ -158,7 +158,7 @@ pub(crate) struct ClientConfirmation {
 #[derive(Debug)]
 pub(crate) enum Recorded {
     /// Newly confirmed, or confirmed before with the same contents.
-    Row(StoredUpload),
+    Row(Box<StoredUpload>),
     /// The upload id was confirmed before for another object.
     Conflict,
 }
@@ -174,7 +174,7 @@ impl Db {
                     && row.key == c.key
                     && row.etag == c.etag
                     && row.size == c.size;
-                return Ok(if same { Recorded::Row(row) } else { Recorded::Conflict });
+                return Ok(if same { Recorded::Row(Box::new(row)) } else { Recorded::Conflict });
             }
             let store_row: Option<i64> = tx
                 .query_row(
@@ -219,7 +219,7 @@ impl Db {
             let row = upload_by(&tx, "h.id = ?1", id.into())?
                 .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
-            Ok(Recorded::Row(row))
+            Ok(Recorded::Row(Box::new(row)))
         })
         .await
     }

@@ -174,7 +174,7 @@ mod tests {
             .unwrap();
         assert_eq!(size, 12);
         assert_eq!(blobs.read(&joined).await.unwrap(), b"hello world!");
-        assert_eq!(blobs.sweep(&[joined.clone()]).unwrap(), 2);
+        assert_eq!(blobs.sweep(std::slice::from_ref(&joined)).unwrap(), 2);
         assert!(blobs.read(&a.name).await.is_err());
         assert!(blobs.read(&joined).await.is_ok());
     }

@@ -27,7 +27,12 @@ fn user_command(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferry-server");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
@@ -40,7 +45,14 @@ fn user_command(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool
 /// Starts `serve` and reads its start-up lines until `want` of them arrived (bounded in time).
 fn serve(data_dir: &std::path::Path, extra: &[&str], want: usize) -> (Running, Vec<String>) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--store-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())
@@ -70,7 +82,10 @@ fn serve(data_dir: &std::path::Path, extra: &[&str], want: usize) -> (Running, V
 }
 
 fn sign_in(api: &str, user: &str, password: &str) -> u16 {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     client
         .post(format!("{api}/api/v1/sessions"))
         .json(&serde_json::json!({"username": user, "password": password}))
@@ -84,11 +99,18 @@ fn sign_in(api: &str, user: &str, password: &str) -> u16 {
 fn serve_prints_addresses_and_demo_accounts_that_work() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, lines) = serve(dir.path(), &["--demo"], 5);
-    let api = lines[0].strip_prefix("api: http://127.0.0.1:").expect("api line");
+    let api = lines[0]
+        .strip_prefix("api: http://127.0.0.1:")
+        .expect("api line");
     assert!(api.parse::<u16>().unwrap() > 0, "{lines:?}");
-    let store = lines[1].strip_prefix("store: http://127.0.0.1:").expect("store line");
+    let store = lines[1]
+        .strip_prefix("store: http://127.0.0.1:")
+        .expect("store line");
     assert!(store.parse::<u16>().unwrap() > 0);
-    let alice = lines.iter().find(|l| l.starts_with("demo account: alice / ")).expect("alice");
+    let alice = lines
+        .iter()
+        .find(|l| l.starts_with("demo account: alice / "))
+        .expect("alice");
     let password = alice.split(' ').nth(4).unwrap();
     let api = format!("http://127.0.0.1:{api}");
     assert_eq!(sign_in(&api, "alice", password), 201);
@@ -99,7 +121,11 @@ fn serve_prints_addresses_and_demo_accounts_that_work() {
         if path.is_file() {
             let bytes = std::fs::read(&path).unwrap();
             let hay = String::from_utf8_lossy(&bytes);
-            assert!(!hay.contains(password), "{} holds a demo password", path.display());
+            assert!(
+                !hay.contains(password),
+                "{} holds a demo password",
+                path.display()
+            );
         }
     }
 }
@@ -153,11 +179,19 @@ fn settings_come_from_a_toml_file_and_bad_ones_are_refused() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("grant-ttl"));
 
     std::fs::write(&config, "unknown_setting = 1\n").unwrap();
-    let output = Command::new(BIN).args(["serve", "--config"]).arg(&config).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown"));
 
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nstore_listen = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nstore_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
@@ -168,7 +202,9 @@ fn settings_come_from_a_toml_file_and_bad_ones_are_refused() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     let _server = Running(child);
     assert!(first.starts_with("api: http://127.0.0.1:"), "{first}");
 }
