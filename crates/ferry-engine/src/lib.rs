@@ -3,5 +3,14 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod credentials;
 pub mod dialect;
+mod error;
+pub mod events;
+pub mod journal;
+pub mod keychain;
 pub mod secret;
+pub mod session;
+
+pub use crate::error::{Error, Result};

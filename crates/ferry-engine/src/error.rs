@@ -1,0 +1,142 @@
+//! The engine's error type: variants that mean something, sources kept, and a stable
+//! [`Error::code`] for front ends (`{code, message}` in the UI, exit messages in the CLI).
+
+use ferry_protocol::ErrorCode;
+
+/// Everything an engine operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No OS keychain (no Secret Service, locked keyring); secrets may be kept in memory only
+    /// if the user opts in.
+    #[error("the OS keychain is not available: {0}")]
+    KeychainUnavailable(String),
+    /// Not signed in, or the session ended.
+    #[error("not signed in")]
+    SignedOut,
+    /// The app server answered with an error.
+    #[error("{operation}: {message} ({code})")]
+    Server {
+        /// What the engine was doing.
+        operation: &'static str,
+        /// The server's stable code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The app server or the store could not be reached, or the connection broke.
+    #[error("{operation}: cannot reach {target}: {source}")]
+    Network {
+        /// What the engine was doing.
+        operation: &'static str,
+        /// The host it talked to.
+        target: String,
+        /// The cause.
+        source: reqwest::Error,
+    },
+    /// The object store refused a request.
+    #[error("{operation}: the store answered {status} {code}: {message}")]
+    Storage {
+        /// The S3 operation.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The store's error code (`AccessDenied`, `NoSuchUpload`, …).
+        code: String,
+        /// The store's message.
+        message: String,
+    },
+    /// The local file cannot be uploaded as it is.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Stable code: `file_missing`, `file_unreadable`, `file_changed`, `name_not_utf8`, ….
+        code: &'static str,
+        /// Words for people.
+        reason: String,
+    },
+    /// The journal failed.
+    #[error("journal: {0}")]
+    Journal(#[from] rusqlite::Error),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] crate::dialect::SignError),
+    /// The upload finished but its ETag is not the one computed locally.
+    #[error("the store's ETag {got} differs from the local {expected}")]
+    IntegrityMismatch {
+        /// What the file's bytes give.
+        expected: String,
+        /// What the store answered.
+        got: String,
+    },
+    /// A reply could not be understood.
+    #[error("{operation}: unexpected reply: {detail}")]
+    Protocol {
+        /// What the engine was doing.
+        operation: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the engine was doing.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::KeychainUnavailable(_) => "keychain_unavailable",
+            Self::SignedOut => "signed_out",
+            Self::Server { code, .. } => code.as_str(),
+            Self::Network { .. } => "network",
+            Self::Storage { .. } => "storage",
+            Self::File { code, .. } => code,
+            Self::Journal(_) => "journal",
+            Self::Sign(_) => "signing",
+            Self::IntegrityMismatch { .. } => "integrity",
+            Self::Protocol { .. } => "protocol",
+            Self::Io { .. } => "io",
+        }
+    }
+
+    /// Whether trying again later may succeed (network trouble, 5xx, 429, throttling).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network { .. } => true,
+            Self::Server { status, .. } | Self::Storage { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
+            Self::Io { .. } => false,
+            _ => false,
+        }
+    }
+
+    /// Whether the session is gone and the user has to sign in again.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(
+            self,
+            Self::SignedOut
+                | Self::Server {
+                    code: ErrorCode::SessionExpired | ErrorCode::Unauthenticated,
+                    ..
+                }
+        )
+    }
+
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// Result with the engine's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

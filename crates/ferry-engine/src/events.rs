@@ -1,0 +1,74 @@
+//! What the engine tells its front ends. Events leave through a closure so the engine does not
+//! know who listens (a Tauri window, a CLI progress bar, a test).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::journal::FileState;
+
+/// An error as front ends show it: a stable code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    /// Stable code (`file_missing`, `network`, `storage`, …).
+    pub code: String,
+    /// Words for people.
+    pub message: String,
+}
+
+impl From<&crate::Error> for ErrorInfo {
+    fn from(err: &crate::Error) -> Self {
+        Self { code: err.code().to_owned(), message: err.to_string() }
+    }
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// Bytes of a file acknowledged by the store (at most 10 a second per file).
+    Progress {
+        /// Journal id of the file.
+        file_id: i64,
+        /// Bytes sent and acknowledged.
+        bytes: u64,
+        /// File size.
+        total: u64,
+        /// Recent rate, bytes per second.
+        rate: u64,
+        /// Seconds left at that rate.
+        eta_secs: Option<u64>,
+    },
+    /// A file changed state.
+    State {
+        /// Journal id of the file.
+        file_id: i64,
+        /// The new state.
+        state: FileState,
+        /// Why, for failed and skipped files.
+        error: Option<ErrorInfo>,
+    },
+    /// New storage credentials arrived.
+    CredentialsRefreshed {
+        /// When they expire.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// Getting new credentials failed; the old ones are used while they last.
+    CredentialsRefreshFailed {
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// The session ended: uploads pause until the user signs in again.
+    SessionExpired,
+}
+
+/// Where events go.
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// A sink that drops everything.
+pub fn discard() -> EventSink {
+    Arc::new(|_| {})
+}

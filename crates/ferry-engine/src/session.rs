@@ -1,0 +1,124 @@
+//! Signing in and out of an app server. The session token lives in the keychain (never on
+//! disk) under the server's URL, so a restart finds it again.
+
+use std::sync::{Arc, RwLock};
+
+use ferry_protocol::{Session as WireSession, User};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::api::ApiClient;
+use crate::error::{Error, Result};
+use crate::keychain::Keychain;
+use crate::secret::Secret;
+
+/// What the keychain keeps of a session.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    user: User,
+}
+
+/// The signed-in state of one app server.
+pub struct Session {
+    api: ApiClient,
+    keychain: Arc<dyn Keychain>,
+    current: RwLock<Option<(Secret, User, OffsetDateTime)>>,
+}
+
+fn entry_name(server: &str) -> String {
+    format!("session:{server}")
+}
+
+impl Session {
+    /// A signed-out session for `api`'s server.
+    pub fn new(api: ApiClient, keychain: Arc<dyn Keychain>) -> Self {
+        Self { api, keychain, current: RwLock::new(None) }
+    }
+
+    /// The API client.
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
+    /// The keychain secrets are kept in.
+    pub fn keychain(&self) -> &Arc<dyn Keychain> {
+        &self.keychain
+    }
+
+    /// Signs in and keeps the token in the keychain.
+    pub async fn sign_in(&self, username: &str, password: &Secret, device: &str) -> Result<User> {
+        let WireSession { token, expires_at, user } =
+            self.api.sign_in(username, password, device).await?;
+        let stored = Stored { token: token.clone(), expires_at, user: user.clone() };
+        let json = serde_json::to_string(&stored).map_err(|e| Error::Protocol {
+            operation: "storing the session",
+            detail: e.to_string(),
+        })?;
+        self.keychain.set(&entry_name(self.api.base()), &Secret::new(json))?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((Secret::new(token), user.clone(), expires_at));
+        Ok(user)
+    }
+
+    /// Restores the session kept in the keychain, if it is still valid on the server.
+    pub async fn restore(&self) -> Result<Option<User>> {
+        let Some(json) = self.keychain.get(&entry_name(self.api.base()))? else {
+            return Ok(None);
+        };
+        let Ok(stored) = serde_json::from_str::<Stored>(json.expose()) else {
+            self.keychain.delete(&entry_name(self.api.base()))?;
+            return Ok(None);
+        };
+        let token = Secret::new(stored.token);
+        match self.api.whoami(&token).await {
+            Ok(user) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some((token, user.clone(), stored.expires_at));
+                Ok(Some(user))
+            }
+            Err(err) if err.needs_sign_in() => {
+                self.keychain.delete(&entry_name(self.api.base()))?;
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Ends the session here and on the server (best effort there).
+    pub async fn sign_out(&self) -> Result<()> {
+        let token = self.current.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((token, _, _)) = token {
+            if let Err(err) = self.api.sign_out(&token).await {
+                tracing::warn!(error = %err, "the server did not take the sign-out");
+            }
+        }
+        self.keychain.delete(&entry_name(self.api.base()))
+    }
+
+    /// Forgets the session locally after the server said it ended.
+    pub fn expired(&self) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The bearer token, or [`Error::SignedOut`].
+    pub fn token(&self) -> Result<Secret> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(token, _, _)| token.clone())
+            .ok_or(Error::SignedOut)
+    }
+
+    /// The signed-in user and when the session ends.
+    pub fn user(&self) -> Option<(User, OffsetDateTime)> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, user, expires)| (user.clone(), *expires))
+    }
+}
