@@ -21,7 +21,9 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("base", &self.base).finish()
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -37,7 +39,10 @@ impl ApiClient {
                 target: base.to_owned(),
                 source,
             })?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned() })
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// The server's base URL.
@@ -50,20 +55,38 @@ impl ApiClient {
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<T> {
-        let network = |source| Error::Network { operation, target: self.base.clone(), source };
+        let network = |source| Error::Network {
+            operation,
+            target: self.base.clone(),
+            source,
+        };
         let response = request.send().await.map_err(network)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(network)?;
         if (200..300).contains(&status) {
-            let body = if body.is_empty() { b"null".as_slice() } else { &body };
-            return serde_json::from_slice(body)
-                .map_err(|e| Error::Protocol { operation, detail: e.to_string() });
+            let body = if body.is_empty() {
+                b"null".as_slice()
+            } else {
+                &body
+            };
+            return serde_json::from_slice(body).map_err(|e| Error::Protocol {
+                operation,
+                detail: e.to_string(),
+            });
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(err) => (err.code, err.message),
-            Err(_) => (ErrorCode::Unknown, String::from_utf8_lossy(&body).chars().take(200).collect()),
+            Err(_) => (
+                ErrorCode::Unknown,
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
         };
-        Err(Error::Server { operation, code, message, status })
+        Err(Error::Server {
+            operation,
+            code,
+            message,
+            status,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -71,26 +94,42 @@ impl ApiClient {
     }
 
     /// `POST /sessions`.
-    pub async fn sign_in(&self, username: &str, password: &Secret, device: &str) -> Result<WireSession> {
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &Secret,
+        device: &str,
+    ) -> Result<WireSession> {
         let body = SignIn {
             username: username.into(),
             password: password.expose().into(),
             device: Some(device.into()),
         };
-        self.send("signing in", self.http.post(self.url("/sessions")).json(&body)).await
+        self.send(
+            "signing in",
+            self.http.post(self.url("/sessions")).json(&body),
+        )
+        .await
     }
 
     /// `GET /sessions/current`.
     pub async fn whoami(&self, token: &Secret) -> Result<User> {
-        self.send("checking the session", self.http.get(self.url("/sessions/current")).bearer_auth(token.expose()))
-            .await
+        self.send(
+            "checking the session",
+            self.http
+                .get(self.url("/sessions/current"))
+                .bearer_auth(token.expose()),
+        )
+        .await
     }
 
     /// `DELETE /sessions/current`.
     pub async fn sign_out(&self, token: &Secret) -> Result<()> {
         self.send::<()>(
             "signing out",
-            self.http.delete(self.url("/sessions/current")).bearer_auth(token.expose()),
+            self.http
+                .delete(self.url("/sessions/current"))
+                .bearer_auth(token.expose()),
         )
         .await
     }
@@ -99,23 +138,41 @@ impl ApiClient {
     pub async fn grant(&self, token: &Secret, request: &GrantRequest) -> Result<Grant> {
         self.send(
             "getting storage credentials",
-            self.http.post(self.url("/grants")).bearer_auth(token.expose()).json(request),
+            self.http
+                .post(self.url("/grants"))
+                .bearer_auth(token.expose())
+                .json(request),
         )
         .await
     }
 
     /// `POST /uploads`.
-    pub async fn confirm(&self, token: &Secret, confirmation: &Confirmation) -> Result<UploadRecord> {
+    pub async fn confirm(
+        &self,
+        token: &Secret,
+        confirmation: &Confirmation,
+    ) -> Result<UploadRecord> {
         self.send(
             "confirming the upload",
-            self.http.post(self.url("/uploads")).bearer_auth(token.expose()).json(confirmation),
+            self.http
+                .post(self.url("/uploads"))
+                .bearer_auth(token.expose())
+                .json(confirmation),
         )
         .await
     }
 
     /// `GET /uploads` with a raw query string (`user=…&limit=…`).
     pub async fn history(&self, token: &Secret, query: &str) -> Result<UploadPage> {
-        let url = if query.is_empty() { self.url("/uploads") } else { format!("{}?{query}", self.url("/uploads")) };
-        self.send("reading history", self.http.get(url).bearer_auth(token.expose())).await
+        let url = if query.is_empty() {
+            self.url("/uploads")
+        } else {
+            format!("{}?{query}", self.url("/uploads"))
+        };
+        self.send(
+            "reading history",
+            self.http.get(url).bearer_auth(token.expose()),
+        )
+        .await
     }
 }

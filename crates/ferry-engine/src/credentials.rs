@@ -67,14 +67,19 @@ impl Credentials {
 
     /// Now, on the store's clock.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Learns the store's clock from its `Date` after it said our time is off.
     pub fn correct_clock(&self, server_now: OffsetDateTime) {
         let offset = server_now - OffsetDateTime::now_utc();
-        self.offset_ms.store(offset.whole_milliseconds() as i64, Ordering::Relaxed);
-        tracing::info!(offset_ms = offset.whole_milliseconds() as i64, "clock offset corrected");
+        self.offset_ms
+            .store(offset.whole_milliseconds() as i64, Ordering::Relaxed);
+        tracing::info!(
+            offset_ms = offset.whole_milliseconds() as i64,
+            "clock offset corrected"
+        );
     }
 
     /// How many grants were fetched so far.
@@ -84,7 +89,11 @@ impl Credentials {
 
     /// When the current grant expires, if there is one.
     pub async fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.cached.lock().await.as_ref().map(|c| c.grant.expires_at)
+        self.cached
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| c.grant.expires_at)
     }
 
     /// A grant good for now, fetching a new one when the current one is due.
@@ -122,33 +131,54 @@ impl Credentials {
     /// Drops the grant here and in the keychain (sign-out).
     pub async fn forget(&self) -> Result<()> {
         *self.cached.lock().await = None;
-        self.session.keychain().delete(&keychain_name(self.session.api().base()))
+        self.session
+            .keychain()
+            .delete(&keychain_name(self.session.api().base()))
     }
 
     fn from_keychain(&self) -> Option<Cached> {
-        let json = self.session.keychain().get(&keychain_name(self.session.api().base())).ok()??;
+        let json = self
+            .session
+            .keychain()
+            .get(&keychain_name(self.session.api().base()))
+            .ok()??;
         let (grant, received_at): (Grant, i64) = serde_json::from_str(json.expose()).ok()?;
         let received_at = OffsetDateTime::from_unix_timestamp(received_at).ok()?;
-        Some(Cached { grant: Arc::new(grant), received_at })
+        Some(Cached {
+            grant: Arc::new(grant),
+            received_at,
+        })
     }
 
     /// Fetches a new grant (the caller holds the lock: one refresh at a time). When that fails
     /// and `old` is still valid, it is kept and the failure reported.
     async fn fetch(&self, old: Option<&Cached>) -> Result<Cached> {
         let token = self.session.token()?;
-        let request = GrantRequest { ttl_seconds: self.ttl };
+        let request = GrantRequest {
+            ttl_seconds: self.ttl,
+        };
         match self.session.api().grant(&token, &request).await {
             Ok(grant) => {
                 let received_at = self.now();
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::to_string(&(&grant, received_at.unix_timestamp()))
-                    .map_err(|e| Error::Protocol { operation: "storing the grant", detail: e.to_string() })?;
-                self.session
-                    .keychain()
-                    .set(&keychain_name(self.session.api().base()), &Secret::new(json))?;
+                let json = serde_json::to_string(&(&grant, received_at.unix_timestamp())).map_err(
+                    |e| Error::Protocol {
+                        operation: "storing the grant",
+                        detail: e.to_string(),
+                    },
+                )?;
+                self.session.keychain().set(
+                    &keychain_name(self.session.api().base()),
+                    &Secret::new(json),
+                )?;
                 tracing::info!(expires_at = %grant.expires_at, "storage credentials refreshed");
-                (self.events)(Event::CredentialsRefreshed { expires_at: grant.expires_at });
-                Ok(Cached { grant: Arc::new(grant), received_at })
+                (self.events)(Event::CredentialsRefreshed {
+                    expires_at: grant.expires_at,
+                });
+                Ok(Cached {
+                    grant: Arc::new(grant),
+                    received_at,
+                })
             }
             Err(err) => {
                 if err.needs_sign_in() {
@@ -156,9 +186,13 @@ impl Credentials {
                     (self.events)(Event::SessionExpired);
                     return Err(err);
                 }
-                (self.events)(Event::CredentialsRefreshFailed { error: (&err).into() });
+                (self.events)(Event::CredentialsRefreshFailed {
+                    error: (&err).into(),
+                });
                 match old {
-                    Some(old) if old.grant.expires_at > self.now() + Duration::from_secs(5) => Ok(old.clone()),
+                    Some(old) if old.grant.expires_at > self.now() + Duration::from_secs(5) => {
+                        Ok(old.clone())
+                    }
                     _ => Err(err),
                 }
             }
@@ -185,7 +219,10 @@ mod tests {
             policy: serde_json::Value::Null,
             callback: None,
         };
-        Cached { grant: Arc::new(grant), received_at }
+        Cached {
+            grant: Arc::new(grant),
+            received_at,
+        }
     }
 
     #[test]

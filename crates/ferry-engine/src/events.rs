@@ -19,7 +19,10 @@ pub struct ErrorInfo {
 
 impl From<&crate::Error> for ErrorInfo {
     fn from(err: &crate::Error) -> Self {
-        Self { code: err.code().to_owned(), message: err.to_string() }
+        Self {
+            code: err.code().to_owned(),
+            message: err.to_string(),
+        }
     }
 }
 

@@ -30,7 +30,9 @@ const CHUNK: usize = 2000;
 
 fn unavailable(err: keyring::Error) -> Error {
     Error::KeychainUnavailable(match err {
-        keyring::Error::NoDefaultStore => "no credential store (is a Secret Service running?)".into(),
+        keyring::Error::NoDefaultStore => {
+            "no credential store (is a Secret Service running?)".into()
+        }
         keyring::Error::NoStorageAccess(_) => "the keyring is locked or access was refused".into(),
         keyring::Error::PlatformFailure(e) => format!("platform failure: {e}"),
         other => other.to_string(),
@@ -43,7 +45,9 @@ impl OsKeychain {
         if let Err(err) = keyring::Entry::store_status() {
             return Err(Error::KeychainUnavailable(err.to_string()));
         }
-        let keychain = Self { service: service.to_owned() };
+        let keychain = Self {
+            service: service.to_owned(),
+        };
         // A locked keyring only shows itself on use.
         keychain.get("probe").map(|_| keychain)
     }
@@ -71,9 +75,13 @@ impl Keychain for OsKeychain {
             return self.entry(name)?.set_password(text).map_err(unavailable);
         }
         for (i, chunk) in chunks.iter().enumerate() {
-            self.entry(&format!("{name}#{i}"))?.set_password(chunk).map_err(unavailable)?;
+            self.entry(&format!("{name}#{i}"))?
+                .set_password(chunk)
+                .map_err(unavailable)?;
         }
-        self.entry(name)?.set_password(&format!("chunks:{}", chunks.len())).map_err(unavailable)
+        self.entry(name)?
+            .set_password(&format!("chunks:{}", chunks.len()))
+            .map_err(unavailable)
     }
 
     fn get(&self, name: &str) -> Result<Option<Secret>> {
@@ -82,7 +90,10 @@ impl Keychain for OsKeychain {
             Err(keyring::Error::NoEntry) => return Ok(None),
             Err(err) => return Err(unavailable(err)),
         };
-        let Some(count) = head.strip_prefix("chunks:").and_then(|n| n.parse::<usize>().ok()) else {
+        let Some(count) = head
+            .strip_prefix("chunks:")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
             return Ok(Some(Secret::new(head)));
         };
         let mut text = String::new();
@@ -102,7 +113,10 @@ impl Keychain for OsKeychain {
             Err(keyring::Error::NoEntry) => return Ok(()),
             Err(err) => return Err(unavailable(err)),
         };
-        if let Some(count) = head.strip_prefix("chunks:").and_then(|n| n.parse::<usize>().ok()) {
+        if let Some(count) = head
+            .strip_prefix("chunks:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             for i in 0..count {
                 match self.entry(&format!("{name}#{i}"))?.delete_credential() {
                     Ok(()) | Err(keyring::Error::NoEntry) => {}
@@ -129,16 +143,27 @@ pub struct MemoryKeychain {
 
 impl Keychain for MemoryKeychain {
     fn set(&self, name: &str, value: &Secret) -> Result<()> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(name.into(), value.clone());
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.into(), value.clone());
         Ok(())
     }
 
     fn get(&self, name: &str) -> Result<Option<Secret>> {
-        Ok(self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned())
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned())
     }
 
     fn delete(&self, name: &str) -> Result<()> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         Ok(())
     }
 

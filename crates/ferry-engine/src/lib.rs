@@ -6,11 +6,15 @@
 pub mod api;
 pub mod credentials;
 pub mod dialect;
+mod engine;
 mod error;
 pub mod events;
 pub mod journal;
 pub mod keychain;
 pub mod secret;
 pub mod session;
+mod storage;
+pub mod transfer;
 
+pub use crate::engine::{Engine, EngineConfig};
 pub use crate::error::{Error, Result};

@@ -35,7 +35,11 @@ fn entry_name(server: &str) -> String {
 impl Session {
     /// A signed-out session for `api`'s server.
     pub fn new(api: ApiClient, keychain: Arc<dyn Keychain>) -> Self {
-        Self { api, keychain, current: RwLock::new(None) }
+        Self {
+            api,
+            keychain,
+            current: RwLock::new(None),
+        }
     }
 
     /// The API client.
@@ -50,14 +54,22 @@ impl Session {
 
     /// Signs in and keeps the token in the keychain.
     pub async fn sign_in(&self, username: &str, password: &Secret, device: &str) -> Result<User> {
-        let WireSession { token, expires_at, user } =
-            self.api.sign_in(username, password, device).await?;
-        let stored = Stored { token: token.clone(), expires_at, user: user.clone() };
+        let WireSession {
+            token,
+            expires_at,
+            user,
+        } = self.api.sign_in(username, password, device).await?;
+        let stored = Stored {
+            token: token.clone(),
+            expires_at,
+            user: user.clone(),
+        };
         let json = serde_json::to_string(&stored).map_err(|e| Error::Protocol {
             operation: "storing the session",
             detail: e.to_string(),
         })?;
-        self.keychain.set(&entry_name(self.api.base()), &Secret::new(json))?;
+        self.keychain
+            .set(&entry_name(self.api.base()), &Secret::new(json))?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) =
             Some((Secret::new(token), user.clone(), expires_at));
         Ok(user)
@@ -89,7 +101,11 @@ impl Session {
 
     /// Ends the session here and on the server (best effort there).
     pub async fn sign_out(&self) -> Result<()> {
-        let token = self.current.write().unwrap_or_else(|p| p.into_inner()).take();
+        let token = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some((token, _, _)) = token {
             if let Err(err) = self.api.sign_out(&token).await {
                 tracing::warn!(error = %err, "the server did not take the sign-out");

@@ -115,9 +115,19 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
 
 impl Journal {
     /// Adds a file as `Queued` (or `Skipped` with `skip` as reason); returns its id.
-    pub fn add(&self, path: &Path, key: &str, name: &str, skip: Option<(&str, &str)>) -> Result<i64> {
+    pub fn add(
+        &self,
+        path: &Path,
+        key: &str,
+        name: &str,
+        skip: Option<(&str, &str)>,
+    ) -> Result<i64> {
         self.with(|c| {
-            let state = if skip.is_some() { FileState::Skipped } else { FileState::Queued };
+            let state = if skip.is_some() {
+                FileState::Skipped
+            } else {
+                FileState::Queued
+            };
             c.execute(
                 "INSERT INTO files (path, display_path, key, name, state, error_code, error_message,
                      created_at, updated_at)
@@ -155,16 +165,21 @@ impl Journal {
     /// One file.
     pub fn file(&self, id: i64) -> Result<Option<FileRow>> {
         self.with(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM files WHERE id = ?1"), [id], file_from_row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM files WHERE id = ?1"),
+                [id],
+                file_from_row,
+            )
+            .optional()
         })
     }
 
     /// Every file, newest first, at most `limit`.
     pub fn files(&self, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {COLUMNS} FROM files ORDER BY id DESC LIMIT ?1"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM files ORDER BY id DESC LIMIT ?1"
+            ))?;
             stmt.query_map([limit as i64], file_from_row)?.collect()
         })
     }
@@ -178,7 +193,8 @@ impl Journal {
                     OR (state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?1)
                  ORDER BY id LIMIT ?2"
             ))?;
-            stmt.query_map(params![now(), limit as i64], file_from_row)?.collect()
+            stmt.query_map(params![now(), limit as i64], file_from_row)?
+                .collect()
         })
     }
 
@@ -197,8 +213,10 @@ impl Journal {
     pub fn counts(&self) -> Result<Vec<(FileState, u64)>> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT state, count(*) FROM files GROUP BY state")?;
-            stmt.query_map([], |r| Ok((FileState::parse(&r.get::<_, String>(0)?), r.get(1)?)))?
-                .collect()
+            stmt.query_map([], |r| {
+                Ok((FileState::parse(&r.get::<_, String>(0)?), r.get(1)?))
+            })?
+            .collect()
         })
     }
 
@@ -215,7 +233,12 @@ impl Journal {
     }
 
     /// Moves files in one of `from` to `to`; returns the ids moved.
-    pub fn move_states(&self, ids: Option<&[i64]>, from: &[FileState], to: FileState) -> Result<Vec<i64>> {
+    pub fn move_states(
+        &self,
+        ids: Option<&[i64]>,
+        from: &[FileState],
+        to: FileState,
+    ) -> Result<Vec<i64>> {
         self.with(|c| {
             let tx = c.transaction()?;
             let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
@@ -248,7 +271,9 @@ impl Journal {
                      error_message = ?3, next_retry_at = ?4, updated_at = ?5 WHERE id = ?1",
                 params![id, code, message, retry_at, now()],
             )?;
-            c.query_row("SELECT attempts FROM files WHERE id = ?1", [id], |r| r.get(0))
+            c.query_row("SELECT attempts FROM files WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
         })
     }
 
@@ -264,7 +289,14 @@ impl Journal {
     }
 
     /// Records a new multipart upload (before its first part is sent).
-    pub fn begin_multipart(&self, id: i64, upload_id: &str, part_size: u64, bucket: &str, key: &str) -> Result<()> {
+    pub fn begin_multipart(
+        &self,
+        id: i64,
+        upload_id: &str,
+        part_size: u64,
+        bucket: &str,
+        key: &str,
+    ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
@@ -317,14 +349,27 @@ impl Journal {
                 "SELECT number, size, etag, md5 FROM parts WHERE file_id = ?1 ORDER BY number",
             )?;
             stmt.query_map([id], |r| {
-                Ok(PartRow { number: r.get(0)?, size: r.get(1)?, etag: r.get(2)?, md5: r.get(3)? })
+                Ok(PartRow {
+                    number: r.get(0)?,
+                    size: r.get(1)?,
+                    etag: r.get(2)?,
+                    md5: r.get(3)?,
+                })
             })?
             .collect()
         })
     }
 
     /// The store has the whole object.
-    pub fn uploaded(&self, id: i64, bucket: &str, key: &str, etag: &str, checksum: &str, size: u64) -> Result<()> {
+    pub fn uploaded(
+        &self,
+        id: i64,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        checksum: &str,
+        size: u64,
+    ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
@@ -361,12 +406,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("journal.db");
         let journal = Journal::open(&db).unwrap();
-        let id = journal.add(Path::new("/tmp/a.bin"), "a.bin", "a.bin", None).unwrap();
+        let id = journal
+            .add(Path::new("/tmp/a.bin"), "a.bin", "a.bin", None)
+            .unwrap();
         assert_eq!(journal.runnable(10).unwrap().len(), 1);
         journal.set_state(id, FileState::Uploading).unwrap();
-        journal.begin_multipart(id, "up-1", 8, "b", "p/a.bin").unwrap();
-        journal.record_part(id, &PartRow { number: 2, size: 8, etag: "e2".into(), md5: "m2".into() }).unwrap();
-        journal.record_part(id, &PartRow { number: 1, size: 8, etag: "e1".into(), md5: "m1".into() }).unwrap();
+        journal
+            .begin_multipart(id, "up-1", 8, "b", "p/a.bin")
+            .unwrap();
+        journal
+            .record_part(
+                id,
+                &PartRow {
+                    number: 2,
+                    size: 8,
+                    etag: "e2".into(),
+                    md5: "m2".into(),
+                },
+            )
+            .unwrap();
+        journal
+            .record_part(
+                id,
+                &PartRow {
+                    number: 1,
+                    size: 8,
+                    etag: "e1".into(),
+                    md5: "m1".into(),
+                },
+            )
+            .unwrap();
         drop(journal);
 
         // As after kill -9: Uploading goes back to Queued, parts and upload id are kept.
@@ -375,13 +444,30 @@ mod tests {
         assert_eq!(row.state, FileState::Queued);
         assert_eq!(row.upload_id.as_deref(), Some("up-1"));
         assert_eq!(row.bytes_done, 16);
-        assert_eq!(journal.parts(id).unwrap().iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            journal
+                .parts(id)
+                .unwrap()
+                .iter()
+                .map(|p| p.number)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
 
         assert_eq!(journal.fail(id, "network", "reset", Some(0)).unwrap(), 1);
-        assert_eq!(journal.runnable(10).unwrap().len(), 1, "due retries are runnable");
+        assert_eq!(
+            journal.runnable(10).unwrap().len(),
+            1,
+            "due retries are runnable"
+        );
         journal.fail(id, "file_missing", "gone", None).unwrap();
-        assert!(journal.runnable(10).unwrap().is_empty(), "permanent failures wait for the user");
-        journal.uploaded(id, "b", "p/a.bin", "etag", "sha256:x", 16).unwrap();
+        assert!(
+            journal.runnable(10).unwrap().is_empty(),
+            "permanent failures wait for the user"
+        );
+        journal
+            .uploaded(id, "b", "p/a.bin", "etag", "sha256:x", 16)
+            .unwrap();
         assert!(journal.parts(id).unwrap().is_empty());
         journal.set_state(id, FileState::Confirmed).unwrap();
         assert!(journal.runnable(10).unwrap().is_empty());
@@ -391,7 +477,14 @@ mod tests {
     fn skipped_files_keep_their_reason() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-        let id = journal.add(Path::new("/x/\u{FFFD}"), "", "?", Some(("name_not_utf8", "not UTF-8"))).unwrap();
+        let id = journal
+            .add(
+                Path::new("/x/\u{FFFD}"),
+                "",
+                "?",
+                Some(("name_not_utf8", "not UTF-8")),
+            )
+            .unwrap();
         let row = journal.file(id).unwrap().unwrap();
         assert_eq!(row.state, FileState::Skipped);
         assert_eq!(row.error_code.as_deref(), Some("name_not_utf8"));

@@ -114,7 +114,17 @@ CREATE TABLE parts (
     PRIMARY KEY (file_id, number)
 );
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE abandoned (upload_id TEXT PRIMARY KEY, key TEXT NOT NULL, since INTEGER NOT NULL);
 "#];
+
+/// A multipart upload the engine began and no longer needs, still to be aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Full object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+}
 
 /// The journal database.
 pub struct Journal {
@@ -137,20 +147,64 @@ impl Journal {
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
-        conn.execute("UPDATE files SET state = 'queued' WHERE state = 'uploading'", [])?;
-        Ok(Self { conn: Mutex::new(conn) })
+        conn.execute(
+            "UPDATE files SET state = 'queued' WHERE state = 'uploading'",
+            [],
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&mut conn)?)
+    }
+
+    /// Remembers an upload to abort later.
+    pub fn abandon(&self, key: &str, upload_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO abandoned (upload_id, key, since) VALUES (?1, ?2, ?3)",
+                rusqlite::params![upload_id, key, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Uploads still to abort.
+    pub fn abandoned(&self) -> Result<Vec<Abandoned>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT key, upload_id FROM abandoned ORDER BY since")?;
+            stmt.query_map([], |r| {
+                Ok(Abandoned {
+                    key: r.get(0)?,
+                    upload_id: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// An abandoned upload was aborted.
+    pub fn forget_abandoned(&self, upload_id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM abandoned WHERE upload_id = ?1", [upload_id])?;
+            Ok(())
+        })
     }
 
     /// A setting, if set.
     pub fn setting(&self, name: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
         self.with(|c| {
-            c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).optional()
+            c.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
         })
     }
 

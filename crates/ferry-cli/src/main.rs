@@ -1,0 +1,311 @@
+//! `ferry`: sign in, upload files and folders with progress, and read status and history, over
+//! the same engine the desktop app uses.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ferry_engine::events::Event;
+use ferry_engine::journal::FileState;
+use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::secret::Secret;
+use ferry_engine::transfer::TransferSettings;
+use ferry_engine::{Engine, EngineConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Upload files to your organisation's storage"
+)]
+struct Cli {
+    /// Holds the journal and settings (never secrets).
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The app server; remembered after `login`.
+    #[arg(long, env = "FERRY_SERVER", global = true)]
+    server: Option<String>,
+    /// Keep secrets in memory only (no OS keychain): nothing survives this process.
+    #[arg(long, env = "FERRY_MEMORY_KEYCHAIN", global = true)]
+    memory_keychain: bool,
+    /// Limit upload bandwidth, bytes per second.
+    #[arg(long, env = "FERRY_BANDWIDTH", global = true)]
+    bandwidth: Option<u64>,
+    /// Ask for storage credentials this short-lived, in seconds.
+    #[arg(long, env = "FERRY_GRANT_TTL", global = true, hide = true)]
+    grant_ttl: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign in (password from FERRY_PASSWORD, stdin, or a prompt).
+    Login { user: String },
+    /// Upload files and folders (recursively) and wait until each is confirmed.
+    Upload {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show the queue.
+    Status,
+    /// Show upload history from the server.
+    History {
+        /// Everyone's uploads (admins).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Sign out and forget the credentials.
+    Logout,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ferry")
+}
+
+fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {
+    if memory {
+        return Ok(Arc::new(MemoryKeychain::default()));
+    }
+    let service = if cfg!(debug_assertions) {
+        "ferry-dev"
+    } else {
+        "ferry"
+    };
+    match OsKeychain::open(service) {
+        Ok(k) => Ok(Arc::new(k)),
+        Err(err) => bail!(
+            "{err} [{}]\nUse --memory-keychain to keep secrets in memory for this run only.",
+            err.code()
+        ),
+    }
+}
+
+fn read_password() -> anyhow::Result<Secret> {
+    if let Ok(p) = std::env::var("FERRY_PASSWORD") {
+        return Ok(Secret::new(p));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(Secret::new(rpassword::prompt_password("Password: ")?));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+fn device() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferry-cli".into())
+}
+
+struct Progress {
+    bar: ProgressBar,
+    sent: Mutex<HashMap<i64, u64>>,
+}
+
+fn progress_bar() -> Arc<Progress> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Arc::new(Progress {
+        bar,
+        sent: Mutex::new(HashMap::new()),
+    })
+}
+
+async fn upload(
+    engine: &Engine,
+    paths: &[PathBuf],
+    progress: &Arc<Progress>,
+) -> anyhow::Result<bool> {
+    for path in paths {
+        if std::fs::symlink_metadata(path).is_err() {
+            eprintln!("{}: no such file or folder", path.display());
+        }
+    }
+    let ids = engine.enqueue(paths)?;
+    let total: u64 = ids
+        .iter()
+        .filter_map(|id| engine.journal().file(*id).ok().flatten())
+        .filter_map(|r| std::fs::metadata(&r.path).ok().map(|m| m.len()))
+        .sum();
+    progress.bar.set_length(total);
+    engine.run_until_idle().await?;
+    progress.bar.finish_and_clear();
+    let mut all_confirmed = !ids.is_empty();
+    for id in ids {
+        let Some(row) = engine.journal().file(id)? else {
+            continue;
+        };
+        if row.state == FileState::Confirmed {
+            println!("confirmed  {}", row.object_key.unwrap_or(row.key));
+        } else {
+            all_confirmed = false;
+            println!(
+                "{:<10} {}: {}",
+                row.state.as_str(),
+                row.path.display(),
+                row.error_message.unwrap_or_default()
+            );
+        }
+    }
+    Ok(all_confirmed && paths.iter().all(|p| std::fs::symlink_metadata(p).is_ok()))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let remembered = std::fs::read_to_string(data_dir.join("server"))
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let server = cli
+        .server
+        .clone()
+        .or(remembered)
+        .unwrap_or_else(|| "http://127.0.0.1:8480".into());
+    let progress = progress_bar();
+    let events_progress = progress.clone();
+    let events = Arc::new(move |event: Event| match event {
+        Event::Progress { file_id, bytes, .. } => {
+            let mut sent = events_progress
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            sent.insert(file_id, bytes);
+            events_progress.bar.set_position(sent.values().sum());
+        }
+        Event::SessionExpired => events_progress
+            .bar
+            .println("the session expired: sign in again (ferry login)"),
+        _ => {}
+    });
+    let settings = TransferSettings {
+        bandwidth: cli.bandwidth,
+        ..TransferSettings::default()
+    };
+    let engine = Engine::open(EngineConfig {
+        data_dir: data_dir.clone(),
+        server: server.clone(),
+        keychain: keychain(cli.memory_keychain)?,
+        events,
+        transfer: settings,
+        grant_ttl: cli.grant_ttl,
+        device: device(),
+    })?;
+    match cli.command {
+        Command::Login { user } => {
+            let password = read_password()?;
+            let me = engine.sign_in(&user, &password, &device()).await?;
+            std::fs::write(data_dir.join("server"), &server).context("remembering the server")?;
+            println!(
+                "signed in to {server} as {} ({})",
+                me.name,
+                me.role.as_str()
+            );
+            Ok(true)
+        }
+        Command::Logout => {
+            engine.sign_out().await?;
+            println!("signed out");
+            Ok(true)
+        }
+        command => {
+            if engine.restore().await?.is_none() {
+                match (std::env::var("FERRY_USER"), cli.memory_keychain) {
+                    (Ok(user), _) => {
+                        engine.sign_in(&user, &read_password()?, &device()).await?;
+                    }
+                    _ => bail!("not signed in: run `ferry login USER` first"),
+                }
+            }
+            match command {
+                Command::Upload { paths } => upload(&engine, &paths, &progress).await,
+                Command::Status => {
+                    for (state, n) in engine.journal().counts()? {
+                        println!("{:<10} {n}", state.as_str());
+                    }
+                    for row in engine.files(20)? {
+                        println!(
+                            "{:<10} {:>12} {}",
+                            row.state.as_str(),
+                            row.size.unwrap_or(0),
+                            row.path.display()
+                        );
+                    }
+                    if let Some(at) = engine.credentials().expires_at().await {
+                        println!("credentials expire at {at}");
+                    }
+                    Ok(true)
+                }
+                Command::History { all } => {
+                    let query = if all { "limit=100" } else { "limit=100&user=" };
+                    let query = if all {
+                        query.to_owned()
+                    } else {
+                        let me = engine
+                            .session()
+                            .user()
+                            .map(|(u, _)| u.name)
+                            .unwrap_or_default();
+                        format!("{query}{me}")
+                    };
+                    for row in engine.history(&query).await?.items {
+                        println!(
+                            "{}  {:<8} {:>12}  {:<9} {}",
+                            row.completed_at,
+                            row.user,
+                            row.size,
+                            row.status.as_str(),
+                            row.key
+                        );
+                    }
+                    Ok(true)
+                }
+                Command::Login { .. } | Command::Logout => unreachable!("handled above"),
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The transfer scheduler: takes runnable files from the journal, uploads a few at a time with
+//! a global limit on parts in flight and a per-file limit, backs failed files off, confirms
+//! uploads to the app server, and obeys pause, resume and cancel.
+
+pub(crate) mod throttle;
+mod upload;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::error::{Error, Result};
+use crate::events::{ErrorInfo, Event, EventSink};
+use crate::journal::{FileRow, FileState, Journal};
+use crate::session::Session;
+use crate::storage::Storage;
+
+pub use self::upload::part_size;
+
+/// How uploads are shaped.
+#[derive(Debug, Clone)]
+pub struct TransferSettings {
+    /// Files uploading at once.
+    pub files: usize,
+    /// Parts in flight across all files.
+    pub parts: usize,
+    /// Parts in flight per file.
+    pub per_file_parts: usize,
+    /// Files below this size go up in one PUT.
+    pub single_put_threshold: u64,
+    /// Smallest part size (S3 needs ≥ 5 MiB).
+    pub min_part_size: u64,
+    /// Bytes per second across all uploads, when limited.
+    pub bandwidth: Option<u64>,
+    /// Failed attempts after which a file waits for the user.
+    pub max_attempts: u32,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        Self {
+            files: 4,
+            parts: 4,
+            per_file_parts: 4,
+            single_put_threshold: 16 * 1024 * 1024,
+            min_part_size: 8 * 1024 * 1024,
+            bandwidth: None,
+            max_attempts: 8,
+        }
+    }
+}
+
+/// What the upload tasks share.
+pub(crate) struct Shared {
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) storage: Storage,
+    pub(crate) session: Arc<Session>,
+    pub(crate) settings: TransferSettings,
+    pub(crate) parts: Arc<Semaphore>,
+    pub(crate) device: String,
+    pub(crate) device_id: String,
+}
+
+/// Backoff for a file's `attempts`-th failure: seconds, then minutes, capped at 10 minutes.
+pub fn file_backoff(attempts: u32) -> Duration {
+    Duration::from_secs((2u64 << attempts.min(9)).min(600))
+}
+
+struct Running {
+    task: tokio::task::AbortHandle,
+}
+
+/// Runs uploads from the journal.
+pub struct Transfer {
+    shared: Arc<Shared>,
+    events: EventSink,
+    running: Mutex<HashMap<i64, Running>>,
+    wake: Notify,
+    signed_out: AtomicBool,
+}
+
+/// What a `run_until_idle` left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Files confirmed.
+    pub confirmed: u64,
+    /// Files failed and waiting for the user.
+    pub failed: u64,
+    /// Files skipped.
+    pub skipped: u64,
+}
+
+impl Transfer {
+    pub(crate) fn new(
+        journal: Arc<Journal>,
+        storage: Storage,
+        session: Arc<Session>,
+        settings: TransferSettings,
+        events: EventSink,
+        device: String,
+        device_id: String,
+    ) -> Self {
+        let parts = Arc::new(Semaphore::new(settings.parts.max(1)));
+        Self {
+            shared: Arc::new(Shared {
+                journal,
+                storage,
+                session,
+                settings,
+                parts,
+                device,
+                device_id,
+            }),
+            events,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            signed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// Wakes the scheduler (new files, resumed files, signed in again).
+    pub fn wake(&self) {
+        self.signed_out.store(false, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit_state(&self, id: i64, state: FileState, error: Option<&Error>) {
+        (self.events)(Event::State {
+            file_id: id,
+            state,
+            error: error.map(ErrorInfo::from),
+        });
+    }
+
+    /// Pauses files (all when `ids` is `None`); their acknowledged parts are kept.
+    pub fn pause(&self, ids: Option<&[i64]>) -> Result<()> {
+        let from = [FileState::Queued, FileState::Uploading, FileState::Failed];
+        for id in self
+            .shared
+            .journal
+            .move_states(ids, &from, FileState::Paused)?
+        {
+            if let Some(r) = self.running().remove(&id) {
+                r.task.abort();
+            }
+            self.emit_state(id, FileState::Paused, None);
+        }
+        Ok(())
+    }
+
+    /// Resumes paused or failed files (all when `ids` is `None`).
+    pub fn resume(&self, ids: Option<&[i64]>) -> Result<()> {
+        let from = [FileState::Paused, FileState::Failed];
+        for id in self
+            .shared
+            .journal
+            .move_states(ids, &from, FileState::Queued)?
+        {
+            self.emit_state(id, FileState::Queued, None);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Cancels files for good and aborts their multipart uploads.
+    pub async fn cancel(&self, ids: Option<&[i64]>) -> Result<()> {
+        let from = [
+            FileState::Queued,
+            FileState::Uploading,
+            FileState::Paused,
+            FileState::Failed,
+        ];
+        for id in self
+            .shared
+            .journal
+            .move_states(ids, &from, FileState::Cancelled)?
+        {
+            if let Some(r) = self.running().remove(&id) {
+                r.task.abort();
+            }
+            if let Some(row) = self.shared.journal.file(id)? {
+                if let (Some(key), Some(upload_id)) = (&row.object_key, &row.upload_id) {
+                    self.shared.journal.abandon(key, upload_id)?;
+                }
+            }
+            self.emit_state(id, FileState::Cancelled, None);
+        }
+        self.abort_abandoned().await;
+        Ok(())
+    }
+
+    /// Aborts multipart uploads the engine began and no longer needs.
+    pub async fn abort_abandoned(&self) {
+        let Ok(list) = self.shared.journal.abandoned() else {
+            return;
+        };
+        for item in list {
+            match self.shared.storage.abort(&item.key, &item.upload_id).await {
+                Ok(()) => {
+                    let _ = self.shared.journal.forget_abandoned(&item.upload_id);
+                }
+                Err(err) => tracing::warn!(error = %err, "could not abort a stale upload yet"),
+            }
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, row: FileRow) {
+        let this = self.clone();
+        let id = row.id;
+        let task = tokio::spawn(async move { this.process(row).await });
+        self.running().insert(
+            id,
+            Running {
+                task: task.abort_handle(),
+            },
+        );
+    }
+
+    async fn process(self: Arc<Self>, row: FileRow) {
+        let id = row.id;
+        let result = self.upload_and_confirm(row).await;
+        self.running().remove(&id);
+        if let Err(err) = result {
+            self.failed(id, &err);
+        }
+        self.wake.notify_one();
+    }
+
+    async fn upload_and_confirm(&self, row: FileRow) -> Result<()> {
+        let id = row.id;
+        if row.state != FileState::Uploaded {
+            self.shared.journal.set_state(id, FileState::Uploading)?;
+            self.emit_state(id, FileState::Uploading, None);
+            let sent = Arc::new(AtomicU64::new(row.bytes_done));
+            let reporter = self.progress_reporter(id, sent.clone());
+            let result = upload::upload(&self.shared, &row, &sent).await;
+            reporter.abort();
+            result?;
+            self.emit_state(id, FileState::Uploaded, None);
+        }
+        upload::confirm(&self.shared, id).await?;
+        self.emit_state(id, FileState::Confirmed, None);
+        Ok(())
+    }
+
+    /// Progress of one file at most ten times a second.
+    fn progress_reporter(&self, id: i64, sent: Arc<AtomicU64>) -> tokio::task::AbortHandle {
+        let events = self.events.clone();
+        let journal = self.shared.journal.clone();
+        tokio::spawn(async move {
+            let mut last = (Instant::now(), sent.load(Ordering::Relaxed));
+            let mut rate = 0.0f64;
+            let mut reported = u64::MAX;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = (Instant::now(), sent.load(Ordering::Relaxed));
+                let secs = now.0.duration_since(last.0).as_secs_f64();
+                if secs > 0.0 {
+                    let instant = now.1.saturating_sub(last.1) as f64 / secs;
+                    rate = if rate == 0.0 {
+                        instant
+                    } else {
+                        0.7 * rate + 0.3 * instant
+                    };
+                }
+                last = now;
+                if now.1 == reported {
+                    continue;
+                }
+                reported = now.1;
+                let total = journal
+                    .file(id)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.size)
+                    .unwrap_or(0);
+                let eta = (rate > 1.0).then(|| (total.saturating_sub(now.1) as f64 / rate) as u64);
+                events(Event::Progress {
+                    file_id: id,
+                    bytes: now.1,
+                    total,
+                    rate: rate as u64,
+                    eta_secs: eta,
+                });
+            }
+        })
+        .abort_handle()
+    }
+
+    fn failed(&self, id: i64, err: &Error) {
+        if err.needs_sign_in() {
+            self.signed_out.store(true, Ordering::Relaxed);
+            let _ = self.shared.journal.set_state(id, FileState::Queued);
+            self.emit_state(id, FileState::Queued, Some(err));
+            return;
+        }
+        let attempts = self
+            .shared
+            .journal
+            .file(id)
+            .ok()
+            .flatten()
+            .map_or(0, |r| r.attempts);
+        let retry = (err.is_transient() || err.code() == "file_changed")
+            && attempts + 1 < self.shared.settings.max_attempts;
+        let retry_at =
+            retry.then(|| crate::journal::now() + file_backoff(attempts).as_secs() as i64);
+        tracing::warn!(file_id = id, error = %err, retry_at, "upload failed");
+        if self
+            .shared
+            .journal
+            .fail(id, err.code(), &err.to_string(), retry_at)
+            .is_ok()
+        {
+            self.emit_state(id, FileState::Failed, Some(err));
+        }
+    }
+
+    /// Runs until no file is runnable or waiting for a retry, or the session ends.
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<Summary> {
+        self.abort_abandoned().await;
+        loop {
+            self.schedule()?;
+            let busy = !self.running().is_empty();
+            if !busy {
+                if self.signed_out.load(Ordering::Relaxed) {
+                    return Err(Error::SignedOut);
+                }
+                let now = crate::journal::now();
+                match self.shared.journal.next_retry()? {
+                    Some(at) if self.shared.journal.runnable(1)?.is_empty() => {
+                        let wait = Duration::from_secs((at - now).max(0) as u64);
+                        tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                        continue;
+                    }
+                    None if self.shared.journal.runnable(1)?.is_empty() => break,
+                    _ => continue,
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        let mut summary = Summary::default();
+        for (state, n) in self.shared.journal.counts()? {
+            match state {
+                FileState::Confirmed => summary.confirmed += n,
+                FileState::Failed => summary.failed += n,
+                FileState::Skipped => summary.skipped += n,
+                _ => {}
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Runs until the returned future is dropped (front ends that stay open).
+    pub async fn run(self: &Arc<Self>) -> Result<()> {
+        self.abort_abandoned().await;
+        loop {
+            if !self.signed_out.load(Ordering::Relaxed) {
+                self.schedule()?;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    fn schedule(self: &Arc<Self>) -> Result<()> {
+        if self.signed_out.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let running: Vec<i64> = self.running().keys().copied().collect();
+        let free = self.shared.settings.files.saturating_sub(running.len());
+        if free == 0 {
+            return Ok(());
+        }
+        for row in self.shared.journal.runnable(free + running.len())? {
+            if self.running().len() >= self.shared.settings.files {
+                break;
+            }
+            if !running.contains(&row.id) && !self.running().contains_key(&row.id) {
+                self.spawn(row);
+            }
+        }
+        Ok(())
+    }
+}
