@@ -504,3 +504,65 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Events an engine emitted, kept for assertions.
+#[derive(Clone, Default)]
+pub struct Recorder(pub std::sync::Arc<std::sync::Mutex<Vec<ferry_engine::events::Event>>>);
+
+impl Recorder {
+    /// A sink that records into this recorder.
+    pub fn sink(&self) -> ferry_engine::events::EventSink {
+        let events = self.0.clone();
+        std::sync::Arc::new(move |event| {
+            events.lock().unwrap_or_else(|p| p.into_inner()).push(event)
+        })
+    }
+
+    /// Everything recorded so far.
+    pub fn events(&self) -> Vec<ferry_engine::events::Event> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// An engine against `server` in `data_dir`, secrets in memory, signed in as `user`.
+pub async fn engine(
+    server: &TestServer,
+    data_dir: &std::path::Path,
+    user: &str,
+    password: &str,
+    adjust: impl FnOnce(&mut ferry_engine::EngineConfig),
+) -> (ferry_engine::Engine, Recorder) {
+    let recorder = Recorder::default();
+    let mut config = ferry_engine::EngineConfig {
+        data_dir: data_dir.to_owned(),
+        server: server.api.clone(),
+        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
+        events: recorder.sink(),
+        transfer: ferry_engine::transfer::TransferSettings::default(),
+        grant_ttl: None,
+        device: "test-device".into(),
+    };
+    adjust(&mut config);
+    let engine = ferry_engine::Engine::open(config).expect("engine opens");
+    engine
+        .sign_in(user, &Secret::new(password), "test-device")
+        .await
+        .expect("sign in");
+    (engine, recorder)
+}
+
+/// The ETag S3 gives a file uploaded with `part_size` parts (or one PUT below `threshold`).
+pub fn expected_etag(data: &[u8], threshold: usize, part_size: usize) -> String {
+    if data.len() < threshold {
+        return md5_hex(data);
+    }
+    let parts: Vec<&[u8]> = data.chunks(part_size).collect();
+    multipart_etag(&parts)
+}
+
+/// Runs `future` with a deadline, so a hang fails the test instead of blocking CI.
+pub async fn within<T>(secs: u64, what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
+}

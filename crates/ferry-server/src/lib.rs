@@ -118,6 +118,7 @@ fn master_key(data_dir: &Path) -> Result<[u8; 32]> {
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
 pub struct Server {
+    store: store::Store,
     api_addr: SocketAddr,
     store_addr: SocketAddr,
     accounts: Accounts,
@@ -181,6 +182,7 @@ impl Server {
             })),
         ];
         Ok(Self {
+            store,
             api_addr,
             store_addr,
             accounts: Accounts::new(db),
@@ -197,6 +199,12 @@ impl Server {
     /// Base URL of the embedded store.
     pub fn store_url(&self) -> String {
         format!("http://{}", self.store_addr)
+    }
+
+    /// Bytes of request bodies the store received since start (kept or not): what clients sent,
+    /// counted where it arrives.
+    pub fn store_bytes_received(&self) -> u64 {
+        self.store.bytes_received()
     }
 
     /// Account administration on the running server's database.

@@ -1,6 +1,8 @@
 //! A shared bandwidth limit: a token bucket every upload body draws from.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Mutex;
 

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -30,6 +32,8 @@ pub(crate) enum WriteError {
 #[derive(Debug, Clone)]
 pub(crate) struct Blobs {
     dir: PathBuf,
+    /// Request body bytes received since start (whether kept or not).
+    received: Arc<AtomicU64>,
 }
 
 const BUFFER: usize = 256 * 1024;
@@ -39,7 +43,13 @@ impl Blobs {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
+            received: Arc::default(),
         })
+    }
+
+    /// Body bytes received since start, kept or not (to measure what clients send again).
+    pub(crate) fn received(&self) -> Arc<AtomicU64> {
+        self.received.clone()
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -58,7 +68,7 @@ impl Blobs {
     {
         let name = Self::new_name();
         let path = self.path(&name);
-        let result = write_hashed(&path, body).await;
+        let result = write_hashed(&path, body, &self.received).await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&path).await;
         }
@@ -128,7 +138,11 @@ impl Blobs {
     }
 }
 
-async fn write_hashed<S, E>(path: &Path, mut body: S) -> Result<(u64, [u8; 16]), WriteError>
+async fn write_hashed<S, E>(
+    path: &Path,
+    mut body: S,
+    received: &AtomicU64,
+) -> Result<(u64, [u8; 16]), WriteError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -140,6 +154,7 @@ where
         let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
+        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         out.write_all(&chunk).await?;
     }
     out.flush().await?;

@@ -40,6 +40,7 @@ impl From<ObjectRow> for ObjectInfo {
 pub(crate) struct Store {
     db: Db,
     service: S3Service,
+    received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -54,6 +55,7 @@ impl Store {
         if swept > 0 {
             tracing::info!(swept, "removed blobs left unreferenced by an earlier stop");
         }
+        let received = blobs.received();
         let mut builder = S3ServiceBuilder::new(backend::Backend::new(db.clone(), blobs));
         let access = access::GrantAccess::new(grants);
         builder.set_auth(access.clone());
@@ -61,11 +63,17 @@ impl Store {
         Ok(Self {
             db,
             service: builder.build(),
+            received,
         })
     }
 
     pub(crate) fn service(&self) -> S3Service {
         self.service.clone()
+    }
+
+    /// Request body bytes received since start.
+    pub(crate) fn bytes_received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The committed object at `bucket/key`, if any.

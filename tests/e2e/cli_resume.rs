@@ -1,0 +1,132 @@
+//! The `ferry` binary killed with SIGKILL halfway through a 100 MiB upload, then run again: it
+//! resumes from the store's part list and re-sends at most the parts that were in flight.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_protocol::{Role, UploadPage, UploadStatus};
+use ferry_tests::{TestServer, bytes, expected_etag};
+
+const MIB: u64 = 1024 * 1024;
+
+/// `target/<profile>/ferry`, next to this test's own executable in `deps/`.
+fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("ferry");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn ferry(server: &TestServer, data_dir: &std::path::Path, password: &str) -> Command {
+    let mut command = Command::new(ferry_bin());
+    command
+        .env("FERRY_DATA_DIR", data_dir)
+        .env("FERRY_SERVER", &server.api)
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .env("FERRY_USER", "alice")
+        .env("FERRY_PASSWORD", password)
+        .stdin(Stdio::null());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_minus_nine_at_half_then_resume_resends_at_most_the_parts_in_flight() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let file = dir.path().join("hundred.bin");
+    let data = bytes(100 * MIB as usize, 77);
+    std::fs::write(&file, &data).unwrap();
+
+    let mut child = ferry(&server, &data_dir, &password)
+        .env("FERRY_BANDWIDTH", (40 * MIB).to_string())
+        .arg("upload")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.server.store_bytes_received() < 50 * MIB {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never reached half"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let first = server.server.store_bytes_received();
+    assert!(first < 100 * MIB, "killed before the end ({first} bytes)");
+
+    let output = tokio::task::spawn_blocking({
+        let mut command = ferry(&server, &data_dir, &password);
+        command.arg("upload").arg(&file);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("confirmed"));
+
+    let total = server.server.store_bytes_received();
+    let resent = total - 100 * MIB;
+    let limit = 4 * 8 * MIB; // parts in flight × part size
+    assert!(resent <= limit, "re-sent {resent} bytes, more than {limit}");
+    eprintln!("killed after {first} bytes; re-sent {resent} bytes after the restart");
+
+    let session: ferry_protocol::Session = server.sign_in("alice", &password).await.json(201);
+    let mut client = server.anonymous();
+    client.token = Some(session.token);
+    let page: UploadPage = client.get("/api/v1/uploads").await.json(200);
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].status, UploadStatus::Confirmed);
+    assert_eq!(
+        page.items[0].etag,
+        expected_etag(&data, 16 * MIB as usize, 8 * MIB as usize)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_status_is_non_zero_unless_every_file_is_confirmed() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(&good, b"ok").unwrap();
+    let data_dir = dir.path().join("data");
+    let run = |args: Vec<PathBuf>| {
+        let mut command = ferry(&server, &data_dir, &password);
+        command.arg("upload").args(args);
+        command
+    };
+    let mut ok = run(vec![good.clone()]);
+    let ok = tokio::task::spawn_blocking(move || ok.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut missing = run(vec![good, dir.path().join("nope.txt")]);
+    let missing = tokio::task::spawn_blocking(move || missing.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+}

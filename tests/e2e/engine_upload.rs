@@ -1,0 +1,371 @@
+//! The engine against the real server and store: sizes, credential refresh, a file rewritten
+//! mid-upload, the server going away, the session ending, bad input, secrets on disk.
+
+use std::time::Duration;
+
+use ferry_engine::events::Event;
+use ferry_engine::journal::FileState;
+use ferry_protocol::{Role, UploadPage, UploadStatus};
+use ferry_tests::{TestServer, bytes, engine, expected_etag, within};
+
+const MIB: usize = 1024 * 1024;
+const THRESHOLD: usize = 16 * MIB;
+const PART: usize = 8 * MIB;
+
+async fn history(server: &TestServer, user: &str, password: &str) -> UploadPage {
+    let session: ferry_protocol::Session = server.sign_in(user, password).await.json(201);
+    let mut client = server.anonymous();
+    client.token = Some(session.token);
+    client.get("/api/v1/uploads?limit=500").await.json(200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_size_arrive_intact_and_are_confirmed_once() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("batch");
+    std::fs::create_dir(&files).unwrap();
+    let sizes = [0, 1024, 5 * MIB - 1, THRESHOLD, 40 * MIB];
+    let mut expected = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let data = bytes(*size, i as u64 + 100);
+        let name = format!("file-{size}.bin");
+        std::fs::write(files.join(&name), &data).unwrap();
+        expected.push((
+            format!("batch/{name}"),
+            *size as u64,
+            expected_etag(&data, THRESHOLD, PART),
+        ));
+    }
+    let (engine, events) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let ids = engine.enqueue(&[files.clone()]).unwrap();
+    assert_eq!(ids.len(), sizes.len());
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, sizes.len() as u64);
+
+    let page = history(&server, "alice", &password).await;
+    assert_eq!(page.items.len(), sizes.len(), "one row per file");
+    for (key, size, etag) in expected {
+        let row = page
+            .items
+            .iter()
+            .find(|r| r.key.ends_with(&key))
+            .unwrap_or_else(|| panic!("{key}"));
+        assert_eq!((row.size, &row.etag), (size, &etag), "{key}");
+        assert_eq!(row.status, UploadStatus::Confirmed);
+        assert_eq!(row.device.as_deref(), Some("test-device"));
+    }
+    for id in ids {
+        assert_eq!(
+            engine.journal().file(id).unwrap().unwrap().state,
+            FileState::Confirmed
+        );
+    }
+    let progress = events
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Progress { .. }))
+        .count();
+    assert!(progress > 0, "progress was reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_credentials_refresh_during_a_throttled_upload() {
+    let server = TestServer::start_with(|o| o.grant_ttl = Duration::from_secs(3)).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sixty.bin");
+    let data = bytes(60 * MIB, 7);
+    std::fs::write(&file, &data).unwrap();
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(12 * MIB as u64);
+    })
+    .await;
+    engine.enqueue(&[file]).unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let refreshes = events
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::CredentialsRefreshed { .. }))
+        .count();
+    assert!(
+        refreshes >= 3,
+        "the first grant and at least two refreshes, saw {refreshes}"
+    );
+    let failures = events
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::State {
+                    state: FileState::Failed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failures, 0, "no failure visible to the user");
+    let page = history(&server, "alice", &password).await;
+    assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_mid_upload_ends_up_as_its_final_content() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moving.bin");
+    std::fs::write(&file, bytes(32 * MIB, 1)).unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(16 * MIB as u64);
+    })
+    .await;
+    engine.enqueue(&[file.clone()]).unwrap();
+    let rewrite = {
+        let file = file.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let data = bytes(24 * MIB, 2);
+            std::fs::write(&file, &data).unwrap();
+            data
+        })
+    };
+    let summary = within(180, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let final_data = rewrite.await.unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let page = history(&server, "alice", &password).await;
+    let confirmed: Vec<_> = page
+        .items
+        .iter()
+        .filter(|r| r.status == UploadStatus::Confirmed)
+        .collect();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0].size, final_data.len() as u64);
+    assert_eq!(
+        confirmed[0].etag,
+        expected_etag(&final_data, THRESHOLD, PART)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_going_away_mid_upload_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let api_addr = server.api.trim_start_matches("http://").parse().unwrap();
+    let store_addr = server
+        .server
+        .store_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let file = dir.path().join("forty.bin");
+    let data = bytes(40 * MIB, 9);
+    std::fs::write(&file, &data).unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(20 * MIB as u64);
+    })
+    .await;
+    engine.enqueue(&[file]).unwrap();
+
+    let TestServer {
+        server: running,
+        dir: server_dir,
+        api,
+    } = server;
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        running.stop().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut options = ferry_server::ServeOptions::new(server_dir.path());
+        options.listen = api_addr;
+        options.store_listen = store_addr;
+        let server = ferry_server::Server::start(options)
+            .await
+            .expect("restart on the same ports");
+        TestServer {
+            server,
+            dir: server_dir,
+            api,
+        }
+    });
+    let summary = within(180, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let server = restart.await.unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert!(
+        server.server.store_bytes_received() > 0,
+        "the upload went on after the restart"
+    );
+    let page = history(&server, "alice", &password).await;
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_pauses_the_queue_and_signing_in_continues_it() {
+    let server = TestServer::start_with(|o| o.session_ttl = Duration::from_secs(2)).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, events) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let file = dir.path().join("later.txt");
+    std::fs::write(&file, b"after the session ended").unwrap();
+    let ids = engine.enqueue(&[file]).unwrap();
+    let err = within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap_err();
+    assert!(err.needs_sign_in(), "{err}");
+    assert!(events.events().contains(&Event::SessionExpired));
+    assert_eq!(
+        engine.journal().file(ids[0]).unwrap().unwrap().state,
+        FileState::Queued,
+        "nothing lost"
+    );
+
+    engine
+        .sign_in(
+            "alice",
+            &ferry_engine::secret::Secret::new(password.clone()),
+            "test-device",
+        )
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_get_a_clear_error_and_the_others_carry_on() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mixed");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("good.txt"), b"fine").unwrap();
+    std::fs::write(root.join("gone.txt"), b"deleted before upload").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"bad-\xff\xfe.txt");
+        std::fs::write(root.join(name), b"name is not UTF-8").unwrap();
+        std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
+        // A FIFO stands in for a file that cannot be read (permissions do not stop root).
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let mut deep = root.join("deep");
+    while deep.as_os_str().len() < dir.path().as_os_str().len() + 1100 {
+        deep = deep.join("d".repeat(200));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("far.txt"), b"too long a key").unwrap();
+
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let ids = engine.enqueue(&[root.clone()]).unwrap();
+    std::fs::remove_file(root.join("gone.txt")).unwrap();
+    within(120, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    let rows: Vec<_> = ids
+        .iter()
+        .map(|id| engine.journal().file(*id).unwrap().unwrap())
+        .collect();
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|r| r.path.to_string_lossy().ends_with(n))
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    assert_eq!(by_name("good.txt").state, FileState::Confirmed);
+    let gone = by_name("gone.txt");
+    assert_eq!(
+        (gone.state, gone.error_code.as_deref()),
+        (FileState::Failed, Some("file_missing"))
+    );
+    let far = by_name("far.txt");
+    assert_eq!(
+        (far.state, far.error_code.as_deref()),
+        (FileState::Skipped, Some("path_too_long"))
+    );
+    let fifo = by_name("pipe");
+    assert_eq!(
+        (fifo.state, fifo.error_code.as_deref()),
+        (FileState::Failed, Some("not_a_file"))
+    );
+    let not_utf8 = rows
+        .iter()
+        .find(|r| r.error_code.as_deref() == Some("name_not_utf8"));
+    assert!(
+        not_utf8.is_some(),
+        "the non-UTF-8 name is skipped with a reason"
+    );
+    assert_eq!(rows.len(), 5, "the symlink loop adds nothing: {rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_data_dir() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (engine, _) = engine(&server, &data_dir, "alice", &password, |_| {}).await;
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, b"x").unwrap();
+    engine.enqueue(&[file]).unwrap();
+    within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let grant = engine.credentials().current().await.unwrap();
+    let token = engine.session().token().unwrap();
+    let secrets = [
+        grant.secret_access_key.as_str(),
+        grant.security_token.as_str(),
+        token.expose(),
+        password.as_str(),
+    ];
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let content = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&content);
+        for secret in secrets {
+            assert!(!text.contains(secret), "{} holds a secret", path.display());
+        }
+    }
+}
