@@ -46,7 +46,7 @@ async fn files_of_every_size_arrive_intact_and_are_confirmed_once() {
         |_| {},
     )
     .await;
-    let ids = engine.enqueue(&[files.clone()]).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&files)).unwrap();
     assert_eq!(ids.len(), sizes.len());
     let summary = within(120, "the upload", engine.run_until_idle())
         .await
@@ -134,7 +134,7 @@ async fn a_file_rewritten_mid_upload_ends_up_as_its_final_content() {
         c.transfer.bandwidth = Some(16 * MIB as u64);
     })
     .await;
-    engine.enqueue(&[file.clone()]).unwrap();
+    engine.enqueue(std::slice::from_ref(&file)).unwrap();
     let rewrite = {
         let file = file.clone();
         tokio::spawn(async move {
@@ -298,7 +298,7 @@ async fn bad_files_get_a_clear_error_and_the_others_carry_on() {
         |_| {},
     )
     .await;
-    let ids = engine.enqueue(&[root.clone()]).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&root)).unwrap();
     std::fs::remove_file(root.join("gone.txt")).unwrap();
     within(120, "the run", engine.run_until_idle())
         .await

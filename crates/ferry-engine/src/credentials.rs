@@ -100,12 +100,12 @@ impl Credentials {
     pub async fn current(&self) -> Result<Arc<Grant>> {
         let mut cached = self.cached.lock().await;
         if cached.is_none() {
-            *cached = self.from_keychain();
+            *cached = self.load_from_keychain();
         }
-        if let Some(c) = cached.as_ref() {
-            if self.now() < c.refresh_at() {
-                return Ok(c.grant.clone());
-            }
+        if let Some(c) = cached.as_ref()
+            && self.now() < c.refresh_at()
+        {
+            return Ok(c.grant.clone());
         }
         let fresh = self.fetch(cached.as_ref()).await?;
         let grant = fresh.grant.clone();
@@ -117,10 +117,10 @@ impl Credentials {
     /// another request already replaced that one.
     pub async fn after_rejection(&self, access_key_id: &str) -> Result<Arc<Grant>> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.grant.access_key_id != access_key_id {
-                return Ok(c.grant.clone());
-            }
+        if let Some(c) = cached.as_ref()
+            && c.grant.access_key_id != access_key_id
+        {
+            return Ok(c.grant.clone());
         }
         let fresh = self.fetch(None).await?;
         let grant = fresh.grant.clone();
@@ -136,7 +136,7 @@ impl Credentials {
             .delete(&keychain_name(self.session.api().base()))
     }
 
-    fn from_keychain(&self) -> Option<Cached> {
+    fn load_from_keychain(&self) -> Option<Cached> {
         let json = self
             .session
             .keychain()

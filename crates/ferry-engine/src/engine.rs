@@ -192,16 +192,17 @@ impl Engine {
             _ => None,
         };
         // A file still on its way (after a crash, say) is resumed, not added again.
-        if let Some(row) = self.journal.latest_for_path(path)? {
-            if !row.state.is_final() && Some(row.key.as_str()) == key.as_deref() {
-                self.journal.move_states(
-                    Some(&[row.id]),
-                    &[FileState::Paused, FileState::Failed],
-                    FileState::Queued,
-                )?;
-                ids.push(row.id);
-                return Ok(());
-            }
+        if let Some(row) = self.journal.latest_for_path(path)?
+            && !row.state.is_final()
+            && Some(row.key.as_str()) == key.as_deref()
+        {
+            self.journal.move_states(
+                Some(&[row.id]),
+                &[FileState::Paused, FileState::Failed],
+                FileState::Queued,
+            )?;
+            ids.push(row.id);
+            return Ok(());
         }
         let id = self
             .journal

@@ -106,10 +106,10 @@ impl Session {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some((token, _, _)) = token {
-            if let Err(err) = self.api.sign_out(&token).await {
-                tracing::warn!(error = %err, "the server did not take the sign-out");
-            }
+        if let Some((token, _, _)) = token
+            && let Err(err) = self.api.sign_out(&token).await
+        {
+            tracing::warn!(error = %err, "the server did not take the sign-out");
         }
         self.keychain.delete(&entry_name(self.api.base()))
     }

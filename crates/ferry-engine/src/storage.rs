@@ -277,14 +277,12 @@ impl Storage {
         }
         let text = String::from_utf8_lossy(&body);
         let code = xml_value(&text, "Code").unwrap_or_else(|| format!("HTTP{status}"));
-        if code == "RequestTimeTooSkewed" {
-            if let Some(date) = headers.get("date").and_then(|d| d.to_str().ok()) {
-                if let Ok(server) =
-                    OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
-                {
-                    self.credentials.correct_clock(server);
-                }
-            }
+        if code == "RequestTimeTooSkewed"
+            && let Some(date) = headers.get("date").and_then(|d| d.to_str().ok())
+            && let Ok(server) =
+                OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
+        {
+            self.credentials.correct_clock(server);
         }
         Err(Error::Storage {
             operation,

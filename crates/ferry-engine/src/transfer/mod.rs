@@ -185,10 +185,10 @@ impl Transfer {
             if let Some(r) = self.running().remove(&id) {
                 r.task.abort();
             }
-            if let Some(row) = self.shared.journal.file(id)? {
-                if let (Some(key), Some(upload_id)) = (&row.object_key, &row.upload_id) {
-                    self.shared.journal.abandon(key, upload_id)?;
-                }
+            if let Some(row) = self.shared.journal.file(id)?
+                && let (Some(key), Some(upload_id)) = (&row.object_key, &row.upload_id)
+            {
+                self.shared.journal.abandon(key, upload_id)?;
             }
             self.emit_state(id, FileState::Cancelled, None);
         }

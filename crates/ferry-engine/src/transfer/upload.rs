@@ -184,11 +184,11 @@ fn progress(sent: &Arc<AtomicU64>) -> Arc<dyn Fn(u64) + Send + Sync> {
 
 /// Aborts the file's multipart upload (remembering it if the store cannot be reached).
 pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow) -> Result<()> {
-    if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key) {
-        if let Err(err) = shared.storage.abort(key, upload_id).await {
-            tracing::warn!(error = %err, "could not abort an upload now; will try again later");
-            shared.journal.abandon(key, upload_id)?;
-        }
+    if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key)
+        && let Err(err) = shared.storage.abort(key, upload_id).await
+    {
+        tracing::warn!(error = %err, "could not abort an upload now; will try again later");
+        shared.journal.abandon(key, upload_id)?;
     }
     shared.journal.reset_upload(row.id)
 }
