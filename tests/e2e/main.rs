@@ -3,5 +3,6 @@
 mod aws_cli;
 mod cli_resume;
 mod engine_upload;
+mod engine_watch;
 mod server_api;
 mod store_rules;

@@ -51,6 +51,16 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Watch a folder and upload what appears in it (until Ctrl-C).
+    Watch {
+        dir: PathBuf,
+        /// Key prefix for this folder's files (below your upload prefix).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Extra glob patterns to leave out (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
     /// Show the queue.
     Status,
     /// Show upload history from the server.
@@ -263,6 +273,28 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             match command {
                 Command::Upload { paths } => upload(&engine, &paths, &progress).await,
+                Command::Watch {
+                    dir,
+                    prefix,
+                    exclude,
+                } => {
+                    let dir = std::fs::canonicalize(&dir)
+                        .with_context(|| format!("{}", dir.display()))?;
+                    let watcher = engine.watcher();
+                    watcher.add(ferry_engine::watch::Folder {
+                        path: dir.clone(),
+                        prefix,
+                        excludes: exclude,
+                    })?;
+                    eprintln!("watching {} (Ctrl-C stops)", dir.display());
+                    let transfer = engine.transfer().clone();
+                    tokio::select! {
+                        result = watcher.run() => result?,
+                        result = transfer.run() => result?,
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    Ok(true)
+                }
                 Command::Status => {
                     for (state, n) in engine.journal().counts()? {
                         println!("{:<10} {n}", state.as_str());

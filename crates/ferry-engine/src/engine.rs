@@ -37,6 +37,7 @@ pub struct EngineConfig {
 
 /// An open engine.
 pub struct Engine {
+    events: EventSink,
     journal: Arc<Journal>,
     session: Arc<Session>,
     credentials: Arc<Credentials>,
@@ -59,6 +60,7 @@ impl Engine {
                 id
             }
         };
+        let events = config.events.clone();
         let session = Arc::new(Session::new(
             ApiClient::new(&config.server)?,
             config.keychain,
@@ -83,6 +85,7 @@ impl Engine {
             device_id,
         ));
         Ok(Self {
+            events,
             journal,
             session,
             credentials,
@@ -209,6 +212,16 @@ impl Engine {
             .add(path, key.as_deref().unwrap_or(""), &name, skip)?;
         ids.push(id);
         Ok(())
+    }
+
+    /// A folder watcher feeding this engine's queue (run it with [`crate::watch::Watcher::run`]
+    /// next to [`Transfer::run`]).
+    pub fn watcher(&self) -> Arc<crate::watch::Watcher> {
+        crate::watch::Watcher::new(
+            self.journal.clone(),
+            self.transfer.clone(),
+            self.events.clone(),
+        )
     }
 
     /// Uploads everything runnable, waiting for retries, until nothing is left to do.

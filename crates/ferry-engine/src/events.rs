@@ -66,6 +66,13 @@ pub enum Event {
     },
     /// The session ended: uploads pause until the user signs in again.
     SessionExpired,
+    /// A watched folder cannot be watched (missing, unreadable); it is retried.
+    FolderError {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        error: ErrorInfo,
+    },
 }
 
 /// Where events go.

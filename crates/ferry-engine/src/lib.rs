@@ -15,6 +15,7 @@ pub mod secret;
 pub mod session;
 mod storage;
 pub mod transfer;
+pub mod watch;
 
 pub use crate::engine::{Engine, EngineConfig};
 pub use crate::error::{Error, Result};

@@ -189,7 +189,8 @@ impl Journal {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM files
-                 WHERE state IN ('queued', 'uploaded')
+                 WHERE state = 'queued'
+                    OR (state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?1))
                     OR (state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?1)
                  ORDER BY id LIMIT ?2"
             ))?;
@@ -202,7 +203,7 @@ impl Journal {
     pub fn next_retry(&self) -> Result<Option<i64>> {
         self.with(|c| {
             c.query_row(
-                "SELECT min(next_retry_at) FROM files WHERE state = 'failed'",
+                "SELECT min(next_retry_at) FROM files WHERE state IN ('failed', 'uploaded')",
                 [],
                 |r| r.get(0),
             )
@@ -274,6 +275,25 @@ impl Journal {
             c.query_row("SELECT attempts FROM files WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
+        })
+    }
+
+    /// Records a failed confirmation: the object stays uploaded, the confirmation is retried at
+    /// `retry_at`.
+    pub fn defer_confirmation(
+        &self,
+        id: i64,
+        code: &str,
+        message: &str,
+        retry_at: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET attempts = attempts + 1, error_code = ?2, error_message = ?3,
+                     next_retry_at = ?4, updated_at = ?5 WHERE id = ?1 AND state = 'uploaded'",
+                params![id, code, message, retry_at, now()],
+            )?;
+            Ok(())
         })
     }
 

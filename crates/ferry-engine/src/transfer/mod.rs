@@ -295,19 +295,29 @@ impl Transfer {
     }
 
     fn failed(&self, id: i64, err: &Error) {
+        let row = self.shared.journal.file(id).ok().flatten();
+        let uploaded = row.as_ref().is_some_and(|r| r.state == FileState::Uploaded);
         if err.needs_sign_in() {
             self.signed_out.store(true, Ordering::Relaxed);
-            let _ = self.shared.journal.set_state(id, FileState::Queued);
-            self.emit_state(id, FileState::Queued, Some(err));
+            // Nothing is lost: the file waits where it was for the next sign-in.
+            if !uploaded {
+                let _ = self.shared.journal.set_state(id, FileState::Queued);
+                self.emit_state(id, FileState::Queued, Some(err));
+            }
             return;
         }
-        let attempts = self
-            .shared
-            .journal
-            .file(id)
-            .ok()
-            .flatten()
-            .map_or(0, |r| r.attempts);
+        let attempts = row.as_ref().map_or(0, |r| r.attempts);
+        // The object is in the store: only the confirmation is retried, until it is accepted
+        // or refused for good.
+        if uploaded && err.is_transient() {
+            let at = crate::journal::now() + file_backoff(attempts.min(5)).as_secs() as i64;
+            tracing::warn!(file_id = id, error = %err, "confirmation failed; will retry");
+            let _ = self
+                .shared
+                .journal
+                .defer_confirmation(id, err.code(), &err.to_string(), at);
+            return;
+        }
         let retry = (err.is_transient() || err.code() == "file_changed")
             && attempts + 1 < self.shared.settings.max_attempts;
         let retry_at =

@@ -1,0 +1,476 @@
+//! Watched folders: `notify` events plus a scan at start (files added while Ferry was closed).
+//! A file is taken once it is stable — modified at least 2 s ago and the same size on two looks
+//! — and not excluded; its key is the folder's prefix plus its relative path (`/`, Unicode NFC).
+//! A file already confirmed with the same size and mtime is not sent again. A folder that
+//! disappears is reported and watched for, never a crash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use notify::{RecursiveMode, Watcher as _};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, Result};
+use crate::events::{ErrorInfo, Event, EventSink};
+use crate::journal::{FileState, Journal};
+use crate::transfer::Transfer;
+
+/// Names never taken: partial downloads, editor and OS clutter.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    "*.part",
+    "*.filepart",
+    "*.crdownload",
+    "*.tmp",
+    "~$*",
+    ".~lock.*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+];
+
+/// How long a file must sit unmodified before it is taken.
+const SETTLE: Duration = Duration::from_secs(2);
+/// How often candidates are looked at.
+const TICK: Duration = Duration::from_millis(500);
+/// Deepest folder nesting scanned.
+const MAX_DEPTH: usize = 64;
+
+/// A folder to watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Folder {
+    /// The local folder.
+    pub path: PathBuf,
+    /// Key prefix below the grant's prefix (`""` or ending in `/`).
+    pub prefix: String,
+    /// Extra glob patterns to exclude (matched against the name and the relative path).
+    pub excludes: Vec<String>,
+}
+
+/// What the watcher knows of a folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FolderStatus {
+    /// Files taken into the queue since start.
+    pub queued: u64,
+    /// Files skipped (excluded or unchanged).
+    pub skipped: u64,
+    /// When the last full scan ended (Unix seconds).
+    pub last_scan: Option<i64>,
+    /// Why the folder cannot be watched right now.
+    pub error: Option<ErrorInfo>,
+}
+
+struct Watched {
+    folder: Folder,
+    excludes: GlobSet,
+    status: FolderStatus,
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Look {
+    size: u64,
+    mtime: SystemTime,
+}
+
+/// Watches folders and feeds stable files into the journal.
+pub struct Watcher {
+    journal: Arc<Journal>,
+    transfer: Arc<Transfer>,
+    events: EventSink,
+    folders: Mutex<Vec<Watched>>,
+    candidates: Mutex<HashMap<PathBuf, Look>>,
+    changed: mpsc::UnboundedSender<PathBuf>,
+    inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<PathBuf>>,
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in DEFAULT_EXCLUDES
+        .iter()
+        .copied()
+        .chain(patterns.iter().map(String::as_str))
+    {
+        let glob = Glob::new(pattern).map_err(|e| Error::File {
+            path: pattern.to_owned(),
+            code: "invalid_pattern",
+            reason: e.to_string(),
+        })?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| Error::File {
+        path: String::new(),
+        code: "invalid_pattern",
+        reason: e.to_string(),
+    })
+}
+
+fn folder_missing(path: &Path) -> Error {
+    Error::File {
+        path: path.display().to_string(),
+        code: "folder_missing",
+        reason: "the watched folder is not there (removed, renamed or unmounted)".into(),
+    }
+}
+
+impl Watcher {
+    /// A watcher feeding `journal` and waking `transfer`.
+    pub fn new(journal: Arc<Journal>, transfer: Arc<Transfer>, events: EventSink) -> Arc<Self> {
+        let (changed, inbox) = mpsc::unbounded_channel();
+        Arc::new(Self {
+            journal,
+            transfer,
+            events,
+            folders: Mutex::new(Vec::new()),
+            candidates: Mutex::new(HashMap::new()),
+            changed,
+            inbox: tokio::sync::Mutex::new(inbox),
+        })
+    }
+
+    fn folders(&self) -> std::sync::MutexGuard<'_, Vec<Watched>> {
+        self.folders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts watching a folder (scanning it at once). A missing folder is accepted and
+    /// reported; it is picked up when it appears.
+    pub fn add(&self, folder: Folder) -> Result<()> {
+        let excludes = globs(&folder.excludes)?;
+        let mut prefix = folder.prefix.trim_matches('/').to_owned();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        let folder = Folder { prefix, ..folder };
+        self.remove(&folder.path);
+        self.folders().push(Watched {
+            folder: folder.clone(),
+            excludes,
+            status: FolderStatus::default(),
+            watcher: None,
+        });
+        self.connect(&folder.path);
+        Ok(())
+    }
+
+    /// Stops watching a folder.
+    pub fn remove(&self, path: &Path) {
+        self.folders().retain(|w| w.folder.path != path);
+        self.candidates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p, _| !p.starts_with(path));
+    }
+
+    /// Folders and their status.
+    pub fn status(&self) -> Vec<(Folder, FolderStatus)> {
+        self.folders()
+            .iter()
+            .map(|w| (w.folder.clone(), w.status.clone()))
+            .collect()
+    }
+
+    /// Sets up the OS watch of a folder and scans it; records an error state when it fails.
+    fn connect(&self, path: &Path) {
+        let result = self.watch_and_scan(path);
+        let mut folders = self.folders();
+        let Some(watched) = folders.iter_mut().find(|w| w.folder.path == path) else {
+            return;
+        };
+        match result {
+            Ok((watcher, found)) => {
+                watched.watcher = Some(watcher);
+                watched.status.error = None;
+                watched.status.last_scan = Some(crate::journal::now());
+                drop(folders);
+                let mut candidates = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
+                for file in found {
+                    candidates.entry(file).or_insert(Look {
+                        size: u64::MAX,
+                        mtime: SystemTime::UNIX_EPOCH,
+                    });
+                }
+            }
+            Err(err) => {
+                tracing::warn!(folder = %path.display(), error = %err, "cannot watch folder");
+                let info = ErrorInfo::from(&err);
+                if watched.status.error.as_ref() != Some(&info) {
+                    (self.events)(Event::FolderError {
+                        path: path.to_owned(),
+                        error: info.clone(),
+                    });
+                }
+                watched.watcher = None;
+                watched.status.error = Some(info);
+            }
+        }
+    }
+
+    fn watch_and_scan(&self, path: &Path) -> Result<(notify::RecommendedWatcher, Vec<PathBuf>)> {
+        if !path.is_dir() {
+            return Err(folder_missing(path));
+        }
+        let sender = self.changed.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Only creations and changes: access events (opening a folder to scan it, a file
+                // to upload it) would feed back into endless rescans.
+                if let Ok(event) = event
+                    && matches!(
+                        event.kind,
+                        notify::EventKind::Create(_)
+                            | notify::EventKind::Modify(_)
+                            | notify::EventKind::Any
+                    )
+                {
+                    for path in event.paths {
+                        let _ = sender.send(path);
+                    }
+                }
+            })
+            .map_err(|e| Error::Io {
+                context: "starting the folder watcher".into(),
+                source: std::io::Error::other(e),
+            })?;
+        watcher
+            .watch(path, RecursiveMode::Recursive)
+            .map_err(|e| Error::Io {
+                context: format!("watching {}", path.display()),
+                source: std::io::Error::other(e),
+            })?;
+        let mut found = Vec::new();
+        scan(path, 0, &mut found);
+        Ok((watcher, found))
+    }
+
+    /// The folder a path belongs to, with its relative path.
+    fn owner(&self, path: &Path) -> Option<(Folder, GlobSet, PathBuf)> {
+        self.folders().iter().find_map(|w| {
+            let relative = path.strip_prefix(&w.folder.path).ok()?;
+            Some((w.folder.clone(), w.excludes.clone(), relative.to_owned()))
+        })
+    }
+
+    fn count(&self, folder: &Path, queued: bool) {
+        if let Some(w) = self.folders().iter_mut().find(|w| w.folder.path == folder) {
+            if queued {
+                w.status.queued += 1
+            } else {
+                w.status.skipped += 1
+            }
+        }
+    }
+
+    /// Looks at every candidate once; takes the stable ones.
+    fn tick(&self) -> Result<()> {
+        let now = SystemTime::now();
+        let paths: Vec<(PathBuf, Look)> = self
+            .candidates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(p, l)| (p.clone(), *l))
+            .collect();
+        let mut took = false;
+        for (path, previous) in paths {
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => m,
+                _ => {
+                    self.candidates
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&path);
+                    continue;
+                }
+            };
+            let look = Look {
+                size: meta.len(),
+                mtime: meta.modified().unwrap_or(now),
+            };
+            let settled = now
+                .duration_since(look.mtime)
+                .is_ok_and(|age| age >= SETTLE);
+            if look != previous || !settled {
+                self.candidates
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(path, look);
+                continue;
+            }
+            self.candidates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&path);
+            took |= self.take(&path, look)?;
+        }
+        if took {
+            self.transfer.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a stable file unless it is excluded or already uploaded as it is.
+    fn take(&self, path: &Path, look: Look) -> Result<bool> {
+        let Some((folder, excludes, relative)) = self.owner(path) else {
+            return Ok(false);
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if excludes.is_match(&name) || excludes.is_match(&relative) {
+            self.count(&folder.path, false);
+            return Ok(false);
+        }
+        let mtime_ns = look
+            .mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        if self
+            .journal
+            .confirmed_with(path, look.size, mtime_ns)?
+            .is_some()
+        {
+            self.count(&folder.path, false);
+            return Ok(false);
+        }
+        if let Some(row) = self.journal.latest_for_path(path)?
+            && !row.state.is_final()
+            && row.state != FileState::Failed
+        {
+            return Ok(false);
+        }
+        let key = relative.to_str().map(|r| {
+            let joined = r.replace('\\', "/");
+            format!("{}{}", folder.prefix, joined.nfc().collect::<String>())
+        });
+        let skip = match &key {
+            None => Some((
+                "name_not_utf8",
+                "the file name is not valid UTF-8, so it cannot be an object key",
+            )),
+            Some(k) if k.len() > 1024 => Some((
+                "path_too_long",
+                "the path is longer than an object key may be (1024 bytes)",
+            )),
+            _ => None,
+        };
+        let id = self
+            .journal
+            .add(path, key.as_deref().unwrap_or(""), &name, skip)?;
+        self.count(&folder.path, skip.is_none());
+        let state = if skip.is_some() {
+            FileState::Skipped
+        } else {
+            FileState::Queued
+        };
+        (self.events)(Event::State {
+            file_id: id,
+            state,
+            error: None,
+        });
+        Ok(skip.is_none())
+    }
+
+    /// Runs until dropped: takes change events, looks at candidates, reconnects folders that
+    /// come back.
+    pub async fn run(self: &Arc<Self>) -> Result<()> {
+        let mut inbox = self.inbox.lock().await;
+        let mut ticks = 0u64;
+        // An interval, not a sleep per loop: a stream of change events must not starve the looks.
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(path) = inbox.recv() => {
+                    if self.owner(&path).is_some() {
+                        let mut found = Vec::new();
+                        if path.is_dir() { scan(&path, 0, &mut found) } else { found.push(path) }
+                        let mut candidates = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
+                        for file in found {
+                            candidates.entry(file).or_insert(Look { size: u64::MAX, mtime: SystemTime::UNIX_EPOCH });
+                        }
+                    }
+                }
+                _ = interval.tick() => {
+                    self.tick()?;
+                    ticks += 1;
+                    // Every few seconds, check folders: gone ones error, returned ones rescan.
+                    if ticks.is_multiple_of(4) {
+                        let paths: Vec<(PathBuf, bool)> = self
+                            .folders()
+                            .iter()
+                            .map(|w| (w.folder.path.clone(), w.watcher.is_some()))
+                            .collect();
+                        for (path, connected) in paths {
+                            if !connected || !path.is_dir() {
+                                self.connect(&path);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every regular file under `dir`, not following symlinks (so a link loop cannot recurse).
+fn scan(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            scan(&entry.path(), depth + 1, out);
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_folder_excludes() {
+        let set = globs(&["*.log".into(), "cache/**".into()]).unwrap();
+        for excluded in [
+            "a.part",
+            "x.crdownload",
+            "~$doc.docx",
+            ".~lock.a#",
+            ".DS_Store",
+            "Thumbs.db",
+            "b.log",
+            "cache/x/y",
+        ] {
+            assert!(set.is_match(excluded), "{excluded}");
+        }
+        for kept in ["a.txt", "part", "photo.jpg", "notcache/x"] {
+            assert!(!set.is_match(kept), "{kept}");
+        }
+        assert!(globs(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn scanning_skips_symlink_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), b"a").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
+        let mut found = Vec::new();
+        scan(dir.path(), 0, &mut found);
+        assert_eq!(found, vec![dir.path().join("sub/a")]);
+    }
+}

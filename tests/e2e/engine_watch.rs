@@ -1,0 +1,188 @@
+//! Watched folders against the real server: stability, excludes, once-only, restart pick-up.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferry_engine::journal::FileState;
+use ferry_engine::watch::Folder;
+use ferry_protocol::{Role, UploadPage};
+use ferry_tests::{TestServer, engine};
+
+async fn history(server: &TestServer, password: &str) -> UploadPage {
+    let session: ferry_protocol::Session = server.sign_in("alice", password).await.json(201);
+    let mut client = server.anonymous();
+    client.token = Some(session.token);
+    client.get("/api/v1/uploads?limit=500").await.json(200)
+}
+
+fn confirmed(engine: &ferry_engine::Engine) -> usize {
+    engine
+        .journal()
+        .counts()
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == FileState::Confirmed)
+        .map_or(0, |(_, n)| n as usize)
+}
+
+/// Waits until `want` files are confirmed, then a little longer to see nothing extra arrives.
+async fn settle(engine: &ferry_engine::Engine, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while confirmed(engine) < want {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} confirmed",
+            confirmed(engine)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+}
+
+async fn watch(
+    server: &TestServer,
+    data: &Path,
+    password: &str,
+    folder: &Path,
+) -> (
+    ferry_engine::Engine,
+    tokio::task::JoinHandle<()>,
+    ferry_tests::Recorder,
+) {
+    let (engine, recorder) = engine(server, data, "alice", password, |_| {}).await;
+    let watcher = engine.watcher();
+    watcher
+        .add(Folder {
+            path: folder.to_owned(),
+            prefix: "inbox".into(),
+            excludes: vec!["*.log".into()],
+        })
+        .unwrap();
+    let transfer = engine.transfer().clone();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+            result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+        }
+    });
+    (engine, task, recorder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_uploads_exactly_the_stable_included_files_once() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("watched");
+    std::fs::create_dir_all(folder.join("sub/deeper")).unwrap();
+    let data = dir.path().join("data");
+
+    // Files there before the watcher starts are found by the scan.
+    for i in 0..20 {
+        std::fs::write(folder.join(format!("early-{i}.txt")), format!("early {i}")).unwrap();
+    }
+    let (engine, task, _) = watch(&server, &data, &password, &folder).await;
+
+    let mut expected: HashSet<String> = (0..20).map(|i| format!("early-{i}.txt")).collect();
+    for i in 0..150 {
+        let name = if i % 3 == 0 {
+            format!("sub/deeper/n-{i}.bin")
+        } else {
+            format!("n-{i}.bin")
+        };
+        std::fs::write(folder.join(&name), vec![i as u8; 1024 + i]).unwrap();
+        expected.insert(name);
+    }
+    for name in [
+        "a.part",
+        "b.crdownload",
+        "c.tmp",
+        "~$doc.docx",
+        ".DS_Store",
+        "Thumbs.db",
+        "run.log",
+        "sub/x.filepart",
+        ".~lock.x#",
+        "desktop.ini",
+    ] {
+        std::fs::write(folder.join(name), b"never uploaded").unwrap();
+    }
+    // Ten files grow for about three seconds: taken once, with their final size.
+    let growing: Vec<String> = (0..10).map(|i| format!("growing-{i}.dat")).collect();
+    for round in 0..10 {
+        for name in &growing {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(folder.join(name))
+                .unwrap();
+            f.write_all(&[round as u8; 4096]).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    expected.extend(growing.iter().cloned());
+
+    settle(&engine, expected.len()).await;
+    let page = history(&server, &password).await;
+    let keys: Vec<String> = page.items.iter().map(|r| r.key.clone()).collect();
+    let prefix = format!("uploads/{}/inbox/", engine.session().user().unwrap().0.id);
+    let uploaded: HashSet<String> = keys
+        .iter()
+        .map(|k| k.strip_prefix(&prefix).unwrap_or(k).to_owned())
+        .collect();
+    assert_eq!(keys.len(), uploaded.len(), "each file once");
+    assert_eq!(uploaded, expected);
+    for name in &growing {
+        let row = page
+            .items
+            .iter()
+            .find(|r| r.key.ends_with(name.as_str()))
+            .unwrap();
+        assert_eq!(
+            row.size,
+            10 * 4096,
+            "{name} was taken only when it stopped growing"
+        );
+    }
+    task.abort();
+    let _ = task.await;
+    drop(engine);
+
+    // Added while Ferry was not running: picked up at the next start; nothing else re-sent.
+    for i in 0..5 {
+        std::fs::write(folder.join(format!("while-closed-{i}.txt")), b"later").unwrap();
+    }
+    let (engine, task, _) = watch(&server, &data, &password, &folder).await;
+    settle(&engine, expected.len() + 5).await;
+    let page = history(&server, &password).await;
+    assert_eq!(
+        page.items.len(),
+        expected.len() + 5,
+        "only the new files were sent"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_that_disappears_is_an_error_state_and_comes_back() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("flaky");
+    std::fs::create_dir(&folder).unwrap();
+    let (engine, task, events) = watch(&server, &dir.path().join("data"), &password, &folder).await;
+    std::fs::remove_dir_all(&folder).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!task.is_finished(), "the watcher keeps running");
+    let reported = events.events().into_iter().any(|e| matches!(
+        e,
+        ferry_engine::events::Event::FolderError { ref error, .. } if error.code == "folder_missing"
+    ));
+    assert!(reported, "the missing folder is reported");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("back.txt"), b"I am back").unwrap();
+    settle(&engine, 1).await;
+    task.abort();
+}
