@@ -6,21 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::{Role, UploadPage, UploadStatus};
-use ferry_tests::{TestServer, bytes, expected_etag};
+use ferry_tests::{TestServer, bytes, expected_etag, ferry_bin};
 
 const MIB: u64 = 1024 * 1024;
-
-/// `target/<profile>/ferry`, next to this test's own executable in `deps/`.
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("ferry");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace first (cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
 
 fn ferry(server: &TestServer, data_dir: &std::path::Path, password: &str) -> Command {
     let mut command = Command::new(ferry_bin());

@@ -369,3 +369,110 @@ async fn no_secret_reaches_the_data_dir() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_clock_is_corrected_from_the_store() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    // As if this machine's clock were an hour behind the store's.
+    let credentials = engine.credentials();
+    credentials.correct_clock(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
+    let file = dir.path().join("skew.txt");
+    std::fs::write(&file, b"signed with a corrected clock").unwrap();
+    engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let drift = (credentials.now() - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .abs();
+    assert!(
+        drift <= 2,
+        "offset corrected to the store's clock, drift {drift} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("keep.bin");
+    let drop_me = dir.path().join("drop.bin");
+    let keep_data = bytes(48 * MIB, 4);
+    std::fs::write(&keep, &keep_data).unwrap();
+    std::fs::write(&drop_me, bytes(48 * MIB, 5)).unwrap();
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(24 * MIB as u64);
+        c.transfer.files = 2;
+    })
+    .await;
+    let ids = engine.enqueue(&[keep.clone(), drop_me.clone()]).unwrap();
+    let transfer = engine.transfer().clone();
+    let runner = tokio::spawn(async move { transfer.run().await });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    engine.transfer().pause(Some(&ids[..1])).unwrap();
+    engine.transfer().cancel(Some(&ids[1..])).await.unwrap();
+    assert_eq!(
+        engine.journal().file(ids[0]).unwrap().unwrap().state,
+        FileState::Paused
+    );
+    assert_eq!(
+        engine.journal().file(ids[1]).unwrap().unwrap().state,
+        FileState::Cancelled
+    );
+    let after_pause = server.server.store_bytes_received();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        server.server.store_bytes_received(),
+        after_pause,
+        "nothing moves while paused"
+    );
+    runner.abort();
+
+    // The cancelled file's multipart upload is gone from the store.
+    let grant = engine.credentials().current().await.unwrap();
+    let store = ferry_tests::StoreClient::new((*grant).clone());
+    let open = store.list_uploads("").await;
+    let keys = ferry_tests::xml_values(&open.body, "Key");
+    assert!(
+        !keys.iter().any(|k| k.ends_with("drop.bin")),
+        "aborted: {keys:?}"
+    );
+
+    engine.transfer().resume(None).unwrap();
+    let summary = within(120, "the resumed upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(
+        engine.journal().file(ids[1]).unwrap().unwrap().state,
+        FileState::Cancelled,
+        "cancel is final"
+    );
+    let page = history(&server, "alice", &password).await;
+    let row = page
+        .items
+        .iter()
+        .find(|r| r.key.ends_with("keep.bin"))
+        .unwrap();
+    assert_eq!(row.etag, expected_etag(&keep_data, THRESHOLD, PART));
+    assert!(events.events().iter().any(|e| matches!(
+        e,
+        Event::State {
+            state: FileState::Paused,
+            ..
+        }
+    )));
+}

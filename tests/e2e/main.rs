@@ -4,5 +4,6 @@ mod aws_cli;
 mod cli_resume;
 mod engine_upload;
 mod engine_watch;
+mod keychain;
 mod server_api;
 mod store_rules;

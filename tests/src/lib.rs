@@ -566,3 +566,19 @@ pub async fn within<T>(secs: u64, what: &str, future: impl std::future::Future<O
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
 }
+
+/// `target/<profile>/ferry`, next to the running test's executable in `deps/`.
+pub fn ferry_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("ferry");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first",
+        bin.display()
+    );
+    bin
+}

@@ -17,13 +17,8 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 }
 
 /// Installs the Debian packages that are not installed yet (one `apt-get update` first).
-#[allow(dead_code)] // The desktop app (#4) brings the first apt packages.
 pub(crate) fn ensure_apt(packages: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !succeeds("dpkg-query", &["-W", "-f=${Status}", p]) || !installed(p))
-        .collect();
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -124,6 +119,8 @@ fn aws_works(path: &OsString) -> bool {
 /// Everything `cargo xtask test` needs besides Rust; returns the PATH tests must run with
 /// (pip's script directory first, so a freshly installed `aws` is found).
 pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
+    // A real Secret Service for the keychain tests, rclone as a second S3 client.
+    ensure_apt(&["dbus", "gnome-keyring", "libsecret-tools", "rclone"])?;
     let path = path_with(python_scripts_dir());
     ensure_aws_cli(&path)?;
     Ok(path)

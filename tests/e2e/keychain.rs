@@ -1,0 +1,154 @@
+//! The OS keychain for real: a `gnome-keyring-daemon` (Secret Service) inside
+//! `dbus-run-session`, used by the `ferry` binary across processes; and what happens without one.
+
+use std::process::{Command, Stdio};
+
+use ferry_protocol::Role;
+use ferry_tests::{TestServer, ferry_bin};
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_lives_in_the_secret_service_and_nowhere_on_disk() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&home).unwrap();
+    let file = dir.path().join("keychain.txt");
+    std::fs::write(&file, b"uploaded with the session from the keychain").unwrap();
+    let ferry = ferry_bin();
+    let base = format!(
+        "{} --data-dir {} --server {}",
+        shell_quote(ferry.to_str().unwrap()),
+        shell_quote(data.to_str().unwrap()),
+        server.api
+    );
+    // Each `ferry` is its own process: the second and third find the session in the keychain.
+    let script = format!(
+        r#"set -e
+eval "$(printf keyring-pw | gnome-keyring-daemon --unlock --components=secrets)"
+FERRY_PASSWORD={password} {base} login alice
+echo "--- entries after login"
+secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
+{base} upload {file}
+echo "--- entries after upload"
+secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
+{base} status
+{base} logout
+echo "--- entries after logout"
+secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
+"#,
+        password = shell_quote(&password),
+        file = shell_quote(file.to_str().unwrap()),
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("timeout")
+            .args(["60", "dbus-run-session", "--", "bash", "-c", &script])
+            .env("HOME", &home)
+            .env("FERRY_LOG", "debug")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("dbus-run-session (cargo xtask test installs dbus and gnome-keyring)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("signed in to"), "{stdout}");
+    assert!(stdout.contains("confirmed"), "{stdout}");
+    let after_login = stdout
+        .split("--- entries after login\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert_eq!(
+        after_login.trim(),
+        "1",
+        "the session is in the keychain: {stdout}"
+    );
+    let after_upload = stdout
+        .split("--- entries after upload\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert_eq!(after_upload.trim(), "2", "and then the grant: {stdout}");
+    let after_logout = stdout
+        .split("--- entries after logout\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert_eq!(after_logout.trim(), "0", "logout removes them: {stdout}");
+
+    // The password never reaches the data dir or the log (the engine tests check the token and
+    // the grant's secret the same way); the ETag is found, so the scan does read the journal.
+    let session: ferry_protocol::Session = server.sign_in("alice", &password).await.json(201);
+    let mut client = server.anonymous();
+    client.token = Some(session.token);
+    let page: ferry_protocol::UploadPage = client.get("/api/v1/uploads").await.json(200);
+    assert_eq!(page.items.len(), 1);
+    let mut found_etag = false;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&password), "the password is on disk");
+        found_etag |= text.contains(&page.items[0].etag);
+    }
+    assert!(found_etag, "the scan reads the journal");
+    assert!(!stderr.contains(&password), "the password is in the log");
+    assert!(!stderr.contains("X-Amz-Security-Token") && !stderr.contains("x-amz-security-token:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_keychain_the_error_is_clear_and_memory_only_is_an_explicit_choice() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let run = move |extra: &[&str]| {
+        let mut command = Command::new(ferry_bin());
+        command
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--server",
+                &server.api,
+            ])
+            .args(extra)
+            .args(["login", "alice"])
+            .env("FERRY_PASSWORD", &password)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/ferry-test-bus",
+            )
+            .stdin(Stdio::null());
+        command.output().unwrap()
+    };
+    let refused = run(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("keychain_unavailable"), "{stderr}");
+    assert!(
+        stderr.contains("--memory-keychain"),
+        "the way out is named: {stderr}"
+    );
+    let memory = run(&["--memory-keychain"]);
+    assert!(
+        memory.status.success(),
+        "{}",
+        String::from_utf8_lossy(&memory.stderr)
+    );
+}
