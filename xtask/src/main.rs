@@ -1,6 +1,7 @@
 //! `cargo xtask run | test`: installs what Ferry needs on a bare Debian/Ubuntu machine, then
 //! builds, starts or tests everything. Product code never lives here.
 
+mod bench;
 mod deps;
 
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run | test>
+const USAGE: &str = "usage: cargo xtask <run | test | bench>
   run    build and start ferry-server with the embedded store and demo accounts
-  test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests";
+  test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests
+  bench  ferry against rclone and aws s3 cp on the embedded store; writes docs/benchmarks.md";
 
 fn main() {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -18,6 +20,7 @@ fn main() {
     let result = match task.as_str() {
         "test" => test(&root),
         "run" => run(&root),
+        "bench" => deps::ensure_test_tools().and_then(|path| bench::bench(&root, &path)),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -65,7 +68,7 @@ fn step_with_path(
     Ok(())
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
