@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::{Role, UploadPage, UploadStatus};
+use ferry_protocol::{Role, UploadStatus};
 use ferry_tests::{TestServer, bytes, expected_etag, ferry_bin};
 
 const MIB: u64 = 1024 * 1024;
@@ -77,10 +77,7 @@ async fn kill_minus_nine_at_half_then_resume_resends_at_most_the_parts_in_flight
     assert!(resent <= limit, "re-sent {resent} bytes, more than {limit}");
     eprintln!("killed after {first} bytes; re-sent {resent} bytes after the restart");
 
-    let session: ferry_protocol::Session = server.sign_in("alice", &password).await.json(201);
-    let mut client = server.anonymous();
-    client.token = Some(session.token);
-    let page: UploadPage = client.get("/api/v1/uploads").await.json(200);
+    let page = server.history("alice", &password).await;
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].status, UploadStatus::Confirmed);
     assert_eq!(

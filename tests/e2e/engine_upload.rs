@@ -5,19 +5,12 @@ use std::time::Duration;
 
 use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
-use ferry_protocol::{Role, UploadPage, UploadStatus};
+use ferry_protocol::{Role, UploadStatus};
 use ferry_tests::{TestServer, bytes, engine, expected_etag, within};
 
 const MIB: usize = 1024 * 1024;
 const THRESHOLD: usize = 16 * MIB;
 const PART: usize = 8 * MIB;
-
-async fn history(server: &TestServer, user: &str, password: &str) -> UploadPage {
-    let session: ferry_protocol::Session = server.sign_in(user, password).await.json(201);
-    let mut client = server.anonymous();
-    client.token = Some(session.token);
-    client.get("/api/v1/uploads?limit=500").await.json(200)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_every_size_arrive_intact_and_are_confirmed_once() {
@@ -53,7 +46,7 @@ async fn files_of_every_size_arrive_intact_and_are_confirmed_once() {
         .unwrap();
     assert_eq!(summary.confirmed, sizes.len() as u64);
 
-    let page = history(&server, "alice", &password).await;
+    let page = server.history("alice", &password).await;
     assert_eq!(page.items.len(), sizes.len(), "one row per file");
     for (key, size, etag) in expected {
         let row = page
@@ -119,7 +112,7 @@ async fn short_lived_credentials_refresh_during_a_throttled_upload() {
         })
         .count();
     assert_eq!(failures, 0, "no failure visible to the user");
-    let page = history(&server, "alice", &password).await;
+    let page = server.history("alice", &password).await;
     assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
 }
 
@@ -149,7 +142,7 @@ async fn a_file_rewritten_mid_upload_ends_up_as_its_final_content() {
         .unwrap();
     let final_data = rewrite.await.unwrap();
     assert_eq!(summary.confirmed, 1);
-    let page = history(&server, "alice", &password).await;
+    let page = server.history("alice", &password).await;
     let confirmed: Vec<_> = page
         .items
         .iter()
@@ -214,7 +207,7 @@ async fn the_server_going_away_mid_upload_is_retried() {
         server.server.store_bytes_received() > 0,
         "the upload went on after the restart"
     );
-    let page = history(&server, "alice", &password).await;
+    let page = server.history("alice", &password).await;
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
 }
@@ -461,7 +454,7 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         FileState::Cancelled,
         "cancel is final"
     );
-    let page = history(&server, "alice", &password).await;
+    let page = server.history("alice", &password).await;
     let row = page
         .items
         .iter()

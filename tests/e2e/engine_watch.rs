@@ -6,15 +6,8 @@ use std::time::{Duration, Instant};
 
 use ferry_engine::journal::FileState;
 use ferry_engine::watch::Folder;
-use ferry_protocol::{Role, UploadPage};
+use ferry_protocol::Role;
 use ferry_tests::{TestServer, engine};
-
-async fn history(server: &TestServer, password: &str) -> UploadPage {
-    let session: ferry_protocol::Session = server.sign_in("alice", password).await.json(201);
-    let mut client = server.anonymous();
-    client.token = Some(session.token);
-    client.get("/api/v1/uploads?limit=500").await.json(200)
-}
 
 fn confirmed(engine: &ferry_engine::Engine) -> usize {
     engine
@@ -125,7 +118,7 @@ async fn a_watched_folder_uploads_exactly_the_stable_included_files_once() {
     expected.extend(growing.iter().cloned());
 
     settle(&engine, expected.len()).await;
-    let page = history(&server, &password).await;
+    let page = server.history("alice", &password).await;
     let keys: Vec<String> = page.items.iter().map(|r| r.key.clone()).collect();
     let prefix = format!("uploads/{}/inbox/", engine.session().user().unwrap().0.id);
     let uploaded: HashSet<String> = keys
@@ -156,7 +149,7 @@ async fn a_watched_folder_uploads_exactly_the_stable_included_files_once() {
     }
     let (engine, task, _) = watch(&server, &data, &password, &folder).await;
     settle(&engine, expected.len() + 5).await;
-    let page = history(&server, &password).await;
+    let page = server.history("alice", &password).await;
     assert_eq!(
         page.items.len(),
         expected.len() + 5,

@@ -92,6 +92,14 @@ impl TestServer {
         }
     }
 
+    /// Signs in as `name` and reads up to 500 rows of their history.
+    pub async fn history(&self, name: &str, password: &str) -> ferry_protocol::UploadPage {
+        let session: Session = self.sign_in(name, password).await.json(201);
+        let mut client = self.anonymous();
+        client.token = Some(session.token);
+        client.get("/api/v1/uploads?limit=500").await.json(200)
+    }
+
     /// A client without a session.
     pub fn anonymous(&self) -> ApiClient {
         ApiClient {

@@ -222,16 +222,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(options)
         .await
         .context("starting the server")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "api: {}", server.api_url())?;
-    writeln!(out, "store: {}", server.store_url())?;
-    writeln!(out, "data: {}", data_dir.display())?;
+    // Start-up lines are for whoever started the server; if they stopped reading (a closed
+    // pipe), the server keeps serving.
+    let mut lines = vec![
+        format!("api: {}", server.api_url()),
+        format!("store: {}", server.store_url()),
+        format!("data: {}", data_dir.display()),
+    ];
     if demo {
         for (name, password, role) in demo_accounts(&server)? {
-            writeln!(out, "demo account: {name} / {password} ({})", role.as_str())?;
+            lines.push(format!(
+                "demo account: {name} / {password} ({})",
+                role.as_str()
+            ));
         }
     }
-    out.flush()?;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
     drop(out);
     tokio::signal::ctrl_c()
         .await
