@@ -116,6 +116,15 @@ fn aws_works(path: &OsString) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Node.js and npm: the machine's own when present (Debian's `npm` conflicts with other Node
+/// builds), Debian's otherwise.
+pub(crate) fn ensure_node() -> anyhow::Result<()> {
+    if succeeds("npm", &["--version"]) && succeeds("node", &["--version"]) {
+        return Ok(());
+    }
+    ensure_apt(&["nodejs", "npm"])
+}
+
 /// Everything `cargo xtask test` needs besides Rust; returns the PATH tests must run with
 /// (pip's script directory first, so a freshly installed `aws` is found).
 pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {

@@ -96,11 +96,25 @@ fn test(root: &Path) -> anyhow::Result<()> {
         &["test", "--workspace", "--no-fail-fast"],
         Some(&path),
     )?;
+    ui(root)?;
     eprintln!(
         "==> all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The UI: install exactly the locked packages, type-check, unit tests, build, then the
+/// Playwright tests in Debian's Chromium (which also write `docs/screenshots/`).
+fn ui(root: &Path) -> anyhow::Result<()> {
+    deps::ensure_apt(&["chromium"])?;
+    deps::ensure_node()?;
+    let ui = root.join("ui");
+    step(&ui, "npm", &["ci", "--no-audit", "--no-fund"])?;
+    step(&ui, "npm", &["run", "check"])?;
+    step(&ui, "npm", &["test"])?;
+    step(&ui, "npm", &["run", "build"])?;
+    step(&ui, "npm", &["run", "e2e"])
 }
 
 fn run(root: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,147 @@
+// The built UI in headless Chromium (Debian's), on the in-memory backend: sign-in, drop →
+// progress → done, the credential countdown and refresh, admin history and CSV. Each screen is
+// saved to docs/screenshots/.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { extname, join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, "..", "dist");
+const shots = join(here, "..", "..", "docs", "screenshots");
+const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
+let server;
+let browser;
+let base;
+
+before(async () => {
+  assert.ok(existsSync(join(dist, "index.html")), "build the UI first (npm run build)");
+  mkdirSync(shots, { recursive: true });
+  server = createServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    const file = join(dist, path === "/" ? "index.html" : path);
+    if (!file.startsWith(dist) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
+    res.end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    timeout: 30_000,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function page(query = "", colorScheme = "light") {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme, acceptDownloads: true });
+  const p = await context.newPage();
+  p.setDefaultTimeout(15_000);
+  await p.goto(`${base}/${query}`);
+  return p;
+}
+
+async function signIn(p, username, password) {
+  await p.getByLabel("Username").fill(username);
+  await p.getByLabel("Password").fill(password);
+  await p.getByRole("button", { name: "Sign in" }).click();
+}
+
+test("sign-in: a wrong password is explained, the right one opens the uploads", async () => {
+  const p = await page();
+  await p.screenshot({ path: join(shots, "sign-in.png") });
+  await signIn(p, "alice", "wrong");
+  await p.getByRole("alert").waitFor();
+  assert.match(await p.getByRole("alert").innerText(), /Wrong username or password/);
+  await p.screenshot({ path: join(shots, "sign-in-error.png") });
+  await signIn(p, "alice", "alice-password");
+  await p.getByText("Drop files or folders here").waitFor();
+  await p.context().close();
+});
+
+test("drop → progress → confirmed, with the pickers too", async () => {
+  const p = await page();
+  await signIn(p, "alice", "alice-password");
+  const transfer = await p.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(30 * 1024 * 1024)], "dropped-video.mp4"));
+    dt.items.add(new File(["partial"], "download.part"));
+    return dt;
+  });
+  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
+  await p.locator('[data-testid="item"][data-state="uploading"]').first().waitFor();
+  await p.getByRole("button", { name: "Add files…" }).click();
+  await p.screenshot({ path: join(shots, "uploads.png") });
+  await p.locator('[data-testid="item"][data-state="confirmed"]').nth(2).waitFor({ timeout: 30_000 });
+  const states = await p.locator('[data-testid="item"]').evaluateAll((rows) => rows.map((r) => r.dataset.state));
+  assert.deepEqual(states.sort(), ["confirmed", "confirmed", "confirmed", "skipped"]);
+  assert.match(await p.getByTestId("overall").innerText(), /0 active/);
+  await p.context().close();
+});
+
+test("the credential countdown moves and the refresh is shown", async () => {
+  const p = await page("?ttl=8");
+  await signIn(p, "alice", "alice-password");
+  const expiry = p.getByTestId("expiry");
+  const first = await expiry.innerText();
+  await p.waitForTimeout(1300);
+  const second = await expiry.innerText();
+  assert.notEqual(first, second, "the countdown moves");
+  // Half-life of 8 s: a refresh within ~5 s brings the countdown back up.
+  await p.waitForFunction(() => /00:0[5-8]/.test(document.querySelector('[data-testid="expiry"]')?.textContent ?? "") && /Refreshed at/.test(document.querySelector('[data-testid="refresh"]')?.textContent ?? ""), null, { timeout: 10_000 });
+  await p.waitForFunction(() => /00:0[0-3]/.test(document.querySelector('[data-testid="expiry"]')?.textContent ?? "") || /Refreshing/.test(document.querySelector('[data-testid="refresh"]')?.textContent ?? ""), null, { timeout: 10_000 });
+  await p.context().close();
+});
+
+test("admins filter history by user, see the chart, and export CSV", async () => {
+  const p = await page();
+  await signIn(p, "admin", "admin-password");
+  await p.getByRole("button", { name: "History" }).click();
+  await p.getByRole("img", { name: "Bytes uploaded per day" }).waitFor();
+  await p.screenshot({ path: join(shots, "history-admin.png") });
+  await p.getByLabel("User").fill("bob");
+  await p.getByRole("button", { name: "Apply" }).click();
+  await p.waitForFunction(() => [...document.querySelectorAll('[data-testid="history-row"] td:first-child')].every((td) => td.textContent === "bob"));
+  const users = await p.locator('[data-testid="history-row"] td:first-child').allInnerTexts();
+  assert.ok(users.length > 0 && users.every((u) => u === "bob"), JSON.stringify(users));
+  const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Export CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8");
+  const lines = csv.trim().split("\n");
+  assert.equal(lines[0], "id,user,key,size,etag,completed_at,status");
+  assert.ok(lines.slice(1).every((l) => l.split(",")[1] === "bob"), csv);
+  await p.context().close();
+});
+
+test("folders and settings screens, and dark mode", async () => {
+  const p = await page("", "dark");
+  await signIn(p, "alice", "alice-password");
+  await p.getByRole("button", { name: "Folders" }).click();
+  await p.getByRole("button", { name: "Choose…" }).click();
+  await p.getByLabel("Key prefix").fill("photos/");
+  await p.getByRole("button", { name: "Watch folder" }).click();
+  await p.getByRole("cell", { name: "/home/alice/Photos", exact: true }).waitFor();
+  await p.screenshot({ path: join(shots, "folders-dark.png") });
+  await p.getByRole("button", { name: "Settings" }).click();
+  // Too small a part: the form refuses it before anything is saved.
+  await p.getByLabel("Part size (MiB)").fill("2");
+  await p.getByRole("button", { name: "Save" }).click();
+  assert.equal(await p.getByLabel("Part size (MiB)").evaluate((i) => i.validity.rangeUnderflow), true);
+  assert.equal(await p.getByRole("status").count(), 0);
+  await p.getByLabel("Part size (MiB)").fill("16");
+  await p.getByRole("button", { name: "Save" }).click();
+  await p.getByText("Saved.").waitFor();
+  await p.screenshot({ path: join(shots, "settings-dark.png") });
+  await p.context().close();
+});

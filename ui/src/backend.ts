@@ -1,0 +1,168 @@
+// The one interface the UI talks through. `TauriBackend` calls the desktop app's commands;
+// `MemoryBackend` simulates everything in the page, for UI tests and for looking at the UI in a
+// browser. The UI never talks to storage or the app server itself.
+
+export type Role = "user" | "admin";
+export interface User {
+  id: number;
+  name: string;
+  role: Role;
+}
+
+export type FileState =
+  | "queued"
+  | "uploading"
+  | "uploaded"
+  | "confirmed"
+  | "paused"
+  | "failed"
+  | "skipped"
+  | "cancelled";
+
+export interface QueueItem {
+  id: number;
+  name: string;
+  path: string;
+  size: number;
+  sent: number;
+  rate: number;
+  etaSecs: number | null;
+  state: FileState;
+  error: { code: string; message: string } | null;
+}
+
+export interface CredentialStatus {
+  expiresAt: string | null;
+  refreshing: boolean;
+  refreshedAt: string | null;
+  lastError: string | null;
+}
+
+export interface SessionStatus {
+  user: User | null;
+  server: string;
+  sessionExpiresAt: string | null;
+  online: boolean;
+}
+
+export interface FolderItem {
+  path: string;
+  prefix: string;
+  excludes: string[];
+  enabled: boolean;
+  lastScan: string | null;
+  queued: number;
+  skipped: number;
+  error: string | null;
+}
+
+export interface HistoryQuery {
+  user?: string;
+  status?: "stored" | "confirmed" | "";
+  since?: string;
+  until?: string;
+  q?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface UploadRecord {
+  id: number;
+  user: string;
+  key: string;
+  name: string;
+  size: number;
+  etag: string;
+  device: string | null;
+  completed_at: string;
+  status: "stored" | "confirmed";
+  confirmed_by: "client" | "store" | "provider";
+}
+
+export interface UploadPage {
+  items: UploadRecord[];
+  next_cursor: string | null;
+}
+
+export interface DayStats {
+  day: string;
+  user: string;
+  count: number;
+  bytes: number;
+}
+
+export interface Settings {
+  files: number;
+  partsInFlight: number;
+  partSizeMiB: number;
+  bandwidthMiBs: number | null;
+  startAtLogin: boolean;
+  notifications: boolean;
+}
+
+export type EngineEvent =
+  | { type: "progress"; file_id: number; bytes: number; total: number; rate: number; eta_secs: number | null }
+  | { type: "state"; file_id: number; state: FileState; error: { code: string; message: string } | null }
+  | { type: "queued"; item: QueueItem }
+  | { type: "credentials_refreshing" }
+  | { type: "credentials_refreshed"; expires_at: string }
+  | { type: "credentials_refresh_failed"; error: { code: string; message: string } }
+  | { type: "session_expired" }
+  | { type: "folder_error"; path: string; error: { code: string; message: string } };
+
+export interface SignInRequest {
+  server: string;
+  username: string;
+  password: string;
+  remember: boolean;
+  memoryOnly: boolean;
+}
+
+/** An error with the engine's stable code (`invalid_credentials`, `network`, …). */
+export class BackendError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Control = "pause" | "resume" | "cancel" | "retry";
+
+export interface Backend {
+  restore(): Promise<SessionStatus>;
+  signIn(request: SignInRequest): Promise<User>;
+  signOut(): Promise<void>;
+  /** Files and folders by path (pickers, OS drag and drop). */
+  enqueuePaths(paths: string[]): Promise<void>;
+  /** Files dropped into the page (only names and sizes are known there). */
+  enqueueFiles(files: { name: string; size: number }[]): Promise<void>;
+  pickFiles(): Promise<string[]>;
+  pickFolder(): Promise<string | null>;
+  queue(): Promise<QueueItem[]>;
+  control(action: Control, ids: number[] | null): Promise<void>;
+  credentials(): Promise<CredentialStatus>;
+  folders(): Promise<FolderItem[]>;
+  addFolder(folder: { path: string; prefix: string; excludes: string[] }): Promise<void>;
+  setFolderEnabled(path: string, enabled: boolean): Promise<void>;
+  removeFolder(path: string): Promise<void>;
+  history(query: HistoryQuery): Promise<UploadPage>;
+  historyCsv(query: HistoryQuery): Promise<string>;
+  stats(query: HistoryQuery): Promise<DayStats[]>;
+  settings(): Promise<Settings>;
+  saveSettings(settings: Settings): Promise<void>;
+  onEvent(listener: (event: EngineEvent) => void): () => void;
+}
+
+/** The desktop app's backend when running inside Tauri, the simulation otherwise. */
+export async function createBackend(): Promise<Backend> {
+  const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+  if (inTauri) {
+    const { TauriBackend } = await import("./backend/tauri");
+    return new TauriBackend();
+  }
+  const { MemoryBackend } = await import("./backend/memory");
+  const params = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
+  return new MemoryBackend({ grantTtlSecs: Number(params.get("ttl") ?? "120") });
+}

@@ -1,0 +1,66 @@
+// The desktop app's backend: each method is one Tauri command of `ferry-desktop`; engine events
+// arrive as the `ferry://event` event. Errors arrive as `{code, message}`.
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import {
+  BackendError,
+  type Backend,
+  type Control,
+  type CredentialStatus,
+  type DayStats,
+  type EngineEvent,
+  type FolderItem,
+  type HistoryQuery,
+  type QueueItem,
+  type SessionStatus,
+  type Settings,
+  type SignInRequest,
+  type UploadPage,
+  type User,
+} from "../backend";
+
+async function call<T>(command: string, args: Record<string, unknown> = {}): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    throw new BackendError(e.code ?? "internal", e.message ?? String(err));
+  }
+}
+
+export class TauriBackend implements Backend {
+  restore = () => call<SessionStatus>("restore");
+  signIn = (request: SignInRequest) => call<User>("sign_in", { request });
+  signOut = () => call<void>("sign_out");
+  enqueuePaths = (paths: string[]) => call<void>("enqueue", { paths });
+  enqueueFiles = async (_files: { name: string; size: number }[]) => {
+    // In the desktop app, drops arrive with their paths through the window's drag-drop event.
+  };
+  pickFiles = () => call<string[]>("pick_files");
+  pickFolder = () => call<string | null>("pick_folder");
+  queue = () => call<QueueItem[]>("queue");
+  control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
+  credentials = () => call<CredentialStatus>("credentials");
+  folders = () => call<FolderItem[]>("folders");
+  addFolder = (folder: { path: string; prefix: string; excludes: string[] }) => call<void>("add_folder", { folder });
+  setFolderEnabled = (path: string, enabled: boolean) => call<void>("set_folder_enabled", { path, enabled });
+  removeFolder = (path: string) => call<void>("remove_folder", { path });
+  history = (query: HistoryQuery) => call<UploadPage>("history", { query });
+  historyCsv = (query: HistoryQuery) => call<string>("history_csv", { query });
+  stats = (query: HistoryQuery) => call<DayStats[]>("stats", { query });
+  settings = () => call<Settings>("settings");
+  saveSettings = (settings: Settings) => call<void>("save_settings", { settings });
+  onEvent(listener: (event: EngineEvent) => void): () => void {
+    let stop: (() => void) | null = null;
+    let stopped = false;
+    void listen<EngineEvent>("ferry://event", (e) => listener(e.payload)).then((unlisten) => {
+      if (stopped) unlisten();
+      else stop = unlisten;
+    });
+    return () => {
+      stopped = true;
+      stop?.();
+    };
+  }
+}

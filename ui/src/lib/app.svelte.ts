@@ -1,0 +1,107 @@
+// The UI's state: what the backend said, kept up to date by its events, and a clock for the
+// countdowns. Screens read it and call the backend through it.
+
+import type { Backend, CredentialStatus, EngineEvent, QueueItem, SessionStatus } from "../backend";
+
+export type Screen = "uploads" | "folders" | "history" | "settings";
+
+export class AppState {
+  session = $state<SessionStatus | null>(null);
+  queue = $state<QueueItem[]>([]);
+  credentials = $state<CredentialStatus>({ expiresAt: null, refreshing: false, refreshedAt: null, lastError: null });
+  now = $state(Date.now());
+  screen = $state<Screen>("uploads");
+  sessionExpired = $state(false);
+  private stops: (() => void)[] = [];
+
+  constructor(readonly backend: Backend) {}
+
+  async start(): Promise<void> {
+    this.stops.push(this.backend.onEvent((event) => this.handle(event)));
+    const clock = setInterval(() => (this.now = Date.now()), 250);
+    this.stops.push(() => clearInterval(clock));
+    this.session = await this.backend.restore();
+    if (this.session.user) await this.reload();
+  }
+
+  stop(): void {
+    for (const stop of this.stops) stop();
+  }
+
+  async reload(): Promise<void> {
+    this.queue = await this.backend.queue();
+    this.credentials = await this.backend.credentials();
+  }
+
+  async signedIn(): Promise<void> {
+    this.sessionExpired = false;
+    this.session = await this.backend.restore();
+    await this.reload();
+  }
+
+  async signOut(): Promise<void> {
+    await this.backend.signOut();
+    this.session = await this.backend.restore();
+    this.queue = [];
+  }
+
+  handle(event: EngineEvent): void {
+    switch (event.type) {
+      case "queued":
+        this.queue = [...this.queue, event.item];
+        break;
+      case "progress": {
+        const item = this.queue.find((i) => i.id === event.file_id);
+        if (item) {
+          item.sent = event.bytes;
+          item.size = event.total || item.size;
+          item.rate = event.rate;
+          item.etaSecs = event.eta_secs;
+        }
+        break;
+      }
+      case "state": {
+        const item = this.queue.find((i) => i.id === event.file_id);
+        if (item) {
+          item.state = event.state;
+          item.error = event.error;
+          if (event.state === "confirmed" || event.state === "uploaded") item.sent = item.size;
+        } else {
+          void this.reload();
+        }
+        break;
+      }
+      case "credentials_refreshing":
+        this.credentials.refreshing = true;
+        break;
+      case "credentials_refreshed":
+        this.credentials = { expiresAt: event.expires_at, refreshing: false, refreshedAt: new Date().toISOString(), lastError: null };
+        break;
+      case "credentials_refresh_failed":
+        this.credentials.refreshing = false;
+        this.credentials.lastError = event.error.message;
+        break;
+      case "session_expired":
+        this.sessionExpired = true;
+        break;
+      case "folder_error":
+        break;
+    }
+  }
+
+  /** Bytes sent and total over files that are not cancelled or skipped. */
+  get totals(): { sent: number; size: number; active: number; failed: number } {
+    let sent = 0;
+    let size = 0;
+    let active = 0;
+    let failed = 0;
+    for (const item of this.queue) {
+      if (item.state === "cancelled" || item.state === "skipped") continue;
+      sent += item.sent;
+      size += item.size;
+      if (item.state === "uploading" || item.state === "queued") active++;
+      if (item.state === "failed") failed++;
+    }
+    return { sent, size, active, failed };
+  }
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { bytes, countdown, duration, percent, rate, signInMessage } from "./format";
+
+describe("format", () => {
+  it("writes sizes in binary units", () => {
+    expect(bytes(0)).toBe("0 B");
+    expect(bytes(1536)).toBe("1.5 KiB");
+    expect(bytes(48 * 1024 * 1024)).toBe("48 MiB");
+    expect(bytes(-1)).toBe("—");
+    expect(rate(0)).toBe("—");
+    expect(rate(2 * 1024 * 1024)).toBe("2.0 MiB/s");
+  });
+
+  it("writes durations and countdowns", () => {
+    expect(duration(65)).toBe("1:05");
+    expect(duration(3723)).toBe("1:02:03");
+    expect(duration(null)).toBe("—");
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(countdown("2026-01-01T00:01:05Z", now)).toBe("01:05");
+    expect(countdown("2025-12-31T23:59:00Z", now)).toBe("expired");
+    expect(countdown(null, now)).toBe("—");
+  });
+
+  it("clamps progress and explains sign-in errors plainly", () => {
+    expect(percent(50, 200)).toBe(25);
+    expect(percent(500, 200)).toBe(100);
+    expect(percent(0, 0)).toBe(100);
+    expect(signInMessage("invalid_credentials", "x")).toMatch(/Wrong username or password/);
+    expect(signInMessage("network", "http://h")).toMatch(/Cannot reach the server at http:\/\/h/);
+    expect(signInMessage("rate_limited", "x")).toMatch(/Too many failed attempts/);
+    expect(signInMessage("keychain_unavailable", "x")).toMatch(/keychain/);
+  });
+});

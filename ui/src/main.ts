@@ -1,0 +1,11 @@
+import { mount } from "svelte";
+import "./app.css";
+import App from "./App.svelte";
+import { createBackend } from "./backend";
+import { AppState } from "./lib/app.svelte";
+
+const backend = await createBackend();
+const state = new AppState(backend);
+await state.start();
+const target = document.getElementById("app");
+if (target) mount(App, { target, props: { app: state } });
