@@ -2,6 +2,7 @@
 
 mod aws_cli;
 mod cli_resume;
+mod desktop;
 mod engine_upload;
 mod engine_watch;
 mod keychain;

@@ -16,6 +16,21 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// What the Tauri app needs to build and to run under Xvfb with WebDriver.
+pub(crate) const DESKTOP_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",
+    "build-essential",
+    "file",
+    "libssl-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "libxdo-dev",
+    "pkg-config",
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+];
+
 /// Installs the Debian packages that are not installed yet (one `apt-get update` first).
 pub(crate) fn ensure_apt(packages: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
@@ -128,8 +143,16 @@ pub(crate) fn ensure_node() -> anyhow::Result<()> {
 /// Everything `cargo xtask test` needs besides Rust; returns the PATH tests must run with
 /// (pip's script directory first, so a freshly installed `aws` is found).
 pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
-    // A real Secret Service for the keychain tests, rclone as a second S3 client.
-    ensure_apt(&["dbus", "gnome-keyring", "libsecret-tools", "rclone"])?;
+    // A real Secret Service for the keychain tests, rclone as a second S3 client, Chromium for
+    // the UI tests, and what the desktop app builds against and is driven through.
+    ensure_apt(&[
+        "dbus",
+        "gnome-keyring",
+        "libsecret-tools",
+        "rclone",
+        "chromium",
+    ])?;
+    ensure_apt(DESKTOP_PACKAGES)?;
     let path = path_with(python_scripts_dir());
     ensure_aws_cli(&path)?;
     Ok(path)

@@ -75,6 +75,8 @@ pub(crate) fn cargo() -> String {
 fn test(root: &Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let path = deps::ensure_test_tools()?;
+    // The desktop crate embeds the built UI, so the UI comes first.
+    ui_build(root, true)?;
     let cargo = cargo();
     step(root, &cargo, &["fmt", "--all", "--", "--check"])?;
     step(
@@ -96,7 +98,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
         &["test", "--workspace", "--no-fail-fast"],
         Some(&path),
     )?;
-    ui(root)?;
+    step(&root.join("ui"), "npm", &["run", "e2e"])?;
     eprintln!(
         "==> all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -104,42 +106,48 @@ fn test(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The UI: install exactly the locked packages, type-check, unit tests, build, then the
-/// Playwright tests in Debian's Chromium (which also write `docs/screenshots/`).
-fn ui(root: &Path) -> anyhow::Result<()> {
-    deps::ensure_apt(&["chromium"])?;
+/// The UI: install exactly the locked packages, then (for tests) type-check and unit-test it,
+/// then build it into `ui/dist`, which the desktop app embeds.
+fn ui_build(root: &Path, checks: bool) -> anyhow::Result<()> {
     deps::ensure_node()?;
     let ui = root.join("ui");
     step(&ui, "npm", &["ci", "--no-audit", "--no-fund"])?;
-    step(&ui, "npm", &["run", "check"])?;
-    step(&ui, "npm", &["test"])?;
-    step(&ui, "npm", &["run", "build"])?;
-    step(&ui, "npm", &["run", "e2e"])
+    if checks {
+        step(&ui, "npm", &["run", "check"])?;
+        step(&ui, "npm", &["test"])?;
+    }
+    step(&ui, "npm", &["run", "build"])
 }
 
 fn run(root: &Path) -> anyhow::Result<()> {
+    deps::ensure_apt(deps::DESKTOP_PACKAGES)?;
+    ui_build(root, false)?;
     let cargo = cargo();
-    step(root, &cargo, &["build", "--package", "ferry-server"])?;
+    step(
+        root,
+        &cargo,
+        &[
+            "build",
+            "--package",
+            "ferry-server",
+            "--package",
+            "ferry-desktop",
+        ],
+    )?;
     let data_dir = root.join("target").join("ferry-dev");
     let server = root.join("target").join("debug").join("ferry-server");
     let api = std::env::var("FERRY_API_LISTEN").unwrap_or_else(|_| "127.0.0.1:8480".into());
     let store = std::env::var("FERRY_STORE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8481".into());
     eprintln!(
-        "==> starting ferry-server (data in {}); Ctrl-C stops it.
-
-Try it once the addresses and demo passwords are printed below:
-  curl -s -X POST http://{api}/api/v1/sessions -H 'content-type: application/json' \\
-       -d '{{\"username\":\"alice\",\"password\":\"<printed password>\"}}'
-  curl -s -X POST http://{api}/api/v1/grants -H 'authorization: Bearer <token>' \\
-       -H 'content-type: application/json' -d '{{}}'
-  AWS_ACCESS_KEY_ID=<access_key_id> AWS_SECRET_ACCESS_KEY=<secret_access_key> \\
-  AWS_SESSION_TOKEN=<security_token> aws --endpoint-url http://{store} --region us-east-1 \\
-       s3 cp ./some-file s3://ferry/uploads/<user id>/some-file
-  curl -s http://{api}/api/v1/uploads -H 'authorization: Bearer <token>'
+        "==> starting ferry-server (data in {}) and the Ferry window; closing the window stops both.
+    Sign in with server http://{api} and the demo account printed below, then drag a file onto
+    the window; History shows it confirmed. Without a display, the server keeps running: try
+      curl -s -X POST http://{api}/api/v1/sessions -H 'content-type: application/json' \\
+           -d '{{\"username\":\"alice\",\"password\":\"<printed password>\"}}'
 ",
         data_dir.display()
     );
-    let status = Command::new(server)
+    let mut server = Command::new(server)
         .args([
             "serve",
             "--demo",
@@ -150,10 +158,24 @@ Try it once the addresses and demo passwords are printed below:
             "--data-dir",
         ])
         .arg(&data_dir)
-        .status()
+        .spawn()
         .context("starting ferry-server")?;
-    if !status.success() {
-        bail!("ferry-server exited with {status}");
-    }
-    Ok(())
+    let has_display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let result = if has_display {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        Command::new(root.join("target").join("debug").join("ferry-desktop"))
+            .status()
+            .context("starting the Ferry window")
+            .map(|_| ())
+    } else {
+        eprintln!("==> no display: only the server runs (Ctrl-C stops it)");
+        server
+            .wait()
+            .context("waiting for ferry-server")
+            .map(|_| ())
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }

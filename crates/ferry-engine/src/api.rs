@@ -162,6 +162,49 @@ impl ApiClient {
         .await
     }
 
+    /// `GET /uploads.csv` (admins).
+    pub async fn history_csv(&self, token: &Secret, query: &str) -> Result<String> {
+        let operation = "exporting history";
+        let url = format!("{}?{query}", self.url("/uploads.csv"));
+        let network = |source| Error::Network {
+            operation,
+            target: self.base.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(network)?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(err) => (err.code, err.message),
+            Err(_) => (ErrorCode::Unknown, body.chars().take(200).collect()),
+        };
+        Err(Error::Server {
+            operation,
+            code,
+            message,
+            status,
+        })
+    }
+
+    /// `GET /uploads/stats?by=day` (admins).
+    pub async fn stats(&self, token: &Secret, query: &str) -> Result<ferry_protocol::Stats> {
+        let url = format!("{}?by=day&{query}", self.url("/uploads/stats"));
+        self.send(
+            "reading statistics",
+            self.http.get(url).bearer_auth(token.expose()),
+        )
+        .await
+    }
+
     /// `GET /uploads` with a raw query string (`user=…&limit=…`).
     pub async fn history(&self, token: &Secret, query: &str) -> Result<UploadPage> {
         let url = if query.is_empty() {

@@ -96,6 +96,11 @@ impl Credentials {
             .map(|c| c.grant.expires_at)
     }
 
+    /// When the current grant was received, if there is one.
+    pub async fn refreshed_at(&self) -> Option<OffsetDateTime> {
+        self.cached.lock().await.as_ref().map(|c| c.received_at)
+    }
+
     /// A grant good for now, fetching a new one when the current one is due.
     pub async fn current(&self) -> Result<Arc<Grant>> {
         let mut cached = self.cached.lock().await;

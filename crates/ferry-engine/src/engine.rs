@@ -234,6 +234,18 @@ impl Engine {
         self.journal.files(limit)
     }
 
+    /// History as CSV (admins; `query` as in the API).
+    pub async fn history_csv(&self, query: &str) -> Result<String> {
+        let token = self.session.token()?;
+        self.session.api().history_csv(&token, query).await
+    }
+
+    /// Count and bytes per day and user (admins).
+    pub async fn stats(&self, query: &str) -> Result<ferry_protocol::Stats> {
+        let token = self.session.token()?;
+        self.session.api().stats(&token, query).await
+    }
+
     /// History from the app server (`query` as in the API).
     pub async fn history(&self, query: &str) -> Result<UploadPage> {
         let token = self.session.token()?;

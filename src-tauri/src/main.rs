@@ -1,0 +1,82 @@
+//! Ferry's desktop app: a Tauri window over `ferry-engine`. This crate holds the window, tray,
+//! notifications, drag and drop, and thin commands; the engine does the work.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod desktop;
+mod error;
+mod shell;
+
+use std::sync::Arc;
+
+use tauri::Manager;
+
+fn data_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("FERRY_DATA_DIR") {
+        return dir.into();
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .unwrap_or_else(|| ".".into())
+        .join(if cfg!(debug_assertions) {
+            "ferry-dev"
+        } else {
+            "ferry"
+        })
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            shell::show(app)
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .setup(|app| {
+            let handle = app.handle().clone();
+            let desktop = Arc::new(desktop::Desktop::new(
+                data_dir(),
+                shell::event_sink(handle.clone()),
+            ));
+            app.manage(desktop);
+            shell::tray(&handle)?;
+            Ok(())
+        })
+        .on_window_event(shell::window_event)
+        .invoke_handler(tauri::generate_handler![
+            commands::restore,
+            commands::sign_in,
+            commands::sign_out,
+            commands::enqueue,
+            commands::pick_files,
+            commands::pick_folder,
+            commands::queue,
+            commands::control,
+            commands::credentials,
+            commands::folders,
+            commands::add_folder,
+            commands::set_folder_enabled,
+            commands::remove_folder,
+            commands::history,
+            commands::history_csv,
+            commands::stats,
+            commands::settings,
+            commands::save_settings,
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    if let Err(err) = result {
+        eprintln!("Ferry could not start: {err}");
+        std::process::exit(1);
+    }
+}
