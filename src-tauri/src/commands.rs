@@ -382,6 +382,18 @@ pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<Settings> {
 }
 
 #[tauri::command]
-pub(crate) async fn save_settings(desktop: Shared<'_>, settings: Settings) -> CommandResult<()> {
-    desktop.save_settings(&settings)
+pub(crate) async fn save_settings(
+    app: tauri::AppHandle,
+    desktop: Shared<'_>,
+    settings: Settings,
+) -> CommandResult<()> {
+    use tauri_plugin_autostart::ManagerExt;
+    desktop.save_settings(&settings)?;
+    let launcher = app.autolaunch();
+    let result = if settings.start_at_login {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    result.map_err(|e| CommandError::new("autostart", format!("start at login: {e}")))
 }

@@ -67,9 +67,18 @@ async fn refresh_status(app: AppHandle, failed_now: bool) {
 
 /// Forwards engine events to the UI, the tray and notifications.
 pub(crate) fn event_sink(app: AppHandle) -> EventSink {
+    let last_tray_update = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
     Arc::new(move |event: Event| {
         let _ = app.emit("ferry://event", &event);
         match &event {
+            Event::Progress { .. } => {
+                // The tray's percentage, at most once a second.
+                let mut last = last_tray_update.lock().unwrap_or_else(|p| p.into_inner());
+                if last.elapsed() >= std::time::Duration::from_secs(1) {
+                    *last = std::time::Instant::now();
+                    tauri::async_runtime::spawn(refresh_status(app.clone(), false));
+                }
+            }
             Event::State { state, .. } => {
                 let batch_done = *state == FileState::Confirmed;
                 let failed = *state == FileState::Failed;

@@ -309,6 +309,33 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     driver.screenshot("settings").await;
 
+    // "Start Ferry when I log in" writes the desktop's autostart entry, and unticking removes it.
+    let settings = driver.invoke("settings", json!({})).await;
+    let mut wanted = settings["ok"].clone();
+    wanted["startAtLogin"] = json!(true);
+    let reply = driver
+        .invoke("save_settings", json!({"settings": wanted}))
+        .await;
+    assert!(reply.get("err").is_none(), "{reply}");
+    let autostart = home.join(".config/autostart");
+    let entries = || {
+        std::fs::read_dir(&autostart)
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        entries(),
+        1,
+        "an autostart entry in {}",
+        autostart.display()
+    );
+    wanted["startAtLogin"] = json!(false);
+    let reply = driver
+        .invoke("save_settings", json!({"settings": wanted}))
+        .await;
+    assert!(reply.get("err").is_none(), "{reply}");
+    assert_eq!(entries(), 0);
+
     if let Ok(out) = Command::new("pgrep")
         .args(["-f", desktop_bin().to_str().unwrap()])
         .output()

@@ -141,7 +141,7 @@ test("folders and settings screens, and dark mode", async () => {
   assert.equal(await p.getByRole("status").count(), 0);
   await p.getByLabel("Part size (MiB)").fill("16");
   await p.getByRole("button", { name: "Save" }).click();
-  await p.getByText("Saved.").waitFor();
+  await p.getByText(/^Saved\./).waitFor();
   await p.screenshot({ path: join(shots, "settings-dark.png") });
   await p.context().close();
 });
