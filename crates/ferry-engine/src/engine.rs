@@ -44,9 +44,6 @@ pub struct Engine {
     transfer: Arc<Transfer>,
 }
 
-/// Longest path accepted, in bytes (beyond it, most file systems and the key limit refuse).
-const MAX_KEY_BYTES: usize = 1024;
-
 impl Engine {
     /// Opens the journal in `data_dir` and prepares (but does not start) transfers.
     pub fn open(config: EngineConfig) -> Result<Self> {
@@ -182,17 +179,9 @@ impl Engine {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let key = relative.to_str().map(|k| k.replace('\\', "/"));
-        let skip = match &key {
-            None => Some((
-                "name_not_utf8",
-                "the file name is not valid UTF-8, so it cannot be an object key",
-            )),
-            Some(k) if k.len() > MAX_KEY_BYTES => Some((
-                "path_too_long",
-                "the path is longer than an object key may be (1024 bytes)",
-            )),
-            _ => None,
+        let (key, skip) = match crate::key::object_key("", relative) {
+            Ok(key) => (Some(key), None),
+            Err(refusal) => (None, Some(refusal)),
         };
         // A file still on its way (after a crash, say) is resumed, not added again.
         if let Some(row) = self.journal.latest_for_path(path)?

@@ -10,6 +10,7 @@ mod engine;
 mod error;
 pub mod events;
 pub mod journal;
+mod key;
 pub mod keychain;
 pub mod secret;
 pub mod session;

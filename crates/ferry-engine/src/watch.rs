@@ -13,7 +13,6 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::{RecursiveMode, Watcher as _};
 use serde::Serialize;
 use tokio::sync::mpsc;
-use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
@@ -343,20 +342,9 @@ impl Watcher {
         {
             return Ok(false);
         }
-        let key = relative.to_str().map(|r| {
-            let joined = r.replace('\\', "/");
-            format!("{}{}", folder.prefix, joined.nfc().collect::<String>())
-        });
-        let skip = match &key {
-            None => Some((
-                "name_not_utf8",
-                "the file name is not valid UTF-8, so it cannot be an object key",
-            )),
-            Some(k) if k.len() > 1024 => Some((
-                "path_too_long",
-                "the path is longer than an object key may be (1024 bytes)",
-            )),
-            _ => None,
+        let (key, skip) = match crate::key::object_key(&folder.prefix, &relative) {
+            Ok(key) => (Some(key), None),
+            Err(refusal) => (None, Some(refusal)),
         };
         let id = self
             .journal
