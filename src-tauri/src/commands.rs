@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ferry_engine::journal::FileState;
 use ferry_engine::secret::Secret;
-use ferry_engine::watch::Folder;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
@@ -254,27 +253,19 @@ pub(crate) struct NewFolder {
 
 #[tauri::command]
 pub(crate) async fn add_folder(desktop: Shared<'_>, folder: NewFolder) -> CommandResult<()> {
-    let mut all = desktop.folders();
-    if all.iter().any(|f| f.path == folder.path) {
-        return Err(CommandError::new(
-            "duplicate",
-            "That folder is watched already.",
-        ));
-    }
-    if let Some(running) = desktop.running.read().await.as_ref() {
-        running.watcher.add(Folder {
-            path: folder.path.clone(),
-            prefix: folder.prefix.clone(),
-            excludes: folder.excludes.clone(),
-        })?;
-    }
-    all.push(FolderConfig {
-        path: folder.path,
-        prefix: folder.prefix,
-        excludes: folder.excludes,
-        enabled: true,
-    });
-    desktop.save_folders(&all)
+    let NewFolder {
+        path,
+        prefix,
+        excludes,
+    } = folder;
+    desktop
+        .add_folder(FolderConfig {
+            path,
+            prefix,
+            excludes,
+            enabled: true,
+        })
+        .await
 }
 
 #[tauri::command]
@@ -283,36 +274,12 @@ pub(crate) async fn set_folder_enabled(
     path: PathBuf,
     enabled: bool,
 ) -> CommandResult<()> {
-    let mut all = desktop.folders();
-    let Some(folder) = all.iter_mut().find(|f| f.path == path) else {
-        return Err(CommandError::new("not_found", "No such watched folder."));
-    };
-    folder.enabled = enabled;
-    if let Some(running) = desktop.running.read().await.as_ref() {
-        if enabled {
-            running.watcher.add(Folder {
-                path: folder.path.clone(),
-                prefix: folder.prefix.clone(),
-                excludes: folder.excludes.clone(),
-            })?;
-        } else {
-            running.watcher.remove(&path);
-        }
-    }
-    desktop.save_folders(&all)
+    desktop.set_folder_enabled(&path, enabled).await
 }
 
 #[tauri::command]
 pub(crate) async fn remove_folder(desktop: Shared<'_>, path: PathBuf) -> CommandResult<()> {
-    if let Some(running) = desktop.running.read().await.as_ref() {
-        running.watcher.remove(&path);
-    }
-    let all: Vec<FolderConfig> = desktop
-        .folders()
-        .into_iter()
-        .filter(|f| f.path != path)
-        .collect();
-    desktop.save_folders(&all)
+    desktop.remove_folder(&path).await
 }
 
 #[derive(Deserialize, Default)]

@@ -1,7 +1,7 @@
 //! The desktop's state around one engine: which server, which keychain, the watched folders and
 //! settings (plain JSON files in the data dir — never secrets), and the background tasks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_engine::events::{Event, EventSink};
@@ -59,6 +59,16 @@ pub(crate) struct FolderConfig {
     pub(crate) prefix: String,
     pub(crate) excludes: Vec<String>,
     pub(crate) enabled: bool,
+}
+
+impl FolderConfig {
+    fn watched(&self) -> Folder {
+        Folder {
+            path: self.path.clone(),
+            prefix: self.prefix.clone(),
+            excludes: self.excludes.clone(),
+        }
+    }
 }
 
 pub(crate) struct Running {
@@ -145,6 +155,52 @@ impl Desktop {
         self.write("folders.json", &folders)
     }
 
+    /// Watches a new folder (now, if signed in) and saves it.
+    pub(crate) async fn add_folder(&self, folder: FolderConfig) -> CommandResult<()> {
+        let mut all = self.folders();
+        if all.iter().any(|f| f.path == folder.path) {
+            return Err(CommandError::new(
+                "duplicate",
+                "That folder is watched already.",
+            ));
+        }
+        if let Some(running) = self.running.read().await.as_ref() {
+            running.watcher.add(folder.watched())?;
+        }
+        all.push(folder);
+        self.save_folders(&all)
+    }
+
+    /// Turns watching a saved folder on or off.
+    pub(crate) async fn set_folder_enabled(&self, path: &Path, enabled: bool) -> CommandResult<()> {
+        let mut all = self.folders();
+        let Some(folder) = all.iter_mut().find(|f| f.path == path) else {
+            return Err(CommandError::new("not_found", "No such watched folder."));
+        };
+        folder.enabled = enabled;
+        if let Some(running) = self.running.read().await.as_ref() {
+            if enabled {
+                running.watcher.add(folder.watched())?;
+            } else {
+                running.watcher.remove(path);
+            }
+        }
+        self.save_folders(&all)
+    }
+
+    /// Stops watching a folder and forgets it.
+    pub(crate) async fn remove_folder(&self, path: &Path) -> CommandResult<()> {
+        if let Some(running) = self.running.read().await.as_ref() {
+            running.watcher.remove(path);
+        }
+        let all: Vec<FolderConfig> = self
+            .folders()
+            .into_iter()
+            .filter(|f| f.path != path)
+            .collect();
+        self.save_folders(&all)
+    }
+
     /// Opens an engine against `server` with the OS keychain, or memory when asked.
     pub(crate) fn open(&self, server: &str, memory_only: bool) -> CommandResult<Arc<Engine>> {
         let keychain: Arc<dyn Keychain> = if memory_only {
@@ -168,11 +224,7 @@ impl Desktop {
     pub(crate) async fn start(&self, engine: Arc<Engine>) -> CommandResult<()> {
         let watcher = engine.watcher();
         for folder in self.folders().into_iter().filter(|f| f.enabled) {
-            watcher.add(Folder {
-                path: folder.path,
-                prefix: folder.prefix,
-                excludes: folder.excludes,
-            })?;
+            watcher.add(folder.watched())?;
         }
         // Fetch the first grant now, so the countdown shows from the start.
         let credentials = engine.credentials().clone();
