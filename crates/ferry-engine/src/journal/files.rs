@@ -509,4 +509,25 @@ mod tests {
         assert_eq!(row.state, FileState::Skipped);
         assert_eq!(row.error_code.as_deref(), Some("name_not_utf8"));
     }
+
+    #[test]
+    fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        let id = journal
+            .add(Path::new("/tmp/a.bin"), "a.bin", "a.bin", None)
+            .unwrap();
+        journal.set_state(id, FileState::Uploading).unwrap();
+        // The user cancels while the upload is finishing...
+        journal
+            .move_states(Some(&[id]), &[FileState::Uploading], FileState::Cancelled)
+            .unwrap();
+        // ...and the finishing task's writes must not bring it back.
+        let _ = journal.uploaded(id, "b", "p/a.bin", "etag", "md5:x", 1);
+        assert_eq!(journal.file(id).unwrap().unwrap().state, FileState::Cancelled);
+        let _ = journal.set_state(id, FileState::Confirmed);
+        assert_eq!(journal.file(id).unwrap().unwrap().state, FileState::Cancelled);
+        let _ = journal.fail(id, "network", "reset", Some(0));
+        assert_eq!(journal.file(id).unwrap().unwrap().state, FileState::Cancelled);
+    }
 }

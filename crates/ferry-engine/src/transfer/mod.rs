@@ -211,6 +211,15 @@ impl Transfer {
         }
     }
 
+    /// Stops every upload in flight (their rows stay where they were).
+    pub async fn stop(&self) {
+        let running: Vec<Running> = self.running().drain().map(|(_, r)| r).collect();
+        for r in &running {
+            r.task.abort();
+        }
+        tokio::task::yield_now().await;
+    }
+
     fn spawn(self: &Arc<Self>, row: FileRow) {
         let this = self.clone();
         let id = row.id;
