@@ -66,13 +66,20 @@ async fn a_second_uploader_on_the_same_data_dir_is_refused_and_status_changes_no
         status.arg("status");
         let status = output(status).await;
         let text = String::from_utf8_lossy(&status.stdout);
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         assert!(
             text.lines().any(|l| l.starts_with("uploading")),
             "round {round}: status shows the running upload as uploading: {text}"
         );
     }
-    assert!(first.try_wait().unwrap().is_none(), "the first run carries on");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run carries on"
+    );
     first.kill().unwrap();
     first.wait().unwrap();
 }

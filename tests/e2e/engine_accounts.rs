@@ -27,20 +27,30 @@ async fn another_accounts_interrupted_upload_never_lands_in_my_prefix() {
         c.transfer.bandwidth = Some(16 * MIB as u64);
     })
     .await;
-    let bart_ids = engine_b.enqueue(std::slice::from_ref(&barts)).unwrap();
+    let bart_ids = engine_b
+        .enqueue(std::slice::from_ref(&barts))
+        .await
+        .unwrap();
     let _ = tokio::time::timeout(Duration::from_millis(1500), engine_b.run_until_idle()).await;
     engine_b.close().await;
     let bart_id = bart_ids[0];
 
     // Carol signs in on the same data dir and uploads her own file.
     let (engine_c, _) = engine(&server, &data, "carol", &carol_password, |_| {}).await;
-    engine_c.enqueue(std::slice::from_ref(&carols)).unwrap();
+    engine_c
+        .enqueue(std::slice::from_ref(&carols))
+        .await
+        .unwrap();
     within(120, "carol's run", engine_c.run_until_idle())
         .await
         .unwrap();
     let carol_history = server.history("carol", &carol_password).await;
     let keys: Vec<&str> = carol_history.items.iter().map(|r| r.key.as_str()).collect();
-    assert_eq!(keys.len(), 1, "only carol's file in carol's history: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "only carol's file in carol's history: {keys:?}"
+    );
     assert!(keys[0].ends_with("carols.txt"), "{keys:?}");
     let row = engine_c.journal().file(bart_id).unwrap().unwrap();
     assert!(

@@ -26,7 +26,7 @@ async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
     for i in 0..3000 {
         std::fs::write(folder.join(format!("f{i}")), b"x").unwrap();
     }
-    let ids = engine.enqueue(std::slice::from_ref(&folder)).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
     std::fs::remove_dir_all(&folder).unwrap();
     let summary = within(120, "the run", engine.run_until_idle())
         .await
@@ -41,12 +41,19 @@ async fn uploading_an_unchanged_confirmed_file_again_is_a_no_op_unless_forced() 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("once.bin");
     std::fs::write(&file, bytes(MIB, 3)).unwrap();
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |_| {}).await;
-    let first = engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let first = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
-    let again = engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    let again = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     within(60, "the second run", engine.run_until_idle())
         .await
         .unwrap();
@@ -55,7 +62,7 @@ async fn uploading_an_unchanged_confirmed_file_again_is_a_no_op_unless_forced() 
 
     // Changed: uploaded again.
     std::fs::write(&file, bytes(MIB, 4)).unwrap();
-    let changed = engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    let changed = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     assert_ne!(changed, first);
     within(60, "the third run", engine.run_until_idle())
         .await
@@ -63,7 +70,10 @@ async fn uploading_an_unchanged_confirmed_file_again_is_a_no_op_unless_forced() 
     assert_eq!(server.history("alice", &password).await.items.len(), 2);
 
     // Forced: uploaded again although unchanged.
-    let forced = engine.enqueue_forced(std::slice::from_ref(&file)).unwrap();
+    let forced = engine
+        .enqueue_forced(std::slice::from_ref(&file))
+        .await
+        .unwrap();
     assert_ne!(forced, changed);
     within(60, "the forced run", engine.run_until_idle())
         .await
@@ -83,7 +93,7 @@ async fn a_session_that_ends_at_confirmation_says_so() {
         c.transfer.bandwidth = Some(5 * MIB as u64);
     })
     .await;
-    let ids = engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     let result = within(60, "the run", engine.run_until_idle()).await;
     assert!(
         result.as_ref().is_err_and(|e| e.needs_sign_in()),
@@ -94,7 +104,11 @@ async fn a_session_that_ends_at_confirmation_says_so() {
         "the front end is told the session ended"
     );
     let row = engine.journal().file(ids[0]).unwrap().unwrap();
-    assert_eq!(row.state, FileState::Uploaded, "stored, waiting to be confirmed");
+    assert_eq!(
+        row.state,
+        FileState::Uploaded,
+        "stored, waiting to be confirmed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,9 +122,19 @@ async fn paths_with_dot_segments_give_clean_keys_and_clashing_keys_are_refused()
     // The same name twice: composed and decomposed é, one key after NFC.
     std::fs::write(folder.join("caf\u{e9}.txt"), b"composed").unwrap();
     std::fs::write(folder.join("cafe\u{301}.txt"), b"decomposed").unwrap();
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |_| {}).await;
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
     // `album/sub/..` is `album`: keys start at `album/`, never with `..`.
-    let ids = engine.enqueue(&[folder.join("sub").join("..")]).unwrap();
+    let ids = engine
+        .enqueue(&[folder.join("sub").join("..")])
+        .await
+        .unwrap();
     within(60, "the run", engine.run_until_idle())
         .await
         .unwrap();
@@ -148,8 +172,15 @@ async fn links_inside_a_dropped_folder_are_not_followed() {
     std::fs::write(folder.join("plain.txt"), b"fine").unwrap();
     std::os::unix::fs::symlink(&secret, folder.join("key")).unwrap();
     std::os::unix::fs::symlink(&secret, folder.join("deep/er/key")).unwrap();
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |_| {}).await;
-    engine.enqueue(std::slice::from_ref(&folder)).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
     within(60, "the run", engine.run_until_idle())
         .await
         .unwrap();
@@ -158,7 +189,7 @@ async fn links_inside_a_dropped_folder_are_not_followed() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].ends_with("dropped/plain.txt"));
     // A link given on purpose is followed.
-    engine.enqueue(&[folder.join("key")]).unwrap();
+    engine.enqueue(&[folder.join("key")]).await.unwrap();
     within(60, "the run", engine.run_until_idle())
         .await
         .unwrap();
@@ -183,7 +214,7 @@ async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload
     })
     .await;
     let idle_holders = std::sync::Arc::strong_count(&sink);
-    let ids = engine.enqueue(std::slice::from_ref(&folder)).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
     let transfer = engine.transfer().clone();
     let runner = tokio::spawn(async move { transfer.run().await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -213,7 +244,7 @@ async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload
 
     // The same file given alone now has another key (`big.bin`, not `set/big.bin`): the old
     // multipart upload is aborted, not left behind in the store.
-    engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     within(60, "the run", engine.run_until_idle())
         .await
         .unwrap();

@@ -11,9 +11,9 @@ use ferry_tests::{TestServer, engine};
 
 fn confirmed(engine: &ferry_engine::Engine) -> usize {
     engine
-        .journal()
-        .counts()
+        .status()
         .unwrap()
+        .counts
         .into_iter()
         .find(|(s, _)| *s == FileState::Confirmed)
         .map_or(0, |(_, n)| n as usize)
@@ -238,7 +238,14 @@ async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
     std::fs::create_dir(&folder).unwrap();
     let file = folder.join("offline.txt");
     settled_file(&file, b"the server is away");
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |_| {}).await;
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
     server.server.stop().await;
     let task = start_watching(&engine, &folder, true);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -263,7 +270,10 @@ async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
     let _ = task.await;
     let rows = rows_of(&engine, &file);
     assert_eq!(rows.len(), 1, "one live row per file: {rows:?}");
-    assert!(rows[0].next_retry_at.is_some(), "still waiting for its retry");
+    assert!(
+        rows[0].next_retry_at.is_some(),
+        "still waiting for its retry"
+    );
 }
 
 #[cfg(unix)]
@@ -282,7 +292,7 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
     settled_file(&cancelled, b"the user said no");
 
     // Seen but not uploaded (no scheduler): the user cancels the queued file.
-    let (engine, _) = engine(&server, &data, "alice", &password, |_| {}).await;
+    let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
     let task = start_watching(&engine, &folder, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     while rows_of(&engine, &cancelled).is_empty() || rows_of(&engine, &skipped).is_empty() {
@@ -297,7 +307,7 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
 
     // Two restarts with uploads on: nothing new is queued, nothing is sent.
     for _ in 0..2 {
-        let (engine, _) = engine(&server, &data, "alice", &password, |_| {}).await;
+        let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
         let task = start_watching(&engine, &folder, true);
         tokio::time::sleep(Duration::from_secs(3)).await;
         task.abort();
@@ -314,11 +324,14 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
 
     // Changed: the cancelled file is taken again.
     settled_file(&cancelled, b"the user changed it and wants it now");
-    let (engine, _) = engine(&server, &data, "alice", &password, |_| {}).await;
+    let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
     let task = start_watching(&engine, &folder, true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.history("alice", &password).await.items.is_empty() {
-        assert!(Instant::now() < deadline, "the changed file was never uploaded");
+        assert!(
+            Instant::now() < deadline,
+            "the changed file was never uploaded"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     task.abort();

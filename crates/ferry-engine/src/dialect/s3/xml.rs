@@ -1,7 +1,7 @@
 //! The S3 XML the engine reads: error bodies, `InitiateMultipartUploadResult`,
 //! `ListPartsResult`, `CompleteMultipartUploadResult`.
 
-use crate::storage::{xml_value, xml_values};
+use serde::{Deserialize, Serialize};
 
 /// An S3 error body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,45 +37,148 @@ pub struct PartsPage {
 #[error("unreadable XML: {0}")]
 pub struct XmlError(String);
 
+/// The name of the root element, if the body is XML.
+fn root(body: &[u8]) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut buffer = Vec::new();
+    for _ in 0..64 {
+        match reader.read_event_into(&mut buffer).ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(e.local_name().into_inner().to_owned());
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => buffer.clear(),
+        }
+    }
+    None
+}
+
+/// Deserializes `body` if its root element is `name`.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], name: &str) -> Result<T, XmlError> {
+    match root(body) {
+        Some(found) if found == name => {}
+        Some(found) => return Err(XmlError(format!("expected <{name}>, got <{found}>"))),
+        None => return Err(XmlError(format!("expected <{name}>, got no XML"))),
+    }
+    let text = std::str::from_utf8(body).map_err(|e| XmlError(e.to_string()))?;
+    quick_xml::de::from_str(text).map_err(|e| XmlError(format!("<{name}>: {e}")))
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorXml {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
 /// An error body, if `body` is one.
 pub fn error(body: &[u8]) -> Option<ErrorBody> {
-    let text = String::from_utf8_lossy(body);
+    let parsed: ErrorXml = parse(body, "Error").ok()?;
     Some(ErrorBody {
-        code: xml_value(&text, "Code")?,
-        message: xml_value(&text, "Message").unwrap_or_default(),
+        code: parsed.code,
+        message: parsed.message,
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InitiateXml {
+    upload_id: String,
 }
 
 /// The `UploadId` of an `InitiateMultipartUploadResult`.
 pub fn upload_id(body: &[u8]) -> Result<String, XmlError> {
-    xml_value(&String::from_utf8_lossy(body), "UploadId")
-        .ok_or_else(|| XmlError("no UploadId".into()))
+    let parsed: InitiateXml = parse(body, "InitiateMultipartUploadResult")?;
+    if parsed.upload_id.is_empty() {
+        return Err(XmlError("empty UploadId".into()));
+    }
+    Ok(parsed.upload_id)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CompleteXml {
+    #[serde(rename = "ETag")]
+    etag: String,
 }
 
 /// The ETag (without quotes) of a `CompleteMultipartUploadResult`.
 pub fn completed_etag(body: &[u8]) -> Result<String, XmlError> {
-    xml_value(&String::from_utf8_lossy(body), "ETag")
-        .map(|e| e.trim_matches('"').to_owned())
-        .ok_or_else(|| XmlError("no ETag".into()))
+    let parsed: CompleteXml = parse(body, "CompleteMultipartUploadResult")?;
+    Ok(unquote(&parsed.etag))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PartXml {
+    part_number: u32,
+    size: u64,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListPartsXml {
+    #[serde(default)]
+    is_truncated: bool,
+    next_part_number_marker: Option<u32>,
+    #[serde(default, rename = "Part")]
+    parts: Vec<PartXml>,
 }
 
 /// A page of `ListPartsResult`.
 pub fn parts_page(body: &[u8]) -> Result<PartsPage, XmlError> {
-    let text = String::from_utf8_lossy(body);
-    let mut parts = Vec::new();
-    for part in xml_values(&text, "Part") {
-        let number = xml_value(&part, "PartNumber").and_then(|n| n.parse().ok());
-        let size = xml_value(&part, "Size").and_then(|n| n.parse().ok());
-        let etag = xml_value(&part, "ETag").map(|e| e.trim_matches('"').to_owned());
-        if let (Some(number), Some(size), Some(etag)) = (number, size, etag) {
-            parts.push(ListedPart { number, size, etag });
-        }
-    }
-    let truncated = xml_value(&text, "IsTruncated").as_deref() == Some("true");
-    let next_marker = xml_value(&text, "NextPartNumberMarker")
-        .and_then(|n| n.parse().ok())
-        .filter(|_| truncated);
-    Ok(PartsPage { parts, next_marker })
+    let parsed: ListPartsXml = parse(body, "ListPartsResult")?;
+    Ok(PartsPage {
+        parts: parsed
+            .parts
+            .into_iter()
+            .map(|p| ListedPart {
+                number: p.part_number,
+                size: p.size,
+                etag: unquote(&p.etag),
+            })
+            .collect(),
+        next_marker: parsed
+            .next_part_number_marker
+            .filter(|_| parsed.is_truncated),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename = "CompleteMultipartUpload")]
+struct CompleteRequestXml {
+    #[serde(rename = "Part")]
+    parts: Vec<CompletePartXml>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CompletePartXml {
+    part_number: u32,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+/// The body of CompleteMultipartUpload for `(part number, ETag)` pairs.
+pub fn complete_request(parts: &[(u32, String)]) -> String {
+    let request = CompleteRequestXml {
+        parts: parts
+            .iter()
+            .map(|(number, etag)| CompletePartXml {
+                part_number: *number,
+                etag: format!("\"{etag}\""),
+            })
+            .collect(),
+    };
+    // Serialising plain strings and numbers cannot fail.
+    quick_xml::se::to_string(&request).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -184,6 +287,17 @@ mod tests {
         assert!(completed_etag(late.as_bytes()).is_err());
         let init = r#"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&#43;b&amp;c</UploadId></InitiateMultipartUploadResult>"#;
         assert_eq!(upload_id(init.as_bytes()).unwrap(), "a+b&c");
+    }
+
+    #[test]
+    fn the_complete_request_reads_back() {
+        let body = complete_request(&[(1, "a".into()), (2, "b&c".into())]);
+        assert_eq!(
+            body,
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag>\
+             </Part><Part><PartNumber>2</PartNumber><ETag>\"b&amp;c\"</ETag></Part>\
+             </CompleteMultipartUpload>"
+        );
     }
 
     #[test]
