@@ -5,6 +5,7 @@ mod cli_data_dir;
 mod cli_resume;
 mod desktop;
 mod engine_accounts;
+mod engine_bad_input;
 mod engine_queue;
 mod engine_upload;
 mod engine_watch;

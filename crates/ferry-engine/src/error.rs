@@ -58,8 +58,8 @@ pub enum Error {
         /// Words for people.
         reason: String,
     },
-    /// The journal failed.
-    #[error("journal: {0}")]
+    /// The journal failed (`disk_full` when the disk under it has no room left).
+    #[error("journal: {0}{hint}", hint = disk_full_hint(.0))]
     Journal(#[from] rusqlite::Error),
     /// Signing failed.
     #[error(transparent)]
@@ -100,6 +100,17 @@ pub enum Error {
         /// Full object key.
         key: String,
     },
+    /// The journal file is not a database SQLite can read (damaged, or not a journal at all).
+    /// It is left as it is.
+    #[error(
+        "the journal {path} is damaged ({detail}); it was left as it is: move it away to start with an empty queue"
+    )]
+    JournalDamaged {
+        /// The journal file.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
     /// The engine was closed.
     #[error("the engine was closed")]
     Closed,
@@ -123,6 +134,7 @@ impl Error {
             Self::Network { .. } => "network",
             Self::Storage { .. } => "storage",
             Self::File { code, .. } => code,
+            Self::Journal(err) if is_disk_full(err) => "disk_full",
             Self::Journal(_) => "journal",
             Self::Sign(_) => "signing",
             Self::IntegrityMismatch { .. } => "integrity",
@@ -132,6 +144,7 @@ impl Error {
             Self::StateChanged { .. } => "state_changed",
             Self::UploadLost { .. } => "upload_lost",
             Self::Closed => "closed",
+            Self::JournalDamaged { .. } => "journal_damaged",
         }
     }
 
@@ -163,6 +176,27 @@ impl Error {
         let context = context.into();
         move |source| Self::Io { context, source }
     }
+}
+
+/// Whether SQLite failed for want of disk space.
+fn is_disk_full(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+fn disk_full_hint(err: &rusqlite::Error) -> &'static str {
+    if is_disk_full(err) {
+        " (free some space on the disk that holds Ferry's data)"
+    } else {
+        ""
+    }
+}
+
+/// Whether SQLite says the file is not a (readable) database.
+pub(crate) fn is_damaged(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 /// Result with the engine's error.

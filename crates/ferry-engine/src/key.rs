@@ -11,18 +11,23 @@ pub(crate) const MAX_KEY_BYTES: usize = 1024;
 /// Why a path cannot be a key: a stable code and a sentence.
 pub(crate) type Refusal = (&'static str, &'static str);
 
-/// The key for `relative` under `prefix` (which is `""` or ends with `/`).
+/// The key for `relative` under `prefix` (which is `""` or ends with `/`): the path's parts
+/// joined with `/` — whatever the platform's separator, and a `\` inside a Unix file name stays
+/// in the key as it is.
 pub(crate) fn object_key(prefix: &str, relative: &Path) -> Result<String, Refusal> {
-    let Some(relative) = relative.to_str() else {
-        return Err((
-            "name_not_utf8",
-            "the file name is not valid UTF-8, so it cannot be an object key",
-        ));
-    };
-    let key = format!(
-        "{prefix}{}",
-        relative.replace('\\', "/").nfc().collect::<String>()
-    );
+    let mut parts = Vec::new();
+    for part in relative.components() {
+        match part.as_os_str().to_str() {
+            Some(text) => parts.push(text),
+            None => {
+                return Err((
+                    "name_not_utf8",
+                    "the file name is not valid UTF-8, so it cannot be an object key",
+                ));
+            }
+        }
+    }
+    let key = format!("{prefix}{}", parts.join("/").nfc().collect::<String>());
     if key.len() > MAX_KEY_BYTES {
         return Err((
             "path_too_long",
@@ -43,6 +48,12 @@ mod tests {
         assert_eq!(
             object_key("inbox/", decomposed).unwrap(),
             "inbox/dir/caf\u{e9}.txt"
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            object_key("", Path::new("dir/back\\slash.txt")).unwrap(),
+            "dir/back\\slash.txt",
+            "a backslash is part of a Unix file name"
         );
         let long = "d/".repeat(600);
         assert_eq!(

@@ -128,7 +128,18 @@ impl<'a> Intake<'a> {
                 ("symlink", "links inside a folder are not followed"),
             );
         }
-        if depth <= MAX_DEPTH && std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+        if is_dir && depth > MAX_DEPTH {
+            return self.skip(
+                base,
+                path,
+                (
+                    "too_deep",
+                    "folders nested more than 64 deep are not walked",
+                ),
+            );
+        }
+        if is_dir {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(Error::io(format!("reading {}", path.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -147,9 +158,7 @@ impl<'a> Intake<'a> {
         let relative = path.strip_prefix(base).unwrap_or(path);
         let key = crate::key::object_key("", relative).unwrap_or_default();
         let look = std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m));
-        let id = self.insert(path, &key, look, Some(why))?;
-        self.added.ids.push(id);
-        Ok(())
+        self.refuse(path, &key, look, why)
     }
 
     /// Adds one file whose key is `prefix` + `relative`.
@@ -188,6 +197,16 @@ impl<'a> Intake<'a> {
     fn existing(&mut self, row: &FileRow, key: &str, look: Option<Look>) -> Result<Option<i64>> {
         let unchanged = look.is_some_and(|l| l.matches(row));
         match (self.intent, row.state) {
+            // Failed for good (gone, unreadable) and found again: it is there now, try again.
+            (Intent::Found, FileState::Failed) if row.next_retry_at.is_none() => {
+                let resumed = self.journal.move_states(
+                    Some(&[row.id]),
+                    &[FileState::Failed],
+                    FileState::Queued,
+                )?;
+                self.added.queued |= !resumed.is_empty();
+                Ok(Some(row.id))
+            }
             (Intent::Found, state) if !state.is_final() => Ok(Some(row.id)),
             (Intent::Found, FileState::Confirmed) if row.key == key && unchanged => {
                 Ok(Some(row.id))

@@ -70,6 +70,24 @@ struct Watched {
     excludes: GlobSet,
     status: FolderStatus,
     watcher: Option<notify::RecommendedWatcher>,
+    /// Which folder on which file system was watched: a folder unmounted (the mount point
+    /// shows through), mounted again, or removed and made again is another one, and the OS
+    /// watch on the old one tells nothing more.
+    identity: Option<Identity>,
+}
+
+/// Device and inode of a folder.
+type Identity = (u64, u64);
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_path: &Path) -> Option<Identity> {
+    None
 }
 
 /// Work for the run loop.
@@ -178,6 +196,7 @@ impl Watcher {
             excludes,
             status: FolderStatus::default(),
             watcher: None,
+            identity: None,
         });
         // Watching and scanning wait on the disk: the run loop does it on a blocking thread.
         let _ = self.changed.send(Inbox::Connect(folder.path));
@@ -203,6 +222,7 @@ impl Watcher {
 
     /// Sets up the OS watch of a folder and scans it; records an error state when it fails.
     fn connect(&self, path: &Path) {
+        let seen = identity(path);
         let result = self.watch_and_scan(path);
         let mut folders = self.folders();
         let Some(watched) = folders.iter_mut().find(|w| w.folder.path == path) else {
@@ -211,6 +231,7 @@ impl Watcher {
         match result {
             Ok((watcher, found)) => {
                 watched.watcher = Some(watcher);
+                watched.identity = seen;
                 watched.status.error = None;
                 watched.status.last_scan = Some(crate::journal::now());
                 drop(folders);
@@ -440,14 +461,16 @@ impl Watcher {
         Ok(())
     }
 
+    /// Watches again the folders that are not watched, gone, or another folder than the one
+    /// watched (unmounted, mounted again, made again).
     fn reconnect(&self) {
-        let paths: Vec<(PathBuf, bool)> = self
+        let folders: Vec<(PathBuf, bool, Option<Identity>)> = self
             .folders()
             .iter()
-            .map(|w| (w.folder.path.clone(), w.watcher.is_some()))
+            .map(|w| (w.folder.path.clone(), w.watcher.is_some(), w.identity))
             .collect();
-        for (path, connected) in paths {
-            if !connected || !path.is_dir() {
+        for (path, connected, watched) in folders {
+            if !connected || !path.is_dir() || identity(&path) != watched {
                 self.connect(&path);
             }
         }

@@ -106,6 +106,20 @@ impl Journal {
     /// `Uploading` back to `Queued`.
     pub fn open(path: &Path) -> Result<Self> {
         let lock = lock::DirLock::acquire(path)?;
+        let conn = Self::migrate(path).map_err(|err| match err {
+            Error::Journal(e) if crate::error::is_damaged(&e) => Error::JournalDamaged {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            conn: Mutex::new(Some(conn)),
+            lock: Mutex::new(Some(lock)),
+        })
+    }
+
+    fn migrate(path: &Path) -> Result<Connection> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -122,10 +136,7 @@ impl Journal {
             "UPDATE files SET state = 'queued' WHERE state = 'uploading'",
             [],
         )?;
-        Ok(Self {
-            conn: Mutex::new(Some(conn)),
-            lock: Mutex::new(Some(lock)),
-        })
+        Ok(conn)
     }
 
     /// Opens an existing journal to read it while another engine may hold it: no lock, no
