@@ -2,9 +2,11 @@
 
 mod aws_cli;
 mod cli_resume;
+mod credential_storm;
 mod desktop;
 mod engine_upload;
 mod engine_watch;
+mod faults;
 mod keychain;
 mod server_api;
 mod store_rules;
