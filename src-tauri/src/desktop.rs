@@ -258,7 +258,7 @@ impl Desktop {
     /// Adds files and folders to the queue: the `enqueue` command and a drop on the window both
     /// come here.
     pub(crate) async fn enqueue(&self, paths: &[PathBuf]) -> CommandResult<()> {
-        self.engine().await?.enqueue(paths)?;
+        self.engine().await?.enqueue(paths).await?;
         Ok(())
     }
 

@@ -46,9 +46,10 @@ async fn refresh_status(app: AppHandle, failed_now: bool) {
         set_status(&app, "signed out");
         return;
     };
-    let Ok(counts) = engine.journal().counts() else {
+    let Ok(status) = engine.status() else {
         return;
     };
+    let counts = status.counts;
     let count = |s: FileState| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
     let active =
         count(FileState::Queued) + count(FileState::Uploading) + count(FileState::Uploaded);
@@ -109,10 +110,10 @@ fn notify_if_batch_done(app: AppHandle) {
         let Ok(engine) = desktop.engine().await else {
             return;
         };
-        let Ok(counts) = engine.journal().counts() else {
+        let Ok(status) = engine.status() else {
             return;
         };
-        let busy = counts.iter().any(|(s, n)| {
+        let busy = status.counts.iter().any(|(s, n)| {
             *n > 0
                 && matches!(
                     s,

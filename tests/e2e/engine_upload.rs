@@ -39,7 +39,7 @@ async fn files_of_every_size_arrive_intact_and_are_confirmed_once() {
         |_| {},
     )
     .await;
-    let ids = engine.enqueue(std::slice::from_ref(&files)).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&files)).await.unwrap();
     assert_eq!(ids.len(), sizes.len());
     let summary = within(120, "the upload", engine.run_until_idle())
         .await
@@ -84,7 +84,7 @@ async fn short_lived_credentials_refresh_during_a_throttled_upload() {
         c.transfer.bandwidth = Some(12 * MIB as u64);
     })
     .await;
-    engine.enqueue(&[file]).unwrap();
+    engine.enqueue(&[file]).await.unwrap();
     let summary = within(120, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -127,7 +127,7 @@ async fn a_file_rewritten_mid_upload_ends_up_as_its_final_content() {
         c.transfer.bandwidth = Some(16 * MIB as u64);
     })
     .await;
-    engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     let rewrite = {
         let file = file.clone();
         tokio::spawn(async move {
@@ -175,7 +175,7 @@ async fn the_server_going_away_mid_upload_is_retried() {
         c.transfer.bandwidth = Some(20 * MIB as u64);
     })
     .await;
-    engine.enqueue(&[file]).unwrap();
+    engine.enqueue(&[file]).await.unwrap();
 
     let TestServer {
         server: running,
@@ -228,7 +228,7 @@ async fn an_expired_session_pauses_the_queue_and_signing_in_continues_it() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let file = dir.path().join("later.txt");
     std::fs::write(&file, b"after the session ended").unwrap();
-    let ids = engine.enqueue(&[file]).unwrap();
+    let ids = engine.enqueue(&[file]).await.unwrap();
     let err = within(60, "the run", engine.run_until_idle())
         .await
         .unwrap_err();
@@ -291,7 +291,7 @@ async fn bad_files_get_a_clear_error_and_the_others_carry_on() {
         |_| {},
     )
     .await;
-    let ids = engine.enqueue(std::slice::from_ref(&root)).unwrap();
+    let ids = engine.enqueue(std::slice::from_ref(&root)).await.unwrap();
     std::fs::remove_file(root.join("gone.txt")).unwrap();
     within(120, "the run", engine.run_until_idle())
         .await
@@ -329,7 +329,13 @@ async fn bad_files_get_a_clear_error_and_the_others_carry_on() {
         not_utf8.is_some(),
         "the non-UTF-8 name is skipped with a reason"
     );
-    assert_eq!(rows.len(), 5, "the symlink loop adds nothing: {rows:?}");
+    let link = by_name("loop");
+    assert_eq!(
+        (link.state, link.error_code.as_deref()),
+        (FileState::Skipped, Some("symlink")),
+        "the link loop is not followed, and says so"
+    );
+    assert_eq!(rows.len(), 6, "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,7 +347,7 @@ async fn no_secret_reaches_the_data_dir() {
     let (engine, _) = engine(&server, &data_dir, "alice", &password, |_| {}).await;
     let file = dir.path().join("f.txt");
     std::fs::write(&file, b"x").unwrap();
-    engine.enqueue(&[file]).unwrap();
+    engine.enqueue(&[file]).await.unwrap();
     within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -381,7 +387,7 @@ async fn a_skewed_clock_is_corrected_from_the_store() {
     credentials.correct_clock(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
     let file = dir.path().join("skew.txt");
     std::fs::write(&file, b"signed with a corrected clock").unwrap();
-    engine.enqueue(std::slice::from_ref(&file)).unwrap();
+    engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -410,7 +416,10 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         c.transfer.files = 2;
     })
     .await;
-    let ids = engine.enqueue(&[keep.clone(), drop_me.clone()]).unwrap();
+    let ids = engine
+        .enqueue(&[keep.clone(), drop_me.clone()])
+        .await
+        .unwrap();
     let transfer = engine.transfer().clone();
     let runner = tokio::spawn(async move { transfer.run().await });
     tokio::time::sleep(Duration::from_millis(1200)).await;

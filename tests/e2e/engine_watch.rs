@@ -11,9 +11,9 @@ use ferry_tests::{TestServer, engine};
 
 fn confirmed(engine: &ferry_engine::Engine) -> usize {
     engine
-        .journal()
-        .counts()
+        .status()
         .unwrap()
+        .counts
         .into_iter()
         .find(|(s, _)| *s == FileState::Confirmed)
         .map_or(0, |(_, n)| n as usize)
@@ -177,5 +177,162 @@ async fn a_folder_that_disappears_is_an_error_state_and_comes_back() {
     std::fs::create_dir(&folder).unwrap();
     std::fs::write(folder.join("back.txt"), b"I am back").unwrap();
     settle(&engine, 1).await;
+    task.abort();
+}
+
+/// Journal rows of `path`, newest first.
+fn rows_of(engine: &ferry_engine::Engine, path: &Path) -> Vec<ferry_engine::journal::FileRow> {
+    engine
+        .files(10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
+}
+
+/// Starts the watcher on `folder` (and the scheduler when `upload`), until the task is aborted.
+fn start_watching(
+    engine: &ferry_engine::Engine,
+    folder: &Path,
+    upload: bool,
+) -> tokio::task::JoinHandle<()> {
+    let watcher = engine.watcher();
+    watcher
+        .add(Folder {
+            path: folder.to_owned(),
+            prefix: String::new(),
+            excludes: vec![],
+        })
+        .unwrap();
+    let transfer = engine.transfer().clone();
+    tokio::spawn(async move {
+        if upload {
+            tokio::select! {
+                result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+                result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+            }
+        } else {
+            let result = watcher.run().await;
+            panic!("the watcher stopped: {result:?}");
+        }
+    })
+}
+
+/// A file old enough to be taken at the first look.
+fn settled_file(path: &Path, content: &[u8]) {
+    std::fs::write(path, content).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(10))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("watched");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("offline.txt");
+    settled_file(&file, b"the server is away");
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    server.server.stop().await;
+    let task = start_watching(&engine, &folder, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows_of(&engine, &file)
+        .first()
+        .is_none_or(|r| r.state != FileState::Failed)
+    {
+        assert!(Instant::now() < deadline, "the upload never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A rescan (the folder added again, as after a restart) finds the file again.
+    engine
+        .watcher()
+        .add(Folder {
+            path: folder.clone(),
+            prefix: String::new(),
+            excludes: vec![],
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    task.abort();
+    let _ = task.await;
+    let rows = rows_of(&engine, &file);
+    assert_eq!(rows.len(), 1, "one live row per file: {rows:?}");
+    assert!(
+        rows[0].next_retry_at.is_some(),
+        "still waiting for its retry"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let folder = dir.path().join("watched");
+    std::fs::create_dir(&folder).unwrap();
+    let skipped = folder.join(std::ffi::OsStr::from_bytes(b"not-\xff.txt"));
+    settled_file(&skipped, b"a name that cannot be a key");
+    let cancelled = folder.join("cancel-me.txt");
+    settled_file(&cancelled, b"the user said no");
+
+    // Seen but not uploaded (no scheduler): the user cancels the queued file.
+    let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
+    let task = start_watching(&engine, &folder, false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows_of(&engine, &cancelled).is_empty() || rows_of(&engine, &skipped).is_empty() {
+        assert!(Instant::now() < deadline, "the files were never taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = rows_of(&engine, &cancelled)[0].id;
+    engine.transfer().cancel(Some(&[id])).await.unwrap();
+    task.abort();
+    let _ = task.await;
+    engine.close().await;
+
+    // Two restarts with uploads on: nothing new is queued, nothing is sent.
+    for _ in 0..2 {
+        let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
+        let task = start_watching(&engine, &folder, true);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        task.abort();
+        let _ = task.await;
+        let skipped_rows = rows_of(&engine, &skipped);
+        assert_eq!(skipped_rows.len(), 1, "{skipped_rows:?}");
+        assert_eq!(skipped_rows[0].state, FileState::Skipped);
+        let cancelled_rows = rows_of(&engine, &cancelled);
+        assert_eq!(cancelled_rows.len(), 1, "{cancelled_rows:?}");
+        assert_eq!(cancelled_rows[0].state, FileState::Cancelled);
+        engine.close().await;
+    }
+    assert!(server.history("alice", &password).await.items.is_empty());
+
+    // Changed: the cancelled file is taken again.
+    settled_file(&cancelled, b"the user changed it and wants it now");
+    let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
+    let task = start_watching(&engine, &folder, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.history("alice", &password).await.items.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the changed file was never uploaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     task.abort();
 }

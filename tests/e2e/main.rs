@@ -1,9 +1,12 @@
 //! End-to-end tests across Ferry's parts, against a real server on `127.0.0.1:0`.
 
 mod aws_cli;
+mod cli_data_dir;
 mod cli_resume;
 mod credential_storm;
 mod desktop;
+mod engine_accounts;
+mod engine_queue;
 mod engine_upload;
 mod engine_watch;
 mod faults;

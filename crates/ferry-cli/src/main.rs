@@ -46,10 +46,14 @@ struct Cli {
 enum Command {
     /// Sign in (password from FERRY_PASSWORD, stdin, or a prompt).
     Login { user: String },
-    /// Upload files and folders (recursively) and wait until each is confirmed.
+    /// Upload files and folders (recursively) and wait until each is confirmed. A file already
+    /// uploaded unchanged to the same place is not sent again.
     Upload {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Send files again even if they were uploaded unchanged before.
+        #[arg(long)]
+        force: bool,
     },
     /// Watch a folder and upload what appears in it (until Ctrl-C).
     Watch {
@@ -61,7 +65,7 @@ enum Command {
         #[arg(long)]
         exclude: Vec<String>,
     },
-    /// Show the queue.
+    /// Show the queue (reads it without disturbing a running upload).
     Status,
     /// Show upload history from the server.
     History {
@@ -149,6 +153,7 @@ fn progress_bar() -> Arc<Progress> {
 async fn upload(
     engine: &Engine,
     paths: &[PathBuf],
+    force: bool,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<bool> {
     for path in paths {
@@ -156,12 +161,23 @@ async fn upload(
             eprintln!("{}: no such file or folder", path.display());
         }
     }
-    let ids = engine.enqueue(paths)?;
-    let total: u64 = ids
-        .iter()
-        .filter_map(|id| engine.journal().file(*id).ok().flatten())
-        .filter_map(|r| std::fs::metadata(&r.path).ok().map(|m| m.len()))
-        .sum();
+    let ids = if force {
+        engine.enqueue_forced(paths).await?
+    } else {
+        engine.enqueue(paths).await?
+    };
+    let mut already = std::collections::HashSet::new();
+    let mut total = 0;
+    for id in &ids {
+        let Some(row) = engine.journal().file(*id)? else {
+            continue;
+        };
+        if row.state == FileState::Confirmed {
+            already.insert(*id);
+        } else {
+            total += row.size.unwrap_or(0);
+        }
+    }
     progress.bar.set_length(total);
     engine.run_until_idle().await?;
     progress.bar.finish_and_clear();
@@ -170,8 +186,11 @@ async fn upload(
         let Some(row) = engine.journal().file(id)? else {
             continue;
         };
-        if row.state == FileState::Confirmed {
-            println!("confirmed  {}", row.object_key.unwrap_or(row.key));
+        let key = row.object_key.unwrap_or(row.key);
+        if already.contains(&id) {
+            println!("already    {key} (uploaded unchanged before; --force sends it again)");
+        } else if row.state == FileState::Confirmed {
+            println!("confirmed  {key}");
         } else {
             all_confirmed = false;
             println!(
@@ -183,6 +202,45 @@ async fn upload(
         }
     }
     Ok(all_confirmed && paths.iter().all(|p| std::fs::symlink_metadata(p).is_ok()))
+}
+
+/// `ferry status`: the journal read-only, so a running upload is not disturbed.
+fn status(
+    data_dir: &std::path::Path,
+    server: &str,
+    keychain: Arc<dyn Keychain>,
+) -> anyhow::Result<bool> {
+    let status = ferry_engine::read_status(data_dir, server, keychain)?;
+    match &status.account {
+        Some(account) => println!("account    {account} at {server}"),
+        None => println!("account    (not signed in at {server})"),
+    }
+    for (state, n) in &status.counts {
+        if *n > 0 {
+            println!("{:<10} {n}", state.as_str());
+        }
+    }
+    for row in &status.recent {
+        let whose = match (&row.user_name, &status.account) {
+            (Some(name), Some(me)) if name == me => String::new(),
+            (Some(name), _) => format!(" ({name}'s)"),
+            (None, _) => " (an unknown account's)".into(),
+        };
+        println!(
+            "{:<10} {:>12} {}{whose}",
+            row.state.as_str(),
+            row.size.unwrap_or(0),
+            row.path.display()
+        );
+    }
+    for (account, n) in &status.waiting_for_others {
+        println!("waiting    {n} file(s) of {account}: they upload when that account signs in");
+    }
+    match status.credentials_expire_at {
+        Some(at) => println!("credentials expire at {at}"),
+        None => println!("credentials none kept"),
+    }
+    Ok(true)
 }
 
 #[tokio::main]
@@ -198,7 +256,10 @@ async fn main() -> std::process::ExitCode {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match err.downcast_ref::<ferry_engine::Error>() {
+                Some(engine) => eprintln!("error: {err:#} [{}]", engine.code()),
+                None => eprintln!("error: {err:#}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }
@@ -216,6 +277,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         .clone()
         .or(remembered)
         .unwrap_or_else(|| "http://127.0.0.1:8480".into());
+    let keychain = keychain(cli.memory_keychain)?;
+    if let Command::Status = cli.command {
+        return status(&data_dir, &server, keychain);
+    }
     let progress = progress_bar();
     let events_progress = progress.clone();
     let events = Arc::new(move |event: Event| match event {
@@ -239,7 +304,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let engine = Engine::open(EngineConfig {
         data_dir: data_dir.clone(),
         server: server.clone(),
-        keychain: keychain(cli.memory_keychain)?,
+        keychain,
         events,
         transfer: settings,
         grant_ttl: cli.grant_ttl,
@@ -272,7 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
             match command {
-                Command::Upload { paths } => upload(&engine, &paths, &progress).await,
+                Command::Upload { paths, force } => upload(&engine, &paths, force, &progress).await,
                 Command::Watch {
                     dir,
                     prefix,
@@ -292,23 +357,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                         result = watcher.run() => result?,
                         result = transfer.run() => result?,
                         _ = tokio::signal::ctrl_c() => {}
-                    }
-                    Ok(true)
-                }
-                Command::Status => {
-                    for (state, n) in engine.journal().counts()? {
-                        println!("{:<10} {n}", state.as_str());
-                    }
-                    for row in engine.files(20)? {
-                        println!(
-                            "{:<10} {:>12} {}",
-                            row.state.as_str(),
-                            row.size.unwrap_or(0),
-                            row.path.display()
-                        );
-                    }
-                    if let Some(at) = engine.credentials().expires_at().await {
-                        println!("credentials expire at {at}");
                     }
                     Ok(true)
                 }
@@ -336,7 +384,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     Ok(true)
                 }
-                Command::Login { .. } | Command::Logout => unreachable!("handled above"),
+                Command::Login { .. } | Command::Logout | Command::Status => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

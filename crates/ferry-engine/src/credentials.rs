@@ -96,6 +96,16 @@ impl Credentials {
             .map(|c| c.grant.expires_at)
     }
 
+    /// When the grant in hand, or else the one kept in the keychain, expires (no network).
+    pub fn stored_expiry(&self) -> Option<OffsetDateTime> {
+        if let Ok(cached) = self.cached.try_lock()
+            && let Some(c) = cached.as_ref()
+        {
+            return Some(c.grant.expires_at);
+        }
+        self.load_from_keychain().map(|c| c.grant.expires_at)
+    }
+
     /// When the current grant was received, if there is one.
     pub async fn refreshed_at(&self) -> Option<OffsetDateTime> {
         self.cached.lock().await.as_ref().map(|c| c.received_at)

@@ -1,17 +1,23 @@
 //! The engine as front ends use it: open a data dir against one app server, sign in, add files
 //! and folders, run the transfers, read status and history.
+//!
+//! One engine holds a data dir at a time (an OS lock, see [`crate::journal`]); a second one
+//! gets [`Error::DataDirInUse`] with the holder's pid. [`read_status`] reads a data dir without
+//! holding it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_protocol::{UploadPage, User};
+use time::OffsetDateTime;
 
 use crate::api::ApiClient;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
-use crate::journal::{FileRow, FileState, Journal};
+use crate::journal::{FileRow, FileState, Journal, Owner};
 use crate::keychain::Keychain;
+use crate::queue::{Intake, Intent};
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::storage::Storage;
@@ -35,17 +41,71 @@ pub struct EngineConfig {
     pub device: String,
 }
 
+/// What the queue of a data dir holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The signed-in account's name, if known.
+    pub account: Option<String>,
+    /// That account's files per state (every state listed, zeros included).
+    pub counts: Vec<(FileState, u64)>,
+    /// Unfinished files of other accounts on this data dir: (account, files). They wait for
+    /// their owner to sign in.
+    pub waiting_for_others: Vec<(String, u64)>,
+    /// When the storage credentials kept for this server expire, if any are kept.
+    pub credentials_expire_at: Option<OffsetDateTime>,
+    /// The newest files of the journal (of every account), at most 20.
+    pub recent: Vec<FileRow>,
+}
+
 /// An open engine.
 pub struct Engine {
-    events: EventSink,
     journal: Arc<Journal>,
     session: Arc<Session>,
     credentials: Arc<Credentials>,
     transfer: Arc<Transfer>,
 }
 
+fn status_of(
+    journal: &Journal,
+    owner: Option<&Owner>,
+    credentials_expire_at: Option<OffsetDateTime>,
+) -> Result<Status> {
+    let counted = match owner {
+        Some(owner) => journal.counts(owner)?,
+        None => Vec::new(),
+    };
+    let counts = FileState::ALL
+        .into_iter()
+        .map(|s| {
+            (
+                s,
+                counted.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n),
+            )
+        })
+        .collect();
+    Ok(Status {
+        account: owner.map(|o| o.user_name.clone()),
+        counts,
+        waiting_for_others: journal.waiting_for_others(owner)?,
+        credentials_expire_at,
+        recent: journal.files(20)?,
+    })
+}
+
+/// Reads the status of a data dir without holding it (another engine may be uploading): the
+/// journal read-only, the account and credential expiry from the keychain, nothing from the
+/// network.
+pub fn read_status(data_dir: &Path, server: &str, keychain: Arc<dyn Keychain>) -> Result<Status> {
+    let journal = Journal::open_read_only(&data_dir.join("journal.db"))?;
+    let session = Arc::new(Session::new(ApiClient::new(server)?, keychain));
+    let owner = session.stored_owner()?;
+    let credentials = Credentials::new(session, crate::events::discard(), None);
+    status_of(&journal, owner.as_ref(), credentials.stored_expiry())
+}
+
 impl Engine {
-    /// Opens the journal in `data_dir` and prepares (but does not start) transfers.
+    /// Opens the journal in `data_dir` (taking the data dir's lock) and prepares (but does not
+    /// start) transfers.
     pub fn open(config: EngineConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io("creating the data dir"))?;
         let journal = Arc::new(Journal::open(&config.data_dir.join("journal.db"))?);
@@ -57,7 +117,6 @@ impl Engine {
                 id
             }
         };
-        let events = config.events.clone();
         let session = Arc::new(Session::new(
             ApiClient::new(&config.server)?,
             config.keychain,
@@ -71,7 +130,7 @@ impl Engine {
             .transfer
             .bandwidth
             .map(|b| Arc::new(crate::transfer::throttle::Throttle::new(b)));
-        let storage = Storage::new(credentials.clone(), throttle)?;
+        let storage = Storage::new(credentials.clone(), throttle, config.events.clone())?;
         let transfer = Arc::new(Transfer::new(
             journal.clone(),
             storage,
@@ -82,7 +141,6 @@ impl Engine {
             device_id,
         ));
         Ok(Self {
-            events,
             journal,
             session,
             credentials,
@@ -110,10 +168,15 @@ impl Engine {
         &self.transfer
     }
 
-    /// Signs in; the queue continues if it was waiting for this.
+    /// Signs in; the queue continues with this account's files. Uploads of another account
+    /// still running here are stopped first: they wait for their owner.
     pub async fn sign_in(&self, username: &str, password: &Secret, device: &str) -> Result<User> {
+        let before = self.session.owner();
         let user = self.session.sign_in(username, password, device).await?;
-        self.credentials.forget().await?;
+        if before != self.session.owner() {
+            self.transfer.stop().await;
+            self.credentials.forget().await?;
+        }
         self.transfer.wake();
         Ok(user)
     }
@@ -123,84 +186,64 @@ impl Engine {
         self.session.restore().await
     }
 
-    /// Signs out and forgets the storage credentials.
+    /// Stops this account's uploads, signs out and forgets the storage credentials.
     pub async fn sign_out(&self) -> Result<()> {
+        self.transfer.stop().await;
         self.credentials.forget().await?;
         self.session.sign_out().await
     }
 
-    /// Adds files and folders (recursively) to the queue; returns the new journal ids. A file's
-    /// key is its path relative to the parent of what was given (`dir/a.txt` for `dir`).
-    pub fn enqueue(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
-        let mut ids = Vec::new();
-        for path in paths {
-            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            self.enqueue_tree(&base, path, &mut ids, 0)?;
-        }
-        self.transfer.wake();
-        Ok(ids)
+    fn owner(&self) -> Result<Owner> {
+        self.session.owner().ok_or(Error::SignedOut)
     }
 
-    fn enqueue_tree(
-        &self,
-        base: &Path,
-        path: &Path,
-        ids: &mut Vec<i64>,
-        depth: usize,
-    ) -> Result<()> {
-        let meta = std::fs::symlink_metadata(path);
-        let is_dir = match &meta {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::fs::metadata(path).is_ok_and(|t| t.is_dir())
-            }
-            Ok(m) => m.is_dir(),
-            Err(_) => false,
-        };
-        if is_dir {
-            if depth > 64 {
-                return Ok(());
-            }
-            // Follow a symlinked folder only at the top, so a link loop cannot recurse.
-            if depth > 0 && meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
-                return Ok(());
-            }
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(Error::io(format!("reading {}", path.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for entry in entries {
-                self.enqueue_tree(base, &entry, ids, depth + 1)?;
-            }
-            return Ok(());
-        }
-        let relative = path.strip_prefix(base).unwrap_or(path);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (key, skip) = match crate::key::object_key("", relative) {
-            Ok(key) => (Some(key), None),
-            Err(refusal) => (None, Some(refusal)),
-        };
-        // A file still on its way (after a crash, say) is resumed, not added again.
-        if let Some(row) = self.journal.latest_for_path(path)?
-            && !row.state.is_final()
-            && Some(row.key.as_str()) == key.as_deref()
-        {
-            self.journal.move_states(
-                Some(&[row.id]),
-                &[FileState::Paused, FileState::Failed],
-                FileState::Queued,
-            )?;
-            ids.push(row.id);
-            return Ok(());
-        }
-        let id = self
+    /// Adds files and folders (recursively) for the signed-in account; returns the rows, one
+    /// per file. A file's key is its path relative to the parent of what was given
+    /// (`dir/a.txt` for `dir`). A file already confirmed unchanged at the same key is not sent
+    /// again: its confirmed row is returned.
+    pub async fn enqueue(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
+        self.add(paths, false).await
+    }
+
+    /// Like [`Engine::enqueue`], but files already confirmed unchanged are sent again.
+    pub async fn enqueue_forced(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
+        self.add(paths, true).await
+    }
+
+    async fn add(&self, paths: &[PathBuf], force: bool) -> Result<Vec<i64>> {
+        let owner = self.owner()?;
+        let paths = paths.to_vec();
+        let added = self
             .journal
-            .add(path, key.as_deref().unwrap_or(""), &name, skip)?;
-        ids.push(id);
-        Ok(())
+            .blocking(move |journal| {
+                let mut intake = Intake::new(journal, &owner, Intent::Given { force });
+                for path in &paths {
+                    intake.add_given(path)?;
+                }
+                Ok(intake.added)
+            })
+            .await?;
+        for id in &added.replaced {
+            self.transfer.stop_file(*id);
+        }
+        if !added.replaced.is_empty() {
+            self.transfer.abort_abandoned().await;
+        }
+        self.transfer.wake();
+        Ok(added.ids)
+    }
+
+    /// What the queue holds, for the signed-in account and the others.
+    pub fn status(&self) -> Result<Status> {
+        let expires = self.credentials.stored_expiry();
+        status_of(&self.journal, self.session.owner().as_ref(), expires)
+    }
+
+    /// Stops every upload in flight, waits until they are gone, and lets go of the data dir.
+    /// The engine is of no further use.
+    pub async fn close(&self) {
+        self.transfer.stop().await;
+        self.journal.close();
     }
 
     /// A folder watcher feeding this engine's queue (run it with [`crate::watch::Watcher::run`]
@@ -209,7 +252,8 @@ impl Engine {
         crate::watch::Watcher::new(
             self.journal.clone(),
             self.transfer.clone(),
-            self.events.clone(),
+            self.session.clone(),
+            self.transfer.events(),
         )
     }
 
@@ -218,7 +262,7 @@ impl Engine {
         self.transfer.run_until_idle().await
     }
 
-    /// Files of the journal, newest first.
+    /// Files of the journal (of every account), newest first.
     pub fn files(&self, limit: usize) -> Result<Vec<FileRow>> {
         self.journal.files(limit)
     }
@@ -239,5 +283,12 @@ impl Engine {
     pub async fn history(&self, query: &str) -> Result<UploadPage> {
         let token = self.session.token()?;
         self.session.api().history(&token, query).await
+    }
+}
+
+impl Drop for Engine {
+    /// Uploads in flight stop with the engine (their rows resume at the next start).
+    fn drop(&mut self) {
+        self.transfer.abort_all();
     }
 }

@@ -80,6 +80,29 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// Another engine (another Ferry window or `ferry` command) has this data dir open.
+    #[error("the data dir is in use by another Ferry process{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    DataDirInUse {
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
+    },
+    /// The file's state changed under an operation (paused, cancelled, or taken by a sign-out):
+    /// the operation stops and leaves the file as it now is.
+    #[error("the file was {found} meanwhile")]
+    StateChanged {
+        /// The state it is in now.
+        found: &'static str,
+    },
+    /// The store no longer knows a multipart upload that was being completed, and the object is
+    /// not there as expected: the upload starts again.
+    #[error("the store lost the upload of {key}; starting again")]
+    UploadLost {
+        /// Full object key.
+        key: String,
+    },
+    /// The engine was closed.
+    #[error("the engine was closed")]
+    Closed,
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -105,13 +128,17 @@ impl Error {
             Self::IntegrityMismatch { .. } => "integrity",
             Self::Protocol { .. } => "protocol",
             Self::Io { .. } => "io",
+            Self::DataDirInUse { .. } => "data_dir_in_use",
+            Self::StateChanged { .. } => "state_changed",
+            Self::UploadLost { .. } => "upload_lost",
+            Self::Closed => "closed",
         }
     }
 
     /// Whether trying again later may succeed (network trouble, 5xx, 429, throttling).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Network { .. } => true,
+            Self::Network { .. } | Self::UploadLost { .. } => true,
             Self::Server { status, .. } | Self::Storage { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }

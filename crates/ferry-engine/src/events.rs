@@ -44,6 +44,23 @@ pub enum Event {
         /// Seconds left at that rate.
         eta_secs: Option<u64>,
     },
+    /// A store request failed in a way that may pass (network trouble, 5xx, 429) and is about
+    /// to be tried again: front ends show it as retrying, with the reason and the count, so no
+    /// retry is ever silent. After `max_attempts` the file fails with the last error.
+    Retrying {
+        /// Journal id of the file the request was for, if any.
+        file_id: Option<i64>,
+        /// The store operation (`UploadPart`, `CompleteMultipartUpload`, …).
+        operation: String,
+        /// Attempts made so far.
+        attempt: u32,
+        /// Attempts there will be at most.
+        max_attempts: u32,
+        /// Why the last attempt failed.
+        error: ErrorInfo,
+        /// How long until the next attempt, in milliseconds.
+        retry_in_ms: u64,
+    },
     /// A file changed state.
     State {
         /// Journal id of the file.

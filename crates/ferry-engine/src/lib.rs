@@ -12,11 +12,12 @@ pub mod events;
 pub mod journal;
 mod key;
 pub mod keychain;
+mod queue;
 pub mod secret;
 pub mod session;
 mod storage;
 pub mod transfer;
 pub mod watch;
 
-pub use crate::engine::{Engine, EngineConfig};
+pub use crate::engine::{Engine, EngineConfig, Status, read_status};
 pub use crate::error::{Error, Result};

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::api::ApiClient;
 use crate::error::{Error, Result};
+use crate::journal::Owner;
 use crate::keychain::Keychain;
 use crate::secret::Secret;
 
@@ -99,6 +100,21 @@ impl Session {
         }
     }
 
+    /// The account of the session kept in the keychain, without asking the server whether it
+    /// is still valid (for status displays that must not touch the network).
+    pub fn stored_owner(&self) -> Result<Option<Owner>> {
+        let Some(json) = self.keychain.get(&entry_name(self.api.base()))? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_str::<Stored>(json.expose())
+            .ok()
+            .map(|stored| Owner {
+                server: self.api.base().to_owned(),
+                user_id: stored.user.id,
+                user_name: stored.user.name,
+            }))
+    }
+
     /// Ends the session here and on the server (best effort there).
     pub async fn sign_out(&self) -> Result<()> {
         let token = self
@@ -114,9 +130,14 @@ impl Session {
         self.keychain.delete(&entry_name(self.api.base()))
     }
 
-    /// Forgets the session locally after the server said it ended.
-    pub fn expired(&self) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    /// Forgets the session locally after the server said it ended; `true` when it was still
+    /// there (so that the end is reported once).
+    pub fn expired(&self) -> bool {
+        self.current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some()
     }
 
     /// The bearer token, or [`Error::SignedOut`].
@@ -127,6 +148,15 @@ impl Session {
             .as_ref()
             .map(|(token, _, _)| token.clone())
             .ok_or(Error::SignedOut)
+    }
+
+    /// The account files are added for and uploaded as: this server and the signed-in user.
+    pub fn owner(&self) -> Option<Owner> {
+        self.user().map(|(user, _)| Owner {
+            server: self.api.base().to_owned(),
+            user_id: user.id,
+            user_name: user.name,
+        })
     }
 
     /// The signed-in user and when the session ends.

@@ -14,8 +14,10 @@ use rand::Rng;
 use time::OffsetDateTime;
 
 use crate::credentials::Credentials;
+use crate::dialect::s3::xml::{self, ListedPart};
 use crate::dialect::{SigningCredentials, UnsignedRequest, key_path, s3, uri_encode};
 use crate::error::{Error, Result};
+use crate::events::{ErrorInfo, Event, EventSink};
 use crate::secret::Secret;
 use crate::transfer::throttle::Throttle;
 
@@ -42,49 +44,25 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The `ETag` header without its quotes.
     pub(crate) fn etag(&self) -> Option<String> {
         self.headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().trim_matches('"').to_owned())
-            .or_else(|| xml_value(&self.text(), "ETag").map(|v| v.trim_matches('"').to_owned()))
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
-/// First `<tag>…</tag>` of an S3 XML body.
-pub(crate) fn xml_value(xml: &str, tag: &str) -> Option<String> {
-    xml_values(xml, tag).into_iter().next()
-}
-
-/// Every `<tag>…</tag>` of an S3 XML body, unescaped.
-pub(crate) fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        out.push(
-            after[..end]
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
-        rest = &after[end + close.len()..];
+fn unreadable(operation: &'static str) -> impl FnOnce(xml::XmlError) -> Error {
+    move |err| Error::Protocol {
+        operation,
+        detail: err.to_string(),
     }
-    out
 }
 
-/// A part as the store lists it.
+/// What HeadObject says of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredPart {
-    pub(crate) number: u32,
+pub(crate) struct ObjectHead {
     pub(crate) size: u64,
     pub(crate) etag: String,
 }
@@ -95,6 +73,7 @@ pub(crate) struct Storage {
     http: reqwest::Client,
     credentials: Arc<Credentials>,
     throttle: Option<Arc<Throttle>>,
+    events: EventSink,
 }
 
 fn is_credential_rejection(code: &str) -> bool {
@@ -114,6 +93,7 @@ impl Storage {
     pub(crate) fn new(
         credentials: Arc<Credentials>,
         throttle: Option<Arc<Throttle>>,
+        events: EventSink,
     ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -129,6 +109,7 @@ impl Storage {
             http,
             credentials,
             throttle,
+            events,
         })
     }
 
@@ -164,9 +145,11 @@ impl Storage {
         reqwest::Body::wrap_stream(stream)
     }
 
-    /// Sends one S3 request to `key` (full key, unencoded) with a raw query.
+    /// Sends one S3 request to `key` (full key, unencoded) with a raw query, on behalf of the
+    /// journal's `file` (named in the retry events front ends show).
     pub(crate) async fn call(
         &self,
+        file: Option<i64>,
         operation: &'static str,
         method: reqwest::Method,
         key: Option<&str>,
@@ -202,8 +185,17 @@ impl Storage {
                 _ => {}
             }
             if err.is_transient() && attempt < ATTEMPTS {
+                let wait = jittered(attempt - 1);
                 tracing::debug!(operation, attempt, error = %err, "retrying");
-                tokio::time::sleep(jittered(attempt - 1)).await;
+                (self.events)(Event::Retrying {
+                    file_id: file,
+                    operation: operation.to_owned(),
+                    attempt,
+                    max_attempts: ATTEMPTS,
+                    error: ErrorInfo::from(&err),
+                    retry_in_ms: wait.as_millis() as u64,
+                });
+                tokio::time::sleep(wait).await;
                 grant = self.credentials.current().await?;
                 continue;
             }
@@ -275,8 +267,12 @@ impl Storage {
         if (200..300).contains(&status) {
             return Ok(Reply { headers, body });
         }
-        let text = String::from_utf8_lossy(&body);
-        let code = xml_value(&text, "Code").unwrap_or_else(|| format!("HTTP{status}"));
+        let error = xml::error(&body).unwrap_or_default();
+        let code = if error.code.is_empty() {
+            format!("HTTP{status}")
+        } else {
+            error.code
+        };
         if code == "RequestTimeTooSkewed"
             && let Some(date) = headers.get("date").and_then(|d| d.to_str().ok())
             && let Ok(server) =
@@ -287,15 +283,27 @@ impl Storage {
         Err(Error::Storage {
             operation,
             status,
-            message: xml_value(&text, "Message").unwrap_or_default(),
+            message: error.message,
             code,
         })
     }
 
     /// PutObject; the ETag.
-    pub(crate) async fn put_object(&self, key: &str, payload: Payload) -> Result<String> {
+    pub(crate) async fn put_object(
+        &self,
+        file: Option<i64>,
+        key: &str,
+        payload: Payload,
+    ) -> Result<String> {
         let reply = self
-            .call("PutObject", reqwest::Method::PUT, Some(key), "", payload)
+            .call(
+                file,
+                "PutObject",
+                reqwest::Method::PUT,
+                Some(key),
+                "",
+                payload,
+            )
             .await?;
         reply.etag().ok_or(Error::Protocol {
             operation: "PutObject",
@@ -303,26 +311,59 @@ impl Storage {
         })
     }
 
+    /// HeadObject: the object's size and ETag, or `None` when there is none.
+    pub(crate) async fn head(&self, file: Option<i64>, key: &str) -> Result<Option<ObjectHead>> {
+        let operation = "HeadObject";
+        let reply = match self
+            .call(
+                file,
+                operation,
+                reqwest::Method::HEAD,
+                Some(key),
+                "",
+                Payload::default(),
+            )
+            .await
+        {
+            Ok(reply) => reply,
+            // A HEAD answer has no body, so no S3 code: the status says it.
+            Err(Error::Storage { status: 404, .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let size = reply
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        match (size, reply.etag()) {
+            (Some(size), Some(etag)) => Ok(Some(ObjectHead { size, etag })),
+            _ => Err(Error::Protocol {
+                operation,
+                detail: "no Content-Length or ETag".into(),
+            }),
+        }
+    }
+
     /// CreateMultipartUpload; the upload id.
-    pub(crate) async fn create_multipart(&self, key: &str) -> Result<String> {
+    pub(crate) async fn create_multipart(&self, file: Option<i64>, key: &str) -> Result<String> {
+        let operation = "CreateMultipartUpload";
         let reply = self
             .call(
-                "CreateMultipartUpload",
+                file,
+                operation,
                 reqwest::Method::POST,
                 Some(key),
                 "uploads=",
                 Payload::default(),
             )
             .await?;
-        xml_value(&reply.text(), "UploadId").ok_or(Error::Protocol {
-            operation: "CreateMultipartUpload",
-            detail: "no UploadId".into(),
-        })
+        xml::upload_id(&reply.body).map_err(unreadable(operation))
     }
 
     /// UploadPart; the ETag.
     pub(crate) async fn upload_part(
         &self,
+        file: Option<i64>,
         key: &str,
         upload_id: &str,
         number: u32,
@@ -334,6 +375,7 @@ impl Storage {
         );
         let reply = self
             .call(
+                file,
                 "UploadPart",
                 reqwest::Method::PUT,
                 Some(key),
@@ -347,93 +389,86 @@ impl Storage {
         })
     }
 
-    /// Every part of an upload, following pages.
-    pub(crate) async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>> {
+    /// Every part of an upload, following pages (at most 10 000 parts, 1 000 a page).
+    pub(crate) async fn list_parts(
+        &self,
+        file: Option<i64>,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<ListedPart>> {
+        let operation = "ListParts";
         let mut parts = Vec::new();
         let mut marker = 0u32;
-        for _ in 0..100 {
+        for _ in 0..10 {
             let query = format!(
                 "part-number-marker={marker}&uploadId={}",
                 uri_encode(upload_id, false)
             );
             let reply = self
                 .call(
-                    "ListParts",
+                    file,
+                    operation,
                     reqwest::Method::GET,
                     Some(key),
                     &query,
                     Payload::default(),
                 )
                 .await?;
-            let text = reply.text();
-            for part in xml_values(&text, "Part") {
-                let number = xml_value(&part, "PartNumber").and_then(|n| n.parse().ok());
-                let size = xml_value(&part, "Size").and_then(|n| n.parse().ok());
-                let etag = xml_value(&part, "ETag").map(|e| e.trim_matches('"').to_owned());
-                if let (Some(number), Some(size), Some(etag)) = (number, size, etag) {
-                    parts.push(StoredPart { number, size, etag });
-                }
-            }
-            let truncated = xml_value(&text, "IsTruncated").as_deref() == Some("true");
-            match xml_value(&text, "NextPartNumberMarker").and_then(|n| n.parse().ok()) {
-                Some(next) if truncated && next > marker => marker = next,
+            let page = xml::parts_page(&reply.body).map_err(unreadable(operation))?;
+            parts.extend(page.parts);
+            match page.next_marker {
+                Some(next) if next > marker => marker = next,
                 _ => return Ok(parts),
             }
         }
-        Ok(parts)
+        Err(Error::Protocol {
+            operation,
+            detail: "more than 10 pages of parts".into(),
+        })
     }
 
     /// CompleteMultipartUpload; the ETag.
     pub(crate) async fn complete(
         &self,
+        file: Option<i64>,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> Result<String> {
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in parts {
-            xml.push_str(&format!(
-                "<Part><PartNumber>{number}</PartNumber><ETag>\"{etag}\"</ETag></Part>"
-            ));
-        }
-        xml.push_str("</CompleteMultipartUpload>");
+        let operation = "CompleteMultipartUpload";
         let query = format!("uploadId={}", uri_encode(upload_id, false));
         let payload = Payload {
-            bytes: Bytes::from(xml),
+            bytes: Bytes::from(xml::complete_request(parts)),
             ..Default::default()
         };
         let reply = self
             .call(
-                "CompleteMultipartUpload",
+                file,
+                operation,
                 reqwest::Method::POST,
                 Some(key),
                 &query,
                 payload,
             )
             .await?;
-        let text = reply.text();
-        if xml_value(&text, "Code").is_some() {
-            // S3 may answer 200 with an error body when Complete fails late.
+        // S3 may answer 200 with an error body when Complete fails late.
+        if let Some(error) = xml::error(&reply.body) {
             return Err(Error::Storage {
-                operation: "CompleteMultipartUpload",
+                operation,
                 status: 500,
-                code: xml_value(&text, "Code").unwrap_or_default(),
-                message: xml_value(&text, "Message").unwrap_or_default(),
+                code: error.code,
+                message: error.message,
             });
         }
-        xml_value(&text, "ETag")
-            .map(|e| e.trim_matches('"').to_owned())
-            .ok_or(Error::Protocol {
-                operation: "CompleteMultipartUpload",
-                detail: "no ETag".into(),
-            })
+        xml::completed_etag(&reply.body).map_err(unreadable(operation))
     }
 
     /// AbortMultipartUpload; an upload that is already gone is fine.
-    pub(crate) async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
+    pub(crate) async fn abort(&self, file: Option<i64>, key: &str, upload_id: &str) -> Result<()> {
         let query = format!("uploadId={}", uri_encode(upload_id, false));
         match self
             .call(
+                file,
                 "AbortMultipartUpload",
                 reqwest::Method::DELETE,
                 Some(key),

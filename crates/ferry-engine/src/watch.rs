@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
 use crate::journal::{FileState, Journal};
+use crate::queue::{Intake, Intent};
+use crate::session::Session;
 use crate::transfer::Transfer;
 
 /// Names never taken: partial downloads, editor and OS clutter.
@@ -70,6 +72,16 @@ struct Watched {
     watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// What became of a stable file.
+enum Taken {
+    /// Queued for upload.
+    Queued,
+    /// Nothing more to do (excluded, known as it is, not in a watched folder).
+    Done,
+    /// Not now (signed out): looked at again later.
+    Later,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Look {
     size: u64,
@@ -80,6 +92,7 @@ struct Look {
 pub struct Watcher {
     journal: Arc<Journal>,
     transfer: Arc<Transfer>,
+    session: Arc<Session>,
     events: EventSink,
     folders: Mutex<Vec<Watched>>,
     candidates: Mutex<HashMap<PathBuf, Look>>,
@@ -117,12 +130,19 @@ fn folder_missing(path: &Path) -> Error {
 }
 
 impl Watcher {
-    /// A watcher feeding `journal` and waking `transfer`.
-    pub fn new(journal: Arc<Journal>, transfer: Arc<Transfer>, events: EventSink) -> Arc<Self> {
+    /// A watcher feeding `journal` for the signed-in account of `session`, and waking
+    /// `transfer`.
+    pub fn new(
+        journal: Arc<Journal>,
+        transfer: Arc<Transfer>,
+        session: Arc<Session>,
+        events: EventSink,
+    ) -> Arc<Self> {
         let (changed, inbox) = mpsc::unbounded_channel();
         Arc::new(Self {
             journal,
             transfer,
+            session,
             events,
             folders: Mutex::new(Vec::new()),
             candidates: Mutex::new(HashMap::new()),
@@ -299,11 +319,15 @@ impl Watcher {
                     .insert(path, look);
                 continue;
             }
+            match self.take(&path)? {
+                Taken::Later => continue,
+                Taken::Queued => took = true,
+                Taken::Done => {}
+            }
             self.candidates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&path);
-            took |= self.take(&path, look)?;
         }
         if took {
             self.transfer.wake();
@@ -311,10 +335,14 @@ impl Watcher {
         Ok(())
     }
 
-    /// Queues a stable file unless it is excluded or already uploaded as it is.
-    fn take(&self, path: &Path, look: Look) -> Result<bool> {
+    /// Queues a stable file unless it is excluded or already known as it is (see
+    /// [`crate::queue`]). Signed out, nothing is taken: the file stays a candidate.
+    fn take(&self, path: &Path) -> Result<Taken> {
         let Some((folder, excludes, relative)) = self.owner(path) else {
-            return Ok(false);
+            return Ok(Taken::Done);
+        };
+        let Some(owner) = self.session.owner() else {
+            return Ok(Taken::Later);
         };
         let name = path
             .file_name()
@@ -322,49 +350,29 @@ impl Watcher {
             .unwrap_or_default();
         if excludes.is_match(&name) || excludes.is_match(&relative) {
             self.count(&folder.path, false);
-            return Ok(false);
+            return Ok(Taken::Done);
         }
-        let mtime_ns = look
-            .mtime
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        if self
-            .journal
-            .confirmed_with(path, look.size, mtime_ns)?
-            .is_some()
-        {
+        let mut intake = Intake::new(&self.journal, &owner, Intent::Found);
+        intake.add_file(path, &folder.prefix, &relative)?;
+        let Some(&id) = intake.added.ids.first() else {
+            return Ok(Taken::Done);
+        };
+        if !intake.added.queued {
+            // Known as it is: uploading, uploaded, cancelled or skipped before.
             self.count(&folder.path, false);
-            return Ok(false);
+            return Ok(Taken::Done);
         }
-        if let Some(row) = self.journal.latest_for_path(path)?
-            && !row.state.is_final()
-            && row.state != FileState::Failed
-        {
-            return Ok(false);
-        }
-        let (key, skip) = match crate::key::object_key(&folder.prefix, &relative) {
-            Ok(key) => (Some(key), None),
-            Err(refusal) => (None, Some(refusal)),
-        };
-        let id = self
-            .journal
-            .add(path, key.as_deref().unwrap_or(""), &name, skip)?;
-        self.count(&folder.path, skip.is_none());
-        let state = if skip.is_some() {
-            FileState::Skipped
-        } else {
-            FileState::Queued
-        };
+        self.count(&folder.path, true);
         (self.events)(Event::State {
             file_id: id,
-            state,
+            state: FileState::Queued,
             error: None,
         });
-        Ok(skip.is_none())
+        Ok(Taken::Queued)
     }
 
     /// Runs until dropped: takes change events, looks at candidates, reconnects folders that
-    /// come back.
+    /// come back. Scans, looks and journal writes run on blocking threads.
     pub async fn run(self: &Arc<Self>) -> Result<()> {
         let mut inbox = self.inbox.lock().await;
         let mut ticks = 0u64;
@@ -374,35 +382,69 @@ impl Watcher {
         loop {
             tokio::select! {
                 Some(path) = inbox.recv() => {
-                    if self.owner(&path).is_some() {
-                        let mut found = Vec::new();
-                        if path.is_dir() { scan(&path, 0, &mut found) } else { found.push(path) }
-                        let mut candidates = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
-                        for file in found {
-                            candidates.entry(file).or_insert(Look { size: u64::MAX, mtime: SystemTime::UNIX_EPOCH });
-                        }
-                    }
+                    let this = self.clone();
+                    blocking(move || this.changed(path)).await?;
                 }
                 _ = interval.tick() => {
-                    self.tick()?;
                     ticks += 1;
+                    let this = self.clone();
                     // Every few seconds, check folders: gone ones error, returned ones rescan.
-                    if ticks.is_multiple_of(4) {
-                        let paths: Vec<(PathBuf, bool)> = self
-                            .folders()
-                            .iter()
-                            .map(|w| (w.folder.path.clone(), w.watcher.is_some()))
-                            .collect();
-                        for (path, connected) in paths {
-                            if !connected || !path.is_dir() {
-                                self.connect(&path);
-                            }
+                    let reconnect = ticks.is_multiple_of(4);
+                    blocking(move || {
+                        this.tick()?;
+                        if reconnect {
+                            this.reconnect();
                         }
-                    }
+                        Ok(())
+                    })
+                    .await?;
                 }
             }
         }
     }
+
+    /// A change event: the path (or every file under it) becomes a candidate.
+    fn changed(&self, path: PathBuf) -> Result<()> {
+        if self.owner(&path).is_none() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        if path.is_dir() {
+            scan(&path, 0, &mut found)
+        } else {
+            found.push(path)
+        }
+        let mut candidates = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
+        for file in found {
+            candidates.entry(file).or_insert(Look {
+                size: u64::MAX,
+                mtime: SystemTime::UNIX_EPOCH,
+            });
+        }
+        Ok(())
+    }
+
+    fn reconnect(&self) {
+        let paths: Vec<(PathBuf, bool)> = self
+            .folders()
+            .iter()
+            .map(|w| (w.folder.path.clone(), w.watcher.is_some()))
+            .collect();
+        for (path, connected) in paths {
+            if !connected || !path.is_dir() {
+                self.connect(&path);
+            }
+        }
+    }
+}
+
+async fn blocking(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            context: "a folder watcher task failed".into(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// Every regular file under `dir`, not following symlinks (so a link loop cannot recurse).

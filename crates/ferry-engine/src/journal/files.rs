@@ -1,11 +1,13 @@
-//! File rows and their parts.
+//! File rows and their parts. Queries that pick work take the [`Owner`]: nobody else's rows are
+//! ever handed out to upload or confirm.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{FileState, Journal, now};
-use crate::error::Result;
+use super::state::sql_list;
+use super::{FileState, Journal, Owner, now};
+use crate::error::{Error, Result};
 
 /// One file of the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +46,24 @@ pub struct FileRow {
     pub bucket: Option<String>,
     /// ETag once uploaded.
     pub etag: Option<String>,
-    /// `sha256:<hex>` of the uploaded bytes, once known.
+    /// What the uploaded bytes were checked against once uploaded: `md5:<hex>` for a single
+    /// PUT, `md5-parts:<md5 of the parts' md5s>-<parts>` for a multipart upload.
     pub checksum: Option<String>,
     /// Bytes the store has acknowledged.
     pub bytes_done: u64,
+    /// The app server the row belongs to (`None`: added before rows had owners).
+    pub server: Option<String>,
+    /// The user id there.
+    pub user_id: Option<i64>,
+    /// The user's name, for people.
+    pub user_name: Option<String>,
+}
+
+impl FileRow {
+    /// Whether the row belongs to `owner`.
+    pub fn is_owned_by(&self, owner: &Owner) -> bool {
+        self.server.as_deref() == Some(owner.server.as_str()) && self.user_id == Some(owner.user_id)
+    }
 }
 
 /// A part the store acknowledged.
@@ -64,7 +80,11 @@ pub struct PartRow {
 }
 
 const COLUMNS: &str = "id, path, key, name, size, mtime_ns, sample, state, attempts, next_retry_at,
-    error_code, error_message, upload_id, part_size, object_key, bucket, etag, checksum, bytes_done";
+    error_code, error_message, upload_id, part_size, object_key, bucket, etag, checksum, bytes_done,
+    server, user_id, user_name";
+
+/// `server = ? AND user_id = ?` for an owner, as parameters `?1`, `?2`.
+const OWNED: &str = "server = ?1 AND user_id = ?2";
 
 #[cfg(unix)]
 fn path_bytes(path: &Path) -> Vec<u8> {
@@ -110,18 +130,33 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
         etag: row.get(16)?,
         checksum: row.get(17)?,
         bytes_done: row.get(18)?,
+        server: row.get(19)?,
+        user_id: row.get(20)?,
+        user_name: row.get(21)?,
     })
 }
 
+/// A file about to be added: where it is, its key, and how it looked when it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile<'a> {
+    /// Local path.
+    pub path: &'a Path,
+    /// Key below the grant's prefix (`""` when it has none).
+    pub key: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Size when found.
+    pub size: Option<u64>,
+    /// Modification time (ns since the epoch) when found.
+    pub mtime_ns: Option<i64>,
+}
+
+/// Where a new row starts: queued, or skipped with a code and a reason.
+pub type Skip<'a> = Option<(&'a str, &'a str)>;
+
 impl Journal {
-    /// Adds a file as `Queued` (or `Skipped` with `skip` as reason); returns its id.
-    pub fn add(
-        &self,
-        path: &Path,
-        key: &str,
-        name: &str,
-        skip: Option<(&str, &str)>,
-    ) -> Result<i64> {
+    /// Adds a file of `owner` as `Queued` (or `Skipped` with `skip` as reason); returns its id.
+    pub fn add(&self, owner: &Owner, file: &NewFile<'_>, skip: Skip<'_>) -> Result<i64> {
         self.with(|c| {
             let state = if skip.is_some() {
                 FileState::Skipped
@@ -129,34 +164,60 @@ impl Journal {
                 FileState::Queued
             };
             c.execute(
-                "INSERT INTO files (path, display_path, key, name, state, error_code, error_message,
-                     created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                "INSERT INTO files (path, display_path, key, name, size, mtime_ns, state,
+                     error_code, error_message, created_at, updated_at, server, user_id, user_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
                 params![
-                    path_bytes(path),
-                    path.to_string_lossy(),
-                    key,
-                    name,
+                    path_bytes(file.path),
+                    file.path.to_string_lossy(),
+                    file.key,
+                    file.name,
+                    file.size,
+                    file.mtime_ns,
                     state.as_str(),
                     skip.map(|s| s.0),
                     skip.map(|s| s.1),
-                    now()
+                    now(),
+                    owner.server,
+                    owner.user_id,
+                    owner.user_name,
                 ],
             )?;
             Ok(c.last_insert_rowid())
         })
     }
 
-    /// The newest row for `path` that is not cancelled, if any.
-    pub fn latest_for_path(&self, path: &Path) -> Result<Option<FileRow>> {
+    /// The newest row of `owner` for `path`, in any state.
+    pub fn latest_for_path(&self, owner: &Owner, path: &Path) -> Result<Option<FileRow>> {
         self.with(|c| {
             c.query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM files WHERE path = ?1 AND state != 'cancelled'
+                    "SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3
                      ORDER BY id DESC LIMIT 1"
                 ),
-                [path_bytes(path)],
+                params![owner.server, owner.user_id, path_bytes(path)],
                 file_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// A row of `owner` not yet finished (queued, uploading, uploaded, paused, failed) whose
+    /// key is `key` and whose path is not `path`, if any: two files must not share a key.
+    pub fn live_with_key(&self, owner: &Owner, key: &str, path: &Path) -> Result<Option<i64>> {
+        let finished = sql_list(&[
+            FileState::Confirmed,
+            FileState::Skipped,
+            FileState::Cancelled,
+        ]);
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT id FROM files WHERE {OWNED} AND key = ?3 AND path != ?4
+                     AND state NOT IN ({finished}) LIMIT 1"
+                ),
+                params![owner.server, owner.user_id, key, path_bytes(path)],
+                |r| r.get(0),
             )
             .optional()
         })
@@ -174,7 +235,7 @@ impl Journal {
         })
     }
 
-    /// Every file, newest first, at most `limit`.
+    /// Every file (of every account), newest first, at most `limit`.
     pub fn files(&self, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
@@ -184,68 +245,139 @@ impl Journal {
         })
     }
 
-    /// Files ready to work on: queued, uploaded (awaiting confirmation) or failed and due.
-    pub fn runnable(&self, limit: usize) -> Result<Vec<FileRow>> {
+    /// Files of `owner` ready to work on: queued, uploaded (awaiting confirmation) or failed
+    /// and due.
+    pub fn runnable(&self, owner: &Owner, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files
-                 WHERE state = 'queued'
-                    OR (state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?1))
-                    OR (state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?1)
-                 ORDER BY id LIMIT ?2"
+                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND (state = 'queued'
+                    OR (state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?3))
+                    OR (state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?3))
+                 ORDER BY id LIMIT ?4"
             ))?;
-            stmt.query_map(params![now(), limit as i64], file_from_row)?
-                .collect()
+            stmt.query_map(
+                params![owner.server, owner.user_id, now(), limit as i64],
+                file_from_row,
+            )?
+            .collect()
         })
     }
 
-    /// When the next failed file is due, if any.
-    pub fn next_retry(&self) -> Result<Option<i64>> {
+    /// When the next failed file or confirmation of `owner` is due, if any.
+    pub fn next_retry(&self, owner: &Owner) -> Result<Option<i64>> {
         self.with(|c| {
             c.query_row(
-                "SELECT min(next_retry_at) FROM files WHERE state IN ('failed', 'uploaded')",
-                [],
+                &format!(
+                    "SELECT min(next_retry_at) FROM files WHERE {OWNED}
+                     AND state IN ('failed', 'uploaded')"
+                ),
+                params![owner.server, owner.user_id],
                 |r| r.get(0),
             )
         })
     }
 
-    /// Counts of files per state.
-    pub fn counts(&self) -> Result<Vec<(FileState, u64)>> {
+    /// Counts of `owner`'s files per state.
+    pub fn counts(&self, owner: &Owner) -> Result<Vec<(FileState, u64)>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT state, count(*) FROM files GROUP BY state")?;
-            stmt.query_map([], |r| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT state, count(*) FROM files WHERE {OWNED} GROUP BY state"
+            ))?;
+            stmt.query_map(params![owner.server, owner.user_id], |r| {
                 Ok((FileState::parse(&r.get::<_, String>(0)?), r.get(1)?))
             })?
             .collect()
         })
     }
 
-    /// Sets a state and clears the error.
-    pub fn set_state(&self, id: i64, state: FileState) -> Result<()> {
+    /// Unfinished files of accounts other than `owner` (`None`: everyone's), by account:
+    /// `("bart at https://…", 3)`; rows from before owners existed count as an unknown account.
+    pub fn waiting_for_others(&self, owner: Option<&Owner>) -> Result<Vec<(String, u64)>> {
+        let finished = sql_list(&[
+            FileState::Confirmed,
+            FileState::Skipped,
+            FileState::Cancelled,
+        ]);
+        let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
         self.with(|c| {
-            c.execute(
-                "UPDATE files SET state = ?2, error_code = NULL, error_message = NULL,
-                     next_retry_at = NULL, updated_at = ?3 WHERE id = ?1",
-                params![id, state.as_str(), now()],
-            )?;
-            Ok(())
+            let mut stmt = c.prepare(&format!(
+                "SELECT coalesce(user_name, 'an unknown account'), server, count(*) FROM files
+                 WHERE state NOT IN ({finished})
+                   AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
+                 GROUP BY server, user_id ORDER BY min(id)"
+            ))?;
+            stmt.query_map(params![server, user], |r| {
+                let name: String = r.get(0)?;
+                let server: Option<String> = r.get(1)?;
+                let label = match server {
+                    Some(server) if owner.is_none_or(|o| o.server != server) => {
+                        format!("{name} at {server}")
+                    }
+                    _ => name,
+                };
+                Ok((label, r.get(2)?))
+            })?
+            .collect()
         })
     }
 
-    /// Moves files in one of `from` to `to`; returns the ids moved.
+    /// Moves a file to `to` if it is in a state `to` may be reached from; `false` when the
+    /// file is elsewhere (the race is lost, and nothing is written). Clears the error and the
+    /// retry time.
+    pub fn set_state(&self, id: i64, to: FileState) -> Result<bool> {
+        let from = to.sql_sources();
+        self.with(|c| {
+            let changed = c.execute(
+                &format!(
+                    "UPDATE files SET state = ?2, error_code = NULL, error_message = NULL,
+                         next_retry_at = NULL, updated_at = ?3 WHERE id = ?1 AND state IN ({from})"
+                ),
+                params![id, to.as_str(), now()],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Like [`Journal::set_state`], but a refusal is [`Error::StateChanged`].
+    pub(crate) fn expect_state(&self, id: i64, to: FileState) -> Result<()> {
+        if self.set_state(id, to)? {
+            return Ok(());
+        }
+        Err(self.state_changed(id))
+    }
+
+    fn state_changed(&self, id: i64) -> Error {
+        let found = self
+            .file(id)
+            .ok()
+            .flatten()
+            .map_or("removed", |r| r.state.as_str());
+        Error::StateChanged { found }
+    }
+
+    /// Moves files in one of `from` to `to` (all files when `ids` is `None`); returns the ids
+    /// moved. Each move is also checked against the state table.
     pub fn move_states(
         &self,
         ids: Option<&[i64]>,
         from: &[FileState],
         to: FileState,
     ) -> Result<Vec<i64>> {
+        let from: Vec<FileState> = from
+            .iter()
+            .copied()
+            .filter(|s| to.reached_from().contains(s))
+            .collect();
+        let states = sql_list(&from);
+        if from.is_empty() {
+            return Ok(Vec::new());
+        }
         self.with(|c| {
             let tx = c.transaction()?;
-            let states = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
             let mut moved = Vec::new();
             {
-                let mut stmt = tx.prepare(&format!("SELECT id FROM files WHERE state IN ({states})"))?;
+                let mut stmt =
+                    tx.prepare(&format!("SELECT id FROM files WHERE state IN ({states})"))?;
                 for id in stmt.query_map([], |r| r.get::<_, i64>(0))? {
                     let id = id?;
                     if ids.is_none_or(|ids| ids.contains(&id)) {
@@ -255,7 +387,10 @@ impl Journal {
             }
             for id in &moved {
                 tx.execute(
-                    "UPDATE files SET state = ?2, next_retry_at = NULL, updated_at = ?3 WHERE id = ?1",
+                    &format!(
+                        "UPDATE files SET state = ?2, next_retry_at = NULL, updated_at = ?3
+                         WHERE id = ?1 AND state IN ({states})"
+                    ),
                     params![id, to.as_str(), now()],
                 )?;
             }
@@ -264,17 +399,33 @@ impl Journal {
         })
     }
 
-    /// Records a failure; `retry_at` when the error may pass by itself.
-    pub fn fail(&self, id: i64, code: &str, message: &str, retry_at: Option<i64>) -> Result<u32> {
+    /// Records a failure of an uploading file (or of a confirmation refused for good);
+    /// `retry_at` when the error may pass by itself. Returns the attempts so far, or `None`
+    /// when the file had left those states (paused or cancelled meanwhile).
+    pub fn fail(
+        &self,
+        id: i64,
+        code: &str,
+        message: &str,
+        retry_at: Option<i64>,
+    ) -> Result<Option<u32>> {
+        let from = FileState::Failed.sql_sources();
         self.with(|c| {
-            c.execute(
-                "UPDATE files SET state = 'failed', attempts = attempts + 1, error_code = ?2,
-                     error_message = ?3, next_retry_at = ?4, updated_at = ?5 WHERE id = ?1",
+            let changed = c.execute(
+                &format!(
+                    "UPDATE files SET state = 'failed', attempts = attempts + 1, error_code = ?2,
+                         error_message = ?3, next_retry_at = ?4, updated_at = ?5
+                     WHERE id = ?1 AND state IN ({from})"
+                ),
                 params![id, code, message, retry_at, now()],
             )?;
+            if changed == 0 {
+                return Ok(None);
+            }
             c.query_row("SELECT attempts FROM files WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
+            .map(Some)
         })
     }
 
@@ -308,7 +459,8 @@ impl Journal {
         })
     }
 
-    /// Records a new multipart upload (before its first part is sent).
+    /// Records a new multipart upload (before its first part is sent), if the file is still
+    /// uploading; [`Error::StateChanged`] otherwise (the caller aborts the upload it made).
     pub fn begin_multipart(
         &self,
         id: i64,
@@ -317,16 +469,24 @@ impl Journal {
         bucket: &str,
         key: &str,
     ) -> Result<()> {
-        self.with(|c| {
+        let changed = self.with(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE files SET upload_id = ?2, part_size = ?3, bucket = ?4, object_key = ?5,
-                     bytes_done = 0, updated_at = ?6 WHERE id = ?1",
+                     bytes_done = 0, updated_at = ?6 WHERE id = ?1 AND state = 'uploading'",
                 params![id, upload_id, part_size, bucket, key, now()],
             )?;
-            tx.commit()
-        })
+            if changed == 1 {
+                tx.commit()?;
+            }
+            Ok(changed)
+        })?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(self.state_changed(id))
+        }
     }
 
     /// Forgets the multipart upload and its parts (after an abort or a changed file).
@@ -380,36 +540,64 @@ impl Journal {
         })
     }
 
-    /// The store has the whole object.
-    pub fn uploaded(
-        &self,
-        id: i64,
-        bucket: &str,
-        key: &str,
-        etag: &str,
-        checksum: &str,
-        size: u64,
-    ) -> Result<()> {
-        self.with(|c| {
+    /// The store has the whole object: `Uploading` → `Uploaded`. [`Error::StateChanged`] when
+    /// the file left `Uploading` meanwhile (paused or cancelled): nothing is written.
+    pub fn uploaded(&self, id: i64, object: &Uploaded<'_>) -> Result<()> {
+        let changed = self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE files SET state = 'uploaded', bucket = ?2, object_key = ?3, etag = ?4,
                      checksum = ?5, bytes_done = ?6, upload_id = NULL, error_code = NULL,
-                     error_message = NULL, next_retry_at = NULL, updated_at = ?7 WHERE id = ?1",
-                params![id, bucket, key, etag, checksum, size, now()],
+                     error_message = NULL, next_retry_at = NULL, updated_at = ?7
+                 WHERE id = ?1 AND state = 'uploading'",
+                params![
+                    id,
+                    object.bucket,
+                    object.key,
+                    object.etag,
+                    object.checksum,
+                    object.size,
+                    now()
+                ],
             )?;
-            tx.commit()
-        })
+            if changed == 1 {
+                tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
+                tx.commit()?;
+            }
+            Ok(changed)
+        })?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(self.state_changed(id))
+        }
     }
 
-    /// A confirmed file whose fingerprint matches, if any (to skip identical re-uploads).
-    pub fn confirmed_with(&self, path: &Path, size: u64, mtime_ns: i64) -> Result<Option<i64>> {
+    /// The newest confirmed row of `owner` for `path` at `key` whose size and mtime match, if
+    /// any: the same file already uploaded to the same place.
+    pub fn confirmed_with(
+        &self,
+        owner: &Owner,
+        path: &Path,
+        key: &str,
+        size: u64,
+        mtime_ns: i64,
+    ) -> Result<Option<i64>> {
         self.with(|c| {
             c.query_row(
-                "SELECT id FROM files WHERE path = ?1 AND state = 'confirmed' AND size = ?2
-                   AND mtime_ns = ?3 ORDER BY id DESC LIMIT 1",
-                params![path_bytes(path), size, mtime_ns],
+                &format!(
+                    "SELECT id FROM files WHERE {OWNED} AND path = ?3 AND key = ?4
+                       AND state = 'confirmed' AND size = ?5 AND mtime_ns = ?6
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![
+                    owner.server,
+                    owner.user_id,
+                    path_bytes(path),
+                    key,
+                    size,
+                    mtime_ns
+                ],
                 |r| r.get(0),
             )
             .optional()
@@ -417,9 +605,52 @@ impl Journal {
     }
 }
 
+/// What the store holds once a file is uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded<'a> {
+    /// Bucket.
+    pub bucket: &'a str,
+    /// Full object key.
+    pub key: &'a str,
+    /// The store's ETag.
+    pub etag: &'a str,
+    /// What the bytes were checked against (see [`FileRow::checksum`]).
+    pub checksum: &'a str,
+    /// Bytes.
+    pub size: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alice() -> Owner {
+        Owner {
+            server: "https://ferry.example".into(),
+            user_id: 1,
+            user_name: "alice".into(),
+        }
+    }
+
+    fn new_file(path: &Path) -> NewFile<'_> {
+        NewFile {
+            path,
+            key: "a.bin",
+            name: "a.bin",
+            size: None,
+            mtime_ns: None,
+        }
+    }
+
+    fn uploaded(checksum: &str) -> Uploaded<'_> {
+        Uploaded {
+            bucket: "b",
+            key: "p/a.bin",
+            etag: "etag",
+            checksum,
+            size: 16,
+        }
+    }
 
     #[test]
     fn a_file_moves_through_its_states_and_survives_reopen() {
@@ -427,9 +658,9 @@ mod tests {
         let db = dir.path().join("journal.db");
         let journal = Journal::open(&db).unwrap();
         let id = journal
-            .add(Path::new("/tmp/a.bin"), "a.bin", "a.bin", None)
+            .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
             .unwrap();
-        assert_eq!(journal.runnable(10).unwrap().len(), 1);
+        assert_eq!(journal.runnable(&alice(), 10).unwrap().len(), 1);
         journal.set_state(id, FileState::Uploading).unwrap();
         journal
             .begin_multipart(id, "up-1", 8, "b", "p/a.bin")
@@ -474,23 +705,27 @@ mod tests {
             [1, 2]
         );
 
-        assert_eq!(journal.fail(id, "network", "reset", Some(0)).unwrap(), 1);
+        journal.set_state(id, FileState::Uploading).unwrap();
         assert_eq!(
-            journal.runnable(10).unwrap().len(),
+            journal.fail(id, "network", "reset", Some(0)).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            journal.runnable(&alice(), 10).unwrap().len(),
             1,
             "due retries are runnable"
         );
+        journal.set_state(id, FileState::Uploading).unwrap();
         journal.fail(id, "file_missing", "gone", None).unwrap();
         assert!(
-            journal.runnable(10).unwrap().is_empty(),
+            journal.runnable(&alice(), 10).unwrap().is_empty(),
             "permanent failures wait for the user"
         );
-        journal
-            .uploaded(id, "b", "p/a.bin", "etag", "sha256:x", 16)
-            .unwrap();
+        journal.set_state(id, FileState::Uploading).unwrap();
+        journal.uploaded(id, &uploaded("md5:x")).unwrap();
         assert!(journal.parts(id).unwrap().is_empty());
         journal.set_state(id, FileState::Confirmed).unwrap();
-        assert!(journal.runnable(10).unwrap().is_empty());
+        assert!(journal.runnable(&alice(), 10).unwrap().is_empty());
     }
 
     #[test]
@@ -499,14 +734,44 @@ mod tests {
         let journal = Journal::open(&dir.path().join("j.db")).unwrap();
         let id = journal
             .add(
-                Path::new("/x/\u{FFFD}"),
-                "",
-                "?",
+                &alice(),
+                &new_file(Path::new("/x/\u{FFFD}")),
                 Some(("name_not_utf8", "not UTF-8")),
             )
             .unwrap();
         let row = journal.file(id).unwrap().unwrap();
         assert_eq!(row.state, FileState::Skipped);
         assert_eq!(row.error_code.as_deref(), Some("name_not_utf8"));
+    }
+
+    #[test]
+    fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        let id = journal
+            .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
+            .unwrap();
+        journal.set_state(id, FileState::Uploading).unwrap();
+        // The user cancels while the upload is finishing...
+        journal
+            .move_states(Some(&[id]), &[FileState::Uploading], FileState::Cancelled)
+            .unwrap();
+        // ...and the finishing task's writes must not bring it back.
+        let refused = journal.uploaded(id, &uploaded("md5:x")).unwrap_err();
+        assert_eq!(refused.code(), "state_changed");
+        assert_eq!(
+            journal.file(id).unwrap().unwrap().state,
+            FileState::Cancelled
+        );
+        assert!(!journal.set_state(id, FileState::Confirmed).unwrap());
+        assert_eq!(
+            journal.file(id).unwrap().unwrap().state,
+            FileState::Cancelled
+        );
+        assert_eq!(journal.fail(id, "network", "reset", Some(0)).unwrap(), None);
+        assert_eq!(
+            journal.file(id).unwrap().unwrap().state,
+            FileState::Cancelled
+        );
     }
 }

@@ -1,84 +1,41 @@
 //! The journal: one SQLite row per file, written before any byte leaves, with the upload's
 //! multipart id and the parts the store acknowledged, so an upload resumes after a crash.
 //!
-//! ```text
-//! Queued ──► Uploading ──► Uploaded ──► Confirmed
-//!   │  ▲         │  │           │
-//!   │  └─Paused◄─┘  └─► Failed(attempts, retry at) ──► Queued (when due)
-//!   └─► Skipped(reason)        any unfinished state ──► Cancelled
-//! ```
+//! Every row belongs to the account that added it — an [`Owner`]: app server and user — and
+//! only that account's session uploads or confirms it. States and their transitions are in
+//! [`state`]; every change of state is a compare-and-set against that table.
 //!
-//! WAL mode and one transaction per change keep it consistent after `kill -9` at any moment;
-//! at start, rows left `Uploading` go back to `Queued` and resume from the store's part list.
+//! WAL mode and one transaction per change keep it consistent after `kill -9` at any moment.
+//! One engine per data dir holds it for writing (an OS file lock); at start, rows a crash left
+//! `Uploading` go back to `Queued` and resume from the store's part list. Readers (`ferry
+//! status`) open it read-only and change nothing.
 
 mod files;
+mod lock;
+mod state;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
+use rusqlite::{Connection, OpenFlags};
 
-pub use self::files::{FileRow, PartRow};
-use crate::error::Result;
+pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
+pub use self::state::FileState;
+use crate::error::{Error, Result};
 
-/// Where a file is in its upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileState {
-    /// Waiting for a slot.
-    Queued,
-    /// Bytes are moving.
-    Uploading,
-    /// The store has the object; the app server has not confirmed it yet.
-    Uploaded,
-    /// The app server recorded it. Done.
-    Confirmed,
-    /// Stopped by the user; resumes from the parts already sent.
-    Paused,
-    /// Failed; retried at `next_retry_at` when the error may pass.
-    Failed,
-    /// Not uploaded on purpose (excluded, unchanged, not representable as a key).
-    Skipped,
-    /// Stopped by the user for good.
-    Cancelled,
+/// The account a file belongs to: the app server and the user there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// App server base URL, as the engine was opened with.
+    pub server: String,
+    /// The user's id on that server.
+    pub user_id: i64,
+    /// The user's name, for people.
+    pub user_name: String,
 }
 
-impl FileState {
-    /// The state as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Uploading => "uploading",
-            Self::Uploaded => "uploaded",
-            Self::Confirmed => "confirmed",
-            Self::Paused => "paused",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(value: &str) -> Self {
-        match value {
-            "queued" => Self::Queued,
-            "uploading" => Self::Uploading,
-            "uploaded" => Self::Uploaded,
-            "confirmed" => Self::Confirmed,
-            "paused" => Self::Paused,
-            "skipped" => Self::Skipped,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Failed,
-        }
-    }
-
-    /// Whether nothing more will happen to the file on its own.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Confirmed | Self::Skipped | Self::Cancelled)
-    }
-}
-
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE files (
     id INTEGER PRIMARY KEY,
     path BLOB NOT NULL,
@@ -115,7 +72,18 @@ CREATE TABLE parts (
 );
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE abandoned (upload_id TEXT PRIMARY KEY, key TEXT NOT NULL, since INTEGER NOT NULL);
-"#];
+"#,
+    // Rows belong to an account. Rows from before this have no owner: nobody uploads them
+    // (they are listed as waiting for an unknown account).
+    r#"
+ALTER TABLE files ADD COLUMN server TEXT;
+ALTER TABLE files ADD COLUMN user_id INTEGER;
+ALTER TABLE files ADD COLUMN user_name TEXT;
+CREATE INDEX files_by_owner ON files (server, user_id, state, next_retry_at);
+ALTER TABLE abandoned ADD COLUMN server TEXT;
+ALTER TABLE abandoned ADD COLUMN user_id INTEGER;
+"#,
+];
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,13 +96,16 @@ pub struct Abandoned {
 
 /// The journal database.
 pub struct Journal {
-    conn: Mutex<Connection>,
+    conn: Mutex<Option<Connection>>,
+    lock: Mutex<Option<lock::DirLock>>,
 }
 
 impl Journal {
-    /// Opens (creating) the journal and brings its schema up to date. Rows a crash left
-    /// `Uploading` go back to `Queued`.
+    /// Opens (creating) the journal for writing: takes the data dir's lock (or fails with
+    /// [`Error::DataDirInUse`]), brings the schema up to date, and puts rows a crash left
+    /// `Uploading` back to `Queued`.
     pub fn open(path: &Path) -> Result<Self> {
+        let lock = lock::DirLock::acquire(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -152,8 +123,50 @@ impl Journal {
             [],
         )?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
+            lock: Mutex::new(Some(lock)),
         })
+    }
+
+    /// Opens an existing journal to read it while another engine may hold it: no lock, no
+    /// migration, no change. A journal that does not exist yet reads as empty.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let conn = if path.exists() {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version < MIGRATIONS.len() {
+                return Err(Error::Protocol {
+                    operation: "reading the journal",
+                    detail:
+                        "written by an older Ferry; open it once with `ferry upload` or the app"
+                            .into(),
+                });
+            }
+            conn
+        } else {
+            let mut conn = Connection::open_in_memory()?;
+            let tx = conn.transaction()?;
+            for sql in MIGRATIONS {
+                tx.execute_batch(sql)?;
+            }
+            tx.commit()?;
+            conn
+        };
+        Ok(Self {
+            conn: Mutex::new(Some(conn)),
+            lock: Mutex::new(None),
+        })
+    }
+
+    /// Closes the database and lets go of the data dir; later calls fail with
+    /// [`Error::Closed`].
+    pub fn close(&self) {
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub(crate) fn with<T>(
@@ -161,25 +174,44 @@ impl Journal {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(f(&mut conn)?)
+        let conn = conn.as_mut().ok_or(Error::Closed)?;
+        Ok(f(conn)?)
     }
 
-    /// Remembers an upload to abort later.
-    pub fn abandon(&self, key: &str, upload_id: &str) -> Result<()> {
+    /// Runs `f` on a blocking thread: SQLite waits on the disk, async workers must not.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Journal) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let journal = self.clone();
+        tokio::task::spawn_blocking(move || f(&journal))
+            .await
+            .map_err(|e| Error::Io {
+                context: "a journal task failed".into(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Remembers an upload of `owner` to abort later.
+    pub fn abandon(&self, owner: &Owner, key: &str, upload_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO abandoned (upload_id, key, since) VALUES (?1, ?2, ?3)",
-                rusqlite::params![upload_id, key, now()],
+                "INSERT OR IGNORE INTO abandoned (upload_id, key, since, server, user_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![upload_id, key, now(), owner.server, owner.user_id],
             )?;
             Ok(())
         })
     }
 
-    /// Uploads still to abort.
-    pub fn abandoned(&self) -> Result<Vec<Abandoned>> {
+    /// Uploads of `owner` still to abort.
+    pub fn abandoned(&self, owner: &Owner) -> Result<Vec<Abandoned>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT key, upload_id FROM abandoned ORDER BY since")?;
-            stmt.query_map([], |r| {
+            let mut stmt = c.prepare(
+                "SELECT key, upload_id FROM abandoned WHERE server = ?1 AND user_id = ?2
+                 ORDER BY since",
+            )?;
+            stmt.query_map(rusqlite::params![owner.server, owner.user_id], |r| {
                 Ok(Abandoned {
                     key: r.get(0)?,
                     upload_id: r.get(1)?,

@@ -1,6 +1,11 @@
-//! The transfer scheduler: takes runnable files from the journal, uploads a few at a time with
-//! a global limit on parts in flight and a per-file limit, backs failed files off, confirms
-//! uploads to the app server, and obeys pause, resume and cancel.
+//! The transfer scheduler: takes the signed-in account's runnable files from the journal,
+//! uploads a few at a time with a global limit on parts in flight and a per-file limit, backs
+//! failed files off, confirms uploads to the app server, and obeys pause, resume and cancel.
+//!
+//! A task is recorded as running before it can start, under the same lock it takes to say it
+//! ended, so a task that ends at once cannot leave a stale entry behind (which would hold a
+//! slot forever). Every state change goes through the journal's compare-and-set: a task that
+//! finds its file paused or cancelled stops without writing.
 
 pub(crate) mod throttle;
 mod upload;
@@ -14,7 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
-use crate::journal::{FileRow, FileState, Journal};
+use crate::journal::{FileRow, FileState, Journal, Owner};
 use crate::session::Session;
 use crate::storage::Storage;
 
@@ -69,15 +74,20 @@ pub fn file_backoff(attempts: u32) -> Duration {
     Duration::from_secs((2u64 << attempts.min(9)).min(600))
 }
 
-struct Running {
-    task: tokio::task::AbortHandle,
+/// Aborts a task when dropped: a reporter lives exactly as long as the upload it reports on.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs uploads from the journal.
 pub struct Transfer {
     shared: Arc<Shared>,
     events: EventSink,
-    running: Mutex<HashMap<i64, Running>>,
+    running: Mutex<HashMap<i64, tokio::task::JoinHandle<()>>>,
     wake: Notify,
     signed_out: AtomicBool,
 }
@@ -127,7 +137,7 @@ impl Transfer {
         self.wake.notify_one();
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, tokio::task::JoinHandle<()>>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -139,6 +149,25 @@ impl Transfer {
         });
     }
 
+    /// Stops the upload of one file, if it is running (its row stays as it is).
+    pub fn stop_file(&self, id: i64) {
+        if let Some(task) = self.running().remove(&id) {
+            task.abort();
+        }
+    }
+
+    /// Aborts every upload in flight without waiting for the tasks to end.
+    pub(crate) fn abort_all(&self) {
+        for (_, task) in self.running().drain() {
+            task.abort();
+        }
+    }
+
+    /// Where events go.
+    pub(crate) fn events(&self) -> EventSink {
+        self.events.clone()
+    }
+
     /// Pauses files (all when `ids` is `None`); their acknowledged parts are kept.
     pub fn pause(&self, ids: Option<&[i64]>) -> Result<()> {
         let from = [FileState::Queued, FileState::Uploading, FileState::Failed];
@@ -147,9 +176,7 @@ impl Transfer {
             .journal
             .move_states(ids, &from, FileState::Paused)?
         {
-            if let Some(r) = self.running().remove(&id) {
-                r.task.abort();
-            }
+            self.stop_file(id);
             self.emit_state(id, FileState::Paused, None);
         }
         Ok(())
@@ -182,13 +209,12 @@ impl Transfer {
             .journal
             .move_states(ids, &from, FileState::Cancelled)?
         {
-            if let Some(r) = self.running().remove(&id) {
-                r.task.abort();
-            }
+            self.stop_file(id);
             if let Some(row) = self.shared.journal.file(id)?
-                && let (Some(key), Some(upload_id)) = (&row.object_key, &row.upload_id)
+                && let (Some(key), Some(upload_id), Some(owner)) =
+                    (&row.object_key, &row.upload_id, row_owner(&row))
             {
-                self.shared.journal.abandon(key, upload_id)?;
+                self.shared.journal.abandon(&owner, key, upload_id)?;
             }
             self.emit_state(id, FileState::Cancelled, None);
         }
@@ -196,13 +222,33 @@ impl Transfer {
         Ok(())
     }
 
-    /// Aborts multipart uploads the engine began and no longer needs.
+    /// Stops every upload in flight and waits until the tasks are gone; their rows stay where
+    /// they were (a later start resumes them).
+    pub async fn stop(&self) {
+        let tasks: Vec<_> = self.running().drain().map(|(_, task)| task).collect();
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Aborts the multipart uploads the signed-in account began and no longer needs.
     pub async fn abort_abandoned(&self) {
-        let Ok(list) = self.shared.journal.abandoned() else {
+        let Some(owner) = self.shared.session.owner() else {
+            return;
+        };
+        let Ok(list) = self.shared.journal.abandoned(&owner) else {
             return;
         };
         for item in list {
-            match self.shared.storage.abort(&item.key, &item.upload_id).await {
+            match self
+                .shared
+                .storage
+                .abort(None, &item.key, &item.upload_id)
+                .await
+            {
                 Ok(()) => {
                     let _ = self.shared.journal.forget_abandoned(&item.upload_id);
                 }
@@ -211,53 +257,56 @@ impl Transfer {
         }
     }
 
-    fn spawn(self: &Arc<Self>, row: FileRow) {
+    /// Starts the upload of `row`. The entry is made under the lock the task takes to remove
+    /// it, so the task cannot end before it was recorded.
+    fn spawn(self: &Arc<Self>, row: FileRow, owner: Owner) {
+        let mut running = self.running();
         let this = self.clone();
         let id = row.id;
-        let task = tokio::spawn(async move { this.process(row).await });
-        self.running().insert(
-            id,
-            Running {
-                task: task.abort_handle(),
-            },
-        );
+        let task = tokio::spawn(async move { this.process(row, owner).await });
+        running.insert(id, task);
     }
 
-    async fn process(self: Arc<Self>, row: FileRow) {
+    async fn process(self: Arc<Self>, row: FileRow, owner: Owner) {
         let id = row.id;
-        let result = self.upload_and_confirm(row).await;
-        self.running().remove(&id);
+        let result = self.upload_and_confirm(row, &owner).await;
         if let Err(err) = result {
             self.failed(id, &err);
         }
+        self.running().remove(&id);
         self.wake.notify_one();
     }
 
-    async fn upload_and_confirm(&self, row: FileRow) -> Result<()> {
+    async fn upload_and_confirm(&self, row: FileRow, owner: &Owner) -> Result<()> {
         let id = row.id;
         if row.state != FileState::Uploaded {
-            self.shared.journal.set_state(id, FileState::Uploading)?;
+            self.shared.journal.expect_state(id, FileState::Uploading)?;
             self.emit_state(id, FileState::Uploading, None);
             let sent = Arc::new(AtomicU64::new(row.bytes_done));
-            let reporter = self.progress_reporter(id, sent.clone());
-            let result = upload::upload(&self.shared, &row, &sent).await;
-            reporter.abort();
-            result?;
+            let _reporter = self.progress_reporter(id, sent.clone());
+            upload::upload(&self.shared, &row, owner, &sent).await?;
             self.emit_state(id, FileState::Uploaded, None);
         }
-        upload::confirm(&self.shared, id).await?;
+        upload::confirm(&self.shared, id, owner).await?;
         self.emit_state(id, FileState::Confirmed, None);
         Ok(())
     }
 
-    /// Progress of one file at most ten times a second.
-    fn progress_reporter(&self, id: i64, sent: Arc<AtomicU64>) -> tokio::task::AbortHandle {
+    /// Progress of one file at most ten times a second, until the guard is dropped.
+    fn progress_reporter(&self, id: i64, sent: Arc<AtomicU64>) -> AbortOnDrop {
         let events = self.events.clone();
         let journal = self.shared.journal.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut last = (Instant::now(), sent.load(Ordering::Relaxed));
             let mut rate = 0.0f64;
             let mut reported = u64::MAX;
+            let total = journal
+                .blocking(move |j| j.file(id))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.size)
+                .unwrap_or(0);
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let now = (Instant::now(), sent.load(Ordering::Relaxed));
@@ -275,12 +324,6 @@ impl Transfer {
                     continue;
                 }
                 reported = now.1;
-                let total = journal
-                    .file(id)
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.size)
-                    .unwrap_or(0);
                 let eta = (rate > 1.0).then(|| (total.saturating_sub(now.1) as f64 / rate) as u64);
                 events(Event::Progress {
                     file_id: id,
@@ -290,18 +333,29 @@ impl Transfer {
                     eta_secs: eta,
                 });
             }
-        })
-        .abort_handle()
+        });
+        AbortOnDrop(task.abort_handle())
     }
 
     fn failed(&self, id: i64, err: &Error) {
+        if matches!(err, Error::StateChanged { .. } | Error::Closed) {
+            // Paused, cancelled or signed out meanwhile: the file already is where it should be.
+            return;
+        }
         let row = self.shared.journal.file(id).ok().flatten();
         let uploaded = row.as_ref().is_some_and(|r| r.state == FileState::Uploaded);
         if err.needs_sign_in() {
             self.signed_out.store(true, Ordering::Relaxed);
+            if self.shared.session.expired() {
+                (self.events)(Event::SessionExpired);
+            }
             // Nothing is lost: the file waits where it was for the next sign-in.
-            if !uploaded {
-                let _ = self.shared.journal.set_state(id, FileState::Queued);
+            if !uploaded
+                && matches!(
+                    self.shared.journal.set_state(id, FileState::Queued),
+                    Ok(true)
+                )
+            {
                 self.emit_state(id, FileState::Queued, Some(err));
             }
             return;
@@ -323,44 +377,57 @@ impl Transfer {
         let retry_at =
             retry.then(|| crate::journal::now() + file_backoff(attempts).as_secs() as i64);
         tracing::warn!(file_id = id, error = %err, retry_at, "upload failed");
-        if self
+        if let Ok(Some(_)) = self
             .shared
             .journal
             .fail(id, err.code(), &err.to_string(), retry_at)
-            .is_ok()
         {
             self.emit_state(id, FileState::Failed, Some(err));
         }
     }
 
-    /// Runs until no file is runnable or waiting for a retry, or the session ends.
+    /// The account to upload for now, or `None` when signed out.
+    fn owner(&self) -> Option<Owner> {
+        if self.signed_out.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.shared.session.owner()
+    }
+
+    /// Runs until no file of the signed-in account is runnable or waiting for a retry, or the
+    /// session ends.
     pub async fn run_until_idle(self: &Arc<Self>) -> Result<Summary> {
         self.abort_abandoned().await;
         loop {
-            self.schedule()?;
-            let busy = !self.running().is_empty();
-            if !busy {
-                if self.signed_out.load(Ordering::Relaxed) {
+            let Some(owner) = self.owner() else {
+                if self.running().is_empty() {
                     return Err(Error::SignedOut);
                 }
-                let now = crate::journal::now();
-                match self.shared.journal.next_retry()? {
-                    Some(at) if self.shared.journal.runnable(1)?.is_empty() => {
-                        let wait = Duration::from_secs((at - now).max(0) as u64);
-                        tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
-                        continue;
-                    }
-                    None if self.shared.journal.runnable(1)?.is_empty() => break,
-                    _ => continue,
-                }
+                self.wait(Duration::from_millis(200)).await;
+                continue;
+            };
+            self.schedule(&owner)?;
+            if !self.running().is_empty() {
+                self.wait(Duration::from_millis(500)).await;
+                continue;
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            let journal = &self.shared.journal;
+            if !journal.runnable(&owner, 1)?.is_empty() {
+                continue;
+            }
+            match journal.next_retry(&owner)? {
+                Some(at) => {
+                    let wait = (at - crate::journal::now()).clamp(0, 1) as u64;
+                    self.wait(Duration::from_secs(wait)).await;
+                }
+                None => return self.summary(&owner),
             }
         }
+    }
+
+    fn summary(&self, owner: &Owner) -> Result<Summary> {
         let mut summary = Summary::default();
-        for (state, n) in self.shared.journal.counts()? {
+        for (state, n) in self.shared.journal.counts(owner)? {
             match state {
                 FileState::Confirmed => summary.confirmed += n,
                 FileState::Failed => summary.failed += n,
@@ -371,37 +438,47 @@ impl Transfer {
         Ok(summary)
     }
 
+    async fn wait(&self, most: Duration) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(most) => {}
+        }
+    }
+
     /// Runs until the returned future is dropped (front ends that stay open).
     pub async fn run(self: &Arc<Self>) -> Result<()> {
         self.abort_abandoned().await;
         loop {
-            if !self.signed_out.load(Ordering::Relaxed) {
-                self.schedule()?;
+            if let Some(owner) = self.owner() {
+                self.schedule(&owner)?;
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+            self.wait(Duration::from_secs(1)).await;
         }
     }
 
-    fn schedule(self: &Arc<Self>) -> Result<()> {
-        if self.signed_out.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let running: Vec<i64> = self.running().keys().copied().collect();
-        let free = self.shared.settings.files.saturating_sub(running.len());
+    fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
+        let busy = self.running().len();
+        let free = self.shared.settings.files.saturating_sub(busy);
         if free == 0 {
             return Ok(());
         }
-        for row in self.shared.journal.runnable(free + running.len())? {
+        for row in self.shared.journal.runnable(owner, free + busy)? {
             if self.running().len() >= self.shared.settings.files {
                 break;
             }
-            if !running.contains(&row.id) && !self.running().contains_key(&row.id) {
-                self.spawn(row);
+            if !self.running().contains_key(&row.id) {
+                self.spawn(row, owner.clone());
             }
         }
         Ok(())
     }
+}
+
+/// The owner recorded on a row, if it has one.
+fn row_owner(row: &FileRow) -> Option<Owner> {
+    Some(Owner {
+        server: row.server.clone()?,
+        user_id: row.user_id?,
+        user_name: row.user_name.clone().unwrap_or_default(),
+    })
 }

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, PartRow};
+use crate::journal::{FileRow, FileState, Owner, PartRow, Uploaded};
 use crate::storage::Payload;
 
 /// What a file looked like: size, modification time, and a hash of sampled bytes.
@@ -118,10 +118,11 @@ pub fn part_size(size: u64, min: u64) -> u64 {
     min.max(size.div_ceil(10_000))
 }
 
-/// Uploads `row` to the store and records it `Uploaded`.
+/// Uploads `row` to the store for `owner` and records it `Uploaded`.
 pub(crate) async fn upload(
     shared: &Arc<Shared>,
     row: &FileRow,
+    owner: &Owner,
     sent: &Arc<AtomicU64>,
 ) -> Result<()> {
     let path = row.path.as_path();
@@ -136,12 +137,13 @@ pub(crate) async fn upload(
             )
     {
         tracing::info!(file = %path.display(), "the file changed since its upload began; starting again");
-        abandon(shared, row).await?;
+        abandon(shared, row, owner).await?;
     }
     shared
         .journal
         .set_fingerprint(row.id, print.size, print.mtime_ns, &print.sample)?;
     let grant = shared.storage.grant().await?;
+    check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
     if print.size < shared.settings.single_put_threshold {
         let bytes = read_at(path, 0, print.size).await?;
@@ -151,7 +153,10 @@ pub(crate) async fn upload(
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: Some(progress(sent)),
         };
-        let etag = shared.storage.put_object(&key, payload).await?;
+        let etag = shared
+            .storage
+            .put_object(Some(row.id), &key, payload)
+            .await?;
         let expected = hex::encode(md5);
         if etag != expected {
             return Err(Error::IntegrityMismatch {
@@ -164,15 +169,39 @@ pub(crate) async fn upload(
         }
         shared.journal.uploaded(
             row.id,
-            &grant.bucket,
-            &key,
-            &etag,
-            &format!("md5:{expected}"),
-            print.size,
+            &Uploaded {
+                bucket: &grant.bucket,
+                key: &key,
+                etag: &etag,
+                checksum: &format!("md5:{expected}"),
+                size: print.size,
+            },
         )?;
         return Ok(());
     }
-    multipart(shared, row, &print, &grant.bucket, &key, sent).await
+    let target = Target {
+        bucket: &grant.bucket,
+        key: &key,
+        owner,
+    };
+    multipart(shared, row, &print, &target, sent).await
+}
+
+/// Where a multipart upload goes and for whom.
+struct Target<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    owner: &'a Owner,
+}
+
+/// Refuses to go on when the signed-in account is no longer the file's owner (a sign-out or
+/// another account's sign-in while the upload ran): the grant in hand is not the owner's.
+fn check_owner(shared: &Shared, owner: &Owner) -> Result<()> {
+    if shared.session.owner().as_ref() == Some(owner) {
+        Ok(())
+    } else {
+        Err(Error::SignedOut)
+    }
 }
 
 fn progress(sent: &Arc<AtomicU64>) -> Arc<dyn Fn(u64) + Send + Sync> {
@@ -183,12 +212,12 @@ fn progress(sent: &Arc<AtomicU64>) -> Arc<dyn Fn(u64) + Send + Sync> {
 }
 
 /// Aborts the file's multipart upload (remembering it if the store cannot be reached).
-pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow) -> Result<()> {
+pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) -> Result<()> {
     if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key)
-        && let Err(err) = shared.storage.abort(key, upload_id).await
+        && let Err(err) = shared.storage.abort(Some(row.id), key, upload_id).await
     {
         tracing::warn!(error = %err, "could not abort an upload now; will try again later");
-        shared.journal.abandon(key, upload_id)?;
+        shared.journal.abandon(owner, key, upload_id)?;
     }
     shared.journal.reset_upload(row.id)
 }
@@ -197,130 +226,167 @@ async fn multipart(
     shared: &Arc<Shared>,
     row: &FileRow,
     print: &Fingerprint,
-    bucket: &str,
-    key: &str,
+    target: &Target<'_>,
     sent: &Arc<AtomicU64>,
 ) -> Result<()> {
-    let path = row.path.as_path();
     let current = shared.journal.file(row.id)?.unwrap_or_else(|| row.clone());
-    let part_size = current
-        .part_size
-        .unwrap_or_else(|| part_size(print.size, shared.settings.min_part_size));
-    let count = print.size.div_ceil(part_size) as u32;
-    let span = |n: u32| {
-        let start = u64::from(n - 1) * part_size;
-        (start, part_size.min(print.size - start))
+    let plan = Plan::new(
+        current
+            .part_size
+            .unwrap_or_else(|| part_size(print.size, shared.settings.min_part_size)),
+        print.size,
+    );
+    let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
+        Some(found) => found,
+        None => (begin(shared, row.id, &plan, target).await?, Vec::new()),
     };
+    sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
+    send_parts(shared, row, &plan, &done, target.key, &upload_id, sent).await?;
+    finish(shared, row, print, &plan, target, &upload_id).await
+}
 
-    // Reconcile with the store: it is the source of truth for which parts arrived.
-    let mut upload_id = current
-        .upload_id
-        .clone()
-        .filter(|_| current.object_key.as_deref() == Some(key));
-    let mut done: Vec<PartRow> = Vec::new();
-    if let Some(id) = &upload_id {
-        match shared.storage.list_parts(key, id).await {
-            Ok(stored) => {
-                let journal = shared.journal.parts(row.id)?;
-                for part in stored {
-                    if part.number == 0 || part.number > count || part.size != span(part.number).1 {
-                        continue;
-                    }
-                    let md5 = match journal
-                        .iter()
-                        .find(|p| p.number == part.number && p.etag == part.etag)
-                    {
-                        Some(p) => p.md5.clone(),
-                        // Acknowledged by the store but not journaled (a crash in between):
-                        // check the bytes rather than trust them.
-                        None => {
-                            let (offset, len) = span(part.number);
-                            hex::encode(md5_of(&read_at(path, offset, len).await?))
-                        }
-                    };
-                    if md5 == part.etag {
-                        let row_part = PartRow {
-                            number: part.number,
-                            size: part.size,
-                            etag: part.etag,
-                            md5,
-                        };
-                        shared.journal.record_part(row.id, &row_part)?;
-                        done.push(row_part);
-                    }
-                }
-            }
-            Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-                shared.journal.reset_upload(row.id)?;
-                upload_id = None;
-            }
-            Err(err) => return Err(err),
+/// How a file is cut into parts.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    part_size: u64,
+    size: u64,
+    count: u32,
+}
+
+impl Plan {
+    fn new(part_size: u64, size: u64) -> Self {
+        Self {
+            part_size,
+            size,
+            count: size.div_ceil(part_size) as u32,
         }
     }
-    let upload_id = match upload_id {
-        Some(id) => id,
-        None => {
-            let id = shared.storage.create_multipart(key).await?;
+
+    /// Offset and length of part `n` (from 1).
+    fn span(&self, n: u32) -> (u64, u64) {
+        let start = u64::from(n - 1) * self.part_size;
+        (start, self.part_size.min(self.size - start))
+    }
+}
+
+/// The store is the source of truth for which parts arrived: the open upload's parts that
+/// match the file, or `None` when there is no usable upload (none yet, the store lost it, or it
+/// was begun at another key — then it is aborted, not left behind).
+async fn reconcile(
+    shared: &Arc<Shared>,
+    current: &FileRow,
+    plan: &Plan,
+    target: &Target<'_>,
+) -> Result<Option<(String, Vec<PartRow>)>> {
+    let Some(upload_id) = current.upload_id.clone() else {
+        return Ok(None);
+    };
+    if current.object_key.as_deref() != Some(target.key) {
+        abandon(shared, current, target.owner).await?;
+        return Ok(None);
+    }
+    let stored = match shared
+        .storage
+        .list_parts(Some(current.id), target.key, &upload_id)
+        .await
+    {
+        Ok(stored) => stored,
+        Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
+            shared.journal.reset_upload(current.id)?;
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    let journaled = shared.journal.parts(current.id)?;
+    let mut done = Vec::new();
+    for part in stored {
+        if part.number == 0 || part.number > plan.count || part.size != plan.span(part.number).1 {
+            continue;
+        }
+        let md5 = match journaled
+            .iter()
+            .find(|p| p.number == part.number && p.etag == part.etag)
+        {
+            Some(p) => p.md5.clone(),
+            // Acknowledged by the store but not journaled (a crash in between): check the
+            // bytes rather than trust them.
+            None => {
+                let (offset, len) = plan.span(part.number);
+                hex::encode(md5_of(&read_at(&current.path, offset, len).await?))
+            }
+        };
+        if md5 == part.etag {
+            let part = PartRow {
+                number: part.number,
+                size: part.size,
+                etag: part.etag,
+                md5,
+            };
+            shared.journal.record_part(current.id, &part)?;
+            done.push(part);
+        }
+    }
+    Ok(Some((upload_id, done)))
+}
+
+/// Starts a multipart upload and journals it before any part is sent; if the file stopped
+/// uploading meanwhile, the new upload is aborted at once.
+async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) -> Result<String> {
+    let upload_id = shared
+        .storage
+        .create_multipart(Some(id), target.key)
+        .await?;
+    let recorded =
+        shared
+            .journal
+            .begin_multipart(id, &upload_id, plan.part_size, target.bucket, target.key);
+    if let Err(err) = recorded {
+        if let Err(abort) = shared.storage.abort(Some(id), target.key, &upload_id).await {
+            tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
             shared
                 .journal
-                .begin_multipart(row.id, &id, part_size, bucket, key)?;
-            id
+                .abandon(target.owner, target.key, &upload_id)?;
         }
-    };
-    let already: u64 = done.iter().map(|p| p.size).sum();
-    sent.store(already, Ordering::Relaxed);
+        return Err(err);
+    }
+    Ok(upload_id)
+}
 
+/// Sends the parts not yet `done`, a few at a time; stops at the first failure (the parts
+/// already acknowledged stay for the next attempt).
+async fn send_parts(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    plan: &Plan,
+    done: &[PartRow],
+    key: &str,
+    upload_id: &str,
+    sent: &Arc<AtomicU64>,
+) -> Result<()> {
     let per_file = Arc::new(Semaphore::new(shared.settings.per_file_parts.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for number in (1..=count).filter(|n| !done.iter().any(|p| p.number == *n)) {
-        let (offset, len) = span(number);
-        let shared = shared.clone();
+    for number in (1..=plan.count).filter(|n| !done.iter().any(|p| p.number == *n)) {
+        let (offset, len) = plan.span(number);
+        let part = PartJob {
+            shared: shared.clone(),
+            file_id: row.id,
+            path: row.path.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            number,
+            offset,
+            len,
+        };
         let per_file = per_file.clone();
-        let path = path.to_owned();
-        let key = key.to_owned();
-        let upload_id = upload_id.clone();
         let sent = sent.clone();
-        let file_id = row.id;
         tasks.spawn(async move {
             let _file_slot = per_file.acquire_owned().await.expect("semaphore open");
-            let _global_slot = shared
-                .parts
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
-            let bytes = read_at(&path, offset, len).await?;
-            let md5 = md5_of(&bytes);
-            let payload = Payload {
-                bytes,
-                content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
-                progress: None,
-            };
-            let etag = shared
-                .storage
-                .upload_part(&key, &upload_id, number, payload)
-                .await?;
-            let md5 = hex::encode(md5);
-            if etag != md5 {
-                return Err(Error::IntegrityMismatch {
-                    expected: md5,
-                    got: etag,
-                });
-            }
-            shared.journal.record_part(
-                file_id,
-                &PartRow {
-                    number,
-                    size: len,
-                    etag,
-                    md5,
-                },
-            )?;
-            sent.fetch_add(len, Ordering::Relaxed);
+            let _global_slot = part.shared.parts.clone().acquire_owned().await;
+            part.send().await?;
+            sent.fetch_add(part.len, Ordering::Relaxed);
             Ok::<_, Error>(())
         });
     }
-    // Stop at the first failure; the parts already acknowledged stay for the next attempt.
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(Ok(())) => {}
@@ -337,34 +403,105 @@ async fn multipart(
             }
         }
     }
+    Ok(())
+}
 
+/// One part to send.
+struct PartJob {
+    shared: Arc<Shared>,
+    file_id: i64,
+    path: std::path::PathBuf,
+    key: String,
+    upload_id: String,
+    number: u32,
+    offset: u64,
+    len: u64,
+}
+
+impl PartJob {
+    /// Reads, sends and journals the part; its ETag must be the MD5 of what was read.
+    async fn send(&self) -> Result<()> {
+        let bytes = read_at(&self.path, self.offset, self.len).await?;
+        let md5 = md5_of(&bytes);
+        let payload = Payload {
+            bytes,
+            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
+            progress: None,
+        };
+        let etag = self
+            .shared
+            .storage
+            .upload_part(
+                Some(self.file_id),
+                &self.key,
+                &self.upload_id,
+                self.number,
+                payload,
+            )
+            .await?;
+        let md5 = hex::encode(md5);
+        if etag != md5 {
+            return Err(Error::IntegrityMismatch {
+                expected: md5,
+                got: etag,
+            });
+        }
+        self.shared.journal.record_part(
+            self.file_id,
+            &PartRow {
+                number: self.number,
+                size: self.len,
+                etag,
+                md5,
+            },
+        )
+    }
+}
+
+/// Checks that every part is there and the file did not change, completes the upload, checks
+/// the final ETag, and records the file `Uploaded`.
+async fn finish(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: &Fingerprint,
+    plan: &Plan,
+    target: &Target<'_>,
+    upload_id: &str,
+) -> Result<()> {
     let parts = shared.journal.parts(row.id)?;
     let total: u64 = parts.iter().map(|p| p.size).sum();
-    if parts.len() as u32 != count || total != print.size {
+    if parts.len() as u32 != plan.count || total != print.size {
         return Err(Error::Protocol {
             operation: "completing the upload",
             detail: format!(
-                "{} of {count} parts, {total} of {} bytes",
+                "{} of {} parts, {total} of {} bytes",
                 parts.len(),
+                plan.count,
                 print.size
             ),
         });
     }
-    if fingerprint(path).await? != *print {
+    if fingerprint(&row.path).await? != *print {
         let fresh = shared.journal.file(row.id)?.unwrap_or_else(|| row.clone());
-        abandon(shared, &fresh).await?;
-        return Err(changed(path));
+        abandon(shared, &fresh, target.owner).await?;
+        return Err(changed(&row.path));
     }
     let mut md5s = Md5::new();
     for part in &parts {
         md5s.update(hex::decode(&part.md5).unwrap_or_default());
     }
-    let expected = format!("{}-{count}", hex::encode(md5s.finalize()));
+    let expected = format!("{}-{}", hex::encode(md5s.finalize()), plan.count);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
-    let etag = match shared.storage.complete(key, &upload_id, &listed).await {
+    check_owner(shared, target.owner)?;
+    let etag = match shared
+        .storage
+        .complete(Some(row.id), target.key, upload_id, &listed)
+        .await
+    {
         Ok(etag) => etag,
-        // Completed by an earlier attempt whose answer was lost.
-        Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => expected.clone(),
+        Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
+            completed_earlier(shared, row.id, target.key, print.size, &expected).await?
+        }
         Err(err) => return Err(err),
     };
     if etag != expected {
@@ -375,16 +512,39 @@ async fn multipart(
     }
     shared.journal.uploaded(
         row.id,
-        bucket,
-        key,
-        &etag,
-        &format!("md5-parts:{expected}"),
-        print.size,
+        &Uploaded {
+            bucket: target.bucket,
+            key: target.key,
+            etag: &etag,
+            checksum: &format!("md5-parts:{expected}"),
+            size: print.size,
+        },
     )
 }
 
-/// Confirms an uploaded file to the app server and records it `Confirmed`.
-pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64) -> Result<()> {
+/// The store no longer knows the upload being completed: either an earlier Complete succeeded
+/// and its answer was lost — then the object is there with the expected size and ETag — or the
+/// upload is gone, and the file must start again.
+async fn completed_earlier(
+    shared: &Arc<Shared>,
+    id: i64,
+    key: &str,
+    size: u64,
+    expected: &str,
+) -> Result<String> {
+    match shared.storage.head(Some(id), key).await? {
+        Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
+        _ => {
+            shared.journal.reset_upload(id)?;
+            Err(Error::UploadLost {
+                key: key.to_owned(),
+            })
+        }
+    }
+}
+
+/// Confirms an uploaded file to the app server as `owner` and records it `Confirmed`.
+pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Result<()> {
     let row = shared.journal.file(id)?.ok_or(Error::Protocol {
         operation: "confirming the upload",
         detail: "the file left the journal".into(),
@@ -407,11 +567,10 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64) -> Result<()> {
         name: row.name,
         device: Some(shared.device.clone()),
     };
+    check_owner(shared, owner)?;
     let token = shared.session.token()?;
     shared.session.api().confirm(&token, &confirmation).await?;
-    shared
-        .journal
-        .set_state(id, crate::journal::FileState::Confirmed)
+    shared.journal.expect_state(id, FileState::Confirmed)
 }
 
 #[cfg(test)]

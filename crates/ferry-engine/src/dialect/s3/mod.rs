@@ -4,6 +4,8 @@
 //! engine encodes keys itself, see [`super::key_path`]); for other services dot segments and
 //! repeated slashes are removed and the path is encoded once more, as the AWS suite expects.
 
+pub mod xml;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;

@@ -1,0 +1,298 @@
+//! Adding files to the queue: the rules for what becomes a journal row, written once for files
+//! the user gives (dropped, picked, `ferry upload`) and files a watched folder finds.
+//!
+//! - One live row per file and account: a file already on its way is not added twice.
+//! - A file already confirmed unchanged at the same key is not sent again (unless forced).
+//! - Two files never share a key: the second is skipped with `key_conflict`.
+//! - Inside a given folder, links are not followed (a link to `~/.ssh/id_rsa` is not an
+//!   upload); a link given on purpose is.
+//! - What the user gives resumes a paused or failed row, and replaces a row of the same file
+//!   at another key (its multipart upload is aborted); what a watcher finds leaves a cancelled
+//!   or skipped file alone until it changes.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::journal::{FileRow, FileState, Journal, NewFile, Owner, Skip};
+
+/// Deepest folder nesting walked.
+const MAX_DEPTH: usize = 64;
+
+const KEY_CONFLICT: (&str, &str) = (
+    "key_conflict",
+    "another file in the queue has the same object key",
+);
+
+/// Who asked for a file, which decides how an existing row is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// The user gave it: resume, replace, or report it already uploaded.
+    Given {
+        /// Send it again even if it is confirmed unchanged.
+        force: bool,
+    },
+    /// A watched folder found it: add it only if nothing is known of it as it is now.
+    Found,
+}
+
+/// What adding files did.
+#[derive(Debug, Default)]
+pub(crate) struct Added {
+    /// The row of each file, in the order given (new, resumed, or the confirmed one).
+    pub(crate) ids: Vec<i64>,
+    /// Rows replaced by a row at another key: their tasks must stop.
+    pub(crate) replaced: Vec<i64>,
+    /// Whether anything became runnable.
+    pub(crate) queued: bool,
+}
+
+/// Adds files for one account.
+pub(crate) struct Intake<'a> {
+    journal: &'a Journal,
+    owner: &'a Owner,
+    intent: Intent,
+    /// Keys taken in this batch, by the path that took them.
+    batch: HashMap<String, PathBuf>,
+    pub(crate) added: Added,
+}
+
+/// How a file looks now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Look {
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
+}
+
+impl Look {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            size: meta.len(),
+            mtime_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i64),
+        }
+    }
+
+    fn matches(self, row: &FileRow) -> bool {
+        row.size == Some(self.size) && row.mtime_ns == Some(self.mtime_ns)
+    }
+}
+
+/// `path` made absolute, with `.` and `..` resolved by name, so `ferry upload .` or `a/..`
+/// never yield keys starting with `./` or `../`.
+pub(crate) fn clean_path(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).map_err(Error::io(format!("{}", path.display())))?;
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    Ok(clean)
+}
+
+impl<'a> Intake<'a> {
+    pub(crate) fn new(journal: &'a Journal, owner: &'a Owner, intent: Intent) -> Self {
+        Self {
+            journal,
+            owner,
+            intent,
+            batch: HashMap::new(),
+            added: Added::default(),
+        }
+    }
+
+    /// Adds what the user gave: files, and folders walked recursively. A file's key is its
+    /// path relative to the parent of what was given (`dir/a.txt` for `dir`).
+    pub(crate) fn add_given(&mut self, path: &Path) -> Result<()> {
+        let path = clean_path(path)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.walk(&base, &path, 0)
+    }
+
+    fn walk(&mut self, base: &Path, path: &Path, depth: usize) -> Result<()> {
+        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        // A link inside a given folder is not followed (that also ends link loops).
+        if link && depth > 0 {
+            return self.skip(
+                base,
+                path,
+                ("symlink", "links inside a folder are not followed"),
+            );
+        }
+        if depth <= MAX_DEPTH && std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(Error::io(format!("reading {}", path.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for entry in entries {
+                self.walk(base, &entry, depth + 1)?;
+            }
+            return Ok(());
+        }
+        let relative = path.strip_prefix(base).unwrap_or(path);
+        self.add_file(path, "", relative)
+    }
+
+    fn skip(&mut self, base: &Path, path: &Path, why: (&str, &str)) -> Result<()> {
+        let relative = path.strip_prefix(base).unwrap_or(path);
+        let key = crate::key::object_key("", relative).unwrap_or_default();
+        let look = std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m));
+        let id = self.insert(path, &key, look, Some(why))?;
+        self.added.ids.push(id);
+        Ok(())
+    }
+
+    /// Adds one file whose key is `prefix` + `relative`.
+    pub(crate) fn add_file(&mut self, path: &Path, prefix: &str, relative: &Path) -> Result<()> {
+        let look = std::fs::metadata(path).ok().map(|m| Look::of(&m));
+        let key = match crate::key::object_key(prefix, relative) {
+            Ok(key) => key,
+            Err(refusal) => return self.refuse(path, "", look, refusal),
+        };
+        if self.batch.get(&key).is_some_and(|p| p != path) {
+            return self.refuse(path, &key, look, KEY_CONFLICT);
+        }
+        self.batch.insert(key.clone(), path.to_owned());
+        let latest = self.journal.latest_for_path(self.owner, path)?;
+        if let Some(row) = &latest
+            && let Some(id) = self.existing(row, &key, look)?
+        {
+            self.added.ids.push(id);
+            return Ok(());
+        }
+        if self
+            .journal
+            .live_with_key(self.owner, &key, path)?
+            .is_some()
+        {
+            return self.refuse(path, &key, look, KEY_CONFLICT);
+        }
+        let id = self.insert(path, &key, look, None)?;
+        self.added.ids.push(id);
+        self.added.queued = true;
+        Ok(())
+    }
+
+    /// What to do with the newest row of the file: `Some(id)` when it stands for the file as
+    /// it is (nothing is added), `None` when a new row is needed.
+    fn existing(&mut self, row: &FileRow, key: &str, look: Option<Look>) -> Result<Option<i64>> {
+        let unchanged = look.is_some_and(|l| l.matches(row));
+        match (self.intent, row.state) {
+            (Intent::Found, state) if !state.is_final() => Ok(Some(row.id)),
+            (Intent::Found, FileState::Confirmed) if row.key == key && unchanged => {
+                Ok(Some(row.id))
+            }
+            (Intent::Found, FileState::Cancelled | FileState::Skipped) if unchanged => {
+                Ok(Some(row.id))
+            }
+            (Intent::Found, _) => Ok(None),
+            (Intent::Given { force }, FileState::Confirmed) => {
+                let same = row.key == key && unchanged && !force;
+                Ok(same.then_some(row.id))
+            }
+            (Intent::Given { .. }, state) if state.is_final() => Ok(None),
+            (Intent::Given { .. }, _) if row.key == key => {
+                let resumed = self.journal.move_states(
+                    Some(&[row.id]),
+                    &[FileState::Paused, FileState::Failed],
+                    FileState::Queued,
+                )?;
+                self.added.queued |= !resumed.is_empty() || row.state == FileState::Queued;
+                Ok(Some(row.id))
+            }
+            // Stored and waiting for its confirmation: that one finishes; the new key is a new
+            // upload.
+            (Intent::Given { .. }, FileState::Uploaded) => Ok(None),
+            (Intent::Given { .. }, _) => {
+                self.replace(row)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Cancels a row whose file is now wanted at another key, and leaves its multipart upload
+    /// to be aborted.
+    fn replace(&mut self, row: &FileRow) -> Result<()> {
+        let from = [
+            FileState::Queued,
+            FileState::Uploading,
+            FileState::Paused,
+            FileState::Failed,
+        ];
+        let moved = self
+            .journal
+            .move_states(Some(&[row.id]), &from, FileState::Cancelled)?;
+        if moved.is_empty() {
+            return Ok(());
+        }
+        if let (Some(key), Some(upload_id)) = (&row.object_key, &row.upload_id) {
+            self.journal.abandon(self.owner, key, upload_id)?;
+        }
+        self.added.replaced.push(row.id);
+        Ok(())
+    }
+
+    /// Adds the file as skipped, unless its newest row already says so for the file as it is.
+    fn refuse(
+        &mut self,
+        path: &Path,
+        key: &str,
+        look: Option<Look>,
+        why: (&str, &str),
+    ) -> Result<()> {
+        let latest = self.journal.latest_for_path(self.owner, path)?;
+        let id = match latest {
+            Some(row)
+                if row.state == FileState::Skipped
+                    && row.error_code.as_deref() == Some(why.0)
+                    && look.is_some_and(|l| l.matches(&row)) =>
+            {
+                row.id
+            }
+            _ => self.insert(path, key, look, Some(why))?,
+        };
+        self.added.ids.push(id);
+        Ok(())
+    }
+
+    fn insert(&self, path: &Path, key: &str, look: Option<Look>, skip: Skip<'_>) -> Result<i64> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = NewFile {
+            path,
+            key,
+            name: &name,
+            size: look.map(|l| l.size),
+            mtime_ns: look.map(|l| l.mtime_ns),
+        };
+        self.journal.add(self.owner, &file, skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_made_absolute_and_dot_segments_resolved_by_name() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(clean_path(Path::new(".")).unwrap(), cwd);
+        assert_eq!(
+            clean_path(Path::new("/a/b/../c/./d")).unwrap(),
+            Path::new("/a/c/d")
+        );
+        assert_eq!(clean_path(Path::new("/a/..")).unwrap(), Path::new("/"));
+    }
+}

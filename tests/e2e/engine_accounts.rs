@@ -1,0 +1,139 @@
+//! One data dir, several accounts: a journal row belongs to the account (server and user) that
+//! added it. Nobody else's session uploads or confirms it; it waits for its owner.
+
+use std::time::Duration;
+
+use ferry_engine::journal::FileState;
+use ferry_engine::watch::Folder;
+use ferry_protocol::Role;
+use ferry_tests::{TestServer, bytes, engine, within};
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_accounts_interrupted_upload_never_lands_in_my_prefix() {
+    let server = TestServer::start().await;
+    let bart_password = server.add_user("bart", Role::User);
+    let carol_password = server.add_user("carol", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let barts = dir.path().join("barts.bin");
+    std::fs::write(&barts, bytes(40 * MIB, 31)).unwrap();
+    let carols = dir.path().join("carols.txt");
+    std::fs::write(&carols, b"carol's own file").unwrap();
+
+    // Bart starts a multipart upload and stops halfway (signed out, the app closed).
+    let (engine_b, _) = engine(&server, &data, "bart", &bart_password, |c| {
+        c.transfer.bandwidth = Some(16 * MIB as u64);
+    })
+    .await;
+    let bart_ids = engine_b
+        .enqueue(std::slice::from_ref(&barts))
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_millis(1500), engine_b.run_until_idle()).await;
+    engine_b.close().await;
+    let bart_id = bart_ids[0];
+
+    // Carol signs in on the same data dir and uploads her own file.
+    let (engine_c, _) = engine(&server, &data, "carol", &carol_password, |_| {}).await;
+    engine_c
+        .enqueue(std::slice::from_ref(&carols))
+        .await
+        .unwrap();
+    within(120, "carol's run", engine_c.run_until_idle())
+        .await
+        .unwrap();
+    let carol_history = server.history("carol", &carol_password).await;
+    let keys: Vec<&str> = carol_history.items.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "only carol's file in carol's history: {keys:?}"
+    );
+    assert!(keys[0].ends_with("carols.txt"), "{keys:?}");
+    let row = engine_c.journal().file(bart_id).unwrap().unwrap();
+    assert!(
+        !row.state.is_final() && row.state != FileState::Uploaded,
+        "bart's file waits for bart: {:?}",
+        row.state
+    );
+    let status = engine_c.status().unwrap();
+    assert_eq!(
+        status.waiting_for_others,
+        vec![("bart".to_owned(), 1)],
+        "the status says whose files wait"
+    );
+    engine_c.close().await;
+
+    // Bart comes back: his file resumes and lands in his prefix.
+    let (engine_b, _) = engine(&server, &data, "bart", &bart_password, |_| {}).await;
+    within(120, "bart's run", engine_b.run_until_idle())
+        .await
+        .unwrap();
+    let bart_history = server.history("bart", &bart_password).await;
+    assert_eq!(bart_history.items.len(), 1);
+    assert!(bart_history.items[0].key.ends_with("barts.bin"));
+    assert_eq!(
+        engine_b.journal().file(bart_id).unwrap().unwrap().state,
+        FileState::Confirmed
+    );
+    assert_eq!(
+        server.history("carol", &carol_password).await.items.len(),
+        1,
+        "carol's history is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_confirmed_for_one_account_is_still_uploaded_for_another() {
+    let server = TestServer::start().await;
+    let bart_password = server.add_user("bart", Role::User);
+    let carol_password = server.add_user("carol", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let folder = dir.path().join("shared");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("report.txt"), b"both of them want this").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(10);
+    std::fs::File::options()
+        .write(true)
+        .open(folder.join("report.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    for (user, password) in [("bart", &bart_password), ("carol", &carol_password)] {
+        let (engine, _) = engine(&server, &data, user, password, |_| {}).await;
+        let watcher = engine.watcher();
+        watcher
+            .add(Folder {
+                path: folder.clone(),
+                prefix: String::new(),
+                excludes: vec![],
+            })
+            .unwrap();
+        let transfer = engine.transfer().clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+                result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while server.history(user, password).await.items.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user}'s copy was never uploaded"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        task.abort();
+        let _ = task.await;
+        engine.close().await;
+    }
+    for (user, password) in [("bart", &bart_password), ("carol", &carol_password)] {
+        let page = server.history(user, password).await;
+        assert_eq!(page.items.len(), 1, "{user}: {:?}", page.items);
+    }
+}

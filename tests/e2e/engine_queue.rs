@@ -1,0 +1,263 @@
+//! The queue's bookkeeping against the real server: a scheduler that never stalls, uploads that
+//! are idempotent, keys that are what the user meant, and nothing left behind in the store.
+
+use std::time::Duration;
+
+use ferry_engine::events::Event;
+use ferry_engine::journal::FileState;
+use ferry_protocol::Role;
+use ferry_tests::{StoreClient, TestServer, bytes, engine, within};
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.files = 8;
+    })
+    .await;
+    // Files that vanish before their upload: each task ends a moment after it starts, which is
+    // when a task could finish before the scheduler had recorded it as running.
+    let folder = dir.path().join("vanishing");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..3000 {
+        std::fs::write(folder.join(format!("f{i}")), b"x").unwrap();
+    }
+    let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
+    std::fs::remove_dir_all(&folder).unwrap();
+    let summary = within(120, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, ids.len() as u64, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploading_an_unchanged_confirmed_file_again_is_a_no_op_unless_forced() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("once.bin");
+    std::fs::write(&file, bytes(MIB, 3)).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let first = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let again = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    within(60, "the second run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the confirmed row is reported, no new row");
+    assert_eq!(server.history("alice", &password).await.items.len(), 1);
+
+    // Changed: uploaded again.
+    std::fs::write(&file, bytes(MIB, 4)).unwrap();
+    let changed = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    assert_ne!(changed, first);
+    within(60, "the third run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(server.history("alice", &password).await.items.len(), 2);
+
+    // Forced: uploaded again although unchanged.
+    let forced = engine
+        .enqueue_forced(std::slice::from_ref(&file))
+        .await
+        .unwrap();
+    assert_ne!(forced, changed);
+    within(60, "the forced run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(server.history("alice", &password).await.items.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_ends_at_confirmation_says_so() {
+    let server = TestServer::start_with(|o| o.session_ttl = Duration::from_secs(3)).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow.bin");
+    std::fs::write(&file, bytes(24 * MIB, 8)).unwrap();
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        // About five seconds of upload: the grant (fetched at once) outlives the session.
+        c.transfer.bandwidth = Some(5 * MIB as u64);
+    })
+    .await;
+    let ids = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    let result = within(60, "the run", engine.run_until_idle()).await;
+    assert!(
+        result.as_ref().is_err_and(|e| e.needs_sign_in()),
+        "the run ends asking for a sign-in: {result:?}"
+    );
+    assert!(
+        events.events().contains(&Event::SessionExpired),
+        "the front end is told the session ended"
+    );
+    let row = engine.journal().file(ids[0]).unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        FileState::Uploaded,
+        "stored, waiting to be confirmed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_with_dot_segments_give_clean_keys_and_clashing_keys_are_refused() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("album");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    std::fs::write(folder.join("a.txt"), b"a").unwrap();
+    // The same name twice: composed and decomposed é, one key after NFC.
+    std::fs::write(folder.join("caf\u{e9}.txt"), b"composed").unwrap();
+    std::fs::write(folder.join("cafe\u{301}.txt"), b"decomposed").unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    // `album/sub/..` is `album`: keys start at `album/`, never with `..`.
+    let ids = engine
+        .enqueue(&[folder.join("sub").join("..")])
+        .await
+        .unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let rows: Vec<_> = ids
+        .iter()
+        .map(|id| engine.journal().file(*id).unwrap().unwrap())
+        .collect();
+    for row in &rows {
+        assert!(
+            row.key.starts_with("album/") && !row.key.contains(".."),
+            "{}",
+            row.key
+        );
+    }
+    let conflicts: Vec<_> = rows
+        .iter()
+        .filter(|r| r.error_code.as_deref() == Some("key_conflict"))
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{rows:?}");
+    assert_eq!(conflicts[0].state, FileState::Skipped);
+    let page = server.history("alice", &password).await;
+    assert_eq!(page.items.len(), 2, "a.txt and one café.txt");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_inside_a_dropped_folder_are_not_followed() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("id_rsa");
+    std::fs::write(&secret, b"-----BEGIN PRIVATE KEY-----").unwrap();
+    let folder = dir.path().join("dropped");
+    std::fs::create_dir_all(folder.join("deep/er")).unwrap();
+    std::fs::write(folder.join("plain.txt"), b"fine").unwrap();
+    std::os::unix::fs::symlink(&secret, folder.join("key")).unwrap();
+    std::os::unix::fs::symlink(&secret, folder.join("deep/er/key")).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let page = server.history("alice", &password).await;
+    let keys: Vec<&str> = page.items.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].ends_with("dropped/plain.txt"));
+    // A link given on purpose is followed.
+    engine.enqueue(&[folder.join("key")]).await.unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(server.history("alice", &password).await.items.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("set");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("big.bin");
+    std::fs::write(&file, bytes(40 * MIB, 12)).unwrap();
+    // Every holder of the event sink is counted: a reporter left running keeps one.
+    let events = ferry_tests::Recorder::default();
+    let sink = events.sink();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(16 * MIB as u64);
+        c.events = sink.clone();
+    })
+    .await;
+    let idle_holders = std::sync::Arc::strong_count(&sink);
+    let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
+    let transfer = engine.transfer().clone();
+    let runner = tokio::spawn(async move { transfer.run().await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        std::sync::Arc::strong_count(&sink) > idle_holders,
+        "a reporter runs while uploading"
+    );
+    engine.transfer().pause(Some(&ids)).unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        std::sync::Arc::strong_count(&sink),
+        idle_holders,
+        "the upload's reporter ended with it"
+    );
+    let progress = || {
+        events
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Progress { .. }))
+            .count()
+    };
+    let seen = progress();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(progress(), seen, "no progress while paused");
+    runner.abort();
+    let _ = runner.await;
+
+    // The same file given alone now has another key (`big.bin`, not `set/big.bin`): the old
+    // multipart upload is aborted, not left behind in the store.
+    engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let grant = engine.credentials().current().await.unwrap();
+    let store = StoreClient::new((*grant).clone());
+    let open = store.list_uploads("").await;
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "no multipart upload is left: {}",
+        open.body
+    );
+    let page = server.history("alice", &password).await;
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    assert!(page.items[0].key.ends_with("/big.bin") && !page.items[0].key.contains("set/"));
+}
