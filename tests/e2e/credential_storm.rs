@@ -27,7 +27,7 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
         .await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
     let started = Instant::now();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(120, "the uploads", engine.run_until_idle())
         .await
         .unwrap();

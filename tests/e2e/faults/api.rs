@@ -22,7 +22,10 @@ async fn grant_errors_are_retried_without_failing_the_file() {
             .times(2),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -69,7 +72,7 @@ async fn broken_and_lost_confirmations_are_retried_and_recorded_once() {
     ];
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(90, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -113,7 +116,7 @@ async fn a_slow_and_trickling_app_server_is_waited_for() {
     );
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -141,7 +144,10 @@ async fn a_malformed_grant_fails_the_file_with_a_reason_and_loses_nothing() {
         .nth(1),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -174,7 +180,10 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     let (engine, events) = rig
         .engine(|c| c.transfer.max_attempts = file_attempts)
         .await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     let summary = within(45, "giving up on the confirmation", engine.run_until_idle())
         .await
         .unwrap();

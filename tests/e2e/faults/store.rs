@@ -26,7 +26,10 @@ async fn a_part_reset_mid_body_is_retried_and_only_that_part_goes_again() {
             .times(2),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -68,7 +71,10 @@ async fn a_stalled_part_waits_and_goes_on_without_a_retry() {
         .nth(1),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -96,7 +102,7 @@ async fn latency_on_every_request_slows_but_never_fails() {
         .add(Rule::new(Action::Latency(Duration::from_millis(150))));
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -145,7 +151,7 @@ async fn lost_and_truncated_answers_do_not_duplicate_objects_or_history() {
     );
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -204,7 +210,7 @@ async fn bursts_of_500_and_503_are_retried_with_the_reason_shown() {
     );
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(90, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -263,7 +269,7 @@ async fn trickling_answers_are_read_to_the_end() {
     });
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -301,7 +307,7 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
     );
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(150, "the upload", engine.run_until_idle())
         .await
         .unwrap();
@@ -349,7 +355,7 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
         .engine(|c| c.transfer.max_attempts = file_attempts)
         .await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).unwrap();
+    engine.enqueue(&paths).await.unwrap();
     let summary = within(90, "giving up", engine.run_until_idle())
         .await
         .unwrap();
@@ -407,7 +413,10 @@ async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing
         .nth(1),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine.enqueue(std::slice::from_ref(&source.path)).unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
     within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
