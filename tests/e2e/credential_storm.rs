@@ -70,5 +70,5 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
     );
     assert_eq!(refreshed, grants, "every grant request was one refresh");
     assert_eq!(engine.credentials().refresh_count(), grants);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
 }

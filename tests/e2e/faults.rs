@@ -97,7 +97,13 @@ impl Rig {
 
     /// Checks that every file is confirmed in the journal, has exactly one history row with
     /// its size and ETag, the same checksum in both, and that the store holds its exact bytes.
-    pub(crate) async fn assert_arrived_once(&self, engine: &Engine, files: &[Source]) {
+    pub(crate) async fn assert_arrived_once(
+        &self,
+        engine: &Engine,
+        events: &Recorder,
+        files: &[Source],
+    ) {
+        self.print_figures(events);
         let page = self.server.history("alice", &self.password).await;
         let rows = engine.files(10_000).expect("journal rows");
         let blobs = stored_blobs(self.server.dir.path());
@@ -131,6 +137,29 @@ impl Rig {
                 "{name}: the store holds the file's exact bytes"
             );
         }
+    }
+}
+
+impl Rig {
+    /// Prints what the proxies did and what the engine said, for the suite's figures.
+    pub(crate) fn print_figures(&self, events: &Recorder) {
+        let faults = |proxy: &Proxy| {
+            let seen = proxy.seen();
+            let faulted = seen.iter().filter(|s| s.action != "forward").count();
+            (faulted, seen.len())
+        };
+        let (store_faults, store_requests) = faults(&self.store);
+        let (api_faults, api_requests) = faults(&self.api);
+        let retries = retries(events);
+        let failed = failures(events).len();
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        println!(
+            "figures {test}: store {store_faults} faults in {store_requests} requests, \
+             API {api_faults} faults in {api_requests} requests, {} retries announced \
+             (highest attempt {}), {failed} failures shown",
+            retries.len(),
+            retries.iter().map(|r| r.attempt).max().unwrap_or(0),
+        );
     }
 }
 

@@ -38,7 +38,7 @@ async fn grant_errors_are_retried_without_failing_the_file() {
         3,
         "two refusals, then one grant"
     );
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
     let retried: Vec<_> = retries(&events)
         .into_iter()
         .filter(|r| r.error.message.contains("the database is busy"))
@@ -86,7 +86,7 @@ async fn broken_and_lost_confirmations_are_retried_and_recorded_once() {
         "one request per file and one per fault"
     );
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
     let retried: Vec<_> = retries(&events)
         .into_iter()
         .filter(|r| r.operation.contains("confirm"))
@@ -126,7 +126,7 @@ async fn a_slow_and_trickling_app_server_is_waited_for() {
     assert!(trickle.matched() >= 1, "a grant was fetched");
     assert!(retries(&events).is_empty());
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +164,7 @@ async fn a_malformed_grant_fails_the_file_with_a_reason_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(summary.confirmed, 1);
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,5 +225,5 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     .await
     .unwrap();
     assert_eq!(summary.confirmed, 1);
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
 }

@@ -47,7 +47,7 @@ async fn a_part_reset_mid_body_is_retried_and_only_that_part_goes_again() {
         assert_eq!(sent, 1, "part {n} went once");
     }
     let id = source.id(&engine);
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
     let retried = retries_of(&events, "UploadPart");
     assert_eq!(retried.len(), 2, "one retry per reset: {retried:#?}");
     assert_consecutive(&retried);
@@ -84,7 +84,7 @@ async fn a_stalled_part_waits_and_goes_on_without_a_retry() {
     assert!(retries(&events).is_empty(), "a 3 s stall is not an error");
     assert_no_failure(&events);
     assert_eq!(rig.store.count("PUT", "partNumber=2&"), 1);
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +120,7 @@ async fn latency_on_every_request_slows_but_never_fails() {
     );
     assert!(retries(&events).is_empty());
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +162,7 @@ async fn lost_and_truncated_answers_do_not_duplicate_objects_or_history() {
         (1, 1, 1)
     );
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
     let completes = retries_of(&events, "CompleteMultipartUpload");
     assert_eq!(
         completes.len(),
@@ -221,7 +221,7 @@ async fn bursts_of_500_and_503_are_retried_with_the_reason_shown() {
         (3, 2, 3)
     );
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
     let parts = retries_of(&events, "UploadPart");
     assert_eq!(parts.len(), 3, "{parts:#?}");
     assert!(
@@ -281,7 +281,7 @@ async fn trickling_answers_are_read_to_the_end() {
         "a slow answer is still an answer"
     );
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
 }
 
 /// The engine's request timeout is what ends these, so this test lasts as long as that
@@ -316,7 +316,7 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
     assert_eq!((store.applied(), api.applied()), (1, 1));
     assert_eq!(rig.api.count("POST", "/api/v1/uploads"), 3);
     assert_no_failure(&events);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
     let puts = retries_of(&events, "PutObject");
     assert_eq!(puts.len(), 1, "{puts:#?}");
     assert_eq!(puts[0].file_id, Some(files[0].id(&engine)));
@@ -382,7 +382,7 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
         .await
         .unwrap();
     assert_eq!(summary.confirmed, 2);
-    rig.assert_arrived_once(&engine, &files).await;
+    rig.assert_arrived_once(&engine, &events, &files).await;
     // Bounded: each file attempt makes at most `max_attempts` requests per part in flight.
     let puts = retries_of(&events, "PutObject");
     let per_request = puts.first().expect("PutObject was retried").max_attempts as usize;
@@ -396,6 +396,45 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
         (per_request..=file_attempts as usize * per_request * parallel).contains(&parts),
         "{parts} part requests"
     );
+}
+
+/// An outage longer than one request's retries (at most about 6 s of backoff) but shorter
+/// than the file's attempts: the file waits for its next attempt, and what the user sees
+/// meanwhile is "retrying", never "failed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_one_requests_retries_shows_retrying_not_failed() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("outage.txt", MIB, 17);
+    let outage = rig.store.add(
+        Rule::new(Action::s3_error(
+            503,
+            "ServiceUnavailable",
+            "Down for maintenance.",
+        ))
+        .method("PUT")
+        .lasting(Duration::from_secs(8)),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1);
+    let refused = outage.applied() as usize;
+    let per_request = retries_of(&events, "PutObject")
+        .first()
+        .expect("PutObject was retried")
+        .max_attempts as usize;
+    assert!(
+        refused >= per_request,
+        "the outage outlasted one request's {per_request} attempts ({refused} refused)"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,5 +478,5 @@ async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing
         .await
         .unwrap();
     assert_eq!(summary.confirmed, 1);
-    rig.assert_arrived_once(&engine, &[source]).await;
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
