@@ -230,6 +230,8 @@ pub struct Seen {
     pub action: &'static str,
     /// Status of the answer the client got, if one was relayed or canned.
     pub status: Option<u16>,
+    /// When its head arrived.
+    pub at: Instant,
 }
 
 /// Counts of what went through.
@@ -301,6 +303,7 @@ impl Shared {
                 target: target.to_owned(),
                 action: action.name(),
                 status: None,
+                at: now,
             });
             log.len() - 1
         });
