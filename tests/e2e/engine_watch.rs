@@ -195,7 +195,10 @@ fn start_watching(
     engine: &ferry_engine::Engine,
     folder: &Path,
     upload: bool,
-) -> tokio::task::JoinHandle<()> {
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<ferry_engine::watch::Watcher>,
+) {
     let watcher = engine.watcher();
     watcher
         .add(Folder {
@@ -205,7 +208,8 @@ fn start_watching(
         })
         .unwrap();
     let transfer = engine.transfer().clone();
-    tokio::spawn(async move {
+    let running = watcher.clone();
+    let task = tokio::spawn(async move {
         if upload {
             tokio::select! {
                 result = watcher.run() => panic!("the watcher stopped: {result:?}"),
@@ -215,7 +219,8 @@ fn start_watching(
             let result = watcher.run().await;
             panic!("the watcher stopped: {result:?}");
         }
-    })
+    });
+    (task, running)
 }
 
 /// A file old enough to be taken at the first look.
@@ -247,7 +252,7 @@ async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
     )
     .await;
     server.server.stop().await;
-    let task = start_watching(&engine, &folder, true);
+    let (task, watcher) = start_watching(&engine, &folder, true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while rows_of(&engine, &file)
         .first()
@@ -257,8 +262,7 @@ async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A rescan (the folder added again, as after a restart) finds the file again.
-    engine
-        .watcher()
+    watcher
         .add(Folder {
             path: folder.clone(),
             prefix: String::new(),
@@ -293,7 +297,7 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
 
     // Seen but not uploaded (no scheduler): the user cancels the queued file.
     let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
-    let task = start_watching(&engine, &folder, false);
+    let (task, _) = start_watching(&engine, &folder, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     while rows_of(&engine, &cancelled).is_empty() || rows_of(&engine, &skipped).is_empty() {
         assert!(Instant::now() < deadline, "the files were never taken");
@@ -308,7 +312,7 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
     // Two restarts with uploads on: nothing new is queued, nothing is sent.
     for _ in 0..2 {
         let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
-        let task = start_watching(&engine, &folder, true);
+        let (task, _) = start_watching(&engine, &folder, true);
         tokio::time::sleep(Duration::from_secs(3)).await;
         task.abort();
         let _ = task.await;
@@ -325,7 +329,7 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
     // Changed: the cancelled file is taken again.
     settled_file(&cancelled, b"the user changed it and wants it now");
     let (engine, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
-    let task = start_watching(&engine, &folder, true);
+    let (task, _) = start_watching(&engine, &folder, true);
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.history("alice", &password).await.items.is_empty() {
         assert!(

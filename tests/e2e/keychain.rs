@@ -37,6 +37,7 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
 {base} upload {file}
 echo "--- entries after upload"
 secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
+echo "--- status"
 {base} status
 {base} logout
 echo "--- entries after logout"
@@ -93,6 +94,11 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
         .next()
         .unwrap();
     assert_eq!(after_logout.trim(), "0", "logout removes them: {stdout}");
+    // `ferry status` reads the keychain, not the network: who is signed in and when the
+    // storage credentials expire.
+    let status = stdout.split("--- status\n").nth(1).unwrap();
+    assert!(status.contains("account    alice"), "{status}");
+    assert!(status.contains("credentials expire at"), "{status}");
 
     // The password never reaches the data dir or the log (the engine tests check the token and
     // the grant's secret the same way); the ETag is found, so the scan does read the journal.

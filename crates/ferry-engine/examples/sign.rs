@@ -1,4 +1,4 @@
-//! Signs one request described in JSON on stdin and prints the result as JSON (see SIGNING.md):
+//! Signs one request described in JSON on stdin and prints the result as JSON (see docs/signing.md):
 //! `cargo run -q -p ferry-engine --example sign < case.json`.
 
 use std::io::Read;

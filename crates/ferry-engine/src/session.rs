@@ -69,8 +69,8 @@ impl Session {
             operation: "storing the session",
             detail: e.to_string(),
         })?;
-        self.keychain
-            .set(&entry_name(self.api.base()), &Secret::new(json))?;
+        self.in_keychain(move |k, name| k.set(name, &Secret::new(json)))
+            .await?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) =
             Some((Secret::new(token), user.clone(), expires_at));
         Ok(user)
@@ -78,11 +78,11 @@ impl Session {
 
     /// Restores the session kept in the keychain, if it is still valid on the server.
     pub async fn restore(&self) -> Result<Option<User>> {
-        let Some(json) = self.keychain.get(&entry_name(self.api.base()))? else {
+        let Some(json) = self.in_keychain(|k, name| k.get(name)).await? else {
             return Ok(None);
         };
         let Ok(stored) = serde_json::from_str::<Stored>(json.expose()) else {
-            self.keychain.delete(&entry_name(self.api.base()))?;
+            self.in_keychain(|k, name| k.delete(name)).await?;
             return Ok(None);
         };
         let token = Secret::new(stored.token);
@@ -93,7 +93,7 @@ impl Session {
                 Ok(Some(user))
             }
             Err(err) if err.needs_sign_in() => {
-                self.keychain.delete(&entry_name(self.api.base()))?;
+                self.in_keychain(|k, name| k.delete(name)).await?;
                 Ok(None)
             }
             Err(err) => Err(err),
@@ -127,7 +127,20 @@ impl Session {
         {
             tracing::warn!(error = %err, "the server did not take the sign-out");
         }
-        self.keychain.delete(&entry_name(self.api.base()))
+        self.in_keychain(|k, name| k.delete(name)).await
+    }
+
+    /// Runs a keychain call for this server's session entry on a blocking thread (D-Bus calls
+    /// wait; async workers must not).
+    async fn in_keychain<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Keychain, &str) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let keychain = self.keychain.clone();
+        let name = entry_name(self.api.base());
+        tokio::task::spawn_blocking(move || f(keychain.as_ref(), &name))
+            .await
+            .map_err(|e| Error::KeychainUnavailable(format!("the keychain call failed: {e}")))?
     }
 
     /// Forgets the session locally after the server said it ended; `true` when it was still

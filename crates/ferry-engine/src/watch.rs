@@ -72,6 +72,14 @@ struct Watched {
     watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// Work for the run loop.
+enum Inbox {
+    /// Something changed at this path (from `notify`).
+    Changed(PathBuf),
+    /// A folder was added: watch it and scan it.
+    Connect(PathBuf),
+}
+
 /// What became of a stable file.
 enum Taken {
     /// Queued for upload.
@@ -96,8 +104,8 @@ pub struct Watcher {
     events: EventSink,
     folders: Mutex<Vec<Watched>>,
     candidates: Mutex<HashMap<PathBuf, Look>>,
-    changed: mpsc::UnboundedSender<PathBuf>,
-    inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<PathBuf>>,
+    changed: mpsc::UnboundedSender<Inbox>,
+    inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Inbox>>,
 }
 
 fn globs(patterns: &[String]) -> Result<GlobSet> {
@@ -155,8 +163,8 @@ impl Watcher {
         self.folders.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts watching a folder (scanning it at once). A missing folder is accepted and
-    /// reported; it is picked up when it appears.
+    /// Starts watching a folder: the run loop scans it at once. A missing folder is accepted
+    /// and reported; it is picked up when it appears.
     pub fn add(&self, folder: Folder) -> Result<()> {
         let excludes = globs(&folder.excludes)?;
         let mut prefix = folder.prefix.trim_matches('/').to_owned();
@@ -171,7 +179,8 @@ impl Watcher {
             status: FolderStatus::default(),
             watcher: None,
         });
-        self.connect(&folder.path);
+        // Watching and scanning wait on the disk: the run loop does it on a blocking thread.
+        let _ = self.changed.send(Inbox::Connect(folder.path));
         Ok(())
     }
 
@@ -246,7 +255,7 @@ impl Watcher {
                     )
                 {
                     for path in event.paths {
-                        let _ = sender.send(path);
+                        let _ = sender.send(Inbox::Changed(path));
                     }
                 }
             })
@@ -381,9 +390,16 @@ impl Watcher {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(path) = inbox.recv() => {
+                Some(work) = inbox.recv() => {
                     let this = self.clone();
-                    blocking(move || this.changed(path)).await?;
+                    blocking(move || match work {
+                        Inbox::Changed(path) => this.changed(path),
+                        Inbox::Connect(path) => {
+                            this.connect(&path);
+                            Ok(())
+                        }
+                    })
+                    .await?;
                 }
                 _ = interval.tick() => {
                     ticks += 1;

@@ -1,4 +1,4 @@
-//! The signing case of `SIGNING.md`: one request described in JSON, signed by one dialect, so
+//! The signing case of `docs/signing.md`: one request described in JSON, signed by one dialect, so
 //! that any published vector or SDK output can be checked against the engine without Rust.
 //! `examples/sign.rs` reads a case on stdin and prints [`CaseOutput`].
 

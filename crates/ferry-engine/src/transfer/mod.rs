@@ -69,6 +69,17 @@ pub(crate) struct Shared {
     pub(crate) device_id: String,
 }
 
+impl Shared {
+    /// Runs journal work on a blocking thread (SQLite waits on the disk; async workers must
+    /// not).
+    pub(crate) async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.journal.blocking(f).await
+    }
+}
+
 /// Backoff for a file's `attempts`-th failure: seconds, then minutes, capped at 10 minutes.
 pub fn file_backoff(attempts: u32) -> Duration {
     Duration::from_secs((2u64 << attempts.min(9)).min(600))
@@ -271,7 +282,8 @@ impl Transfer {
         let id = row.id;
         let result = self.upload_and_confirm(row, &owner).await;
         if let Err(err) = result {
-            self.failed(id, &err);
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.failed(id, &err)).await;
         }
         self.running().remove(&id);
         self.wake.notify_one();
@@ -280,7 +292,9 @@ impl Transfer {
     async fn upload_and_confirm(&self, row: FileRow, owner: &Owner) -> Result<()> {
         let id = row.id;
         if row.state != FileState::Uploaded {
-            self.shared.journal.expect_state(id, FileState::Uploading)?;
+            self.shared
+                .db(move |j| j.expect_state(id, FileState::Uploading))
+                .await?;
             self.emit_state(id, FileState::Uploading, None);
             let sent = Arc::new(AtomicU64::new(row.bytes_done));
             let _reporter = self.progress_reporter(id, sent.clone());

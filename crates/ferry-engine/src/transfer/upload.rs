@@ -139,9 +139,10 @@ pub(crate) async fn upload(
         tracing::info!(file = %path.display(), "the file changed since its upload began; starting again");
         abandon(shared, row, owner).await?;
     }
+    let (id, found) = (row.id, print.clone());
     shared
-        .journal
-        .set_fingerprint(row.id, print.size, print.mtime_ns, &print.sample)?;
+        .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
+        .await?;
     let grant = shared.storage.grant().await?;
     check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
@@ -167,16 +168,20 @@ pub(crate) async fn upload(
         if fingerprint(path).await? != print {
             return Err(changed(path));
         }
-        shared.journal.uploaded(
-            row.id,
-            &Uploaded {
-                bucket: &grant.bucket,
-                key: &key,
-                etag: &etag,
-                checksum: &format!("md5:{expected}"),
-                size: print.size,
-            },
-        )?;
+        let (id, bucket, size) = (row.id, grant.bucket.clone(), print.size);
+        let checksum = format!("md5:{expected}");
+        shared
+            .db(move |j| {
+                let object = Uploaded {
+                    bucket: &bucket,
+                    key: &key,
+                    etag: &etag,
+                    checksum: &checksum,
+                    size,
+                };
+                j.uploaded(id, &object)
+            })
+            .await?;
         return Ok(());
     }
     let target = Target {
@@ -217,9 +222,13 @@ pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) 
         && let Err(err) = shared.storage.abort(Some(row.id), key, upload_id).await
     {
         tracing::warn!(error = %err, "could not abort an upload now; will try again later");
-        shared.journal.abandon(owner, key, upload_id)?;
+        let (owner, key, upload_id) = (owner.clone(), key.clone(), upload_id.clone());
+        shared
+            .db(move |j| j.abandon(&owner, &key, &upload_id))
+            .await?;
     }
-    shared.journal.reset_upload(row.id)
+    let id = row.id;
+    shared.db(move |j| j.reset_upload(id)).await
 }
 
 async fn multipart(
@@ -229,7 +238,11 @@ async fn multipart(
     target: &Target<'_>,
     sent: &Arc<AtomicU64>,
 ) -> Result<()> {
-    let current = shared.journal.file(row.id)?.unwrap_or_else(|| row.clone());
+    let id = row.id;
+    let current = shared
+        .db(move |j| j.file(id))
+        .await?
+        .unwrap_or_else(|| row.clone());
     let plan = Plan::new(
         current
             .part_size
@@ -292,12 +305,14 @@ async fn reconcile(
     {
         Ok(stored) => stored,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-            shared.journal.reset_upload(current.id)?;
+            let id = current.id;
+            shared.db(move |j| j.reset_upload(id)).await?;
             return Ok(None);
         }
         Err(err) => return Err(err),
     };
-    let journaled = shared.journal.parts(current.id)?;
+    let id = current.id;
+    let journaled = shared.db(move |j| j.parts(id)).await?;
     let mut done = Vec::new();
     for part in stored {
         if part.number == 0 || part.number > plan.count || part.size != plan.span(part.number).1 {
@@ -322,7 +337,8 @@ async fn reconcile(
                 etag: part.etag,
                 md5,
             };
-            shared.journal.record_part(current.id, &part)?;
+            let recorded = part.clone();
+            shared.db(move |j| j.record_part(id, &recorded)).await?;
             done.push(part);
         }
     }
@@ -336,16 +352,18 @@ async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) 
         .storage
         .create_multipart(Some(id), target.key)
         .await?;
-    let recorded =
-        shared
-            .journal
-            .begin_multipart(id, &upload_id, plan.part_size, target.bucket, target.key);
+    let (upload, part_size) = (upload_id.clone(), plan.part_size);
+    let (bucket, key) = (target.bucket.to_owned(), target.key.to_owned());
+    let recorded = shared
+        .db(move |j| j.begin_multipart(id, &upload, part_size, &bucket, &key))
+        .await;
     if let Err(err) = recorded {
         if let Err(abort) = shared.storage.abort(Some(id), target.key, &upload_id).await {
             tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
+            let (owner, key) = (target.owner.clone(), target.key.to_owned());
             shared
-                .journal
-                .abandon(target.owner, target.key, &upload_id)?;
+                .db(move |j| j.abandon(&owner, &key, &upload_id))
+                .await?;
         }
         return Err(err);
     }
@@ -446,15 +464,16 @@ impl PartJob {
                 got: etag,
             });
         }
-        self.shared.journal.record_part(
+        let (id, part) = (
             self.file_id,
-            &PartRow {
+            PartRow {
                 number: self.number,
                 size: self.len,
                 etag,
                 md5,
             },
-        )
+        );
+        self.shared.db(move |j| j.record_part(id, &part)).await
     }
 }
 
@@ -468,7 +487,8 @@ async fn finish(
     target: &Target<'_>,
     upload_id: &str,
 ) -> Result<()> {
-    let parts = shared.journal.parts(row.id)?;
+    let id = row.id;
+    let parts = shared.db(move |j| j.parts(id)).await?;
     let total: u64 = parts.iter().map(|p| p.size).sum();
     if parts.len() as u32 != plan.count || total != print.size {
         return Err(Error::Protocol {
@@ -482,7 +502,10 @@ async fn finish(
         });
     }
     if fingerprint(&row.path).await? != *print {
-        let fresh = shared.journal.file(row.id)?.unwrap_or_else(|| row.clone());
+        let fresh = shared
+            .db(move |j| j.file(id))
+            .await?
+            .unwrap_or_else(|| row.clone());
         abandon(shared, &fresh, target.owner).await?;
         return Err(changed(&row.path));
     }
@@ -510,16 +533,20 @@ async fn finish(
             got: etag,
         });
     }
-    shared.journal.uploaded(
-        row.id,
-        &Uploaded {
-            bucket: target.bucket,
-            key: target.key,
-            etag: &etag,
-            checksum: &format!("md5-parts:{expected}"),
-            size: print.size,
-        },
-    )
+    let (bucket, key, size) = (target.bucket.to_owned(), target.key.to_owned(), print.size);
+    let checksum = format!("md5-parts:{expected}");
+    shared
+        .db(move |j| {
+            let object = Uploaded {
+                bucket: &bucket,
+                key: &key,
+                etag: &etag,
+                checksum: &checksum,
+                size,
+            };
+            j.uploaded(id, &object)
+        })
+        .await
 }
 
 /// The store no longer knows the upload being completed: either an earlier Complete succeeded
@@ -535,7 +562,7 @@ async fn completed_earlier(
     match shared.storage.head(Some(id), key).await? {
         Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
         _ => {
-            shared.journal.reset_upload(id)?;
+            shared.db(move |j| j.reset_upload(id)).await?;
             Err(Error::UploadLost {
                 key: key.to_owned(),
             })
@@ -545,10 +572,13 @@ async fn completed_earlier(
 
 /// Confirms an uploaded file to the app server as `owner` and records it `Confirmed`.
 pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Result<()> {
-    let row = shared.journal.file(id)?.ok_or(Error::Protocol {
-        operation: "confirming the upload",
-        detail: "the file left the journal".into(),
-    })?;
+    let row = shared
+        .db(move |j| j.file(id))
+        .await?
+        .ok_or(Error::Protocol {
+            operation: "confirming the upload",
+            detail: "the file left the journal".into(),
+        })?;
     let (Some(bucket), Some(key), Some(etag), Some(size)) =
         (row.bucket, row.object_key, row.etag, row.size)
     else {
@@ -570,7 +600,9 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
     check_owner(shared, owner)?;
     let token = shared.session.token()?;
     shared.session.api().confirm(&token, &confirmation).await?;
-    shared.journal.expect_state(id, FileState::Confirmed)
+    shared
+        .db(move |j| j.expect_state(id, FileState::Confirmed))
+        .await
 }
 
 #[cfg(test)]

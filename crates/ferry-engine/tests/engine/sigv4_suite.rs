@@ -1,5 +1,5 @@
-//! The AWS SigV4 test suite (`shared/vectors/aws-sigv4-testsuite-2015.json`) through the same
-//! JSON case interface the `sign` example exposes.
+//! The AWS SigV4 test suite (`tests/data/aws-sigv4-testsuite-2015.json`, from AWS's published
+//! suite) through the same JSON case interface the `sign` example exposes.
 
 use std::path::PathBuf;
 
@@ -7,18 +7,12 @@ use ferry_engine::dialect::case::sign_json;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// The suite kept in the repository (another copy may be given with `FERRY_SIGV4_SUITE`).
 fn suite_path() -> PathBuf {
     if let Some(path) = std::env::var_os("FERRY_SIGV4_SUITE") {
         return path.into();
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for candidate in ["../shared/vectors", "shared/vectors"] {
-        let path = root.join(candidate).join("aws-sigv4-testsuite-2015.json");
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!("the SigV4 suite is not beside the repository; set FERRY_SIGV4_SUITE");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/aws-sigv4-testsuite-2015.json")
 }
 
 /// Turns a `.req` file into a signing case: request line, headers (folded lines kept as
