@@ -3,12 +3,14 @@
 mod aws_cli;
 mod cli_data_dir;
 mod cli_resume;
+mod credential_storm;
 mod desktop;
 mod engine_accounts;
 mod engine_bad_input;
 mod engine_queue;
 mod engine_upload;
 mod engine_watch;
+mod faults;
 mod keychain;
 mod server_api;
 mod store_rules;

@@ -2,6 +2,8 @@
 //! `127.0.0.1:0` in a temporary data dir, an API client, and a store client that signs with the
 //! engine's SigV4 signer exactly as the uploader does.
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use ferry_engine::dialect::s3;

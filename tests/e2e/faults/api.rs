@@ -1,0 +1,229 @@
+//! Faults between the engine and the app server: grants and confirmations.
+
+use std::time::Duration;
+
+use ferry_engine::journal::FileState;
+use ferry_tests::proxy::{Action, Rule};
+use ferry_tests::within;
+
+use super::{MIB, Rig, assert_no_failure, failures, retries};
+
+const GRANTS: &str = "/api/v1/grants";
+const UPLOADS: &str = "/api/v1/uploads";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_errors_are_retried_without_failing_the_file() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("granted.bin", 24 * MIB, 20);
+    let busy = rig.api.add(
+        Rule::new(Action::api_error(503, "internal", "the database is busy"))
+            .method("POST")
+            .target(GRANTS)
+            .times(2),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(busy.applied(), 2);
+    assert_no_failure(&events);
+    assert_eq!(
+        rig.api.count("POST", GRANTS),
+        3,
+        "two refusals, then one grant"
+    );
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let retried: Vec<_> = retries(&events)
+        .into_iter()
+        .filter(|r| r.error.message.contains("the database is busy"))
+        .collect();
+    assert_eq!(retried.len(), 2, "{retried:#?}");
+    assert!(retried.iter().all(|r| r.error.code == "internal"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_and_lost_confirmations_are_retried_and_recorded_once() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("c1.txt", MIB, 21),
+        rig.file("c2.txt", MIB, 22),
+        rig.file("c3.bin", 24 * MIB, 23),
+    ];
+    let post = |action| Rule::new(action).method("POST").target(UPLOADS);
+    let rules = [
+        rig.api.add(post(Action::ResetAfter(10)).nth(1)),
+        rig.api.add(post(Action::DropAnswer).nth(2)),
+        rig.api.add(post(Action::Truncate(10)).nth(3)),
+        rig.api.add(
+            post(Action::api_error(
+                503,
+                "internal",
+                "confirmations are paused",
+            ))
+            .skip(3)
+            .times(2),
+        ),
+    ];
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(90, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 3);
+    let applied: Vec<u64> = rules.iter().map(|r| r.applied()).collect();
+    assert_eq!(applied, [1, 1, 1, 2]);
+    assert_eq!(
+        rig.api.count("POST", UPLOADS),
+        3 + 5,
+        "one request per file and one per fault"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+    let retried: Vec<_> = retries(&events)
+        .into_iter()
+        .filter(|r| r.operation.contains("confirm"))
+        .collect();
+    let codes: Vec<&str> = retried.iter().map(|r| r.error.code.as_str()).collect();
+    assert_eq!(codes.len(), 5, "one retry per fault: {retried:#?}");
+    assert_eq!(codes.iter().filter(|c| **c == "network").count(), 3);
+    assert_eq!(codes.iter().filter(|c| **c == "internal").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_and_trickling_app_server_is_waited_for() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("patient.bin", 24 * MIB, 24),
+        rig.file("patient.txt", MIB, 25),
+    ];
+    let latency = rig
+        .api
+        .add(Rule::new(Action::Latency(Duration::from_millis(200))));
+    let trickle = rig.api.add(
+        Rule::new(Action::Trickle {
+            chunk: 32,
+            every: Duration::from_millis(20),
+        })
+        .target(GRANTS),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 2);
+    assert_eq!(latency.applied(), rig.api.traffic().requests);
+    assert!(trickle.matched() >= 1, "a grant was fetched");
+    assert!(retries(&events).is_empty());
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_grant_fails_the_file_with_a_reason_and_loses_nothing() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("odd-grant.txt", MIB, 26);
+    let garbled = rig.api.add(
+        Rule::new(Action::respond(
+            200,
+            "application/json",
+            r#"{"provider":"s3","endpoint":"#,
+        ))
+        .method("POST")
+        .target(GRANTS)
+        .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(garbled.applied(), 1);
+    let row = engine.journal().file(source.id(&engine)).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Failed, "{row:?}");
+    assert_eq!(row.error_code.as_deref(), Some("protocol"));
+    assert!(row.error_message.as_deref().is_some_and(|m| !m.is_empty()));
+    assert_eq!(failures(&events).len(), 1);
+
+    engine.transfer().resume(None).unwrap();
+    let summary = within(60, "the upload, resumed", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_bounded_attempts() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("unconfirmed.txt", MIB, 27);
+    let refuse = rig.api.add(
+        Rule::new(Action::api_error(503, "internal", "confirmations are off"))
+            .method("POST")
+            .target(UPLOADS),
+    );
+    let file_attempts = 2;
+    let (engine, events) = rig
+        .engine(|c| c.transfer.max_attempts = file_attempts)
+        .await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(45, "giving up on the confirmation", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!((summary.confirmed, summary.failed), (0, 1));
+    let row = engine.journal().file(source.id(&engine)).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Failed, "{row:?}");
+    assert_eq!(row.error_code.as_deref(), Some("internal"));
+    assert!(
+        row.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("confirmations are off")),
+        "{row:?}"
+    );
+    let shown = failures(&events);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(
+        shown[0].1.as_ref().map(|e| e.code.as_str()),
+        Some("internal")
+    );
+    let retried = retries(&events);
+    let bound = retried
+        .first()
+        .expect("the confirmation was retried")
+        .max_attempts;
+    assert!(
+        refuse.applied() <= u64::from(file_attempts * bound),
+        "{} confirmations for at most {file_attempts} × {bound} attempts",
+        refuse.applied()
+    );
+
+    refuse.remove();
+    engine.transfer().resume(None).unwrap();
+    let summary = within(
+        60,
+        "the confirmation after healing",
+        engine.run_until_idle(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}

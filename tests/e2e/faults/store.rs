@@ -1,0 +1,482 @@
+//! Faults between the engine and the store.
+
+use std::time::Duration;
+
+use ferry_engine::journal::FileState;
+use ferry_tests::proxy::{Action, Rule};
+use ferry_tests::within;
+
+use super::{MIB, Rig, assert_no_failure, failures, retries, retries_of};
+
+/// Attempt numbers of one chain of retries go up one at a time.
+fn assert_consecutive(chain: &[super::Retry]) {
+    for pair in chain.windows(2) {
+        assert_eq!(pair[1].attempt, pair[0].attempt + 1, "{chain:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_reset_mid_body_is_retried_and_only_that_part_goes_again() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("reset.bin", 40 * MIB, 1);
+    let reset = rig.store.add(
+        Rule::new(Action::ResetAfter(MIB as u64))
+            .method("PUT")
+            .target("reset.bin?partNumber=2&")
+            .times(2),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(reset.applied(), 2);
+    assert_no_failure(&events);
+    assert_eq!(
+        rig.store.count("PUT", "partNumber=2&"),
+        3,
+        "two resets, one success"
+    );
+    for n in [1, 3, 4, 5] {
+        let sent = rig.store.count("PUT", &format!("partNumber={n}&"));
+        assert_eq!(sent, 1, "part {n} went once");
+    }
+    let id = source.id(&engine);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let retried = retries_of(&events, "UploadPart");
+    assert_eq!(retried.len(), 2, "one retry per reset: {retried:#?}");
+    assert_consecutive(&retried);
+    for retry in &retried {
+        assert_eq!(retry.file_id, Some(id));
+        assert_eq!(retry.error.code, "network", "{retry:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_part_waits_and_goes_on_without_a_retry() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("stall.bin", 24 * MIB, 2);
+    let stall = rig.store.add(
+        Rule::new(Action::Stall {
+            after: 2 * MIB as u64,
+            pause: Duration::from_secs(3),
+        })
+        .method("PUT")
+        .target("partNumber=2&")
+        .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(stall.applied(), 1);
+    assert!(retries(&events).is_empty(), "a 3 s stall is not an error");
+    assert_no_failure(&events);
+    assert_eq!(rig.store.count("PUT", "partNumber=2&"), 1);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_on_every_request_slows_but_never_fails() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("slow.bin", 24 * MIB, 3),
+        rig.file("slow.txt", MIB, 4),
+    ];
+    let store = rig
+        .store
+        .add(Rule::new(Action::Latency(Duration::from_millis(150))));
+    let api = rig
+        .api
+        .add(Rule::new(Action::Latency(Duration::from_millis(150))));
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 2);
+    assert_eq!(
+        store.applied(),
+        rig.store.traffic().requests,
+        "every store request"
+    );
+    assert_eq!(
+        api.applied(),
+        rig.api.traffic().requests,
+        "every API request"
+    );
+    assert!(retries(&events).is_empty());
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_and_truncated_answers_do_not_duplicate_objects_or_history() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("lost-complete.bin", 24 * MIB, 5),
+        rig.file("cut-complete.bin", 24 * MIB, 6),
+        rig.file("lost-put.txt", MIB, 7),
+    ];
+    let lost = rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("POST")
+            .target("lost-complete.bin?uploadId=")
+            .nth(1),
+    );
+    let cut = rig.store.add(
+        Rule::new(Action::Truncate(40))
+            .method("POST")
+            .target("cut-complete.bin?uploadId=")
+            .nth(1),
+    );
+    let lost_put = rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("PUT")
+            .target("lost-put.txt")
+            .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 3);
+    assert_eq!(
+        (lost.applied(), cut.applied(), lost_put.applied()),
+        (1, 1, 1)
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+    let completes = retries_of(&events, "CompleteMultipartUpload");
+    assert_eq!(
+        completes.len(),
+        2,
+        "each broken Complete retried: {completes:#?}"
+    );
+    assert!(completes.iter().all(|r| r.error.code == "network"));
+    let puts = retries_of(&events, "PutObject");
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    assert_eq!(puts[0].file_id, Some(files[2].id(&engine)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_500_and_503_are_retried_with_the_reason_shown() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("burst.bin", 40 * MIB, 8),
+        rig.file("burst.txt", MIB, 9),
+    ];
+    let slow_down = rig.store.add(
+        Rule::new(Action::s3_error(
+            503,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ))
+        .method("PUT")
+        .target("burst.bin?partNumber=")
+        .times(3),
+    );
+    let create = rig.store.add(
+        Rule::new(Action::s3_error(
+            500,
+            "InternalError",
+            "We encountered an internal error.",
+        ))
+        .method("POST")
+        .target("burst.bin?uploads")
+        .times(2),
+    );
+    let put = rig.store.add(
+        Rule::new(Action::s3_error(503, "ServiceUnavailable", "Try again."))
+            .method("PUT")
+            .target("burst.txt")
+            .times(3),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(90, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 2);
+    assert_eq!(
+        (slow_down.applied(), create.applied(), put.applied()),
+        (3, 2, 3)
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+    let parts = retries_of(&events, "UploadPart");
+    assert_eq!(parts.len(), 3, "{parts:#?}");
+    assert!(
+        parts
+            .iter()
+            .all(|r| r.error.code == "storage" && r.error.message.contains("SlowDown")),
+        "{parts:#?}"
+    );
+    let creates = retries_of(&events, "CreateMultipartUpload");
+    assert_eq!(creates.len(), 2, "{creates:#?}");
+    assert_consecutive(&creates);
+    assert!(
+        creates
+            .iter()
+            .all(|r| r.error.message.contains("InternalError"))
+    );
+    let puts = retries_of(&events, "PutObject");
+    assert_eq!(puts.len(), 3, "{puts:#?}");
+    assert_consecutive(&puts);
+    assert!(
+        puts.iter()
+            .all(|r| r.error.message.contains("ServiceUnavailable"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_answers_are_read_to_the_end() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("trickle.bin", 24 * MIB, 10),
+        rig.file("trickle.txt", MIB, 11),
+    ];
+    let every = Duration::from_millis(30);
+    let rules = [
+        "trickle.bin?uploadId=",
+        "trickle.bin?partNumber=1&",
+        "trickle.txt",
+    ]
+    .map(|target| {
+        rig.store.add(
+            Rule::new(Action::Trickle { chunk: 16, every })
+                .target(target)
+                .nth(1),
+        )
+    });
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 2);
+    assert!(rules.iter().all(|r| r.applied() == 1));
+    assert!(
+        retries(&events).is_empty(),
+        "a slow answer is still an answer"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+/// The engine's request timeout is what ends these, so this test lasts as long as that
+/// timeout (60 s today) — both sides are faulted at once to pay it only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_never_come_are_given_up_on_and_retried() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("silent.txt", MIB, 12),
+        rig.file("other.txt", MIB, 13),
+    ];
+    let store = rig.store.add(
+        Rule::new(Action::Blackhole)
+            .method("PUT")
+            .target("silent.txt")
+            .nth(1),
+    );
+    let api = rig.api.add(
+        Rule::new(Action::Blackhole)
+            .method("POST")
+            .target("/api/v1/uploads")
+            .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(150, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 2);
+    assert_eq!((store.applied(), api.applied()), (1, 1));
+    assert_eq!(rig.api.count("POST", "/api/v1/uploads"), 3);
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+    let puts = retries_of(&events, "PutObject");
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    assert_eq!(puts[0].file_id, Some(files[0].id(&engine)));
+    assert_eq!(puts[0].error.code, "network");
+    let confirmations: Vec<_> = retries(&events)
+        .into_iter()
+        .filter(|r| r.operation.contains("confirm"))
+        .collect();
+    assert_eq!(confirmations.len(), 1, "{confirmations:#?}");
+    assert_eq!(confirmations[0].error.code, "network");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bounded_attempts() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("doomed.bin", 24 * MIB, 14),
+        rig.file("doomed.txt", MIB, 15),
+    ];
+    rig.store.add(
+        Rule::new(Action::ResetAfter(256 * 1024))
+            .method("PUT")
+            .target("doomed.bin?partNumber="),
+    );
+    rig.store.add(
+        Rule::new(Action::s3_error(
+            503,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ))
+        .method("PUT")
+        .target("doomed.txt"),
+    );
+    let file_attempts = 2;
+    let (engine, events) = rig
+        .engine(|c| c.transfer.max_attempts = file_attempts)
+        .await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(90, "giving up", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!((summary.confirmed, summary.failed), (0, 2));
+    for (source, code) in files.iter().zip(["network", "storage"]) {
+        let row = engine.journal().file(source.id(&engine)).unwrap().unwrap();
+        assert_eq!(row.state, FileState::Failed, "{row:?}");
+        assert_eq!(row.error_code.as_deref(), Some(code), "{row:?}");
+        assert!(row.error_message.as_deref().is_some_and(|m| !m.is_empty()));
+        let shown = failures(&events);
+        let last = shown
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == row.id)
+            .expect("the failure was shown");
+        assert_eq!(last.1.as_ref().map(|e| e.code.as_str()), Some(code));
+    }
+    let small = rig.store.count("PUT", "doomed.txt");
+    let parts = rig.store.count("PUT", "doomed.bin?partNumber=");
+    rig.store.clear();
+    engine.transfer().resume(None).unwrap();
+    let summary = within(60, "the upload after healing", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 2);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+    // Bounded: each file attempt makes at most `max_attempts` requests per part in flight.
+    let puts = retries_of(&events, "PutObject");
+    let per_request = puts.first().expect("PutObject was retried").max_attempts as usize;
+    assert_eq!(
+        small,
+        file_attempts as usize * per_request,
+        "every attempt, no more"
+    );
+    let parallel = ferry_engine::transfer::TransferSettings::default().per_file_parts;
+    assert!(
+        (per_request..=file_attempts as usize * per_request * parallel).contains(&parts),
+        "{parts} part requests"
+    );
+}
+
+/// An outage longer than one request's retries (at most about 6 s of backoff) but shorter
+/// than the file's attempts: the file waits for its next attempt, and what the user sees
+/// meanwhile is "retrying", never "failed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_one_requests_retries_shows_retrying_not_failed() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("outage.txt", MIB, 17);
+    let outage = rig.store.add(
+        Rule::new(Action::s3_error(
+            503,
+            "ServiceUnavailable",
+            "Down for maintenance.",
+        ))
+        .method("PUT")
+        .lasting(Duration::from_secs(8)),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1);
+    let refused = outage.applied() as usize;
+    let per_request = retries_of(&events, "PutObject")
+        .first()
+        .expect("PutObject was retried")
+        .max_attempts as usize;
+    assert!(
+        refused >= per_request,
+        "the outage outlasted one request's {per_request} attempts ({refused} refused)"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("garbled.bin", 24 * MIB, 16);
+    let garbled = rig.store.add(
+        Rule::new(Action::respond(
+            200,
+            "application/xml",
+            "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>ferry</Bu",
+        ))
+        .method("POST")
+        .target("garbled.bin?uploads")
+        .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(garbled.applied(), 1);
+    let id = source.id(&engine);
+    let row = engine.journal().file(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Failed, "{row:?}");
+    assert_eq!(row.error_code.as_deref(), Some("protocol"));
+    assert!(
+        row.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("CreateMultipartUpload")),
+        "{row:?}"
+    );
+    assert_eq!(failures(&events).len(), 1);
+
+    engine.transfer().resume(None).unwrap();
+    let summary = within(60, "the upload, resumed", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
