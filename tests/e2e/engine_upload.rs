@@ -480,3 +480,33 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         }
     )));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_that_keeps_moving_is_never_cut_off() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow-link.bin");
+    let data = bytes(24 * MIB, 51);
+    std::fs::write(&file, &data).unwrap();
+    // Each 8 MiB part takes about 6 s at this rate (three share it), three times the stall
+    // limit: a limit on the whole request would cut every part off; one on silence does not.
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(4 * MIB as u64);
+        c.transfer.stall_timeout = Duration::from_secs(2);
+    })
+    .await;
+    engine.enqueue(&[file]).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let retried = events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Retrying { .. }))
+        .count();
+    assert_eq!(retried, 0, "nothing was cut off and retried");
+    let page = server.history("alice", &password).await;
+    assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
+}

@@ -28,11 +28,17 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:8480`).
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8480`); a request gives up
+    /// after 60 s.
     pub fn new(base: &str) -> Result<Self> {
+        Self::with_timeout(base, Duration::from_secs(60))
+    }
+
+    /// A client whose requests give up after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
             .build()
             .map_err(|source| Error::Network {
                 operation: "starting the HTTP client",

@@ -118,7 +118,7 @@ impl Engine {
             }
         };
         let session = Arc::new(Session::new(
-            ApiClient::new(&config.server)?,
+            ApiClient::with_timeout(&config.server, config.transfer.stall_timeout)?,
             config.keychain,
         ));
         let credentials = Arc::new(Credentials::new(
@@ -130,7 +130,12 @@ impl Engine {
             .transfer
             .bandwidth
             .map(|b| Arc::new(crate::transfer::throttle::Throttle::new(b)));
-        let storage = Storage::new(credentials.clone(), throttle, config.events.clone())?;
+        let storage = Storage::new(
+            credentials.clone(),
+            throttle,
+            config.events.clone(),
+            config.transfer.stall_timeout,
+        )?;
         let transfer = Arc::new(Transfer::new(
             journal.clone(),
             storage,

@@ -36,6 +36,16 @@ pub enum Error {
         /// The cause.
         source: reqwest::Error,
     },
+    /// A request stopped moving: the store took no more of the body, or no answer came.
+    #[error("{operation}: {target}: {what}")]
+    Timeout {
+        /// What the engine was doing.
+        operation: &'static str,
+        /// The host it talked to.
+        target: String,
+        /// What stopped.
+        what: String,
+    },
     /// The object store refused a request.
     #[error("{operation}: the store answered {status} {code}: {message}")]
     Storage {
@@ -132,6 +142,7 @@ impl Error {
             Self::SignedOut => "signed_out",
             Self::Server { code, .. } => code.as_str(),
             Self::Network { .. } => "network",
+            Self::Timeout { .. } => "timeout",
             Self::Storage { .. } => "storage",
             Self::File { code, .. } => code,
             Self::Journal(err) if is_disk_full(err) => "disk_full",
@@ -151,7 +162,7 @@ impl Error {
     /// Whether trying again later may succeed (network trouble, 5xx, 429, throttling).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Network { .. } | Self::UploadLost { .. } => true,
+            Self::Network { .. } | Self::Timeout { .. } | Self::UploadLost { .. } => true,
             Self::Server { status, .. } | Self::Storage { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }

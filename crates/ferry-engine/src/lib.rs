@@ -13,6 +13,7 @@ pub mod journal;
 mod key;
 pub mod keychain;
 mod queue;
+mod retry;
 pub mod secret;
 pub mod session;
 mod storage;

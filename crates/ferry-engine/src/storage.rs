@@ -10,23 +10,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_protocol::Grant;
 use futures::StreamExt;
-use rand::Rng;
 use time::OffsetDateTime;
 
 use crate::credentials::Credentials;
 use crate::dialect::s3::xml::{self, ListedPart};
 use crate::dialect::{SigningCredentials, UnsignedRequest, key_path, s3, uri_encode};
 use crate::error::{Error, Result};
-use crate::events::{ErrorInfo, Event, EventSink};
+use crate::events::EventSink;
+use crate::retry::{self, ATTEMPTS};
 use crate::secret::Secret;
 use crate::transfer::throttle::Throttle;
 
-/// Attempts per request for transient failures.
-const ATTEMPTS: u32 = 5;
-/// First backoff; doubled each time, with jitter.
-const BACKOFF: Duration = Duration::from_millis(250);
-/// Body chunk for bandwidth limiting and progress.
+/// Body chunk for bandwidth limiting, progress and the stall watch.
 const CHUNK: usize = 64 * 1024;
+/// Largest answer read from the store (its answers are XML of a few KiB at most).
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 /// The body of a request: bytes in memory (at most one part), with an optional progress
 /// callback that learns how many bytes went out.
@@ -35,6 +33,111 @@ pub(crate) struct Payload {
     pub(crate) bytes: Bytes,
     pub(crate) content_md5: Option<String>,
     pub(crate) progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// Watches a request for the moment it stops moving: the store not taking the body for
+/// `stall`, or not answering within `stall` once it has it. A slow link that keeps moving is
+/// never cut off.
+pub(crate) struct Stall {
+    started: std::time::Instant,
+    /// Milliseconds after `started` of the last body chunk taken.
+    last: std::sync::atomic::AtomicU64,
+    /// Whether the whole body has been taken.
+    sent: std::sync::atomic::AtomicBool,
+}
+
+impl Stall {
+    fn new(empty_body: bool) -> Arc<Self> {
+        Arc::new(Self {
+            started: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+            sent: std::sync::atomic::AtomicBool::new(empty_body),
+        })
+    }
+
+    fn moved(&self, last_chunk: bool) {
+        let at = self.started.elapsed().as_millis() as u64;
+        self.last.store(at, std::sync::atomic::Ordering::Relaxed);
+        if last_chunk {
+            self.sent.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// What stopped, if anything stopped for longer than `limit`.
+    fn stopped(&self, limit: Duration) -> Option<&'static str> {
+        let last = Duration::from_millis(self.last.load(std::sync::atomic::Ordering::Relaxed));
+        if self.started.elapsed().saturating_sub(last) < limit {
+            return None;
+        }
+        Some(if self.sent.load(std::sync::atomic::Ordering::Relaxed) {
+            "no answer came"
+        } else {
+            "the request body stopped moving"
+        })
+    }
+
+    /// Runs `send` until it answers, or fails with [`Error::Timeout`] when it stops moving.
+    async fn watch<T>(
+        &self,
+        limit: Duration,
+        send: impl std::future::Future<Output = T>,
+        operation: &'static str,
+        target: &str,
+    ) -> Result<T> {
+        tokio::pin!(send);
+        let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                answer = &mut send => return Ok(answer),
+                _ = tokio::time::sleep(tick) => {
+                    if let Some(what) = self.stopped(limit) {
+                        return Err(Error::Timeout {
+                            operation,
+                            target: target.to_owned(),
+                            what: format!("{what} for {} s", limit.as_secs_f64()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads an answer's body: at most [`MAX_ANSWER`] bytes, all of it within `limit` of its
+/// head (a trickle that never ends is cut off).
+async fn read_answer(
+    mut response: reqwest::Response,
+    limit: Duration,
+    operation: &'static str,
+    target: &str,
+) -> Result<Bytes> {
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|source| Error::Network {
+            operation,
+            target: target.to_owned(),
+            source,
+        })? {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(Error::Protocol {
+                    operation,
+                    detail: format!("an answer larger than {MAX_ANSWER} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| Error::Timeout {
+            operation,
+            target: target.to_owned(),
+            what: format!(
+                "the answer did not arrive whole within {} s",
+                limit.as_secs_f64()
+            ),
+        })?
 }
 
 /// A successful reply.
@@ -74,6 +177,7 @@ pub(crate) struct Storage {
     credentials: Arc<Credentials>,
     throttle: Option<Arc<Throttle>>,
     events: EventSink,
+    stall: Duration,
 }
 
 fn is_credential_rejection(code: &str) -> bool {
@@ -83,21 +187,19 @@ fn is_credential_rejection(code: &str) -> bool {
     )
 }
 
-fn jittered(attempt: u32) -> Duration {
-    let base = BACKOFF * 2u32.pow(attempt.min(6));
-    let jitter = rand::thread_rng().gen_range(0.5..1.5);
-    base.mul_f64(jitter)
-}
-
 impl Storage {
+    /// A client whose requests give up when nothing moves for `stall` (see [`Stall`]).
     pub(crate) fn new(
         credentials: Arc<Credentials>,
         throttle: Option<Arc<Throttle>>,
         events: EventSink,
+        stall: Duration,
     ) -> Result<Self> {
+        // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
+        // timeout runs from the start of the request. The stall watch below times out what
+        // stops moving instead.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(16)
             .build()
             .map_err(|source| Error::Network {
@@ -110,38 +212,46 @@ impl Storage {
             credentials,
             throttle,
             events,
+            stall,
         })
     }
 
-    /// The grant requests are signed with now.
-    pub(crate) async fn grant(&self) -> Result<Arc<Grant>> {
-        self.credentials.current().await
+    /// The grant requests are signed with now; fetching one that fails in a way that may pass
+    /// is retried (and announced) like any request.
+    pub(crate) async fn grant(&self, file: Option<i64>) -> Result<Arc<Grant>> {
+        retry::retrying(&self.events, file, "getting storage credentials", || {
+            self.credentials.current()
+        })
+        .await
     }
 
-    fn body(&self, payload: &Payload) -> reqwest::Body {
+    /// The body as a stream of chunks: throttled, counted for progress, and watched.
+    fn body(&self, payload: &Payload, stall: &Arc<Stall>) -> reqwest::Body {
         let bytes = payload.bytes.clone();
-        if self.throttle.is_none() && payload.progress.is_none() {
-            return reqwest::Body::from(bytes);
-        }
         let throttle = self.throttle.clone();
         let progress = payload.progress.clone();
         let chunks: Vec<Bytes> = (0..bytes.len())
             .step_by(CHUNK)
             .map(|start| bytes.slice(start..(start + CHUNK).min(bytes.len())))
             .collect();
-        let stream = futures::stream::iter(chunks).then(move |chunk| {
-            let throttle = throttle.clone();
-            let progress = progress.clone();
-            async move {
-                if let Some(throttle) = throttle {
-                    throttle.take(chunk.len() as u64).await;
+        let count = chunks.len();
+        let stall = stall.clone();
+        let stream =
+            futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| {
+                let throttle = throttle.clone();
+                let progress = progress.clone();
+                let stall = stall.clone();
+                async move {
+                    if let Some(throttle) = throttle {
+                        throttle.take(chunk.len() as u64).await;
+                    }
+                    if let Some(progress) = progress {
+                        progress(chunk.len() as u64);
+                    }
+                    stall.moved(i + 1 == count);
+                    Ok::<_, std::io::Error>(chunk)
                 }
-                if let Some(progress) = progress {
-                    progress(chunk.len() as u64);
-                }
-                Ok::<_, std::io::Error>(chunk)
-            }
-        });
+            });
         reqwest::Body::wrap_stream(stream)
     }
 
@@ -156,7 +266,7 @@ impl Storage {
         query: &str,
         payload: Payload,
     ) -> Result<Reply> {
-        let mut grant = self.credentials.current().await?;
+        let mut grant = self.grant(file).await?;
         let mut refreshed = false;
         let mut skew_fixed = false;
         let mut attempt = 0;
@@ -185,18 +295,9 @@ impl Storage {
                 _ => {}
             }
             if err.is_transient() && attempt < ATTEMPTS {
-                let wait = jittered(attempt - 1);
-                tracing::debug!(operation, attempt, error = %err, "retrying");
-                (self.events)(Event::Retrying {
-                    file_id: file,
-                    operation: operation.to_owned(),
-                    attempt,
-                    max_attempts: ATTEMPTS,
-                    error: ErrorInfo::from(&err),
-                    retry_in_ms: wait.as_millis() as u64,
-                });
+                let wait = retry::announce(&self.events, file, operation, attempt, &err);
                 tokio::time::sleep(wait).await;
-                grant = self.credentials.current().await?;
+                grant = self.grant(file).await?;
                 continue;
             }
             return Err(err);
@@ -251,19 +352,20 @@ impl Storage {
                 builder = builder.header(name, value);
             }
         }
-        let network = |source| Error::Network {
-            operation,
-            target: grant.endpoint.clone(),
-            source,
-        };
-        let response = builder
-            .body(self.body(payload))
-            .send()
-            .await
-            .map_err(network)?;
+        let target = &grant.endpoint;
+        let stall = Stall::new(payload.bytes.is_empty());
+        let send = builder.body(self.body(payload, &stall)).send();
+        let response = stall
+            .watch(self.stall, send, operation, target)
+            .await?
+            .map_err(|source| Error::Network {
+                operation,
+                target: target.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(network)?;
+        let body = read_answer(response, self.stall, operation, target).await?;
         if (200..300).contains(&status) {
             return Ok(Reply { headers, body });
         }

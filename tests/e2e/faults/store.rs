@@ -305,10 +305,13 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
             .target("/api/v1/uploads")
             .nth(1),
     );
-    let (engine, events) = rig.engine(|_| {}).await;
+    // Given up after 3 s of silence (60 s by default).
+    let (engine, events) = rig
+        .engine(|c| c.transfer.stall_timeout = std::time::Duration::from_secs(3))
+        .await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
     engine.enqueue(&paths).await.unwrap();
-    let summary = within(150, "the upload", engine.run_until_idle())
+    let summary = within(60, "the upload", engine.run_until_idle())
         .await
         .unwrap();
 
@@ -320,7 +323,7 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
     let puts = retries_of(&events, "PutObject");
     assert_eq!(puts.len(), 1, "{puts:#?}");
     assert_eq!(puts[0].file_id, Some(files[0].id(&engine)));
-    assert_eq!(puts[0].error.code, "network");
+    assert_eq!(puts[0].error.code, "timeout");
     let confirmations: Vec<_> = retries(&events)
         .into_iter()
         .filter(|r| r.operation.contains("confirm"))

@@ -399,6 +399,41 @@ impl Journal {
         })
     }
 
+    /// Resumes paused and failed files (all when `ids` is `None`): back to `Queued`, or to
+    /// `Uploaded` when the store has the object and only its confirmation failed (unless the
+    /// app server found the object missing or different: then it is sent again). Returns the
+    /// files moved and where to.
+    pub fn resume(&self, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
+        let rows: Vec<FileRow> = self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM files WHERE state IN ('paused', 'failed')"
+            ))?;
+            stmt.query_map([], file_from_row)?.collect()
+        })?;
+        let mut moved = Vec::new();
+        for row in rows {
+            if ids.is_some_and(|ids| !ids.contains(&row.id)) {
+                continue;
+            }
+            let stored = row.state == FileState::Failed
+                && row.etag.is_some()
+                && row.upload_id.is_none()
+                && !matches!(
+                    row.error_code.as_deref(),
+                    Some("object_missing" | "object_mismatch")
+                );
+            let to = if stored {
+                FileState::Uploaded
+            } else {
+                FileState::Queued
+            };
+            if self.set_state(row.id, to)? {
+                moved.push((row.id, to));
+            }
+        }
+        Ok(moved)
+    }
+
     /// Records a failure of an uploading file (or of a confirmation refused for good);
     /// `retry_at` when the error may pass by itself. Returns the attempts so far, or `None`
     /// when the file had left those states (paused or cancelled meanwhile).

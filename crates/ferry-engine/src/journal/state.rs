@@ -74,7 +74,8 @@ impl FileState {
             // Resumed, retried, or put back after a crash or a sign-out.
             Queued => &[Paused, Failed, Uploading],
             Uploading => &[Queued, Failed],
-            Uploaded => &[Uploading],
+            // Failed: a confirmation refused for a while, resumed by the user.
+            Uploaded => &[Uploading, Failed],
             Confirmed => &[Uploaded],
             Paused => &[Queued, Uploading, Failed],
             // Uploaded: the app server refused the confirmation for good.

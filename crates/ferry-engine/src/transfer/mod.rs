@@ -42,6 +42,9 @@ pub struct TransferSettings {
     pub bandwidth: Option<u64>,
     /// Failed attempts after which a file waits for the user.
     pub max_attempts: u32,
+    /// A request that stops moving for this long — the store takes no more of its body, or
+    /// gives no answer once it has it — is given up (and retried).
+    pub stall_timeout: Duration,
 }
 
 impl Default for TransferSettings {
@@ -54,12 +57,14 @@ impl Default for TransferSettings {
             min_part_size: 8 * 1024 * 1024,
             bandwidth: None,
             max_attempts: 8,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
 
 /// What the upload tasks share.
 pub(crate) struct Shared {
+    pub(crate) events: EventSink,
     pub(crate) journal: Arc<Journal>,
     pub(crate) storage: Storage,
     pub(crate) session: Arc<Session>,
@@ -127,6 +132,7 @@ impl Transfer {
         let parts = Arc::new(Semaphore::new(settings.parts.max(1)));
         Self {
             shared: Arc::new(Shared {
+                events: events.clone(),
                 journal,
                 storage,
                 session,
@@ -193,15 +199,11 @@ impl Transfer {
         Ok(())
     }
 
-    /// Resumes paused or failed files (all when `ids` is `None`).
+    /// Resumes paused or failed files (all when `ids` is `None`): they upload again, or only
+    /// confirm again when the store already has them.
     pub fn resume(&self, ids: Option<&[i64]>) -> Result<()> {
-        let from = [FileState::Paused, FileState::Failed];
-        for id in self
-            .shared
-            .journal
-            .move_states(ids, &from, FileState::Queued)?
-        {
-            self.emit_state(id, FileState::Queued, None);
+        for (id, state) in self.shared.journal.resume(ids)? {
+            self.emit_state(id, state, None);
         }
         self.wake();
         Ok(())
@@ -374,30 +376,45 @@ impl Transfer {
             }
             return;
         }
-        let attempts = row.as_ref().map_or(0, |r| r.attempts);
-        // The object is in the store: only the confirmation is retried, until it is accepted
-        // or refused for good.
-        if uploaded && err.is_transient() {
-            let at = crate::journal::now() + file_backoff(attempts.min(5)).as_secs() as i64;
+        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
+        let max = self.shared.settings.max_attempts;
+        let again = attempts < max && (err.is_transient() || err.code() == "file_changed");
+        let retry_at = again.then(|| file_backoff(attempts - 1));
+        // The object is in the store: only the confirmation is tried again.
+        if uploaded && let Some(wait) = retry_at {
+            let at = crate::journal::now() + wait.as_secs() as i64;
             tracing::warn!(file_id = id, error = %err, "confirmation failed; will retry");
             let _ = self
                 .shared
                 .journal
                 .defer_confirmation(id, err.code(), &err.to_string(), at);
+            self.emit_retry(id, "confirming the upload", attempts, err, wait);
             return;
         }
-        let retry = (err.is_transient() || err.code() == "file_changed")
-            && attempts + 1 < self.shared.settings.max_attempts;
-        let retry_at =
-            retry.then(|| crate::journal::now() + file_backoff(attempts).as_secs() as i64);
-        tracing::warn!(file_id = id, error = %err, retry_at, "upload failed");
+        let at = retry_at.map(|w| crate::journal::now() + w.as_secs() as i64);
+        tracing::warn!(file_id = id, error = %err, retry_at = at, "upload failed");
         if let Ok(Some(_)) = self
             .shared
             .journal
-            .fail(id, err.code(), &err.to_string(), retry_at)
+            .fail(id, err.code(), &err.to_string(), at)
         {
-            self.emit_state(id, FileState::Failed, Some(err));
+            match retry_at {
+                // Waiting for its next attempt: retrying, not failed.
+                Some(wait) => self.emit_retry(id, "uploading the file", attempts, err, wait),
+                None => self.emit_state(id, FileState::Failed, Some(err)),
+            }
         }
+    }
+
+    fn emit_retry(&self, id: i64, operation: &str, attempt: u32, err: &Error, wait: Duration) {
+        (self.events)(Event::Retrying {
+            file_id: Some(id),
+            operation: operation.to_owned(),
+            attempt,
+            max_attempts: self.shared.settings.max_attempts,
+            error: ErrorInfo::from(err),
+            retry_in_ms: wait.as_millis() as u64,
+        });
     }
 
     /// The account to upload for now, or `None` when signed out.

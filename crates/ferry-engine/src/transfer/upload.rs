@@ -143,7 +143,7 @@ pub(crate) async fn upload(
     shared
         .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
         .await?;
-    let grant = shared.storage.grant().await?;
+    let grant = shared.storage.grant(Some(row.id)).await?;
     check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
     if print.size < shared.settings.single_put_threshold {
@@ -599,7 +599,11 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
     };
     check_owner(shared, owner)?;
     let token = shared.session.token()?;
-    shared.session.api().confirm(&token, &confirmation).await?;
+    let api = shared.session.api();
+    crate::retry::retrying(&shared.events, Some(id), "confirming the upload", || {
+        api.confirm(&token, &confirmation)
+    })
+    .await?;
     shared
         .db(move |j| j.expect_state(id, FileState::Confirmed))
         .await
