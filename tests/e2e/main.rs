@@ -6,5 +6,7 @@ mod desktop;
 mod engine_upload;
 mod engine_watch;
 mod keychain;
+mod server_abuse;
 mod server_api;
+mod server_security;
 mod store_rules;

@@ -50,6 +50,12 @@ pub struct ServeOptions {
     pub region: String,
     /// Sign-in throttle limits.
     pub throttle: ThrottlePolicy,
+    /// How long a client may take to send a request head (and how long an idle keep-alive
+    /// connection stays open) before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// The longest pause the store waits for between two pieces of a request body; a body
+    /// that stops arriving (a dead link that never closes) is then refused (`RequestTimeout`).
+    pub body_read_timeout: Duration,
 }
 
 impl ServeOptions {
@@ -65,6 +71,8 @@ impl ServeOptions {
             bucket: "ferry".into(),
             region: "us-east-1".into(),
             throttle: ThrottlePolicy::default(),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -205,6 +213,14 @@ impl Server {
     /// counted where it arrives.
     pub fn store_bytes_received(&self) -> u64 {
         self.store.bytes_received()
+    }
+
+    /// The whole content of the committed object at `bucket/key`, or `None` when there is none.
+    ///
+    /// For tests and administrators on the server's machine: it reads the object's blob into
+    /// memory. It is not part of the S3 surface, where grants allow uploads only.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store.object_bytes(bucket, key).await
     }
 
     /// Account administration on the running server's database.

@@ -129,8 +129,7 @@ impl Blobs {
         Ok(removed)
     }
 
-    /// Reads a whole blob (tests and small checks only).
-    #[cfg(test)]
+    /// Reads a whole blob into memory (tests and checks only; objects may be large).
     pub(crate) async fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
         use tokio::io::AsyncReadExt;
         let mut out = Vec::new();

@@ -39,6 +39,7 @@ impl From<ObjectRow> for ObjectInfo {
 #[derive(Clone)]
 pub(crate) struct Store {
     db: Db,
+    blobs: blobs::Blobs,
     service: S3Service,
     received: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -56,12 +57,13 @@ impl Store {
             tracing::info!(swept, "removed blobs left unreferenced by an earlier stop");
         }
         let received = blobs.received();
-        let mut builder = S3ServiceBuilder::new(backend::Backend::new(db.clone(), blobs));
+        let mut builder = S3ServiceBuilder::new(backend::Backend::new(db.clone(), blobs.clone()));
         let access = access::GrantAccess::new(grants);
         builder.set_auth(access.clone());
         builder.set_access(access);
         Ok(Self {
             db,
+            blobs,
             service: builder.build(),
             received,
         })
@@ -83,5 +85,19 @@ impl Store {
             .object(bucket.to_owned(), key.to_owned())
             .await?
             .map(ObjectInfo::from))
+    }
+
+    /// The whole content of the committed object at `bucket/key`, if any. Read straight from its
+    /// blob: no S3 operation reads objects back (grants allow uploads only).
+    pub(crate) async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(row) = self.db.object(bucket.to_owned(), key.to_owned()).await? else {
+            return Ok(None);
+        };
+        let bytes = self
+            .blobs
+            .read(&row.blob)
+            .await
+            .map_err(Error::io(format!("reading the blob of {bucket}/{key}")))?;
+        Ok(Some(bytes))
     }
 }
