@@ -59,7 +59,8 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Defaults for a data dir: loopback, random ports, 900 s grants, 12 h sessions.
+    /// Defaults for a data dir: loopback, random ports, 900 s grants, 12 h sessions, 30 s to
+    /// send a request head.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -165,8 +166,12 @@ impl Server {
                 ttl: options.grant_ttl,
             },
         ));
-        let store =
-            store::Store::open(&options.data_dir.join("store"), db.clone(), grants.clone())?;
+        let store = store::Store::open(
+            &options.data_dir.join("store"),
+            db.clone(),
+            grants.clone(),
+            options.body_read_timeout,
+        )?;
         let state = Arc::new(api::AppState {
             sessions: sessions::Sessions::new(db.clone(), options.throttle, options.session_ttl),
             uploads: uploads::Uploads::new(
@@ -179,15 +184,20 @@ impl Server {
         let (shutdown, watching) = watch::channel(false);
         let router = api::router(state);
         let store_service = store.service();
+        let timeout = options.header_read_timeout;
         let tasks = vec![
             tokio::spawn(listener::serve(
                 api_listener,
                 watching.clone(),
+                timeout,
                 move |peer| listener::with_peer(router.clone(), peer),
             )),
-            tokio::spawn(listener::serve(store_listener, watching, move |_| {
-                store_service.clone()
-            })),
+            tokio::spawn(listener::serve(
+                store_listener,
+                watching,
+                timeout,
+                move |_| store_service.clone(),
+            )),
         ];
         Ok(Self {
             store,
