@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ferry_protocol::{Grant, Role, UploadPage};
-use ferry_tests::{TestServer, bytes};
+use ferry_tests::{TestServer, bytes, md5_hex, multipart_etag};
 
 fn aws(grant: &Grant, home: &Path, token: &str, args: &[&str]) -> Output {
     let mut command = Command::new("aws");
@@ -133,4 +133,184 @@ async fn aws_cli_uploads_multipart_and_is_refused_outside_the_rules() {
             text(&output)
         );
     }
+}
+
+/// Runs `aws s3api …` with the grant's own token off the async threads; its JSON answer.
+async fn s3api(grant: &Grant, home: &Path, args: &[&str]) -> serde_json::Value {
+    let grant = grant.clone();
+    let home = home.to_owned();
+    let args: Vec<String> = std::iter::once("s3api".to_owned())
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        aws(&grant, &home, &grant.security_token, &args)
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "aws failed: {}", text(&output));
+    if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_lists_parts_and_uploads_and_the_object_is_byte_identical() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", Role::User).await;
+    let grant = alice.grant().await;
+    let home = tempfile::tempdir().unwrap();
+    let key = format!("{}cli/parts.bin", grant.prefix);
+    let bucket = grant.bucket.clone();
+    let parts = [bytes(5 * 1024 * 1024, 90), bytes(777, 91)];
+
+    let created = s3api(
+        &grant,
+        home.path(),
+        &[
+            "create-multipart-upload",
+            "--bucket",
+            &bucket,
+            "--key",
+            &key,
+        ],
+    )
+    .await;
+    let upload_id = created["UploadId"].as_str().expect("UploadId").to_owned();
+    for (i, part) in parts.iter().enumerate() {
+        let file = home.path().join(format!("part{}", i + 1));
+        std::fs::write(&file, part).unwrap();
+        let number = (i + 1).to_string();
+        s3api(
+            &grant,
+            home.path(),
+            &[
+                "upload-part",
+                "--bucket",
+                &bucket,
+                "--key",
+                &key,
+                "--upload-id",
+                &upload_id,
+                "--part-number",
+                &number,
+                "--body",
+                file.to_str().unwrap(),
+            ],
+        )
+        .await;
+    }
+
+    let listed = s3api(
+        &grant,
+        home.path(),
+        &[
+            "list-parts",
+            "--bucket",
+            &bucket,
+            "--key",
+            &key,
+            "--upload-id",
+            &upload_id,
+        ],
+    )
+    .await;
+    let seen: Vec<(u64, String, u64)> = listed["Parts"]
+        .as_array()
+        .expect("Parts")
+        .iter()
+        .map(|p| {
+            (
+                p["PartNumber"].as_u64().unwrap(),
+                p["ETag"].as_str().unwrap().to_owned(),
+                p["Size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String, u64)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64 + 1, format!("\"{}\"", md5_hex(p)), p.len() as u64))
+        .collect();
+    assert_eq!(seen, expected, "{listed}");
+
+    let uploads = s3api(
+        &grant,
+        home.path(),
+        &[
+            "list-multipart-uploads",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            &grant.prefix,
+        ],
+    )
+    .await;
+    let open: Vec<(&str, &str)> = uploads["Uploads"]
+        .as_array()
+        .expect("Uploads")
+        .iter()
+        .map(|u| (u["Key"].as_str().unwrap(), u["UploadId"].as_str().unwrap()))
+        .collect();
+    assert_eq!(open, [(key.as_str(), upload_id.as_str())], "{uploads}");
+
+    let manifest = home.path().join("parts.json");
+    let listed_parts: Vec<serde_json::Value> = expected
+        .iter()
+        .map(|(n, etag, _)| serde_json::json!({"PartNumber": n, "ETag": etag}))
+        .collect();
+    std::fs::write(
+        &manifest,
+        serde_json::json!({ "Parts": listed_parts }).to_string(),
+    )
+    .unwrap();
+    let manifest = format!("file://{}", manifest.display());
+    let done = s3api(
+        &grant,
+        home.path(),
+        &[
+            "complete-multipart-upload",
+            "--bucket",
+            &bucket,
+            "--key",
+            &key,
+            "--upload-id",
+            &upload_id,
+            "--multipart-upload",
+            &manifest,
+        ],
+    )
+    .await;
+    let etag = done["ETag"]
+        .as_str()
+        .expect("ETag")
+        .trim_matches('"')
+        .to_owned();
+    assert_eq!(etag, multipart_etag(&[&parts[0], &parts[1]]));
+    let stored = server.server.object_bytes(&bucket, &key).await.unwrap();
+    assert_eq!(
+        stored,
+        Some(parts.concat()),
+        "the object is the parts, byte for byte"
+    );
+
+    let after = s3api(
+        &grant,
+        home.path(),
+        &[
+            "list-multipart-uploads",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            &grant.prefix,
+        ],
+    )
+    .await;
+    assert!(
+        after
+            .get("Uploads")
+            .is_none_or(|u| u.as_array().is_some_and(Vec::is_empty)),
+        "nothing is left open: {after}"
+    );
 }

@@ -157,7 +157,10 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
         let child = again.spawn().unwrap();
         let done = confirmed_all(&server, &password, &keys, 90).await;
         kill(child);
-        assert!(done, "trial {trial} (seed {seed}, killed after {wait:?}) never finished");
+        assert!(
+            done,
+            "trial {trial} (seed {seed}, killed after {wait:?}) never finished"
+        );
         for ((_, content), key) in files.into_iter().zip(keys) {
             expected.push((key, content));
         }
@@ -170,14 +173,29 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
 
     let page = server.history("alice", &password).await;
     for (key, content) in &expected {
-        let rows: Vec<_> = page.items.iter().filter(|r| r.key.ends_with(key.as_str())).collect();
-        assert_eq!(rows.len(), 1, "{key}: exactly one history row, got {rows:?}");
+        let rows: Vec<_> = page
+            .items
+            .iter()
+            .filter(|r| r.key.ends_with(key.as_str()))
+            .collect();
+        assert_eq!(
+            rows.len(),
+            1,
+            "{key}: exactly one history row, got {rows:?}"
+        );
         let row = rows[0];
         assert_eq!(row.status, UploadStatus::Confirmed, "{key}");
         assert_eq!(row.size, content.len() as u64, "{key}");
         assert_eq!(row.etag, expected_etag(content, 16 * MIB, 8 * MIB), "{key}");
-        let stored = server.server.object_bytes(&row.bucket, &row.key).await.unwrap();
-        assert!(stored.as_deref() == Some(content.as_slice()), "{key}: stored bytes differ");
+        let stored = server
+            .server
+            .object_bytes(&row.bucket, &row.key)
+            .await
+            .unwrap();
+        assert!(
+            stored.as_deref() == Some(content.as_slice()),
+            "{key}: stored bytes differ"
+        );
     }
     assert_eq!(page.items.len(), expected.len(), "no other rows");
 

@@ -3,6 +3,7 @@
 mod aws_cli;
 mod cli_data_dir;
 mod cli_resume;
+mod crash_trials;
 mod credential_storm;
 mod desktop;
 mod engine_accounts;
@@ -12,5 +13,7 @@ mod engine_upload;
 mod engine_watch;
 mod faults;
 mod keychain;
+mod server_abuse;
 mod server_api;
+mod server_security;
 mod store_rules;

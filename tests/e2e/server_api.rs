@@ -455,3 +455,41 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .json(200);
     assert_eq!(ok.status, UploadStatus::Confirmed);
 }
+
+#[tokio::test]
+async fn a_retried_put_is_one_history_row() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", Role::User).await;
+    let store = StoreClient::new(alice.grant().await);
+    let key = format!("{}retried.bin", store.grant.prefix);
+    let body = bytes(4096, 70);
+    // The client sends the same PUT again (its first answer was lost, say).
+    for _ in 0..3 {
+        assert_eq!(store.put(&key, body.clone()).await.status, 200);
+    }
+    let page = history(&alice, "").await;
+    assert_eq!(
+        page.items.len(),
+        1,
+        "a retried PUT is the same upload: {page:?}"
+    );
+    let confirmed: UploadRecord = alice
+        .post(
+            "/api/v1/uploads",
+            &confirmation("c-1", &store.grant, &key, &md5_hex(&body), 4096),
+        )
+        .await
+        .json(200);
+    assert_eq!(confirmed.id, page.items[0].id);
+
+    // Other bytes at the same key are another upload; so is the same bytes sent again after
+    // the first was confirmed (it gets its own confirmation).
+    let other = bytes(4096, 71);
+    assert_eq!(store.put(&key, other.clone()).await.status, 200);
+    assert_eq!(store.put(&key, body.clone()).await.status, 200);
+    let page = history(&alice, "").await;
+    assert_eq!(page.items.len(), 3, "{page:?}");
+    let etags: Vec<&str> = page.items.iter().map(|r| r.etag.as_str()).collect();
+    let (a, b) = (md5_hex(&body), md5_hex(&other));
+    assert_eq!(etags, [a.as_str(), b.as_str(), a.as_str()]);
+}

@@ -1,10 +1,9 @@
 //! Every rule of the embedded store, exercised with SigV4-signed requests.
 
+use ferry_engine::dialect::s3::sha256_hex;
 use ferry_protocol::Role;
-use ferry_tests::{
-    StoreClient, TestServer, Token, bytes, md5_base64, md5_hex, multipart_etag, xml_value,
-    xml_values,
-};
+use ferry_tests::s3xml::{Completed, PartList, UploadList};
+use ferry_tests::{StoreClient, TestServer, Token, bytes, md5_base64, md5_hex, multipart_etag};
 
 const MIB: usize = 1024 * 1024;
 
@@ -23,6 +22,8 @@ async fn put_and_head_within_the_prefix() {
         .trim_matches('"')
         .to_owned();
     assert_eq!(etag, md5_hex(&body));
+    let stored = server.server.object_bytes(&store.grant.bucket, &key).await;
+    assert_eq!(stored.unwrap().as_deref(), Some(&body[..]));
     let head = store.head(&key).await;
     assert_eq!(head.status, 200);
     assert_eq!(head.headers["content-length"], "1024");
@@ -94,20 +95,30 @@ async fn everything_outside_the_prefix_or_not_an_upload_is_denied() {
         )
         .await;
     assert_eq!(other_bucket.s3_code(), "AccessDenied");
-    // A dot-dot segment cannot climb out of the prefix.
-    let climb = store
-        .send_url(
-            "PUT",
-            format!(
-                "{}/{}/{prefix}%2E%2E/999/x",
-                store.grant.endpoint, store.grant.bucket
-            ),
-            vec![],
-            b"x".to_vec(),
-        )
-        .await;
-    assert_eq!(climb.status / 100, 4, "{}", climb.body);
-    assert_ne!(climb.status, 200);
+    // A dot-dot segment cannot climb out of the prefix, sent raw (an HTTP client would
+    // normalise it away) and percent-encoded; both are signed for the path the store sees.
+    let signed = format!("/{}/{prefix}../999/x", store.grant.bucket);
+    for wire in [
+        signed.clone(),
+        format!("/{}/{prefix}%2E%2E/999/x", store.grant.bucket),
+        format!("/{}/{prefix}%2e%2e/999/x", store.grant.bucket),
+    ] {
+        let climb = store.raw("PUT", &signed, &wire, vec![], b"x").await;
+        assert_eq!(
+            (climb.status, climb.s3_code().as_str()),
+            (400, "InvalidArgument"),
+            "{wire}: {}",
+            climb.body
+        );
+    }
+    assert_eq!(
+        server
+            .server
+            .object_bytes(&store.grant.bucket, "uploads/999/x")
+            .await
+            .unwrap(),
+        None
+    );
     let long = format!("{prefix}{}", "k".repeat(1100));
     assert_eq!(
         store.put(&long, b"x".to_vec()).await.s3_code(),
@@ -248,12 +259,8 @@ async fn content_md5_is_verified() {
         )
         .await;
     assert_eq!(reply.s3_code(), "BadDigest");
-    let parts = store.list_parts(&key, &upload, "").await;
-    assert!(
-        xml_values(&parts.body, "PartNumber").is_empty(),
-        "{}",
-        parts.body
-    );
+    let parts: PartList = store.list_parts(&key, &upload, "").await.xml(200);
+    assert!(parts.parts.is_empty(), "{parts:?}");
 }
 
 #[tokio::test]
@@ -271,35 +278,34 @@ async fn multipart_upload_lists_pages_and_completes() {
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
-    let first = store.list_parts(&key, &upload, "max-parts=2").await;
-    assert_eq!(xml_values(&first.body, "PartNumber"), ["1", "2"]);
-    assert_eq!(
-        xml_value(&first.body, "IsTruncated").as_deref(),
-        Some("true")
-    );
-    assert_eq!(
-        xml_value(&first.body, "NextPartNumberMarker").as_deref(),
-        Some("2")
-    );
-    let second = store
+    let first: PartList = store
+        .list_parts(&key, &upload, "max-parts=2")
+        .await
+        .xml(200);
+    assert_eq!(first.numbers(), [1, 2]);
+    assert!(first.is_truncated);
+    assert_eq!(first.next_part_number_marker, Some(2));
+    assert_eq!(first.parts[0].e_tag, format!("\"{}\"", md5_hex(&parts[0])));
+    let second: PartList = store
         .list_parts(&key, &upload, "max-parts=2&part-number-marker=2")
-        .await;
-    assert_eq!(xml_values(&second.body, "PartNumber"), ["3"]);
-    assert_eq!(
-        xml_value(&second.body, "IsTruncated").as_deref(),
-        Some("false")
-    );
-    assert_eq!(xml_values(&second.body, "Size"), ["1234"]);
+        .await
+        .xml(200);
+    assert_eq!(second.numbers(), [3]);
+    assert!(!second.is_truncated);
+    assert_eq!(second.parts[0].size, 1234);
 
     let listed: Vec<(u32, String)> = (1..=3)
         .map(|n| (n, md5_hex(&parts[n as usize - 1])))
         .collect();
-    let done = store.complete(&key, &upload, &listed).await;
-    assert_eq!(done.status, 200, "{}", done.body);
+    let done: Completed = store.complete(&key, &upload, &listed).await.xml(200);
     let expected = multipart_etag(&[&parts[0], &parts[1], &parts[2]]);
+    assert_eq!(done.e_tag.trim_matches('"'), expected);
+    assert_eq!(done.key, key);
+    let stored = server.server.object_bytes(&store.grant.bucket, &key).await;
     assert_eq!(
-        xml_value(&done.body, "ETag").unwrap().trim_matches('"'),
-        expected
+        stored.unwrap().map(|b| sha256_hex(&b)),
+        Some(sha256_hex(&parts.concat())),
+        "the object is the parts in order"
     );
     let head = store.head(&key).await;
     assert_eq!(
@@ -425,13 +431,8 @@ async fn an_upload_begun_under_one_grant_finishes_under_the_next() {
 
     let next = StoreClient::new(alice.grant().await);
     assert_ne!(next.grant.access_key_id, first.grant.access_key_id);
-    let listed = next.list_parts(&key, &upload, "").await;
-    assert_eq!(
-        xml_values(&listed.body, "PartNumber"),
-        ["1"],
-        "{}",
-        listed.body
-    );
+    let listed: PartList = next.list_parts(&key, &upload, "").await.xml(200);
+    assert_eq!(listed.numbers(), [1]);
     let two = bytes(100, 31);
     assert_eq!(
         next.upload_part(&key, &upload, 2, two.clone()).await.status,
@@ -441,6 +442,8 @@ async fn an_upload_begun_under_one_grant_finishes_under_the_next() {
         .complete(&key, &upload, &[(1, md5_hex(&one)), (2, md5_hex(&two))])
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
+    let stored = server.server.object_bytes(&next.grant.bucket, &key).await;
+    assert_eq!(stored.unwrap(), Some([one, two].concat()));
 }
 
 #[tokio::test]
@@ -460,40 +463,66 @@ async fn multipart_uploads_are_listed_within_the_callers_prefix() {
     b.create_multipart(&format!("{}theirs", b.grant.prefix))
         .await;
 
-    let all = a.list_uploads("").await;
-    assert_eq!(all.status, 200, "{}", all.body);
-    let keys = xml_values(&all.body, "Key");
+    let all: UploadList = a.list_uploads("").await.xml(200);
     let p = &a.grant.prefix;
     assert_eq!(
-        keys,
+        all.keys(),
         [format!("{p}x/1"), format!("{p}x/2"), format!("{p}y/1")]
     );
-    let narrowed = a
+    let narrowed: UploadList = a
         .list_uploads(&format!(
             "prefix={}x%2F",
             ferry_engine::dialect::uri_encode(p, false)
         ))
-        .await;
-    assert_eq!(
-        xml_values(&narrowed.body, "Key").len(),
-        2,
-        "{}",
-        narrowed.body
-    );
-    let paged = a.list_uploads("max-uploads=1").await;
-    assert_eq!(
-        xml_value(&paged.body, "IsTruncated").as_deref(),
-        Some("true")
-    );
-    let next_key = xml_value(&paged.body, "NextKeyMarker").unwrap();
-    let next_id = xml_value(&paged.body, "NextUploadIdMarker").unwrap();
-    let rest = a
+        .await
+        .xml(200);
+    assert_eq!(narrowed.keys().len(), 2, "{narrowed:?}");
+    let paged: UploadList = a.list_uploads("max-uploads=1").await.xml(200);
+    assert!(paged.is_truncated);
+    let next_key = paged.next_key_marker.unwrap();
+    let next_id = paged.next_upload_id_marker.unwrap();
+    let rest: UploadList = a
         .list_uploads(&format!(
             "key-marker={}&upload-id-marker={next_id}",
             ferry_engine::dialect::uri_encode(&next_key, false)
         ))
-        .await;
-    assert_eq!(xml_values(&rest.body, "Key").len(), 2, "{}", rest.body);
+        .await
+        .xml(200);
+    assert_eq!(rest.keys().len(), 2, "{rest:?}");
     let outside = a.list_uploads("prefix=uploads%2F999%2F").await;
     assert_eq!(outside.s3_code(), "AccessDenied");
+}
+
+#[tokio::test]
+async fn complete_keeps_the_listed_order_of_equal_size_parts() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", Role::User).await;
+    let store = StoreClient::new(alice.grant().await);
+    let key = format!("{}same-size.bin", store.grant.prefix);
+    let upload = store.create_multipart(&key).await;
+    // Equal sizes, so only the order tells them apart; sent in reverse.
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| bytes(5 * MIB, 60 + i)).collect();
+    for number in [3u32, 2, 1] {
+        let reply = store
+            .upload_part(&key, &upload, number, parts[number as usize - 1].clone())
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let listed: Vec<(u32, String)> = (1..=3)
+        .map(|n| (n, md5_hex(&parts[n as usize - 1])))
+        .collect();
+    let done = store.complete(&key, &upload, &listed).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let stored = server
+        .server
+        .object_bytes(&store.grant.bucket, &key)
+        .await
+        .unwrap()
+        .expect("the object");
+    assert_eq!(stored.len(), 15 * MIB);
+    assert_eq!(
+        sha256_hex(&stored),
+        sha256_hex(&parts.concat()),
+        "the parts are joined in the order listed"
+    );
 }

@@ -15,6 +15,10 @@ use md5::Digest;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod raw_http;
+pub mod s3xml;
+pub mod server_process;
+
 /// Every HTTP request of a test gives up after this long.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -162,7 +166,17 @@ impl Reply {
 
     /// The S3 error code of an XML error body.
     pub fn s3_code(&self) -> String {
-        xml_value(&self.body, "Code").unwrap_or_default()
+        s3xml::error_code(&self.body)
+    }
+
+    /// The XML body as `T`, after checking the status.
+    pub fn xml<T: serde::de::DeserializeOwned>(&self, status: u16) -> T {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        s3xml::parse(&self.body)
     }
 }
 
@@ -280,24 +294,14 @@ pub fn multipart_etag(parts: &[&[u8]]) -> String {
     format!("{}-{}", md5_hex(&all), parts.len())
 }
 
-/// First `<tag>…</tag>` text of an XML body.
+/// First `<tag>…</tag>` text of an XML body (parsed with quick-xml; entities resolved).
 pub fn xml_value(xml: &str, tag: &str) -> Option<String> {
     xml_values(xml, tag).into_iter().next()
 }
 
-/// Every `<tag>…</tag>` text of an XML body, in order.
+/// Every `<tag>…</tag>` text of an XML body, in order (parsed with quick-xml).
 pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        out.push(after[..end].replace("&quot;", "\"").replace("&amp;", "&"));
-        rest = &after[end + close.len()..];
-    }
-    out
+    s3xml::texts(xml, tag)
 }
 
 impl StoreClient {
@@ -342,6 +346,30 @@ impl StoreClient {
         url
     }
 
+    /// The headers (`Authorization` and `Host` included) that sign `method url` in header
+    /// mode, for a body whose SHA-256 is `payload` (or [`s3::UNSIGNED_PAYLOAD`]).
+    pub fn sign_headers(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        payload: &str,
+    ) -> Vec<(String, String)> {
+        let request = UnsignedRequest {
+            method: method.into(),
+            url: url.to_owned(),
+            headers,
+        };
+        let scope = s3::Scope {
+            region: &self.grant.region,
+            service: "s3",
+            time: OffsetDateTime::now_utc(),
+        };
+        s3::sign(&request, &self.credentials(), &scope, payload)
+            .expect("sign")
+            .headers
+    }
+
     /// Sends a request signed in header mode.
     pub async fn send_url(
         &self,
@@ -350,28 +378,47 @@ impl StoreClient {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Reply {
-        let request = UnsignedRequest {
-            method: method.into(),
-            url,
-            headers,
-        };
-        let scope = s3::Scope {
-            region: &self.grant.region,
-            service: "s3",
-            time: OffsetDateTime::now_utc(),
-        };
-        let payload = s3::sha256_hex(&body);
-        let signed = s3::sign(&request, &self.credentials(), &scope, &payload).expect("sign");
+        let signed_headers = self.sign_headers(method, &url, headers, &s3::sha256_hex(&body));
         let mut builder = self.http.request(
             reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            &signed.url,
+            &url,
         );
-        for (name, value) in &signed.headers {
+        for (name, value) in &signed_headers {
             if !name.eq_ignore_ascii_case("host") {
                 builder = builder.header(name, value);
             }
         }
         Reply::from(builder.body(body).send().await).await
+    }
+
+    /// The store's socket address (the grant's endpoint is `http://<ip>:<port>`).
+    pub fn store_addr(&self) -> std::net::SocketAddr {
+        self.grant
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the endpoint is http://<ip>:<port>")
+    }
+
+    /// Sends a request by hand: signed for `signed_target` (path and query as the signer sees
+    /// them) but sent with `wire_target` in the request line, exactly as written.
+    pub async fn raw(
+        &self,
+        method: &str,
+        signed_target: &str,
+        wire_target: &str,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+    ) -> raw_http::RawReply {
+        let url = format!("{}{signed_target}", self.grant.endpoint);
+        let mut head = format!("{method} {wire_target} HTTP/1.1");
+        let mut headers = self.sign_headers(method, &url, headers, &s3::sha256_hex(body));
+        headers.push(("content-length".into(), body.len().to_string()));
+        for (name, value) in headers {
+            head.push_str(&format!("\r\n{name}: {value}"));
+        }
+        raw_http::exchange(self.store_addr(), &head, body).await
     }
 
     /// Sends a request to `key` with a raw query.
@@ -423,8 +470,7 @@ impl StoreClient {
     /// CreateMultipartUpload; the upload id.
     pub async fn create_multipart(&self, key: &str) -> String {
         let reply = self.send("POST", key, "uploads=", vec![], vec![]).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        xml_value(&reply.body, "UploadId").expect("UploadId")
+        reply.xml::<s3xml::Initiated>(200).upload_id
     }
 
     /// UploadPart.

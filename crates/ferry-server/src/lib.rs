@@ -50,10 +50,17 @@ pub struct ServeOptions {
     pub region: String,
     /// Sign-in throttle limits.
     pub throttle: ThrottlePolicy,
+    /// How long a client may take to send a request head (and how long an idle keep-alive
+    /// connection stays open) before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// The longest pause the store waits for between two pieces of a request body; a body
+    /// that stops arriving (a dead link that never closes) is then refused (`RequestTimeout`).
+    pub body_read_timeout: Duration,
 }
 
 impl ServeOptions {
-    /// Defaults for a data dir: loopback, random ports, 900 s grants, 12 h sessions.
+    /// Defaults for a data dir: loopback, random ports, 900 s grants, 12 h sessions, 30 s to
+    /// send a request head.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -65,6 +72,8 @@ impl ServeOptions {
             bucket: "ferry".into(),
             region: "us-east-1".into(),
             throttle: ThrottlePolicy::default(),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -157,8 +166,12 @@ impl Server {
                 ttl: options.grant_ttl,
             },
         ));
-        let store =
-            store::Store::open(&options.data_dir.join("store"), db.clone(), grants.clone())?;
+        let store = store::Store::open(
+            &options.data_dir.join("store"),
+            db.clone(),
+            grants.clone(),
+            options.body_read_timeout,
+        )?;
         let state = Arc::new(api::AppState {
             sessions: sessions::Sessions::new(db.clone(), options.throttle, options.session_ttl),
             uploads: uploads::Uploads::new(
@@ -171,15 +184,20 @@ impl Server {
         let (shutdown, watching) = watch::channel(false);
         let router = api::router(state);
         let store_service = store.service();
+        let timeout = options.header_read_timeout;
         let tasks = vec![
             tokio::spawn(listener::serve(
                 api_listener,
                 watching.clone(),
+                timeout,
                 move |peer| listener::with_peer(router.clone(), peer),
             )),
-            tokio::spawn(listener::serve(store_listener, watching, move |_| {
-                store_service.clone()
-            })),
+            tokio::spawn(listener::serve(
+                store_listener,
+                watching,
+                timeout,
+                move |_| store_service.clone(),
+            )),
         ];
         Ok(Self {
             store,
@@ -205,6 +223,14 @@ impl Server {
     /// counted where it arrives.
     pub fn store_bytes_received(&self) -> u64 {
         self.store.bytes_received()
+    }
+
+    /// The whole content of the committed object at `bucket/key`, or `None` when there is none.
+    ///
+    /// For tests and administrators on the server's machine: it reads the object's blob into
+    /// memory. It is not part of the S3 surface, where grants allow uploads only.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store.object_bytes(bucket, key).await
     }
 
     /// Account administration on the running server's database.

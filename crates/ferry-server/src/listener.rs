@@ -1,22 +1,47 @@
 //! Accept loops for the API and the store: one task per connection, HTTP/1 and HTTP/2, and a
 //! shutdown signal that drops every connection at once (so tests can stop a server mid-upload).
+//!
+//! A client must send a request head within the header read timeout (it also ends idle
+//! keep-alive connections), so connections held open by slow or silent clients (slowloris) are
+//! closed rather than kept forever. Heads are limited by hyper's read buffer (~400 KB, then
+//! `431`); HTTP/2 peers that stop answering pings are dropped.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long an HTTP/2 peer may leave a ping unanswered.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The connection settings both listeners use.
+fn builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_TIMEOUT)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
 /// Serves connections from `listener` with the service `make(peer)` until `shutdown` turns true.
 pub(crate) async fn serve<M, S, B>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
+    header_read_timeout: Duration,
     make: M,
 ) where
     M: Fn(SocketAddr) -> S,
@@ -27,6 +52,7 @@ pub(crate) async fn serve<M, S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    let builder = std::sync::Arc::new(builder(header_read_timeout));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,8 +69,8 @@ pub(crate) async fn serve<M, S, B>(
         let _ = stream.set_nodelay(true);
         let service = make(peer);
         let mut stop = shutdown.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 result = connection => {

@@ -40,6 +40,9 @@ pub struct ThrottlePolicy {
     pub per_address: u32,
     /// From this many failures on, answers are slowed down.
     pub slow_after: u32,
+    /// Most usernames and addresses tracked at once; past it the oldest entry is dropped, so
+    /// guesses spread over many names or addresses cannot grow the server's memory.
+    pub max_tracked: usize,
 }
 
 impl Default for ThrottlePolicy {
@@ -49,6 +52,7 @@ impl Default for ThrottlePolicy {
             per_user: 5,
             per_address: 20,
             slow_after: 2,
+            max_tracked: 10_000,
         }
     }
 }
@@ -59,10 +63,29 @@ struct Failures {
     first: Instant,
 }
 
-/// Counts failed sign-ins by user and by address.
+/// What the throttle counts by: a username (hashed, so its length is bounded whatever was
+/// sent) or an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    User([u8; 32]),
+    Address(IpAddr),
+}
+
+impl Subject {
+    fn pair(user: &str, addr: IpAddr) -> [Self; 2] {
+        [
+            Self::User(Sha256::digest(user.as_bytes()).into()),
+            Self::Address(addr),
+        ]
+    }
+}
+
+/// Counts sign-in attempts by user and by address. An attempt counts as a failure from the
+/// moment it is admitted (before the password is checked), so guesses sent in parallel are
+/// counted as they arrive; a success takes its own count back.
 pub(crate) struct Throttle {
     policy: ThrottlePolicy,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<Subject, Failures>>,
 }
 
 impl Throttle {
@@ -73,27 +96,24 @@ impl Throttle {
         }
     }
 
-    fn keys(user: &str, addr: IpAddr) -> [(String, bool); 2] {
-        [
-            (format!("user:{user}"), true),
-            (format!("addr:{addr}"), false),
-        ]
+    fn limit(&self, subject: &Subject) -> u32 {
+        match subject {
+            Subject::User(_) => self.policy.per_user,
+            Subject::Address(_) => self.policy.per_address,
+        }
     }
 
-    /// Refuses when a limit is reached; otherwise says how long to hold the answer back.
+    /// Refuses when a limit is reached; otherwise counts the attempt and says how long to
+    /// hold the answer back.
     fn admit(&self, user: &str, addr: IpAddr) -> Result<Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, f| now.duration_since(f.first) < self.policy.window);
+        let subjects = Subject::pair(user, addr);
         let mut worst = 0;
-        for (key, is_user) in Self::keys(user, addr) {
-            let Some(f) = map.get(&key) else { continue };
-            let limit = if is_user {
-                self.policy.per_user
-            } else {
-                self.policy.per_address
-            };
-            if f.count >= limit {
+        for subject in &subjects {
+            let Some(f) = map.get(subject) else { continue };
+            if f.count >= self.limit(subject) {
                 let left = self
                     .policy
                     .window
@@ -104,6 +124,17 @@ impl Throttle {
             }
             worst = worst.max(f.count);
         }
+        for subject in subjects {
+            if !map.contains_key(&subject) {
+                self.make_room(&mut map);
+            }
+            map.entry(subject)
+                .or_insert(Failures {
+                    count: 0,
+                    first: now,
+                })
+                .count += 1;
+        }
         let extra = worst.saturating_sub(self.policy.slow_after);
         Ok(if extra == 0 {
             Duration::ZERO
@@ -112,22 +143,49 @@ impl Throttle {
         })
     }
 
-    fn failed(&self, user: &str, addr: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        for (key, _) in Self::keys(user, addr) {
-            map.entry(key)
-                .or_insert(Failures {
-                    count: 0,
-                    first: now,
-                })
-                .count += 1;
+    /// Drops the oldest entries until one more fits under `max_tracked`.
+    fn make_room(&self, map: &mut HashMap<Subject, Failures>) {
+        while map.len() >= self.policy.max_tracked.max(2) {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, f)| f.first)
+                .map(|(subject, _)| subject.clone());
+            match oldest {
+                Some(subject) => map.remove(&subject),
+                None => return,
+            };
         }
     }
 
-    fn succeeded(&self, user: &str) {
+    /// Takes an admitted attempt back: all of the user's failures when the password was right
+    /// (`clear_user`), otherwise just this attempt (the server failed, not the caller).
+    fn settle(&self, user: &str, addr: IpAddr, clear_user: bool) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("user:{user}"));
+        let [user, addr] = Subject::pair(user, addr);
+        if clear_user {
+            map.remove(&user);
+        } else {
+            refund(&mut map, &user);
+        }
+        refund(&mut map, &addr);
+    }
+
+    /// How many users and addresses are tracked now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
+fn refund(map: &mut HashMap<Subject, Failures>, subject: &Subject) {
+    if let Some(f) = map.get_mut(subject) {
+        f.count = f.count.saturating_sub(1);
+        if f.count == 0 {
+            map.remove(subject);
+        }
     }
 }
 
@@ -159,16 +217,17 @@ impl Sessions {
     ) -> Result<Session> {
         let delay = self.throttle.admit(username, addr)?;
         tokio::time::sleep(delay).await;
+        // If this future is dropped from here on (the client went away), the attempt stays
+        // counted: hanging up does not buy another guess.
         let row = match self.accounts.authenticate(username, password).await {
             Ok(row) => row,
+            Err(Error::InvalidCredentials) => return Err(Error::InvalidCredentials),
             Err(err) => {
-                if matches!(err, Error::InvalidCredentials) {
-                    self.throttle.failed(username, addr);
-                }
+                self.throttle.settle(username, addr, false);
                 return Err(err);
             }
         };
-        self.throttle.succeeded(username);
+        self.throttle.settle(username, addr, true);
         let token = random_token();
         let expires_at = OffsetDateTime::now_utc() + self.ttl;
         self.db
@@ -213,18 +272,69 @@ mod tests {
     fn throttle_slows_then_refuses_and_success_resets_the_user() {
         let t = Throttle::new(ThrottlePolicy::default());
         let addr: IpAddr = [127, 0, 0, 1].into();
-        assert_eq!(t.admit("a", addr).unwrap(), Duration::ZERO);
         for _ in 0..3 {
-            t.failed("a", addr);
+            assert_eq!(t.admit("a", addr).unwrap(), Duration::ZERO);
         }
         assert!(t.admit("a", addr).unwrap() > Duration::ZERO);
-        t.failed("a", addr);
-        t.failed("a", addr);
+        t.admit("a", addr).unwrap();
         assert!(matches!(t.admit("a", addr), Err(Error::RateLimited { .. })));
         // Another user from another address is not affected.
         assert!(t.admit("b", [127, 0, 0, 2].into()).is_ok());
-        t.succeeded("a");
+        t.settle("a", addr, true);
         assert!(t.admit("a", addr).is_ok());
+    }
+
+    #[test]
+    fn attempts_count_from_the_moment_they_are_admitted() {
+        let t = Throttle::new(ThrottlePolicy::default());
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        // Five guesses in flight at once, none of them answered yet: the sixth is refused.
+        for _ in 0..5 {
+            assert!(t.admit("a", addr).is_ok());
+        }
+        assert!(matches!(t.admit("a", addr), Err(Error::RateLimited { .. })));
+    }
+
+    #[test]
+    fn a_success_takes_back_its_own_attempt_only() {
+        let policy = ThrottlePolicy {
+            per_address: 3,
+            ..ThrottlePolicy::default()
+        };
+        let t = Throttle::new(policy);
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        t.admit("x", addr).unwrap();
+        t.admit("y", addr).unwrap();
+        // Right passwords from the same address do not use up its allowance…
+        for _ in 0..10 {
+            t.admit("ok", addr).unwrap();
+            t.settle("ok", addr, true);
+        }
+        // …while the two failures still count: one more, and the address is refused.
+        t.admit("z", addr).unwrap();
+        assert!(matches!(
+            t.admit("ok", addr),
+            Err(Error::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn guesses_over_many_names_and_addresses_stay_bounded() {
+        let policy = ThrottlePolicy {
+            max_tracked: 100,
+            ..ThrottlePolicy::default()
+        };
+        let t = Throttle::new(policy);
+        for i in 0..2000u32 {
+            let addr = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i)));
+            let long_name = format!("{i}-{}", "x".repeat(10_000));
+            let _ = t.admit(&long_name, addr);
+            assert!(t.tracked() <= 100, "{} tracked after {i}", t.tracked());
+        }
+        // The newest entries are the ones kept.
+        let last = IpAddr::from(std::net::Ipv6Addr::from(1999u128));
+        let mut map = t.failures.lock().unwrap();
+        assert!(map.remove(&Subject::Address(last)).is_some());
     }
 
     #[test]

@@ -115,11 +115,39 @@ fn upload_by(
 }
 
 /// Records a committed object as a `stored` row (inside the caller's transaction).
+///
+/// One upload is one row. A store cannot tell a client's retry from a deliberate second send,
+/// so the rule is: when the newest row for the key is the same user's, for the same bytes (size
+/// and ETag), and still only `stored` (no client has confirmed it), the put is that upload
+/// again and only its completion time moves. Other bytes, another user, or a put after a
+/// confirmation (a new send, which its own confirmation will then describe) make a new row.
 pub(super) fn record_stored(
     tx: &Connection,
     object: &ObjectRow,
     started_at: i64,
 ) -> rusqlite::Result<()> {
+    let retried = tx
+        .query_row(
+            "SELECT id FROM (SELECT id, user_id, size, etag, status FROM uploads
+                             WHERE bucket = ?1 AND key = ?2 ORDER BY id DESC LIMIT 1)
+             WHERE user_id = ?3 AND size = ?4 AND etag = ?5 AND status = 'stored'",
+            params![
+                object.bucket,
+                object.key,
+                object.user_id,
+                object.size,
+                object.etag
+            ],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()?;
+    if let Some(id) = retried {
+        tx.execute(
+            "UPDATE uploads SET completed_at = ?2 WHERE id = ?1",
+            params![id, object.created_at],
+        )?;
+        return Ok(());
+    }
     let name = object.key.rsplit('/').next().unwrap_or(&object.key);
     tx.execute(
         "INSERT INTO uploads (user_id, bucket, key, name, size, etag, started_at, completed_at,

@@ -121,16 +121,20 @@ impl Db {
         .await
     }
 
-    /// Commits a single-PUT object; returns the replaced blob, if any.
+    /// Commits a single-PUT object; returns the replaced blob, if any. `on_commit` runs on the
+    /// database thread right after the commit (and is dropped unrun if it fails), so the blob's
+    /// fate is tied to the row's even if the caller's future is dropped meanwhile.
     pub(crate) async fn put_object(
         &self,
         object: ObjectRow,
         started_at: i64,
+        on_commit: impl FnOnce() + Send + 'static,
     ) -> Result<Option<String>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
             let old = upsert_object(&tx, &object, started_at)?;
             tx.commit()?;
+            on_commit();
             Ok(old)
         })
         .await
@@ -165,11 +169,12 @@ impl Db {
     }
 
     /// Records a part if the upload is still open. `Ok(Err(()))` when it is not; otherwise the
-    /// blob of the part it replaced, if any.
+    /// blob of the part it replaced, if any. `on_commit` as for [`Db::put_object`].
     pub(crate) async fn put_part(
         &self,
         upload_id: String,
         part: PartRow,
+        on_commit: impl FnOnce() + Send + 'static,
     ) -> Result<Result<Option<String>, ()>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -199,6 +204,7 @@ impl Db {
                 params![upload_id, part.part_number, part.size, part.etag, part.blob, part.modified_at],
             )?;
             tx.commit()?;
+            on_commit();
             Ok(Ok(old))
         })
         .await
@@ -224,11 +230,12 @@ impl Db {
 
     /// Closes an open upload as completed and commits its object. `Ok(Err(()))` when the upload
     /// is no longer open; otherwise every blob no longer referenced (the parts, the replaced
-    /// object).
+    /// object). `on_commit` as for [`Db::put_object`].
     pub(crate) async fn complete_multipart(
         &self,
         upload: MultipartRow,
         object: ObjectRow,
+        on_commit: impl FnOnce() + Send + 'static,
     ) -> Result<Result<Vec<String>, ()>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
@@ -251,6 +258,7 @@ impl Db {
             )?;
             unused.extend(upsert_object(&tx, &object, upload.initiated_at)?);
             tx.commit()?;
+            on_commit();
             Ok(Ok(unused))
         })
         .await

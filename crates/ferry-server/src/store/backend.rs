@@ -92,12 +92,13 @@ impl Backend {
         }
         .map_err(|err| match err {
             WriteError::Body(msg) => s3_error!(IncompleteBody, "{msg}"),
+            WriteError::Stalled(_) => s3_error!(RequestTimeout, "{err}"),
             WriteError::Disk(err) => internal(err),
         })?;
         let length_ok = content_length.is_none_or(|n| u64::try_from(n) == Ok(written.size));
         let digest_ok = expected_md5.is_none_or(|d| d == written.md5);
         if !length_ok || !digest_ok {
-            self.blobs.remove([written.name]).await;
+            // Dropping `written` deletes its blob.
             return Err(if digest_ok {
                 s3_error!(
                     IncompleteBody,
@@ -162,13 +163,14 @@ impl S3 for Backend {
             key: input.key,
             size: written.size,
             etag: tag.clone(),
-            blob: written.name,
+            blob: written.blob.name().to_owned(),
             user_id: who.user_id,
             created_at: crate::db::now(),
         };
+        let blob = written.blob;
         let replaced = self
             .db
-            .put_object(object, started_at)
+            .put_object(object, started_at, move || blob.keep())
             .await
             .map_err(db_err)?;
         self.blobs.remove(replaced).await;
@@ -231,19 +233,20 @@ impl S3 for Backend {
             part_number: input.part_number,
             size: written.size,
             etag: tag.clone(),
-            blob: written.name.clone(),
+            blob: written.blob.name().to_owned(),
             modified_at: crate::db::now(),
         };
+        let blob = written.blob;
         match self
             .db
-            .put_part(input.upload_id.clone(), part)
+            .put_part(input.upload_id.clone(), part, move || blob.keep())
             .await
             .map_err(db_err)?
         {
             Ok(replaced) => self.blobs.remove(replaced).await,
             Err(()) => {
-                // Completed or aborted while this part was streaming in.
-                self.blobs.remove([written.name]).await;
+                // Completed or aborted while this part was streaming in; its blob is gone
+                // with the unrun `keep`.
                 return Err(s3_error!(
                     NoSuchUpload,
                     "upload {} is closed",
@@ -434,19 +437,18 @@ impl S3 for Backend {
             key: input.key.clone(),
             size,
             etag: tag.clone(),
-            blob: blob.clone(),
+            blob: blob.name().to_owned(),
             user_id: who.user_id,
             created_at: crate::db::now(),
         };
         match self
             .db
-            .complete_multipart(upload, object)
+            .complete_multipart(upload, object, move || blob.keep())
             .await
             .map_err(db_err)?
         {
             Ok(unused) => self.blobs.remove(unused).await,
             Err(()) => {
-                self.blobs.remove([blob]).await;
                 return Err(s3_error!(
                     NoSuchUpload,
                     "upload {} was closed meanwhile",

@@ -5,16 +5,53 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-/// A blob just written.
+/// A blob file no row references yet. Dropping it deletes the file, so a request that fails,
+/// or whose future is dropped because the client went away mid-body, leaves nothing behind;
+/// [`NewBlob::keep`] is called once a committed row references it.
+#[derive(Debug)]
+pub(crate) struct NewBlob {
+    name: String,
+    path: PathBuf,
+    armed: bool,
+}
+
+impl NewBlob {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file is referenced now: keep it.
+    pub(crate) fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for NewBlob {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // A plain unlink: quick enough for any thread, and it must also run where no async
+        // context is left (a future dropped mid-request).
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(blob = %self.name, %err, "could not delete an unused blob"),
+        }
+    }
+}
+
+/// A blob just written, not yet referenced.
 #[derive(Debug)]
 pub(crate) struct Written {
-    pub(crate) name: String,
+    pub(crate) blob: NewBlob,
     pub(crate) size: u64,
     pub(crate) md5: [u8; 16],
 }
@@ -24,6 +61,8 @@ pub(crate) struct Written {
 pub(crate) enum WriteError {
     #[error("reading the request body: {0}")]
     Body(String),
+    #[error("no body bytes arrived for {} s", .0.as_secs())]
+    Stalled(Duration),
     #[error("writing to disk: {0}")]
     Disk(#[from] std::io::Error),
 }
@@ -32,6 +71,8 @@ pub(crate) enum WriteError {
 #[derive(Debug, Clone)]
 pub(crate) struct Blobs {
     dir: PathBuf,
+    /// Longest pause between two pieces of a body before the write gives up.
+    body_read_timeout: Duration,
     /// Request body bytes received since start (whether kept or not).
     received: Arc<AtomicU64>,
 }
@@ -39,10 +80,11 @@ pub(crate) struct Blobs {
 const BUFFER: usize = 256 * 1024;
 
 impl Blobs {
-    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(dir: &Path, body_read_timeout: Duration) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
+            body_read_timeout,
             received: Arc::default(),
         })
     }
@@ -56,35 +98,37 @@ impl Blobs {
         self.dir.join(name)
     }
 
-    fn new_name() -> String {
-        uuid::Uuid::new_v4().simple().to_string()
+    /// A new, unreferenced blob name (its file is deleted when the guard drops).
+    fn new_blob(&self) -> NewBlob {
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        NewBlob {
+            path: self.path(&name),
+            name,
+            armed: true,
+        }
     }
 
-    /// Streams `body` into a new blob, hashing as it goes. On error nothing is left behind.
+    /// Streams `body` into a new blob, hashing as it goes. On error, or if this future is
+    /// dropped, nothing is left behind.
     pub(crate) async fn write<S, E>(&self, body: S) -> Result<Written, WriteError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let name = Self::new_name();
-        let path = self.path(&name);
-        let result = write_hashed(&path, body, &self.received).await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&path).await;
-        }
-        let (size, md5) = result?;
-        Ok(Written { name, size, md5 })
+        let blob = self.new_blob();
+        let (size, md5) =
+            write_hashed(&blob.path, body, &self.received, self.body_read_timeout).await?;
+        Ok(Written { blob, size, md5 })
     }
 
-    /// Writes the blobs one after another into a new blob; returns its name and size. Runs on
+    /// Writes the blobs one after another into a new blob; returns it and its size. Runs on
     /// the blocking pool with `std::io::copy`, which Linux turns into `copy_file_range`: the
     /// bytes move inside the kernel.
-    pub(crate) async fn concat(&self, parts: &[String]) -> std::io::Result<(String, u64)> {
-        let name = Self::new_name();
-        let path = self.path(&name);
+    pub(crate) async fn concat(&self, parts: &[String]) -> std::io::Result<(NewBlob, u64)> {
+        let blob = self.new_blob();
         let sources: Vec<PathBuf> = parts.iter().map(|p| self.path(p)).collect();
-        let target = path.clone();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let target = blob.path.clone();
+        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut out = std::fs::File::create(&target)?;
             let mut size = 0;
             for source in sources {
@@ -94,15 +138,8 @@ impl Blobs {
             Ok(size)
         })
         .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
-        match result {
-            Ok(size) => Ok((name, size)),
-            Err(err) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                Err(err)
-            }
-        }
+        .map_err(std::io::Error::other)??;
+        Ok((blob, size))
     }
 
     /// Deletes blobs no longer referenced; a failure is logged, not returned.
@@ -129,8 +166,7 @@ impl Blobs {
         Ok(removed)
     }
 
-    /// Reads a whole blob (tests and small checks only).
-    #[cfg(test)]
+    /// Reads a whole blob into memory (tests and checks only; objects may be large).
     pub(crate) async fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
         use tokio::io::AsyncReadExt;
         let mut out = Vec::new();
@@ -146,6 +182,7 @@ async fn write_hashed<S, E>(
     path: &Path,
     mut body: S,
     received: &AtomicU64,
+    idle: Duration,
 ) -> Result<(u64, [u8; 16]), WriteError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -154,7 +191,12 @@ where
     let mut out = BufWriter::with_capacity(BUFFER, tokio::fs::File::create(path).await?);
     let mut hasher = Md5::new();
     let mut size = 0u64;
-    while let Some(chunk) = body.next().await {
+    // A body that stops arriving without its connection closing (a dead link) would otherwise
+    // hold the request, and its partial blob, for good.
+    while let Some(chunk) = tokio::time::timeout(idle, body.next())
+        .await
+        .map_err(|_| WriteError::Stalled(idle))?
+    {
         let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
@@ -182,28 +224,50 @@ mod tests {
     #[tokio::test]
     async fn writes_hashes_concatenates_and_sweeps() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
         let a = blobs.write(stream(&[b"hello ", b"world"])).await.unwrap();
         assert_eq!(a.size, 11);
         assert_eq!(hex::encode(a.md5), "5eb63bbbe01eeed093cb22bb8f5acdc3");
         let b = blobs.write(stream(&[b"!"])).await.unwrap();
-        let (joined, size) = blobs
-            .concat(&[a.name.clone(), b.name.clone()])
-            .await
-            .unwrap();
+        let names = [a.blob.name().to_owned(), b.blob.name().to_owned()];
+        let (joined, size) = blobs.concat(&names).await.unwrap();
         assert_eq!(size, 12);
-        assert_eq!(blobs.read(&joined).await.unwrap(), b"hello world!");
-        assert_eq!(blobs.sweep(std::slice::from_ref(&joined)).unwrap(), 2);
-        assert!(blobs.read(&a.name).await.is_err());
-        assert!(blobs.read(&joined).await.is_ok());
+        let joined_name = joined.name().to_owned();
+        joined.keep();
+        assert_eq!(blobs.read(&joined_name).await.unwrap(), b"hello world!");
+        // `a` is dropped without being kept: its file goes; `b` is kept, so only a sweep
+        // (of what no row references) removes it.
+        drop(a);
+        b.blob.keep();
+        assert!(blobs.read(&names[0]).await.is_err());
+        assert_eq!(blobs.sweep(std::slice::from_ref(&joined_name)).unwrap(), 1);
+        assert!(blobs.read(&joined_name).await.is_ok());
     }
 
     #[tokio::test]
     async fn a_failed_body_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
         let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"x")), Err("reset")]);
         assert!(matches!(blobs.write(body).await, Err(WriteError::Body(_))));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod dropped {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_dropped_mid_body_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
+        // A body that sends one chunk and then never ends, like a client gone quiet.
+        let body = futures::stream::iter(vec![Ok::<_, String>(Bytes::from_static(b"partial"))])
+            .chain(futures::stream::pending());
+        let writing = blobs.write(Box::pin(body));
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(200), writing).await;
+        assert!(cut.is_err(), "the body never ends");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

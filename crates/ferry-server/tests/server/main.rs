@@ -44,17 +44,18 @@ fn user_command(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool
 
 /// Starts `serve` and reads its start-up lines until `want` of them arrived (bounded in time).
 fn serve(data_dir: &std::path::Path, extra: &[&str], want: usize) -> (Running, Vec<String>) {
+    let data_dir = data_dir.to_str().unwrap();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--store-listen", "127.0.0.1:0"];
+    args.extend(["--data-dir", data_dir]);
+    args.extend(extra);
+    start(&args, want)
+}
+
+/// Starts `serve` with exactly `args` and reads `want` start-up lines (bounded in time).
+fn start(args: &[&str], want: usize) -> (Running, Vec<String>) {
     let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra)
+        .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -207,4 +208,117 @@ fn settings_come_from_a_toml_file_and_bad_ones_are_refused() {
         .unwrap();
     let _server = Running(child);
     assert!(first.starts_with("api: http://127.0.0.1:"), "{first}");
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn seconds_until(rfc3339: &str) -> i64 {
+    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    (at - time::OffsetDateTime::now_utc()).whole_seconds()
+}
+
+#[test]
+fn every_toml_setting_takes_effect_and_flags_win_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-toml");
+    let (api_port, store_port) = (free_port(), free_port());
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:{api_port}\"\n\
+             store_listen = \"127.0.0.1:{store_port}\"\n\
+             store_public_url = \"https://store.example:9443\"\ndemo = true\n\
+             grant_ttl = 120\nsession_ttl = 600\nbucket = \"toml-bucket\"\nregion = \"eu-toml-1\"\n"
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    // The region also comes as a flag, which wins.
+    let (server, lines) = start(&["--config", config_arg, "--region", "eu-flag-1"], 5);
+    assert_eq!(
+        lines[0],
+        format!("api: http://127.0.0.1:{api_port}"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], format!("store: http://127.0.0.1:{store_port}"));
+    assert_eq!(lines[2], format!("data: {}", data.display()));
+    assert!(data.join("ferry-server.db").exists(), "data_dir");
+    let alice = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("demo account: alice / "))
+        .expect("demo = true creates the demo accounts");
+    let password = alice.split(' ').next().unwrap();
+
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let api = format!("http://127.0.0.1:{api_port}/api/v1");
+    let session: serde_json::Value = http
+        .post(format!("{api}/sessions"))
+        .json(&serde_json::json!({"username": "alice", "password": password}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let session_left = seconds_until(session["expires_at"].as_str().unwrap());
+    assert!(
+        (595..=600).contains(&session_left),
+        "session_ttl: {session_left}"
+    );
+    let grant: serde_json::Value = http
+        .post(format!("{api}/grants"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        grant["endpoint"], "https://store.example:9443",
+        "store_public_url"
+    );
+    assert_eq!(grant["bucket"], "toml-bucket", "bucket");
+    assert_eq!(grant["region"], "eu-flag-1", "the flag wins over the file");
+    let grant_left = seconds_until(grant["expires_at"].as_str().unwrap());
+    assert!((115..=120).contains(&grant_left), "grant_ttl: {grant_left}");
+    drop(server);
+
+    // Without the flag, the file's region is used.
+    let listen = ["--listen", "127.0.0.1:0", "--store-listen", "127.0.0.1:0"];
+    let (_server, lines) = start(&[&["--config", config_arg][..], &listen[..]].concat(), 5);
+    let api = lines[0].strip_prefix("api: ").unwrap().to_owned() + "/api/v1";
+    let password = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("demo account: alice / "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let session: serde_json::Value = http
+        .post(format!("{api}/sessions"))
+        .json(&serde_json::json!({"username": "alice", "password": password}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let grant: serde_json::Value = http
+        .post(format!("{api}/grants"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(grant["region"], "eu-toml-1", "region");
 }
