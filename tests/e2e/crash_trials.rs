@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::{Role, UploadStatus};
-use ferry_tests::{StoreClient, TestServer, bytes, expected_etag, ferry_bin};
+use ferry_protocol::{Role, UploadPage, UploadStatus};
+use ferry_tests::{ApiClient, StoreClient, TestServer, bytes, expected_etag, ferry_bin};
 
 const MIB: usize = 1024 * 1024;
 
@@ -82,22 +82,35 @@ fn kill(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Waits until the history holds every one of `keys` (suffixes), confirmed.
-async fn confirmed_all(server: &TestServer, password: &str, keys: &[String], secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        let page = server.history("alice", password).await;
-        let done = keys.iter().all(|k| {
+/// Alice's history (one session for the whole run: a sign-in per look would be throttled).
+async fn history(client: &ApiClient) -> UploadPage {
+    client.get("/api/v1/uploads?limit=500").await.json(200)
+}
+
+/// How many of `keys` (suffixes) the history holds confirmed.
+async fn confirmed(client: &ApiClient, keys: &[String]) -> usize {
+    let page = history(client).await;
+    keys.iter()
+        .filter(|k| {
             page.items
                 .iter()
                 .any(|r| r.key.ends_with(k.as_str()) && r.status == UploadStatus::Confirmed)
-        });
-        if done {
+        })
+        .count()
+}
+
+/// Waits until the history holds every one of `keys` confirmed.
+async fn confirmed_all(client: &ApiClient, keys: &[String], secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if confirmed(client, keys).await == keys.len() {
             return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,11 +127,16 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
     let mut dice = Dice(seed);
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);
+    let session: ferry_protocol::Session = server.sign_in("alice", &password).await.json(201);
+    let mut client = server.anonymous();
+    client.token = Some(session.token);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
     let started = Instant::now();
-    let mut kills_before_end = 0;
+    // How many of a trial's 4 files were confirmed when it was killed.
+    let mut at_kill = [0u32; 5];
+    let mut between = 0u32;
     for trial in 0..trials {
         let watch = trial % 2 == 1;
         let folder = dir.path().join(format!("trial-{trial}"));
@@ -143,9 +161,13 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
         let child = first.spawn().unwrap();
         let wait = Duration::from_millis(dice.below(1200));
         tokio::time::sleep(wait).await;
-        let finished = !confirmed_all(&server, &password, &keys, 0).await;
-        kills_before_end += u64::from(finished);
         kill(child);
+        at_kill[confirmed(&client, &keys).await] += 1;
+        // Stored by the store but not yet confirmed: killed between Complete and confirmation.
+        let page = history(&client).await;
+        between += u32::from(page.items.iter().any(|r| {
+            r.status == UploadStatus::Stored && keys.iter().any(|k| r.key.ends_with(k.as_str()))
+        }));
 
         // Run again until everything of this trial is confirmed.
         let mut again = ferry(&server, &data, &password);
@@ -154,24 +176,34 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
         } else {
             again.arg("upload").arg(&folder);
         }
+        let log = dir.path().join(format!("trial-{trial}.log"));
+        again
+            .env("FERRY_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap());
         let child = again.spawn().unwrap();
-        let done = confirmed_all(&server, &password, &keys, 90).await;
+        let done = confirmed_all(&client, &keys, 90).await;
         kill(child);
         assert!(
             done,
-            "trial {trial} (seed {seed}, killed after {wait:?}) never finished"
+            "trial {trial} (seed {seed}, killed after {wait:?}) never finished; its run again said:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         for ((_, content), key) in files.into_iter().zip(keys) {
             expected.push((key, content));
         }
     }
     eprintln!(
-        "crash trials: {trials} kills ({kills_before_end} before the trial's files were all \
-         confirmed) in {:.0} s",
-        started.elapsed().as_secs_f64()
+        "crash trials: {trials} kills in {:.0} s; files of 4 confirmed at the kill: \
+         0: {}, 1: {}, 2: {}, 3: {}, 4: {}; killed with a file stored but not confirmed: {between}",
+        started.elapsed().as_secs_f64(),
+        at_kill[0],
+        at_kill[1],
+        at_kill[2],
+        at_kill[3],
+        at_kill[4]
     );
 
-    let page = server.history("alice", &password).await;
+    let page = history(&client).await;
     for (key, content) in &expected {
         let rows: Vec<_> = page
             .items
@@ -199,9 +231,6 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
     }
     assert_eq!(page.items.len(), expected.len(), "no other rows");
 
-    let session: ferry_protocol::Session = server.sign_in("alice", &password).await.json(201);
-    let mut client = server.anonymous();
-    client.token = Some(session.token);
     let store = StoreClient::new(client.grant().await);
     let open = store.list_uploads("").await;
     assert_eq!(open.status, 200, "{}", open.body);

@@ -323,3 +323,32 @@ async fn the_per_address_limit_is_separate_from_the_per_user_limit() {
     // …while the same user from another address is fine.
     assert_eq!(sign_in_from(&server, ip(21), "carol", &carol).await, 201);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_whose_client_hangs_up_before_the_answer_is_not_counted() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let addr: std::net::SocketAddr = server.api.trim_start_matches("http://").parse().unwrap();
+    // A `ferry` killed while signing in: the request arrives whole, the client is gone before
+    // the password is checked. Twice the per-user limit of them.
+    let body = format!(r#"{{"username":"alice","password":"{password}"}}"#);
+    for _ in 0..2 * ThrottlePolicy::default().per_user {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = ferry_tests::raw_http::connect(addr).await;
+        let head = format!(
+            "POST /api/v1/sessions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        drop(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reply = server.sign_in("alice", &password).await;
+    assert_eq!(
+        reply.status, 201,
+        "not locked out by answers nobody got: {}",
+        reply.body
+    );
+}

@@ -189,6 +189,30 @@ fn refund(map: &mut HashMap<Subject, Failures>, subject: &Subject) {
     }
 }
 
+/// An admitted sign-in attempt: stays counted once an answer about the password is given,
+/// and is taken back if it ends any other way (the server failed, or the client went away
+/// before any answer: a guess without an answer tells nothing).
+struct Admitted<'a> {
+    throttle: &'a Throttle,
+    user: &'a str,
+    addr: IpAddr,
+    answered: bool,
+}
+
+impl Admitted<'_> {
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.throttle.settle(self.user, self.addr, false);
+        }
+    }
+}
+
 /// Signs people in and out and resolves bearer tokens.
 pub(crate) struct Sessions {
     db: Db,
@@ -216,17 +240,24 @@ impl Sessions {
         addr: IpAddr,
     ) -> Result<Session> {
         let delay = self.throttle.admit(username, addr)?;
+        // Counted from here; if the client hangs up before an answer (a `ferry` killed while
+        // signing in), no answer leaves and the attempt is taken back when this is dropped.
+        let attempt = Admitted {
+            throttle: &self.throttle,
+            user: username,
+            addr,
+            answered: false,
+        };
         tokio::time::sleep(delay).await;
-        // If this future is dropped from here on (the client went away), the attempt stays
-        // counted: hanging up does not buy another guess.
         let row = match self.accounts.authenticate(username, password).await {
             Ok(row) => row,
-            Err(Error::InvalidCredentials) => return Err(Error::InvalidCredentials),
-            Err(err) => {
-                self.throttle.settle(username, addr, false);
-                return Err(err);
+            Err(Error::InvalidCredentials) => {
+                attempt.answered();
+                return Err(Error::InvalidCredentials);
             }
+            Err(err) => return Err(err),
         };
+        attempt.answered();
         self.throttle.settle(username, addr, true);
         let token = random_token();
         let expires_at = OffsetDateTime::now_utc() + self.ttl;
