@@ -8,7 +8,14 @@ export type Screen = "uploads" | "folders" | "history" | "settings";
 export class AppState {
   session = $state<SessionStatus | null>(null);
   queue = $state<QueueItem[]>([]);
-  credentials = $state<CredentialStatus>({ expiresAt: null, refreshing: false, refreshedAt: null, lastError: null });
+  credentials = $state<CredentialStatus>({
+    expiresAt: null,
+    refreshing: false,
+    refreshedAt: null,
+    lastError: null,
+    retryAt: null,
+    keychainError: null,
+  });
   now = $state(Date.now());
   screen = $state<Screen>("uploads");
   sessionExpired = $state(false);
@@ -33,6 +40,23 @@ export class AppState {
     this.credentials = await this.backend.credentials();
   }
 
+  /** Asks for files in the system dialog and queues them. */
+  async addFiles(): Promise<void> {
+    const picked = await this.backend.pickFiles();
+    if (picked.length) await this.enqueue(picked.map((p) => p.id));
+  }
+
+  /** Asks for a folder in the system dialog and queues everything in it. */
+  async addFolder(): Promise<void> {
+    const picked = await this.backend.pickFolder();
+    if (picked) await this.enqueue([picked.id]);
+  }
+
+  private async enqueue(ids: number[]): Promise<void> {
+    await this.backend.enqueue(ids);
+    this.queue = await this.backend.queue();
+  }
+
   async signedIn(): Promise<void> {
     this.sessionExpired = false;
     this.session = await this.backend.restore();
@@ -47,8 +71,8 @@ export class AppState {
 
   handle(event: EngineEvent): void {
     switch (event.type) {
-      case "queued":
-        this.queue = [...this.queue, event.item];
+      case "queue_changed":
+        void this.backend.queue().then((queue) => (this.queue = queue));
         break;
       case "progress": {
         const item = this.queue.find((i) => i.id === event.file_id);
@@ -75,11 +99,23 @@ export class AppState {
         this.credentials.refreshing = true;
         break;
       case "credentials_refreshed":
-        this.credentials = { expiresAt: event.expires_at, refreshing: false, refreshedAt: new Date().toISOString(), lastError: null };
+        this.credentials = {
+          expiresAt: event.expires_at,
+          refreshing: false,
+          refreshedAt: new Date().toISOString(),
+          lastError: null,
+          retryAt: null,
+          keychainError: null,
+        };
         break;
       case "credentials_refresh_failed":
         this.credentials.refreshing = false;
         this.credentials.lastError = event.error.message;
+        // When the next try comes is the backend's to say.
+        void this.backend.credentials().then((c) => (this.credentials = c), () => {});
+        break;
+      case "credentials_not_saved":
+        this.credentials.keychainError = event.error.message;
         break;
       case "session_expired":
         this.sessionExpired = true;
