@@ -2,6 +2,7 @@
 
 mod aws_cli;
 mod cli_resume;
+mod credential_status;
 mod desktop;
 mod engine_upload;
 mod engine_watch;
