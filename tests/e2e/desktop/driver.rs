@@ -294,9 +294,18 @@ impl Driver {
         else {
             return;
         };
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        // Screens for the docs go to docs/screenshots; a failure's only to the temp dir.
+        let dir = if name == "failure" {
+            std::env::temp_dir()
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+        };
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("desktop-{name}.png")), bytes).unwrap();
+        let path = dir.join(format!("desktop-{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        if name == "failure" {
+            eprintln!("the window at the failure: {}", path.display());
+        }
     }
 
     pub(super) async fn sign_in(&self, server: &str, password: &str) {
