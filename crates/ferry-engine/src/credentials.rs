@@ -79,7 +79,8 @@ pub struct CredentialStatus {
     pub refreshed_at: Option<OffsetDateTime>,
     /// Why the last refresh failed; cleared by the next good one.
     pub last_error: Option<ErrorInfo>,
-    /// After a failed refresh: not tried again before this.
+    /// After a failed refresh: the next try. Requests wait for it while the old grant is still
+    /// usable; without one they try at once.
     #[serde(with = "time::serde::rfc3339::option")]
     pub retry_at: Option<OffsetDateTime>,
     /// Why the current grant could not be saved in the keychain (it is used from memory).
@@ -288,7 +289,7 @@ impl Credentials {
                 self.track(|t| {
                     t.failures += 1;
                     t.status.last_error = Some((&err).into());
-                    t.status.retry_at = keep.map(|_| now + backoff(t.failures));
+                    t.status.retry_at = Some(now + backoff(t.failures));
                 });
                 tracing::warn!(error = %err, keeping_old = keep.is_some(), "credential refresh failed");
                 (self.events)(Event::CredentialsRefreshFailed {
