@@ -36,7 +36,7 @@ export class AppState {
   }
 
   async reload(): Promise<void> {
-    this.queue = await this.backend.queue();
+    this.setQueue(await this.backend.queue());
     this.credentials = await this.backend.credentials();
   }
 
@@ -54,7 +54,18 @@ export class AppState {
 
   private async enqueue(ids: number[]): Promise<void> {
     await this.backend.enqueue(ids);
-    this.queue = await this.backend.queue();
+    this.setQueue(await this.backend.queue());
+  }
+
+  /** Takes a fresh queue; speed and ETA, which only progress events carry, are kept for files
+   * still uploading. */
+  private setQueue(items: QueueItem[]): void {
+    const before = new Map(this.queue.map((i) => [i.id, i]));
+    this.queue = items.map((item) => {
+      const old = before.get(item.id);
+      if (!old || item.state !== "uploading" || old.state !== "uploading") return item;
+      return { ...item, rate: old.rate, etaSecs: old.etaSecs, sent: Math.max(item.sent, old.sent) };
+    });
   }
 
   async signedIn(): Promise<void> {
@@ -72,7 +83,7 @@ export class AppState {
   handle(event: EngineEvent): void {
     switch (event.type) {
       case "queue_changed":
-        void this.backend.queue().then((queue) => (this.queue = queue));
+        void this.backend.queue().then((queue) => this.setQueue(queue));
         break;
       case "progress": {
         const item = this.queue.find((i) => i.id === event.file_id);
