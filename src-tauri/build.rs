@@ -19,7 +19,39 @@ const COMMANDS: &[&str] = &[
     "save_settings",
 ];
 
+/// What to run when the UI cannot be built from here; the one line a failed build shows.
+const HOW: &str = "ferry-desktop embeds the UI, but ui/dist is missing and could not be built: \
+                   run `cd ui && npm ci && npm run build` (or `cargo xtask run`), then build again";
+
+/// Builds the UI into `ui/dist` when it is not there yet (a fresh clone), since the window
+/// embeds it at compile time. Returns `false` when that failed.
+fn ensure_ui(ui: &std::path::Path) -> bool {
+    println!("cargo::rerun-if-changed={}", ui.join("dist").display());
+    if ui.join("dist").join("index.html").exists() {
+        return true;
+    }
+    println!("cargo::warning=ui/dist is missing: building the UI (npm ci, npm run build)");
+    [&["ci", "--no-audit", "--no-fund"][..], &["run", "build"]]
+        .iter()
+        .all(|args| {
+            // npm's output goes to stderr: the build script's stdout is for cargo.
+            std::process::Command::new("npm")
+                .args(*args)
+                .current_dir(ui)
+                .stdout(std::io::stderr())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        && ui.join("dist").join("index.html").exists()
+}
+
 fn main() {
+    let manifest =
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    if !ensure_ui(&manifest.join("..").join("ui")) {
+        println!("cargo::error={HOW}");
+        return;
+    }
     // The config lives at the repository root, beside the README. Declaring the commands makes
     // each one a permission, so the capability can allow exactly these.
     let attributes = tauri_build::Attributes::new()

@@ -5,5 +5,5 @@ export default defineConfig({
   plugins: [svelte()],
   clearScreen: false,
   build: { outDir: "dist", target: "es2022", sourcemap: false },
-  test: { environment: "node", include: ["src/**/*.test.ts"] },
+  test: { environment: "node", include: ["src/**/*.test.ts", "contract/**/*.test.ts"] },
 });

@@ -1,18 +1,23 @@
 //! The commands the UI invokes: each parses, calls the engine (through `Desktop`), and maps the
-//! error. Shapes match `ui/src/backend.ts`.
+//! error to `{code, message}`. Shapes match `ui/src/backend.ts`. The webview is not trusted: no
+//! command takes a path to read or a server address it has not checked.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferry_engine::journal::FileState;
+use ferry_engine::credentials::CredentialStatus;
+use ferry_engine::events::ErrorInfo;
+use ferry_engine::journal::{FileRow, FileState};
 use ferry_engine::secret::Secret;
+use ferry_engine::watch::FolderStatus;
 use serde::{Deserialize, Serialize};
 use tauri::State;
-use tauri_plugin_dialog::DialogExt;
 use time::format_description::well_known::Rfc3339;
 
-use crate::desktop::{Desktop, FolderConfig, Settings};
+use crate::desktop::{Desktop, FolderConfig, Settings, SignIn};
 use crate::error::{CommandError, CommandResult};
+use crate::picks::{self, Picked};
+use crate::shell;
 
 type Shared<'a> = State<'a, Arc<Desktop>>;
 
@@ -42,15 +47,11 @@ async fn status(desktop: &Desktop) -> SessionStatus {
 
 #[tauri::command]
 pub(crate) async fn restore(desktop: Shared<'_>) -> CommandResult<SessionStatus> {
-    if desktop.running.read().await.is_none()
-        && let Ok(engine) = desktop.open(&desktop.server(), false)
-        && engine.restore().await.ok().flatten().is_some()
-    {
-        desktop.start(engine).await?;
-    }
+    desktop.restore().await?;
     Ok(status(&desktop).await)
 }
 
+/// The sign-in form. The password is wrapped at once and never kept.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SignInRequest {
@@ -59,6 +60,8 @@ pub(crate) struct SignInRequest {
     password: String,
     remember: bool,
     memory_only: bool,
+    #[serde(default)]
+    allow_insecure: bool,
 }
 
 #[tauri::command]
@@ -66,17 +69,16 @@ pub(crate) async fn sign_in(
     desktop: Shared<'_>,
     request: SignInRequest,
 ) -> CommandResult<ferry_protocol::User> {
-    *desktop.running.write().await = None;
-    let engine = desktop.open(&request.server, request.memory_only || !request.remember)?;
-    let device = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry-desktop".into());
-    let user = engine
-        .sign_in(&request.username, &Secret::new(request.password), &device)
-        .await?;
-    std::fs::create_dir_all(&desktop.data_dir)
-        .and_then(|()| std::fs::write(desktop.data_dir.join("server"), &request.server))
-        .map_err(|e| CommandError::new("io", e.to_string()))?;
-    desktop.start(engine).await?;
-    Ok(user)
+    let remember = request.remember && !request.memory_only;
+    desktop
+        .sign_in(SignIn {
+            server: request.server,
+            username: request.username,
+            password: Secret::new(request.password),
+            remember,
+            allow_insecure: request.allow_insecure,
+        })
+        .await
 }
 
 #[tauri::command]
@@ -88,31 +90,32 @@ pub(crate) async fn sign_out(desktop: Shared<'_>) -> CommandResult<()> {
     Ok(())
 }
 
+/// Queues what the user picked; `ids` come from `pick_files` / `pick_folder`. There is no way
+/// to queue a path the webview names.
 #[tauri::command]
-pub(crate) async fn enqueue(desktop: Shared<'_>, paths: Vec<PathBuf>) -> CommandResult<()> {
-    desktop.enqueue(&paths).await
+pub(crate) async fn enqueue(desktop: Shared<'_>, ids: Vec<u64>) -> CommandResult<()> {
+    desktop.enqueue_picked(&ids).await
 }
 
 #[tauri::command]
-pub(crate) async fn pick_files(app: tauri::AppHandle) -> CommandResult<Vec<PathBuf>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog().file().pick_files(move |files| {
-        let _ = tx.send(files.unwrap_or_default());
-    });
-    let files = rx.await.unwrap_or_default();
+pub(crate) async fn pick_files(
+    app: tauri::AppHandle,
+    desktop: Shared<'_>,
+) -> CommandResult<Vec<Picked>> {
+    let files = picks::files(&app).await;
     Ok(files
         .into_iter()
-        .filter_map(|f| f.into_path().ok())
+        .map(|f| desktop.picks.remember(f))
         .collect())
 }
 
 #[tauri::command]
-pub(crate) async fn pick_folder(app: tauri::AppHandle) -> CommandResult<Option<PathBuf>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog().file().pick_folder(move |folder| {
-        let _ = tx.send(folder);
-    });
-    Ok(rx.await.ok().flatten().and_then(|f| f.into_path().ok()))
+pub(crate) async fn pick_folder(
+    app: tauri::AppHandle,
+    desktop: Shared<'_>,
+) -> CommandResult<Option<Picked>> {
+    let folder = picks::folder(&app).await;
+    Ok(folder.map(|f| desktop.picks.remember(f)))
 }
 
 #[derive(Serialize)]
@@ -126,17 +129,12 @@ pub(crate) struct QueueItem {
     rate: u64,
     eta_secs: Option<u64>,
     state: FileState,
-    error: Option<ferry_engine::events::ErrorInfo>,
+    error: Option<ErrorInfo>,
 }
 
-#[tauri::command]
-pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> {
-    let engine = desktop.engine().await?;
-    let mut rows = engine.files(500)?;
-    rows.reverse();
-    Ok(rows
-        .into_iter()
-        .map(|r| QueueItem {
+impl From<FileRow> for QueueItem {
+    fn from(r: FileRow) -> Self {
+        Self {
             size: r
                 .size
                 .unwrap_or_else(|| std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0)),
@@ -144,15 +142,23 @@ pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> 
             id: r.id,
             name: r.name,
             path: r.path.display().to_string(),
+            // Speed and ETA arrive as progress events.
             rate: 0,
             eta_secs: None,
             state: r.state,
-            error: r.error_code.map(|code| ferry_engine::events::ErrorInfo {
+            error: r.error_code.map(|code| ErrorInfo {
                 code,
                 message: r.error_message.unwrap_or_default(),
             }),
-        })
-        .collect())
+        }
+    }
+}
+
+/// The queue, oldest first.
+#[tauri::command]
+pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> {
+    let rows = desktop.engine().await?.files(500)?;
+    Ok(rows.into_iter().rev().map(QueueItem::from).collect())
 }
 
 #[tauri::command]
@@ -177,26 +183,34 @@ pub(crate) async fn control(
     Ok(())
 }
 
+/// The engine's [`ferry_engine::credentials::CredentialStatus`] as the status bar reads it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CredentialStatus {
+pub(crate) struct CredentialView {
     expires_at: Option<String>,
     refreshing: bool,
     refreshed_at: Option<String>,
     last_error: Option<String>,
+    retry_at: Option<String>,
+    keychain_error: Option<String>,
+}
+
+impl From<CredentialStatus> for CredentialView {
+    fn from(s: CredentialStatus) -> Self {
+        Self {
+            expires_at: s.expires_at.and_then(rfc3339),
+            refreshing: s.refreshing,
+            refreshed_at: s.refreshed_at.and_then(rfc3339),
+            last_error: s.last_error.map(|e| e.message),
+            retry_at: s.retry_at.and_then(rfc3339),
+            keychain_error: s.keychain_error.map(|e| e.message),
+        }
+    }
 }
 
 #[tauri::command]
-pub(crate) async fn credentials(desktop: Shared<'_>) -> CommandResult<CredentialStatus> {
-    let engine = desktop.engine().await?;
-    let expires_at = engine.credentials().expires_at().await.and_then(rfc3339);
-    let refreshed_at = engine.credentials().refreshed_at().await.and_then(rfc3339);
-    Ok(CredentialStatus {
-        expires_at,
-        refreshing: false,
-        refreshed_at,
-        last_error: None,
-    })
+pub(crate) async fn credentials(desktop: Shared<'_>) -> CommandResult<CredentialView> {
+    Ok(desktop.engine().await?.credentials().status().into())
 }
 
 #[derive(Serialize)]
@@ -212,59 +226,50 @@ pub(crate) struct FolderItem {
     error: Option<String>,
 }
 
+impl FolderItem {
+    fn new(config: FolderConfig, status: FolderStatus) -> Self {
+        Self {
+            last_scan: status
+                .last_scan
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .and_then(rfc3339),
+            queued: status.queued,
+            skipped: status.skipped,
+            error: status.error.map(|e| e.message),
+            path: config.path,
+            prefix: config.prefix,
+            excludes: config.excludes,
+            enabled: config.enabled,
+        }
+    }
+}
+
 #[tauri::command]
 pub(crate) async fn folders(desktop: Shared<'_>) -> CommandResult<Vec<FolderItem>> {
-    let live = match desktop.running.read().await.as_ref() {
-        Some(r) => r.watcher.status(),
-        None => Vec::new(),
-    };
+    let live = desktop.folder_status().await;
     Ok(desktop
         .folders()
         .into_iter()
         .map(|f| {
-            let status = live
-                .iter()
-                .find(|(l, _)| l.path == f.path)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default();
-            FolderItem {
-                last_scan: status
-                    .last_scan
-                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                    .and_then(rfc3339),
-                queued: status.queued,
-                skipped: status.skipped,
-                error: status.error.map(|e| e.message),
-                path: f.path,
-                prefix: f.prefix,
-                excludes: f.excludes,
-                enabled: f.enabled,
-            }
+            let status = live.iter().find(|(l, _)| l.path == f.path);
+            let status = status.map(|(_, s)| s.clone()).unwrap_or_default();
+            FolderItem::new(f, status)
         })
         .collect())
 }
 
+/// A folder to watch: `pick` comes from `pick_folder`.
 #[derive(Deserialize)]
 pub(crate) struct NewFolder {
-    path: PathBuf,
+    pick: u64,
     prefix: String,
     excludes: Vec<String>,
 }
 
 #[tauri::command]
 pub(crate) async fn add_folder(desktop: Shared<'_>, folder: NewFolder) -> CommandResult<()> {
-    let NewFolder {
-        path,
-        prefix,
-        excludes,
-    } = folder;
     desktop
-        .add_folder(FolderConfig {
-            path,
-            prefix,
-            excludes,
-            enabled: true,
-        })
+        .add_folder(folder.pick, folder.prefix, folder.excludes)
         .await
 }
 
@@ -354,13 +359,6 @@ pub(crate) async fn save_settings(
     desktop: Shared<'_>,
     settings: Settings,
 ) -> CommandResult<()> {
-    use tauri_plugin_autostart::ManagerExt;
     desktop.save_settings(&settings)?;
-    let launcher = app.autolaunch();
-    let result = if settings.start_at_login {
-        launcher.enable()
-    } else {
-        launcher.disable()
-    };
-    result.map_err(|e| CommandError::new("autostart", format!("start at login: {e}")))
+    shell::start_at_login(&app, settings.start_at_login)
 }

@@ -1,18 +1,22 @@
 //! The desktop's state around one engine: which server, which keychain, the watched folders and
-//! settings (plain JSON files in the data dir — never secrets), and the background tasks.
+//! settings (plain JSON files in the data dir — never secrets), what the user picked, and the
+//! background tasks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::secret::Secret;
 use ferry_engine::transfer::TransferSettings;
-use ferry_engine::watch::{Folder, Watcher};
+use ferry_engine::watch::{Folder, FolderStatus, Watcher};
 use ferry_engine::{Engine, EngineConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::error::{CommandError, CommandResult};
+use crate::picks::Picks;
+use crate::server_address;
 
 /// Upload settings as the Settings screen shows them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,7 +24,11 @@ use crate::error::{CommandError, CommandResult};
 pub(crate) struct Settings {
     pub(crate) files: usize,
     pub(crate) parts_in_flight: usize,
+    // "MiB" as the UI spells it; camelCase alone would give `partSizeMib`, which the Settings
+    // screen never read (found by the contract scenario). Files saved that way still load.
+    #[serde(rename = "partSizeMiB", alias = "partSizeMib")]
     pub(crate) part_size_mib: u64,
+    #[serde(rename = "bandwidthMiBs", alias = "bandwidthMibs")]
     pub(crate) bandwidth_mibs: Option<u64>,
     pub(crate) start_at_login: bool,
     pub(crate) notifications: bool,
@@ -90,6 +98,23 @@ pub(crate) struct Desktop {
     pub(crate) data_dir: PathBuf,
     pub(crate) events: EventSink,
     pub(crate) running: RwLock<Option<Running>>,
+    /// Files and folders the user chose, which the webview refers to by id.
+    pub(crate) picks: Picks,
+}
+
+/// A sign-in as the form sends it.
+pub(crate) struct SignIn {
+    pub(crate) server: String,
+    pub(crate) username: String,
+    pub(crate) password: Secret,
+    /// Keep the session in the OS keychain (otherwise in memory only).
+    pub(crate) remember: bool,
+    /// The user accepted plain `http://` to a host that is not this computer.
+    pub(crate) allow_insecure: bool,
+}
+
+fn device() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry-desktop".into())
 }
 
 fn keychain_service() -> &'static str {
@@ -106,7 +131,38 @@ impl Desktop {
             data_dir,
             events,
             running: RwLock::new(None),
+            picks: Picks::default(),
         }
+    }
+
+    /// Signs in to the server the user gave (after checking its address) and starts uploading;
+    /// the server is remembered for the next start.
+    pub(crate) async fn sign_in(&self, request: SignIn) -> CommandResult<ferry_protocol::User> {
+        let server = server_address::checked(&request.server, request.allow_insecure)?;
+        *self.running.write().await = None;
+        let engine = self.open(&server, !request.remember)?;
+        let user = engine
+            .sign_in(&request.username, &request.password, &device())
+            .await?;
+        std::fs::create_dir_all(&self.data_dir)
+            .and_then(|()| std::fs::write(self.data_dir.join("server"), &server))
+            .map_err(|e| CommandError::new("io", format!("remembering the server: {e}")))?;
+        self.start(engine).await?;
+        Ok(user)
+    }
+
+    /// Resumes the session kept in the keychain for the remembered server, if it is still good.
+    /// The remembered server passed [`server_address::checked`] when the user signed in.
+    pub(crate) async fn restore(&self) -> CommandResult<()> {
+        if self.running.read().await.is_some() {
+            return Ok(());
+        }
+        if let Ok(engine) = self.open(&self.server(), false)
+            && engine.restore().await.ok().flatten().is_some()
+        {
+            self.start(engine).await?;
+        }
+        Ok(())
     }
 
     fn read<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> T {
@@ -155,8 +211,19 @@ impl Desktop {
         self.write("folders.json", &folders)
     }
 
-    /// Watches a new folder (now, if signed in) and saves it.
-    pub(crate) async fn add_folder(&self, folder: FolderConfig) -> CommandResult<()> {
+    /// Watches a folder the user picked (now, if signed in) and saves it.
+    pub(crate) async fn add_folder(
+        &self,
+        pick: u64,
+        prefix: String,
+        excludes: Vec<String>,
+    ) -> CommandResult<()> {
+        let folder = FolderConfig {
+            path: self.picks.take(&[pick])?.remove(0),
+            prefix,
+            excludes,
+            enabled: true,
+        };
         let mut all = self.folders();
         if all.iter().any(|f| f.path == folder.path) {
             return Err(CommandError::new(
@@ -169,6 +236,14 @@ impl Desktop {
         }
         all.push(folder);
         self.save_folders(&all)
+    }
+
+    /// What the watcher reports of each folder it watches now (none while signed out).
+    pub(crate) async fn folder_status(&self) -> Vec<(Folder, FolderStatus)> {
+        match self.running.read().await.as_ref() {
+            Some(running) => running.watcher.status(),
+            None => Vec::new(),
+        }
     }
 
     /// Turns watching a saved folder on or off.
@@ -215,7 +290,7 @@ impl Desktop {
             events: self.events.clone(),
             transfer: self.settings().transfer(),
             grant_ttl: None,
-            device: std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry-desktop".into()),
+            device: device(),
         })?;
         Ok(Arc::new(engine))
     }
@@ -226,12 +301,12 @@ impl Desktop {
         for folder in self.folders().into_iter().filter(|f| f.enabled) {
             watcher.add(folder.watched())?;
         }
-        // Fetch the first grant now, so the countdown shows from the start.
+        // A grant from the start and fresh ones while signed in, so the status bar's countdown
+        // and refresh state are real even while nothing uploads.
         let credentials = engine.credentials().clone();
-        let prefetch = tokio::spawn(async move {
-            if let Err(err) = credentials.current().await {
-                tracing::warn!(error = %err, "could not get storage credentials yet");
-            }
+        let keep_fresh = tokio::spawn(async move {
+            let ended = credentials.keep_fresh().await;
+            tracing::info!(reason = %ended, "stopped refreshing storage credentials");
         });
         let transfer = engine.transfer().clone();
         let events = self.events.clone();
@@ -250,14 +325,21 @@ impl Desktop {
         *self.running.write().await = Some(Running {
             engine,
             watcher,
-            tasks: vec![prefetch, run_transfer, run_watcher],
+            tasks: vec![keep_fresh, run_transfer, run_watcher],
         });
         Ok(())
     }
 
-    /// Adds files and folders to the queue: the `enqueue` command and a drop on the window both
-    /// come here.
-    pub(crate) async fn enqueue(&self, paths: &[PathBuf]) -> CommandResult<()> {
+    /// Adds what the user picked (by pick id) to the queue.
+    pub(crate) async fn enqueue_picked(&self, ids: &[u64]) -> CommandResult<()> {
+        let engine = self.engine().await?;
+        engine.enqueue(&self.picks.take(ids)?).await?;
+        Ok(())
+    }
+
+    /// Adds files and folders dropped on the window (the OS gives their paths to Rust; the
+    /// webview never sees a drop).
+    pub(crate) async fn enqueue_dropped(&self, paths: &[PathBuf]) -> CommandResult<()> {
         self.engine().await?.enqueue(paths).await?;
         Ok(())
     }

@@ -6,6 +6,8 @@
 mod commands;
 mod desktop;
 mod error;
+mod picks;
+mod server_address;
 mod shell;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use tauri::{AppHandle, DragDropEvent, Emitter, Manager, Window, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
 
 use crate::desktop::Desktop;
+use crate::error::{CommandError, CommandResult};
 
 /// Shows and focuses the main window.
 pub(crate) fn show(app: &AppHandle) {
@@ -46,7 +47,7 @@ async fn refresh_status(app: AppHandle, failed_now: bool) {
         set_status(&app, "signed out");
         return;
     };
-    let Ok(status) = engine.status() else {
+    let Ok(status) = engine.status().await else {
         return;
     };
     let counts = status.counts;
@@ -110,24 +111,47 @@ fn notify_if_batch_done(app: AppHandle) {
         let Ok(engine) = desktop.engine().await else {
             return;
         };
-        let Ok(status) = engine.status() else {
+        let Ok(status) = engine.status().await else {
             return;
         };
-        let busy = status.counts.iter().any(|(s, n)| {
-            *n > 0
-                && matches!(
-                    s,
-                    FileState::Queued | FileState::Uploading | FileState::Uploaded
-                )
-        });
-        if !busy {
-            notify(
-                &app,
-                "Uploads finished",
-                "Every file in the queue is confirmed.",
-            );
+        if let Some((title, body)) = batch_notice(&status.counts) {
+            notify(&app, &title, &body);
         }
     });
+}
+
+/// The notification for a queue that just ran empty (`counts`: files per state in the
+/// journal), or `None` while files are still on their way.
+fn batch_notice(counts: &[(FileState, u64)]) -> Option<(String, String)> {
+    let busy = counts.iter().any(|(s, n)| {
+        *n > 0
+            && matches!(
+                s,
+                FileState::Queued | FileState::Uploading | FileState::Uploaded
+            )
+    });
+    if busy {
+        return None;
+    }
+    let count = |state: FileState| {
+        counts
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let (confirmed, failed) = (count(FileState::Confirmed), count(FileState::Failed));
+    if failed == 0 {
+        return Some((
+            "Uploads finished".into(),
+            "Every file in the queue is confirmed.".into(),
+        ));
+    }
+    let files = if confirmed == 1 { "file" } else { "files" };
+    Some((
+        format!("Uploads finished, {failed} failed"),
+        format!("{confirmed} {files} confirmed, {failed} failed. Open Ferry to see why and retry."),
+    ))
 }
 
 /// The tray icon with open, pause all, resume all and quit.
@@ -173,7 +197,8 @@ pub(crate) fn tray(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Files and folders dropped on the window are enqueued, like a pick.
+/// Files and folders dropped on the window are enqueued here, in Rust, with the paths the OS
+/// gave; the webview never sees them and is only told that the queue changed.
 pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
     if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
         let app = window.app_handle().clone();
@@ -182,14 +207,59 @@ pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
             let Some(desktop) = app.try_state::<Arc<Desktop>>().map(|d| d.inner().clone()) else {
                 return;
             };
-            if let Err(err) = desktop.enqueue(&paths).await {
-                tracing::warn!(code = %err.code(), "could not enqueue dropped files");
-                notify(
-                    &app,
-                    "Not added",
-                    "Sign in first; dropped files are uploaded once you are signed in.",
-                );
+            match desktop.enqueue_dropped(&paths).await {
+                Ok(()) => {
+                    let _ = app.emit(
+                        "ferry://event",
+                        serde_json::json!({"type": "queue_changed"}),
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(code = %err.code(), "could not enqueue dropped files");
+                    notify(
+                        &app,
+                        "Not added",
+                        "Sign in first; dropped files are uploaded once you are signed in.",
+                    );
+                }
             }
         });
+    }
+}
+
+/// Turns starting Ferry at login on or off (the desktop's autostart entry).
+pub(crate) fn start_at_login(app: &AppHandle, enabled: bool) -> CommandResult<()> {
+    use tauri_plugin_autostart::ManagerExt;
+    let launcher = app.autolaunch();
+    let result = if enabled {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    result.map_err(|e| CommandError::new("autostart", format!("start at login: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finished_notice_says_how_many_failed() {
+        use FileState::*;
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Queued, 1)]), None);
+        let (_, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)]).unwrap();
+        assert_eq!(body, "Every file in the queue is confirmed.");
+        let (title, body) = batch_notice(&[(Confirmed, 3), (Failed, 2)]).unwrap();
+        assert_eq!(title, "Uploads finished, 2 failed");
+        assert_eq!(
+            body,
+            "3 files confirmed, 2 failed. Open Ferry to see why and retry."
+        );
+        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 1)]).unwrap();
+        assert_eq!(title, "Uploads finished, 1 failed");
+        assert_eq!(
+            body,
+            "1 file confirmed, 1 failed. Open Ferry to see why and retry."
+        );
     }
 }

@@ -58,7 +58,7 @@ async fn another_accounts_interrupted_upload_never_lands_in_my_prefix() {
         "bart's file waits for bart: {:?}",
         row.state
     );
-    let status = engine_c.status().unwrap();
+    let status = engine_c.status().await.unwrap();
     assert_eq!(
         status.waiting_for_others,
         vec![("bart".to_owned(), 1)],

@@ -9,9 +9,10 @@ use ferry_engine::watch::Folder;
 use ferry_protocol::Role;
 use ferry_tests::{TestServer, engine};
 
-fn confirmed(engine: &ferry_engine::Engine) -> usize {
+async fn confirmed(engine: &ferry_engine::Engine) -> usize {
     engine
         .status()
+        .await
         .unwrap()
         .counts
         .into_iter()
@@ -22,12 +23,12 @@ fn confirmed(engine: &ferry_engine::Engine) -> usize {
 /// Waits until `want` files are confirmed, then a little longer to see nothing extra arrives.
 async fn settle(engine: &ferry_engine::Engine, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while confirmed(engine) < want {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {want} confirmed",
-            confirmed(engine)
-        );
+    loop {
+        let done = confirmed(engine).await;
+        if done >= want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {done} of {want} confirmed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -4,6 +4,7 @@ mod aws_cli;
 mod cli_data_dir;
 mod cli_resume;
 mod crash_trials;
+mod credential_status;
 mod credential_storm;
 mod desktop;
 mod engine_accounts;

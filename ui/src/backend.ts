@@ -35,7 +35,23 @@ export interface CredentialStatus {
   expiresAt: string | null;
   refreshing: boolean;
   refreshedAt: string | null;
+  /** Why the last refresh failed; cleared by the next good one. */
   lastError: string | null;
+  /** After a failed refresh: the next try is not before this. */
+  retryAt: string | null;
+  /** The current grant could not be saved in the keychain (it works from memory). */
+  keychainError: string | null;
+}
+
+/** A file or folder the user chose in a dialog. The path stays in the backend: the page hands
+ * the id back to queue or watch it. */
+export interface Picked {
+  id: number;
+  name: string;
+  /** Bytes, for files. */
+  size: number | null;
+  /** The full path, to show. */
+  path: string;
 }
 
 export interface SessionStatus {
@@ -66,18 +82,26 @@ export interface HistoryQuery {
   limit?: number;
 }
 
+/** One row of history, as the app server sends it (`ferry_protocol::UploadRecord`). */
 export interface UploadRecord {
   id: number;
   user: string;
+  bucket: string;
   key: string;
   name: string;
   size: number;
   etag: string;
+  checksum: string | null;
   device: string | null;
+  upload_id: string | null;
+  started_at: string;
   completed_at: string;
   status: "stored" | "confirmed";
   confirmed_by: "client" | "store" | "provider";
 }
+
+/** The header of the history CSV export, as the app server writes it. */
+export const CSV_HEADER = "id,user,bucket,key,name,size,etag,checksum,device,started_at,completed_at,status,confirmed_by";
 
 export interface UploadPage {
   items: UploadRecord[];
@@ -103,10 +127,11 @@ export interface Settings {
 export type EngineEvent =
   | { type: "progress"; file_id: number; bytes: number; total: number; rate: number; eta_secs: number | null }
   | { type: "state"; file_id: number; state: FileState; error: { code: string; message: string } | null }
-  | { type: "queued"; item: QueueItem }
+  | { type: "queue_changed" }
   | { type: "credentials_refreshing" }
   | { type: "credentials_refreshed"; expires_at: string }
   | { type: "credentials_refresh_failed"; error: { code: string; message: string } }
+  | { type: "credentials_not_saved"; error: { code: string; message: string } }
   | { type: "session_expired" }
   | { type: "folder_error"; path: string; error: { code: string; message: string } };
 
@@ -116,6 +141,8 @@ export interface SignInRequest {
   password: string;
   remember: boolean;
   memoryOnly: boolean;
+  /** The user accepted plain http:// to a server that is not this computer. */
+  allowInsecure: boolean;
 }
 
 /** An error with the engine's stable code (`invalid_credentials`, `network`, …). */
@@ -134,17 +161,17 @@ export interface Backend {
   restore(): Promise<SessionStatus>;
   signIn(request: SignInRequest): Promise<User>;
   signOut(): Promise<void>;
-  /** Files and folders by path (pickers, OS drag and drop). */
-  enqueuePaths(paths: string[]): Promise<void>;
-  /** Files dropped into the page (only names and sizes are known there). */
-  enqueueFiles(files: { name: string; size: number }[]): Promise<void>;
-  pickFiles(): Promise<string[]>;
-  pickFolder(): Promise<string | null>;
+  /** Queues picked files and folders by pick id. Files dropped on the window are queued by
+   * the backend itself, which then sends `queue_changed`. */
+  enqueue(ids: number[]): Promise<void>;
+  pickFiles(): Promise<Picked[]>;
+  pickFolder(): Promise<Picked | null>;
   queue(): Promise<QueueItem[]>;
   control(action: Control, ids: number[] | null): Promise<void>;
   credentials(): Promise<CredentialStatus>;
   folders(): Promise<FolderItem[]>;
-  addFolder(folder: { path: string; prefix: string; excludes: string[] }): Promise<void>;
+  /** Watches a folder; `pick` is the id `pickFolder` gave. */
+  addFolder(folder: { pick: number; prefix: string; excludes: string[] }): Promise<void>;
   setFolderEnabled(path: string, enabled: boolean): Promise<void>;
   removeFolder(path: string): Promise<void>;
   history(query: HistoryQuery): Promise<UploadPage>;
@@ -164,5 +191,13 @@ export async function createBackend(): Promise<Backend> {
   }
   const { MemoryBackend } = await import("./backend/memory");
   const params = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
-  return new MemoryBackend({ grantTtlSecs: Number(params.get("ttl") ?? "120") });
+  const contract = params.has("contract");
+  const backend = new MemoryBackend({
+    grantTtlSecs: Number(params.get("ttl") ?? "120"),
+    // The contract scenario's starting point: one file to pick, no history yet.
+    ...(contract ? { picked: { "/home/alice/contract.txt": 21 }, seedHistory: false } : {}),
+  });
+  // Like the desktop window, which takes OS drops before the page sees them.
+  if (typeof window !== "undefined") backend.takeDropsFrom(window);
+  return backend;
 }

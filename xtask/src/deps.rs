@@ -29,6 +29,7 @@ pub(crate) const DESKTOP_PACKAGES: &[&str] = &[
     "xvfb",
     "xauth",
     "webkit2gtk-driver",
+    "xdotool",
 ];
 
 /// Installs the Debian packages that are not installed yet (one `apt-get update` first).

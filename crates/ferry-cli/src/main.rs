@@ -205,12 +205,12 @@ async fn upload(
 }
 
 /// `ferry status`: the journal read-only, so a running upload is not disturbed.
-fn status(
+async fn status(
     data_dir: &std::path::Path,
     server: &str,
     keychain: Arc<dyn Keychain>,
 ) -> anyhow::Result<bool> {
-    let status = ferry_engine::read_status(data_dir, server, keychain)?;
+    let status = ferry_engine::read_status(data_dir, server, keychain).await?;
     match &status.account {
         Some(account) => println!("account    {account} at {server}"),
         None => println!("account    (not signed in at {server})"),
@@ -279,7 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         .unwrap_or_else(|| "http://127.0.0.1:8480".into());
     let keychain = keychain(cli.memory_keychain)?;
     if let Command::Status = cli.command {
-        return status(&data_dir, &server, keychain);
+        return status(&data_dir, &server, keychain).await;
     }
     let progress = progress_bar();
     let events_progress = progress.clone();

@@ -1,22 +1,35 @@
 //! Storage credentials: the current grant, refreshed before it expires (when half its
 //! lifetime has passed or 5 minutes remain, whichever comes first), one refresh at a time, kept
 //! in the keychain (never the journal), and the clock offset the store reported.
+//!
+//! Front ends see the cache through [`CredentialStatus`] (what it holds, whether a refresh is
+//! under way, the last failure) and the `credentials_*` events. A refresh that fails while the
+//! old grant is still good is not tried again by every request: the next try waits out a
+//! backoff. A grant that cannot be saved in the keychain is still used (from memory); the
+//! keychain problem is reported, not turned into a failed refresh.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferry_protocol::{Grant, GrantRequest};
+use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::events::{Event, EventSink};
+use crate::events::{ErrorInfo, Event, EventSink};
 use crate::secret::Secret;
 use crate::session::Session;
 
 /// Refresh at the latest when this little lifetime remains.
 const MIN_REMAINING: Duration = Duration::from_secs(300);
+/// A grant this close to its expiry is no longer handed out.
+const USABLE_MARGIN: time::Duration = time::Duration::seconds(5);
+/// The wait after the first failed refresh; it doubles with each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two refresh attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct Cached {
@@ -36,12 +49,70 @@ impl Cached {
         }
         half.min(self.grant.expires_at - MIN_REMAINING)
     }
+
+    /// Whether requests may still be signed with it at `now`: not in its last 5 seconds (a
+    /// quarter of its lifetime for grants shorter than 20 seconds), so a request signed now
+    /// still arrives in time.
+    fn usable(&self, now: OffsetDateTime) -> bool {
+        let lifetime: time::Duration = self.grant.expires_at - self.received_at;
+        let margin = (lifetime / 4_i32).min(USABLE_MARGIN);
+        self.grant.expires_at > now + margin
+    }
+}
+
+/// The wait before the next refresh attempt after `failures` failed ones in a row.
+fn backoff(failures: u32) -> Duration {
+    let doubling = 1u32 << failures.saturating_sub(1).min(6);
+    (FIRST_BACKOFF * doubling).min(MAX_BACKOFF)
+}
+
+/// What the credential cache holds and how its refreshes go, for front ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CredentialStatus {
+    /// When the current grant expires, if there is one.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether a refresh is under way right now.
+    pub refreshing: bool,
+    /// When the current grant was received.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub refreshed_at: Option<OffsetDateTime>,
+    /// Why the last refresh failed; cleared by the next good one.
+    pub last_error: Option<ErrorInfo>,
+    /// After a failed refresh: the next try. Requests wait for it while the old grant is still
+    /// usable; without one they try at once.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<OffsetDateTime>,
+    /// Why the current grant could not be saved in the keychain (it is used from memory).
+    pub keychain_error: Option<ErrorInfo>,
+}
+
+/// The status and the backoff bookkeeping behind it.
+#[derive(Default)]
+struct Tracker {
+    status: CredentialStatus,
+    failures: u32,
+}
+
+/// Marks a refresh as under way for as long as it lives, so a refresh that is abandoned
+/// (its request dropped) does not stay "refreshing" for ever.
+struct Refreshing<'a>(&'a std::sync::Mutex<Tracker>);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status
+            .refreshing = false;
+    }
 }
 
 /// The credential cache of one session.
 pub struct Credentials {
     session: Arc<Session>,
     cached: Mutex<Option<Cached>>,
+    tracker: std::sync::Mutex<Tracker>,
     events: EventSink,
     offset_ms: AtomicI64,
     refreshes: AtomicU64,
@@ -58,6 +129,7 @@ impl Credentials {
         Self {
             session,
             cached: Mutex::new(None),
+            tracker: std::sync::Mutex::new(Tracker::default()),
             events,
             offset_ms: AtomicI64::new(0),
             refreshes: AtomicU64::new(0),
@@ -87,40 +159,52 @@ impl Credentials {
         self.refreshes.load(Ordering::Relaxed)
     }
 
+    /// What the cache holds and how refreshing goes; never waits for a refresh under way.
+    pub fn status(&self) -> CredentialStatus {
+        self.track(|t| t.status.clone())
+    }
+
     /// When the current grant expires, if there is one.
     pub async fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.cached
-            .lock()
-            .await
-            .as_ref()
-            .map(|c| c.grant.expires_at)
+        self.status().expires_at
     }
 
     /// When the grant in hand, or else the one kept in the keychain, expires (no network).
-    pub fn stored_expiry(&self) -> Option<OffsetDateTime> {
-        if let Ok(cached) = self.cached.try_lock()
-            && let Some(c) = cached.as_ref()
-        {
-            return Some(c.grant.expires_at);
+    pub async fn stored_expiry(&self) -> Option<OffsetDateTime> {
+        if let Some(at) = self.status().expires_at {
+            return Some(at);
         }
-        self.load_from_keychain().map(|c| c.grant.expires_at)
+        self.load_from_keychain().await.map(|c| c.grant.expires_at)
     }
 
     /// When the current grant was received, if there is one.
     pub async fn refreshed_at(&self) -> Option<OffsetDateTime> {
-        self.cached.lock().await.as_ref().map(|c| c.received_at)
+        self.status().refreshed_at
     }
 
-    /// A grant good for now, fetching a new one when the current one is due.
+    fn track<T>(&self, f: impl FnOnce(&mut Tracker) -> T) -> T {
+        f(&mut self.tracker.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A grant good for now, fetching a new one when the current one is due (unless the last
+    /// attempt failed moments ago and the current one is still good).
     pub async fn current(&self) -> Result<Arc<Grant>> {
         let mut cached = self.cached.lock().await;
         if cached.is_none() {
-            *cached = self.load_from_keychain();
+            *cached = self.load_from_keychain().await;
+            if let Some(c) = cached.as_ref() {
+                self.track(|t| {
+                    t.status.expires_at = Some(c.grant.expires_at);
+                    t.status.refreshed_at = Some(c.received_at);
+                });
+            }
         }
-        if let Some(c) = cached.as_ref()
-            && self.now() < c.refresh_at()
-        {
-            return Ok(c.grant.clone());
+        if let Some(c) = cached.as_ref() {
+            let now = self.now();
+            let backing_off = self.track(|t| t.status.retry_at.is_some_and(|at| now < at));
+            if now < c.refresh_at() || (backing_off && c.usable(now)) {
+                return Ok(c.grant.clone());
+            }
         }
         let fresh = self.fetch(cached.as_ref()).await?;
         let grant = fresh.grant.clone();
@@ -143,20 +227,45 @@ impl Credentials {
         Ok(grant)
     }
 
+    /// Keeps a grant at hand while the session lasts: fetches one now and again whenever it is
+    /// due (or its backoff ends), so the expiry a front end shows is never stale, even while
+    /// nothing uploads. Returns when the session has ended.
+    pub async fn keep_fresh(&self) -> Error {
+        loop {
+            if let Err(err) = self.current().await
+                && err.needs_sign_in()
+            {
+                return err;
+            }
+            let next = {
+                let cached = self.cached.lock().await;
+                let due = cached.as_ref().map(Cached::refresh_at);
+                let retry = self.status().retry_at;
+                match (due, retry) {
+                    (Some(due), Some(retry)) => due.max(retry),
+                    (Some(at), None) | (None, Some(at)) => at,
+                    (None, None) => self.now() + MAX_BACKOFF,
+                }
+            };
+            let wait = (next - self.now())
+                .clamp(time::Duration::milliseconds(200), time::Duration::hours(1));
+            tokio::time::sleep(wait.unsigned_abs()).await;
+        }
+    }
+
     /// Drops the grant here and in the keychain (sign-out).
     pub async fn forget(&self) -> Result<()> {
         *self.cached.lock().await = None;
-        self.session
-            .keychain()
-            .delete(&keychain_name(self.session.api().base()))
+        self.track(|t| *t = Tracker::default());
+        let keychain = self.session.keychain().clone();
+        let name = keychain_name(self.session.api().base());
+        blocking(move || keychain.delete(&name)).await
     }
 
-    fn load_from_keychain(&self) -> Option<Cached> {
-        let json = self
-            .session
-            .keychain()
-            .get(&keychain_name(self.session.api().base()))
-            .ok()??;
+    async fn load_from_keychain(&self) -> Option<Cached> {
+        let keychain = self.session.keychain().clone();
+        let name = keychain_name(self.session.api().base());
+        let json = blocking(move || keychain.get(&name)).await.ok()??;
         let (grant, received_at): (Grant, i64) = serde_json::from_str(json.expose()).ok()?;
         let received_at = OffsetDateTime::from_unix_timestamp(received_at).ok()?;
         Some(Cached {
@@ -166,53 +275,92 @@ impl Credentials {
     }
 
     /// Fetches a new grant (the caller holds the lock: one refresh at a time). When that fails
-    /// and `old` is still valid, it is kept and the failure reported.
+    /// and `old` is still usable, it is kept, the failure reported, and the next try put off.
     async fn fetch(&self, old: Option<&Cached>) -> Result<Cached> {
         let token = self.session.token()?;
         let request = GrantRequest {
             ttl_seconds: self.ttl,
         };
+        self.track(|t| t.status.refreshing = true);
+        let _refreshing = Refreshing(&self.tracker);
+        (self.events)(Event::CredentialsRefreshing);
         match self.session.api().grant(&token, &request).await {
-            Ok(grant) => {
-                let received_at = self.now();
-                self.refreshes.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::to_string(&(&grant, received_at.unix_timestamp())).map_err(
-                    |e| Error::Protocol {
-                        operation: "storing the grant",
-                        detail: e.to_string(),
-                    },
-                )?;
-                self.session.keychain().set(
-                    &keychain_name(self.session.api().base()),
-                    &Secret::new(json),
-                )?;
-                tracing::info!(expires_at = %grant.expires_at, "storage credentials refreshed");
-                (self.events)(Event::CredentialsRefreshed {
-                    expires_at: grant.expires_at,
-                });
-                Ok(Cached {
-                    grant: Arc::new(grant),
-                    received_at,
-                })
-            }
+            Ok(grant) => Ok(self.received(grant).await),
             Err(err) => {
                 if err.needs_sign_in() {
                     self.session.expired();
                     (self.events)(Event::SessionExpired);
                     return Err(err);
                 }
+                let now = self.now();
+                let keep = old.filter(|old| old.usable(now));
+                self.track(|t| {
+                    t.failures += 1;
+                    t.status.last_error = Some((&err).into());
+                    t.status.retry_at = Some(now + backoff(t.failures));
+                });
+                tracing::warn!(error = %err, keeping_old = keep.is_some(), "credential refresh failed");
                 (self.events)(Event::CredentialsRefreshFailed {
                     error: (&err).into(),
                 });
-                match old {
-                    Some(old) if old.grant.expires_at > self.now() + Duration::from_secs(5) => {
-                        Ok(old.clone())
-                    }
-                    _ => Err(err),
-                }
+                keep.cloned().ok_or(err)
             }
         }
     }
+
+    /// Takes a new grant into use: status, event, and (best effort) the keychain.
+    async fn received(&self, grant: Grant) -> Cached {
+        let received_at = self.now();
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let saved = self.save(&grant, received_at).await;
+        self.track(|t| {
+            t.failures = 0;
+            t.status.expires_at = Some(grant.expires_at);
+            t.status.refreshed_at = Some(received_at);
+            t.status.last_error = None;
+            t.status.retry_at = None;
+            t.status.keychain_error = saved.as_ref().err().map(ErrorInfo::from);
+        });
+        tracing::info!(expires_at = %grant.expires_at, "storage credentials refreshed");
+        (self.events)(Event::CredentialsRefreshed {
+            expires_at: grant.expires_at,
+        });
+        if let Err(err) = saved {
+            // The grant works from memory; only a restart within its lifetime loses it.
+            tracing::warn!(error = %err, "the new storage credentials were not saved");
+            (self.events)(Event::CredentialsNotSaved {
+                error: (&err).into(),
+            });
+        }
+        Cached {
+            grant: Arc::new(grant),
+            received_at,
+        }
+    }
+
+    /// Saves `grant` in the keychain, so a restart within its lifetime needs no new one.
+    async fn save(&self, grant: &Grant, received_at: OffsetDateTime) -> Result<()> {
+        let json = serde_json::to_string(&(grant, received_at.unix_timestamp())).map_err(|e| {
+            Error::Protocol {
+                operation: "storing the grant",
+                detail: e.to_string(),
+            }
+        })?;
+        let keychain = self.session.keychain().clone();
+        let name = keychain_name(self.session.api().base());
+        blocking(move || keychain.set(&name, &Secret::new(json))).await
+    }
+}
+
+/// Runs a keychain call (D-Bus on Linux) off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
+        Err(Error::KeychainUnavailable(format!(
+            "keychain call failed: {e}"
+        )))
+    })
 }
 
 #[cfg(test)]
@@ -250,5 +398,23 @@ mod tests {
         assert_eq!(cached(480).refresh_at().unix_timestamp(), 180);
         // 4 seconds: shorter than 5 minutes, so at half-life, not at once.
         assert_eq!(cached(4).refresh_at().unix_timestamp(), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_grant_is_not_used_in_its_last_seconds() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let at = |secs: i64| start + time::Duration::seconds(secs);
+        // 15 minutes: the last 5 seconds are off limits.
+        assert!(cached(900).usable(at(894)));
+        assert!(!cached(900).usable(at(895)));
+        // 8 seconds: the last quarter (2 s).
+        assert!(cached(8).usable(at(5)));
+        assert!(!cached(8).usable(at(6)));
     }
 }

@@ -95,12 +95,16 @@ fn status_of(
 /// Reads the status of a data dir without holding it (another engine may be uploading): the
 /// journal read-only, the account and credential expiry from the keychain, nothing from the
 /// network.
-pub fn read_status(data_dir: &Path, server: &str, keychain: Arc<dyn Keychain>) -> Result<Status> {
+pub async fn read_status(
+    data_dir: &Path,
+    server: &str,
+    keychain: Arc<dyn Keychain>,
+) -> Result<Status> {
     let journal = Journal::open_read_only(&data_dir.join("journal.db"))?;
     let session = Arc::new(Session::new(ApiClient::new(server)?, keychain));
     let owner = session.stored_owner()?;
     let credentials = Credentials::new(session, crate::events::discard(), None);
-    status_of(&journal, owner.as_ref(), credentials.stored_expiry())
+    status_of(&journal, owner.as_ref(), credentials.stored_expiry().await)
 }
 
 impl Engine {
@@ -239,8 +243,8 @@ impl Engine {
     }
 
     /// What the queue holds, for the signed-in account and the others.
-    pub fn status(&self) -> Result<Status> {
-        let expires = self.credentials.stored_expiry();
+    pub async fn status(&self) -> Result<Status> {
+        let expires = self.credentials.stored_expiry().await;
         status_of(&self.journal, self.session.owner().as_ref(), expires)
     }
 

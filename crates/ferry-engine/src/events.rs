@@ -70,6 +70,8 @@ pub enum Event {
         /// Why, for failed and skipped files.
         error: Option<ErrorInfo>,
     },
+    /// A refresh of the storage credentials started.
+    CredentialsRefreshing,
     /// New storage credentials arrived.
     CredentialsRefreshed {
         /// When they expire.
@@ -78,6 +80,12 @@ pub enum Event {
     },
     /// Getting new credentials failed; the old ones are used while they last.
     CredentialsRefreshFailed {
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// New storage credentials arrived but could not be saved in the keychain: they are used
+    /// from memory, and a restart asks for new ones.
+    CredentialsNotSaved {
         /// Why.
         error: ErrorInfo,
     },

@@ -1,16 +1,20 @@
 // A whole Ferry in the page: accounts, a queue that "uploads" on a timer, credentials that
 // expire and refresh, history with a few days of rows. For UI tests and for looking at the UI
-// in a browser; it behaves like the engine as seen through `Backend`.
+// in a browser; it behaves like the desktop app as seen through `Backend` — the contract
+// scenario (`ui/contract/`) runs on both and expects the same shapes and outcomes.
 
 import {
   BackendError,
+  CSV_HEADER,
   type Backend,
   type Control,
   type CredentialStatus,
   type DayStats,
   type EngineEvent,
+  type FileState,
   type FolderItem,
   type HistoryQuery,
+  type Picked,
   type QueueItem,
   type SessionStatus,
   type Settings,
@@ -19,19 +23,54 @@ import {
   type UploadRecord,
   type User,
 } from "../backend";
+import { isLoopback } from "../lib/address";
 
 const MIB = 1024 * 1024;
 const ACCOUNTS: Record<string, { password: string; user: User }> = {
   alice: { password: "alice-password", user: { id: 1, name: "alice", role: "user" } },
   admin: { password: "admin-password", user: { id: 2, name: "admin", role: "admin" } },
 };
+/** What the file dialog "chooses". */
 const PICKED: Record<string, number> = {
   "/home/alice/report.pdf": 3 * MIB + 12_345,
   "/home/alice/holiday.mp4": 48 * MIB,
 };
+const FOLDER = "/home/alice/Photos";
+const PAGE = { default: 50, max: 500 };
+const SESSION_SECS = 12 * 3600;
+
+/** The desktop's rule for server addresses (`src-tauri/src/server_address.rs`). */
+export function checkServer(server: string, allowInsecure: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(server.trim());
+  } catch {
+    throw new BackendError("invalid_server", "That is not a server address: give the server as https://host[:port].");
+  }
+  if (url.username || url.password || url.search || url.hash || !url.hostname) {
+    throw new BackendError("invalid_server", "Give the server as https://host[:port].");
+  }
+  if (url.protocol === "http:" && !isLoopback(url.hostname) && !allowInsecure) {
+    throw new BackendError("insecure_server", `${url.hostname} would be reached without encryption (http://).`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new BackendError("invalid_server", "Only https:// (or http:// to this computer) is allowed.");
+  }
+  return url.href.replace(/\/$/, "");
+}
+
+/** A CSV field as the app server writes it: quoted when needed, formulas defused. */
+function csvField(value: string): string {
+  const v = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[,"\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+}
 
 export interface MemoryOptions {
   grantTtlSecs?: number;
+  /** What the file dialog chooses: path → size. */
+  picked?: Record<string, number>;
+  /** Start with a few days of history (default), or none. */
+  seedHistory?: boolean;
   /** Simulated throughput per file, bytes per second. */
   rate?: number;
   tickMs?: number;
@@ -45,17 +84,23 @@ function seedHistory(now: number): UploadRecord[] {
   for (let day = 6; day >= 1; day--) {
     for (const [i, user] of ["alice", "bob", "alice"].entries()) {
       const name = names[(day + i) % names.length] ?? "file";
+      const stored = i === 2 && day % 2 === 0;
+      const completed = now - day * 86_400_000 + i * 3_600_000;
       rows.push({
         id: id++,
         user,
+        bucket: "ferry",
         key: `uploads/${user === "alice" ? 1 : 3}/${name}`,
         name,
         size: (day * 7 + i * 3) * 100_000,
         etag: `${(day * 977 + i).toString(16)}e7a1c0ffee`,
-        device: user === "alice" ? "alice-laptop" : "bob-desktop",
-        completed_at: new Date(now - day * 86_400_000 + i * 3_600_000).toISOString(),
-        status: i === 2 && day % 2 === 0 ? "stored" : "confirmed",
-        confirmed_by: i === 2 && day % 2 === 0 ? "store" : "client",
+        checksum: stored ? null : `${(day * 131 + i).toString(16)}c0ffee`,
+        device: stored ? null : user === "alice" ? "alice-laptop" : "bob-desktop",
+        upload_id: stored ? null : `u-${day}-${i}`,
+        started_at: new Date(completed - 2_000).toISOString(),
+        completed_at: new Date(completed).toISOString(),
+        status: stored ? "stored" : "confirmed",
+        confirmed_by: stored ? "store" : "client",
       });
     }
   }
@@ -74,9 +119,13 @@ export class MemoryBackend implements Backend {
   private refreshing = false;
   private refreshedAt: number | null = null;
   private folderList: FolderItem[] = [];
+  private picks = new Map<number, { path: string; size: number | null }>();
+  private nextPick = 1;
+  private signedInAt = 0;
   private rows: UploadRecord[];
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly ttl: number;
+  private readonly picked: Record<string, number>;
   private readonly rate: number;
   private readonly now: () => number;
   private config: Settings = {
@@ -92,7 +141,8 @@ export class MemoryBackend implements Backend {
     this.ttl = (options.grantTtlSecs ?? 120) * 1000;
     this.rate = options.rate ?? 12 * MIB;
     this.now = options.now ?? (() => Date.now());
-    this.rows = seedHistory(this.now());
+    this.rows = options.seedHistory === false ? [] : seedHistory(this.now());
+    this.picked = options.picked ?? PICKED;
     this.timer = setInterval(() => this.tick(options.tickMs ?? 100), options.tickMs ?? 100);
   }
 
@@ -131,6 +181,13 @@ export class MemoryBackend implements Backend {
     let active = this.items.filter((i) => i.state === "uploading").length;
     for (const item of this.items) {
       if (item.state === "queued" && active < this.config.files) {
+        if (item.name === "missing.txt") {
+          // Gone before its turn, as a file deleted after it was queued.
+          item.state = "failed";
+          item.error = { code: "file_missing", message: "The file no longer exists." };
+          this.emit({ type: "state", file_id: item.id, state: "failed", error: item.error });
+          continue;
+        }
         item.state = "uploading";
         active++;
         this.emit({ type: "state", file_id: item.id, state: "uploading", error: null });
@@ -138,13 +195,17 @@ export class MemoryBackend implements Backend {
       if (item.state === "uploaded") {
         item.state = "confirmed";
         this.rows.unshift({
-          id: this.rows.length + 1,
+          id: Math.max(0, ...this.rows.map((r) => r.id)) + 1,
           user: this.user.name,
+          bucket: "ferry",
           key: `uploads/${this.user.id}/${item.name}`,
           name: item.name,
           size: item.size,
           etag: `${item.id.toString(16)}d41d8cd98f00b204`,
+          checksum: `${item.id.toString(16)}0b204d41d8cd98f`,
           device: "this-computer",
+          upload_id: `u-${item.id}`,
+          started_at: new Date(now - 1_000).toISOString(),
           completed_at: new Date(now).toISOString(),
           status: "confirmed",
           confirmed_by: "client",
@@ -165,14 +226,13 @@ export class MemoryBackend implements Backend {
   }
 
   async restore(): Promise<SessionStatus> {
-    return { user: this.user, server: this.server, sessionExpiresAt: null, online: true };
+    const until = this.user ? new Date(this.signedInAt + SESSION_SECS * 1000).toISOString() : null;
+    return { user: this.user, server: this.server, sessionExpiresAt: until, online: this.user !== null };
   }
 
   async signIn(request: SignInRequest): Promise<User> {
-    if (!/^https?:\/\/[^/]+/.test(request.server)) {
-      throw new BackendError("network", `Cannot reach the server at ${request.server}.`);
-    }
-    if (request.server.includes("unreachable")) {
+    const server = checkServer(request.server, request.allowInsecure);
+    if (server.includes("unreachable")) {
       throw new BackendError("network", `Cannot reach the server at ${request.server}.`);
     }
     if (request.username === "nokeychain" && !request.memoryOnly) {
@@ -187,8 +247,9 @@ export class MemoryBackend implements Backend {
       throw new BackendError("invalid_credentials", "Wrong username or password.");
     }
     this.failures = 0;
-    this.server = request.server;
+    this.server = server;
     this.user = account.user;
+    this.signedInAt = this.now();
     this.grant();
     return account.user;
   }
@@ -196,6 +257,7 @@ export class MemoryBackend implements Backend {
   async signOut(): Promise<void> {
     this.user = null;
     this.expiresAt = null;
+    this.refreshedAt = null;
   }
 
   private add(name: string, path: string, size: number): void {
@@ -205,65 +267,92 @@ export class MemoryBackend implements Backend {
       item.error = { code: "excluded", message: "Partial downloads are left out." };
     }
     this.items.push(item);
-    this.emit({ type: "queued", item: { ...item } });
   }
 
-  async enqueuePaths(paths: string[]): Promise<void> {
+  private remember(path: string, size: number | null): Picked {
+    const id = this.nextPick++;
+    this.picks.set(id, { path, size });
+    return { id, name: path.split("/").pop() ?? path, size, path };
+  }
+
+  async enqueue(ids: number[]): Promise<void> {
     this.signedIn();
-    for (const path of paths) {
-      const name = path.split("/").pop() ?? path;
-      if (name === "missing.txt") {
-        this.add(name, path, 0);
-        const item = this.items[this.items.length - 1];
-        if (item) {
-          item.state = "failed";
-          item.error = { code: "file_missing", message: "The file no longer exists." };
-          this.emit({ type: "state", file_id: item.id, state: "failed", error: item.error });
-        }
-        continue;
-      }
-      this.add(name, path, PICKED[path] ?? 2 * MIB);
+    const unknown = ids.find((id) => !this.picks.has(id));
+    if (unknown !== undefined) {
+      throw new BackendError("unknown_pick", `Nothing was picked as ${unknown}: choose the files again.`);
+    }
+    for (const id of ids) {
+      const pick = this.picks.get(id);
+      this.picks.delete(id);
+      if (!pick) continue;
+      const name = pick.path.split("/").pop() ?? pick.path;
+      this.add(name, pick.path, pick.size ?? 2 * MIB);
     }
   }
 
-  async enqueueFiles(files: { name: string; size: number }[]): Promise<void> {
-    this.signedIn();
-    for (const file of files) this.add(file.name, file.name, file.size);
+  /** Files dropped on the window: queued here, as the desktop's shell does with an OS drop, and
+   * the page is told only that the queue changed. */
+  dropFiles(files: { name: string; size: number }[]): void {
+    if (!this.user) return;
+    for (const file of files) this.add(file.name, `/home/alice/Desktop/${file.name}`, file.size);
+    this.emit({ type: "queue_changed" });
   }
 
-  async pickFiles(): Promise<string[]> {
-    return Object.keys(PICKED);
+  /** Takes drops on `target` (the window) before the page can, like the desktop window. */
+  takeDropsFrom(target: Pick<Window, "addEventListener">): void {
+    target.addEventListener("dragover", (e) => e.preventDefault());
+    target.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const files = [...(e.dataTransfer?.files ?? [])].map((f) => ({ name: f.name, size: f.size }));
+      if (files.length) this.dropFiles(files);
+    });
   }
 
-  async pickFolder(): Promise<string | null> {
-    return "/home/alice/Photos";
+  async pickFiles(): Promise<Picked[]> {
+    return Object.entries(this.picked).map(([path, size]) => this.remember(path, size));
+  }
+
+  async pickFolder(): Promise<Picked | null> {
+    return this.remember(FOLDER, null);
   }
 
   async queue(): Promise<QueueItem[]> {
-    return this.items.map((i) => ({ ...i }));
+    this.signedIn();
+    // Like the desktop's journal rows: oldest first; speed and ETA arrive only as progress events.
+    return this.items.map((i) => ({ ...i, rate: 0, etaSecs: null }));
   }
 
+  /** The engine's transitions (`ferry_engine::transfer`): retry is resume. */
   async control(action: Control, ids: number[] | null): Promise<void> {
+    this.signedIn();
+    if (!["pause", "resume", "retry", "cancel"].includes(action)) {
+      throw new BackendError("invalid_request", `unknown action ${action}`);
+    }
+    const from: Record<Control, FileState[]> = {
+      pause: ["queued", "uploading", "failed"],
+      resume: ["paused", "failed"],
+      retry: ["paused", "failed"],
+      cancel: ["queued", "uploading", "paused", "failed"],
+    };
+    const to: Record<Control, FileState> = { pause: "paused", resume: "queued", retry: "queued", cancel: "cancelled" };
     for (const item of this.items) {
       if (ids && !ids.includes(item.id)) continue;
-      const before = item.state;
-      if (action === "pause" && ["queued", "uploading"].includes(before)) item.state = "paused";
-      if (action === "resume" && before === "paused") item.state = "queued";
-      if (action === "retry" && before === "failed") {
-        item.state = "queued";
-        item.error = null;
-      }
-      if (action === "cancel" && !["confirmed", "cancelled", "skipped"].includes(before)) item.state = "cancelled";
-      if (item.state !== before) this.emit({ type: "state", file_id: item.id, state: item.state, error: item.error });
+      if (!from[action].includes(item.state)) continue;
+      item.state = to[action];
+      item.error = null;
+      this.emit({ type: "state", file_id: item.id, state: item.state, error: null });
     }
   }
 
   async credentials(): Promise<CredentialStatus> {
+    this.signedIn();
     return {
       expiresAt: this.expiresAt ? new Date(this.expiresAt).toISOString() : null,
       refreshing: this.refreshing,
       refreshedAt: this.refreshedAt ? new Date(this.refreshedAt).toISOString() : null,
       lastError: null,
+      retryAt: null,
+      keychainError: null,
     };
   }
 
@@ -271,17 +360,21 @@ export class MemoryBackend implements Backend {
     return this.folderList.map((f) => ({ ...f }));
   }
 
-  async addFolder(folder: { path: string; prefix: string; excludes: string[] }): Promise<void> {
-    this.signedIn();
-    if (this.folderList.some((f) => f.path === folder.path)) {
+  async addFolder(folder: { pick: number; prefix: string; excludes: string[] }): Promise<void> {
+    const pick = this.picks.get(folder.pick);
+    if (!pick) throw new BackendError("unknown_pick", `Nothing was picked as ${folder.pick}: choose the folder again.`);
+    this.picks.delete(folder.pick);
+    if (this.folderList.some((f) => f.path === pick.path)) {
       throw new BackendError("duplicate", "That folder is watched already.");
     }
-    this.folderList.push({ ...folder, enabled: true, lastScan: new Date(this.now()).toISOString(), queued: 0, skipped: 0, error: null });
+    const { prefix, excludes } = folder;
+    this.folderList.push({ path: pick.path, prefix, excludes, enabled: true, lastScan: null, queued: 0, skipped: 0, error: null });
   }
 
   async setFolderEnabled(path: string, enabled: boolean): Promise<void> {
     const folder = this.folderList.find((f) => f.path === path);
-    if (folder) folder.enabled = enabled;
+    if (!folder) throw new BackendError("not_found", "No such watched folder.");
+    folder.enabled = enabled;
   }
 
   async removeFolder(path: string): Promise<void> {
@@ -290,6 +383,9 @@ export class MemoryBackend implements Backend {
 
   private filtered(query: HistoryQuery): UploadRecord[] {
     const me = this.signedIn();
+    if (me.role !== "admin" && query.user && query.user !== me.name) {
+      throw new BackendError("forbidden", "only admins see other users' uploads");
+    }
     return this.rows.filter((row) => {
       if (me.role !== "admin" && row.user !== me.name) return false;
       if (query.user && row.user !== query.user) return false;
@@ -302,20 +398,32 @@ export class MemoryBackend implements Backend {
   }
 
   async history(query: HistoryQuery): Promise<UploadPage> {
-    const rows = this.filtered(query);
-    const start = query.cursor ? Number(query.cursor) : 0;
-    const limit = query.limit ?? 10;
-    const items = rows.slice(start, start + limit);
-    return { items, next_cursor: start + limit < rows.length ? String(start + limit) : null };
+    const limit = query.limit ?? PAGE.default;
+    if (limit < 1 || limit > PAGE.max) throw new BackendError("invalid_request", `limit goes from 1 to ${PAGE.max}`);
+    // Newest first; the cursor is the id of the last row seen, as the server's is.
+    const rows = this.filtered(query).filter((r) => !query.cursor || r.id < Number(query.cursor));
+    rows.sort((a, b) => b.id - a.id);
+    const items = rows.slice(0, limit).map((r) => ({ ...r }));
+    const last = items[items.length - 1];
+    return { items, next_cursor: rows.length > limit && last ? String(last.id) : null };
+  }
+
+  private admin(): void {
+    if (this.signedIn().role !== "admin") throw new BackendError("forbidden", "this is for admins only");
   }
 
   async historyCsv(query: HistoryQuery): Promise<string> {
-    if (this.signedIn().role !== "admin") throw new BackendError("forbidden", "This is for admins only.");
-    const lines = this.filtered(query).map((r) => [r.id, r.user, r.key, r.size, r.etag, r.completed_at, r.status].join(","));
-    return ["id,user,key,size,etag,completed_at,status", ...lines].join("\n") + "\n";
+    this.admin();
+    const lines = this.filtered(query).map((r) =>
+      [r.id, r.user, r.bucket, r.key, r.name, r.size, r.etag, r.checksum ?? "", r.device ?? "", r.started_at, r.completed_at, r.status, r.confirmed_by]
+        .map((f) => csvField(String(f)))
+        .join(","),
+    );
+    return [CSV_HEADER, ...lines].join("\n") + "\n";
   }
 
   async stats(query: HistoryQuery): Promise<DayStats[]> {
+    this.admin();
     const byDay = new Map<string, DayStats>();
     for (const row of this.filtered(query)) {
       const day = row.completed_at.slice(0, 10);

@@ -1,5 +1,6 @@
 // The desktop app's backend: each method is one Tauri command of `ferry-desktop`; engine events
-// arrive as the `ferry://event` event. Errors arrive as `{code, message}`.
+// arrive as the `ferry://event` event. Errors arrive as `{code, message}`. Files dropped on the
+// window never reach the page: Rust queues them and sends `queue_changed`.
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
@@ -12,6 +13,7 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
+  type Picked,
   type QueueItem,
   type SessionStatus,
   type Settings,
@@ -24,8 +26,8 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
   try {
     return await invoke<T>(command, args);
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    throw new BackendError(e.code ?? "internal", e.message ?? String(err));
+    const e = (typeof err === "object" && err !== null ? err : {}) as { code?: string; message?: string };
+    throw new BackendError(e.code ?? "invalid_request", e.message ?? String(err));
   }
 }
 
@@ -33,17 +35,14 @@ export class TauriBackend implements Backend {
   restore = () => call<SessionStatus>("restore");
   signIn = (request: SignInRequest) => call<User>("sign_in", { request });
   signOut = () => call<void>("sign_out");
-  enqueuePaths = (paths: string[]) => call<void>("enqueue", { paths });
-  enqueueFiles = async (_files: { name: string; size: number }[]) => {
-    // In the desktop app, drops arrive with their paths through the window's drag-drop event.
-  };
-  pickFiles = () => call<string[]>("pick_files");
-  pickFolder = () => call<string | null>("pick_folder");
+  enqueue = (ids: number[]) => call<void>("enqueue", { ids });
+  pickFiles = () => call<Picked[]>("pick_files");
+  pickFolder = () => call<Picked | null>("pick_folder");
   queue = () => call<QueueItem[]>("queue");
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");
   folders = () => call<FolderItem[]>("folders");
-  addFolder = (folder: { path: string; prefix: string; excludes: string[] }) => call<void>("add_folder", { folder });
+  addFolder = (folder: { pick: number; prefix: string; excludes: string[] }) => call<void>("add_folder", { folder });
   setFolderEnabled = (path: string, enabled: boolean) => call<void>("set_folder_enabled", { path, enabled });
   removeFolder = (path: string) => call<void>("remove_folder", { path });
   history = (query: HistoryQuery) => call<UploadPage>("history", { query });

@@ -8,7 +8,14 @@ export type Screen = "uploads" | "folders" | "history" | "settings";
 export class AppState {
   session = $state<SessionStatus | null>(null);
   queue = $state<QueueItem[]>([]);
-  credentials = $state<CredentialStatus>({ expiresAt: null, refreshing: false, refreshedAt: null, lastError: null });
+  credentials = $state<CredentialStatus>({
+    expiresAt: null,
+    refreshing: false,
+    refreshedAt: null,
+    lastError: null,
+    retryAt: null,
+    keychainError: null,
+  });
   now = $state(Date.now());
   screen = $state<Screen>("uploads");
   sessionExpired = $state(false);
@@ -29,8 +36,36 @@ export class AppState {
   }
 
   async reload(): Promise<void> {
-    this.queue = await this.backend.queue();
+    this.setQueue(await this.backend.queue());
     this.credentials = await this.backend.credentials();
+  }
+
+  /** Asks for files in the system dialog and queues them. */
+  async addFiles(): Promise<void> {
+    const picked = await this.backend.pickFiles();
+    if (picked.length) await this.enqueue(picked.map((p) => p.id));
+  }
+
+  /** Asks for a folder in the system dialog and queues everything in it. */
+  async addFolder(): Promise<void> {
+    const picked = await this.backend.pickFolder();
+    if (picked) await this.enqueue([picked.id]);
+  }
+
+  private async enqueue(ids: number[]): Promise<void> {
+    await this.backend.enqueue(ids);
+    this.setQueue(await this.backend.queue());
+  }
+
+  /** Takes a fresh queue; speed and ETA, which only progress events carry, are kept for files
+   * still uploading. */
+  private setQueue(items: QueueItem[]): void {
+    const before = new Map(this.queue.map((i) => [i.id, i]));
+    this.queue = items.map((item) => {
+      const old = before.get(item.id);
+      if (!old || item.state !== "uploading" || old.state !== "uploading") return item;
+      return { ...item, rate: old.rate, etaSecs: old.etaSecs, sent: Math.max(item.sent, old.sent) };
+    });
   }
 
   async signedIn(): Promise<void> {
@@ -47,8 +82,8 @@ export class AppState {
 
   handle(event: EngineEvent): void {
     switch (event.type) {
-      case "queued":
-        this.queue = [...this.queue, event.item];
+      case "queue_changed":
+        void this.backend.queue().then((queue) => this.setQueue(queue));
         break;
       case "progress": {
         const item = this.queue.find((i) => i.id === event.file_id);
@@ -75,11 +110,23 @@ export class AppState {
         this.credentials.refreshing = true;
         break;
       case "credentials_refreshed":
-        this.credentials = { expiresAt: event.expires_at, refreshing: false, refreshedAt: new Date().toISOString(), lastError: null };
+        this.credentials = {
+          expiresAt: event.expires_at,
+          refreshing: false,
+          refreshedAt: new Date().toISOString(),
+          lastError: null,
+          retryAt: null,
+          keychainError: null,
+        };
         break;
       case "credentials_refresh_failed":
         this.credentials.refreshing = false;
         this.credentials.lastError = event.error.message;
+        // When the next try comes is the backend's to say.
+        void this.backend.credentials().then((c) => (this.credentials = c), () => {});
+        break;
+      case "credentials_not_saved":
+        this.credentials.keychainError = event.error.message;
         break;
       case "session_expired":
         this.sessionExpired = true;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { BackendError } from "../backend";
+import { BackendError, CSV_HEADER } from "../backend";
 import { MemoryBackend } from "../backend/memory";
 import { AppState } from "./app.svelte";
 
@@ -21,19 +21,47 @@ async function until(check: () => boolean, ms = 5000) {
   }
 }
 
-const signIn = { server: "http://127.0.0.1:8480", username: "alice", password: "alice-password", remember: true, memoryOnly: false };
+const signIn = {
+  server: "http://127.0.0.1:8480",
+  username: "alice",
+  password: "alice-password",
+  remember: true,
+  memoryOnly: false,
+  allowInsecure: false,
+};
 
 describe("AppState over the memory backend", () => {
-  it("follows a file from drop to confirmed", async () => {
-    const app = new AppState(backend());
+  it("follows a dropped file from queued to confirmed", async () => {
+    const b = backend();
+    const app = new AppState(b);
     await app.start();
     await app.backend.signIn(signIn);
     await app.signedIn();
-    await app.backend.enqueueFiles([{ name: "a.bin", size: 4 * 1024 * 1024 }]);
-    expect(app.queue).toHaveLength(1);
+    // The window takes the drop; the page only hears that the queue changed.
+    b.dropFiles([{ name: "a.bin", size: 4 * 1024 * 1024 }]);
+    await until(() => app.queue.length === 1);
     await until(() => app.queue[0]?.state === "confirmed");
     expect(app.totals.sent).toBe(app.totals.size);
     app.stop();
+  });
+
+  it("queues picked files by id and refuses ids nobody picked", async () => {
+    const app = new AppState(backend({ picked: { "/home/alice/one.txt": 10, "/home/alice/two.txt": 20 } }));
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    await expect(app.backend.enqueue([77])).rejects.toMatchObject({ code: "unknown_pick" });
+    await app.addFiles();
+    expect(app.queue.map((i) => [i.name, i.size])).toEqual([["one.txt", 10], ["two.txt", 20]]);
+    app.stop();
+  });
+
+  it("asks before plain http:// to another computer", async () => {
+    const b = backend();
+    await expect(b.signIn({ ...signIn, server: "http://files.example.com" })).rejects.toMatchObject({ code: "insecure_server" });
+    await expect(b.signIn({ ...signIn, server: "ftp://files.example.com" })).rejects.toMatchObject({ code: "invalid_server" });
+    await expect(b.signIn({ ...signIn, server: "https://files.example.com" })).resolves.toMatchObject({ name: "alice" });
+    await expect(b.signIn({ ...signIn, server: "http://files.example.com", allowInsecure: true })).resolves.toMatchObject({ name: "alice" });
   });
 
   it("counts failures and refreshes credentials at half-life", async () => {
@@ -45,7 +73,7 @@ describe("AppState over the memory backend", () => {
     const first = app.credentials.expiresAt;
     await until(() => app.credentials.expiresAt !== first);
     expect(app.credentials.refreshing).toBe(false);
-    await app.backend.enqueuePaths(["/home/alice/missing.txt"]);
+    (app.backend as MemoryBackend).dropFiles([{ name: "missing.txt", size: 3 }]);
     await until(() => app.totals.failed === 1);
     app.stop();
   });
@@ -70,8 +98,13 @@ describe("AppState over the memory backend", () => {
     expect(bob.items.length).toBeGreaterThan(0);
     expect(bob.items.every((r) => r.user === "bob")).toBe(true);
     const csv = await b.historyCsv({ user: "bob" });
-    expect(csv.trim().split("\n")).toHaveLength(bob.items.length + 1);
+    const lines = csv.trim().split("\n");
+    expect(lines[0]).toBe(CSV_HEADER);
+    expect(lines).toHaveLength(bob.items.length + 1);
     const paged = await b.history({ limit: 4 });
-    expect(paged.next_cursor).toBe("4");
+    const last = paged.items[3];
+    expect(paged.next_cursor).toBe(String(last?.id));
+    const next = await b.history({ limit: 4, cursor: paged.next_cursor ?? "" });
+    expect(next.items.every((r) => r.id < (last?.id ?? 0))).toBe(true);
   });
 });

@@ -55,6 +55,10 @@ export function signInMessage(code: string, server: string): string {
       return "Too many failed attempts. Wait a few minutes, then try again.";
     case "keychain_unavailable":
       return "This computer has no keychain Ferry can use to keep your sign-in safe.";
+    case "insecure_server":
+      return `${server} is not encrypted (http://). Use https://, or tick "Connect without encryption anyway".`;
+    case "invalid_server":
+      return "That is not a server address. Give it as https://host[:port].";
     default:
       return "Signing in failed. Try again.";
   }

@@ -1,0 +1,386 @@
+//! The real desktop app under Xvfb and D-Bus (with an unlocked gnome-keyring), driven through
+//! WebKitWebDriver; the system's file dialogs are driven with xdotool on the same display, as a
+//! person would use them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub(super) struct Driver {
+    child: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    /// `DISPLAY` and `XAUTHORITY` of the app's X server.
+    display: (String, String),
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Ends WebKitWebDriver, the app it started, and the Xvfb and D-Bus around them.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) fn desktop_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("ferry-desktop");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for the file `xvfb-run` wrote its display to.
+async fn read_display(file: &Path) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Some((display, auth)) = text.trim().split_once(' ')
+        {
+            return (display.to_owned(), auth.to_owned());
+        }
+        assert!(Instant::now() < deadline, "xvfb-run gave no display");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Driver {
+    pub(super) async fn start(home: &Path, data: &Path) -> Self {
+        let port = free_port();
+        let display_file = home.join("display");
+        let script = format!(
+            "echo \"$DISPLAY $XAUTHORITY\" > '{}'; \
+             eval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\"; \
+             exec WebKitWebDriver --port={port}",
+            display_file.display()
+        );
+        let mut command = Command::new("setsid");
+        command
+            .args([
+                "xvfb-run",
+                "-a",
+                "-s",
+                "-screen 0 1280x800x24",
+                "dbus-run-session",
+                "--",
+                "bash",
+                "-c",
+                &script,
+            ])
+            .env("HOME", home)
+            .env("FERRY_DATA_DIR", data)
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .expect("xvfb-run, dbus-run-session and WebKitWebDriver (xtask installs them)");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(150))
+            .no_proxy()
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "WebKitWebDriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let display = read_display(&display_file).await;
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "webkitgtk:browserOptions": {"binary": desktop_bin(), "args": []}
+        }}});
+        // Session creation hangs when the app cannot start: bound it.
+        let created = tokio::time::timeout(
+            Duration::from_secs(90),
+            http.post(format!("{base}/session")).json(&caps).send(),
+        )
+        .await
+        .expect("the app window did not come up within 90 s")
+        .expect("session request");
+        let body: Value = created.json().await.unwrap();
+        let session = body["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned();
+        let driver = Self {
+            child,
+            http,
+            base,
+            session,
+            display,
+        };
+        // The contract scenario waits for an upload inside one script call.
+        driver
+            .call(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({"script": 120_000})),
+            )
+            .await;
+        driver
+    }
+
+    pub(super) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply: Value = request
+            .send()
+            .await
+            .expect("driver answers")
+            .json()
+            .await
+            .unwrap();
+        reply["value"].clone()
+    }
+
+    pub(super) async fn find(&self, css: &str) -> Option<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT].as_str().map(str::to_owned)
+    }
+
+    pub(super) async fn wait_for(&self, css: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(id) = self.find(css).await {
+                return id;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("{css} did not appear within {secs} s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs `script` in the page; its return value. A JavaScript error fails the test.
+    pub(super) async fn script(&self, script: &str, args: Value) -> Value {
+        let wrapped = format!(
+            "try {{ return {{ok: (function() {{ {script} }}).apply(null, arguments) ?? null}}; }} \
+             catch (e) {{ return {{thrown: String(e)}}; }}"
+        );
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": wrapped, "args": args})),
+            )
+            .await;
+        match reply.get("ok") {
+            Some(value) => value.clone(),
+            None => panic!("the script failed: {reply}"),
+        }
+    }
+
+    pub(super) async fn type_into(&self, css: &str, text: &str) {
+        let id = self.wait_for(css, 30).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    pub(super) async fn click_text(&self, text: &str) {
+        let clicked = self
+            .script(
+                "const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === arguments[0]); if (b) b.click(); return !!b;",
+                json!([text]),
+            )
+            .await;
+        assert_eq!(clicked, json!(true), "no button {text:?}");
+    }
+
+    /// Calls a command the way the page can: `Ok` with its value or `Err` with its error. A
+    /// reply that is neither (a JavaScript or driver error) fails the test.
+    pub(super) async fn invoke(&self, command: &str, args: Value) -> Result<Value, Value> {
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({
+                    "script": "const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then(v => done({ok: v ?? null}), e => done({err: e ?? null}));",
+                    "args": [command, args]
+                })),
+            )
+            .await;
+        if let Some(ok) = reply.get("ok") {
+            Ok(ok.clone())
+        } else if let Some(err) = reply.get("err") {
+            Err(err.clone())
+        } else {
+            panic!("{command}: neither a result nor a command error: {reply}")
+        }
+    }
+
+    /// Runs `ui/contract/scenario.js` against the app's own backend object; its steps.
+    pub(super) async fn contract_scenario(&self, env: Value) -> Value {
+        let source = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/contract/scenario.js"),
+        )
+        .unwrap();
+        let source = source.replace("\nexport ", "\n");
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n{source}\n\
+             scenario(window.__ferry.backend, arguments[0]).then(\
+               steps => done({{steps}}), e => done({{thrown: String(e)}}));"
+        );
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({"script": script, "args": [env]})),
+            )
+            .await;
+        match reply.get("steps") {
+            Some(steps) => steps.clone(),
+            None => panic!("the scenario did not finish: {reply}"),
+        }
+    }
+
+    pub(super) async fn screenshot(&self, name: &str) {
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let Ok(bytes) =
+            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default())
+        else {
+            return;
+        };
+        // Screens for the docs go to docs/screenshots; a failure's only to the temp dir.
+        let dir = if name == "failure" {
+            std::env::temp_dir()
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("desktop-{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        if name == "failure" {
+            eprintln!("the window at the failure: {}", path.display());
+        }
+    }
+
+    pub(super) async fn sign_in(&self, server: &str, password: &str) {
+        self.type_into("input[name=server]", server).await;
+        self.type_into("input[name=username]", "alice").await;
+        self.type_into("input[name=password]", password).await;
+        self.click_text("Sign in").await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.find("nav[aria-label=Screens]").await.is_none() {
+            if Instant::now() > deadline {
+                let alert = self.script("return document.querySelector('[role=alert]')?.textContent ?? document.body.innerText", json!([])).await;
+                self.screenshot("failure").await;
+                panic!("signing in did not open the uploads: {alert}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The app reopens on the screen it was on; uploads is where the next steps start.
+        self.click_text("Uploads").await;
+        self.wait_for("[data-testid=drop]", 10).await;
+    }
+
+    async fn xdotool(&self, args: &[&str]) -> std::process::Output {
+        let mut command = tokio::process::Command::new("xdotool");
+        command
+            .args(args)
+            .env("DISPLAY", &self.display.0)
+            .env("XAUTHORITY", &self.display.1)
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("xdotool {args:?} did not finish within 60 s"))
+            .expect("xdotool (xtask installs it)")
+    }
+
+    async fn dialog_open(&self, title: &str) -> bool {
+        self.xdotool(&["search", "--onlyvisible", "--name", title])
+            .await
+            .status
+            .success()
+    }
+
+    /// In the system's file dialog titled `title` (once it opens), chooses `path` as a person
+    /// would: Ctrl+L for the location, the path, Enter; then waits for the dialog to close.
+    pub(super) async fn choose_in_dialog(&self, title: &str, path: &Path) {
+        let found = self
+            .xdotool(&["search", "--sync", "--onlyvisible", "--name", title])
+            .await;
+        let window = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no {title:?} dialog"))
+            .to_owned();
+        // GTK needs a moment after mapping before it takes keys.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.xdotool(&["windowfocus", "--sync", &window]).await;
+        // Out of "Recent" (where a typed folder cannot be chosen) into the home folder.
+        self.xdotool(&["key", "--clearmodifiers", "alt+Home"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.xdotool(&["key", "--clearmodifiers", "ctrl+l"]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let text = path.to_str().expect("a UTF-8 path");
+        self.xdotool(&["type", "--delay", "20", text]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.xdotool(&["key", "Return"]).await;
+        // A file is chosen by Enter; for a folder, Enter opens it and "Open" (Alt+O) chooses it.
+        let mut tries = 0;
+        while self.dialog_open(title).await {
+            tries += 1;
+            if tries == 10 {
+                self.xdotool(&["key", "--clearmodifiers", "alt+o"]).await;
+            }
+            if tries > 100 {
+                panic!("the {title:?} dialog did not close");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

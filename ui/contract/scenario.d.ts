@@ -1,0 +1,12 @@
+// Types of scenario.js, which stays plain JavaScript so the WebDriver test can send it as is.
+import type { Backend } from "../src/backend";
+
+export type Shape = string | Shape[] | { [field: string]: Shape };
+export interface Step {
+  step: string;
+  ok?: Shape;
+  error?: string;
+  [kept: string]: unknown;
+}
+export function shape(value: unknown): Shape;
+export function scenario(backend: Backend, env: { server: string; username: string; password: string }): Promise<Step[]>;
