@@ -89,16 +89,18 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(calls, ATTEMPTS);
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), ATTEMPTS as usize - 1, "one event per retry");
-        assert!(seen.iter().all(|e| matches!(
-            e,
-            Event::Retrying {
-                file_id: Some(7),
-                max_attempts: ATTEMPTS,
-                ..
-            }
-        )));
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), ATTEMPTS as usize - 1, "one event per retry");
+            assert!(seen.iter().all(|e| matches!(
+                e,
+                Event::Retrying {
+                    file_id: Some(7),
+                    max_attempts: ATTEMPTS,
+                    ..
+                }
+            )));
+        }
 
         let mut calls = 0;
         let refused: Result<()> = retrying(&sink, None, "x", || {

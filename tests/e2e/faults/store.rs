@@ -483,3 +483,48 @@ async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing
     assert_eq!(summary.confirmed, 1);
     rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
+
+/// A Complete answered `NoSuchUpload` although nothing was completed (the upload lost on the
+/// store's side): the engine must not take that for success. It looks at the object, finds it
+/// missing, and sends the file again — leaving no multipart upload behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_the_store_no_longer_knows_is_checked_against_the_object() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("lost-upload.bin", 24 * MIB, 31);
+    let gone = rig.store.add(
+        Rule::new(Action::s3_error(
+            404,
+            "NoSuchUpload",
+            "The specified multipart upload does not exist.",
+        ))
+        .method("POST")
+        .target("lost-upload.bin?uploadId=")
+        .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    assert_eq!(gone.applied(), 1);
+    assert_eq!(
+        rig.store.count("POST", "lost-upload.bin?uploads"),
+        2,
+        "the upload began again"
+    );
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let grant = engine.credentials().current().await.unwrap();
+    let open = ferry_tests::StoreClient::new((*grant).clone())
+        .list_uploads("")
+        .await;
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "none left: {}",
+        open.body
+    );
+}

@@ -523,7 +523,9 @@ async fn finish(
     {
         Ok(etag) => etag,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-            completed_earlier(shared, row.id, target.key, print.size, &expected).await?
+            let mut row = row.clone();
+            row.size = Some(print.size);
+            completed_earlier(shared, &row, target, upload_id, &expected).await?
         }
         Err(err) => return Err(err),
     };
@@ -551,20 +553,25 @@ async fn finish(
 
 /// The store no longer knows the upload being completed: either an earlier Complete succeeded
 /// and its answer was lost — then the object is there with the expected size and ETag — or the
-/// upload is gone, and the file must start again.
+/// upload is gone, and the file must start again (the upload id is aborted all the same, so
+/// nothing can be left open if the store was wrong).
 async fn completed_earlier(
     shared: &Arc<Shared>,
-    id: i64,
-    key: &str,
-    size: u64,
+    row: &FileRow,
+    target: &Target<'_>,
+    upload_id: &str,
     expected: &str,
 ) -> Result<String> {
-    match shared.storage.head(Some(id), key).await? {
+    let (id, size) = (row.id, row.size.unwrap_or(0));
+    match shared.storage.head(Some(id), target.key).await? {
         Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
         _ => {
-            shared.db(move |j| j.reset_upload(id)).await?;
+            let mut current = row.clone();
+            current.upload_id = Some(upload_id.to_owned());
+            current.object_key = Some(target.key.to_owned());
+            abandon(shared, &current, target.owner).await?;
             Err(Error::UploadLost {
-                key: key.to_owned(),
+                key: target.key.to_owned(),
             })
         }
     }
