@@ -139,7 +139,11 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
         "the session token and the grant's two secrets were found: {} of them",
         secrets.len()
     );
-    eprintln!("secrets checked: {} (trace log: {} bytes)", secrets.len(), stderr.len());
+    eprintln!(
+        "secrets checked: {} (trace log: {} bytes)",
+        secrets.len(),
+        stderr.len()
+    );
     let outside_the_dump = stdout.replace(kept, "");
     for secret in &secrets {
         assert!(

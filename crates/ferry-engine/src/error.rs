@@ -121,6 +121,14 @@ pub enum Error {
         /// What SQLite said.
         detail: String,
     },
+    /// The app server's address is not one (`invalid_server`).
+    #[error("invalid server address: {0}")]
+    InvalidServer(String),
+    /// Plain `http://` to a host that is not this computer, not explicitly allowed.
+    #[error(
+        "{0} would be reached without encryption (http://): the password, the session and the storage credentials could be read on the way; use https://, or allow it explicitly"
+    )]
+    InsecureServer(String),
     /// The engine was closed.
     #[error("the engine was closed")]
     Closed,
@@ -156,6 +164,8 @@ impl Error {
             Self::UploadLost { .. } => "upload_lost",
             Self::Closed => "closed",
             Self::JournalDamaged { .. } => "journal_damaged",
+            Self::InvalidServer(_) => "invalid_server",
+            Self::InsecureServer(_) => "insecure_server",
         }
     }
 

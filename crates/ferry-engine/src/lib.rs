@@ -12,6 +12,7 @@ pub mod events;
 pub mod journal;
 mod key;
 pub mod keychain;
+pub mod profile;
 mod queue;
 mod retry;
 pub mod secret;
