@@ -72,7 +72,7 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
         .filter(|s| s.status == Some(403))
         .count();
     println!(
-        "credential storm: {:.1} s, {grants} grant requests (minimum {minimum}), \
+        "figures credential_storm: {:.1} s, {grants} grant requests (minimum {minimum}), \
          {refreshed} refreshes, closest two {closest:?} apart, {rejected} store requests \
          refused, {} retries {:?}",
         elapsed.as_secs_f64(),
