@@ -170,8 +170,8 @@ pub(crate) async fn control(
     let engine = desktop.engine().await?;
     let ids = ids.as_deref();
     match action.as_str() {
-        "pause" => engine.transfer().pause(ids)?,
-        "resume" | "retry" => engine.transfer().resume(ids)?,
+        "pause" => engine.transfer().pause(ids).await?,
+        "resume" | "retry" => engine.transfer().resume(ids).await?,
         "cancel" => engine.transfer().cancel(ids).await?,
         other => {
             return Err(CommandError::new(

@@ -181,9 +181,9 @@ pub(crate) fn tray(app: &AppHandle) -> tauri::Result<()> {
                     };
                     if let Ok(engine) = desktop.engine().await {
                         let result = if pause {
-                            engine.transfer().pause(None)
+                            engine.transfer().pause(None).await
                         } else {
-                            engine.transfer().resume(None)
+                            engine.transfer().resume(None).await
                         };
                         if let Err(err) = result {
                             tracing::warn!(error = %err, "tray action failed");

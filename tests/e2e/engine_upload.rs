@@ -432,7 +432,7 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    engine.transfer().pause(Some(&ids[..1])).unwrap();
+    engine.transfer().pause(Some(&ids[..1])).await.unwrap();
     engine.transfer().cancel(Some(&ids[1..])).await.unwrap();
     assert_eq!(
         engine.journal().file(ids[0]).unwrap().unwrap().state,
@@ -474,7 +474,7 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         "kept: {keys:?}"
     );
 
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(120, "the resumed upload", engine.run_until_idle())
         .await
         .unwrap();

@@ -380,7 +380,7 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
     let small = rig.store.count("PUT", "doomed.txt");
     let parts = rig.store.count("PUT", "doomed.bin?partNumber=");
     rig.store.clear();
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(60, "the upload after healing", engine.run_until_idle())
         .await
         .unwrap();
@@ -476,7 +476,7 @@ async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing
     );
     assert_eq!(failures(&events).len(), 1);
 
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(60, "the upload, resumed", engine.run_until_idle())
         .await
         .unwrap();
