@@ -279,13 +279,17 @@ pub(crate) fn soak(root: &Path, path: &OsString) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one group of tests; their output, then the figures they recorded.
 fn run_tests(root: &Path, path: &OsString, run: &Run) -> anyhow::Result<String> {
+    let figures = tempfile_path(root, "soak-figures.txt");
+    let _ = std::fs::remove_file(&figures);
     let mut command = Command::new(crate::cargo());
     command
         .args(["test", "-p", "ferry-tests", "--test", "e2e", "--"])
         .args(run.filters)
-        .args(["--nocapture", "--test-threads=1"])
+        .args(["--test-threads=1"])
         .current_dir(root)
+        .env("FERRY_FIGURES", &figures)
         .env("PATH", path);
     for (name, value) in &run.env {
         command.env(name, value);
@@ -293,7 +297,15 @@ fn run_tests(root: &Path, path: &OsString, run: &Run) -> anyhow::Result<String> 
     let output = command.output().context("running cargo test")?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
+    if !text.contains("test result:") {
+        bail!("the tests did not run:\n{text}");
+    }
+    text.push_str(&std::fs::read_to_string(&figures).unwrap_or_default());
     Ok(text)
+}
+
+fn tempfile_path(root: &Path, name: &str) -> std::path::PathBuf {
+    root.join("target").join(name)
 }
 
 /// Reads `test <name> ... ok|FAILED` and `figures <name>: …` lines.
@@ -342,6 +354,14 @@ fn report(seen: &Seen, crash_trials: u32, repeats: u32, root: &Path) -> anyhow::
         .unwrap_or_default();
     let runs: u32 = seen.results.values().map(|(p, f)| p + f).sum();
     let failed: u32 = seen.results.values().map(|(_, f)| f).sum();
+    let verified: u64 = seen
+        .figures
+        .iter()
+        .filter_map(|(_, text)| {
+            let before = text.split(" files verified").next()?;
+            before.rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
     let mut out = String::new();
     writeln!(
         out,
@@ -350,14 +370,15 @@ fn report(seen: &Seen, crash_trials: u32, repeats: u32, root: &Path) -> anyhow::
          `tests/e2e` that inject faults, kill Ferry, storm its credentials and feed it bad input, \
          run longer than CI runs them ({crash_trials} crash trials instead of 30; the fault and \
          storm suites {repeats}× each). CI runs every one of these tests once on each change.\n\n\
-         **{runs} test runs, {failed} failed. Files lost: {}.** Every test below checks, for each \
-         file it uploads, that it ends confirmed exactly once with the bytes it has (read back \
-         from the store), or — for a fault that never heals — failed with a stated reason, its \
-         journal row and queue intact.\n",
+         **{runs} test runs, {failed} failed. Files lost: {}** — {verified} uploads were read \
+         back from the store and found byte-identical, each with exactly one confirmed history \
+         row (a lost, changed or duplicated file fails its test). Tests of faults that never \
+         heal check instead that the file failed with a stated reason, its journal row and \
+         queue intact.\n",
         if failed == 0 {
-            "0"
+            "0."
         } else {
-            "see the failures below"
+            "see the failures below."
         }
     )?;
     writeln!(out, "| suite | wall time |\n|---|---:|")?;
