@@ -189,26 +189,51 @@ fn refund(map: &mut HashMap<Subject, Failures>, subject: &Subject) {
     }
 }
 
-/// An admitted sign-in attempt: stays counted once an answer about the password is given,
-/// and is taken back if it ends any other way (the server failed, or the client went away
-/// before any answer: a guess without an answer tells nothing).
-struct Admitted<'a> {
-    throttle: &'a Throttle,
-    user: &'a str,
-    addr: IpAddr,
-    answered: bool,
+/// Password checks run here: argon2 takes tens of MiB and a good share of a core, so only a
+/// few run at once and only so many may wait; past that, a sign-in is refused as rate-limited.
+struct PasswordChecks {
+    accounts: Accounts,
+    throttle: Throttle,
+    permits: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
-impl Admitted<'_> {
-    fn answered(mut self) {
-        self.answered = true;
-    }
-}
+/// Password checks running at once.
+const CONCURRENT_CHECKS: usize = 4;
+/// Password checks waiting for their turn, at most.
+const WAITING_CHECKS: usize = 64;
 
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        if !self.answered {
-            self.throttle.settle(self.user, self.addr, false);
+impl PasswordChecks {
+    /// Checks `password` to the end, whatever the client does meanwhile, and sends the outcome
+    /// on `answer`. An admitted attempt stays counted once its answer was taken (a failure is a
+    /// guess); if nobody took it (the client hung up), it is taken back — a guess without an
+    /// answer tells nothing — but only after the check ran, so hanging up buys no extra
+    /// checks either.
+    async fn check(
+        &self,
+        user: &str,
+        password: &str,
+        addr: IpAddr,
+        delay: Duration,
+        answer: tokio::sync::oneshot::Sender<Result<crate::db::UserRow>>,
+    ) {
+        tokio::time::sleep(delay).await;
+        let result = match self.permits.acquire().await {
+            Ok(_permit) => self.accounts.authenticate(user, password).await,
+            Err(_) => Err(Error::InvalidCredentials),
+        };
+        self.waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let (right, wrong) = (
+            result.is_ok(),
+            matches!(result, Err(Error::InvalidCredentials)),
+        );
+        match answer.send(result) {
+            Ok(()) if right => self.throttle.settle(user, addr, true),
+            // A failure of the server, not of the password: not the caller's attempt.
+            Ok(()) if !wrong => self.throttle.settle(user, addr, false),
+            Ok(()) => {}
+            Err(_) => self.throttle.settle(user, addr, right),
         }
     }
 }
@@ -216,22 +241,25 @@ impl Drop for Admitted<'_> {
 /// Signs people in and out and resolves bearer tokens.
 pub(crate) struct Sessions {
     db: Db,
-    accounts: Accounts,
-    throttle: Throttle,
+    checks: std::sync::Arc<PasswordChecks>,
     ttl: Duration,
 }
 
 impl Sessions {
     pub(crate) fn new(db: Db, policy: ThrottlePolicy, ttl: Duration) -> Self {
         Self {
-            accounts: Accounts::new(db.clone()),
+            checks: std::sync::Arc::new(PasswordChecks {
+                accounts: Accounts::new(db.clone()),
+                throttle: Throttle::new(policy),
+                permits: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+                waiting: std::sync::atomic::AtomicUsize::new(0),
+            }),
             db,
-            throttle: Throttle::new(policy),
             ttl,
         }
     }
 
-    /// Checks the password (throttled) and starts a session.
+    /// Checks the password (throttled, a few at a time) and starts a session.
     pub(crate) async fn sign_in(
         &self,
         username: &str,
@@ -239,26 +267,27 @@ impl Sessions {
         device: Option<String>,
         addr: IpAddr,
     ) -> Result<Session> {
-        let delay = self.throttle.admit(username, addr)?;
-        // Counted from here; if the client hangs up before an answer (a `ferry` killed while
-        // signing in), no answer leaves and the attempt is taken back when this is dropped.
-        let attempt = Admitted {
-            throttle: &self.throttle,
-            user: username,
-            addr,
-            answered: false,
-        };
-        tokio::time::sleep(delay).await;
-        let row = match self.accounts.authenticate(username, password).await {
-            Ok(row) => row,
-            Err(Error::InvalidCredentials) => {
-                attempt.answered();
-                return Err(Error::InvalidCredentials);
-            }
-            Err(err) => return Err(err),
-        };
-        attempt.answered();
-        self.throttle.settle(username, addr, true);
+        let checks = self.checks.clone();
+        let delay = checks.throttle.admit(username, addr)?;
+        let waiting = checks
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if waiting >= WAITING_CHECKS {
+            checks
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            checks.throttle.settle(username, addr, false);
+            return Err(Error::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let (user, secret) = (username.to_owned(), password.to_owned());
+        tokio::spawn(async move { checks.check(&user, &secret, addr, delay, answer).await });
+        let row = outcome.await.map_err(|_| Error::Io {
+            context: "checking the password".into(),
+            source: std::io::Error::other("the password check ended without an answer"),
+        })??;
         let token = random_token();
         let expires_at = OffsetDateTime::now_utc() + self.ttl;
         self.db
