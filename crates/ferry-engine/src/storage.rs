@@ -234,6 +234,11 @@ impl Storage {
         })
     }
 
+    /// Now, on the store's clock.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.credentials.now()
+    }
+
     /// The grant requests are signed with now; fetching one that fails in a way that may pass
     /// is retried (and announced) like any request.
     pub(crate) async fn grant(&self, who: &Who<'_>) -> Result<Arc<Grant>> {
@@ -549,6 +554,28 @@ impl Storage {
             operation,
             detail: "more than 10 pages of parts".into(),
         })
+    }
+
+    /// The store's open multipart uploads of exactly `key` (ListMultipartUploads, one page).
+    pub(crate) async fn open_uploads(
+        &self,
+        who: &Who<'_>,
+        key: &str,
+    ) -> Result<Vec<xml::OpenUpload>> {
+        let operation = "ListMultipartUploads";
+        let query = format!("prefix={}&uploads=", uri_encode(key, false));
+        let reply = self
+            .call(
+                who,
+                operation,
+                reqwest::Method::GET,
+                None,
+                &query,
+                Payload::default(),
+            )
+            .await?;
+        let uploads = xml::open_uploads(&reply.body).map_err(unreadable(operation))?;
+        Ok(uploads.into_iter().filter(|u| u.key == key).collect())
     }
 
     /// CompleteMultipartUpload; the ETag.

@@ -592,3 +592,42 @@ async fn an_expired_token_answer_refreshes_the_grant_and_retries_once() {
     assert_eq!(always.applied(), 2, "the request and its one retry");
     assert_eq!(rig.api.count("POST", "/api/v1/grants") - grants_before, 1);
 }
+
+/// The store begins a multipart upload but its answer is lost: the engine begins another one.
+/// The first must not be left open in the store for ever (nobody would ever abort it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("begun-twice.bin", 24 * MIB, 34);
+    let lost = rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("POST")
+            .target("begun-twice.bin?uploads")
+            .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(lost.applied(), 1);
+    assert_eq!(
+        rig.store.count("POST", "begun-twice.bin?uploads"),
+        2,
+        "begun twice"
+    );
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let grant = engine.credentials().current().await.unwrap();
+    let open = ferry_tests::StoreClient::new((*grant).clone())
+        .list_uploads("")
+        .await;
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "the upload whose answer was lost was aborted: {}",
+        open.body
+    );
+}

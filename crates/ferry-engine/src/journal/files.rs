@@ -57,6 +57,9 @@ pub struct FileRow {
     pub user_id: Option<i64>,
     /// The user's name, for people.
     pub user_name: Option<String>,
+    /// When a multipart upload was being begun and its id not journaled yet (store time, Unix
+    /// seconds).
+    pub initiating_at: Option<i64>,
 }
 
 impl FileRow {
@@ -81,7 +84,7 @@ pub struct PartRow {
 
 const COLUMNS: &str = "id, path, key, name, size, mtime_ns, sample, state, attempts, next_retry_at,
     error_code, error_message, upload_id, part_size, object_key, bucket, etag, checksum, bytes_done,
-    server, user_id, user_name";
+    server, user_id, user_name, initiating_at";
 
 /// `server = ? AND user_id = ?` for an owner, as parameters `?1`, `?2`.
 const OWNED: &str = "server = ?1 AND user_id = ?2";
@@ -133,6 +136,7 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
         server: row.get(19)?,
         user_id: row.get(20)?,
         user_name: row.get(21)?,
+        initiating_at: row.get(22)?,
     })
 }
 
@@ -523,6 +527,17 @@ impl Journal {
         })
     }
 
+    /// Notes that a multipart upload of the file is being begun at `at` (store time).
+    pub fn initiating(&self, id: i64, at: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET initiating_at = coalesce(initiating_at, ?2) WHERE id = ?1",
+                params![id, at],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records a new multipart upload (before its first part is sent), if the file is still
     /// uploading; [`Error::StateChanged`] otherwise (the caller aborts the upload it made).
     pub fn begin_multipart(
@@ -538,7 +553,8 @@ impl Journal {
             tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
             let changed = tx.execute(
                 "UPDATE files SET upload_id = ?2, part_size = ?3, bucket = ?4, object_key = ?5,
-                     bytes_done = 0, updated_at = ?6 WHERE id = ?1 AND state = 'uploading'",
+                     bytes_done = 0, initiating_at = NULL, updated_at = ?6
+                 WHERE id = ?1 AND state = 'uploading'",
                 params![id, upload_id, part_size, bucket, key, now()],
             )?;
             if changed == 1 {

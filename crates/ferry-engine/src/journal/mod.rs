@@ -83,6 +83,11 @@ CREATE INDEX files_by_owner ON files (server, user_id, state, next_retry_at);
 ALTER TABLE abandoned ADD COLUMN server TEXT;
 ALTER TABLE abandoned ADD COLUMN user_id INTEGER;
 "#,
+    // When a multipart upload is being begun (store time, Unix seconds): if the engine stops
+    // before it journals the new upload id, the next attempt finds and aborts that upload.
+    r#"
+ALTER TABLE files ADD COLUMN initiating_at INTEGER;
+"#,
 ];
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.

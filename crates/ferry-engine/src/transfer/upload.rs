@@ -254,7 +254,7 @@ async fn multipart(
     );
     let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
         Some(found) => found,
-        None => (begin(shared, row.id, &plan, target).await?, Vec::new()),
+        None => (begin(shared, &current, &plan, target).await?, Vec::new()),
     };
     sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
     send_parts(shared, row, &plan, &done, target, &upload_id, sent).await?;
@@ -349,23 +349,29 @@ async fn reconcile(
 }
 
 /// Starts a multipart upload and journals it before any part is sent; if the file stopped
-/// uploading meanwhile, the new upload is aborted at once.
-async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) -> Result<String> {
-    let upload_id = shared
-        .storage
-        .create_multipart(&Who::file(target.owner, id), target.key)
-        .await?;
+/// uploading meanwhile, the new upload is aborted at once. The moment it is begun is noted
+/// first, so uploads begun but never journaled — the engine stopped, or the store's answer was
+/// lost and the request sent again — are found and aborted here, not left in the store.
+async fn begin(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    plan: &Plan,
+    target: &Target<'_>,
+) -> Result<String> {
+    let id = row.id;
+    let since = row
+        .initiating_at
+        .unwrap_or_else(|| shared.storage.now().unix_timestamp());
+    shared.db(move |j| j.initiating(id, since)).await?;
+    let who = Who::file(target.owner, id);
+    let upload_id = shared.storage.create_multipart(&who, target.key).await?;
     let (upload, part_size) = (upload_id.clone(), plan.part_size);
     let (bucket, key) = (target.bucket.to_owned(), target.key.to_owned());
     let recorded = shared
         .db(move |j| j.begin_multipart(id, &upload, part_size, &bucket, &key))
         .await;
     if let Err(err) = recorded {
-        if let Err(abort) = shared
-            .storage
-            .abort(&Who::file(target.owner, id), target.key, &upload_id)
-            .await
-        {
+        if let Err(abort) = shared.storage.abort(&who, target.key, &upload_id).await {
             tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
             let (owner, key) = (target.owner.clone(), target.key.to_owned());
             shared
@@ -374,7 +380,31 @@ async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) 
         }
         return Err(err);
     }
+    abort_strays(shared, &who, target.key, &upload_id, since).await;
     Ok(upload_id)
+}
+
+/// Aborts this key's open uploads begun since `since` (with a little slack for the clock) but
+/// for `keep`. Failing to is not an error: it is tried again with the next upload.
+async fn abort_strays(shared: &Arc<Shared>, who: &Who<'_>, key: &str, keep: &str, since: i64) {
+    let open = match shared.storage.open_uploads(who, key).await {
+        Ok(open) => open,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not list open uploads");
+            return;
+        }
+    };
+    for stray in open.iter().filter(|u| u.upload_id != keep) {
+        let begun = stray.initiated.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        if begun.is_some_and(|at| at.unix_timestamp() >= since - 2) {
+            tracing::info!(upload_id = %stray.upload_id, "aborting an upload begun but never journaled");
+            if let Err(err) = shared.storage.abort(who, key, &stray.upload_id).await {
+                tracing::warn!(error = %err, "could not abort a stray upload");
+            }
+        }
+    }
 }
 
 /// Sends the parts not yet `done`, a few at a time; stops at the first failure (the parts

@@ -151,6 +151,46 @@ pub fn parts_page(body: &[u8]) -> Result<PartsPage, XmlError> {
     })
 }
 
+/// One open multipart upload of a `ListMultipartUploadsResult`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// When it was begun, as the store writes it (RFC 3339).
+    pub initiated: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UploadXml {
+    key: String,
+    upload_id: String,
+    initiated: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListUploadsXml {
+    #[serde(default, rename = "Upload")]
+    uploads: Vec<UploadXml>,
+}
+
+/// The uploads of a `ListMultipartUploadsResult` (one page).
+pub fn open_uploads(body: &[u8]) -> Result<Vec<OpenUpload>, XmlError> {
+    let parsed: ListUploadsXml = parse(body, "ListMultipartUploadsResult")?;
+    Ok(parsed
+        .uploads
+        .into_iter()
+        .map(|u| OpenUpload {
+            key: u.key,
+            upload_id: u.upload_id,
+            initiated: u.initiated,
+        })
+        .collect())
+}
+
 #[derive(Serialize)]
 #[serde(rename = "CompleteMultipartUpload")]
 struct CompleteRequestXml {
@@ -287,6 +327,26 @@ mod tests {
         assert!(completed_etag(late.as_bytes()).is_err());
         let init = r#"<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&#43;b&amp;c</UploadId></InitiateMultipartUploadResult>"#;
         assert_eq!(upload_id(init.as_bytes()).unwrap(), "a+b&c");
+    }
+
+    #[test]
+    fn open_uploads_are_listed() {
+        let body = concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult>"#,
+            r#"<Bucket>ferry</Bucket><Upload><Key>u/1/a.bin</Key><UploadId>x&amp;1</UploadId>"#,
+            r#"<Initiated>2026-11-26T10:00:00.000Z</Initiated></Upload><Upload>"#,
+            r#"<Key>u/1/b.bin</Key><UploadId>y</UploadId></Upload></ListMultipartUploadsResult>"#
+        );
+        let uploads = open_uploads(body.as_bytes()).unwrap();
+        assert_eq!(uploads.len(), 2);
+        assert_eq!(uploads[0].upload_id, "x&1");
+        assert_eq!(
+            uploads[0].initiated.as_deref(),
+            Some("2026-11-26T10:00:00.000Z")
+        );
+        assert_eq!(uploads[1].initiated, None);
+        let none = r#"<ListMultipartUploadsResult><Bucket>b</Bucket></ListMultipartUploadsResult>"#;
+        assert!(open_uploads(none.as_bytes()).unwrap().is_empty());
     }
 
     #[test]
