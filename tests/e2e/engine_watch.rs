@@ -391,3 +391,46 @@ async fn a_link_made_inside_a_watched_folder_is_not_followed() {
     assert_eq!(keys.len(), 1, "only the witness: {keys:?}");
     assert!(keys[0].ends_with("/witness.txt"), "{keys:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_nested_too_deep_is_reported_not_dropped() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("watched");
+    let mut bottom = folder.clone();
+    for _ in 0..70 {
+        bottom = bottom.join("d");
+    }
+    std::fs::create_dir_all(&bottom).unwrap();
+    settled_file(&bottom.join("far.txt"), b"seventy folders down");
+    settled_file(&folder.join("near.txt"), b"at the top");
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let (task, _) = start_watching(&engine, &folder, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let skipped = loop {
+        let rows = engine.files(100).unwrap();
+        if let Some(row) = rows.iter().find(|r| r.state == FileState::Skipped) {
+            break row.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing says the folder is too deep: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    task.abort();
+    assert_eq!(
+        skipped.error_code.as_deref(),
+        Some("too_deep"),
+        "{skipped:?}"
+    );
+    assert!(bottom.starts_with(&skipped.path), "{skipped:?}");
+}

@@ -17,8 +17,14 @@ use std::time::SystemTime;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Journal, NewFile, Owner, Skip};
 
-/// Deepest folder nesting walked.
-const MAX_DEPTH: usize = 64;
+/// Deepest folder nesting walked, by hand or by a watcher.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Why a folder is not walked.
+pub(crate) const TOO_DEEP: (&str, &str) = (
+    "too_deep",
+    "folders nested more than 64 deep are not walked",
+);
 
 const KEY_CONFLICT: (&str, &str) = (
     "key_conflict",
@@ -159,6 +165,13 @@ impl<'a> Intake<'a> {
         let key = crate::key::object_key("", relative).unwrap_or_default();
         let look = std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m));
         self.refuse(path, &key, look, why)
+    }
+
+    /// Records a folder found too deep to walk, under `prefix` + `relative`, as skipped.
+    pub(crate) fn too_deep(&mut self, path: &Path, prefix: &str, relative: &Path) -> Result<()> {
+        let key = crate::key::object_key(prefix, relative).unwrap_or_default();
+        let look = std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m));
+        self.refuse(path, &key, look, TOO_DEEP)
     }
 
     /// Adds one file whose key is `prefix` + `relative`.

@@ -5,6 +5,7 @@
 //! exponential backoff, bounded in count.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,7 +34,9 @@ const MAX_ANSWER: usize = 4 * 1024 * 1024;
 pub(crate) struct Payload {
     pub(crate) bytes: Bytes,
     pub(crate) content_md5: Option<String>,
-    pub(crate) progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// Counts the bytes that went out; what an attempt counted is taken back if it fails, so a
+    /// retried request never counts its bytes twice.
+    pub(crate) progress: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Watches a request for the moment it stops moving: the store not taking the body for
@@ -45,6 +48,10 @@ pub(crate) struct Stall {
     last: std::sync::atomic::AtomicU64,
     /// Whether the whole body has been taken.
     sent: std::sync::atomic::AtomicBool,
+    /// Whether the body waits for the bandwidth limit (not for the store) right now.
+    throttled: std::sync::atomic::AtomicBool,
+    /// Body bytes counted as progress by this attempt.
+    counted: AtomicU64,
 }
 
 impl Stall {
@@ -53,7 +60,20 @@ impl Stall {
             started: std::time::Instant::now(),
             last: std::sync::atomic::AtomicU64::new(0),
             sent: std::sync::atomic::AtomicBool::new(empty_body),
+            throttled: std::sync::atomic::AtomicBool::new(false),
+            counted: AtomicU64::new(0),
         })
+    }
+
+    fn throttled(&self, waiting: bool) {
+        self.throttled.store(waiting, Ordering::Relaxed);
+        if !waiting {
+            self.moved(false);
+        }
+    }
+
+    fn counted(&self, bytes: u64) {
+        self.counted.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn moved(&self, last_chunk: bool) {
@@ -66,6 +86,9 @@ impl Stall {
 
     /// What stopped, if anything stopped for longer than `limit`.
     fn stopped(&self, limit: Duration) -> Option<&'static str> {
+        if self.throttled.load(Ordering::Relaxed) {
+            return None;
+        }
         let last = Duration::from_millis(self.last.load(std::sync::atomic::Ordering::Relaxed));
         if self.started.elapsed().saturating_sub(last) < limit {
             return None;
@@ -268,12 +291,18 @@ impl Storage {
                 let progress = progress.clone();
                 let stall = stall.clone();
                 async move {
+                    // Asked for more: the store took what came before. Waiting for the
+                    // bandwidth limit is ours, not a stalled store.
+                    stall.moved(false);
                     if let Some(throttle) = throttle {
+                        stall.throttled(true);
                         throttle.take(chunk.len() as u64).await;
+                        stall.throttled(false);
                     }
                     if let Some(progress) = progress {
-                        progress(chunk.len() as u64);
+                        progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     }
+                    stall.counted(chunk.len() as u64);
                     stall.moved(i + 1 == count);
                     Ok::<_, std::io::Error>(chunk)
                 }
@@ -384,12 +413,24 @@ impl Storage {
         let send = builder.body(self.body(payload, &stall)).send();
         let response = stall
             .watch(self.stall, send, operation, target)
-            .await?
-            .map_err(|source| Error::Network {
-                operation,
-                target: target.clone(),
-                source,
-            })?;
+            .await
+            .and_then(|sent| {
+                sent.map_err(|source| Error::Network {
+                    operation,
+                    target: target.clone(),
+                    source,
+                })
+            });
+        let response = match response {
+            Ok(response) if response.status().is_success() => response,
+            other => {
+                // Not taken: the bytes this attempt counted will be sent again.
+                if let Some(progress) = &payload.progress {
+                    progress.fetch_sub(stall.counted.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+                other?
+            }
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_answer(response, self.stall, operation, target).await?;

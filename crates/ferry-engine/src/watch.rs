@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
 use crate::journal::{FileState, Journal};
-use crate::queue::{Intake, Intent};
+use crate::queue::{Intake, Intent, MAX_DEPTH};
 use crate::session::Session;
 use crate::transfer::Transfer;
 
@@ -38,8 +38,6 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 const SETTLE: Duration = Duration::from_secs(2);
 /// How often candidates are looked at.
 const TICK: Duration = Duration::from_millis(500);
-/// Deepest folder nesting scanned.
-const MAX_DEPTH: usize = 64;
 
 /// A folder to watch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -332,6 +330,15 @@ impl Watcher {
         for (path, previous) in paths {
             let meta = match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_file() => m,
+                Ok(m) if m.is_dir() => {
+                    // Only folders too deep to scan are candidates: reported, not walked.
+                    self.report_too_deep(&path)?;
+                    self.candidates
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&path);
+                    continue;
+                }
                 _ => {
                     self.candidates
                         .lock()
@@ -407,6 +414,15 @@ impl Watcher {
             error: None,
         });
         Ok(Taken::Queued)
+    }
+
+    /// A folder nested too deep to scan: a skipped row says so (once, while it stays as it is).
+    fn report_too_deep(&self, path: &Path) -> Result<()> {
+        let (Some((folder, _, relative)), Some(owner)) = (self.owner(path), self.session.owner())
+        else {
+            return Ok(());
+        };
+        Intake::new(&self.journal, &owner, Intent::Found).too_deep(path, &folder.prefix, &relative)
     }
 
     /// Runs until dropped: takes change events, looks at candidates, reconnects folders that
@@ -513,9 +529,11 @@ fn through_a_link(root: &Path, relative: &Path) -> bool {
     false
 }
 
-/// Every regular file under `dir`, not following symlinks (so a link loop cannot recurse).
+/// Every regular file under `dir`, not following symlinks (so a link loop cannot recurse);
+/// a folder nested too deep is listed itself instead of its contents.
 fn scan(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth > MAX_DEPTH {
+        out.push(dir.to_owned());
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else {

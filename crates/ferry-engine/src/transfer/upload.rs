@@ -152,7 +152,7 @@ pub(crate) async fn upload(
         let payload = Payload {
             bytes,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
-            progress: Some(progress(sent)),
+            progress: Some(sent.clone()),
         };
         let etag = shared
             .storage
@@ -207,13 +207,6 @@ fn check_owner(shared: &Shared, owner: &Owner) -> Result<()> {
     } else {
         Err(Error::SignedOut)
     }
-}
-
-fn progress(sent: &Arc<AtomicU64>) -> Arc<dyn Fn(u64) + Send + Sync> {
-    let sent = sent.clone();
-    Arc::new(move |n| {
-        sent.fetch_add(n, Ordering::Relaxed);
-    })
 }
 
 /// Aborts the file's multipart upload (remembering it if the store cannot be reached).
