@@ -182,6 +182,16 @@ export interface Backend {
   onEvent(listener: (event: EngineEvent) => void): () => void;
 }
 
+/** `a.bin:5,b.bin:12` → `{ "a.bin": 5, "b.bin": 12 }`. */
+function failing(param: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pair of (param ?? "").split(",")) {
+    const [name, count] = pair.split(":");
+    if (name && Number(count) > 0) out[name] = Number(count);
+  }
+  return out;
+}
+
 /** The desktop app's backend when running inside Tauri, the simulation otherwise. */
 export async function createBackend(): Promise<Backend> {
   const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
@@ -194,8 +204,14 @@ export async function createBackend(): Promise<Backend> {
   const contract = params.has("contract");
   const backend = new MemoryBackend({
     grantTtlSecs: Number(params.get("ttl") ?? "120"),
-    // The contract scenario's starting point: one file to pick, no history yet.
-    ...(contract ? { picked: { "/home/alice/contract.txt": 21 }, seedHistory: false } : {}),
+    // `?failing=name:5,other:12`: the store answers 503 to that many PUTs of those files, to
+    // see how retries look.
+    failingPuts: failing(params.get("failing")),
+    // The contract scenario's starting point: one file to pick, whose first five PUTs fail (as
+    // the desktop's harness arranges with its fault proxy), no history yet.
+    ...(contract
+      ? { picked: { "/home/alice/contract.txt": 21 }, seedHistory: false, failingPuts: { "contract.txt": 5 } }
+      : {}),
   });
   // Like the desktop window, which takes OS drops before the page sees them.
   if (typeof window !== "undefined") backend.takeDropsFrom(window);
