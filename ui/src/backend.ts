@@ -28,7 +28,27 @@ export interface QueueItem {
   rate: number;
   etaSecs: number | null;
   state: FileState;
+  /** Why it failed or was skipped; the last attempt's error while a retry is scheduled. */
   error: { code: string; message: string } | null;
+  /** When a failed file (or the confirmation of an uploaded one) is tried again by itself;
+   * null when it is not (a file failed for good waits for the user). */
+  retryAt: string | null;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Failed attempts after which the file waits for the user. */
+  maxAttempts: number;
+  /** The name of the account the file belongs to ("alice", or "alice at https://…" on another
+   * server); null for files added before files had owners. */
+  owner: string | null;
+  /** Whether the signed-in account owns it. Other accounts' files are never uploaded by this
+   * session: they wait for their owner to sign in, and cannot be paused, resumed or cancelled. */
+  mine: boolean;
+}
+
+/** What the queue holds beyond the signed-in account's files. */
+export interface Overview {
+  /** Unfinished files of other accounts on this computer, per account. */
+  waitingForOthers: { account: string; files: number }[];
 }
 
 export interface CredentialStatus {
@@ -127,6 +147,16 @@ export interface Settings {
 export type EngineEvent =
   | { type: "progress"; file_id: number; bytes: number; total: number; rate: number; eta_secs: number | null }
   | { type: "state"; file_id: number; state: FileState; error: { code: string; message: string } | null }
+  /** A request (or, for a file, its next attempt) will be tried again: no retry is silent. */
+  | {
+      type: "retrying";
+      file_id: number | null;
+      operation: string;
+      attempt: number;
+      max_attempts: number;
+      error: { code: string; message: string };
+      retry_in_ms: number;
+    }
   | { type: "queue_changed" }
   | { type: "credentials_refreshing" }
   | { type: "credentials_refreshed"; expires_at: string }
@@ -166,7 +196,11 @@ export interface Backend {
   enqueue(ids: number[]): Promise<void>;
   pickFiles(): Promise<Picked[]>;
   pickFolder(): Promise<Picked | null>;
+  /** The signed-in account's files and other accounts' unfinished ones, oldest first. */
   queue(): Promise<QueueItem[]>;
+  overview(): Promise<Overview>;
+  /** Acts on the signed-in account's files (`null`: all of them); another account's file is
+   * `forbidden`. */
   control(action: Control, ids: number[] | null): Promise<void>;
   credentials(): Promise<CredentialStatus>;
   folders(): Promise<FolderItem[]>;
