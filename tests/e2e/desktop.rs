@@ -162,8 +162,7 @@ async fn credentials_refresh_for_real(driver: &Driver) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     // Grants of 8 s: the app refreshes them every 4 s, which the page must be told about.
-    let (server, store) =
-        server_behind_store_proxy(|o| o.grant_ttl = Duration::from_secs(8)).await;
+    let (server, store) = server_behind_store_proxy(|o| o.grant_ttl = Duration::from_secs(8)).await;
     let password = server.add_user("alice", Role::User);
     let other = server.add_user("bob", Role::User);
     let dir = tempfile::tempdir().unwrap();
@@ -183,10 +182,14 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     std::fs::write(&contract_file, b"the contract scenario").unwrap();
     // The scenario's file fails its first attempt: five PUTs answered 503.
     let busy = store.add(
-        Rule::new(Action::s3_error(503, "SlowDown", "Please reduce your request rate."))
-            .method("PUT")
-            .target("contract.txt")
-            .times(5),
+        Rule::new(Action::s3_error(
+            503,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ))
+        .method("PUT")
+        .target("contract.txt")
+        .times(5),
     );
     let env = json!({
         "server": server.api, "username": "alice", "password": password,

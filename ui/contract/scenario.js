@@ -80,11 +80,17 @@ export async function scenario(backend, env) {
   await step("watch a folder nobody picked", () => backend.addFolder({ pick: 424242, prefix: "", excludes: [] }));
   await step("queue by an unknown pick", () => backend.enqueue([424242]));
   await step("unknown control", () => backend.control("explode", null));
+  // Listening starts well before the upload: the desktop's listener is set up asynchronously.
+  const retries = [];
+  const stopListening = backend.onEvent((e) => {
+    if (e.type === "retrying") retries.push(e);
+  });
   const picked = await step("pick files", () => backend.pickFiles(), (p) => ({ names: p.map((f) => f.name) }));
   const ids = (picked ?? []).map((p) => p.id);
   await step("queue the picked file", () => backend.enqueue(ids));
   await step("queue the same pick again", () => backend.enqueue(ids));
-  const file = await retryScheduled(backend, step, until);
+  const file = await retryScheduled(backend, step, until, retries);
+  stopListening();
   await step("pause the file waiting for its retry", () => backend.control("pause", [file]));
   await step("sign in as another account", () =>
     backend.signIn(signIn({ username: env.other.username, password: env.other.password })),
@@ -118,13 +124,10 @@ export async function scenario(backend, env) {
 
 /**
  * Waits until the queued file's first attempt has failed and its second is scheduled; keeps
- * the row and every retry announced so far. Returns the file's id.
+ * the row and the retries announced so far (`retries`, filled by a listener). Returns the
+ * file's id.
  */
-async function retryScheduled(backend, step, until) {
-  const retries = [];
-  const stop = backend.onEvent((e) => {
-    if (e.type === "retrying") retries.push(e);
-  });
+async function retryScheduled(backend, step, until, retries) {
   const queue = await step(
     "a retry is scheduled",
     () => until("a scheduled retry", async () => {
@@ -150,6 +153,5 @@ async function retryScheduled(backend, step, until) {
       })),
     }),
   );
-  stop();
   return queue ? queue[0].id : -1;
 }

@@ -117,9 +117,15 @@ async fn the_window_shows_retrying_files_and_files_waiting_for_another_account()
     .await;
     let text = failed["text"].as_str().unwrap();
     assert!(text.contains("InvalidRequest"), "the reason: {failed}");
-    assert!(!text.contains("Retrying"), "not retried by itself: {failed}");
     assert!(
-        failed["buttons"].as_array().unwrap().contains(&json!("Retry")),
+        !text.contains("Retrying"),
+        "not retried by itself: {failed}"
+    );
+    assert!(
+        failed["buttons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Retry")),
         "{failed}"
     );
     assert_eq!(refused.applied(), 1, "one PUT, not retried");
