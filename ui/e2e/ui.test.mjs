@@ -87,6 +87,8 @@ test("drop → progress → confirmed, with the pickers too", async () => {
   await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
   await p.locator('[data-testid="item"][data-state="uploading"]').first().waitFor();
   await p.getByRole("button", { name: "Add files…" }).click();
+  // Bytes are moving (progress events follow the uploading state).
+  await p.waitForFunction(() => !document.querySelector('[data-testid="overall"]')?.textContent?.startsWith("0 B"));
   await p.screenshot({ path: join(shots, "uploads.png") });
   await p.locator('[data-testid="item"][data-state="confirmed"]').nth(2).waitFor({ timeout: 30_000 });
   const rows = await p.locator('[data-testid="item"]').evaluateAll((rows) =>

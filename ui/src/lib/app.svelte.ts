@@ -2,7 +2,7 @@
 // countdowns. Screens read it and call the backend through it.
 
 import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, SessionStatus } from "../backend";
-import { retryScheduled, type RetryNote } from "./queue";
+import { retryingNow, retryScheduled, type RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
 
@@ -110,6 +110,7 @@ export class AppState {
 
   async signedIn(): Promise<void> {
     this.sessionExpired = false;
+    this.retries = {};
     this.session = await this.backend.restore();
     await this.reload();
   }
@@ -211,7 +212,7 @@ export class AppState {
       totals.sent += item.sent;
       totals.size += item.size;
       if (item.state === "uploading" || item.state === "queued") totals.active++;
-      if (retryScheduled(item) || (item.state === "uploading" && this.retries[item.id])) totals.retrying++;
+      if (retryScheduled(item) || retryingNow(item, this.retries[item.id])) totals.retrying++;
       else if (item.state === "failed") totals.failed++;
     }
     return totals;

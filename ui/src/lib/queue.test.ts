@@ -39,6 +39,10 @@ describe("a queue row", () => {
     expect(view.detail).toBe("retrying UploadPart: network: connection reset, attempt 3 of 5");
     expect(view.actions).toEqual(["pause", "cancel"]);
     expect(rowView(item, undefined, now).detail).toBeNull();
+    // The confirmation's request, retried after the bytes are all in the store.
+    const confirming = { operation: "confirming the upload", attempt: 1, maxAttempts: 5, reason: "network: connection refused" };
+    const uploaded = rowView({ ...item, state: "uploaded", sent: 100 }, confirming, now);
+    expect(uploaded.detail).toBe("retrying confirming the upload: network: connection refused, attempt 1 of 5");
   });
 
   it("shows a file failed for good as failed, with its reason and Retry", () => {

@@ -47,6 +47,11 @@ export function waitingText(waiting: { account: string; files: number }[]): stri
     .join(" · ");
 }
 
+/** Whether a request of the file is being retried now (announced, and no progress since). */
+export function retryingNow(item: QueueItem, note: RetryNote | undefined): boolean {
+  return note !== undefined && (item.state === "uploading" || item.state === "uploaded");
+}
+
 /** Whether the file waits for its next attempt by itself (the engine set a time). */
 export function retryScheduled(item: QueueItem): boolean {
   return item.retryAt !== null && (item.state === "failed" || item.state === "uploaded");
@@ -82,7 +87,7 @@ export function rowView(item: QueueItem, note: RetryNote | undefined, now: numbe
     const detail = `Retrying ${when} — ${reason} (attempt ${item.attempts} of ${item.maxAttempts})`;
     return { phase: "retrying", label: "retrying", detail, actions };
   }
-  if (item.state === "uploading" && note) {
+  if (note && retryingNow(item, note)) {
     const detail = `retrying ${note.operation}: ${note.reason}, attempt ${note.attempt} of ${note.maxAttempts}`;
     return { phase: "uploading", label: "uploading", detail, actions };
   }
