@@ -381,15 +381,16 @@ impl Desktop {
     /// them. Another account's file is `forbidden`: it waits for its owner.
     pub(crate) async fn control(&self, action: &str, ids: Option<Vec<i64>>) -> CommandResult<()> {
         let engine = self.engine().await?;
-        let scope = engine.clone();
-        let ids =
-            tokio::task::spawn_blocking(move || crate::queue::controllable(&scope, ids.as_deref()))
+        if let Some(ids) = ids.clone() {
+            let scope = engine.clone();
+            tokio::task::spawn_blocking(move || crate::queue::check_mine(&scope, &ids))
                 .await
                 .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))??;
-        let ids = Some(ids.as_slice());
+        }
+        let ids = ids.as_deref();
         match action {
-            "pause" => engine.transfer().pause(ids)?,
-            "resume" | "retry" => engine.transfer().resume(ids)?,
+            "pause" => engine.transfer().pause(ids).await?,
+            "resume" | "retry" => engine.transfer().resume(ids).await?,
             "cancel" => engine.transfer().cancel(ids).await?,
             other => {
                 return Err(CommandError::new(

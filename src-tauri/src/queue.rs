@@ -103,40 +103,27 @@ pub(crate) fn items(engine: &Engine, max_attempts: u32) -> CommandResult<Vec<Que
         .collect())
 }
 
-/// The files a control from the page acts on: `ids` when every one that exists belongs to the
-/// signed-in account (another account's file is `forbidden`), or for `None` all of that
-/// account's files. The engine's transfer acts on whatever ids it is given, of any account.
-/// Reads the journal: call it off the async threads.
-pub(crate) fn controllable(engine: &Engine, ids: Option<&[i64]>) -> CommandResult<Vec<i64>> {
+/// Refuses a control from the page on another account's file (`forbidden`: it waits for its
+/// owner), which the engine would skip without a word. Reads the journal: call it off the
+/// async threads.
+pub(crate) fn check_mine(engine: &Engine, ids: &[i64]) -> CommandResult<()> {
     let me = engine
         .session()
         .owner()
         .ok_or_else(|| CommandError::new("signed_out", "Sign in first."))?;
-    let mut rows = Vec::new();
-    match ids {
-        Some(ids) => {
-            for &id in ids {
-                rows.extend(engine.journal().file(id)?);
-            }
-            if let Some(theirs) = rows.iter().find(|r| !r.is_owned_by(&me)) {
-                let owner = owner_label(theirs, Some(&me)).unwrap_or("its owner".into());
-                return Err(CommandError::new(
-                    "forbidden",
-                    format!(
-                        "{} belongs to {owner}: it waits for them to sign in.",
-                        theirs.name
-                    ),
-                ));
-            }
-            Ok(ids.to_vec())
+    for &id in ids {
+        if let Some(theirs) = engine.journal().file(id)?.filter(|r| !r.is_owned_by(&me)) {
+            let owner = owner_label(&theirs, Some(&me)).unwrap_or("its owner".into());
+            return Err(CommandError::new(
+                "forbidden",
+                format!(
+                    "{} belongs to {owner}: it waits for them to sign in.",
+                    theirs.name
+                ),
+            ));
         }
-        None => Ok(engine
-            .files(usize::MAX >> 1)?
-            .into_iter()
-            .filter(|r| r.is_owned_by(&me))
-            .map(|r| r.id)
-            .collect()),
     }
+    Ok(())
 }
 
 /// A journal row for tests: file 7 of `user` (1 is alice, 2 is bob) on `server`, failed twice

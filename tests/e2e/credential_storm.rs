@@ -71,8 +71,8 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
         .iter()
         .filter(|s| s.status == Some(403))
         .count();
-    println!(
-        "credential storm: {:.1} s, {grants} grant requests (minimum {minimum}), \
+    let summary = format!(
+        "{:.1} s, {grants} grant requests (minimum {minimum}), \
          {refreshed} refreshes, closest two {closest:?} apart, {rejected} store requests \
          refused, {} retries {:?}",
         elapsed.as_secs_f64(),
@@ -82,6 +82,7 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
             .map(|r| format!("{}:{}", r.operation, r.error.code))
             .collect::<Vec<_>>()
     );
+    ferry_tests::figures("credential_storm", &summary);
     assert!(
         grants >= 3,
         "the uploads outlived several grants ({grants})"

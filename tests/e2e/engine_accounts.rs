@@ -137,3 +137,146 @@ async fn a_file_confirmed_for_one_account_is_still_uploaded_for_another() {
         assert_eq!(page.items.len(), 1, "{user}: {:?}", page.items);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_as_another_account_mid_upload_keeps_each_files_in_its_own_prefix() {
+    let server = TestServer::start().await;
+    let bart_password = server.add_user("bart", Role::User);
+    let carol_password = server.add_user("carol", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let barts = dir.path().join("barts.bin");
+    std::fs::write(&barts, bytes(40 * MIB, 61)).unwrap();
+    let carols = dir.path().join("carols.txt");
+    std::fs::write(&carols, b"carol's").unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "bart",
+        &bart_password,
+        |c| {
+            c.transfer.bandwidth = Some(16 * MIB as u64);
+        },
+    )
+    .await;
+    engine.enqueue(std::slice::from_ref(&barts)).await.unwrap();
+    let transfer = engine.transfer().clone();
+    let runner = tokio::spawn(async move { transfer.run().await });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // Carol signs in on the running engine while bart's parts are in flight.
+    engine
+        .sign_in(
+            "carol",
+            &ferry_engine::secret::Secret::new(carol_password.clone()),
+            "test-device",
+        )
+        .await
+        .unwrap();
+    engine.enqueue(std::slice::from_ref(&carols)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server
+        .history("carol", &carol_password)
+        .await
+        .items
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol's file never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    runner.abort();
+    let _ = runner.await;
+
+    let carol_keys: Vec<String> = server
+        .history("carol", &carol_password)
+        .await
+        .items
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(carol_keys.len(), 1, "{carol_keys:?}");
+    assert!(carol_keys[0].ends_with("/carols.txt"));
+    assert!(
+        server
+            .history("bart", &bart_password)
+            .await
+            .items
+            .is_empty(),
+        "bart's upload stopped mid-way; nothing of it is in anyone's history yet"
+    );
+    assert_eq!(
+        engine.status().await.unwrap().waiting_for_others,
+        [("bart".to_owned(), 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_kept_in_the_keychain_is_used_only_by_its_own_account() {
+    let server = TestServer::start_with(|o| o.grant_ttl = Duration::from_secs(4)).await;
+    let bart_password = server.add_user("bart", Role::User);
+    let carol_password = server.add_user("carol", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    // Two front ends with their own data dirs and one keychain, like the desktop app and a
+    // `ferry` command of the same desktop user.
+    let keychain: std::sync::Arc<dyn ferry_engine::keychain::Keychain> =
+        std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default());
+    let shared = |c: &mut ferry_engine::EngineConfig| c.keychain = keychain.clone();
+    let (bart, _) = engine(
+        &server,
+        &dir.path().join("a"),
+        "bart",
+        &bart_password,
+        shared,
+    )
+    .await;
+    let (carol, _) = engine(
+        &server,
+        &dir.path().join("b"),
+        "carol",
+        &carol_password,
+        shared,
+    )
+    .await;
+    let file = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, name.as_bytes()).unwrap();
+        path
+    };
+    // Bart's grant is fetched (and kept) after carol signed in.
+    bart.enqueue(&[file("bart-1.txt")]).await.unwrap();
+    within(60, "bart's upload", bart.run_until_idle())
+        .await
+        .unwrap();
+    carol.enqueue(&[file("carol-1.txt")]).await.unwrap();
+    within(60, "carol's upload", carol.run_until_idle())
+        .await
+        .unwrap();
+    // And again once both grants have been replaced.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bart.enqueue(&[file("bart-2.txt")]).await.unwrap();
+    within(60, "bart's upload", bart.run_until_idle())
+        .await
+        .unwrap();
+    carol.enqueue(&[file("carol-2.txt")]).await.unwrap();
+    within(60, "carol's upload", carol.run_until_idle())
+        .await
+        .unwrap();
+
+    for (user, password, mine) in [
+        ("bart", &bart_password, ["bart-1.txt", "bart-2.txt"]),
+        ("carol", &carol_password, ["carol-1.txt", "carol-2.txt"]),
+    ] {
+        let mut keys: Vec<String> = server
+            .history(user, password)
+            .await
+            .items
+            .into_iter()
+            .map(|r| r.key.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, mine, "{user}'s history holds exactly {user}'s files");
+    }
+}

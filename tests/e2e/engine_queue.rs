@@ -222,7 +222,7 @@ async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload
         std::sync::Arc::strong_count(&sink) > idle_holders,
         "a reporter runs while uploading"
     );
-    engine.transfer().pause(Some(&ids)).unwrap();
+    engine.transfer().pause(Some(&ids)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         std::sync::Arc::strong_count(&sink),

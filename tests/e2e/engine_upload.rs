@@ -422,9 +422,17 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         .unwrap();
     let transfer = engine.transfer().clone();
     let runner = tokio::spawn(async move { transfer.run().await });
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Pause once the store has acknowledged at least one part of the kept file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while engine.journal().file(ids[0]).unwrap().unwrap().bytes_done < PART as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part was acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
-    engine.transfer().pause(Some(&ids[..1])).unwrap();
+    engine.transfer().pause(Some(&ids[..1])).await.unwrap();
     engine.transfer().cancel(Some(&ids[1..])).await.unwrap();
     assert_eq!(
         engine.journal().file(ids[0]).unwrap().unwrap().state,
@@ -444,21 +452,38 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
         "nothing moves while paused"
     );
     runner.abort();
+    let _ = runner.await;
+    let kept = engine.journal().file(ids[0]).unwrap().unwrap().bytes_done;
+    assert!(
+        kept >= PART as u64,
+        "parts acknowledged before the pause are kept"
+    );
 
-    // The cancelled file's multipart upload is gone from the store.
+    // The cancelled file's multipart upload is gone from the store; the paused one's is not.
     let grant = engine.credentials().current().await.unwrap();
     let store = ferry_tests::StoreClient::new((*grant).clone());
     let open = store.list_uploads("").await;
-    let keys = ferry_tests::xml_values(&open.body, "Key");
+    assert_eq!(open.status, 200, "{}", open.body);
+    let keys = ferry_tests::s3xml::parse::<ferry_tests::s3xml::UploadList>(&open.body).keys();
     assert!(
         !keys.iter().any(|k| k.ends_with("drop.bin")),
         "aborted: {keys:?}"
     );
+    assert!(
+        keys.iter().any(|k| k.ends_with("keep.bin")),
+        "kept: {keys:?}"
+    );
 
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(120, "the resumed upload", engine.run_until_idle())
         .await
         .unwrap();
+    let resent = server.server.store_bytes_received() - after_pause;
+    assert!(
+        resent <= keep_data.len() as u64 - kept,
+        "the resumed upload sent {resent} bytes; only {} were missing",
+        keep_data.len() as u64 - kept
+    );
     assert_eq!(summary.confirmed, 1);
     assert_eq!(
         engine.journal().file(ids[1]).unwrap().unwrap().state,

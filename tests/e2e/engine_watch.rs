@@ -341,3 +341,53 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
     }
     task.abort();
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_made_inside_a_watched_folder_is_not_followed() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("watched");
+    std::fs::create_dir(&folder).unwrap();
+    let secrets = dir.path().join("dot-ssh");
+    std::fs::create_dir(&secrets).unwrap();
+    settled_file(&secrets.join("id_rsa"), b"-----BEGIN PRIVATE KEY-----");
+    settled_file(&dir.path().join("notes.txt"), b"a file outside");
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let (task, _) = start_watching(&engine, &folder, true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Made while the watcher runs: a link to a folder and a link to a file, then a change in
+    // the linked folder, and one real file as a witness that the watcher works.
+    std::os::unix::fs::symlink(&secrets, folder.join("ssh")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("notes.txt"), folder.join("notes")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled_file(
+        &secrets.join("id_ed25519"),
+        b"-----BEGIN OPENSSH PRIVATE KEY-----",
+    );
+    settled_file(&folder.join("witness.txt"), b"a real file");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.history("alice", &password).await.items.is_empty() {
+        assert!(Instant::now() < deadline, "the witness was never uploaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    task.abort();
+    let keys: Vec<String> = server
+        .history("alice", &password)
+        .await
+        .items
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys.len(), 1, "only the witness: {keys:?}");
+    assert!(keys[0].ends_with("/witness.txt"), "{keys:?}");
+}

@@ -10,8 +10,7 @@
 mod api;
 mod store;
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ferry_engine::events::{ErrorInfo, Event};
 use ferry_engine::journal::FileState;
@@ -103,10 +102,8 @@ impl Rig {
         events: &Recorder,
         files: &[Source],
     ) {
-        self.print_figures(events);
         let page = self.server.history("alice", &self.password).await;
         let rows = engine.files(10_000).expect("journal rows");
-        let blobs = stored_blobs(self.server.dir.path());
         for source in files {
             let name = source.name();
             let history: Vec<_> = page
@@ -132,17 +129,24 @@ impl Rig {
             let checksum = journal.checksum.as_deref().expect("a checksum");
             assert_checksum(checksum, &source.data, &etag);
             assert_eq!(row.checksum.as_deref(), Some(checksum), "{name}: checksum");
+            let stored = self
+                .server
+                .server
+                .object_bytes(&row.bucket, &row.key)
+                .await
+                .expect("reading the stored object");
             assert!(
-                blobs.contains(&sha256(&source.data)),
+                stored.as_deref() == Some(source.data.as_slice()),
                 "{name}: the store holds the file's exact bytes"
             );
         }
+        self.print_figures(events, files.len());
     }
 }
 
 impl Rig {
     /// Prints what the proxies did and what the engine said, for the suite's figures.
-    pub(crate) fn print_figures(&self, events: &Recorder) {
+    pub(crate) fn print_figures(&self, events: &Recorder, verified: usize) {
         let faults = |proxy: &Proxy| {
             let seen = proxy.seen();
             let faulted = seen.iter().filter(|s| s.action != "forward").count();
@@ -153,12 +157,15 @@ impl Rig {
         let retries = retries(events);
         let failed = failures(events).len();
         let test = std::thread::current().name().unwrap_or("?").to_owned();
-        println!(
-            "figures {test}: store {store_faults} faults in {store_requests} requests, \
-             API {api_faults} faults in {api_requests} requests, {} retries announced \
-             (highest attempt {}), {failed} failures shown",
-            retries.len(),
-            retries.iter().map(|r| r.attempt).max().unwrap_or(0),
+        ferry_tests::figures(
+            &test,
+            &format!(
+                "store {store_faults} faults in {store_requests} requests, API {api_faults} faults \
+                 in {api_requests} requests, {} retries announced (highest attempt {}), {failed} \
+                 failures shown, {verified} files verified",
+                retries.len(),
+                retries.iter().map(|r| r.attempt).max().unwrap_or(0),
+            ),
         );
     }
 }
@@ -202,24 +209,6 @@ fn assert_checksum(checksum: &str, data: &[u8], etag: &str) {
         Some(("md5-parts", parts)) => assert_eq!(parts, etag, "md5 of the parts"),
         _ => panic!("unknown checksum form {checksum:?}"),
     }
-}
-
-/// SHA-256 of every blob the store keeps under its data dir: the bytes as the store holds
-/// them, read from disk because no S3 operation a grant allows reads an object back.
-fn stored_blobs(server_dir: &Path) -> HashSet<[u8; 32]> {
-    let mut hashes = HashSet::new();
-    let mut dirs = vec![server_dir.join("store")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("the store's blob dir") {
-            let path = entry.expect("a dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                hashes.insert(sha256(&std::fs::read(&path).expect("a blob")));
-            }
-        }
-    }
-    hashes
 }
 
 /// A `Retrying` event, flattened.

@@ -39,6 +39,9 @@ echo "--- entries after upload"
 secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
 echo "--- status"
 {base} status
+echo "--- secrets"
+secret-tool search --all service ferry-dev 2>/dev/null | grep '^secret = ' || true
+echo "--- end of secrets"
 {base} logout
 echo "--- entries after logout"
 secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
@@ -50,7 +53,7 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
         Command::new("timeout")
             .args(["60", "dbus-run-session", "--", "bash", "-c", &script])
             .env("HOME", &home)
-            .env("FERRY_LOG", "debug")
+            .env("FERRY_LOG", "trace")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdin(Stdio::null())
             .output()
@@ -117,6 +120,67 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
     assert!(found_etag, "the scan reads the journal");
     assert!(!stderr.contains(&password), "the password is in the log");
     assert!(!stderr.contains("X-Amz-Security-Token") && !stderr.contains("x-amz-security-token:"));
+
+    // The actual secrets, as the keychain holds them: the session token, the grant's secret key
+    // and security token. None may reach the log (at trace level), the output, or the data dir.
+    let kept = stdout
+        .split("--- secrets\n")
+        .nth(1)
+        .and_then(|rest| rest.split("--- end of secrets").next())
+        .unwrap();
+    let mut secrets = Vec::new();
+    for line in kept.lines() {
+        let json: serde_json::Value =
+            serde_json::from_str(line.trim_start_matches("secret = ")).unwrap_or_default();
+        collect_secrets(&json, &mut secrets);
+    }
+    assert!(
+        secrets.len() >= 3,
+        "the session token and the grant's two secrets were found: {} of them",
+        secrets.len()
+    );
+    eprintln!(
+        "secrets checked: {} (trace log: {} bytes)",
+        secrets.len(),
+        stderr.len()
+    );
+    let outside_the_dump = stdout.replace(kept, "");
+    for secret in &secrets {
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "a secret is in the trace log"
+        );
+        assert!(
+            !outside_the_dump.contains(secret.as_str()),
+            "a secret is in the output"
+        );
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret.as_str()),
+                "a secret is in the data dir"
+            );
+        }
+    }
+}
+
+/// The values of the secret fields of what the keychain holds, wherever they are nested.
+fn collect_secrets(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, value) in map {
+                match (name.as_str(), value) {
+                    (
+                        "token" | "secret_access_key" | "security_token",
+                        serde_json::Value::String(s),
+                    ) => out.push(s.clone()),
+                    _ => collect_secrets(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, out)),
+        _ => {}
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

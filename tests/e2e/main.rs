@@ -2,6 +2,7 @@
 
 mod aws_cli;
 mod cli_data_dir;
+mod cli_profile;
 mod cli_resume;
 mod crash_trials;
 mod credential_status;

@@ -616,6 +616,27 @@ pub fn expected_etag(data: &[u8], threshold: usize, part_size: usize) -> String 
     multipart_etag(&parts)
 }
 
+/// Reports a test's figures: printed, and appended as `figures <test>: <text>` to the file
+/// `FERRY_FIGURES` names, if any (`cargo xtask soak` collects them into `docs/reliability.md`).
+pub fn figures(test: &str, text: &str) {
+    println!("figures {test}: {text}");
+    if let Some(path) = std::env::var_os("FERRY_FIGURES") {
+        use std::io::Write;
+        let line = format!("figures {test}: {}\n", text.replace('\n', " "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(err) = written {
+            eprintln!(
+                "could not record figures in {}: {err}",
+                path.to_string_lossy()
+            );
+        }
+    }
+}
+
 /// Runs `future` with a deadline, so a hang fails the test instead of blocking CI.
 pub async fn within<T>(secs: u64, what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), future)

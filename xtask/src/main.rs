@@ -3,16 +3,19 @@
 
 mod bench;
 mod deps;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run | test | bench>
+const USAGE: &str = "usage: cargo xtask <run | test | bench | soak>
   run    build and start ferry-server with the embedded store and demo accounts
   test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests
-  bench  ferry against rclone and aws s3 cp on the embedded store; writes docs/benchmarks.md";
+  bench  ferry against rclone and aws s3 cp on the embedded store; writes docs/benchmarks.md
+  soak   the reliability suite run longer (FERRY_SOAK_CRASH_TRIALS, FERRY_SOAK_REPEATS);
+         writes docs/reliability.md";
 
 fn main() {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -21,6 +24,7 @@ fn main() {
         "test" => test(&root),
         "run" => run(&root),
         "bench" => deps::ensure_test_tools().and_then(|path| bench::bench(&root, &path)),
+        "soak" => deps::ensure_test_tools().and_then(|path| soak::soak(&root, &path)),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::transfer::TransferSettings;
 use ferry_engine::{Engine, EngineConfig};
@@ -26,9 +27,13 @@ struct Cli {
     /// Holds the journal and settings (never secrets).
     #[arg(long, env = "FERRY_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// The app server; remembered after `login`.
+    /// The app server (https://, or http:// to this computer); remembered after `login`.
     #[arg(long, env = "FERRY_SERVER", global = true)]
     server: Option<String>,
+    /// Allow plain http:// to an app server on another computer (the password, the session
+    /// and the storage credentials then cross the network unencrypted).
+    #[arg(long, env = "FERRY_ALLOW_INSECURE_HTTP", global = true)]
+    allow_insecure_http: bool,
     /// Keep secrets in memory only (no OS keychain): nothing survives this process.
     #[arg(long, env = "FERRY_MEMORY_KEYCHAIN", global = true)]
     memory_keychain: bool,
@@ -77,24 +82,11 @@ enum Command {
     Logout,
 }
 
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("ferry")
-}
-
 fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {
     if memory {
         return Ok(Arc::new(MemoryKeychain::default()));
     }
-    let service = if cfg!(debug_assertions) {
-        "ferry-dev"
-    } else {
-        "ferry"
-    };
-    match OsKeychain::open(service) {
+    match OsKeychain::open(profile::keychain_service()) {
         Ok(k) => Ok(Arc::new(k)),
         Err(err) => bail!(
             "{err} [{}]\nUse --memory-keychain to keep secrets in memory for this run only.",
@@ -113,18 +105,6 @@ fn read_password() -> anyhow::Result<Secret> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
-}
-
-fn device() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "ferry-cli".into())
 }
 
 struct Progress {
@@ -266,17 +246,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let data_dir = cli.data_dir.clone().unwrap_or_else(profile::data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let remembered = std::fs::read_to_string(data_dir.join("server"))
-        .ok()
-        .map(|s| s.trim().to_owned());
     let server = cli
         .server
         .clone()
-        .or(remembered)
-        .unwrap_or_else(|| "http://127.0.0.1:8480".into());
+        .or_else(|| profile::remembered_server(&data_dir))
+        .unwrap_or_else(|| profile::DEFAULT_SERVER.into());
+    let server = profile::checked_server(&server, cli.allow_insecure_http)?;
     let keychain = keychain(cli.memory_keychain)?;
     if let Command::Status = cli.command {
         return status(&data_dir, &server, keychain).await;
@@ -295,6 +273,19 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Event::SessionExpired => events_progress
             .bar
             .println("the session expired: sign in again (ferry login)"),
+        Event::Retrying {
+            operation,
+            attempt,
+            max_attempts,
+            error,
+            retry_in_ms,
+            ..
+        } => events_progress.bar.println(format!(
+            "retrying {operation} in {:.1} s (attempt {attempt} of {max_attempts} failed: {} [{}])",
+            retry_in_ms as f64 / 1000.0,
+            error.message,
+            error.code
+        )),
         _ => {}
     });
     let settings = TransferSettings {
@@ -308,13 +299,15 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         events,
         transfer: settings,
         grant_ttl: cli.grant_ttl,
-        device: device(),
+        device: profile::device_name(),
     })?;
     match cli.command {
         Command::Login { user } => {
             let password = read_password()?;
-            let me = engine.sign_in(&user, &password, &device()).await?;
-            std::fs::write(data_dir.join("server"), &server).context("remembering the server")?;
+            let me = engine
+                .sign_in(&user, &password, &profile::device_name())
+                .await?;
+            profile::remember_server(&data_dir, &server)?;
             println!(
                 "signed in to {server} as {} ({})",
                 me.name,
@@ -331,7 +324,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             if engine.restore().await?.is_none() {
                 match (std::env::var("FERRY_USER"), cli.memory_keychain) {
                     (Ok(user), _) => {
-                        engine.sign_in(&user, &read_password()?, &device()).await?;
+                        engine
+                            .sign_in(&user, &read_password()?, &profile::device_name())
+                            .await?;
                     }
                     _ => bail!("not signed in: run `ferry login USER` first"),
                 }

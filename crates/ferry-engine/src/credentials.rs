@@ -7,6 +7,10 @@
 //! old grant is still good is not tried again by every request: the next try waits out a
 //! backoff. A grant that cannot be saved in the keychain is still used (from memory); the
 //! keychain problem is reported, not turned into a failed refresh.
+//!
+//! A grant belongs to the account it was fetched for: it is kept in the keychain under that
+//! account, handed out only for it, and dropped when the session changes hands — so one
+//! account's files are never signed with another's credentials.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -19,6 +23,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
+use crate::journal::Owner;
 use crate::secret::Secret;
 use crate::session::Session;
 
@@ -33,6 +38,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct Cached {
+    owner: Owner,
     grant: Arc<Grant>,
     received_at: OffsetDateTime,
 }
@@ -119,7 +125,13 @@ pub struct Credentials {
     ttl: Option<u64>,
 }
 
-fn keychain_name(server: &str) -> String {
+/// The keychain entry of an account's grant.
+fn keychain_name(owner: &Owner) -> String {
+    format!("grant:{}:{}", owner.server, owner.user_id)
+}
+
+/// Where grants were kept before they were kept per account (removed on sign-out).
+fn legacy_keychain_name(server: &str) -> String {
     format!("grant:{server}")
 }
 
@@ -169,12 +181,17 @@ impl Credentials {
         self.status().expires_at
     }
 
-    /// When the grant in hand, or else the one kept in the keychain, expires (no network).
-    pub async fn stored_expiry(&self) -> Option<OffsetDateTime> {
-        if let Some(at) = self.status().expires_at {
-            return Some(at);
+    /// When `owner`'s grant in hand, or else the one kept in the keychain, expires (no
+    /// network).
+    pub async fn stored_expiry(&self, owner: &Owner) -> Option<OffsetDateTime> {
+        if let Some(c) = self.cached.lock().await.as_ref()
+            && c.owner == *owner
+        {
+            return Some(c.grant.expires_at);
         }
-        self.load_from_keychain().await.map(|c| c.grant.expires_at)
+        self.load_from_keychain(owner)
+            .await
+            .map(|c| c.grant.expires_at)
     }
 
     /// When the current grant was received, if there is one.
@@ -186,12 +203,33 @@ impl Credentials {
         f(&mut self.tracker.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// A grant good for now, fetching a new one when the current one is due (unless the last
-    /// attempt failed moments ago and the current one is still good).
+    /// A grant of the signed-in account, good for now (see [`Credentials::grant_for`]).
     pub async fn current(&self) -> Result<Arc<Grant>> {
+        let owner = self.session.owner().ok_or(Error::SignedOut)?;
+        self.grant_for(&owner).await
+    }
+
+    /// Refuses unless `owner` is the signed-in account.
+    fn check(&self, owner: &Owner) -> Result<()> {
+        if self.session.owner().as_ref() == Some(owner) {
+            Ok(())
+        } else {
+            Err(Error::SignedOut)
+        }
+    }
+
+    /// A grant of `owner` good for now, fetching a new one when the current one is due (unless
+    /// the last attempt failed moments ago and the current one is still good). Refused unless
+    /// `owner` is the signed-in account; a grant in hand of another account is dropped.
+    pub async fn grant_for(&self, owner: &Owner) -> Result<Arc<Grant>> {
+        self.check(owner)?;
         let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|c| c.owner != *owner) {
+            *cached = None;
+            self.track(|t| *t = Tracker::default());
+        }
         if cached.is_none() {
-            *cached = self.load_from_keychain().await;
+            *cached = self.load_from_keychain(owner).await;
             if let Some(c) = cached.as_ref() {
                 self.track(|t| {
                     t.status.expires_at = Some(c.grant.expires_at);
@@ -206,22 +244,24 @@ impl Credentials {
                 return Ok(c.grant.clone());
             }
         }
-        let fresh = self.fetch(cached.as_ref()).await?;
+        let fresh = self.fetch(owner, cached.as_ref()).await?;
         let grant = fresh.grant.clone();
         *cached = Some(fresh);
         Ok(grant)
     }
 
-    /// After the store rejected `access_key_id` (expired or invalid token): a new grant, unless
-    /// another request already replaced that one.
-    pub async fn after_rejection(&self, access_key_id: &str) -> Result<Arc<Grant>> {
+    /// After the store rejected `access_key_id` (expired or invalid token): a new grant for
+    /// `owner`, unless another request already replaced that one.
+    pub async fn after_rejection(&self, owner: &Owner, access_key_id: &str) -> Result<Arc<Grant>> {
+        self.check(owner)?;
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref()
+            && c.owner == *owner
             && c.grant.access_key_id != access_key_id
         {
             return Ok(c.grant.clone());
         }
-        let fresh = self.fetch(None).await?;
+        let fresh = self.fetch(owner, None).await?;
         let grant = fresh.grant.clone();
         *cached = Some(fresh);
         Ok(grant)
@@ -253,30 +293,41 @@ impl Credentials {
         }
     }
 
-    /// Drops the grant here and in the keychain (sign-out).
-    pub async fn forget(&self) -> Result<()> {
+    /// Drops the grant in hand (another account is signing in; each keeps its own in the
+    /// keychain).
+    pub async fn drop_cached(&self) {
         *self.cached.lock().await = None;
         self.track(|t| *t = Tracker::default());
-        let keychain = self.session.keychain().clone();
-        let name = keychain_name(self.session.api().base());
-        blocking(move || keychain.delete(&name)).await
     }
 
-    async fn load_from_keychain(&self) -> Option<Cached> {
+    /// Drops the signed-in account's grant here and in the keychain (sign-out).
+    pub async fn forget(&self) -> Result<()> {
+        self.drop_cached().await;
         let keychain = self.session.keychain().clone();
-        let name = keychain_name(self.session.api().base());
+        let mut names = vec![legacy_keychain_name(self.session.api().base())];
+        if let Some(owner) = self.session.owner() {
+            names.push(keychain_name(&owner));
+        }
+        blocking(move || names.iter().try_for_each(|name| keychain.delete(name))).await
+    }
+
+    async fn load_from_keychain(&self, owner: &Owner) -> Option<Cached> {
+        let keychain = self.session.keychain().clone();
+        let name = keychain_name(owner);
         let json = blocking(move || keychain.get(&name)).await.ok()??;
         let (grant, received_at): (Grant, i64) = serde_json::from_str(json.expose()).ok()?;
         let received_at = OffsetDateTime::from_unix_timestamp(received_at).ok()?;
         Some(Cached {
+            owner: owner.clone(),
             grant: Arc::new(grant),
             received_at,
         })
     }
 
-    /// Fetches a new grant (the caller holds the lock: one refresh at a time). When that fails
-    /// and `old` is still usable, it is kept, the failure reported, and the next try put off.
-    async fn fetch(&self, old: Option<&Cached>) -> Result<Cached> {
+    /// Fetches a new grant for `owner` (the caller holds the lock: one refresh at a time).
+    /// When that fails and `old` is still usable, it is kept, the failure reported, and the
+    /// next try put off. A grant that arrives after the session changed hands is not kept.
+    async fn fetch(&self, owner: &Owner, old: Option<&Cached>) -> Result<Cached> {
         let token = self.session.token()?;
         let request = GrantRequest {
             ttl_seconds: self.ttl,
@@ -285,7 +336,10 @@ impl Credentials {
         let _refreshing = Refreshing(&self.tracker);
         (self.events)(Event::CredentialsRefreshing);
         match self.session.api().grant(&token, &request).await {
-            Ok(grant) => Ok(self.received(grant).await),
+            Ok(grant) => {
+                self.check(owner)?;
+                Ok(self.received(owner, grant).await)
+            }
             Err(err) => {
                 if err.needs_sign_in() {
                     self.session.expired();
@@ -308,11 +362,11 @@ impl Credentials {
         }
     }
 
-    /// Takes a new grant into use: status, event, and (best effort) the keychain.
-    async fn received(&self, grant: Grant) -> Cached {
+    /// Takes a new grant of `owner` into use: status, event, and (best effort) the keychain.
+    async fn received(&self, owner: &Owner, grant: Grant) -> Cached {
         let received_at = self.now();
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let saved = self.save(&grant, received_at).await;
+        let saved = self.save(owner, &grant, received_at).await;
         self.track(|t| {
             t.failures = 0;
             t.status.expires_at = Some(grant.expires_at);
@@ -333,13 +387,15 @@ impl Credentials {
             });
         }
         Cached {
+            owner: owner.clone(),
             grant: Arc::new(grant),
             received_at,
         }
     }
 
-    /// Saves `grant` in the keychain, so a restart within its lifetime needs no new one.
-    async fn save(&self, grant: &Grant, received_at: OffsetDateTime) -> Result<()> {
+    /// Saves `owner`'s grant in the keychain, so a restart within its lifetime needs no new
+    /// one.
+    async fn save(&self, owner: &Owner, grant: &Grant, received_at: OffsetDateTime) -> Result<()> {
         let json = serde_json::to_string(&(grant, received_at.unix_timestamp())).map_err(|e| {
             Error::Protocol {
                 operation: "storing the grant",
@@ -347,7 +403,7 @@ impl Credentials {
             }
         })?;
         let keychain = self.session.keychain().clone();
-        let name = keychain_name(self.session.api().base());
+        let name = keychain_name(owner);
         blocking(move || keychain.set(&name, &Secret::new(json))).await
     }
 }
@@ -383,6 +439,11 @@ mod tests {
             callback: None,
         };
         Cached {
+            owner: Owner {
+                server: String::new(),
+                user_id: 1,
+                user_name: String::new(),
+            },
             grant: Arc::new(grant),
             received_at,
         }

@@ -104,7 +104,11 @@ pub async fn read_status(
     let session = Arc::new(Session::new(ApiClient::new(server)?, keychain));
     let owner = session.stored_owner()?;
     let credentials = Credentials::new(session, crate::events::discard(), None);
-    status_of(&journal, owner.as_ref(), credentials.stored_expiry().await)
+    let expires = match &owner {
+        Some(owner) => credentials.stored_expiry(owner).await,
+        None => None,
+    };
+    status_of(&journal, owner.as_ref(), expires)
 }
 
 impl Engine {
@@ -177,17 +181,19 @@ impl Engine {
         &self.transfer
     }
 
-    /// Signs in; the queue continues with this account's files. Uploads of another account
-    /// still running here are stopped first: they wait for their owner.
+    /// Signs in; the queue continues with this account's files. Uploads under way are
+    /// stopped first and nothing starts until the new session is in place (another account's
+    /// files wait for their owner); a grant in hand of another account is dropped.
     pub async fn sign_in(&self, username: &str, password: &Secret, device: &str) -> Result<User> {
+        let hold = self.transfer.hold().await;
         let before = self.session.owner();
-        let user = self.session.sign_in(username, password, device).await?;
-        if before != self.session.owner() {
-            self.transfer.stop().await;
-            self.credentials.forget().await?;
+        let user = self.session.sign_in(username, password, device).await;
+        if user.is_ok() && before != self.session.owner() {
+            self.credentials.drop_cached().await;
         }
+        drop(hold);
         self.transfer.wake();
-        Ok(user)
+        user
     }
 
     /// Restores the session from the keychain.
@@ -195,9 +201,10 @@ impl Engine {
         self.session.restore().await
     }
 
-    /// Stops this account's uploads, signs out and forgets the storage credentials.
+    /// Stops this account's uploads, forgets its storage credentials and signs out; nothing
+    /// starts meanwhile.
     pub async fn sign_out(&self) -> Result<()> {
-        self.transfer.stop().await;
+        let _hold = self.transfer.hold().await;
         self.credentials.forget().await?;
         self.session.sign_out().await
     }
@@ -244,8 +251,15 @@ impl Engine {
 
     /// What the queue holds, for the signed-in account and the others.
     pub async fn status(&self) -> Result<Status> {
-        let expires = self.credentials.stored_expiry().await;
-        status_of(&self.journal, self.session.owner().as_ref(), expires)
+        let owner = self.session.owner();
+        let expires = match &owner {
+            Some(owner) => self.credentials.stored_expiry(owner).await,
+            None => None,
+        };
+        let journal = self.journal.clone();
+        self.journal
+            .blocking(move |_| status_of(&journal, owner.as_ref(), expires))
+            .await
     }
 
     /// Stops every upload in flight, waits until they are gone, and lets go of the data dir.

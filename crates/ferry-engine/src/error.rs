@@ -121,6 +121,20 @@ pub enum Error {
         /// What SQLite said.
         detail: String,
     },
+    /// The app server's address is not one (`invalid_server`).
+    #[error("invalid server address: {0}")]
+    InvalidServer(String),
+    /// Plain `http://` to a host that is not this computer, not explicitly allowed.
+    #[error(
+        "{0} would be reached without encryption (http://): the password, the session and the storage credentials could be read on the way; use https://, or allow it explicitly"
+    )]
+    InsecureServer(String),
+    /// The journal was written by an older Ferry and has not been brought up to date yet (a
+    /// read-only look cannot do it).
+    #[error(
+        "the journal {0} was written by an older Ferry: open it once with `ferry upload` or the app"
+    )]
+    JournalOutdated(String),
     /// The engine was closed.
     #[error("the engine was closed")]
     Closed,
@@ -156,6 +170,9 @@ impl Error {
             Self::UploadLost { .. } => "upload_lost",
             Self::Closed => "closed",
             Self::JournalDamaged { .. } => "journal_damaged",
+            Self::InvalidServer(_) => "invalid_server",
+            Self::JournalOutdated(_) => "journal_outdated",
+            Self::InsecureServer(_) => "insecure_server",
         }
     }
 

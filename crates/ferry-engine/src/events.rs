@@ -91,6 +91,15 @@ pub enum Event {
     },
     /// The session ended: uploads pause until the user signs in again.
     SessionExpired,
+    /// Something of the engine's own failed — the journal could not be written (a full disk,
+    /// a damaged database) — and is being waited out; no file is lost, but nothing moves
+    /// until it passes.
+    Trouble {
+        /// What the engine was doing.
+        operation: String,
+        /// Why it failed.
+        error: ErrorInfo,
+    },
     /// A watched folder cannot be watched (missing, unreadable); it is retried.
     FolderError {
         /// The folder.

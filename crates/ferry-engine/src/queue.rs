@@ -197,9 +197,18 @@ impl<'a> Intake<'a> {
     fn existing(&mut self, row: &FileRow, key: &str, look: Option<Look>) -> Result<Option<i64>> {
         let unchanged = look.is_some_and(|l| l.matches(row));
         match (self.intent, row.state) {
-            // Failed for good (gone, unreadable) and found again: it is there now, try again.
-            (Intent::Found, FileState::Failed) if row.next_retry_at.is_none() => {
+            // Failed for good because it was gone or unreadable, or failed and changed since:
+            // found again as it is now, it is tried again.
+            (Intent::Found, FileState::Failed)
+                if row.next_retry_at.is_none()
+                    && (!unchanged
+                        || matches!(
+                            row.error_code.as_deref(),
+                            Some("file_missing" | "file_unreadable")
+                        )) =>
+            {
                 let resumed = self.journal.move_states(
+                    self.owner,
                     Some(&[row.id]),
                     &[FileState::Failed],
                     FileState::Queued,
@@ -222,6 +231,7 @@ impl<'a> Intake<'a> {
             (Intent::Given { .. }, state) if state.is_final() => Ok(None),
             (Intent::Given { .. }, _) if row.key == key => {
                 let resumed = self.journal.move_states(
+                    self.owner,
                     Some(&[row.id]),
                     &[FileState::Paused, FileState::Failed],
                     FileState::Queued,
@@ -248,9 +258,9 @@ impl<'a> Intake<'a> {
             FileState::Paused,
             FileState::Failed,
         ];
-        let moved = self
-            .journal
-            .move_states(Some(&[row.id]), &from, FileState::Cancelled)?;
+        let moved =
+            self.journal
+                .move_states(self.owner, Some(&[row.id]), &from, FileState::Cancelled)?;
         if moved.is_empty() {
             return Ok(());
         }

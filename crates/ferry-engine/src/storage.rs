@@ -17,6 +17,7 @@ use crate::dialect::s3::xml::{self, ListedPart};
 use crate::dialect::{SigningCredentials, UnsignedRequest, key_path, s3, uri_encode};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
+use crate::journal::Owner;
 use crate::retry::{self, ATTEMPTS};
 use crate::secret::Secret;
 use crate::transfer::throttle::Throttle;
@@ -163,6 +164,23 @@ fn unreadable(operation: &'static str) -> impl FnOnce(xml::XmlError) -> Error {
     }
 }
 
+/// On whose behalf a request goes: the account (whose grant signs it) and the journal's file
+/// it is for (named in the retry events front ends show).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Who<'a> {
+    pub(crate) owner: &'a Owner,
+    pub(crate) file: Option<i64>,
+}
+
+impl<'a> Who<'a> {
+    pub(crate) fn file(owner: &'a Owner, id: i64) -> Self {
+        Self {
+            owner,
+            file: Some(id),
+        }
+    }
+}
+
 /// What HeadObject says of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectHead {
@@ -218,10 +236,13 @@ impl Storage {
 
     /// The grant requests are signed with now; fetching one that fails in a way that may pass
     /// is retried (and announced) like any request.
-    pub(crate) async fn grant(&self, file: Option<i64>) -> Result<Arc<Grant>> {
-        retry::retrying(&self.events, file, "getting storage credentials", || {
-            self.credentials.current()
-        })
+    pub(crate) async fn grant(&self, who: &Who<'_>) -> Result<Arc<Grant>> {
+        retry::retrying(
+            &self.events,
+            who.file,
+            "getting storage credentials",
+            || self.credentials.grant_for(who.owner),
+        )
         .await
     }
 
@@ -259,14 +280,14 @@ impl Storage {
     /// journal's `file` (named in the retry events front ends show).
     pub(crate) async fn call(
         &self,
-        file: Option<i64>,
+        who: &Who<'_>,
         operation: &'static str,
         method: reqwest::Method,
         key: Option<&str>,
         query: &str,
         payload: Payload,
     ) -> Result<Reply> {
-        let mut grant = self.grant(file).await?;
+        let mut grant = self.grant(who).await?;
         let mut refreshed = false;
         let mut skew_fixed = false;
         let mut attempt = 0;
@@ -284,7 +305,7 @@ impl Storage {
                     refreshed = true;
                     grant = self
                         .credentials
-                        .after_rejection(&grant.access_key_id)
+                        .after_rejection(who.owner, &grant.access_key_id)
                         .await?;
                     continue;
                 }
@@ -295,9 +316,10 @@ impl Storage {
                 _ => {}
             }
             if err.is_transient() && attempt < ATTEMPTS {
-                let wait = retry::announce(&self.events, file, operation, attempt, &err);
+                let wait = retry::announce(&self.events, who.file, operation, attempt, &err);
                 tokio::time::sleep(wait).await;
-                grant = self.grant(file).await?;
+                // One fetch, not a retried one: this loop already bounds the attempts.
+                grant = self.credentials.grant_for(who.owner).await?;
                 continue;
             }
             return Err(err);
@@ -393,13 +415,13 @@ impl Storage {
     /// PutObject; the ETag.
     pub(crate) async fn put_object(
         &self,
-        file: Option<i64>,
+        who: &Who<'_>,
         key: &str,
         payload: Payload,
     ) -> Result<String> {
         let reply = self
             .call(
-                file,
+                who,
                 "PutObject",
                 reqwest::Method::PUT,
                 Some(key),
@@ -414,11 +436,11 @@ impl Storage {
     }
 
     /// HeadObject: the object's size and ETag, or `None` when there is none.
-    pub(crate) async fn head(&self, file: Option<i64>, key: &str) -> Result<Option<ObjectHead>> {
+    pub(crate) async fn head(&self, who: &Who<'_>, key: &str) -> Result<Option<ObjectHead>> {
         let operation = "HeadObject";
         let reply = match self
             .call(
-                file,
+                who,
                 operation,
                 reqwest::Method::HEAD,
                 Some(key),
@@ -447,11 +469,11 @@ impl Storage {
     }
 
     /// CreateMultipartUpload; the upload id.
-    pub(crate) async fn create_multipart(&self, file: Option<i64>, key: &str) -> Result<String> {
+    pub(crate) async fn create_multipart(&self, who: &Who<'_>, key: &str) -> Result<String> {
         let operation = "CreateMultipartUpload";
         let reply = self
             .call(
-                file,
+                who,
                 operation,
                 reqwest::Method::POST,
                 Some(key),
@@ -465,7 +487,7 @@ impl Storage {
     /// UploadPart; the ETag.
     pub(crate) async fn upload_part(
         &self,
-        file: Option<i64>,
+        who: &Who<'_>,
         key: &str,
         upload_id: &str,
         number: u32,
@@ -477,7 +499,7 @@ impl Storage {
         );
         let reply = self
             .call(
-                file,
+                who,
                 "UploadPart",
                 reqwest::Method::PUT,
                 Some(key),
@@ -494,7 +516,7 @@ impl Storage {
     /// Every part of an upload, following pages (at most 10 000 parts, 1 000 a page).
     pub(crate) async fn list_parts(
         &self,
-        file: Option<i64>,
+        who: &Who<'_>,
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<ListedPart>> {
@@ -508,7 +530,7 @@ impl Storage {
             );
             let reply = self
                 .call(
-                    file,
+                    who,
                     operation,
                     reqwest::Method::GET,
                     Some(key),
@@ -532,7 +554,7 @@ impl Storage {
     /// CompleteMultipartUpload; the ETag.
     pub(crate) async fn complete(
         &self,
-        file: Option<i64>,
+        who: &Who<'_>,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
@@ -545,7 +567,7 @@ impl Storage {
         };
         let reply = self
             .call(
-                file,
+                who,
                 operation,
                 reqwest::Method::POST,
                 Some(key),
@@ -566,11 +588,11 @@ impl Storage {
     }
 
     /// AbortMultipartUpload; an upload that is already gone is fine.
-    pub(crate) async fn abort(&self, file: Option<i64>, key: &str, upload_id: &str) -> Result<()> {
+    pub(crate) async fn abort(&self, who: &Who<'_>, key: &str, upload_id: &str) -> Result<()> {
         let query = format!("uploadId={}", uri_encode(upload_id, false));
         match self
             .call(
-                file,
+                who,
                 "AbortMultipartUpload",
                 reqwest::Method::DELETE,
                 Some(key),

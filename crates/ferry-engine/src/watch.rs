@@ -263,8 +263,11 @@ impl Watcher {
             return Err(folder_missing(path));
         }
         let sender = self.changed.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Links are not followed, here as in the scan: a link to `~/.ssh` made in a watched
+        // folder must not bring `id_rsa` along.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = notify::RecommendedWatcher::new(
+            move |event: notify::Result<notify::Event>| {
                 // Only creations and changes: access events (opening a folder to scan it, a file
                 // to upload it) would feed back into endless rescans.
                 if let Ok(event) = event
@@ -279,11 +282,13 @@ impl Watcher {
                         let _ = sender.send(Inbox::Changed(path));
                     }
                 }
-            })
-            .map_err(|e| Error::Io {
-                context: "starting the folder watcher".into(),
-                source: std::io::Error::other(e),
-            })?;
+            },
+            config,
+        )
+        .map_err(|e| Error::Io {
+            context: "starting the folder watcher".into(),
+            source: std::io::Error::other(e),
+        })?;
         watcher
             .watch(path, RecursiveMode::Recursive)
             .map_err(|e| Error::Io {
@@ -371,6 +376,9 @@ impl Watcher {
         let Some((folder, excludes, relative)) = self.owner(path) else {
             return Ok(Taken::Done);
         };
+        if through_a_link(&folder.path, &relative) {
+            return Ok(Taken::Done);
+        }
         let Some(owner) = self.session.owner() else {
             return Ok(Taken::Later);
         };
@@ -446,10 +454,11 @@ impl Watcher {
             return Ok(());
         }
         let mut found = Vec::new();
-        if path.is_dir() {
-            scan(&path, 0, &mut found)
-        } else {
-            found.push(path)
+        match std::fs::symlink_metadata(&path) {
+            // A link (to a file or a folder) is not followed.
+            Ok(meta) if meta.file_type().is_symlink() => {}
+            Ok(meta) if meta.is_dir() => scan(&path, 0, &mut found),
+            _ => found.push(path),
         }
         let mut candidates = self.candidates.lock().unwrap_or_else(|p| p.into_inner());
         for file in found {
@@ -484,6 +493,24 @@ async fn blocking(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()>
             context: "a folder watcher task failed".into(),
             source: std::io::Error::other(e),
         })?
+}
+
+/// Whether any folder between `root` and the file at `relative` is a link (or is gone): what
+/// lies behind a link is not the watched folder's.
+fn through_a_link(root: &Path, relative: &Path) -> bool {
+    let mut at = root.to_path_buf();
+    let mut parts = relative.components().peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            return false;
+        }
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.is_dir() => {}
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// Every regular file under `dir`, not following symlinks (so a link loop cannot recurse).

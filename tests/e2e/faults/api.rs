@@ -159,7 +159,7 @@ async fn a_malformed_grant_fails_the_file_with_a_reason_and_loses_nothing() {
     assert!(row.error_message.as_deref().is_some_and(|m| !m.is_empty()));
     assert_eq!(failures(&events).len(), 1);
 
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(60, "the upload, resumed", engine.run_until_idle())
         .await
         .unwrap();
@@ -216,7 +216,7 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     );
 
     refuse.remove();
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(
         60,
         "the confirmation after healing",

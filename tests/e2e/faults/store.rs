@@ -380,7 +380,7 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
     let small = rig.store.count("PUT", "doomed.txt");
     let parts = rig.store.count("PUT", "doomed.bin?partNumber=");
     rig.store.clear();
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(60, "the upload after healing", engine.run_until_idle())
         .await
         .unwrap();
@@ -476,7 +476,7 @@ async fn a_malformed_store_answer_fails_the_file_with_a_reason_and_loses_nothing
     );
     assert_eq!(failures(&events).len(), 1);
 
-    engine.transfer().resume(None).unwrap();
+    engine.transfer().resume(None).await.unwrap();
     let summary = within(60, "the upload, resumed", engine.run_until_idle())
         .await
         .unwrap();
@@ -527,4 +527,68 @@ async fn a_complete_the_store_no_longer_knows_is_checked_against_the_object() {
         "none left: {}",
         open.body
     );
+}
+
+/// The store refuses a request's credentials as expired (the grant ran out between signing
+/// and arriving, or the store's clock says so): the engine fetches a new grant and tries that
+/// request once more — and only once, so a store that refuses every grant cannot loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_answer_refreshes_the_grant_and_retries_once() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("expired-once.txt", MIB, 32),
+        rig.file("expired-always.txt", MIB, 33),
+    ];
+    let expired = |target: &str| {
+        Rule::new(Action::s3_error(
+            400,
+            "ExpiredToken",
+            "The provided token has expired.",
+        ))
+        .method("PUT")
+        .target(target)
+    };
+    let once = rig.store.add(expired("expired-once.txt").nth(1));
+    let always = rig.store.add(expired("expired-always.txt"));
+    let (engine, events) = rig.engine(|c| c.transfer.files = 1).await;
+    engine
+        .enqueue(std::slice::from_ref(&files[0].path))
+        .await
+        .unwrap();
+    let grants_before = rig.api.count("POST", "/api/v1/grants");
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(once.applied(), 1);
+    assert_eq!(
+        rig.api.count("POST", "/api/v1/grants") - grants_before,
+        2,
+        "the first grant, then one after the refusal"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files[..1]).await;
+
+    let grants_before = rig.api.count("POST", "/api/v1/grants");
+    engine
+        .enqueue(std::slice::from_ref(&files[1].path))
+        .await
+        .unwrap();
+    within(60, "the refused upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let row = engine
+        .journal()
+        .file(files[1].id(&engine))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, FileState::Failed, "{row:?}");
+    assert!(
+        row.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("ExpiredToken")),
+        "{row:?}"
+    );
+    assert_eq!(always.applied(), 2, "the request and its one retry");
+    assert_eq!(rig.api.count("POST", "/api/v1/grants") - grants_before, 1);
 }

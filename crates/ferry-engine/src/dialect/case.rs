@@ -19,12 +19,6 @@ pub struct CaseCredentials {
     pub security_token: Option<Secret>,
 }
 
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret::from)
-    }
-}
-
 /// One request to sign.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Case {

@@ -263,6 +263,17 @@ impl Journal {
         })
     }
 
+    /// `owner`'s files in `Uploading` (each should have a task; the scheduler checks).
+    pub fn uploading(&self, owner: &Owner) -> Result<Vec<i64>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id FROM files WHERE {OWNED} AND state = 'uploading'"
+            ))?;
+            stmt.query_map(params![owner.server, owner.user_id], |r| r.get(0))?
+                .collect()
+        })
+    }
+
     /// When the next failed file or confirmation of `owner` is due, if any.
     pub fn next_retry(&self, owner: &Owner) -> Result<Option<i64>> {
         self.with(|c| {
@@ -321,26 +332,35 @@ impl Journal {
         })
     }
 
-    /// Moves a file to `to` if it is in a state `to` may be reached from; `false` when the
-    /// file is elsewhere (the race is lost, and nothing is written). Clears the error and the
-    /// retry time.
-    pub fn set_state(&self, id: i64, to: FileState) -> Result<bool> {
-        let from = to.sql_sources();
+    /// Moves a file from `from` — the state the caller saw — to `to`; `false` when the file
+    /// is no longer in `from` (the race is lost, and nothing is written) or the state table
+    /// does not allow the move. Clears the error and the retry time.
+    pub fn set_state(&self, id: i64, from: FileState, to: FileState) -> Result<bool> {
+        if !to.reached_from().contains(&from) {
+            return Ok(false);
+        }
+        // A file that starts uploading again must not keep the ETag of an earlier upload: only
+        // `uploaded` writes it, for the bytes just sent.
+        let fresh = if to == FileState::Uploading {
+            ", etag = NULL, checksum = NULL"
+        } else {
+            ""
+        };
         self.with(|c| {
             let changed = c.execute(
                 &format!(
-                    "UPDATE files SET state = ?2, error_code = NULL, error_message = NULL,
-                         next_retry_at = NULL, updated_at = ?3 WHERE id = ?1 AND state IN ({from})"
+                    "UPDATE files SET state = ?3, error_code = NULL, error_message = NULL,
+                         next_retry_at = NULL, updated_at = ?4{fresh} WHERE id = ?1 AND state = ?2"
                 ),
-                params![id, to.as_str(), now()],
+                params![id, from.as_str(), to.as_str(), now()],
             )?;
             Ok(changed == 1)
         })
     }
 
     /// Like [`Journal::set_state`], but a refusal is [`Error::StateChanged`].
-    pub(crate) fn expect_state(&self, id: i64, to: FileState) -> Result<()> {
-        if self.set_state(id, to)? {
+    pub(crate) fn expect_state(&self, id: i64, from: FileState, to: FileState) -> Result<()> {
+        if self.set_state(id, from, to)? {
             return Ok(());
         }
         Err(self.state_changed(id))
@@ -355,10 +375,12 @@ impl Journal {
         Error::StateChanged { found }
     }
 
-    /// Moves files in one of `from` to `to` (all files when `ids` is `None`); returns the ids
-    /// moved. Each move is also checked against the state table.
+    /// Moves `owner`'s files in one of `from` to `to` (all of them when `ids` is `None`);
+    /// returns the ids moved. Each move is also checked against the state table, and against
+    /// the state it was seen in.
     pub fn move_states(
         &self,
+        owner: &Owner,
         ids: Option<&[i64]>,
         from: &[FileState],
         to: FileState,
@@ -376,39 +398,42 @@ impl Journal {
             let tx = c.transaction()?;
             let mut moved = Vec::new();
             {
-                let mut stmt =
-                    tx.prepare(&format!("SELECT id FROM files WHERE state IN ({states})"))?;
-                for id in stmt.query_map([], |r| r.get::<_, i64>(0))? {
-                    let id = id?;
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT id, state FROM files WHERE {OWNED} AND state IN ({states})"
+                ))?;
+                let rows = stmt.query_map(params![owner.server, owner.user_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?;
+                for row in rows {
+                    let (id, state) = row?;
                     if ids.is_none_or(|ids| ids.contains(&id)) {
-                        moved.push(id);
+                        moved.push((id, state));
                     }
                 }
             }
-            for id in &moved {
+            for (id, state) in &moved {
                 tx.execute(
-                    &format!(
-                        "UPDATE files SET state = ?2, next_retry_at = NULL, updated_at = ?3
-                         WHERE id = ?1 AND state IN ({states})"
-                    ),
-                    params![id, to.as_str(), now()],
+                    "UPDATE files SET state = ?3, next_retry_at = NULL, updated_at = ?4
+                     WHERE id = ?1 AND state = ?2",
+                    params![id, state, to.as_str(), now()],
                 )?;
             }
             tx.commit()?;
-            Ok(moved)
+            Ok(moved.into_iter().map(|(id, _)| id).collect())
         })
     }
 
-    /// Resumes paused and failed files (all when `ids` is `None`): back to `Queued`, or to
-    /// `Uploaded` when the store has the object and only its confirmation failed (unless the
-    /// app server found the object missing or different: then it is sent again). Returns the
-    /// files moved and where to.
-    pub fn resume(&self, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
+    /// Resumes `owner`'s paused and failed files (all when `ids` is `None`): back to `Queued`,
+    /// or to `Uploaded` when the store has the object and only its confirmation failed (unless
+    /// the app server found the object missing or different: then it is sent again). The
+    /// attempts start again from zero: the user asked. Returns the files moved and where to.
+    pub fn resume(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
         let rows: Vec<FileRow> = self.with(|c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files WHERE state IN ('paused', 'failed')"
+                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN ('paused', 'failed')"
             ))?;
-            stmt.query_map([], file_from_row)?.collect()
+            stmt.query_map(params![owner.server, owner.user_id], file_from_row)?
+                .collect()
         })?;
         let mut moved = Vec::new();
         for row in rows {
@@ -427,7 +452,11 @@ impl Journal {
             } else {
                 FileState::Queued
             };
-            if self.set_state(row.id, to)? {
+            if self.set_state(row.id, row.state, to)? {
+                self.with(|c| {
+                    c.execute("UPDATE files SET attempts = 0 WHERE id = ?1", [row.id])?;
+                    Ok(())
+                })?;
                 moved.push((row.id, to));
             }
         }
@@ -607,37 +636,6 @@ impl Journal {
             Err(self.state_changed(id))
         }
     }
-
-    /// The newest confirmed row of `owner` for `path` at `key` whose size and mtime match, if
-    /// any: the same file already uploaded to the same place.
-    pub fn confirmed_with(
-        &self,
-        owner: &Owner,
-        path: &Path,
-        key: &str,
-        size: u64,
-        mtime_ns: i64,
-    ) -> Result<Option<i64>> {
-        self.with(|c| {
-            c.query_row(
-                &format!(
-                    "SELECT id FROM files WHERE {OWNED} AND path = ?3 AND key = ?4
-                       AND state = 'confirmed' AND size = ?5 AND mtime_ns = ?6
-                     ORDER BY id DESC LIMIT 1"
-                ),
-                params![
-                    owner.server,
-                    owner.user_id,
-                    path_bytes(path),
-                    key,
-                    size,
-                    mtime_ns
-                ],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-    }
 }
 
 /// What the store holds once a file is uploaded.
@@ -656,157 +654,4 @@ pub struct Uploaded<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alice() -> Owner {
-        Owner {
-            server: "https://ferry.example".into(),
-            user_id: 1,
-            user_name: "alice".into(),
-        }
-    }
-
-    fn new_file(path: &Path) -> NewFile<'_> {
-        NewFile {
-            path,
-            key: "a.bin",
-            name: "a.bin",
-            size: None,
-            mtime_ns: None,
-        }
-    }
-
-    fn uploaded(checksum: &str) -> Uploaded<'_> {
-        Uploaded {
-            bucket: "b",
-            key: "p/a.bin",
-            etag: "etag",
-            checksum,
-            size: 16,
-        }
-    }
-
-    #[test]
-    fn a_file_moves_through_its_states_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("journal.db");
-        let journal = Journal::open(&db).unwrap();
-        let id = journal
-            .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
-            .unwrap();
-        assert_eq!(journal.runnable(&alice(), 10).unwrap().len(), 1);
-        journal.set_state(id, FileState::Uploading).unwrap();
-        journal
-            .begin_multipart(id, "up-1", 8, "b", "p/a.bin")
-            .unwrap();
-        journal
-            .record_part(
-                id,
-                &PartRow {
-                    number: 2,
-                    size: 8,
-                    etag: "e2".into(),
-                    md5: "m2".into(),
-                },
-            )
-            .unwrap();
-        journal
-            .record_part(
-                id,
-                &PartRow {
-                    number: 1,
-                    size: 8,
-                    etag: "e1".into(),
-                    md5: "m1".into(),
-                },
-            )
-            .unwrap();
-        drop(journal);
-
-        // As after kill -9: Uploading goes back to Queued, parts and upload id are kept.
-        let journal = Journal::open(&db).unwrap();
-        let row = journal.file(id).unwrap().unwrap();
-        assert_eq!(row.state, FileState::Queued);
-        assert_eq!(row.upload_id.as_deref(), Some("up-1"));
-        assert_eq!(row.bytes_done, 16);
-        assert_eq!(
-            journal
-                .parts(id)
-                .unwrap()
-                .iter()
-                .map(|p| p.number)
-                .collect::<Vec<_>>(),
-            [1, 2]
-        );
-
-        journal.set_state(id, FileState::Uploading).unwrap();
-        assert_eq!(
-            journal.fail(id, "network", "reset", Some(0)).unwrap(),
-            Some(1)
-        );
-        assert_eq!(
-            journal.runnable(&alice(), 10).unwrap().len(),
-            1,
-            "due retries are runnable"
-        );
-        journal.set_state(id, FileState::Uploading).unwrap();
-        journal.fail(id, "file_missing", "gone", None).unwrap();
-        assert!(
-            journal.runnable(&alice(), 10).unwrap().is_empty(),
-            "permanent failures wait for the user"
-        );
-        journal.set_state(id, FileState::Uploading).unwrap();
-        journal.uploaded(id, &uploaded("md5:x")).unwrap();
-        assert!(journal.parts(id).unwrap().is_empty());
-        journal.set_state(id, FileState::Confirmed).unwrap();
-        assert!(journal.runnable(&alice(), 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn skipped_files_keep_their_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-        let id = journal
-            .add(
-                &alice(),
-                &new_file(Path::new("/x/\u{FFFD}")),
-                Some(("name_not_utf8", "not UTF-8")),
-            )
-            .unwrap();
-        let row = journal.file(id).unwrap().unwrap();
-        assert_eq!(row.state, FileState::Skipped);
-        assert_eq!(row.error_code.as_deref(), Some("name_not_utf8"));
-    }
-
-    #[test]
-    fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-        let id = journal
-            .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
-            .unwrap();
-        journal.set_state(id, FileState::Uploading).unwrap();
-        // The user cancels while the upload is finishing...
-        journal
-            .move_states(Some(&[id]), &[FileState::Uploading], FileState::Cancelled)
-            .unwrap();
-        // ...and the finishing task's writes must not bring it back.
-        let refused = journal.uploaded(id, &uploaded("md5:x")).unwrap_err();
-        assert_eq!(refused.code(), "state_changed");
-        assert_eq!(
-            journal.file(id).unwrap().unwrap().state,
-            FileState::Cancelled
-        );
-        assert!(!journal.set_state(id, FileState::Confirmed).unwrap());
-        assert_eq!(
-            journal.file(id).unwrap().unwrap().state,
-            FileState::Cancelled
-        );
-        assert_eq!(journal.fail(id, "network", "reset", Some(0)).unwrap(), None);
-        assert_eq!(
-            journal.file(id).unwrap().unwrap().state,
-            FileState::Cancelled
-        );
-    }
-}
+mod tests;

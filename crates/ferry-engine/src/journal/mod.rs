@@ -215,19 +215,25 @@ impl Journal {
         })
     }
 
-    /// Uploads of `owner` still to abort.
-    pub fn abandoned(&self, owner: &Owner) -> Result<Vec<Abandoned>> {
+    /// Uploads of `owner` still to abort, and those recorded before uploads had owners whose
+    /// key is under `prefix` (the owner's grant prefix: they can only be the owner's).
+    pub fn abandoned(&self, owner: &Owner, prefix: &str) -> Result<Vec<Abandoned>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT key, upload_id FROM abandoned WHERE server = ?1 AND user_id = ?2
+                "SELECT key, upload_id FROM abandoned
+                 WHERE (server = ?1 AND user_id = ?2)
+                    OR (server IS NULL AND substr(key, 1, length(?3)) = ?3)
                  ORDER BY since",
             )?;
-            stmt.query_map(rusqlite::params![owner.server, owner.user_id], |r| {
-                Ok(Abandoned {
-                    key: r.get(0)?,
-                    upload_id: r.get(1)?,
-                })
-            })?
+            stmt.query_map(
+                rusqlite::params![owner.server, owner.user_id, prefix],
+                |r| {
+                    Ok(Abandoned {
+                        key: r.get(0)?,
+                        upload_id: r.get(1)?,
+                    })
+                },
+            )?
             .collect()
         })
     }

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Owner, PartRow, Uploaded};
-use crate::storage::Payload;
+use crate::storage::{Payload, Who};
 
 /// What a file looked like: size, modification time, and a hash of sampled bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub(crate) async fn upload(
     shared
         .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
         .await?;
-    let grant = shared.storage.grant(Some(row.id)).await?;
+    let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
     if print.size < shared.settings.single_put_threshold {
@@ -156,7 +156,7 @@ pub(crate) async fn upload(
         };
         let etag = shared
             .storage
-            .put_object(Some(row.id), &key, payload)
+            .put_object(&Who::file(owner, row.id), &key, payload)
             .await?;
         let expected = hex::encode(md5);
         if etag != expected {
@@ -219,7 +219,10 @@ fn progress(sent: &Arc<AtomicU64>) -> Arc<dyn Fn(u64) + Send + Sync> {
 /// Aborts the file's multipart upload (remembering it if the store cannot be reached).
 pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) -> Result<()> {
     if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key)
-        && let Err(err) = shared.storage.abort(Some(row.id), key, upload_id).await
+        && let Err(err) = shared
+            .storage
+            .abort(&Who::file(owner, row.id), key, upload_id)
+            .await
     {
         tracing::warn!(error = %err, "could not abort an upload now; will try again later");
         let (owner, key, upload_id) = (owner.clone(), key.clone(), upload_id.clone());
@@ -254,7 +257,7 @@ async fn multipart(
         None => (begin(shared, row.id, &plan, target).await?, Vec::new()),
     };
     sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
-    send_parts(shared, row, &plan, &done, target.key, &upload_id, sent).await?;
+    send_parts(shared, row, &plan, &done, target, &upload_id, sent).await?;
     finish(shared, row, print, &plan, target, &upload_id).await
 }
 
@@ -300,7 +303,7 @@ async fn reconcile(
     }
     let stored = match shared
         .storage
-        .list_parts(Some(current.id), target.key, &upload_id)
+        .list_parts(&Who::file(target.owner, current.id), target.key, &upload_id)
         .await
     {
         Ok(stored) => stored,
@@ -350,7 +353,7 @@ async fn reconcile(
 async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) -> Result<String> {
     let upload_id = shared
         .storage
-        .create_multipart(Some(id), target.key)
+        .create_multipart(&Who::file(target.owner, id), target.key)
         .await?;
     let (upload, part_size) = (upload_id.clone(), plan.part_size);
     let (bucket, key) = (target.bucket.to_owned(), target.key.to_owned());
@@ -358,7 +361,11 @@ async fn begin(shared: &Arc<Shared>, id: i64, plan: &Plan, target: &Target<'_>) 
         .db(move |j| j.begin_multipart(id, &upload, part_size, &bucket, &key))
         .await;
     if let Err(err) = recorded {
-        if let Err(abort) = shared.storage.abort(Some(id), target.key, &upload_id).await {
+        if let Err(abort) = shared
+            .storage
+            .abort(&Who::file(target.owner, id), target.key, &upload_id)
+            .await
+        {
             tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
             let (owner, key) = (target.owner.clone(), target.key.to_owned());
             shared
@@ -377,16 +384,18 @@ async fn send_parts(
     row: &FileRow,
     plan: &Plan,
     done: &[PartRow],
-    key: &str,
+    target: &Target<'_>,
     upload_id: &str,
     sent: &Arc<AtomicU64>,
 ) -> Result<()> {
+    let (key, owner) = (target.key, target.owner);
     let per_file = Arc::new(Semaphore::new(shared.settings.per_file_parts.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for number in (1..=plan.count).filter(|n| !done.iter().any(|p| p.number == *n)) {
         let (offset, len) = plan.span(number);
         let part = PartJob {
             shared: shared.clone(),
+            owner: owner.clone(),
             file_id: row.id,
             path: row.path.clone(),
             key: key.to_owned(),
@@ -427,6 +436,7 @@ async fn send_parts(
 /// One part to send.
 struct PartJob {
     shared: Arc<Shared>,
+    owner: Owner,
     file_id: i64,
     path: std::path::PathBuf,
     key: String,
@@ -450,7 +460,7 @@ impl PartJob {
             .shared
             .storage
             .upload_part(
-                Some(self.file_id),
+                &Who::file(&self.owner, self.file_id),
                 &self.key,
                 &self.upload_id,
                 self.number,
@@ -518,7 +528,12 @@ async fn finish(
     check_owner(shared, target.owner)?;
     let etag = match shared
         .storage
-        .complete(Some(row.id), target.key, upload_id, &listed)
+        .complete(
+            &Who::file(target.owner, row.id),
+            target.key,
+            upload_id,
+            &listed,
+        )
         .await
     {
         Ok(etag) => etag,
@@ -563,7 +578,11 @@ async fn completed_earlier(
     expected: &str,
 ) -> Result<String> {
     let (id, size) = (row.id, row.size.unwrap_or(0));
-    match shared.storage.head(Some(id), target.key).await? {
+    match shared
+        .storage
+        .head(&Who::file(target.owner, id), target.key)
+        .await?
+    {
         Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
         _ => {
             let mut current = row.clone();
@@ -612,7 +631,7 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
     })
     .await?;
     shared
-        .db(move |j| j.expect_state(id, FileState::Confirmed))
+        .db(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
         .await
 }
 

@@ -1,0 +1,269 @@
+//! The journal's file rows: states, parts, owners.
+
+use super::*;
+
+fn alice() -> Owner {
+    Owner {
+        server: "https://ferry.example".into(),
+        user_id: 1,
+        user_name: "alice".into(),
+    }
+}
+
+fn new_file(path: &Path) -> NewFile<'_> {
+    NewFile {
+        path,
+        key: "a.bin",
+        name: "a.bin",
+        size: None,
+        mtime_ns: None,
+    }
+}
+
+fn uploaded(checksum: &str) -> Uploaded<'_> {
+    Uploaded {
+        bucket: "b",
+        key: "p/a.bin",
+        etag: "etag",
+        checksum,
+        size: 16,
+    }
+}
+
+#[test]
+fn a_file_moves_through_its_states_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    let journal = Journal::open(&db).unwrap();
+    let id = journal
+        .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
+        .unwrap();
+    assert_eq!(journal.runnable(&alice(), 10).unwrap().len(), 1);
+    journal
+        .set_state(id, FileState::Queued, FileState::Uploading)
+        .unwrap();
+    journal
+        .begin_multipart(id, "up-1", 8, "b", "p/a.bin")
+        .unwrap();
+    journal
+        .record_part(
+            id,
+            &PartRow {
+                number: 2,
+                size: 8,
+                etag: "e2".into(),
+                md5: "m2".into(),
+            },
+        )
+        .unwrap();
+    journal
+        .record_part(
+            id,
+            &PartRow {
+                number: 1,
+                size: 8,
+                etag: "e1".into(),
+                md5: "m1".into(),
+            },
+        )
+        .unwrap();
+    drop(journal);
+
+    // As after kill -9: Uploading goes back to Queued, parts and upload id are kept.
+    let journal = Journal::open(&db).unwrap();
+    let row = journal.file(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Queued);
+    assert_eq!(row.upload_id.as_deref(), Some("up-1"));
+    assert_eq!(row.bytes_done, 16);
+    assert_eq!(
+        journal
+            .parts(id)
+            .unwrap()
+            .iter()
+            .map(|p| p.number)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+
+    journal
+        .set_state(id, FileState::Queued, FileState::Uploading)
+        .unwrap();
+    assert_eq!(
+        journal.fail(id, "network", "reset", Some(0)).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        journal.runnable(&alice(), 10).unwrap().len(),
+        1,
+        "due retries are runnable"
+    );
+    assert!(
+        journal
+            .set_state(id, FileState::Failed, FileState::Uploading)
+            .unwrap()
+    );
+    journal.fail(id, "file_missing", "gone", None).unwrap();
+    assert!(
+        journal.runnable(&alice(), 10).unwrap().is_empty(),
+        "permanent failures wait for the user"
+    );
+    assert!(
+        journal
+            .set_state(id, FileState::Failed, FileState::Uploading)
+            .unwrap()
+    );
+    journal.uploaded(id, &uploaded("md5:x")).unwrap();
+    assert!(journal.parts(id).unwrap().is_empty());
+    assert!(
+        journal
+            .set_state(id, FileState::Uploaded, FileState::Confirmed)
+            .unwrap()
+    );
+    assert!(journal.runnable(&alice(), 10).unwrap().is_empty());
+}
+
+#[test]
+fn skipped_files_keep_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let id = journal
+        .add(
+            &alice(),
+            &new_file(Path::new("/x/\u{FFFD}")),
+            Some(("name_not_utf8", "not UTF-8")),
+        )
+        .unwrap();
+    let row = journal.file(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Skipped);
+    assert_eq!(row.error_code.as_deref(), Some("name_not_utf8"));
+}
+
+#[test]
+fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let id = journal
+        .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
+        .unwrap();
+    journal
+        .set_state(id, FileState::Queued, FileState::Uploading)
+        .unwrap();
+    // The user cancels while the upload is finishing...
+    journal
+        .move_states(
+            &alice(),
+            Some(&[id]),
+            &[FileState::Uploading],
+            FileState::Cancelled,
+        )
+        .unwrap();
+    // ...and the finishing task's writes must not bring it back.
+    let refused = journal.uploaded(id, &uploaded("md5:x")).unwrap_err();
+    assert_eq!(refused.code(), "state_changed");
+    assert_eq!(
+        journal.file(id).unwrap().unwrap().state,
+        FileState::Cancelled
+    );
+    assert!(
+        !journal
+            .set_state(id, FileState::Uploaded, FileState::Confirmed)
+            .unwrap()
+    );
+    assert!(
+        !journal
+            .set_state(id, FileState::Uploading, FileState::Queued)
+            .unwrap(),
+        "a move from a state the file has left is refused"
+    );
+    assert_eq!(
+        journal.file(id).unwrap().unwrap().state,
+        FileState::Cancelled
+    );
+    assert_eq!(journal.fail(id, "network", "reset", Some(0)).unwrap(), None);
+    assert_eq!(
+        journal.file(id).unwrap().unwrap().state,
+        FileState::Cancelled
+    );
+}
+
+#[test]
+fn moves_touch_only_the_owners_files_and_resume_starts_the_count_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let bob = Owner {
+        user_id: 2,
+        user_name: "bob".into(),
+        ..alice()
+    };
+    let mine = journal
+        .add(&alice(), &new_file(Path::new("/a/mine")), None)
+        .unwrap();
+    let theirs = journal
+        .add(&bob, &new_file(Path::new("/b/theirs")), None)
+        .unwrap();
+    let paused = journal
+        .move_states(&alice(), None, &[FileState::Queued], FileState::Paused)
+        .unwrap();
+    assert_eq!(
+        paused,
+        [mine],
+        "pause-all pauses only the account's own files"
+    );
+    assert_eq!(
+        journal.file(theirs).unwrap().unwrap().state,
+        FileState::Queued
+    );
+    assert!(journal.resume(&bob, Some(&[mine])).unwrap().is_empty());
+    assert_eq!(
+        journal.waiting_for_others(Some(&alice())).unwrap(),
+        [("bob".to_owned(), 1)]
+    );
+
+    // A failed file resumed by the user gets all its attempts again.
+    assert!(
+        journal
+            .set_state(mine, FileState::Paused, FileState::Queued)
+            .unwrap()
+    );
+    for _ in 0..3 {
+        journal
+            .set_state(mine, FileState::Queued, FileState::Uploading)
+            .unwrap();
+        journal
+            .set_state(mine, FileState::Failed, FileState::Uploading)
+            .unwrap();
+        journal.fail(mine, "network", "reset", None).unwrap();
+    }
+    assert_eq!(journal.file(mine).unwrap().unwrap().attempts, 3);
+    assert_eq!(
+        journal.resume(&alice(), None).unwrap(),
+        [(mine, FileState::Queued)]
+    );
+    assert_eq!(journal.file(mine).unwrap().unwrap().attempts, 0);
+}
+
+#[test]
+fn a_file_that_uploads_again_forgets_its_old_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let id = journal
+        .add(&alice(), &new_file(Path::new("/a/f")), None)
+        .unwrap();
+    journal
+        .set_state(id, FileState::Queued, FileState::Uploading)
+        .unwrap();
+    journal.uploaded(id, &uploaded("md5:v1")).unwrap();
+    // The confirmation was refused for good; the file changed and is sent again.
+    journal.fail(id, "internal", "refused", None).unwrap();
+    journal
+        .set_state(id, FileState::Failed, FileState::Uploading)
+        .unwrap();
+    let row = journal.file(id).unwrap().unwrap();
+    assert_eq!((row.etag, row.checksum), (None, None));
+    journal.fail(id, "network", "reset", None).unwrap();
+    assert_eq!(
+        journal.resume(&alice(), None).unwrap(),
+        [(id, FileState::Queued)],
+        "without the old ETag, a resume uploads again instead of confirming v1"
+    );
+}

@@ -1,0 +1,242 @@
+//! The scheduling loop: which files start, what a finished or failed task leaves behind, and
+//! when the queue is idle. A failure of the journal itself (a full disk, a busy database) is
+//! reported and waited out — the loop never ends for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Summary, Transfer, file_backoff, upload};
+use crate::error::{Error, Result};
+use crate::events::{ErrorInfo, Event};
+use crate::journal::{FileRow, FileState, Owner};
+
+/// How long to wait after the journal failed before trying again.
+const JOURNAL_PAUSE: Duration = Duration::from_secs(5);
+
+impl Transfer {
+    /// Starts the upload of `row`. The entry is made under the lock the task takes to remove
+    /// it, so the task cannot end before it was recorded.
+    fn spawn(self: &Arc<Self>, row: FileRow, owner: Owner) {
+        let mut running = self.running();
+        let this = self.clone();
+        let id = row.id;
+        let task = tokio::spawn(async move { this.process(row, owner).await });
+        running.insert(id, task);
+    }
+
+    async fn process(self: Arc<Self>, row: FileRow, owner: Owner) {
+        let id = row.id;
+        let result = self.upload_and_confirm(row, &owner).await;
+        if let Err(err) = result {
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.failed(id, &err)).await;
+        }
+        self.running().remove(&id);
+        self.wake.notify_one();
+    }
+
+    async fn upload_and_confirm(&self, row: FileRow, owner: &Owner) -> Result<()> {
+        let (id, seen) = (row.id, row.state);
+        if seen != FileState::Uploaded {
+            self.shared
+                .db(move |j| j.expect_state(id, seen, FileState::Uploading))
+                .await?;
+            self.emit_state(id, FileState::Uploading, None);
+            let sent = Arc::new(AtomicU64::new(row.bytes_done));
+            let _reporter = self.progress_reporter(id, sent.clone());
+            upload::upload(&self.shared, &row, owner, &sent).await?;
+            self.emit_state(id, FileState::Uploaded, None);
+        }
+        upload::confirm(&self.shared, id, owner).await?;
+        self.emit_state(id, FileState::Confirmed, None);
+        Ok(())
+    }
+
+    /// What a failed task leaves behind (runs on a blocking thread: it writes the journal).
+    fn failed(&self, id: i64, err: &Error) {
+        if matches!(err, Error::StateChanged { .. } | Error::Closed) {
+            // Paused, cancelled or signed out meanwhile: the file already is where it should be.
+            return;
+        }
+        let row = self.shared.journal.file(id).ok().flatten();
+        let uploaded = row.as_ref().is_some_and(|r| r.state == FileState::Uploaded);
+        if err.needs_sign_in() {
+            self.signed_out.store(true, Ordering::Relaxed);
+            if self.shared.session.expired() {
+                (self.events)(Event::SessionExpired);
+            }
+            // Nothing is lost: the file waits where it was for the next sign-in.
+            let journal = &self.shared.journal;
+            if !uploaded
+                && matches!(
+                    journal.set_state(id, FileState::Uploading, FileState::Queued),
+                    Ok(true)
+                )
+            {
+                self.emit_state(id, FileState::Queued, Some(err));
+            }
+            return;
+        }
+        let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
+        let max = self.shared.settings.max_attempts;
+        let again = attempts < max && (err.is_transient() || err.code() == "file_changed");
+        let retry_at = again.then(|| file_backoff(attempts - 1));
+        // The object is in the store: only the confirmation is tried again.
+        if uploaded && let Some(wait) = retry_at {
+            let at = crate::journal::now() + wait.as_secs() as i64;
+            tracing::warn!(file_id = id, error = %err, "confirmation failed; will retry");
+            let deferred =
+                self.shared
+                    .journal
+                    .defer_confirmation(id, err.code(), &err.to_string(), at);
+            self.journal_trouble("recording a failed confirmation", deferred.err());
+            self.emit_retry(id, "confirming the upload", attempts, err, wait);
+            return;
+        }
+        let at = retry_at.map(|w| crate::journal::now() + w.as_secs() as i64);
+        tracing::warn!(file_id = id, error = %err, retry_at = at, "upload failed");
+        match self
+            .shared
+            .journal
+            .fail(id, err.code(), &err.to_string(), at)
+        {
+            Ok(Some(_)) => match retry_at {
+                // Waiting for its next attempt: retrying, not failed.
+                Some(wait) => self.emit_retry(id, "uploading the file", attempts, err, wait),
+                None => self.emit_state(id, FileState::Failed, Some(err)),
+            },
+            Ok(None) => {}
+            // The row stays `uploading` with no task: the scheduler puts it back in the queue.
+            Err(journal) => self.journal_trouble("recording a failed upload", Some(journal)),
+        }
+    }
+
+    fn emit_retry(&self, id: i64, operation: &str, attempt: u32, err: &Error, wait: Duration) {
+        (self.events)(Event::Retrying {
+            file_id: Some(id),
+            operation: operation.to_owned(),
+            attempt,
+            max_attempts: self.shared.settings.max_attempts,
+            error: ErrorInfo::from(err),
+            retry_in_ms: wait.as_millis() as u64,
+        });
+    }
+
+    /// Reports a failure of the journal itself (the queue waits it out).
+    fn journal_trouble(&self, operation: &str, err: Option<Error>) {
+        if let Some(err) = err {
+            tracing::error!(operation, error = %err, "the journal failed");
+            (self.events)(Event::Trouble {
+                operation: operation.to_owned(),
+                error: ErrorInfo::from(&err),
+            });
+        }
+    }
+
+    /// Runs until no file of the signed-in account is runnable or waiting for a retry, or the
+    /// session ends.
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<Summary> {
+        self.abort_abandoned().await;
+        loop {
+            let Some(owner) = self.owner() else {
+                if self.running().is_empty() && self.holds.load(Ordering::SeqCst) == 0 {
+                    return Err(Error::SignedOut);
+                }
+                self.wait(Duration::from_millis(200)).await;
+                continue;
+            };
+            if let Err(err) = self.schedule(&owner).await {
+                self.journal_trouble("choosing what to upload", Some(err));
+                self.wait(JOURNAL_PAUSE).await;
+                continue;
+            }
+            if !self.running().is_empty() {
+                self.wait(Duration::from_millis(500)).await;
+                continue;
+            }
+            let (for_owner, now) = (owner.clone(), crate::journal::now());
+            let (runnable, next) = self
+                .shared
+                .db(move |j| Ok((j.runnable(&for_owner, 1)?.len(), j.next_retry(&for_owner)?)))
+                .await?;
+            match (runnable, next) {
+                (0, None) => return self.summary(&owner).await,
+                (0, Some(at)) => {
+                    let wait = (at - now).clamp(0, 1) as u64;
+                    self.wait(Duration::from_secs(wait)).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn summary(&self, owner: &Owner) -> Result<Summary> {
+        let owner = owner.clone();
+        let counts = self.shared.db(move |j| j.counts(&owner)).await?;
+        let mut summary = Summary::default();
+        for (state, n) in counts {
+            match state {
+                FileState::Confirmed => summary.confirmed += n,
+                FileState::Failed => summary.failed += n,
+                FileState::Skipped => summary.skipped += n,
+                _ => {}
+            }
+        }
+        Ok(summary)
+    }
+
+    pub(super) async fn wait(&self, most: Duration) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(most) => {}
+        }
+    }
+
+    /// Runs until the returned future is dropped (front ends that stay open). A journal that
+    /// fails is reported and tried again; it never stops the loop.
+    pub async fn run(self: &Arc<Self>) -> Result<()> {
+        self.abort_abandoned().await;
+        loop {
+            let mut pause = Duration::from_secs(1);
+            if let Some(owner) = self.owner()
+                && let Err(err) = self.schedule(&owner).await
+            {
+                self.journal_trouble("choosing what to upload", Some(err));
+                pause = JOURNAL_PAUSE;
+            }
+            self.wait(pause).await;
+        }
+    }
+
+    /// Starts runnable files of `owner` in the free slots; rows left `uploading` without a
+    /// task (the journal failed as their task ended) go back to the queue first.
+    async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
+        let busy: Vec<i64> = self.running().keys().copied().collect();
+        let free = self.shared.settings.files.saturating_sub(busy.len());
+        let (for_owner, limit) = (owner.clone(), free + busy.len());
+        let rows = self
+            .shared
+            .db(move |j| {
+                for id in j.uploading(&for_owner)? {
+                    if !busy.contains(&id) {
+                        j.set_state(id, FileState::Uploading, FileState::Queued)?;
+                    }
+                }
+                if free == 0 {
+                    return Ok(Vec::new());
+                }
+                j.runnable(&for_owner, limit)
+            })
+            .await?;
+        for row in rows {
+            if self.running().len() >= self.shared.settings.files || self.owner().is_none() {
+                break;
+            }
+            if !self.running().contains_key(&row.id) {
+                self.spawn(row, owner.clone());
+            }
+        }
+        Ok(())
+    }
+}
