@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_engine::credentials::CredentialStatus;
-use ferry_engine::events::ErrorInfo;
-use ferry_engine::journal::{FileRow, FileState};
 use ferry_engine::secret::Secret;
 use ferry_engine::watch::FolderStatus;
 use serde::{Deserialize, Serialize};
@@ -17,9 +15,12 @@ use time::format_description::well_known::Rfc3339;
 use crate::desktop::{Desktop, FolderConfig, Settings, SignIn};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
+use crate::queue::{self, QueueItem};
 use crate::shell;
+use crate::tray::TrayStatus;
 
 type Shared<'a> = State<'a, Arc<Desktop>>;
+type Tray<'a> = State<'a, Arc<TrayStatus>>;
 
 fn rfc3339(t: time::OffsetDateTime) -> Option<String> {
     t.format(&Rfc3339).ok()
@@ -46,8 +47,9 @@ async fn status(desktop: &Desktop) -> SessionStatus {
 }
 
 #[tauri::command]
-pub(crate) async fn restore(desktop: Shared<'_>) -> CommandResult<SessionStatus> {
+pub(crate) async fn restore(desktop: Shared<'_>, tray: Tray<'_>) -> CommandResult<SessionStatus> {
     desktop.restore().await?;
+    tray.recount_soon();
     Ok(status(&desktop).await)
 }
 
@@ -67,10 +69,11 @@ pub(crate) struct SignInRequest {
 #[tauri::command]
 pub(crate) async fn sign_in(
     desktop: Shared<'_>,
+    tray: Tray<'_>,
     request: SignInRequest,
 ) -> CommandResult<ferry_protocol::User> {
     let remember = request.remember && !request.memory_only;
-    desktop
+    let signed_in = desktop
         .sign_in(SignIn {
             server: request.server,
             username: request.username,
@@ -78,16 +81,16 @@ pub(crate) async fn sign_in(
             remember,
             allow_insecure: request.allow_insecure,
         })
-        .await
+        .await;
+    tray.recount_soon();
+    signed_in
 }
 
 #[tauri::command]
-pub(crate) async fn sign_out(desktop: Shared<'_>) -> CommandResult<()> {
-    let running = desktop.running.write().await.take();
-    if let Some(running) = running {
-        running.engine.sign_out().await?;
-    }
-    Ok(())
+pub(crate) async fn sign_out(desktop: Shared<'_>, tray: Tray<'_>) -> CommandResult<()> {
+    let signed_out = desktop.sign_out().await;
+    tray.recount_soon();
+    signed_out
 }
 
 /// Queues what the user picked; `ids` come from `pick_files` / `pick_folder`. There is no way
@@ -118,69 +121,49 @@ pub(crate) async fn pick_folder(
     Ok(folder.map(|f| desktop.picks.remember(f)))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct QueueItem {
-    id: i64,
-    name: String,
-    path: String,
-    size: u64,
-    sent: u64,
-    rate: u64,
-    eta_secs: Option<u64>,
-    state: FileState,
-    error: Option<ErrorInfo>,
-}
-
-impl From<FileRow> for QueueItem {
-    fn from(r: FileRow) -> Self {
-        Self {
-            size: r
-                .size
-                .unwrap_or_else(|| std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0)),
-            sent: r.bytes_done,
-            id: r.id,
-            name: r.name,
-            path: r.path.display().to_string(),
-            // Speed and ETA arrive as progress events.
-            rate: 0,
-            eta_secs: None,
-            state: r.state,
-            error: r.error_code.map(|code| ErrorInfo {
-                code,
-                message: r.error_message.unwrap_or_default(),
-            }),
-        }
-    }
-}
-
-/// The queue, oldest first.
+/// The queue, oldest first: this account's files and other accounts' unfinished ones.
 #[tauri::command]
 pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> {
-    let rows = desktop.engine().await?.files(500)?;
-    Ok(rows.into_iter().rev().map(QueueItem::from).collect())
+    let engine = desktop.engine().await?;
+    let max_attempts = desktop.settings().transfer().max_attempts;
+    tokio::task::spawn_blocking(move || queue::items(&engine, max_attempts))
+        .await
+        .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
 }
 
+/// What the queue holds beyond this account's files.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Overview {
+    waiting_for_others: Vec<Waiting>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Waiting {
+    account: String,
+    files: u64,
+}
+
+#[tauri::command]
+pub(crate) async fn overview(desktop: Shared<'_>) -> CommandResult<Overview> {
+    let status = desktop.engine().await?.status().await?;
+    Ok(Overview {
+        waiting_for_others: status
+            .waiting_for_others
+            .into_iter()
+            .map(|(account, files)| Waiting { account, files })
+            .collect(),
+    })
+}
+
+/// Pause, resume, retry or cancel this account's files (`ids`, or all of them).
 #[tauri::command]
 pub(crate) async fn control(
     desktop: Shared<'_>,
     action: String,
     ids: Option<Vec<i64>>,
 ) -> CommandResult<()> {
-    let engine = desktop.engine().await?;
-    let ids = ids.as_deref();
-    match action.as_str() {
-        "pause" => engine.transfer().pause(ids).await?,
-        "resume" | "retry" => engine.transfer().resume(ids).await?,
-        "cancel" => engine.transfer().cancel(ids).await?,
-        other => {
-            return Err(CommandError::new(
-                "invalid_request",
-                format!("unknown action {other}"),
-            ));
-        }
-    }
-    Ok(())
+    desktop.control(&action, ids).await
 }
 
 /// The engine's [`ferry_engine::credentials::CredentialStatus`] as the status bar reads it.

@@ -48,7 +48,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn transfer(&self) -> TransferSettings {
+    pub(crate) fn transfer(&self) -> TransferSettings {
         TransferSettings {
             files: self.files.max(1),
             parts: self.parts_in_flight.max(1),
@@ -83,6 +83,22 @@ pub(crate) struct Running {
     pub(crate) engine: Arc<Engine>,
     pub(crate) watcher: Arc<Watcher>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Ends the background tasks, waits until they are gone, and closes the engine: uploads in
+    /// flight stop (their rows resume at the next start) and the data dir is let go, so that
+    /// another engine can open it at once.
+    async fn end(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.engine.close().await;
+    }
 }
 
 impl Drop for Running {
@@ -139,7 +155,12 @@ impl Desktop {
     /// the server is remembered for the next start.
     pub(crate) async fn sign_in(&self, request: SignIn) -> CommandResult<ferry_protocol::User> {
         let server = server_address::checked(&request.server, request.allow_insecure)?;
-        *self.running.write().await = None;
+        // Signed in already (a session that expired, or another account): that engine lets
+        // go of the data dir first.
+        let before = self.running.write().await.take();
+        if let Some(running) = before {
+            running.end().await;
+        }
         let engine = self.open(&server, !request.remember)?;
         let user = engine
             .sign_in(&request.username, &request.password, &device())
@@ -149,6 +170,18 @@ impl Desktop {
             .map_err(|e| CommandError::new("io", format!("remembering the server: {e}")))?;
         self.start(engine).await?;
         Ok(user)
+    }
+
+    /// Signs out: uploads stop, the session and the storage credentials are forgotten, and the
+    /// data dir is let go.
+    pub(crate) async fn sign_out(&self) -> CommandResult<()> {
+        let running = self.running.write().await.take();
+        if let Some(running) = running {
+            let signed_out = running.engine.sign_out().await;
+            running.end().await;
+            signed_out?;
+        }
+        Ok(())
     }
 
     /// Resumes the session kept in the keychain for the remembered server, if it is still good.
@@ -341,6 +374,31 @@ impl Desktop {
     /// webview never sees a drop).
     pub(crate) async fn enqueue_dropped(&self, paths: &[PathBuf]) -> CommandResult<()> {
         self.engine().await?.enqueue(paths).await?;
+        Ok(())
+    }
+
+    /// Pauses, resumes (or retries) or cancels the signed-in account's files: `ids`, or all of
+    /// them. Another account's file is `forbidden`: it waits for its owner.
+    pub(crate) async fn control(&self, action: &str, ids: Option<Vec<i64>>) -> CommandResult<()> {
+        let engine = self.engine().await?;
+        if let Some(ids) = ids.clone() {
+            let scope = engine.clone();
+            tokio::task::spawn_blocking(move || crate::queue::check_mine(&scope, &ids))
+                .await
+                .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))??;
+        }
+        let ids = ids.as_deref();
+        match action {
+            "pause" => engine.transfer().pause(ids).await?,
+            "resume" | "retry" => engine.transfer().resume(ids).await?,
+            "cancel" => engine.transfer().cancel(ids).await?,
+            other => {
+                return Err(CommandError::new(
+                    "invalid_request",
+                    format!("unknown action {other}"),
+                ));
+            }
+        }
         Ok(())
     }
 

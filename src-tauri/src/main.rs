@@ -7,8 +7,10 @@ mod commands;
 mod desktop;
 mod error;
 mod picks;
+mod queue;
 mod server_address;
 mod shell;
+mod tray;
 
 use std::sync::Arc;
 
@@ -51,12 +53,14 @@ fn main() {
         .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             let handle = app.handle().clone();
+            let tray = tray::TrayStatus::new(handle.clone());
             let desktop = Arc::new(desktop::Desktop::new(
                 data_dir(),
-                shell::event_sink(handle.clone()),
+                shell::event_sink(handle.clone(), tray.clone()),
             ));
             app.manage(desktop);
-            shell::tray(&handle)?;
+            app.manage(tray);
+            tray::build(&handle)?;
             Ok(())
         })
         .on_window_event(shell::window_event)
@@ -68,6 +72,7 @@ fn main() {
             commands::pick_files,
             commands::pick_folder,
             commands::queue,
+            commands::overview,
             commands::control,
             commands::credentials,
             commands::folders,

@@ -1,5 +1,6 @@
-//! The real desktop app under Xvfb, driven through WebKitWebDriver, against a real server: the
-//! backend contract scenario (the one MemoryBackend passes in the UI tests), sign in, add a file
+//! The real desktop app under Xvfb, driven through WebKitWebDriver, against a real server (its
+//! store behind the fault-injecting proxy): the backend contract scenario (the one MemoryBackend
+//! passes in the UI tests, with a file that is retried and a second account), sign in, add a file
 //! through the system's file dialog, see it confirmed and in history, the page refused when it
 //! names paths or calls plugins, real credential refresh events, sign out and in, and a watched
 //! folder (chosen in the folder dialog) picking up a new file. Screens are saved to
@@ -7,19 +8,42 @@
 
 mod capabilities;
 mod driver;
+mod queue;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry_protocol::Role;
+use ferry_server::ServeOptions;
 use ferry_tests::TestServer;
+use ferry_tests::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
 
 use self::driver::{Driver, desktop_bin};
 
 const FILES_DIALOG: &str = "Add files to Ferry";
 const FOLDER_DIALOG: &str = "Choose a folder for Ferry";
+
+/// A server whose grants point at a fault-injecting proxy in front of its store (no faults until
+/// a test adds them), options adjusted by `adjust`.
+async fn server_behind_store_proxy(adjust: impl FnOnce(&mut ServeOptions)) -> (TestServer, Proxy) {
+    let store = Proxy::unconnected().await;
+    let url = store.url();
+    let server = TestServer::start_with(|o| {
+        o.store_public_url = Some(url);
+        adjust(o);
+    })
+    .await;
+    let upstream = server.server.store_url();
+    store.set_upstream(
+        upstream
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("{upstream}: {e}")),
+    );
+    (server, store)
+}
 
 /// Compares the scenario's steps with `ui/contract/expected.json`, one step at a time.
 fn assert_contract(steps: &Value) {
@@ -138,8 +162,9 @@ async fn credentials_refresh_for_real(driver: &Driver) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     // Grants of 8 s: the app refreshes them every 4 s, which the page must be told about.
-    let server = TestServer::start_with(|o| o.grant_ttl = Duration::from_secs(8)).await;
+    let (server, store) = server_behind_store_proxy(|o| o.grant_ttl = Duration::from_secs(8)).await;
     let password = server.add_user("alice", Role::User);
+    let other = server.add_user("bob", Role::User);
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -155,12 +180,27 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     // The contract: the app's own backend object, the real server, the real file dialog.
     let contract_file = dir.path().join("contract.txt");
     std::fs::write(&contract_file, b"the contract scenario").unwrap();
-    let env = json!({"server": server.api, "username": "alice", "password": password});
+    // The scenario's file fails its first attempt: five PUTs answered 503.
+    let busy = store.add(
+        Rule::new(Action::s3_error(
+            503,
+            "SlowDown",
+            "Please reduce your request rate.",
+        ))
+        .method("PUT")
+        .target("contract.txt")
+        .times(5),
+    );
+    let env = json!({
+        "server": server.api, "username": "alice", "password": password,
+        "other": {"username": "bob", "password": other},
+    });
     let (steps, ()) = tokio::join!(
         driver.contract_scenario(env),
         driver.choose_in_dialog(FILES_DIALOG, &contract_file)
     );
     assert_contract(&steps);
+    assert_eq!(busy.applied(), 5, "the scenario's file met the fault");
 
     driver.sign_in(&server.api, &password).await;
     let file = dir.path().join("from-the-desktop.txt");

@@ -9,4 +9,8 @@ export interface Step {
   [kept: string]: unknown;
 }
 export function shape(value: unknown): Shape;
-export function scenario(backend: Backend, env: { server: string; username: string; password: string }): Promise<Step[]>;
+export interface Account {
+  username: string;
+  password: string;
+}
+export function scenario(backend: Backend, env: { server: string; other: Account } & Account): Promise<Step[]>;

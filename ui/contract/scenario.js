@@ -20,9 +20,11 @@ export function shape(value) {
 }
 
 /**
- * Runs the scenario. `env`: `{ server, username, password }` of a plain user with no uploads
- * yet, signed out, with no queue. `pickFiles` must give exactly one file (the harness chooses
- * it in the dialog), named `env.fileName`.
+ * Runs the scenario. `env`: `{ server, username, password, other: { username, password } }`:
+ * two plain users with no uploads yet, signed out, with no queue. `pickFiles` must give exactly
+ * one file (the harness chooses it in the dialog), and the store must answer 503 to its first
+ * five PUTs (the harness arranges it), so that its first attempt fails after four announced
+ * request retries and the file waits for its second attempt.
  */
 export async function scenario(backend, env) {
   const steps = [];
@@ -78,14 +80,36 @@ export async function scenario(backend, env) {
   await step("watch a folder nobody picked", () => backend.addFolder({ pick: 424242, prefix: "", excludes: [] }));
   await step("queue by an unknown pick", () => backend.enqueue([424242]));
   await step("unknown control", () => backend.control("explode", null));
+  // Listening starts well before the upload: the desktop's listener is set up asynchronously.
+  const retries = [];
+  const stopListening = backend.onEvent((e) => {
+    if (e.type === "retrying") retries.push(e);
+  });
   const picked = await step("pick files", () => backend.pickFiles(), (p) => ({ names: p.map((f) => f.name) }));
   const ids = (picked ?? []).map((p) => p.id);
   await step("queue the picked file", () => backend.enqueue(ids));
   await step("queue the same pick again", () => backend.enqueue(ids));
+  const file = await retryScheduled(backend, step, until, retries);
+  stopListening();
+  await step("pause the file waiting for its retry", () => backend.control("pause", [file]));
+  await step("sign in as another account", () =>
+    backend.signIn(signIn({ username: env.other.username, password: env.other.password })),
+    (u) => ({ name: u.name }),
+  );
+  const rows = (q) => q.map((i) => ({ name: i.name, state: i.state, mine: i.mine, owner: i.owner }));
+  await step("another account's queue", () => backend.queue(), (q) => ({ rows: rows(q) }));
+  await step("overview as another account", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
+  await step("resume another account's file", () => backend.control("resume", [file]));
+  await step("resume all as another account", () => backend.control("resume", null));
+  await step("another account's file after resume all", () => backend.queue(), (q) => ({ rows: rows(q) }));
+  await step("sign out of the other account", () => backend.signOut());
+  await step("sign in again", () => backend.signIn(signIn()), (u) => ({ name: u.name }));
+  await step("resume the paused file", () => backend.control("resume", [file]));
   await step("uploaded", () => until("confirmed", async () => {
     const queue = await backend.queue();
     return queue.length && queue.every((i) => i.state === "confirmed") ? queue : null;
   }), (q) => ({ states: q.map((i) => i.state), names: q.map((i) => i.name) }));
+  await step("overview", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
   await step("history", () => backend.history({ limit: 10 }), (p) => ({
     first: p.items[0] && { name: p.items[0].name, user: p.items[0].user, status: p.items[0].status },
   }));
@@ -96,4 +120,38 @@ export async function scenario(backend, env) {
   await step("sign out", () => backend.signOut());
   await step("restore after signing out", () => backend.restore(), (s) => ({ user: s.user, online: s.online }));
   return steps;
+}
+
+/**
+ * Waits until the queued file's first attempt has failed and its second is scheduled; keeps
+ * the row and the retries announced so far (`retries`, filled by a listener). Returns the
+ * file's id.
+ */
+async function retryScheduled(backend, step, until, retries) {
+  const queue = await step(
+    "a retry is scheduled",
+    () => until("a scheduled retry", async () => {
+      const queue = await backend.queue();
+      return queue.length === 1 && queue[0].retryAt && retries.length >= 5 ? queue : null;
+    }, 30000),
+    ([i]) => ({
+      row: {
+        state: i.state,
+        attempts: i.attempts,
+        maxAttempts: i.maxAttempts,
+        mine: i.mine,
+        owner: i.owner,
+        error: i.error && i.error.code,
+      },
+      retries: retries.map((e) => ({
+        ofThisFile: e.file_id === i.id,
+        operation: e.operation,
+        attempt: e.attempt,
+        of: e.max_attempts,
+        error: e.error.code,
+        waitMs: typeof e.retry_in_ms,
+      })),
+    }),
+  );
+  return queue ? queue[0].id : -1;
 }

@@ -87,6 +87,8 @@ test("drop → progress → confirmed, with the pickers too", async () => {
   await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
   await p.locator('[data-testid="item"][data-state="uploading"]').first().waitFor();
   await p.getByRole("button", { name: "Add files…" }).click();
+  // Bytes are moving (progress events follow the uploading state).
+  await p.waitForFunction(() => !document.querySelector('[data-testid="overall"]')?.textContent?.startsWith("0 B"));
   await p.screenshot({ path: join(shots, "uploads.png") });
   await p.locator('[data-testid="item"][data-state="confirmed"]').nth(2).waitFor({ timeout: 30_000 });
   const rows = await p.locator('[data-testid="item"]').evaluateAll((rows) =>
@@ -99,6 +101,90 @@ test("drop → progress → confirmed, with the pickers too", async () => {
     "report.pdf confirmed",
   ]);
   assert.match(await p.getByTestId("overall").innerText(), /0 active/);
+  await p.context().close();
+});
+
+/** The text, state and buttons of the queue row of `name`. */
+async function row(p, name) {
+  const r = p.locator('[data-testid="item"]').filter({ has: p.getByRole("cell", { name, exact: true }) });
+  return {
+    text: await r.innerText(),
+    state: await r.getAttribute("data-state"),
+    buttons: await r.getByRole("button").allInnerTexts(),
+  };
+}
+
+/** Waits until the row of `name` shows `text` (a string or RegExp). */
+async function rowShows(p, name, text, timeout = 15_000) {
+  await p
+    .locator('[data-testid="item"]')
+    .filter({ has: p.getByRole("cell", { name, exact: true }) })
+    .filter({ hasText: text })
+    .waitFor({ timeout });
+  return row(p, name);
+}
+
+test("a file the store keeps refusing says it is retrying: which request, why, which attempt, when next", async () => {
+  // The store answers 503 to seven PUTs of flaky.bin: four request retries, a failed first
+  // attempt, then two more retries and success. missing.txt fails for good.
+  const p = await page("?failing=flaky.bin:7");
+  await signIn(p, "alice", "alice-password");
+  const transfer = await p.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(1024 * 1024)], "flaky.bin"));
+    dt.items.add(new File(["gone"], "missing.txt"));
+    return dt;
+  });
+  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
+  const request = await rowShows(p, "flaky.bin", /retrying PutObject: .*503 SlowDown.*, attempt [1-4] of 5/);
+  assert.equal(request.state, "uploading");
+  const failed = await rowShows(p, "missing.txt", "The file no longer exists.");
+  assert.equal(failed.state, "failed");
+  assert.deepEqual(failed.buttons, ["Retry", "Cancel"]);
+  const scheduled = await rowShows(p, "flaky.bin", /Retrying in \d+ s — .*503 SlowDown.* \(attempt 1 of 8\)/);
+  assert.equal(scheduled.state, "retrying");
+  assert.deepEqual(scheduled.buttons, ["Retry now", "Pause", "Cancel"]);
+  assert.match(await p.getByTestId("overall").innerText(), /1 retrying · 1 failed/);
+  await p.screenshot({ path: join(shots, "uploads-retrying.png") });
+  // The countdown moves.
+  const first = Number(/Retrying in (\d+) s/.exec(scheduled.text)?.[1]);
+  await rowShows(p, "flaky.bin", new RegExp(`Retrying (in ${first - 1} s|now)`), 3_000);
+  const done = await rowShows(p, "flaky.bin", "confirmed", 20_000);
+  assert.equal(done.state, "confirmed");
+  assert.doesNotMatch(done.text, /etry/);
+  await p.context().close();
+});
+
+test("another account's unfinished file waits for its owner, with no actions", async () => {
+  const p = await page("?failing=stuck.bin:1000", "dark");
+  await signIn(p, "alice", "alice-password");
+  const transfer = await p.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(1024 * 1024)], "stuck.bin"));
+    dt.items.add(new File(["fine"], "fine.txt"));
+    return dt;
+  });
+  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
+  await rowShows(p, "fine.txt", "confirmed");
+  await rowShows(p, "stuck.bin", /Retrying in \d+ s/);
+  await p.screenshot({ path: join(shots, "uploads-retrying-dark.png") });
+  await p.getByRole("button", { name: "Sign out" }).click();
+  await signIn(p, "bob", "bob-password");
+  const theirs = await rowShows(p, "stuck.bin", "Waiting for alice to sign in");
+  assert.equal(theirs.state, "waiting");
+  assert.deepEqual(theirs.buttons, []);
+  assert.equal(await p.getByRole("cell", { name: "fine.txt", exact: true }).count(), 0, "alice's finished file is not shown");
+  assert.match(await p.getByTestId("overall").innerText(), /1 file waiting for alice/);
+  await p.screenshot({ path: join(shots, "uploads-waiting-dark.png") });
+  // Bob's "all" buttons leave it alone.
+  for (const name of ["Pause all", "Resume all", "Retry failed"]) await p.getByRole("button", { name }).click();
+  await p.waitForTimeout(300);
+  assert.equal((await row(p, "stuck.bin")).state, "waiting");
+  // Back as alice, it is hers again, still being retried.
+  await p.getByRole("button", { name: "Sign out" }).click();
+  await signIn(p, "alice", "alice-password");
+  const mine = await rowShows(p, "stuck.bin", /retrying|Retrying/);
+  assert.notEqual(mine.state, "waiting");
   await p.context().close();
 });
 
@@ -152,7 +238,12 @@ test("the backend contract scenario gives expected.json in the page too", async 
   await p.addScriptTag({ type: "module", content: `${source}\nwindow.__scenario = scenario;` });
   await p.waitForFunction(() => typeof window.__scenario === "function");
   const steps = await p.evaluate(() =>
-    window.__scenario(window.__ferry.backend, { server: "http://127.0.0.1:8480", username: "alice", password: "alice-password" }),
+    window.__scenario(window.__ferry.backend, {
+      server: "http://127.0.0.1:8480",
+      username: "alice",
+      password: "alice-password",
+      other: { username: "bob", password: "bob-password" },
+    }),
   );
   const expected = JSON.parse(readFileSync(join(here, "..", "contract", "expected.json"), "utf8"));
   assert.deepEqual(steps, expected);

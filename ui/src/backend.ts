@@ -28,7 +28,27 @@ export interface QueueItem {
   rate: number;
   etaSecs: number | null;
   state: FileState;
+  /** Why it failed or was skipped; the last attempt's error while a retry is scheduled. */
   error: { code: string; message: string } | null;
+  /** When a failed file (or the confirmation of an uploaded one) is tried again by itself;
+   * null when it is not (a file failed for good waits for the user). */
+  retryAt: string | null;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Failed attempts after which the file waits for the user. */
+  maxAttempts: number;
+  /** The name of the account the file belongs to ("alice", or "alice at https://…" on another
+   * server); null for files added before files had owners. */
+  owner: string | null;
+  /** Whether the signed-in account owns it. Other accounts' files are never uploaded by this
+   * session: they wait for their owner to sign in, and cannot be paused, resumed or cancelled. */
+  mine: boolean;
+}
+
+/** What the queue holds beyond the signed-in account's files. */
+export interface Overview {
+  /** Unfinished files of other accounts on this computer, per account. */
+  waitingForOthers: { account: string; files: number }[];
 }
 
 export interface CredentialStatus {
@@ -127,6 +147,16 @@ export interface Settings {
 export type EngineEvent =
   | { type: "progress"; file_id: number; bytes: number; total: number; rate: number; eta_secs: number | null }
   | { type: "state"; file_id: number; state: FileState; error: { code: string; message: string } | null }
+  /** A request (or, for a file, its next attempt) will be tried again: no retry is silent. */
+  | {
+      type: "retrying";
+      file_id: number | null;
+      operation: string;
+      attempt: number;
+      max_attempts: number;
+      error: { code: string; message: string };
+      retry_in_ms: number;
+    }
   | { type: "queue_changed" }
   | { type: "credentials_refreshing" }
   | { type: "credentials_refreshed"; expires_at: string }
@@ -166,7 +196,11 @@ export interface Backend {
   enqueue(ids: number[]): Promise<void>;
   pickFiles(): Promise<Picked[]>;
   pickFolder(): Promise<Picked | null>;
+  /** The signed-in account's files and other accounts' unfinished ones, oldest first. */
   queue(): Promise<QueueItem[]>;
+  overview(): Promise<Overview>;
+  /** Acts on the signed-in account's files (`null`: all of them); another account's file is
+   * `forbidden`. */
   control(action: Control, ids: number[] | null): Promise<void>;
   credentials(): Promise<CredentialStatus>;
   folders(): Promise<FolderItem[]>;
@@ -182,6 +216,16 @@ export interface Backend {
   onEvent(listener: (event: EngineEvent) => void): () => void;
 }
 
+/** `a.bin:5,b.bin:12` → `{ "a.bin": 5, "b.bin": 12 }`. */
+function failing(param: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pair of (param ?? "").split(",")) {
+    const [name, count] = pair.split(":");
+    if (name && Number(count) > 0) out[name] = Number(count);
+  }
+  return out;
+}
+
 /** The desktop app's backend when running inside Tauri, the simulation otherwise. */
 export async function createBackend(): Promise<Backend> {
   const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
@@ -194,8 +238,14 @@ export async function createBackend(): Promise<Backend> {
   const contract = params.has("contract");
   const backend = new MemoryBackend({
     grantTtlSecs: Number(params.get("ttl") ?? "120"),
-    // The contract scenario's starting point: one file to pick, no history yet.
-    ...(contract ? { picked: { "/home/alice/contract.txt": 21 }, seedHistory: false } : {}),
+    // `?failing=name:5,other:12`: the store answers 503 to that many PUTs of those files, to
+    // see how retries look.
+    failingPuts: failing(params.get("failing")),
+    // The contract scenario's starting point: one file to pick, whose first five PUTs fail (as
+    // the desktop's harness arranges with its fault proxy), no history yet.
+    ...(contract
+      ? { picked: { "/home/alice/contract.txt": 21 }, seedHistory: false, failingPuts: { "contract.txt": 5 } }
+      : {}),
   });
   // Like the desktop window, which takes OS drops before the page sees them.
   if (typeof window !== "undefined") backend.takeDropsFrom(window);

@@ -240,6 +240,17 @@ impl Driver {
         assert_eq!(clicked, json!(true), "no button {text:?}");
     }
 
+    /// Clicks the button whose accessible label is `label` (the queue's per-row buttons).
+    pub(super) async fn click_label(&self, label: &str) {
+        let clicked = self
+            .script(
+                "const b = [...document.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === arguments[0]); if (b) b.click(); return !!b;",
+                json!([label]),
+            )
+            .await;
+        assert_eq!(clicked, json!(true), "no button labelled {label:?}");
+    }
+
     /// Calls a command the way the page can: `Ok` with its value or `Err` with its error. A
     /// reply that is neither (a JavaScript or driver error) fails the test.
     pub(super) async fn invoke(&self, command: &str, args: Value) -> Result<Value, Value> {
@@ -308,9 +319,15 @@ impl Driver {
         }
     }
 
+    /// Signs in as `alice`.
     pub(super) async fn sign_in(&self, server: &str, password: &str) {
+        self.sign_in_as(server, "alice", password).await;
+    }
+
+    /// Fills in the sign-in form, signs in, and opens the uploads.
+    pub(super) async fn sign_in_as(&self, server: &str, username: &str, password: &str) {
         self.type_into("input[name=server]", server).await;
-        self.type_into("input[name=username]", "alice").await;
+        self.type_into("input[name=username]", username).await;
         self.type_into("input[name=password]", password).await;
         self.click_text("Sign in").await;
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -11,9 +11,9 @@ import {
   type CredentialStatus,
   type DayStats,
   type EngineEvent,
-  type FileState,
   type FolderItem,
   type HistoryQuery,
+  type Overview,
   type Picked,
   type QueueItem,
   type SessionStatus,
@@ -24,11 +24,13 @@ import {
   type User,
 } from "../backend";
 import { isLoopback } from "../lib/address";
+import { Uploads } from "./uploads";
 
 const MIB = 1024 * 1024;
 const ACCOUNTS: Record<string, { password: string; user: User }> = {
   alice: { password: "alice-password", user: { id: 1, name: "alice", role: "user" } },
   admin: { password: "admin-password", user: { id: 2, name: "admin", role: "admin" } },
+  bob: { password: "bob-password", user: { id: 3, name: "bob", role: "user" } },
 };
 /** What the file dialog "chooses". */
 const PICKED: Record<string, number> = {
@@ -73,6 +75,12 @@ export interface MemoryOptions {
   seedHistory?: boolean;
   /** Simulated throughput per file, bytes per second. */
   rate?: number;
+  /** PUTs the store answers with 503 SlowDown, per file name (as the desktop tests' fault
+   * proxy does): each is retried, and after five a file's attempt fails and waits for the
+   * next one. */
+  failingPuts?: Record<string, number>;
+  /** Scales every retry's wait (1, the default: the engine's backoff). */
+  backoffScale?: number;
   tickMs?: number;
   now?: () => number;
 }
@@ -112,8 +120,7 @@ export class MemoryBackend implements Backend {
   private user: User | null = null;
   private failures = 0;
   private server = "http://127.0.0.1:8480";
-  private items: QueueItem[] = [];
-  private nextId = 1;
+  private readonly uploads: Uploads;
   private expiresAt: number | null = null;
   private issuedAt = 0;
   private refreshing = false;
@@ -143,6 +150,13 @@ export class MemoryBackend implements Backend {
     this.now = options.now ?? (() => Date.now());
     this.rows = options.seedHistory === false ? [] : seedHistory(this.now());
     this.picked = options.picked ?? PICKED;
+    this.uploads = new Uploads({
+      emit: (event) => this.emit(event),
+      now: this.now,
+      failingPuts: options.failingPuts ?? {},
+      backoffScale: options.backoffScale ?? 1,
+      confirmed: (item, user) => this.confirmed(item, user),
+    });
     this.timer = setInterval(() => this.tick(options.tickMs ?? 100), options.tickMs ?? 100);
   }
 
@@ -178,51 +192,28 @@ export class MemoryBackend implements Backend {
       setTimeout(() => this.grant(), 300);
     }
     const limit = this.config.bandwidthMiBs ? (this.config.bandwidthMiBs * MIB) / this.config.files : this.rate;
-    let active = this.items.filter((i) => i.state === "uploading").length;
-    for (const item of this.items) {
-      if (item.state === "queued" && active < this.config.files) {
-        if (item.name === "missing.txt") {
-          // Gone before its turn, as a file deleted after it was queued.
-          item.state = "failed";
-          item.error = { code: "file_missing", message: "The file no longer exists." };
-          this.emit({ type: "state", file_id: item.id, state: "failed", error: item.error });
-          continue;
-        }
-        item.state = "uploading";
-        active++;
-        this.emit({ type: "state", file_id: item.id, state: "uploading", error: null });
-      }
-      if (item.state === "uploaded") {
-        item.state = "confirmed";
-        this.rows.unshift({
-          id: Math.max(0, ...this.rows.map((r) => r.id)) + 1,
-          user: this.user.name,
-          bucket: "ferry",
-          key: `uploads/${this.user.id}/${item.name}`,
-          name: item.name,
-          size: item.size,
-          etag: `${item.id.toString(16)}d41d8cd98f00b204`,
-          checksum: `${item.id.toString(16)}0b204d41d8cd98f`,
-          device: "this-computer",
-          upload_id: `u-${item.id}`,
-          started_at: new Date(now - 1_000).toISOString(),
-          completed_at: new Date(now).toISOString(),
-          status: "confirmed",
-          confirmed_by: "client",
-        });
-        this.emit({ type: "state", file_id: item.id, state: "confirmed", error: null });
-        continue;
-      }
-      if (item.state !== "uploading") continue;
-      item.sent = Math.min(item.size, item.sent + (limit * ms) / 1000);
-      item.rate = limit;
-      item.etaSecs = Math.ceil((item.size - item.sent) / limit);
-      this.emit({ type: "progress", file_id: item.id, bytes: item.sent, total: item.size, rate: limit, eta_secs: item.etaSecs });
-      if (item.sent >= item.size) {
-        item.state = "uploaded";
-        this.emit({ type: "state", file_id: item.id, state: "uploaded", error: null });
-      }
-    }
+    this.uploads.tick(this.user, ms, limit, this.config.files);
+  }
+
+  /** A confirmed file's history row, as the app server records it. */
+  private confirmed(item: QueueItem, user: User): void {
+    const now = this.now();
+    this.rows.unshift({
+      id: Math.max(0, ...this.rows.map((r) => r.id)) + 1,
+      user: user.name,
+      bucket: "ferry",
+      key: `uploads/${user.id}/${item.name}`,
+      name: item.name,
+      size: item.size,
+      etag: `${item.id.toString(16)}d41d8cd98f00b204`,
+      checksum: `${item.id.toString(16)}0b204d41d8cd98f`,
+      device: "this-computer",
+      upload_id: `u-${item.id}`,
+      started_at: new Date(now - 1_000).toISOString(),
+      completed_at: new Date(now).toISOString(),
+      status: "confirmed",
+      confirmed_by: "client",
+    });
   }
 
   async restore(): Promise<SessionStatus> {
@@ -247,6 +238,8 @@ export class MemoryBackend implements Backend {
       throw new BackendError("invalid_credentials", "Wrong username or password.");
     }
     this.failures = 0;
+    // A new sign-in opens a new engine: uploads in flight stop and are queued again.
+    if (this.user) this.uploads.stop(this.user);
     this.server = server;
     this.user = account.user;
     this.signedInAt = this.now();
@@ -255,18 +248,10 @@ export class MemoryBackend implements Backend {
   }
 
   async signOut(): Promise<void> {
+    if (this.user) this.uploads.stop(this.user);
     this.user = null;
     this.expiresAt = null;
     this.refreshedAt = null;
-  }
-
-  private add(name: string, path: string, size: number): void {
-    const item: QueueItem = { id: this.nextId++, name, path, size, sent: 0, rate: 0, etaSecs: null, state: "queued", error: null };
-    if (name.endsWith(".part")) {
-      item.state = "skipped";
-      item.error = { code: "excluded", message: "Partial downloads are left out." };
-    }
-    this.items.push(item);
   }
 
   private remember(path: string, size: number | null): Picked {
@@ -286,15 +271,16 @@ export class MemoryBackend implements Backend {
       this.picks.delete(id);
       if (!pick) continue;
       const name = pick.path.split("/").pop() ?? pick.path;
-      this.add(name, pick.path, pick.size ?? 2 * MIB);
+      this.uploads.add(this.signedIn(), name, pick.path, pick.size ?? 2 * MIB);
     }
   }
 
   /** Files dropped on the window: queued here, as the desktop's shell does with an OS drop, and
    * the page is told only that the queue changed. */
   dropFiles(files: { name: string; size: number }[]): void {
-    if (!this.user) return;
-    for (const file of files) this.add(file.name, `/home/alice/Desktop/${file.name}`, file.size);
+    const user = this.user;
+    if (!user) return;
+    for (const file of files) this.uploads.add(user, file.name, `/home/${user.name}/Desktop/${file.name}`, file.size);
     this.emit({ type: "queue_changed" });
   }
 
@@ -317,31 +303,19 @@ export class MemoryBackend implements Backend {
   }
 
   async queue(): Promise<QueueItem[]> {
-    this.signedIn();
-    // Like the desktop's journal rows: oldest first; speed and ETA arrive only as progress events.
-    return this.items.map((i) => ({ ...i, rate: 0, etaSecs: null }));
+    return this.uploads.list(this.signedIn());
   }
 
-  /** The engine's transitions (`ferry_engine::transfer`): retry is resume. */
+  async overview(): Promise<Overview> {
+    return this.uploads.overview(this.signedIn());
+  }
+
   async control(action: Control, ids: number[] | null): Promise<void> {
-    this.signedIn();
+    const user = this.signedIn();
     if (!["pause", "resume", "retry", "cancel"].includes(action)) {
       throw new BackendError("invalid_request", `unknown action ${action}`);
     }
-    const from: Record<Control, FileState[]> = {
-      pause: ["queued", "uploading", "failed"],
-      resume: ["paused", "failed"],
-      retry: ["paused", "failed"],
-      cancel: ["queued", "uploading", "paused", "failed"],
-    };
-    const to: Record<Control, FileState> = { pause: "paused", resume: "queued", retry: "queued", cancel: "cancelled" };
-    for (const item of this.items) {
-      if (ids && !ids.includes(item.id)) continue;
-      if (!from[action].includes(item.state)) continue;
-      item.state = to[action];
-      item.error = null;
-      this.emit({ type: "state", file_id: item.id, state: item.state, error: null });
-    }
+    this.uploads.control(user, action, ids);
   }
 
   async credentials(): Promise<CredentialStatus> {

@@ -13,6 +13,7 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
+  type Overview,
   type Picked,
   type QueueItem,
   type SessionStatus,
@@ -39,6 +40,7 @@ export class TauriBackend implements Backend {
   pickFiles = () => call<Picked[]>("pick_files");
   pickFolder = () => call<Picked | null>("pick_folder");
   queue = () => call<QueueItem[]>("queue");
+  overview = () => call<Overview>("overview");
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");
   folders = () => call<FolderItem[]>("folders");

@@ -1,7 +1,8 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import type { Backend, CredentialStatus, EngineEvent, QueueItem, SessionStatus } from "../backend";
+import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, SessionStatus } from "../backend";
+import { retryingNow, retryScheduled, type RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
 
@@ -19,7 +20,14 @@ export class AppState {
   now = $state(Date.now());
   screen = $state<Screen>("uploads");
   sessionExpired = $state(false);
+  /** The last retry announced per file id, until the file moves on (progress or a new state). */
+  retries = $state<Record<number, RetryNote>>({});
+  /** Other accounts' unfinished files on this computer. */
+  waiting = $state<Overview["waitingForOthers"]>([]);
   private stops: (() => void)[] = [];
+  private loading: Promise<void> | null = null;
+  /** A state changed since the queue read in flight was asked for: its answer may be older. */
+  private stale = false;
 
   constructor(readonly backend: Backend) {}
 
@@ -36,8 +44,40 @@ export class AppState {
   }
 
   async reload(): Promise<void> {
-    this.setQueue(await this.backend.queue());
+    await this.loadQueue();
     this.credentials = await this.backend.credentials();
+  }
+
+  /** Reads the queue and the overview again. Reads asked for while one is in flight share one
+   * more read after it, and an answer is taken only if no state changed while it was on its
+   * way — so an older snapshot never undoes a newer event. */
+  loadQueue(): Promise<void> {
+    this.stale = true;
+    this.loading ??= this.readQueue().finally(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async readQueue(): Promise<void> {
+    // Bounded: under a flood of state changes, take the answer anyway after a few reads and
+    // read once more a little later.
+    for (let read = 1; this.stale; read++) {
+      this.stale = false;
+      let queue: QueueItem[];
+      let overview: Overview;
+      try {
+        [queue, overview] = await Promise.all([this.backend.queue(), this.backend.overview()]);
+      } catch {
+        return; // Signed out meanwhile: there is no queue to show.
+      }
+      if (this.stale && read < 5) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      this.setQueue(queue);
+      this.waiting = overview.waitingForOthers;
+      if (this.stale) setTimeout(() => void this.loadQueue(), 500);
+      return;
+    }
   }
 
   /** Asks for files in the system dialog and queues them. */
@@ -54,7 +94,7 @@ export class AppState {
 
   private async enqueue(ids: number[]): Promise<void> {
     await this.backend.enqueue(ids);
-    this.setQueue(await this.backend.queue());
+    await this.loadQueue();
   }
 
   /** Takes a fresh queue; speed and ETA, which only progress events carry, are kept for files
@@ -70,6 +110,7 @@ export class AppState {
 
   async signedIn(): Promise<void> {
     this.sessionExpired = false;
+    this.retries = {};
     this.session = await this.backend.restore();
     await this.reload();
   }
@@ -78,12 +119,19 @@ export class AppState {
     await this.backend.signOut();
     this.session = await this.backend.restore();
     this.queue = [];
+    this.retries = {};
+    this.waiting = [];
+  }
+
+  /** Marks a queue read in flight as possibly older than what just happened. */
+  private changed(): void {
+    if (this.loading) this.stale = true;
   }
 
   handle(event: EngineEvent): void {
     switch (event.type) {
       case "queue_changed":
-        void this.backend.queue().then((queue) => this.setQueue(queue));
+        void this.loadQueue();
         break;
       case "progress": {
         const item = this.queue.find((i) => i.id === event.file_id);
@@ -93,19 +141,38 @@ export class AppState {
           item.rate = event.rate;
           item.etaSecs = event.eta_secs;
         }
+        // Bytes move again: whatever was being retried went through.
+        delete this.retries[event.file_id];
         break;
       }
       case "state": {
+        this.changed();
+        delete this.retries[event.file_id];
         const item = this.queue.find((i) => i.id === event.file_id);
         if (item) {
           item.state = event.state;
           item.error = event.error;
+          // The engine announces a state only when no retry is scheduled.
+          item.retryAt = null;
           if (event.state === "confirmed" || event.state === "uploaded") item.sent = item.size;
         } else {
-          void this.reload();
+          void this.loadQueue();
         }
         break;
       }
+      case "retrying":
+        if (event.file_id === null) break;
+        this.changed();
+        this.retries[event.file_id] = {
+          operation: event.operation,
+          attempt: event.attempt,
+          maxAttempts: event.max_attempts,
+          reason: event.error.message,
+        };
+        // A request retried while the file uploads leaves it uploading; a failed attempt
+        // leaves it failed (or uploaded) with a time for the next one: the journal says which.
+        void this.loadQueue();
+        break;
       case "credentials_refreshing":
         this.credentials.refreshing = true;
         break;
@@ -136,19 +203,18 @@ export class AppState {
     }
   }
 
-  /** Bytes sent and total over files that are not cancelled or skipped. */
-  get totals(): { sent: number; size: number; active: number; failed: number } {
-    let sent = 0;
-    let size = 0;
-    let active = 0;
-    let failed = 0;
+  /** Over the signed-in account's files that are not cancelled or skipped: bytes sent and
+   * total, files on their way, files being retried, and files failed for good. */
+  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number } {
+    const totals = { sent: 0, size: 0, active: 0, retrying: 0, failed: 0 };
     for (const item of this.queue) {
-      if (item.state === "cancelled" || item.state === "skipped") continue;
-      sent += item.sent;
-      size += item.size;
-      if (item.state === "uploading" || item.state === "queued") active++;
-      if (item.state === "failed") failed++;
+      if (!item.mine || item.state === "cancelled" || item.state === "skipped") continue;
+      totals.sent += item.sent;
+      totals.size += item.size;
+      if (item.state === "uploading" || item.state === "queued") totals.active++;
+      if (retryScheduled(item) || retryingNow(item, this.retries[item.id])) totals.retrying++;
+      else if (item.state === "failed") totals.failed++;
     }
-    return { sent, size, active, failed };
+    return totals;
   }
 }

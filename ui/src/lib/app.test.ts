@@ -107,4 +107,76 @@ describe("AppState over the memory backend", () => {
     const next = await b.history({ limit: 4, cursor: paged.next_cursor ?? "" });
     expect(next.items.every((r) => r.id < (last?.id ?? 0))).toBe(true);
   });
+
+  it("shows each request retry, then the file's scheduled retry, then the upload going through", async () => {
+    // The store answers 503 to seven PUTs: four request retries, the first attempt fails, the
+    // second gets through after two more retries. Backoff at a tenth of the real one.
+    const b = backend({ failingPuts: { "flaky.bin": 7 }, backoffScale: 0.1 });
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles([{ name: "flaky.bin", size: 1024 }]);
+    await until(() => app.queue.length === 1);
+    const id = app.queue[0]?.id ?? -1;
+    await until(() => app.retries[id] !== undefined && app.queue[0]?.state === "uploading");
+    expect(app.retries[id]).toMatchObject({ operation: "PutObject", maxAttempts: 5 });
+    expect(app.retries[id]?.reason).toContain("503 SlowDown");
+    expect(app.totals.retrying).toBe(1);
+    await until(() => app.queue[0]?.retryAt !== null && app.queue[0]?.retryAt !== undefined);
+    expect(app.queue[0]).toMatchObject({ state: "failed", attempts: 1, maxAttempts: 8, error: { code: "storage" } });
+    expect(app.totals).toMatchObject({ retrying: 1, failed: 0 });
+    await until(() => app.queue[0]?.state === "confirmed", 10_000);
+    expect(app.retries[id]).toBeUndefined();
+    expect(app.queue[0]).toMatchObject({ retryAt: null, attempts: 1, error: null });
+    expect(app.totals).toMatchObject({ retrying: 0, failed: 0 });
+    app.stop();
+  }, 20_000);
+
+  it("shows another account's unfinished files waiting for their owner, out of the totals", async () => {
+    const b = backend({ failingPuts: { "stuck.bin": 1000 }, backoffScale: 0.1 });
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles([{ name: "stuck.bin", size: 1024 }, { name: "done.bin", size: 1024 }]);
+    await until(() => app.queue.some((i) => i.name === "done.bin" && i.state === "confirmed"));
+    await until(() => app.queue.some((i) => i.name === "stuck.bin" && i.retryAt !== null));
+    await app.signOut();
+    await app.backend.signIn({ ...signIn, username: "bob", password: "bob-password" });
+    await app.signedIn();
+    expect(app.queue.map((i) => [i.name, i.mine, i.owner])).toEqual([["stuck.bin", false, "alice"]]);
+    expect(app.waiting).toEqual([{ account: "alice", files: 1 }]);
+    expect(app.totals).toMatchObject({ size: 0, active: 0, retrying: 0, failed: 0 });
+    const [before] = await b.queue();
+    await expect(b.control("cancel", [before?.id ?? -1])).rejects.toMatchObject({ code: "forbidden" });
+    await b.control("cancel", null);
+    await b.control("pause", null);
+    expect((await b.queue())[0]).toMatchObject({ name: "stuck.bin", state: before?.state, mine: false });
+    expect(["queued", "failed"]).toContain(before?.state);
+    app.stop();
+  }, 20_000);
+
+  it("never lets an older queue snapshot undo a newer state change", async () => {
+    // The first queue read answers late (a slow IPC round trip); meanwhile the file fails and a
+    // second read answers at once. The late, older answer must not put the file back.
+    const b = backend();
+    const delays: number[] = [];
+    const read = b.queue.bind(b);
+    b.queue = async () => {
+      const snapshot = await read();
+      await new Promise((r) => setTimeout(r, delays.shift() ?? 0));
+      return snapshot;
+    };
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    delays.push(300);
+    b.dropFiles([{ name: "missing.txt", size: 3 }]);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(app.queue.map((i) => i.state)).toEqual(["failed"]);
+    app.stop();
+  });
 });
+

@@ -1,0 +1,385 @@
+//! The tray icon: its menu (open, pause all, resume all, quit) and its status line, which says
+//! what the queue does — files uploading, files being retried, files failed for good, and
+//! files waiting for another account to sign in. The line is recomputed from the engine's
+//! status a moment after events arrive (events in a burst share one recount), and the
+//! notifications for a failed file and a finished queue go out from the same recount.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_engine::Status;
+use ferry_engine::events::Event;
+use ferry_engine::journal::{FileRow, FileState, Owner};
+use tauri::menu::{Menu, MenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager};
+
+use crate::desktop::Desktop;
+use crate::shell::{notify, show};
+
+/// How long events gather before the status is counted again.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Rows read (newest first) to find the files waiting for their next attempt; the engine's
+/// status counts files per state but not those.
+const SCANNED: usize = 2000;
+
+/// What the status line counts, for the signed-in account.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// Queued, uploading, or uploaded and being confirmed.
+    pub(crate) active: u64,
+    /// Waiting for their next attempt, or with a request being retried right now.
+    pub(crate) retrying: u64,
+    /// Failed for good: they wait for the user.
+    pub(crate) failed: u64,
+    /// Unfinished files of other accounts: (account, files).
+    pub(crate) waiting: Vec<(String, u64)>,
+}
+
+impl Summary {
+    /// The status line: "uploading 3 files · 1 retrying · 2 failed · 4 waiting for alice".
+    pub(crate) fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if self.active > 0 {
+            let files = if self.active == 1 { "file" } else { "files" };
+            parts.push(format!("uploading {} {files}", self.active));
+        }
+        if self.retrying > 0 {
+            parts.push(format!("{} retrying", self.retrying));
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        if parts.is_empty() {
+            parts.push("idle".to_owned());
+        }
+        for (account, files) in &self.waiting {
+            parts.push(format!("{files} waiting for {account}"));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// The notification for a queue that just ran empty (`counts`: files per state in the
+/// journal; `retrying`: failed files waiting for their next attempt), or `None` while files
+/// are still on their way.
+pub(crate) fn batch_notice(counts: &[(FileState, u64)], retrying: u64) -> Option<(String, String)> {
+    let count = |state: FileState| {
+        counts
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let busy = count(FileState::Queued) + count(FileState::Uploading) + count(FileState::Uploaded);
+    if busy > 0 || retrying > 0 {
+        return None;
+    }
+    let (confirmed, failed) = (count(FileState::Confirmed), count(FileState::Failed));
+    if failed == 0 {
+        return Some((
+            "Uploads finished".into(),
+            "Every file in the queue is confirmed.".into(),
+        ));
+    }
+    let files = if confirmed == 1 { "file" } else { "files" };
+    Some((
+        format!("Uploads finished, {failed} failed"),
+        format!("{confirmed} {files} confirmed, {failed} failed. Open Ferry to see why and retry."),
+    ))
+}
+
+/// The tray's status, kept up to date from engine events.
+pub(crate) struct TrayStatus {
+    app: AppHandle,
+    /// Files with a request retry announced since their bytes last moved or their state
+    /// changed.
+    announced: Mutex<HashSet<i64>>,
+    /// A recount is on its way.
+    scheduled: AtomicBool,
+    /// A file failed for good since the last recount.
+    failed: AtomicBool,
+    /// A file was confirmed since the last recount.
+    confirmed: AtomicBool,
+}
+
+impl TrayStatus {
+    pub(crate) fn new(app: AppHandle) -> Arc<Self> {
+        Arc::new(Self {
+            app,
+            announced: Mutex::default(),
+            scheduled: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            confirmed: AtomicBool::new(false),
+        })
+    }
+
+    fn announced(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.announced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes note of an engine event; recounts soon when it may change the status.
+    pub(crate) fn observe(self: &Arc<Self>, event: &Event) {
+        match event {
+            Event::Retrying {
+                file_id: Some(id), ..
+            } => {
+                self.announced().insert(*id);
+                self.recount_soon();
+            }
+            // Bytes move again: the request being retried went through.
+            Event::Progress { file_id, .. } if self.announced().remove(file_id) => {
+                self.recount_soon();
+            }
+            Event::State { file_id, state, .. } => {
+                self.announced().remove(file_id);
+                match state {
+                    FileState::Failed => self.failed.store(true, Ordering::Relaxed),
+                    FileState::Confirmed => self.confirmed.store(true, Ordering::Relaxed),
+                    _ => {}
+                }
+                self.recount_soon();
+            }
+            Event::CredentialsRefreshed { .. } => self.recount_soon(),
+            Event::SessionExpired => {
+                self.announced().clear();
+                self.set("signed out");
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts the status again in a moment (once for a burst of events).
+    pub(crate) fn recount_soon(self: &Arc<Self>) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(SETTLE).await;
+            this.scheduled.store(false, Ordering::Release);
+            this.recount().await;
+        });
+    }
+
+    fn set(&self, text: &str) {
+        if let Some(tray) = self.app.tray_by_id("main") {
+            let _ = tray.set_tooltip(Some(format!("Ferry — {text}")));
+            let _ = tray.set_title(Some(text));
+        }
+    }
+
+    async fn recount(&self) {
+        let Some(desktop) = self
+            .app
+            .try_state::<Arc<Desktop>>()
+            .map(|d| d.inner().clone())
+        else {
+            return;
+        };
+        let Ok(engine) = desktop.engine().await else {
+            self.announced().clear();
+            self.set("signed out");
+            return;
+        };
+        let Ok(status) = engine.status().await else {
+            return;
+        };
+        let me = engine.session().owner();
+        let Ok(Ok(rows)) = tokio::task::spawn_blocking(move || engine.files(SCANNED)).await else {
+            return;
+        };
+        let announced = self.announced().clone();
+        let (summary, scheduled) = summarize(&status, me.as_ref(), &rows, &announced);
+        self.set(&summary.text());
+        if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
+            notify(
+                &self.app,
+                "An upload failed",
+                "Open Ferry to see why and retry.",
+            );
+        }
+        if self.confirmed.swap(false, Ordering::AcqRel)
+            && let Some((title, body)) = batch_notice(&status.counts, scheduled)
+        {
+            notify(&self.app, &title, &body);
+        }
+    }
+}
+
+/// The summary of `me`'s files from the engine's `status` and the journal's newest `rows`,
+/// and how many failed files wait for their next attempt. `announced`: files with a request
+/// retry announced since their bytes last moved.
+fn summarize(
+    status: &Status,
+    me: Option<&Owner>,
+    rows: &[FileRow],
+    announced: &HashSet<i64>,
+) -> (Summary, u64) {
+    let mut retrying = 0;
+    let mut scheduled_failed = 0;
+    for row in rows
+        .iter()
+        .filter(|r| me.is_some_and(|me| r.is_owned_by(me)))
+    {
+        let scheduled = row.next_retry_at.is_some()
+            && matches!(row.state, FileState::Failed | FileState::Uploaded);
+        if scheduled && row.state == FileState::Failed {
+            scheduled_failed += 1;
+        }
+        if scheduled || (row.state == FileState::Uploading && announced.contains(&row.id)) {
+            retrying += 1;
+        }
+    }
+    let count = |s: FileState| {
+        status
+            .counts
+            .iter()
+            .find(|(c, _)| *c == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    let summary = Summary {
+        active: count(FileState::Queued) + count(FileState::Uploading) + count(FileState::Uploaded),
+        retrying,
+        failed: count(FileState::Failed).saturating_sub(scheduled_failed),
+        waiting: status.waiting_for_others.clone(),
+    };
+    (summary, scheduled_failed)
+}
+
+/// The tray icon with open, pause all, resume all and quit.
+pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
+    let open = MenuItem::with_id(app, "open", "Open Ferry", true, None::<&str>)?;
+    let pause = MenuItem::with_id(app, "pause", "Pause all", true, None::<&str>)?;
+    let resume = MenuItem::with_id(app, "resume", "Resume all", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&open, &pause, &resume, &quit])?;
+    let mut builder = TrayIconBuilder::with_id("main")
+        .menu(&menu)
+        .tooltip("Ferry — signed out");
+    if let Some(icon) = app.default_window_icon() {
+        builder = builder.icon(icon.clone());
+    }
+    builder
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "open" => show(app),
+            "quit" => app.exit(0),
+            action @ ("pause" | "resume") => {
+                let app = app.clone();
+                let action = action.to_owned();
+                tauri::async_runtime::spawn(async move {
+                    let Some(desktop) = app.try_state::<Arc<Desktop>>().map(|d| d.inner().clone())
+                    else {
+                        return;
+                    };
+                    if let Err(err) = desktop.control(&action, None).await {
+                        tracing::warn!(code = %err.code(), "tray action failed");
+                    }
+                });
+            }
+            _ => {}
+        })
+        .build(app)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finished_notice_says_how_many_failed() {
+        use FileState::*;
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Queued, 1)], 0), None);
+        let (_, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0).unwrap();
+        assert_eq!(body, "Every file in the queue is confirmed.");
+        let (title, body) = batch_notice(&[(Confirmed, 3), (Failed, 2)], 0).unwrap();
+        assert_eq!(title, "Uploads finished, 2 failed");
+        assert_eq!(
+            body,
+            "3 files confirmed, 2 failed. Open Ferry to see why and retry."
+        );
+        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 1)], 0).unwrap();
+        assert_eq!(title, "Uploads finished, 1 failed");
+        assert_eq!(
+            body,
+            "1 file confirmed, 1 failed. Open Ferry to see why and retry."
+        );
+    }
+
+    #[test]
+    fn a_queue_with_files_waiting_to_be_retried_is_not_finished() {
+        use FileState::*;
+        // Two files failed; one of them is tried again by itself in a moment.
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 1), None);
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 2), None);
+    }
+
+    #[test]
+    fn the_status_line_names_retrying_failed_and_waiting_files() {
+        let mut summary = Summary::default();
+        assert_eq!(summary.text(), "idle");
+        summary.active = 1;
+        assert_eq!(summary.text(), "uploading 1 file");
+        summary.active = 3;
+        summary.retrying = 1;
+        summary.failed = 2;
+        assert_eq!(summary.text(), "uploading 3 files · 1 retrying · 2 failed");
+        summary.active = 0;
+        summary.failed = 0;
+        summary.waiting = vec![("alice".into(), 4), ("bob at https://x.example".into(), 1)];
+        assert_eq!(
+            summary.text(),
+            "1 retrying · 4 waiting for alice · 1 waiting for bob at https://x.example"
+        );
+    }
+
+    #[test]
+    fn files_waiting_for_a_retry_count_as_retrying_not_failed() {
+        use FileState::*;
+        let here = "https://files.example.com";
+        let bob = Owner {
+            server: here.into(),
+            user_id: 2,
+            user_name: "bob".into(),
+        };
+        let row = |id, state, user, retry: Option<i64>| FileRow {
+            id,
+            next_retry_at: retry,
+            ..crate::queue::test_row(state, Some(here), user)
+        };
+        let rows = [
+            row(1, Uploading, 2, None),
+            row(2, Failed, 2, Some(1)),
+            row(3, Uploaded, 2, Some(1)),
+            row(4, Failed, 2, None),
+            row(5, Failed, 1, Some(1)),
+            row(6, Uploading, 2, None),
+        ];
+        let status = Status {
+            account: Some("bob".into()),
+            counts: vec![(Uploading, 2), (Uploaded, 1), (Failed, 2)],
+            waiting_for_others: vec![("alice".into(), 1)],
+            credentials_expire_at: None,
+            recent: Vec::new(),
+        };
+        let announced = HashSet::from([1, 2]);
+        let (summary, scheduled) = summarize(&status, Some(&bob), &rows, &announced);
+        assert_eq!(scheduled, 1, "file 2: failed, due again");
+        assert_eq!(
+            summary,
+            Summary {
+                active: 3,
+                retrying: 3,
+                failed: 1,
+                waiting: vec![("alice".into(), 1)],
+            }
+        );
+        assert_eq!(
+            summary.text(),
+            "uploading 3 files · 3 retrying · 1 failed · 1 waiting for alice"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+// The in-memory backend's queue: files that "upload" on a timer the way the engine uploads
+// them (`ferry_engine::transfer`), as the desktop shows them. Each file belongs to the account
+// that added it; only the signed-in account's files move, the others wait for their owner.
+// PUTs can be made to fail (503 SlowDown, as the desktop tests' fault proxy answers): each
+// failed request is retried up to five times with announced backoff, then the file's attempt
+// fails and its next one is scheduled, up to eight — as the engine does.
+
+import { BackendError, type Control, type EngineEvent, type FileState, type Overview, type QueueItem, type User } from "../backend";
+
+/** Attempts per request (`ferry_engine::retry::ATTEMPTS`). */
+const REQUEST_ATTEMPTS = 5;
+/** Failed attempts after which a file waits for the user (`TransferSettings::max_attempts`). */
+export const MAX_ATTEMPTS = 8;
+const FINISHED: FileState[] = ["confirmed", "skipped", "cancelled"];
+const SLOW_DOWN = {
+  code: "storage",
+  message: "PutObject: the store answered 503 SlowDown: Please reduce your request rate.",
+};
+
+interface Item extends QueueItem {
+  ownerId: number;
+  /** PUTs of this file the store will still refuse. */
+  failingPuts: number;
+  /** Failed tries of the current request. */
+  requestAttempt: number;
+  /** A request retry waits until then (ms). */
+  waitUntil: number;
+}
+
+export interface UploadsOptions {
+  emit: (event: EngineEvent) => void;
+  now: () => number;
+  /** PUTs answered 503, per file name. */
+  failingPuts: Record<string, number>;
+  /** Scales every backoff (1: the engine's). */
+  backoffScale: number;
+  /** A file of the signed-in account was confirmed. */
+  confirmed: (item: QueueItem, user: User) => void;
+}
+
+export class Uploads {
+  private items: Item[] = [];
+  private nextId = 1;
+
+  constructor(private readonly options: UploadsOptions) {}
+
+  private emitState(item: Item, error: QueueItem["error"] = null): void {
+    this.options.emit({ type: "state", file_id: item.id, state: item.state, error });
+  }
+
+  /** Adds a file for `user`; `.part` files are skipped, as the engine's default excludes. */
+  add(user: User, name: string, path: string, size: number): void {
+    const item: Item = {
+      id: this.nextId++,
+      name,
+      path,
+      size,
+      sent: 0,
+      rate: 0,
+      etaSecs: null,
+      state: "queued",
+      error: null,
+      retryAt: null,
+      attempts: 0,
+      maxAttempts: MAX_ATTEMPTS,
+      owner: user.name,
+      mine: true,
+      ownerId: user.id,
+      failingPuts: this.options.failingPuts[name] ?? 0,
+      requestAttempt: 0,
+      waitUntil: 0,
+    };
+    if (name.endsWith(".part")) {
+      item.state = "skipped";
+      item.error = { code: "excluded", message: "Partial downloads are left out." };
+    }
+    this.items.push(item);
+  }
+
+  /** Like the journal as the desktop reads it: `user`'s files and other accounts' unfinished
+   * ones, oldest first; speed and ETA arrive only as progress events. */
+  list(user: User): QueueItem[] {
+    return this.items
+      .filter((i) => i.ownerId === user.id || !FINISHED.includes(i.state))
+      .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, ...item }) => ({
+        ...item,
+        rate: 0,
+        etaSecs: null,
+        mine: ownerId === user.id,
+      }));
+  }
+
+  overview(user: User): Overview {
+    const waiting = new Map<string, number>();
+    for (const item of this.items) {
+      if (item.ownerId === user.id || FINISHED.includes(item.state) || !item.owner) continue;
+      waiting.set(item.owner, (waiting.get(item.owner) ?? 0) + 1);
+    }
+    return { waitingForOthers: [...waiting].map(([account, files]) => ({ account, files })) };
+  }
+
+  /** The engine's transitions (`ferry_engine::transfer`), on `user`'s files only; retry is
+   * resume. Pausing and cancelling keep the last error, resuming clears it. */
+  control(user: User, action: Control, ids: number[] | null): void {
+    const theirs = this.items.find((i) => ids?.includes(i.id) && i.ownerId !== user.id);
+    if (theirs) {
+      throw new BackendError("forbidden", `${theirs.name} belongs to ${theirs.owner}: it waits for them to sign in.`);
+    }
+    const from: Record<Control, FileState[]> = {
+      pause: ["queued", "uploading", "failed"],
+      resume: ["paused", "failed"],
+      retry: ["paused", "failed"],
+      cancel: ["queued", "uploading", "paused", "failed"],
+    };
+    const to: Record<Control, FileState> = { pause: "paused", resume: "queued", retry: "queued", cancel: "cancelled" };
+    for (const item of this.items) {
+      if (item.ownerId !== user.id || (ids && !ids.includes(item.id))) continue;
+      if (!from[action].includes(item.state)) continue;
+      item.state = to[action];
+      item.retryAt = null;
+      if (item.state === "queued") item.error = null;
+      this.emitState(item);
+    }
+  }
+
+  /** Signing out stops `user`'s uploads; the next sign-in finds them queued again, as the
+   * engine re-queues files it was uploading when it stopped. */
+  stop(user: User): void {
+    for (const item of this.items) {
+      if (item.ownerId !== user.id || item.state !== "uploading") continue;
+      item.state = "queued";
+      item.requestAttempt = 0;
+      item.waitUntil = 0;
+    }
+  }
+
+  /** Advances `user`'s uploads by `ms` at `rate` bytes per second per file, `slots` at once. */
+  tick(user: User, ms: number, rate: number, slots: number): void {
+    const now = this.options.now();
+    const mine = this.items.filter((i) => i.ownerId === user.id);
+    let active = mine.filter((i) => i.state === "uploading").length;
+    for (const item of mine) {
+      const due = item.state === "failed" && item.retryAt !== null && Date.parse(item.retryAt) <= now;
+      if ((item.state === "queued" || due) && active < slots) {
+        if (this.start(item)) active++;
+        continue;
+      }
+      if (item.state === "uploaded") {
+        item.state = "confirmed";
+        this.options.confirmed(item, user);
+        this.emitState(item);
+        continue;
+      }
+      if (item.state === "uploading" && item.waitUntil <= now) this.send(item, ms, rate, now);
+    }
+  }
+
+  /** Starts an attempt; `false` when the file is gone before its turn (`missing.txt`, as a
+   * file deleted after it was queued: failed for good). */
+  private start(item: Item): boolean {
+    if (item.name === "missing.txt") {
+      item.state = "failed";
+      item.attempts++;
+      item.error = { code: "file_missing", message: "The file no longer exists." };
+      this.emitState(item, item.error);
+      return false;
+    }
+    item.state = "uploading";
+    item.error = null;
+    item.retryAt = null;
+    item.requestAttempt = 0;
+    this.emitState(item);
+    return true;
+  }
+
+  /** One tick of sending: a refused PUT is retried or fails the attempt; otherwise bytes go. */
+  private send(item: Item, ms: number, rate: number, now: number): void {
+    if (item.failingPuts > 0) {
+      item.failingPuts--;
+      item.requestAttempt++;
+      if (item.requestAttempt < REQUEST_ATTEMPTS) {
+        const wait = 250 * 2 ** (item.requestAttempt - 1) * this.options.backoffScale;
+        item.waitUntil = now + wait;
+        this.retrying(item, "PutObject", item.requestAttempt, REQUEST_ATTEMPTS, wait);
+      } else {
+        this.attemptFailed(item, now);
+      }
+      return;
+    }
+    item.sent = Math.min(item.size, item.sent + (rate * ms) / 1000);
+    item.rate = rate;
+    item.etaSecs = Math.ceil((item.size - item.sent) / rate);
+    const progress = { file_id: item.id, bytes: item.sent, total: item.size, rate, eta_secs: item.etaSecs };
+    this.options.emit({ type: "progress", ...progress });
+    if (item.sent >= item.size) {
+      item.state = "uploaded";
+      this.emitState(item);
+    }
+  }
+
+  /** The file's attempt failed: its next one is scheduled (`file_backoff`: 2 s doubled per
+   * attempt) and announced, or after the last one it fails for good. */
+  private attemptFailed(item: Item, now: number): void {
+    item.attempts++;
+    item.state = "failed";
+    item.error = SLOW_DOWN;
+    item.requestAttempt = 0;
+    if (item.attempts >= item.maxAttempts) {
+      item.retryAt = null;
+      this.emitState(item, item.error);
+      return;
+    }
+    const wait = Math.min(2000 * 2 ** (item.attempts - 1), 600_000) * this.options.backoffScale;
+    item.retryAt = new Date(now + wait).toISOString();
+    this.retrying(item, "uploading the file", item.attempts, item.maxAttempts, wait);
+  }
+
+  private retrying(item: Item, operation: string, attempt: number, max: number, wait: number): void {
+    this.options.emit({
+      type: "retrying",
+      file_id: item.id,
+      operation,
+      attempt,
+      max_attempts: max,
+      error: SLOW_DOWN,
+      retry_in_ms: Math.round(wait),
+    });
+  }
+}
