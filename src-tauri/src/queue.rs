@@ -153,6 +153,7 @@ pub(crate) fn test_row(state: FileState, server: Option<&str>, user: i64) -> Fil
         server: server.map(str::to_owned),
         user_id: Some(user),
         user_name: Some(if user == 1 { "alice" } else { "bob" }.into()),
+        initiating_at: None,
     }
 }
 
