@@ -305,7 +305,13 @@ impl Credentials {
         self.drop_cached().await;
         let keychain = self.session.keychain().clone();
         let mut names = vec![legacy_keychain_name(self.session.api().base())];
-        if let Some(owner) = self.session.owner() {
+        // Signed out without a session restored first (`ferry logout`): the account is the
+        // one whose session the keychain holds.
+        let owner = match self.session.owner() {
+            Some(owner) => Some(owner),
+            None => self.session.stored_owner().ok().flatten(),
+        };
+        if let Some(owner) = owner {
             names.push(keychain_name(&owner));
         }
         blocking(move || names.iter().try_for_each(|name| keychain.delete(name))).await
@@ -428,6 +434,8 @@ mod tests {
         let grant = Grant {
             provider: ferry_protocol::Provider::S3,
             endpoint: String::new(),
+            addressing: Default::default(),
+            signature_version: Default::default(),
             region: String::new(),
             bucket: String::new(),
             prefix: String::new(),

@@ -184,13 +184,46 @@ pub enum Provider {
     Obs,
 }
 
+/// How a grant's bucket appears in request URLs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Addressing {
+    /// `https://endpoint/bucket/key` (AWS, MinIO, the embedded store's S3 front).
+    #[default]
+    Path,
+    /// `https://bucket.endpoint-host/key` (AWS, OSS, OBS, JD Cloud).
+    VirtualHosted,
+    /// The endpoint is the bucket's own domain: `https://endpoint/key` (a CNAME, or the embedded
+    /// store's OSS and OBS fronts).
+    Domain,
+}
+
+/// Which signature a dialect with several uses (OSS: V4 by default, V1 where deployments still
+/// need it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureVersion {
+    /// The dialect's current signature (SigV4, OSS4-HMAC-SHA256, OBS's).
+    #[default]
+    V4,
+    /// OSS's older `OSS AK:signature` (HMAC-SHA1).
+    V1,
+}
+
 /// Temporary storage credentials, limited to writes under `prefix`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Grant {
     /// Which signing dialect the endpoint speaks.
     pub provider: Provider,
-    /// Base URL of the object store (path-style addressing).
+    /// Base URL of the object store (see `addressing`).
     pub endpoint: String,
+    /// How the bucket appears in URLs; path-style when absent.
+    #[serde(default)]
+    pub addressing: Addressing,
+    /// Which signature to use, for dialects that have several; the dialect's current one when
+    /// absent.
+    #[serde(default)]
+    pub signature_version: SignatureVersion,
     /// Signing region.
     pub region: String,
     /// Bucket to upload into.
@@ -218,6 +251,8 @@ impl fmt::Debug for Grant {
         f.debug_struct("Grant")
             .field("provider", &self.provider)
             .field("endpoint", &self.endpoint)
+            .field("addressing", &self.addressing)
+            .field("signature_version", &self.signature_version)
             .field("region", &self.region)
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
@@ -361,6 +396,8 @@ mod tests {
         let grant = Grant {
             provider: Provider::S3,
             endpoint: "http://127.0.0.1:1".into(),
+            addressing: Default::default(),
+            signature_version: Default::default(),
             region: "us-east-1".into(),
             bucket: "b".into(),
             prefix: "uploads/1/".into(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ferry_protocol::{Grant, Provider, User};
+use ferry_protocol::{Addressing, Grant, Provider, SignatureVersion, User};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use serde_json::json;
@@ -110,6 +110,8 @@ impl Grants {
         Ok(Grant {
             provider: Provider::S3,
             endpoint: self.settings.endpoint.clone(),
+            addressing: Addressing::Path,
+            signature_version: SignatureVersion::V4,
             region: self.settings.region.clone(),
             bucket: self.settings.bucket.clone(),
             policy: policy(&self.settings.bucket, &prefix),

@@ -243,6 +243,19 @@ impl Journal {
         })
     }
 
+    /// Whether anything may be waiting to be aborted for `owner`: uploads it abandoned, or any
+    /// recorded before uploads had owners.
+    pub fn has_abandoned(&self, owner: &Owner) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM abandoned
+                 WHERE (server = ?1 AND user_id = ?2) OR server IS NULL)",
+                rusqlite::params![owner.server, owner.user_id],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// An abandoned upload was aborted.
     pub fn forget_abandoned(&self, upload_id: &str) -> Result<()> {
         self.with(|c| {

@@ -297,7 +297,8 @@ impl Transfer {
     }
 
     /// Aborts the multipart uploads the signed-in account began and no longer needs (and
-    /// those journaled before uploads had owners, when they are under its prefix).
+    /// those journaled before uploads had owners, when they are under its prefix). Fetches a
+    /// grant only when there is something to abort.
     pub async fn abort_abandoned(&self) {
         let Some(owner) = self.owner() else {
             return;
@@ -306,6 +307,13 @@ impl Transfer {
             owner: &owner,
             file: None,
         };
+        let listed_for = owner.clone();
+        let Ok(pending) = self.shared.db(move |j| j.has_abandoned(&listed_for)).await else {
+            return;
+        };
+        if !pending {
+            return;
+        }
         let Ok(grant) = self.shared.storage.grant(&who).await else {
             return;
         };
