@@ -15,6 +15,7 @@ mod engine_upload;
 mod engine_watch;
 mod faults;
 mod keychain;
+mod sdk_clients;
 mod server_abuse;
 mod server_api;
 mod server_security;
