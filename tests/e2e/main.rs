@@ -19,4 +19,5 @@ mod sdk_clients;
 mod server_abuse;
 mod server_api;
 mod server_security;
+mod store_dialects;
 mod store_rules;
