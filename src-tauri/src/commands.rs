@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_engine::credentials::CredentialStatus;
+use ferry_engine::journal::SavedFolder;
 use ferry_engine::secret::Secret;
 use ferry_engine::watch::FolderStatus;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use time::format_description::well_known::Rfc3339;
 
-use crate::desktop::{Desktop, FolderConfig, Settings, SignIn};
+use crate::desktop::{Desktop, Settings, SignIn};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
 use crate::queue::{self, QueueItem};
@@ -68,11 +69,17 @@ pub(crate) struct SignInRequest {
 
 #[tauri::command]
 pub(crate) async fn sign_in(
+    app: tauri::AppHandle,
     desktop: Shared<'_>,
     tray: Tray<'_>,
     request: SignInRequest,
 ) -> CommandResult<ferry_protocol::User> {
     let remember = request.remember && !request.memory_only;
+    // The page may ask for plain http:// to another computer, but only the user, in a window
+    // of Ferry's own, may allow it.
+    if request.allow_insecure {
+        crate::consent::insecure_server(&app, &request.server).await?;
+    }
     let signed_in = desktop
         .sign_in(SignIn {
             server: request.server,
@@ -210,7 +217,7 @@ pub(crate) struct FolderItem {
 }
 
 impl FolderItem {
-    fn new(config: FolderConfig, status: FolderStatus) -> Self {
+    fn new(kept: SavedFolder, status: FolderStatus) -> Self {
         Self {
             last_scan: status
                 .last_scan
@@ -219,22 +226,26 @@ impl FolderItem {
             queued: status.queued,
             skipped: status.skipped,
             error: status.error.map(|e| e.message),
-            path: config.path,
-            prefix: config.prefix,
-            excludes: config.excludes,
-            enabled: config.enabled,
+            path: kept.folder.path,
+            prefix: kept.folder.prefix,
+            excludes: kept.folder.excludes,
+            enabled: kept.enabled,
         }
     }
 }
 
 #[tauri::command]
 pub(crate) async fn folders(desktop: Shared<'_>) -> CommandResult<Vec<FolderItem>> {
-    let live = desktop.folder_status().await;
-    Ok(desktop
+    let Ok(engine) = desktop.engine().await else {
+        return Ok(Vec::new());
+    };
+    let live = engine.watcher().status();
+    Ok(engine
         .folders()
+        .await?
         .into_iter()
         .map(|f| {
-            let status = live.iter().find(|(l, _)| l.path == f.path);
+            let status = live.iter().find(|(l, _)| l.path == f.folder.path);
             let status = status.map(|(_, s)| s.clone()).unwrap_or_default();
             FolderItem::new(f, status)
         })

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::transfer::TransferSettings;
-use ferry_engine::watch::{Folder, FolderStatus, Watcher};
+use ferry_engine::watch::Folder;
 use ferry_engine::{Engine, EngineConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::error::{CommandError, CommandResult};
 use crate::picks::Picks;
-use crate::server_address;
 
 /// Upload settings as the Settings screen shows them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,28 +60,8 @@ impl Settings {
     }
 }
 
-/// A watched folder as saved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct FolderConfig {
-    pub(crate) path: PathBuf,
-    pub(crate) prefix: String,
-    pub(crate) excludes: Vec<String>,
-    pub(crate) enabled: bool,
-}
-
-impl FolderConfig {
-    fn watched(&self) -> Folder {
-        Folder {
-            path: self.path.clone(),
-            prefix: self.prefix.clone(),
-            excludes: self.excludes.clone(),
-        }
-    }
-}
-
 pub(crate) struct Running {
     pub(crate) engine: Arc<Engine>,
-    pub(crate) watcher: Arc<Watcher>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -129,18 +109,6 @@ pub(crate) struct SignIn {
     pub(crate) allow_insecure: bool,
 }
 
-fn device() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry-desktop".into())
-}
-
-fn keychain_service() -> &'static str {
-    if cfg!(debug_assertions) {
-        "ferry-dev"
-    } else {
-        "ferry"
-    }
-}
-
 impl Desktop {
     pub(crate) fn new(data_dir: PathBuf, events: EventSink) -> Self {
         Self {
@@ -154,7 +122,7 @@ impl Desktop {
     /// Signs in to the server the user gave (after checking its address) and starts uploading;
     /// the server is remembered for the next start.
     pub(crate) async fn sign_in(&self, request: SignIn) -> CommandResult<ferry_protocol::User> {
-        let server = server_address::checked(&request.server, request.allow_insecure)?;
+        let server = profile::checked_server(&request.server, request.allow_insecure)?;
         // Signed in already (a session that expired, or another account): that engine lets
         // go of the data dir first.
         let before = self.running.write().await.take();
@@ -163,11 +131,13 @@ impl Desktop {
         }
         let engine = self.open(&server, !request.remember)?;
         let user = engine
-            .sign_in(&request.username, &request.password, &device())
+            .sign_in(
+                &request.username,
+                &request.password,
+                &profile::device_name(),
+            )
             .await?;
-        std::fs::create_dir_all(&self.data_dir)
-            .and_then(|()| std::fs::write(self.data_dir.join("server"), &server))
-            .map_err(|e| CommandError::new("io", format!("remembering the server: {e}")))?;
+        profile::remember_server(&self.data_dir, &server)?;
         self.start(engine).await?;
         Ok(user)
     }
@@ -185,7 +155,7 @@ impl Desktop {
     }
 
     /// Resumes the session kept in the keychain for the remembered server, if it is still good.
-    /// The remembered server passed [`server_address::checked`] when the user signed in.
+    /// The remembered server passed [`profile::checked_server`] when the user signed in.
     pub(crate) async fn restore(&self) -> CommandResult<()> {
         if self.running.read().await.is_some() {
             return Ok(());
@@ -217,9 +187,7 @@ impl Desktop {
     }
 
     pub(crate) fn server(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "http://127.0.0.1:8480".into())
+        profile::remembered_server(&self.data_dir).unwrap_or_else(|| profile::DEFAULT_SERVER.into())
     }
 
     pub(crate) fn settings(&self) -> Settings {
@@ -236,77 +204,73 @@ impl Desktop {
         self.write("settings.json", settings)
     }
 
-    pub(crate) fn folders(&self) -> Vec<FolderConfig> {
-        self.read("folders.json")
-    }
-
-    pub(crate) fn save_folders(&self, folders: &[FolderConfig]) -> CommandResult<()> {
-        self.write("folders.json", &folders)
-    }
-
-    /// Watches a folder the user picked (now, if signed in) and saves it.
+    /// Watches a folder the user picked, for the signed-in account (kept by the engine).
     pub(crate) async fn add_folder(
         &self,
         pick: u64,
         prefix: String,
         excludes: Vec<String>,
     ) -> CommandResult<()> {
-        let folder = FolderConfig {
-            path: self.picks.take(&[pick])?.remove(0),
-            prefix,
-            excludes,
-            enabled: true,
-        };
-        let mut all = self.folders();
-        if all.iter().any(|f| f.path == folder.path) {
-            return Err(CommandError::new(
-                "duplicate",
-                "That folder is watched already.",
-            ));
-        }
-        if let Some(running) = self.running.read().await.as_ref() {
-            running.watcher.add(folder.watched())?;
-        }
-        all.push(folder);
-        self.save_folders(&all)
+        let engine = self.engine().await?;
+        let path = self.picks.take(&[pick])?.remove(0);
+        engine
+            .add_folder(Folder {
+                path,
+                prefix,
+                excludes,
+            })
+            .await?;
+        Ok(())
     }
 
-    /// What the watcher reports of each folder it watches now (none while signed out).
-    pub(crate) async fn folder_status(&self) -> Vec<(Folder, FolderStatus)> {
-        match self.running.read().await.as_ref() {
-            Some(running) => running.watcher.status(),
-            None => Vec::new(),
-        }
-    }
-
-    /// Turns watching a saved folder on or off.
+    /// Turns watching a kept folder on or off.
     pub(crate) async fn set_folder_enabled(&self, path: &Path, enabled: bool) -> CommandResult<()> {
-        let mut all = self.folders();
-        let Some(folder) = all.iter_mut().find(|f| f.path == path) else {
-            return Err(CommandError::new("not_found", "No such watched folder."));
-        };
-        folder.enabled = enabled;
-        if let Some(running) = self.running.read().await.as_ref() {
-            if enabled {
-                running.watcher.add(folder.watched())?;
-            } else {
-                running.watcher.remove(path);
-            }
-        }
-        self.save_folders(&all)
+        Ok(self
+            .engine()
+            .await?
+            .set_folder_enabled(path, enabled)
+            .await?)
     }
 
     /// Stops watching a folder and forgets it.
     pub(crate) async fn remove_folder(&self, path: &Path) -> CommandResult<()> {
-        if let Some(running) = self.running.read().await.as_ref() {
-            running.watcher.remove(path);
+        Ok(self.engine().await?.remove_folder(path).await?)
+    }
+
+    /// Folders kept by earlier versions in `folders.json` (one list for whoever signed in) become
+    /// the folders of the first account signed in here since; the file is then renamed.
+    async fn adopt_old_folders(&self, engine: &Engine) -> CommandResult<()> {
+        #[derive(Deserialize)]
+        struct Old {
+            path: PathBuf,
+            prefix: String,
+            excludes: Vec<String>,
+            enabled: bool,
         }
-        let all: Vec<FolderConfig> = self
-            .folders()
-            .into_iter()
-            .filter(|f| f.path != path)
-            .collect();
-        self.save_folders(&all)
+        let file = self.data_dir.join("folders.json");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return Ok(());
+        };
+        let old: Vec<Old> = serde_json::from_str(&text).unwrap_or_default();
+        let kept = engine.folders().await?;
+        for folder in old {
+            if kept.iter().any(|k| k.folder.path == folder.path) {
+                continue;
+            }
+            let path = folder.path.clone();
+            engine
+                .add_folder(Folder {
+                    path: folder.path,
+                    prefix: folder.prefix,
+                    excludes: folder.excludes,
+                })
+                .await?;
+            if !folder.enabled {
+                engine.set_folder_enabled(&path, false).await?;
+            }
+        }
+        std::fs::rename(&file, self.data_dir.join("folders.json.adopted"))
+            .map_err(|e| CommandError::new("io", format!("folders.json: {e}")))
     }
 
     /// Opens an engine against `server` with the OS keychain, or memory when asked.
@@ -314,7 +278,7 @@ impl Desktop {
         let keychain: Arc<dyn Keychain> = if memory_only {
             Arc::new(MemoryKeychain::default())
         } else {
-            Arc::new(OsKeychain::open(keychain_service())?)
+            Arc::new(OsKeychain::open(profile::keychain_service())?)
         };
         let engine = Engine::open(EngineConfig {
             data_dir: self.data_dir.clone(),
@@ -323,17 +287,16 @@ impl Desktop {
             events: self.events.clone(),
             transfer: self.settings().transfer(),
             grant_ttl: None,
-            device: device(),
+            device: profile::device_name(),
         })?;
         Ok(Arc::new(engine))
     }
 
     /// Starts the scheduler and the watcher for a signed-in engine.
     pub(crate) async fn start(&self, engine: Arc<Engine>) -> CommandResult<()> {
+        self.adopt_old_folders(&engine).await?;
+        engine.watch_saved_folders().await?;
         let watcher = engine.watcher();
-        for folder in self.folders().into_iter().filter(|f| f.enabled) {
-            watcher.add(folder.watched())?;
-        }
         // A grant from the start and fresh ones while signed in, so the status bar's countdown
         // and refresh state are real even while nothing uploads.
         let credentials = engine.credentials().clone();
@@ -349,15 +312,13 @@ impl Desktop {
                 events(Event::SessionExpired);
             }
         });
-        let w = watcher.clone();
         let run_watcher = tokio::spawn(async move {
-            if let Err(err) = w.run().await {
+            if let Err(err) = watcher.run().await {
                 tracing::error!(error = %err, "the folder watcher stopped");
             }
         });
         *self.running.write().await = Some(Running {
             engine,
-            watcher,
             tasks: vec![keep_fresh, run_transfer, run_watcher],
         });
         Ok(())

@@ -4,34 +4,17 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod consent;
 mod desktop;
 mod error;
 mod picks;
 mod queue;
-mod server_address;
 mod shell;
 mod tray;
 
 use std::sync::Arc;
 
 use tauri::Manager;
-
-fn data_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("FERRY_DATA_DIR") {
-        return dir.into();
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
-        })
-        .unwrap_or_else(|| ".".into())
-        .join(if cfg!(debug_assertions) {
-            "ferry-dev"
-        } else {
-            "ferry"
-        })
-}
 
 fn main() {
     tracing_subscriber::fmt()
@@ -55,7 +38,7 @@ fn main() {
             let handle = app.handle().clone();
             let tray = tray::TrayStatus::new(handle.clone());
             let desktop = Arc::new(desktop::Desktop::new(
-                data_dir(),
+                ferry_engine::profile::data_dir(),
                 shell::event_sink(handle.clone(), tray.clone()),
             ));
             app.manage(desktop);

@@ -280,3 +280,102 @@ async fn a_grant_kept_in_the_keychain_is_used_only_by_its_own_account() {
         assert_eq!(keys, mine, "{user}'s history holds exactly {user}'s files");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_folders_belong_to_the_account_that_added_them() {
+    let server = TestServer::start().await;
+    let bart_password = server.add_user("bart", Role::User);
+    let carol_password = server.add_user("carol", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let barts = dir.path().join("barts-folder");
+    std::fs::create_dir(&barts).unwrap();
+    let (engine, _) = engine(&server, &data, "bart", &bart_password, |_| {}).await;
+    engine
+        .add_folder(Folder {
+            path: barts.clone(),
+            prefix: String::new(),
+            excludes: vec![],
+        })
+        .await
+        .unwrap();
+    let duplicate = engine
+        .add_folder(Folder {
+            path: barts.clone(),
+            prefix: String::new(),
+            excludes: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), "duplicate");
+    // Carol signs in on the same running engine: bart's folder is no longer watched, and
+    // carol's kept folders (none) are what is watched now.
+    engine
+        .sign_in(
+            "carol",
+            &ferry_engine::secret::Secret::new(carol_password.clone()),
+            "test-device",
+        )
+        .await
+        .unwrap();
+    engine.watch_saved_folders().await.unwrap();
+    assert!(engine.folders().await.unwrap().is_empty());
+    assert!(
+        engine.watcher().status().is_empty(),
+        "nothing of bart's is watched"
+    );
+    let watcher = engine.watcher();
+    let transfer = engine.transfer().clone();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+            result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+        }
+    });
+    std::fs::write(barts.join("private.txt"), b"bart's alone").unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    task.abort();
+    let _ = task.await;
+    assert!(
+        server
+            .history("carol", &carol_password)
+            .await
+            .items
+            .is_empty()
+    );
+    engine.close().await;
+
+    // Bart is back: his folder is his, and its file arrives in his prefix.
+    let (engine, _) = ferry_tests::engine(&server, &data, "bart", &bart_password, |_| {}).await;
+    engine.watch_saved_folders().await.unwrap();
+    assert_eq!(engine.folders().await.unwrap().len(), 1);
+    let watcher = engine.watcher();
+    let transfer = engine.transfer().clone();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+            result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server
+        .history("bart", &bart_password)
+        .await
+        .items
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bart's file never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    task.abort();
+    assert!(
+        server
+            .history("carol", &carol_password)
+            .await
+            .items
+            .is_empty()
+    );
+}

@@ -508,3 +508,36 @@ async fn a_malformed_content_md5_is_refused_and_stores_nothing() {
     assert_eq!(store.head(&key).await.status, 404);
     assert_eq!(blob_files(&server), 0);
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_a_byte_now_and_then_is_ended_and_leaves_no_blob() {
+    let server = TestServer::start_with(|o| o.body_read_timeout = Duration::from_secs(1)).await;
+    let alice = server.user("alice", Role::User).await;
+    let store = StoreClient::new(alice.grant().await);
+    let key = format!("{}trickle.bin", store.grant.prefix);
+    let mut stream = start_body(&store, &key, "").await;
+    wait_for_blob_files(&server, 1).await;
+    // A byte every 100 ms: never silent for the body timeout, but far from an upload.
+    let trickle = async {
+        for _ in 0..200 {
+            if stream.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        raw_http::read_all(&mut stream).await
+    };
+    let reply = within(30, "the answer to a trickling body", trickle).await;
+    let reply = RawReply::parse(&reply).expect("the store answers a trickling body");
+    assert_eq!(
+        (reply.status, reply.s3_code().as_str()),
+        (400, "RequestTimeout"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        settle_blob_files(&server, 0).await,
+        0,
+        "the partial blob is gone"
+    );
+}

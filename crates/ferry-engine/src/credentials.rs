@@ -314,13 +314,18 @@ impl Credentials {
         if let Some(owner) = owner {
             names.push(keychain_name(&owner));
         }
-        blocking(move || names.iter().try_for_each(|name| keychain.delete(name))).await
+        crate::blocking::run("a keychain call", move || {
+            names.iter().try_for_each(|name| keychain.delete(name))
+        })
+        .await
     }
 
     async fn load_from_keychain(&self, owner: &Owner) -> Option<Cached> {
         let keychain = self.session.keychain().clone();
         let name = keychain_name(owner);
-        let json = blocking(move || keychain.get(&name)).await.ok()??;
+        let json = crate::blocking::run("a keychain call", move || keychain.get(&name))
+            .await
+            .ok()??;
         let (grant, received_at): (Grant, i64) = serde_json::from_str(json.expose()).ok()?;
         let received_at = OffsetDateTime::from_unix_timestamp(received_at).ok()?;
         Some(Cached {
@@ -410,19 +415,11 @@ impl Credentials {
         })?;
         let keychain = self.session.keychain().clone();
         let name = keychain_name(owner);
-        blocking(move || keychain.set(&name, &Secret::new(json))).await
+        crate::blocking::run("a keychain call", move || {
+            keychain.set(&name, &Secret::new(json))
+        })
+        .await
     }
-}
-
-/// Runs a keychain call (D-Bus on Linux) off the async worker threads.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(call).await.unwrap_or_else(|e| {
-        Err(Error::KeychainUnavailable(format!(
-            "keychain call failed: {e}"
-        )))
-    })
 }
 
 #[cfg(test)]

@@ -15,13 +15,14 @@ use crate::api::ApiClient;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
-use crate::journal::{FileRow, FileState, Journal, Owner};
+use crate::journal::{FileRow, FileState, Journal, Owner, SavedFolder};
 use crate::keychain::Keychain;
 use crate::queue::{Intake, Intent};
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::storage::Storage;
 use crate::transfer::{Summary, Transfer, TransferSettings};
+use crate::watch::Folder;
 
 /// How to open an engine.
 pub struct EngineConfig {
@@ -63,6 +64,7 @@ pub struct Engine {
     session: Arc<Session>,
     credentials: Arc<Credentials>,
     transfer: Arc<Transfer>,
+    watcher: Arc<crate::watch::Watcher>,
 }
 
 fn status_of(
@@ -153,11 +155,18 @@ impl Engine {
             config.device,
             device_id,
         ));
+        let watcher = crate::watch::Watcher::new(
+            journal.clone(),
+            transfer.clone(),
+            session.clone(),
+            transfer.events(),
+        );
         Ok(Self {
             journal,
             session,
             credentials,
             transfer,
+            watcher,
         })
     }
 
@@ -190,6 +199,8 @@ impl Engine {
         let user = self.session.sign_in(username, password, device).await;
         if user.is_ok() && before != self.session.owner() {
             self.credentials.drop_cached().await;
+            // The folders watched were the other account's.
+            self.watcher.clear();
         }
         drop(hold);
         self.transfer.wake();
@@ -269,15 +280,87 @@ impl Engine {
         self.journal.close();
     }
 
-    /// A folder watcher feeding this engine's queue (run it with [`crate::watch::Watcher::run`]
-    /// next to [`Transfer::run`]).
+    /// The folder watcher feeding this engine's queue (run it with
+    /// [`crate::watch::Watcher::run`] next to [`Transfer::run`]).
     pub fn watcher(&self) -> Arc<crate::watch::Watcher> {
-        crate::watch::Watcher::new(
-            self.journal.clone(),
-            self.transfer.clone(),
-            self.session.clone(),
-            self.transfer.events(),
-        )
+        self.watcher.clone()
+    }
+
+    /// The signed-in account's watched folders, as kept.
+    pub async fn folders(&self) -> Result<Vec<SavedFolder>> {
+        let owner = self.owner()?;
+        self.journal.blocking(move |j| j.folders(&owner)).await
+    }
+
+    /// Keeps a folder for the signed-in account and watches it now; `folder_watched_already`
+    /// when it is kept already.
+    pub async fn add_folder(&self, folder: Folder) -> Result<()> {
+        let owner = self.owner()?;
+        let saved = SavedFolder {
+            folder: folder.clone(),
+            enabled: true,
+        };
+        self.journal
+            .blocking(move |j| {
+                if j.folders(&owner)?
+                    .iter()
+                    .any(|f| f.folder.path == saved.folder.path)
+                {
+                    return Err(Error::FolderKnown(saved.folder.path.display().to_string()));
+                }
+                j.save_folder(&owner, &saved)
+            })
+            .await?;
+        self.watcher.add(folder)
+    }
+
+    /// Turns watching a kept folder of the signed-in account on or off.
+    pub async fn set_folder_enabled(&self, path: &Path, enabled: bool) -> Result<()> {
+        let (owner, wanted) = (self.owner()?, path.to_owned());
+        let saved = self
+            .journal
+            .blocking(move |j| {
+                let mut saved = j
+                    .folders(&owner)?
+                    .into_iter()
+                    .find(|f| f.folder.path == wanted)
+                    .ok_or_else(|| Error::NoSuchFolder(wanted.display().to_string()))?;
+                saved.enabled = enabled;
+                j.save_folder(&owner, &saved)?;
+                Ok(saved)
+            })
+            .await?;
+        if enabled {
+            self.watcher.add(saved.folder)
+        } else {
+            self.watcher.remove(path);
+            Ok(())
+        }
+    }
+
+    /// Stops watching a folder of the signed-in account and forgets it.
+    pub async fn remove_folder(&self, path: &Path) -> Result<()> {
+        let (owner, wanted) = (self.owner()?, path.to_owned());
+        self.watcher.remove(path);
+        let removed = self
+            .journal
+            .blocking(move |j| j.remove_folder(&owner, &wanted))
+            .await?;
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::NoSuchFolder(path.display().to_string()))
+        }
+    }
+
+    /// Watches the signed-in account's kept folders (those turned on), and only those.
+    pub async fn watch_saved_folders(&self) -> Result<()> {
+        let saved = self.folders().await?;
+        self.watcher.clear();
+        for kept in saved.into_iter().filter(|f| f.enabled) {
+            self.watcher.add(kept.folder)?;
+        }
+        Ok(())
     }
 
     /// Uploads everything runnable, waiting for retries, until nothing is left to do.

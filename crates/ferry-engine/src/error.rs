@@ -135,6 +135,12 @@ pub enum Error {
         "the journal {0} was written by an older Ferry: open it once with `ferry upload` or the app"
     )]
     JournalOutdated(String),
+    /// The folder is watched (kept) already.
+    #[error("{0} is watched already")]
+    FolderKnown(String),
+    /// No kept folder at that path.
+    #[error("{0} is not a watched folder")]
+    NoSuchFolder(String),
     /// The engine was closed.
     #[error("the engine was closed")]
     Closed,
@@ -172,6 +178,8 @@ impl Error {
             Self::JournalDamaged { .. } => "journal_damaged",
             Self::InvalidServer(_) => "invalid_server",
             Self::JournalOutdated(_) => "journal_outdated",
+            Self::FolderKnown(_) => "duplicate",
+            Self::NoSuchFolder(_) => "not_found",
             Self::InsecureServer(_) => "insecure_server",
         }
     }

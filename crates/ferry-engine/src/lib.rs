@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod blocking;
 pub mod credentials;
 pub mod dialect;
 mod engine;

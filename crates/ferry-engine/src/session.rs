@@ -138,9 +138,7 @@ impl Session {
     ) -> Result<T> {
         let keychain = self.keychain.clone();
         let name = entry_name(self.api.base());
-        tokio::task::spawn_blocking(move || f(keychain.as_ref(), &name))
-            .await
-            .map_err(|e| Error::KeychainUnavailable(format!("the keychain call failed: {e}")))?
+        crate::blocking::run("a keychain call", move || f(keychain.as_ref(), &name)).await
     }
 
     /// Forgets the session locally after the server said it ended; `true` when it was still

@@ -201,6 +201,15 @@ impl Watcher {
         Ok(())
     }
 
+    /// Stops watching every folder (another account signed in: its folders are its own).
+    pub fn clear(&self) {
+        self.folders().clear();
+        self.candidates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Stops watching a folder.
     pub fn remove(&self, path: &Path) {
         self.folders().retain(|w| w.folder.path != path);
@@ -437,7 +446,7 @@ impl Watcher {
             tokio::select! {
                 Some(work) = inbox.recv() => {
                     let this = self.clone();
-                    blocking(move || match work {
+                    crate::blocking::run("a folder watcher task", move || match work {
                         Inbox::Changed(path) => this.changed(path),
                         Inbox::Connect(path) => {
                             this.connect(&path);
@@ -451,7 +460,7 @@ impl Watcher {
                     let this = self.clone();
                     // Every few seconds, check folders: gone ones error, returned ones rescan.
                     let reconnect = ticks.is_multiple_of(4);
-                    blocking(move || {
+                    crate::blocking::run("a folder watcher task", move || {
                         this.tick()?;
                         if reconnect {
                             this.reconnect();
@@ -500,15 +509,6 @@ impl Watcher {
             }
         }
     }
-}
-
-async fn blocking(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Io {
-            context: "a folder watcher task failed".into(),
-            source: std::io::Error::other(e),
-        })?
 }
 
 /// Whether any folder between `root` and the file at `relative` is a link (or is gone): what

@@ -19,6 +19,9 @@ use tokio::sync::watch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Connections served at once per listener; further ones wait in the accept queue.
+const MAX_CONNECTIONS: usize = 1024;
+
 /// How long an HTTP/2 peer may leave a ping unanswered.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -53,7 +56,12 @@ pub(crate) async fn serve<M, S, B>(
     B::Error: Into<BoxError>,
 {
     let builder = std::sync::Arc::new(builder(header_read_timeout));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stopped(&mut shutdown) => return,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -71,6 +79,7 @@ pub(crate) async fn serve<M, S, B>(
         let mut stop = shutdown.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 result = connection => {

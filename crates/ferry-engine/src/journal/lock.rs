@@ -1,11 +1,11 @@
 //! One engine per data dir: an OS file lock (`flock` on Unix, `LockFileEx` on Windows) on
 //! `<data dir>/journal.lock`, held as long as the journal is open for writing. The holder's pid
-//! is written into the file so that a refused second engine can say who has it. The OS drops
-//! the lock when the process dies, `kill -9` included.
+//! is written beside it, in `journal.lock.pid` (a locked file cannot be read on Windows), so
+//! that a refused second engine can say who has it. The OS drops the lock when the process
+//! dies, `kill -9` included.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -24,7 +24,8 @@ impl DirLock {
     /// Takes the lock of the data dir holding `journal`.
     pub(crate) fn acquire(journal: &Path) -> Result<Self> {
         let path = journal.with_extension("lock");
-        let mut file = File::options()
+        let pid_file = pid_path(&path);
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
@@ -36,7 +37,7 @@ impl DirLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let holder = holder(&mut file);
+                    let holder = holder(&pid_file);
                     let ours = holder == Some(std::process::id());
                     if !ours || started.elapsed() > HANDOVER {
                         return Err(Error::DataDirInUse { pid: holder });
@@ -48,20 +49,20 @@ impl DirLock {
                 }
             }
         }
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| write!(file, "{}", std::process::id()))
-            .and_then(|()| file.flush())
-            .map_err(Error::io(format!("writing {}", path.display())))?;
+        std::fs::write(&pid_file, std::process::id().to_string())
+            .map_err(Error::io(format!("writing {}", pid_file.display())))?;
         Ok(Self { _file: file })
     }
 }
 
-fn holder(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+fn pid_path(lock: &Path) -> PathBuf {
+    let mut name = lock.as_os_str().to_owned();
+    name.push(".pid");
+    PathBuf::from(name)
+}
+
+fn holder(pid_file: &Path) -> Option<u32> {
+    std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

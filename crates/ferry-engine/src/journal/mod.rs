@@ -11,8 +11,10 @@
 //! status`) open it read-only and change nothing.
 
 mod files;
+mod folders;
 mod lock;
 mod state;
+mod transitions;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
+pub use self::folders::SavedFolder;
 pub use self::state::FileState;
 use crate::error::{Error, Result};
 
@@ -87,6 +90,19 @@ ALTER TABLE abandoned ADD COLUMN user_id INTEGER;
     // before it journals the new upload id, the next attempt finds and aborts that upload.
     r#"
 ALTER TABLE files ADD COLUMN initiating_at INTEGER;
+"#,
+    // Watched folders belong to an account, like the files they bring.
+    r#"
+CREATE TABLE folders (
+    server TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    path BLOB NOT NULL,
+    display_path TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    excludes TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    PRIMARY KEY (server, user_id, path)
+);
 "#,
 ];
 
@@ -200,12 +216,7 @@ impl Journal {
         f: impl FnOnce(&Journal) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let journal = self.clone();
-        tokio::task::spawn_blocking(move || f(&journal))
-            .await
-            .map_err(|e| Error::Io {
-                context: "a journal task failed".into(),
-                source: std::io::Error::other(e),
-            })?
+        crate::blocking::run("a journal task", move || f(&journal)).await
     }
 
     /// Remembers an upload of `owner` to abort later.

@@ -9,6 +9,7 @@
 //! finds its file paused or cancelled stops without writing. While the session changes hands
 //! the scheduler is held: nothing starts until every task of the old account has ended.
 
+mod multipart;
 mod progress;
 mod schedule;
 pub(crate) mod throttle;

@@ -4,18 +4,17 @@
 use std::io::SeekFrom;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use ferry_protocol::Confirmation;
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::Semaphore;
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, FileState, Owner, PartRow, Uploaded};
+use crate::journal::{FileRow, FileState, Owner, Uploaded};
 use crate::storage::{Payload, Who};
 
 /// What a file looked like: size, modification time, and a hash of sampled bytes.
@@ -83,7 +82,7 @@ pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
 }
 
 /// Reads `len` bytes at `offset`; a file that got shorter is an error.
-async fn read_at(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
+pub(super) async fn read_at(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| file_error(path, &e))?;
@@ -101,7 +100,7 @@ async fn read_at(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
-fn changed(path: &Path) -> Error {
+pub(super) fn changed(path: &Path) -> Error {
     Error::File {
         path: path.display().to_string(),
         code: "file_changed",
@@ -109,7 +108,7 @@ fn changed(path: &Path) -> Error {
     }
 }
 
-fn md5_of(bytes: &[u8]) -> [u8; 16] {
+pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
     Md5::digest(bytes).into()
 }
 
@@ -189,19 +188,19 @@ pub(crate) async fn upload(
         key: &key,
         owner,
     };
-    multipart(shared, row, &print, &target, sent).await
+    super::multipart::multipart(shared, row, &print, &target, sent).await
 }
 
 /// Where a multipart upload goes and for whom.
-struct Target<'a> {
-    bucket: &'a str,
-    key: &'a str,
-    owner: &'a Owner,
+pub(super) struct Target<'a> {
+    pub(super) bucket: &'a str,
+    pub(super) key: &'a str,
+    pub(super) owner: &'a Owner,
 }
 
 /// Refuses to go on when the signed-in account is no longer the file's owner (a sign-out or
 /// another account's sign-in while the upload ran): the grant in hand is not the owner's.
-fn check_owner(shared: &Shared, owner: &Owner) -> Result<()> {
+pub(super) fn check_owner(shared: &Shared, owner: &Owner) -> Result<()> {
     if shared.session.owner().as_ref() == Some(owner) {
         Ok(())
     } else {
@@ -225,398 +224,6 @@ pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) 
     }
     let id = row.id;
     shared.db(move |j| j.reset_upload(id)).await
-}
-
-async fn multipart(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    print: &Fingerprint,
-    target: &Target<'_>,
-    sent: &Arc<AtomicU64>,
-) -> Result<()> {
-    let id = row.id;
-    let current = shared
-        .db(move |j| j.file(id))
-        .await?
-        .unwrap_or_else(|| row.clone());
-    let plan = Plan::new(
-        current
-            .part_size
-            .unwrap_or_else(|| part_size(print.size, shared.settings.min_part_size)),
-        print.size,
-    );
-    let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
-        Some(found) => found,
-        None => (begin(shared, &current, &plan, target).await?, Vec::new()),
-    };
-    sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
-    send_parts(shared, row, &plan, &done, target, &upload_id, sent).await?;
-    finish(shared, row, print, &plan, target, &upload_id).await
-}
-
-/// How a file is cut into parts.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    part_size: u64,
-    size: u64,
-    count: u32,
-}
-
-impl Plan {
-    fn new(part_size: u64, size: u64) -> Self {
-        Self {
-            part_size,
-            size,
-            count: size.div_ceil(part_size) as u32,
-        }
-    }
-
-    /// Offset and length of part `n` (from 1).
-    fn span(&self, n: u32) -> (u64, u64) {
-        let start = u64::from(n - 1) * self.part_size;
-        (start, self.part_size.min(self.size - start))
-    }
-}
-
-/// The store is the source of truth for which parts arrived: the open upload's parts that
-/// match the file, or `None` when there is no usable upload (none yet, the store lost it, or it
-/// was begun at another key — then it is aborted, not left behind).
-async fn reconcile(
-    shared: &Arc<Shared>,
-    current: &FileRow,
-    plan: &Plan,
-    target: &Target<'_>,
-) -> Result<Option<(String, Vec<PartRow>)>> {
-    let Some(upload_id) = current.upload_id.clone() else {
-        return Ok(None);
-    };
-    if current.object_key.as_deref() != Some(target.key) {
-        abandon(shared, current, target.owner).await?;
-        return Ok(None);
-    }
-    let stored = match shared
-        .storage
-        .list_parts(&Who::file(target.owner, current.id), target.key, &upload_id)
-        .await
-    {
-        Ok(stored) => stored,
-        Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-            let id = current.id;
-            shared.db(move |j| j.reset_upload(id)).await?;
-            return Ok(None);
-        }
-        Err(err) => return Err(err),
-    };
-    let id = current.id;
-    let journaled = shared.db(move |j| j.parts(id)).await?;
-    let mut done = Vec::new();
-    for part in stored {
-        if part.number == 0 || part.number > plan.count || part.size != plan.span(part.number).1 {
-            continue;
-        }
-        let md5 = match journaled
-            .iter()
-            .find(|p| p.number == part.number && p.etag == part.etag)
-        {
-            Some(p) => p.md5.clone(),
-            // Acknowledged by the store but not journaled (a crash in between): check the
-            // bytes rather than trust them.
-            None => {
-                let (offset, len) = plan.span(part.number);
-                hex::encode(md5_of(&read_at(&current.path, offset, len).await?))
-            }
-        };
-        if md5 == part.etag {
-            let part = PartRow {
-                number: part.number,
-                size: part.size,
-                etag: part.etag,
-                md5,
-            };
-            let recorded = part.clone();
-            shared.db(move |j| j.record_part(id, &recorded)).await?;
-            done.push(part);
-        }
-    }
-    Ok(Some((upload_id, done)))
-}
-
-/// Starts a multipart upload and journals it before any part is sent; if the file stopped
-/// uploading meanwhile, the new upload is aborted at once. The moment it is begun is noted
-/// first, so uploads begun but never journaled — the engine stopped, or the store's answer was
-/// lost and the request sent again — are found and aborted here, not left in the store.
-async fn begin(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    plan: &Plan,
-    target: &Target<'_>,
-) -> Result<String> {
-    let id = row.id;
-    let since = row
-        .initiating_at
-        .unwrap_or_else(|| shared.storage.now().unix_timestamp());
-    shared.db(move |j| j.initiating(id, since)).await?;
-    let who = Who::file(target.owner, id);
-    let upload_id = shared.storage.create_multipart(&who, target.key).await?;
-    let (upload, part_size) = (upload_id.clone(), plan.part_size);
-    let (bucket, key) = (target.bucket.to_owned(), target.key.to_owned());
-    let recorded = shared
-        .db(move |j| j.begin_multipart(id, &upload, part_size, &bucket, &key))
-        .await;
-    if let Err(err) = recorded {
-        if let Err(abort) = shared.storage.abort(&who, target.key, &upload_id).await {
-            tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
-            let (owner, key) = (target.owner.clone(), target.key.to_owned());
-            shared
-                .db(move |j| j.abandon(&owner, &key, &upload_id))
-                .await?;
-        }
-        return Err(err);
-    }
-    abort_strays(shared, &who, target.key, &upload_id, since).await;
-    Ok(upload_id)
-}
-
-/// Aborts this key's open uploads begun since `since` (with a little slack for the clock) but
-/// for `keep`. Failing to is not an error: it is tried again with the next upload.
-async fn abort_strays(shared: &Arc<Shared>, who: &Who<'_>, key: &str, keep: &str, since: i64) {
-    let open = match shared.storage.open_uploads(who, key).await {
-        Ok(open) => open,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not list open uploads");
-            return;
-        }
-    };
-    for stray in open.iter().filter(|u| u.upload_id != keep) {
-        let begun = stray.initiated.as_deref().and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        });
-        if begun.is_some_and(|at| at.unix_timestamp() >= since - 2) {
-            tracing::info!(upload_id = %stray.upload_id, "aborting an upload begun but never journaled");
-            if let Err(err) = shared.storage.abort(who, key, &stray.upload_id).await {
-                tracing::warn!(error = %err, "could not abort a stray upload");
-            }
-        }
-    }
-}
-
-/// Sends the parts not yet `done`, a few at a time; stops at the first failure (the parts
-/// already acknowledged stay for the next attempt).
-async fn send_parts(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    plan: &Plan,
-    done: &[PartRow],
-    target: &Target<'_>,
-    upload_id: &str,
-    sent: &Arc<AtomicU64>,
-) -> Result<()> {
-    let (key, owner) = (target.key, target.owner);
-    let per_file = Arc::new(Semaphore::new(shared.settings.per_file_parts.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for number in (1..=plan.count).filter(|n| !done.iter().any(|p| p.number == *n)) {
-        let (offset, len) = plan.span(number);
-        let part = PartJob {
-            shared: shared.clone(),
-            owner: owner.clone(),
-            file_id: row.id,
-            path: row.path.clone(),
-            key: key.to_owned(),
-            upload_id: upload_id.to_owned(),
-            number,
-            offset,
-            len,
-        };
-        let per_file = per_file.clone();
-        let sent = sent.clone();
-        tasks.spawn(async move {
-            let _file_slot = per_file.acquire_owned().await.expect("semaphore open");
-            let _global_slot = part.shared.parts.clone().acquire_owned().await;
-            part.send().await?;
-            sent.fetch_add(part.len, Ordering::Relaxed);
-            Ok::<_, Error>(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tasks.abort_all();
-                return Err(err);
-            }
-            Err(join) if join.is_cancelled() => {}
-            Err(join) => {
-                return Err(Error::Protocol {
-                    operation: "uploading a part",
-                    detail: join.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One part to send.
-struct PartJob {
-    shared: Arc<Shared>,
-    owner: Owner,
-    file_id: i64,
-    path: std::path::PathBuf,
-    key: String,
-    upload_id: String,
-    number: u32,
-    offset: u64,
-    len: u64,
-}
-
-impl PartJob {
-    /// Reads, sends and journals the part; its ETag must be the MD5 of what was read.
-    async fn send(&self) -> Result<()> {
-        let bytes = read_at(&self.path, self.offset, self.len).await?;
-        let md5 = md5_of(&bytes);
-        let payload = Payload {
-            bytes,
-            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
-            progress: None,
-        };
-        let etag = self
-            .shared
-            .storage
-            .upload_part(
-                &Who::file(&self.owner, self.file_id),
-                &self.key,
-                &self.upload_id,
-                self.number,
-                payload,
-            )
-            .await?;
-        let md5 = hex::encode(md5);
-        if etag != md5 {
-            return Err(Error::IntegrityMismatch {
-                expected: md5,
-                got: etag,
-            });
-        }
-        let (id, part) = (
-            self.file_id,
-            PartRow {
-                number: self.number,
-                size: self.len,
-                etag,
-                md5,
-            },
-        );
-        self.shared.db(move |j| j.record_part(id, &part)).await
-    }
-}
-
-/// Checks that every part is there and the file did not change, completes the upload, checks
-/// the final ETag, and records the file `Uploaded`.
-async fn finish(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    print: &Fingerprint,
-    plan: &Plan,
-    target: &Target<'_>,
-    upload_id: &str,
-) -> Result<()> {
-    let id = row.id;
-    let parts = shared.db(move |j| j.parts(id)).await?;
-    let total: u64 = parts.iter().map(|p| p.size).sum();
-    if parts.len() as u32 != plan.count || total != print.size {
-        return Err(Error::Protocol {
-            operation: "completing the upload",
-            detail: format!(
-                "{} of {} parts, {total} of {} bytes",
-                parts.len(),
-                plan.count,
-                print.size
-            ),
-        });
-    }
-    if fingerprint(&row.path).await? != *print {
-        let fresh = shared
-            .db(move |j| j.file(id))
-            .await?
-            .unwrap_or_else(|| row.clone());
-        abandon(shared, &fresh, target.owner).await?;
-        return Err(changed(&row.path));
-    }
-    let mut md5s = Md5::new();
-    for part in &parts {
-        md5s.update(hex::decode(&part.md5).unwrap_or_default());
-    }
-    let expected = format!("{}-{}", hex::encode(md5s.finalize()), plan.count);
-    let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
-    check_owner(shared, target.owner)?;
-    let etag = match shared
-        .storage
-        .complete(
-            &Who::file(target.owner, row.id),
-            target.key,
-            upload_id,
-            &listed,
-        )
-        .await
-    {
-        Ok(etag) => etag,
-        Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-            let mut row = row.clone();
-            row.size = Some(print.size);
-            completed_earlier(shared, &row, target, upload_id, &expected).await?
-        }
-        Err(err) => return Err(err),
-    };
-    if etag != expected {
-        return Err(Error::IntegrityMismatch {
-            expected,
-            got: etag,
-        });
-    }
-    let (bucket, key, size) = (target.bucket.to_owned(), target.key.to_owned(), print.size);
-    let checksum = format!("md5-parts:{expected}");
-    shared
-        .db(move |j| {
-            let object = Uploaded {
-                bucket: &bucket,
-                key: &key,
-                etag: &etag,
-                checksum: &checksum,
-                size,
-            };
-            j.uploaded(id, &object)
-        })
-        .await
-}
-
-/// The store no longer knows the upload being completed: either an earlier Complete succeeded
-/// and its answer was lost — then the object is there with the expected size and ETag — or the
-/// upload is gone, and the file must start again (the upload id is aborted all the same, so
-/// nothing can be left open if the store was wrong).
-async fn completed_earlier(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    target: &Target<'_>,
-    upload_id: &str,
-    expected: &str,
-) -> Result<String> {
-    let (id, size) = (row.id, row.size.unwrap_or(0));
-    match shared
-        .storage
-        .head(&Who::file(target.owner, id), target.key)
-        .await?
-    {
-        Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
-        _ => {
-            let mut current = row.clone();
-            current.upload_id = Some(upload_id.to_owned());
-            current.object_key = Some(target.key.to_owned());
-            abandon(shared, &current, target.owner).await?;
-            Err(Error::UploadLost {
-                key: target.key.to_owned(),
-            })
-        }
-    }
 }
 
 /// Confirms an uploaded file to the app server as `owner` and records it `Confirmed`.

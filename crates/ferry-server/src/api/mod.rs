@@ -201,5 +201,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(within_time))
         .with_state(state)
+}
+
+/// How long one API request may take, body included: the bodies are small, so a client still
+/// sending one after this is holding a connection, not using it.
+const REQUEST_TIME: Duration = Duration::from_secs(60);
+
+/// Answers `408` to a request not done within [`REQUEST_TIME`].
+async fn within_time(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIME, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = error_response(
+                ErrorCode::InvalidRequest,
+                "the request took too long to arrive".into(),
+            );
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            response
+        }
+    }
 }

@@ -193,6 +193,10 @@ struct Hashed {
     crc64: u64,
 }
 
+/// The least a request body must bring per body timeout window (about 270 bytes a second with
+/// the default minute): slower is a trickle holding a connection, not an upload.
+const MIN_WINDOW_BYTES: u64 = 16 * 1024;
+
 async fn write_hashed<S, E>(
     path: &Path,
     mut body: S,
@@ -208,12 +212,21 @@ where
     let mut crc = Crc64::new();
     let mut size = 0u64;
     // A body that stops arriving without its connection closing (a dead link) would otherwise
-    // hold the request, and its partial blob, for good.
+    // hold the request, and its partial blob, for good — and so would one that trickles a byte
+    // now and then: each `idle` window must bring at least `MIN_WINDOW_BYTES`.
+    let mut window = (std::time::Instant::now(), 0u64);
     while let Some(chunk) = tokio::time::timeout(idle, body.next())
         .await
         .map_err(|_| WriteError::Stalled(idle))?
     {
         let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
+        window.1 += chunk.len() as u64;
+        if window.0.elapsed() >= idle {
+            if window.1 < MIN_WINDOW_BYTES {
+                return Err(WriteError::Stalled(idle));
+            }
+            window = (std::time::Instant::now(), 0);
+        }
         hasher.update(&chunk);
         crc.update(&chunk);
         size += chunk.len() as u64;
