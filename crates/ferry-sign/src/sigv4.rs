@@ -66,7 +66,7 @@ pub fn parse_amz_date(value: &str) -> Result<OffsetDateTime, SignError> {
         .map_err(|_| SignError::InvalidTime(value.to_owned()))
 }
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+pub(crate) fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
     mac.update(data.as_bytes());
     mac.finalize().into_bytes().to_vec()
