@@ -35,6 +35,8 @@ async fn run_sdk(script: &str, case: &Value) -> Value {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
+        // Tests write only under temp dirs: no __pycache__ beside the scripts.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

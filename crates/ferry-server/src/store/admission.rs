@@ -2,11 +2,14 @@
 //! the S3 front (s3s) for SigV4 (an `AWS4-HMAC-SHA256` `Authorization` header or a presigned
 //! `X-Amz-Signature` query), the OSS front for `OSS4-HMAC-SHA256` and `OSS ak:sig` (headers, or
 //! presigned `x-oss-signature` / `OSSAccessKeyId` queries), the OBS front for `OBS ak:sig` (or a
-//! presigned `AccessKeyId` query). Never a POST form upload, never SigV2, never unsigned.
+//! presigned `AccessKeyId` query) and the SigV2 flavor OBS also accepts (`AWS ak:sig`,
+//! `AWSAccessKeyId`), which the OBS front refuses for any but an OBS grant. Never a POST form
+//! upload, never unsigned.
 //!
 //! s3s reads a POST form's file part into memory before its access check runs (up to
-//! `post_object_max_file_size`), and it verifies SigV2 signatures as readily as SigV4. Neither is
-//! something Ferry uses, so both are answered here from the request head alone, with an XML
+//! `post_object_max_file_size`), and it verifies SigV2 signatures as readily as SigV4 (for any
+//! grant). Neither is something Ferry's S3 front accepts, so form uploads are answered here from
+//! the request head alone and SigV2 never reaches s3s; refusals come with an XML
 //! error (in the dialect the request looks like) and `Connection: close`: the body is never
 //! read, and the connection does not stay open for the rest of it.
 
@@ -86,9 +89,6 @@ impl Refusal {
 /// s3s answers a body over its limit with a 500 rather than `MaxMessageLengthExceeded`.
 pub(crate) const MAX_XML_BODY: usize = 4 * 1024 * 1024;
 
-/// Query parameter names that only a SigV2 presigned URL carries.
-const SIGV2_QUERY: &[&str] = &["AWSAccessKeyId"];
-
 fn query_names(query: &str) -> impl Iterator<Item = &str> {
     query
         .split('&')
@@ -101,24 +101,23 @@ fn header_front(value: &str) -> Option<Front> {
         Some(Front::S3)
     } else if value.starts_with("OSS4-HMAC-SHA256 ") || value.starts_with("OSS ") {
         Some(Front::Native(Dialect::Oss))
-    } else if value.starts_with("OBS ") {
+    } else if value.starts_with("OBS ") || value.starts_with("AWS ") {
+        // SigV2 is the second flavor OBS accepts (its SDKs use it in CNAME and path-style
+        // mode); the OBS front refuses it for every grant but an OBS one.
         Some(Front::Native(Dialect::Obs))
     } else {
         None
     }
 }
 
-/// The front of a presigned URL's query, if it is one; `Err` for SigV2 or an unknown one.
+/// The front of a presigned URL's query, if it is one; `Err` for an unknown one.
 fn query_front(query: &str) -> Result<Option<Front>, Refusal> {
     let has = |wanted: &str| query_names(query).any(|name| name == wanted);
-    if SIGV2_QUERY.iter().any(|name| has(name)) {
-        return Err(Refusal::NotSupported);
-    }
     Ok(if has("X-Amz-Signature") {
         Some(Front::S3)
     } else if has("x-oss-signature") || (has("OSSAccessKeyId") && has("Signature")) {
         Some(Front::Native(Dialect::Oss))
-    } else if has("AccessKeyId") && has("Signature") {
+    } else if (has("AccessKeyId") || has("AWSAccessKeyId")) && has("Signature") {
         Some(Front::Native(Dialect::Obs))
     } else if has("Signature") {
         return Err(Refusal::NotSupported);
@@ -343,6 +342,15 @@ mod tests {
             front("PUT", "/k?AccessKeyId=AK&Expires=1&Signature=s", &[]),
             Ok(OBS)
         );
+        // SigV2 goes to OBS, which accepts it for OBS grants only.
+        assert_eq!(
+            front("PUT", "/b/k", &[("authorization", "AWS AK:c2ln")]),
+            Ok(OBS)
+        );
+        assert_eq!(
+            front("PUT", "/b/k?AWSAccessKeyId=AK&Expires=1&Signature=s", &[]),
+            Ok(OBS)
+        );
     }
 
     #[test]
@@ -369,18 +377,7 @@ mod tests {
             refusal(check(&request("POST", "/b", &signed_form))),
             Some(Refusal::FormUpload)
         );
-        assert_eq!(
-            refusal(check(&request(
-                "PUT",
-                "/b/k",
-                &[("authorization", "AWS AK:c2ln")]
-            ))),
-            Some(Refusal::NotSupported)
-        );
-        for query in [
-            "/b/k?AWSAccessKeyId=AK&Expires=1&Signature=c2ln",
-            "/b/k?Expires=1&Signature=c2ln",
-        ] {
+        for query in ["/b/k?Expires=1&Signature=c2ln", "/b/k?Signature=c2ln"] {
             assert_eq!(
                 refusal(check(&request("PUT", query, &[]))),
                 Some(Refusal::NotSupported),

@@ -40,22 +40,6 @@ impl Dialect {
         }
     }
 
-    /// The prefix of the dialect's own headers.
-    pub(crate) fn header_prefix(self) -> &'static str {
-        match self {
-            Self::Oss => "x-oss-",
-            Self::Obs => "x-obs-",
-        }
-    }
-
-    /// The header that carries the security token.
-    pub(crate) fn token_header(self) -> &'static str {
-        match self {
-            Self::Oss => "x-oss-security-token",
-            Self::Obs => "x-obs-security-token",
-        }
-    }
-
     /// The header naming the object a PUT would copy (CopyObject is not an upload).
     pub(crate) fn copy_source_header(self) -> &'static str {
         match self {
