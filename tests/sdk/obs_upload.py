@@ -1,12 +1,14 @@
 """Uploads a file to the embedded store with Huawei's esdk-obs-python SDK and a Ferry grant.
 
 Reads one case as JSON on stdin: {"grant": <Ferry grant>, "token": <security token to send>,
-"action": "multipart", "key": ..., "file": ..., "part_size": ...}. Prints one JSON line: what
-the store answered.
+"addressing": "virtual_hosted" | "cname", "action": "multipart", "key": ..., "file": ...,
+"part_size": ...}. Prints one JSON line: what the store answered.
 
 The SDK signs the OBS way (`OBS ak:sig`, `x-obs-security-token`) only with virtual-hosted
-addressing on a host name: given an IP endpoint or is_cname=True it switches to AWS V2
-signatures. So it is pointed at `<bucket>.obs.ferry.test:<port>` (see loopback.py).
+addressing on a host name: given an IP endpoint or is_cname=True it switches to the S3 V2
+flavor OBS also accepts (`AWS ak:sig`, `x-amz-security-token`, and in CNAME mode the domain
+signed in place of the bucket). "virtual_hosted" points it at `<bucket>.obs.ferry.test:<port>`
+(see loopback.py); "cname" uses the grant's endpoint as given, with is_cname=True.
 """
 
 import json
@@ -19,15 +21,20 @@ from obs import CompleteMultipartUploadRequest, CompletePart, ObsClient
 
 def client_for(case):
     grant = case["grant"]
-    return ObsClient(
+    common = dict(
         access_key_id=grant["access_key_id"],
         secret_access_key=grant["secret_access_key"],
         security_token=case["token"],
+        max_retry_count=0,
+        timeout=30,
+    )
+    if case["addressing"] == "cname":
+        return ObsClient(server=grant["endpoint"], is_cname=True, **common)
+    return ObsClient(
         server=loopback.with_host(grant["endpoint"], "obs.ferry.test"),
         signature="obs",
         is_signature_negotiation=False,
-        max_retry_count=0,
-        timeout=30,
+        **common
     )
 
 
