@@ -20,4 +20,6 @@ mod server_abuse;
 mod server_api;
 mod server_security;
 mod store_dialects;
+mod store_obs;
+mod store_oss;
 mod store_rules;
