@@ -72,7 +72,7 @@ async fn four_uploads_under_two_second_grants_see_no_failure_and_few_grant_reque
         .filter(|s| s.status == Some(403))
         .count();
     let summary = format!(
-        "{:.1} s, {grants} grant requests (minimum {minimum}), \
+        "{:.1} s, {grants} grant requests (at most {minimum} with one per half-life), \
          {refreshed} refreshes, closest two {closest:?} apart, {rejected} store requests \
          refused, {} retries {:?}",
         elapsed.as_secs_f64(),

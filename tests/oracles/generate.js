@@ -13,6 +13,7 @@
 
 const EventEmitter = require('events');
 const querystring = require('querystring');
+const legacyUrl = require('url');
 
 const RealDate = Date;
 let fixedNow = 0;
@@ -182,6 +183,10 @@ function additionalOf(name) {
   return name === 'additional host' ? ['host', 'range'] : ['content-disposition', 'Cache-Control', 'x-oss-meta-a', 'Content-Type'];
 }
 
+// ali-oss passes a presigned URL through Node's legacy url.parse and url.format, which escape
+// `'` in the path: the unsigned URL of the case is the same round trip of the request URL.
+const presignBase = url => legacyUrl.format(legacyUrl.parse(url));
+
 async function ossV4PresignCase(index, key, { token, cname, queries, headers, additional }) {
   const time = at(index);
   const { client } = ossClient('v4', { token, cname });
@@ -194,7 +199,7 @@ async function ossV4PresignCase(index, key, { token, cname, queries, headers, ad
       dialect: 'oss',
       signature_version: 'v4',
       method: 'PUT',
-      url: client._getReqUrl({ bucket: 'ferry-oracle', object: key, query: queries }),
+      url: presignBase(client._getReqUrl({ bucket: 'ferry-oracle', object: key, query: queries })),
       headers: lowerEntries(headers),
       region: 'cn-hangzhou',
       time,
@@ -227,7 +232,7 @@ async function ossV1PresignCase(index, key, { token, cname, options }) {
     ossSign._signatureForURL = original;
   }
   delete subResource['security-token'];
-  const base = client._getReqUrl({ bucket: 'ferry-oracle', object: key });
+  const base = presignBase(client._getReqUrl({ bucket: 'ferry-oracle', object: key }));
   const existing = querystring.stringify(subResource);
   const headers = Object.entries(options).filter(([n]) => /^(x-oss-|content-type|content-md5)/i.test(n));
   return {

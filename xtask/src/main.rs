@@ -82,7 +82,11 @@ fn test(root: &Path) -> anyhow::Result<()> {
     // The desktop crate embeds the built UI, so the UI comes first.
     ui_build(root, true)?;
     // The vendors' SDKs that the engine's signing oracle test runs (crates/ferry-engine/tests).
-    step(&root.join("tests/oracles"), "npm", &["ci", "--no-audit", "--no-fund"])?;
+    step(
+        &root.join("tests/oracles"),
+        "npm",
+        &["ci", "--no-audit", "--no-fund"],
+    )?;
     let cargo = cargo();
     step(root, &cargo, &["fmt", "--all", "--", "--check"])?;
     step(

@@ -2,7 +2,11 @@
 //! that any published vector or SDK output can be checked against the engine without Rust.
 //! `examples/sign.rs` reads a case on stdin and prints [`CaseOutput`].
 
+use ferry_sign::obs::{self, Flavor};
+use ferry_sign::oss::{self, v1, v4};
+use ferry_sign::{RawUrl, Resource, SignedRequest};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::{SignError, SigningCredentials, UnsignedRequest, s3};
 use crate::secret::Secret;
@@ -24,6 +28,10 @@ pub struct CaseCredentials {
 pub struct Case {
     /// `s3`, `oss` or `obs`.
     pub dialect: String,
+    /// oss: `v4` (default) or `v1`; obs: `obs` (default) or `v2` (the S3 V2 scheme the OBS SDKs
+    /// use in CNAME and path-style mode).
+    #[serde(default)]
+    pub signature_version: Option<String>,
     /// HTTP method.
     pub method: String,
     /// URL as sent on the wire.
@@ -31,13 +39,14 @@ pub struct Case {
     /// Headers in order.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
-    /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD` (s3 only).
+    /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD` (s3; oss V4 sends it as
+    /// `x-oss-content-sha256`).
     #[serde(default)]
     pub payload_sha256: Option<String>,
     /// Signing region.
     #[serde(default)]
     pub region: Option<String>,
-    /// Signing service (s3: default `s3`).
+    /// Signing service (s3: default `s3`; oss: default `oss`, `oss-cloudbox` for CloudBox).
     #[serde(default)]
     pub service: Option<String>,
     /// Signing time, `YYYYMMDDTHHMMSSZ`.
@@ -47,7 +56,8 @@ pub struct Case {
     /// Produce a presigned URL valid this many seconds instead of a header.
     #[serde(default)]
     pub presign_expires: Option<u64>,
-    /// Bucket (oss / obs canonical resource).
+    /// Bucket (oss / obs canonical resource). For obs, a key without a bucket is CNAME mode:
+    /// the URL's host name stands for the bucket, as the OBS SDKs sign it.
     #[serde(default)]
     pub bucket: Option<String>,
     /// Object key, unencoded (oss / obs).
@@ -89,8 +99,11 @@ pub enum CaseError {
     #[error("{0}")]
     Sign(#[from] SignError),
     /// The dialect is not one the engine has.
-    #[error("unsupported dialect {0:?} (this build signs: s3)")]
+    #[error("unsupported dialect {0:?} (this build signs: s3, oss, obs)")]
     Dialect(String),
+    /// The signature version is not one the dialect has.
+    #[error("unsupported signature_version {0:?} for this dialect (oss: v4, v1; obs: obs, v2)")]
+    Version(String),
     /// A required field is missing for this dialect.
     #[error("missing field {0:?} for this dialect")]
     Missing(&'static str),
@@ -110,37 +123,131 @@ pub fn sign_case(case: &Case) -> Result<CaseOutput, CaseError> {
         security_token: case.credentials.security_token.clone(),
     };
     match case.dialect.as_str() {
-        "s3" => {
-            let region = case.region.as_deref().ok_or(CaseError::Missing("region"))?;
-            let scope = s3::Scope {
-                region,
-                service: case.service.as_deref().unwrap_or("s3"),
-                time,
-            };
-            let signed = match case.presign_expires {
-                Some(expires) => {
-                    let payload = case
-                        .payload_sha256
-                        .as_deref()
-                        .unwrap_or(s3::UNSIGNED_PAYLOAD);
-                    s3::presign(&request, &credentials, &scope, payload, expires)?
-                }
-                None => {
-                    let payload = case.payload_sha256.as_deref().unwrap_or(s3::EMPTY_SHA256);
-                    s3::sign(&request, &credentials, &scope, payload)?
-                }
-            };
-            Ok(CaseOutput {
-                canonical_request: Some(signed.canonical_request),
-                string_to_sign: signed.string_to_sign,
-                signature: signed.signature,
-                url: case.presign_expires.map(|_| signed.url),
-                authorization: signed.authorization,
-                headers: signed.headers,
-            })
-        }
+        "s3" => sign_s3(case, &request, &credentials, time),
+        "oss" => sign_oss(case, request, &credentials, time).map(|s| output(case, s)),
+        "obs" => sign_obs(case, &request, &credentials, time).map(|s| output(case, s)),
         other => Err(CaseError::Dialect(other.to_owned())),
     }
+}
+
+fn sign_s3(
+    case: &Case,
+    request: &UnsignedRequest,
+    credentials: &SigningCredentials,
+    time: OffsetDateTime,
+) -> Result<CaseOutput, CaseError> {
+    let region = case.region.as_deref().ok_or(CaseError::Missing("region"))?;
+    let scope = s3::Scope {
+        region,
+        service: case.service.as_deref().unwrap_or("s3"),
+        time,
+    };
+    let signed = match case.presign_expires {
+        Some(expires) => {
+            let payload = case
+                .payload_sha256
+                .as_deref()
+                .unwrap_or(s3::UNSIGNED_PAYLOAD);
+            s3::presign(request, credentials, &scope, payload, expires)?
+        }
+        None => {
+            let payload = case.payload_sha256.as_deref().unwrap_or(s3::EMPTY_SHA256);
+            s3::sign(request, credentials, &scope, payload)?
+        }
+    };
+    Ok(CaseOutput {
+        canonical_request: Some(signed.canonical_request),
+        string_to_sign: signed.string_to_sign,
+        signature: signed.signature,
+        url: case.presign_expires.map(|_| signed.url),
+        authorization: signed.authorization,
+        headers: signed.headers,
+    })
+}
+
+fn output(case: &Case, signed: SignedRequest) -> CaseOutput {
+    CaseOutput {
+        canonical_request: signed.canonical_request,
+        string_to_sign: signed.string_to_sign,
+        signature: signed.signature,
+        url: case.presign_expires.map(|_| signed.url),
+        authorization: signed.authorization,
+        headers: signed.headers,
+    }
+}
+
+fn sign_oss(
+    case: &Case,
+    mut request: UnsignedRequest,
+    credentials: &SigningCredentials,
+    time: OffsetDateTime,
+) -> Result<SignedRequest, CaseError> {
+    let resource = Resource {
+        bucket: case.bucket.as_deref(),
+        key: case.key.as_deref(),
+    };
+    match case.signature_version.as_deref().unwrap_or("v4") {
+        "v4" => {
+            let scope = v4::Scope {
+                region: case.region.as_deref().ok_or(CaseError::Missing("region"))?,
+                product: case.service.as_deref().unwrap_or(oss::PRODUCT),
+                time,
+            };
+            let additional = case.additional_headers.as_slice();
+            Ok(match case.presign_expires {
+                Some(expires) => v4::presign(
+                    &request,
+                    credentials,
+                    &scope,
+                    &resource,
+                    additional,
+                    expires,
+                )?,
+                None => {
+                    let has_hash =
+                        ferry_sign::header(&request.headers, oss::CONTENT_SHA256_HEADER).is_some();
+                    if let (Some(payload), false) = (&case.payload_sha256, has_hash) {
+                        let name = oss::CONTENT_SHA256_HEADER.to_owned();
+                        request.headers.push((name, payload.clone()));
+                    }
+                    v4::sign(&request, credentials, &scope, &resource, additional)?
+                }
+            })
+        }
+        "v1" => Ok(match case.presign_expires {
+            Some(expires) => v1::presign(&request, credentials, time, &resource, expires)?,
+            None => v1::sign(&request, credentials, time, &resource)?,
+        }),
+        other => Err(CaseError::Version(other.to_owned())),
+    }
+}
+
+fn sign_obs(
+    case: &Case,
+    request: &UnsignedRequest,
+    credentials: &SigningCredentials,
+    time: OffsetDateTime,
+) -> Result<SignedRequest, CaseError> {
+    let flavor = match case.signature_version.as_deref().unwrap_or("obs") {
+        "obs" => Flavor::Obs,
+        "v2" => Flavor::AwsV2,
+        other => return Err(CaseError::Version(other.to_owned())),
+    };
+    let url = RawUrl::parse(&request.url)?;
+    // CNAME mode: the OBS SDKs sign the bucket's own domain where the bucket would be.
+    let bucket = match (&case.bucket, &case.key) {
+        (Some(bucket), _) => Some(bucket.as_str()),
+        (None, Some(_)) => Some(url.hostname()),
+        (None, None) => None,
+    };
+    let resource = Resource {
+        bucket,
+        key: case.key.as_deref(),
+    };
+    Ok(match case.presign_expires {
+        Some(expires) => obs::presign(request, credentials, time, flavor, &resource, expires)?,
+        None => obs::sign(request, credentials, time, flavor, &resource)?,
+    })
 }
 
 /// Parses a case from JSON and signs it.

@@ -33,7 +33,9 @@ fn generate(dir: &Path) -> Vec<Value> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting node (Node.js is needed for the SDK oracles; `cargo xtask test` installs it)");
+        .expect(
+            "starting node (Node.js is needed for the SDK oracles; `cargo xtask test` installs it)",
+        );
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -55,7 +57,10 @@ fn generate(dir: &Path) -> Vec<Value> {
         let _ = err.read_to_string(&mut stderr);
     }
     assert!(status.success(), "generate.js failed ({status}): {stderr}");
-    let out = reader.join().expect("reader").expect("reading generate.js output");
+    let out = reader
+        .join()
+        .expect("reader")
+        .expect("reading generate.js output");
     serde_json::from_str::<Vec<Value>>(&out).expect("generate.js prints a JSON array")
 }
 
@@ -93,10 +98,11 @@ fn decoded_query(url: &str) -> Vec<(String, String)> {
 fn differences(out: &CaseOutput, expected: &Value) -> Vec<String> {
     let mut diffs = Vec::new();
     let mut check = |what: &str, ours: Option<&str>| {
-        if let Some(theirs) = expected[what].as_str() {
-            if ours != Some(theirs) {
-                diffs.push(format!("{what}:\n    sdk:    {theirs:?}\n    engine: {ours:?}"));
-            }
+        let theirs = expected[what].as_str();
+        if theirs.is_some() && ours != theirs {
+            diffs.push(format!(
+                "{what}:\n    sdk:    {theirs:?}\n    engine: {ours:?}"
+            ));
         }
     };
     check("signature", Some(&out.signature));
@@ -110,14 +116,18 @@ fn differences(out: &CaseOutput, expected: &Value) -> Vec<String> {
         theirs.sort();
         let ours = out.url.as_deref().map(decoded_query);
         if ours.as_ref() != Some(&theirs) {
-            diffs.push(format!("url query:\n    sdk:    {theirs:?}\n    engine: {ours:?}"));
+            diffs.push(format!(
+                "url query:\n    sdk:    {theirs:?}\n    engine: {ours:?}"
+            ));
         }
     }
     if let Some(headers) = expected.get("headers") {
         let theirs = header_set(pairs(headers));
         let ours = header_set(out.headers.clone());
         if ours != theirs {
-            diffs.push(format!("headers:\n    sdk:    {theirs:?}\n    engine: {ours:?}"));
+            diffs.push(format!(
+                "headers:\n    sdk:    {theirs:?}\n    engine: {ours:?}"
+            ));
         }
     }
     diffs
@@ -170,7 +180,12 @@ fn vendor_sdks_and_the_engine_sign_alike() {
         "{} of {} oracle cases differ ({summary}); the first ones:\n{}",
         failures.len(),
         cases.len(),
-        failures.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(8)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     for dialect in ["s3", "oss v4", "oss v1", "obs"] {
         let count: usize = matched
@@ -178,6 +193,9 @@ fn vendor_sdks_and_the_engine_sign_alike() {
             .filter(|(label, _)| label.starts_with(dialect))
             .map(|(_, (ok, _))| ok)
             .sum();
-        assert!(count >= MIN_CASES, "only {count} {dialect} cases ({summary})");
+        assert!(
+            count >= MIN_CASES,
+            "only {count} {dialect} cases ({summary})"
+        );
     }
 }
