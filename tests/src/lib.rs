@@ -15,6 +15,7 @@ use md5::Digest;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub mod native_store;
 pub mod raw_http;
 pub mod s3xml;
 pub mod server_process;

@@ -132,6 +132,56 @@ fn aws_works(path: &OsString) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The vendors' Python SDKs the end-to-end tests upload to the embedded store with
+/// (`tests/sdk/`), pinned; awscli is pinned with them so that pip picks one botocore for both.
+const PYTHON_SDKS: &[&str] = &[
+    "oss2==2.19.1",
+    "esdk-obs-python==3.26.6",
+    "boto3==1.43.11",
+    "awscli==1.45.11",
+];
+
+/// Whether every SDK is installed at its pinned version.
+fn python_sdks_present() -> bool {
+    let checks: Vec<String> = PYTHON_SDKS
+        .iter()
+        .filter_map(|pin| pin.split_once("=="))
+        .map(|(name, version)| format!("assert version({name:?}) == {version:?}"))
+        .collect();
+    let script = format!(
+        "from importlib.metadata import version\n{}\nimport oss2, obs, boto3",
+        checks.join("\n")
+    );
+    succeeds("python3", &["-c", &script])
+}
+
+/// oss2, esdk-obs-python and boto3 at their pinned versions (pip), for `tests/sdk/`.
+fn ensure_python_sdks() -> anyhow::Result<()> {
+    if python_sdks_present() {
+        return Ok(());
+    }
+    let mut args = vec![
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ];
+    args.extend(PYTHON_SDKS);
+    eprintln!("==> python3 {}", args.join(" "));
+    let status = Command::new("python3")
+        .args(&args)
+        .status()
+        .context("starting pip")?;
+    if !status.success() || !python_sdks_present() {
+        bail!(
+            "could not install the Python SDKs with pip (python3 {})",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
 /// Node.js and npm: the machine's own when present (Debian's `npm` conflicts with other Node
 /// builds), Debian's otherwise.
 pub(crate) fn ensure_node() -> anyhow::Result<()> {
@@ -156,5 +206,6 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
     ensure_apt(DESKTOP_PACKAGES)?;
     let path = path_with(python_scripts_dir());
     ensure_aws_cli(&path)?;
+    ensure_python_sdks()?;
     Ok(path)
 }

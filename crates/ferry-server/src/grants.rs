@@ -54,10 +54,31 @@ pub(crate) struct Principal {
 /// Why a store request's credentials are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// No such grant, or one whose user is disabled, or one minted for another dialect.
     UnknownKey,
     Expired,
     MissingToken,
     WrongToken,
+}
+
+/// The name a dialect is stored under.
+pub(crate) fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::S3 => "s3",
+        Provider::Oss => "oss",
+        Provider::Obs => "obs",
+    }
+}
+
+/// What a client asks of a new grant.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GrantAsk {
+    /// A shorter lifetime than the configured one.
+    pub(crate) ttl: Option<Duration>,
+    /// The dialect (S3 by default).
+    pub(crate) provider: Option<Provider>,
+    /// OSS only: V4 (default) or V1 signatures.
+    pub(crate) signature_version: Option<SignatureVersion>,
 }
 
 /// The prefix a user may write under.
@@ -86,9 +107,29 @@ impl Grants {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
-    /// A new grant for `user`; `ttl` may shorten the configured lifetime, never lengthen it.
-    pub(crate) async fn mint(&self, user: &User, ttl: Option<Duration>) -> Result<Grant> {
-        let ttl = ttl.map_or(self.settings.ttl, |asked| asked.min(self.settings.ttl));
+    /// A new grant for `user`; its `ttl` may shorten the configured lifetime, never lengthen
+    /// it. An OSS or OBS grant's endpoint is the bucket's own domain (the store on loopback):
+    /// requests carry keys only, and the store knows the bucket from the access key.
+    pub(crate) async fn mint(&self, user: &User, ask: GrantAsk) -> Result<Grant> {
+        let provider = ask.provider.unwrap_or(Provider::S3);
+        let signature_version = match provider {
+            Provider::Oss => ask.signature_version.unwrap_or_default(),
+            Provider::S3 | Provider::Obs => match ask.signature_version {
+                None | Some(SignatureVersion::V4) => SignatureVersion::V4,
+                Some(SignatureVersion::V1) => {
+                    return Err(crate::Error::InvalidRequest(
+                        "signature_version v1 exists for provider oss only".into(),
+                    ));
+                }
+            },
+        };
+        let addressing = match provider {
+            Provider::S3 => Addressing::Path,
+            Provider::Oss | Provider::Obs => Addressing::Domain,
+        };
+        let ttl = ask
+            .ttl
+            .map_or(self.settings.ttl, |asked| asked.min(self.settings.ttl));
         let ttl = ttl.max(Duration::from_secs(1));
         let mut id = [0u8; 10];
         rand::rngs::OsRng.fill_bytes(&mut id);
@@ -104,14 +145,21 @@ impl Grants {
                 prefix: prefix.clone(),
                 token_hash: sessions::token_hash(&security_token),
                 expires_at: expires_at.unix_timestamp(),
+                provider: provider_name(provider).to_owned(),
             })
             .await?;
-        tracing::info!(user = %user.name, %access_key_id, ttl_secs = ttl.as_secs(), "grant issued");
+        tracing::info!(
+            user = %user.name,
+            %access_key_id,
+            provider = provider_name(provider),
+            ttl_secs = ttl.as_secs(),
+            "grant issued"
+        );
         Ok(Grant {
-            provider: Provider::S3,
+            provider,
             endpoint: self.settings.endpoint.clone(),
-            addressing: Addressing::Path,
-            signature_version: SignatureVersion::V4,
+            addressing,
+            signature_version,
             region: self.settings.region.clone(),
             bucket: self.settings.bucket.clone(),
             policy: policy(&self.settings.bucket, &prefix),
@@ -124,9 +172,23 @@ impl Grants {
         })
     }
 
-    /// The secret that signs requests for `access_key_id`, if the grant exists and is current.
-    pub(crate) async fn secret(&self, access_key_id: &str) -> Result<Result<String, Refusal>> {
-        let Some(row) = self.db.grant(access_key_id.to_owned()).await? else {
+    /// The grant of `access_key_id` if it exists and is for `provider`.
+    async fn row(&self, access_key_id: &str, provider: Provider) -> Result<Option<GrantRow>> {
+        Ok(self
+            .db
+            .grant(access_key_id.to_owned())
+            .await?
+            .filter(|row| row.provider == provider_name(provider)))
+    }
+
+    /// The secret that signs `provider` requests for `access_key_id`, if the grant exists, is
+    /// for that dialect and is current.
+    pub(crate) async fn secret(
+        &self,
+        access_key_id: &str,
+        provider: Provider,
+    ) -> Result<Result<String, Refusal>> {
+        let Some(row) = self.row(access_key_id, provider).await? else {
             return Ok(Err(Refusal::UnknownKey));
         };
         if row.expires_at <= crate::db::now() {
@@ -140,8 +202,9 @@ impl Grants {
         &self,
         access_key_id: &str,
         token: Option<&str>,
+        provider: Provider,
     ) -> Result<Result<Principal, Refusal>> {
-        let Some(row) = self.db.grant(access_key_id.to_owned()).await? else {
+        let Some(row) = self.row(access_key_id, provider).await? else {
             return Ok(Err(Refusal::UnknownKey));
         };
         let Some(token) = token else {

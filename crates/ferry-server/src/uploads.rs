@@ -121,7 +121,9 @@ impl Uploads {
         if c.bucket != self.bucket || !c.key.starts_with(&user_prefix(user.id)) {
             return Err(Error::Forbidden("the object is outside your upload prefix"));
         }
-        let etag = c.etag.trim().trim_matches('"').to_owned();
+        // Hex ETags compare in any case: OSS hands them out in upper case, the store keeps
+        // them in lower case.
+        let etag = c.etag.trim().trim_matches('"').to_ascii_lowercase();
         let info =
             self.store
                 .head(&c.bucket, &c.key)

@@ -23,6 +23,8 @@ pub(crate) struct GrantRow {
     pub(crate) prefix: String,
     pub(crate) token_hash: Vec<u8>,
     pub(crate) expires_at: i64,
+    /// The dialect it was minted for: `s3`, `oss` or `obs`.
+    pub(crate) provider: String,
 }
 
 const USER_COLUMNS: &str = "id, name, password_hash, role, disabled";
@@ -161,8 +163,9 @@ impl Db {
             c.execute("DELETE FROM grants WHERE expires_at < ?1", [now - 86_400])?;
             c.execute(
                 "INSERT INTO grants
-                 (access_key_id, user_id, bucket, prefix, token_hash, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (access_key_id, user_id, bucket, prefix, token_hash, created_at, expires_at,
+                  provider)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     grant.access_key_id,
                     grant.user_id,
@@ -170,7 +173,8 @@ impl Db {
                     grant.prefix,
                     grant.token_hash,
                     now,
-                    grant.expires_at
+                    grant.expires_at,
+                    grant.provider
                 ],
             )?;
             Ok(())
@@ -181,7 +185,8 @@ impl Db {
     pub(crate) async fn grant(&self, access_key_id: String) -> Result<Option<GrantRow>, DbError> {
         self.call(move |c| {
             c.query_row(
-                "SELECT g.access_key_id, g.user_id, g.bucket, g.prefix, g.token_hash, g.expires_at
+                "SELECT g.access_key_id, g.user_id, g.bucket, g.prefix, g.token_hash, g.expires_at,
+                        g.provider
                  FROM grants g JOIN users u ON u.id = g.user_id
                  WHERE g.access_key_id = ?1 AND u.disabled = 0",
                 [access_key_id],
@@ -193,6 +198,7 @@ impl Db {
                         prefix: row.get(3)?,
                         token_hash: row.get(4)?,
                         expires_at: row.get(5)?,
+                        provider: row.get(6)?,
                     })
                 },
             )

@@ -27,7 +27,8 @@ pub enum DbError {
 }
 
 /// Schema versions, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -98,7 +99,16 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_by_object ON uploads (bucket, key, etag);
 CREATE INDEX uploads_by_user ON uploads (user_id, id);
-"#];
+"#,
+    r#"
+-- The CRC-64/XZ of objects and parts (as OSS reports it in x-oss-hash-crc64ecma), stored as the
+-- signed 64-bit integer with the same bits; NULL for rows written before it was kept.
+ALTER TABLE objects ADD COLUMN crc64 INTEGER;
+ALTER TABLE parts ADD COLUMN crc64 INTEGER;
+-- The dialect a grant was minted for (s3, oss, obs); only that front accepts its key.
+ALTER TABLE grants ADD COLUMN provider TEXT NOT NULL DEFAULT 's3';
+"#,
+];
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -159,6 +169,16 @@ impl Db {
     ) -> Result<T, DbError> {
         Ok(f(&mut self.lock())?)
     }
+}
+
+/// A CRC-64 as SQLite stores it (an INTEGER is signed; the bits are kept as they are).
+pub(crate) fn crc_to_sql(crc: Option<u64>) -> Option<i64> {
+    crc.map(|c| i64::from_ne_bytes(c.to_ne_bytes()))
+}
+
+/// A CRC-64 read back from SQLite.
+pub(crate) fn crc_from_sql(value: Option<i64>) -> Option<u64> {
+    value.map(|v| u64::from_ne_bytes(v.to_ne_bytes()))
 }
 
 /// Seconds since the Unix epoch, the unit of every time column.

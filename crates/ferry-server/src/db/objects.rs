@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Db, DbError, history};
+use super::{Db, DbError, crc_from_sql, crc_to_sql, history};
 
 /// A committed object.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub(crate) struct ObjectRow {
     pub(crate) blob: String,
     pub(crate) user_id: i64,
     pub(crate) created_at: i64,
+    /// CRC-64/XZ of the content, when known.
+    pub(crate) crc64: Option<u64>,
 }
 
 /// A multipart upload, bound to the user (not the access key) that began it.
@@ -37,6 +39,8 @@ pub(crate) struct PartRow {
     pub(crate) etag: String,
     pub(crate) blob: String,
     pub(crate) modified_at: i64,
+    /// CRC-64/XZ of the part, when known.
+    pub(crate) crc64: Option<u64>,
 }
 
 fn part_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PartRow> {
@@ -46,6 +50,7 @@ fn part_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PartRow> {
         etag: row.get(2)?,
         blob: row.get(3)?,
         modified_at: row.get(4)?,
+        crc64: crc_from_sql(row.get(5)?),
     })
 }
 
@@ -75,10 +80,11 @@ fn upsert_object(
         )
         .optional()?;
     tx.execute(
-        "INSERT INTO objects (bucket, key, size, etag, blob, user_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO objects (bucket, key, size, etag, blob, user_id, created_at, crc64)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (bucket, key) DO UPDATE SET size = excluded.size, etag = excluded.etag,
-             blob = excluded.blob, user_id = excluded.user_id, created_at = excluded.created_at",
+             blob = excluded.blob, user_id = excluded.user_id, created_at = excluded.created_at,
+             crc64 = excluded.crc64",
         params![
             object.bucket,
             object.key,
@@ -86,7 +92,8 @@ fn upsert_object(
             object.etag,
             object.blob,
             object.user_id,
-            object.created_at
+            object.created_at,
+            crc_to_sql(object.crc64)
         ],
     )?;
     history::record_stored(tx, object, started_at)?;
@@ -101,7 +108,7 @@ impl Db {
     ) -> Result<Option<ObjectRow>, DbError> {
         self.call(move |c| {
             c.query_row(
-                "SELECT bucket, key, size, etag, blob, user_id, created_at FROM objects
+                "SELECT bucket, key, size, etag, blob, user_id, created_at, crc64 FROM objects
                  WHERE bucket = ?1 AND key = ?2",
                 params![bucket, key],
                 |row| {
@@ -113,6 +120,7 @@ impl Db {
                         blob: row.get(4)?,
                         user_id: row.get(5)?,
                         created_at: row.get(6)?,
+                        crc64: crc_from_sql(row.get(7)?),
                     })
                 },
             )
@@ -197,11 +205,20 @@ impl Db {
                 )
                 .optional()?;
             tx.execute(
-                "INSERT INTO parts (upload_id, part_number, size, etag, blob, modified_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO parts (upload_id, part_number, size, etag, blob, modified_at, crc64)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size,
-                     etag = excluded.etag, blob = excluded.blob, modified_at = excluded.modified_at",
-                params![upload_id, part.part_number, part.size, part.etag, part.blob, part.modified_at],
+                     etag = excluded.etag, blob = excluded.blob, modified_at = excluded.modified_at,
+                     crc64 = excluded.crc64",
+                params![
+                    upload_id,
+                    part.part_number,
+                    part.size,
+                    part.etag,
+                    part.blob,
+                    part.modified_at,
+                    crc_to_sql(part.crc64)
+                ],
             )?;
             tx.commit()?;
             on_commit();
@@ -219,7 +236,7 @@ impl Db {
     ) -> Result<Vec<PartRow>, DbError> {
         self.call(move |c| {
             let mut stmt = c.prepare(
-                "SELECT part_number, size, etag, blob, modified_at FROM parts
+                "SELECT part_number, size, etag, blob, modified_at, crc64 FROM parts
                  WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3",
             )?;
             stmt.query_map(params![upload_id, marker, limit as i64], part_from_row)?

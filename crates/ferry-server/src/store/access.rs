@@ -1,6 +1,6 @@
-//! Who may call the embedded store: SigV4 secrets looked up from grants (`S3Auth`), and the
-//! session token, operation and `bucket/prefix*` rule checked before any operation runs
-//! (`S3Access`). A verified [`Principal`] is left in the request's extensions for the backend.
+//! Who may call the store's S3 front: SigV4 secrets looked up from S3 grants (`S3Auth`), and
+//! the session token and the grant's `rules` checked before any operation runs (`S3Access`).
+//! A verified [`Principal`] is left in the request's extensions for the backend.
 
 use std::sync::Arc;
 
@@ -9,20 +9,11 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
-use crate::grants::{Grants, Refusal};
-use crate::object_key;
+use ferry_protocol::Provider;
 
-/// Operations a grant allows; everything else is `AccessDenied`.
-const UPLOAD_OPERATIONS: &[&str] = &[
-    "PutObject",
-    "CreateMultipartUpload",
-    "UploadPart",
-    "ListParts",
-    "ListMultipartUploads",
-    "CompleteMultipartUpload",
-    "AbortMultipartUpload",
-    "HeadObject",
-];
+use super::backend::to_s3_error;
+use super::rules::{self, Operation, Target};
+use crate::grants::{Grants, Refusal};
 
 fn refused(refusal: Refusal) -> s3s::S3Error {
     match refusal {
@@ -53,7 +44,12 @@ impl GrantAccess {
 #[async_trait::async_trait]
 impl S3Auth for GrantAccess {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.grants.secret(access_key).await.map_err(internal)? {
+        match self
+            .grants
+            .secret(access_key, Provider::S3)
+            .await
+            .map_err(internal)?
+        {
             Ok(secret) => Ok(SecretKey::from(secret)),
             Err(refusal) => Err(refused(refusal)),
         }
@@ -105,45 +101,36 @@ impl S3Access for GrantAccess {
         let token = security_token(cx);
         let principal = match self
             .grants
-            .principal(&access_key, token.as_deref())
+            .principal(&access_key, token.as_deref(), Provider::S3)
             .await
             .map_err(internal)?
         {
             Ok(principal) => principal,
             Err(refusal) => return Err(refused(refusal)),
         };
-        let op = cx.s3_op().name();
-        if !UPLOAD_OPERATIONS.contains(&op) {
-            return Err(s3_error!(AccessDenied, "{op} is not allowed by this grant"));
-        }
-        match cx.s3_path() {
-            S3Path::Object { bucket, key } => {
-                if **bucket != *principal.bucket || !key.starts_with(&principal.prefix) {
-                    return Err(s3_error!(
-                        AccessDenied,
-                        "writes are allowed only under the grant's prefix"
-                    ));
-                }
-                if let Err(why) = object_key::check(key) {
-                    return Err(if key.len() > object_key::MAX_KEY_BYTES {
-                        s3_error!(KeyTooLongError, "{why}")
-                    } else {
-                        s3_error!(InvalidArgument, "{why}")
-                    });
-                }
-            }
-            S3Path::Bucket { bucket } if op == "ListMultipartUploads" => {
-                if **bucket != *principal.bucket {
-                    return Err(s3_error!(AccessDenied, "this grant is for another bucket"));
-                }
-            }
-            _ => {
+        let name = cx.s3_op().name();
+        let Some(op) = Operation::from_s3_name(name) else {
+            return Err(s3_error!(
+                AccessDenied,
+                "{name} is not allowed by this grant"
+            ));
+        };
+        let target = match cx.s3_path() {
+            S3Path::Object { bucket, key } => Target::Object {
+                bucket: bucket.as_ref(),
+                key: key.as_ref(),
+            },
+            S3Path::Bucket { bucket } => Target::Bucket {
+                bucket: bucket.as_ref(),
+            },
+            S3Path::Root => {
                 return Err(s3_error!(
                     AccessDenied,
-                    "{op} is not allowed here by this grant"
+                    "{name} is not allowed by this grant"
                 ));
             }
-        }
+        };
+        rules::allow(&principal, op, target).map_err(to_s3_error)?;
         cx.extensions_mut().insert(principal);
         Ok(())
     }

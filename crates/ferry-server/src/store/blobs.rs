@@ -12,6 +12,8 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use super::crc64::Crc64;
+
 /// A blob file no row references yet. Dropping it deletes the file, so a request that fails,
 /// or whose future is dropped because the client went away mid-body, leaves nothing behind;
 /// [`NewBlob::keep`] is called once a committed row references it.
@@ -54,6 +56,8 @@ pub(crate) struct Written {
     pub(crate) blob: NewBlob,
     pub(crate) size: u64,
     pub(crate) md5: [u8; 16],
+    /// CRC-64/XZ of the bytes (what OSS calls `crc64ecma`).
+    pub(crate) crc64: u64,
 }
 
 /// Why writing a blob failed.
@@ -108,7 +112,7 @@ impl Blobs {
         }
     }
 
-    /// Streams `body` into a new blob, hashing as it goes. On error, or if this future is
+    /// Streams `body` into a new blob, hashing (MD5 and CRC-64) as it goes. On error, or if this future is
     /// dropped, nothing is left behind.
     pub(crate) async fn write<S, E>(&self, body: S) -> Result<Written, WriteError>
     where
@@ -116,9 +120,13 @@ impl Blobs {
         E: std::fmt::Display,
     {
         let blob = self.new_blob();
-        let (size, md5) =
-            write_hashed(&blob.path, body, &self.received, self.body_read_timeout).await?;
-        Ok(Written { blob, size, md5 })
+        let hashed = write_hashed(&blob.path, body, &self.received, self.body_read_timeout).await?;
+        Ok(Written {
+            blob,
+            size: hashed.size,
+            md5: hashed.md5,
+            crc64: hashed.crc64,
+        })
     }
 
     /// Writes the blobs one after another into a new blob; returns it and its size. Runs on
@@ -178,6 +186,13 @@ impl Blobs {
     }
 }
 
+/// What [`write_hashed`] learnt of the bytes it wrote.
+struct Hashed {
+    size: u64,
+    md5: [u8; 16],
+    crc64: u64,
+}
+
 /// The least a request body must bring per body timeout window (about 270 bytes a second with
 /// the default minute): slower is a trickle holding a connection, not an upload.
 const MIN_WINDOW_BYTES: u64 = 16 * 1024;
@@ -187,13 +202,14 @@ async fn write_hashed<S, E>(
     mut body: S,
     received: &AtomicU64,
     idle: Duration,
-) -> Result<(u64, [u8; 16]), WriteError>
+) -> Result<Hashed, WriteError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let mut out = BufWriter::with_capacity(BUFFER, tokio::fs::File::create(path).await?);
     let mut hasher = Md5::new();
+    let mut crc = Crc64::new();
     let mut size = 0u64;
     // A body that stops arriving without its connection closing (a dead link) would otherwise
     // hold the request, and its partial blob, for good — and so would one that trickles a byte
@@ -212,13 +228,18 @@ where
             window = (std::time::Instant::now(), 0);
         }
         hasher.update(&chunk);
+        crc.update(&chunk);
         size += chunk.len() as u64;
         received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         out.write_all(&chunk).await?;
     }
     out.flush().await?;
     out.into_inner().sync_data().await?;
-    Ok((size, hasher.finalize().into()))
+    Ok(Hashed {
+        size,
+        md5: hasher.finalize().into(),
+        crc64: crc.finish(),
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +262,7 @@ mod tests {
         let a = blobs.write(stream(&[b"hello ", b"world"])).await.unwrap();
         assert_eq!(a.size, 11);
         assert_eq!(hex::encode(a.md5), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(a.crc64, super::super::crc64::checksum(b"hello world"));
         let b = blobs.write(stream(&[b"!"])).await.unwrap();
         let names = [a.blob.name().to_owned(), b.blob.name().to_owned()];
         let (joined, size) = blobs.concat(&names).await.unwrap();

@@ -1,11 +1,18 @@
-//! The embedded S3-compatible store: an s3s service on its own loopback listener that accepts
-//! only requests signed with a current grant, and only upload operations under the grant's
-//! prefix. Objects and parts are streamed to blob files; their metadata lives in the database.
+//! The embedded store, on its own loopback listener: one dialect-neutral core (`core`, over the
+//! database and the blob files) behind three fronts chosen by each request's signature scheme
+//! (`admission`): S3 (s3s with `access` and `backend`), and OSS and OBS (`native`). Every front
+//! accepts only requests signed with a current grant of its dialect, and only upload operations
+//! under the grant's prefix (`rules`). Objects and parts are streamed to blob files; their
+//! metadata lives in the database.
 
 mod access;
 mod admission;
 mod backend;
 mod blobs;
+mod core;
+mod crc64;
+mod native;
+mod rules;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,29 +22,10 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 
 pub(crate) use self::admission::Admission;
 
-use crate::db::{Db, ObjectRow};
+pub(crate) use self::core::ObjectInfo;
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
-
-/// What the server knows of a committed object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObjectInfo {
-    pub(crate) size: u64,
-    pub(crate) etag: String,
-    pub(crate) user_id: i64,
-    pub(crate) created_at: i64,
-}
-
-impl From<ObjectRow> for ObjectInfo {
-    fn from(row: ObjectRow) -> Self {
-        Self {
-            size: row.size,
-            etag: row.etag,
-            user_id: row.user_id,
-            created_at: row.created_at,
-        }
-    }
-}
 
 /// Every s3s limit, set on purpose rather than left at s3s's defaults (which would buffer a 5 GB
 /// POST form in memory).
@@ -62,15 +50,15 @@ fn limits() -> S3Config {
 /// The embedded store.
 #[derive(Clone)]
 pub(crate) struct Store {
-    db: Db,
-    blobs: blobs::Blobs,
+    core: self::core::Core,
     service: S3Service,
+    native: native::NativeFront,
     received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
     /// Opens the blob directory under `dir`, removes blobs a crash left unreferenced, and builds
-    /// the S3 service. A request body that pauses longer than `body_read_timeout` is refused.
+    /// the fronts. A request body that pauses longer than `body_read_timeout` is refused.
     pub(crate) fn open(
         dir: &Path,
         db: Db,
@@ -86,22 +74,24 @@ impl Store {
             tracing::info!(swept, "removed blobs left unreferenced by an earlier stop");
         }
         let received = blobs.received();
-        let mut builder = S3ServiceBuilder::new(backend::Backend::new(db.clone(), blobs.clone()));
-        let access = access::GrantAccess::new(grants);
+        let core = self::core::Core::new(db, blobs);
+        let mut builder = S3ServiceBuilder::new(backend::Backend::new(core.clone()));
+        let access = access::GrantAccess::new(grants.clone());
         builder.set_auth(access.clone());
         builder.set_access(access);
         builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(limits()))));
+        let bucket = grants.settings().bucket.clone();
         Ok(Self {
-            db,
-            blobs,
+            native: native::NativeFront::new(core.clone(), grants, bucket),
+            core,
             service: builder.build(),
             received,
         })
     }
 
-    /// The store's HTTP service: the admission check, then s3s.
+    /// The store's HTTP service: the admission check, then the request's front.
     pub(crate) fn service(&self) -> Admission {
-        Admission::new(self.service.clone())
+        Admission::new(self.service.clone(), self.native.clone())
     }
 
     /// Request body bytes received since start.
@@ -111,24 +101,12 @@ impl Store {
 
     /// The committed object at `bucket/key`, if any.
     pub(crate) async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>> {
-        Ok(self
-            .db
-            .object(bucket.to_owned(), key.to_owned())
-            .await?
-            .map(ObjectInfo::from))
+        self.core.object(bucket, key).await
     }
 
     /// The whole content of the committed object at `bucket/key`, if any. Read straight from its
-    /// blob: no S3 operation reads objects back (grants allow uploads only).
+    /// blob: no store operation reads objects back (grants allow uploads only).
     pub(crate) async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(row) = self.db.object(bucket.to_owned(), key.to_owned()).await? else {
-            return Ok(None);
-        };
-        let bytes = self
-            .blobs
-            .read(&row.blob)
-            .await
-            .map_err(Error::io(format!("reading the blob of {bucket}/{key}")))?;
-        Ok(Some(bytes))
+        self.core.object_bytes(bucket, key).await
     }
 }
