@@ -286,7 +286,7 @@ impl Desktop {
             keychain,
             events: self.events.clone(),
             transfer: self.settings().transfer(),
-            grant_ttl: None,
+            grant: Default::default(),
             device: profile::device_name(),
         })?;
         Ok(Arc::new(engine))

@@ -249,7 +249,7 @@ async fn a_damaged_journal_is_left_alone_with_a_clear_error() {
         keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
         events: ferry_engine::events::discard(),
         transfer: Default::default(),
-        grant_ttl: None,
+        grant: Default::default(),
         device: "test".into(),
     });
     let err = result.err().expect("a damaged journal is refused");

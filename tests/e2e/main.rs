@@ -10,6 +10,7 @@ mod credential_storm;
 mod desktop;
 mod engine_accounts;
 mod engine_bad_input;
+mod engine_dialects;
 mod engine_queue;
 mod engine_upload;
 mod engine_watch;

@@ -596,7 +596,7 @@ pub async fn engine(
         keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
         events: recorder.sink(),
         transfer: ferry_engine::transfer::TransferSettings::default(),
-        grant_ttl: None,
+        grant: Default::default(),
         device: "test-device".into(),
     };
     adjust(&mut config);

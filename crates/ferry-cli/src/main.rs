@@ -43,6 +43,12 @@ struct Cli {
     /// Ask for storage credentials this short-lived, in seconds.
     #[arg(long, env = "FERRY_GRANT_TTL", global = true, hide = true)]
     grant_ttl: Option<u64>,
+    /// Ask the app server for grants of this dialect (s3, oss, obs), where it offers several.
+    #[arg(long, env = "FERRY_PROVIDER", global = true, hide = true, value_parser = provider)]
+    provider: Option<ferry_protocol::Provider>,
+    /// With `--provider oss`: the signature (v4, v1).
+    #[arg(long, env = "FERRY_SIGNATURE_VERSION", global = true, hide = true, value_parser = signature_version)]
+    signature_version: Option<ferry_protocol::SignatureVersion>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +86,16 @@ enum Command {
     },
     /// Sign out and forget the credentials.
     Logout,
+}
+
+fn provider(value: &str) -> Result<ferry_protocol::Provider, String> {
+    serde_json::from_value(serde_json::Value::String(value.into()))
+        .map_err(|_| format!("{value:?} is not s3, oss or obs"))
+}
+
+fn signature_version(value: &str) -> Result<ferry_protocol::SignatureVersion, String> {
+    serde_json::from_value(serde_json::Value::String(value.into()))
+        .map_err(|_| format!("{value:?} is not v4 or v1"))
 }
 
 fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {
@@ -298,7 +314,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         keychain,
         events,
         transfer: settings,
-        grant_ttl: cli.grant_ttl,
+        grant: ferry_protocol::GrantRequest {
+            ttl_seconds: cli.grant_ttl,
+            provider: cli.provider,
+            signature_version: cli.signature_version,
+        },
         device: profile::device_name(),
     })?;
     match cli.command {

@@ -122,7 +122,7 @@ pub struct Credentials {
     events: EventSink,
     offset_ms: AtomicI64,
     refreshes: AtomicU64,
-    ttl: Option<u64>,
+    ask: GrantRequest,
 }
 
 /// The keychain entry of an account's grant.
@@ -136,8 +136,9 @@ fn legacy_keychain_name(server: &str) -> String {
 }
 
 impl Credentials {
-    /// A cache for `session`; `ttl` asks the server for shorter grants (tests, mostly).
-    pub fn new(session: Arc<Session>, events: EventSink, ttl: Option<u64>) -> Self {
+    /// A cache for `session`, asking the app server for grants with `ask` (a shorter lifetime,
+    /// a dialect where the server offers several).
+    pub fn new(session: Arc<Session>, events: EventSink, ask: GrantRequest) -> Self {
         Self {
             session,
             cached: Mutex::new(None),
@@ -145,7 +146,7 @@ impl Credentials {
             events,
             offset_ms: AtomicI64::new(0),
             refreshes: AtomicU64::new(0),
-            ttl,
+            ask,
         }
     }
 
@@ -340,9 +341,7 @@ impl Credentials {
     /// next try put off. A grant that arrives after the session changed hands is not kept.
     async fn fetch(&self, owner: &Owner, old: Option<&Cached>) -> Result<Cached> {
         let token = self.session.token()?;
-        let request = GrantRequest {
-            ttl_seconds: self.ttl,
-        };
+        let request = self.ask.clone();
         self.track(|t| t.status.refreshing = true);
         let _refreshing = Refreshing(&self.tracker);
         (self.events)(Event::CredentialsRefreshing);

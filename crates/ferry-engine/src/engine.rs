@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_protocol::{UploadPage, User};
+use ferry_protocol::{GrantRequest, UploadPage, User};
 use time::OffsetDateTime;
 
 use crate::api::ApiClient;
@@ -36,8 +36,9 @@ pub struct EngineConfig {
     pub events: EventSink,
     /// Upload shape.
     pub transfer: TransferSettings,
-    /// Ask for grants this short (seconds); `None`: the server's default.
-    pub grant_ttl: Option<u64>,
+    /// What to ask the app server for in each grant: a shorter lifetime, a dialect (for
+    /// servers that offer several, like Ferry's own); the server's defaults when empty.
+    pub grant: GrantRequest,
     /// Name of this device in history.
     pub device: String,
 }
@@ -105,7 +106,7 @@ pub async fn read_status(
     let journal = Journal::open_read_only(&data_dir.join("journal.db"))?;
     let session = Arc::new(Session::new(ApiClient::new(server)?, keychain));
     let owner = session.stored_owner()?;
-    let credentials = Credentials::new(session, crate::events::discard(), None);
+    let credentials = Credentials::new(session, crate::events::discard(), GrantRequest::default());
     let expires = match &owner {
         Some(owner) => credentials.stored_expiry(owner).await,
         None => None,
@@ -134,7 +135,7 @@ impl Engine {
         let credentials = Arc::new(Credentials::new(
             session.clone(),
             config.events.clone(),
-            config.grant_ttl,
+            config.grant,
         ));
         let throttle = config
             .transfer

@@ -170,6 +170,13 @@ pub struct GrantRequest {
     /// A shorter lifetime than the server's default, in seconds (never longer).
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
+    /// The dialect asked for, where the server offers several (Ferry's embedded store speaks
+    /// `s3`, `oss` and `obs`); the server's choice when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// For `oss`: which signature (`v4`, or `v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_version: Option<SignatureVersion>,
 }
 
 /// Storage dialect a grant is for.

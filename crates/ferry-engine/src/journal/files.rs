@@ -80,6 +80,8 @@ pub struct PartRow {
     pub etag: String,
     /// Hex MD5 computed locally.
     pub md5: String,
+    /// CRC-64 (ECMA-182, as OSS computes it) computed locally, when known.
+    pub crc64: Option<u64>,
 }
 
 pub(super) const COLUMNS: &str =
@@ -458,10 +460,18 @@ impl Journal {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO parts (file_id, number, size, etag, md5) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO parts (file_id, number, size, etag, md5, crc64)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (file_id, number) DO UPDATE SET size = excluded.size,
-                     etag = excluded.etag, md5 = excluded.md5",
-                params![id, part.number, part.size, part.etag, part.md5],
+                     etag = excluded.etag, md5 = excluded.md5, crc64 = excluded.crc64",
+                params![
+                    id,
+                    part.number,
+                    part.size,
+                    part.etag,
+                    part.md5,
+                    part.crc64.map(|c| c as i64)
+                ],
             )?;
             tx.execute(
                 "UPDATE files SET bytes_done = (SELECT coalesce(sum(size), 0) FROM parts WHERE file_id = ?1)
@@ -476,7 +486,7 @@ impl Journal {
     pub fn parts(&self, id: i64) -> Result<Vec<PartRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT number, size, etag, md5 FROM parts WHERE file_id = ?1 ORDER BY number",
+                "SELECT number, size, etag, md5, crc64 FROM parts WHERE file_id = ?1 ORDER BY number",
             )?;
             stmt.query_map([id], |r| {
                 Ok(PartRow {
@@ -484,6 +494,7 @@ impl Journal {
                     size: r.get(1)?,
                     etag: r.get(2)?,
                     md5: r.get(3)?,
+                    crc64: r.get::<_, Option<i64>>(4)?.map(|c| c as u64),
                 })
             })?
             .collect()

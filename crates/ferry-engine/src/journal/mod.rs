@@ -104,6 +104,11 @@ CREATE TABLE folders (
     PRIMARY KEY (server, user_id, path)
 );
 "#,
+    // The CRC-64 of each part as sent (OSS checks objects by it; combined, it checks the
+    // whole object without reading it again).
+    r#"
+ALTER TABLE parts ADD COLUMN crc64 INTEGER;
+"#,
 ];
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.

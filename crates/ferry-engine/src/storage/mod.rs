@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::Credentials;
 use crate::dialect::s3::xml::{self, ListedPart};
-use crate::dialect::{SigningCredentials, UnsignedRequest, key_path, s3, uri_encode};
+use crate::dialect::{Dialect, Refusal, SigningCredentials, UnsignedRequest, uri_encode};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::journal::Owner;
@@ -47,6 +47,8 @@ pub(crate) struct Payload {
 pub(crate) struct Reply {
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: Bytes,
+    /// The CRC-64 of what the store stored, when its dialect answers one.
+    pub(crate) crc64: Option<u64>,
 }
 
 impl Reply {
@@ -83,6 +85,25 @@ impl<'a> Who<'a> {
     }
 }
 
+/// What the store says it stored: its ETag and, when its dialect answers one, the CRC-64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) etag: String,
+    pub(crate) crc64: Option<u64>,
+}
+
+impl Stored {
+    fn from_headers(operation: &'static str, reply: &Reply) -> Result<Self> {
+        Ok(Self {
+            etag: reply.etag().ok_or(Error::Protocol {
+                operation,
+                detail: "no ETag".into(),
+            })?,
+            crc64: reply.crc64,
+        })
+    }
+}
+
 /// What HeadObject says of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectHead {
@@ -98,13 +119,6 @@ pub(crate) struct Storage {
     throttle: Option<Arc<Throttle>>,
     events: EventSink,
     stall: Duration,
-}
-
-fn is_credential_rejection(code: &str) -> bool {
-    matches!(
-        code,
-        "ExpiredToken" | "InvalidToken" | "InvalidAccessKeyId" | "TokenRefreshRequired"
-    )
 }
 
 impl Storage {
@@ -214,7 +228,9 @@ impl Storage {
                 Err(err) => err,
             };
             match &err {
-                Error::Storage { code, .. } if is_credential_rejection(code) && !refreshed => {
+                Error::Storage { code, .. }
+                    if Dialect::of(&grant).refusal(code) == Refusal::Credentials && !refreshed =>
+                {
                     refreshed = true;
                     grant = self
                         .credentials
@@ -222,7 +238,9 @@ impl Storage {
                         .await?;
                     continue;
                 }
-                Error::Storage { code, .. } if code == "RequestTimeTooSkewed" && !skew_fixed => {
+                Error::Storage { code, .. }
+                    if Dialect::of(&grant).refusal(code) == Refusal::ClockSkew && !skew_fixed =>
+                {
                     skew_fixed = true;
                     continue;
                 }
@@ -248,15 +266,7 @@ impl Storage {
         query: &str,
         payload: &Payload,
     ) -> Result<Reply> {
-        let path = match key {
-            Some(key) => key_path(&grant.bucket, key),
-            None => format!("/{}", uri_encode(&grant.bucket, false)),
-        };
-        let mut url = format!("{}{path}", grant.endpoint.trim_end_matches('/'));
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(query);
-        }
+        let dialect = Dialect::of(grant);
         let mut headers = Vec::new();
         if let Some(md5) = &payload.content_md5 {
             headers.push(("content-md5".to_owned(), md5.clone()));
@@ -266,23 +276,19 @@ impl Storage {
             secret_access_key: Secret::new(grant.secret_access_key.clone()),
             security_token: Some(Secret::new(grant.security_token.clone())),
         };
-        let scope = s3::Scope {
-            region: &grant.region,
-            service: "s3",
-            time: self.credentials.now(),
-        };
         let request = UnsignedRequest {
             method: method.as_str().to_owned(),
-            url,
+            url: dialect.url(grant, key, query)?,
             headers,
         };
-        let signed = s3::sign(&request, &credentials, &scope, s3::UNSIGNED_PAYLOAD)?;
+        // Signed now, just before it is sent.
+        let signed = dialect.sign(grant, &request, &credentials, key, self.credentials.now())?;
         // A streamed body would otherwise go out chunked; stores want the length.
         let mut builder = self
             .http
-            .request(method.clone(), &signed.url)
+            .request(method.clone(), &request.url)
             .header("content-length", payload.bytes.len());
-        for (name, value) in &signed.headers {
+        for (name, value) in &signed {
             if !name.eq_ignore_ascii_case("host") {
                 builder = builder.header(name, value);
             }
@@ -314,7 +320,16 @@ impl Storage {
         let headers = response.headers().clone();
         let body = read_answer(response, self.stall, operation, target).await?;
         if (200..300).contains(&status) {
-            return Ok(Reply { headers, body });
+            let crc64 = dialect
+                .crc64_header()
+                .and_then(|name| headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            return Ok(Reply {
+                headers,
+                body,
+                crc64,
+            });
         }
         let error = xml::error(&body).unwrap_or_default();
         let code = if error.code.is_empty() {
@@ -322,7 +337,7 @@ impl Storage {
         } else {
             error.code
         };
-        if code == "RequestTimeTooSkewed"
+        if dialect.refusal(&code) == Refusal::ClockSkew
             && let Some(date) = headers.get("date").and_then(|d| d.to_str().ok())
             && let Ok(server) =
                 OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
@@ -343,7 +358,7 @@ impl Storage {
         who: &Who<'_>,
         key: &str,
         payload: Payload,
-    ) -> Result<String> {
+    ) -> Result<Stored> {
         let reply = self
             .call(
                 who,
@@ -354,10 +369,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        reply.etag().ok_or(Error::Protocol {
-            operation: "PutObject",
-            detail: "no ETag".into(),
-        })
+        Stored::from_headers("PutObject", &reply)
     }
 
     /// HeadObject: the object's size and ETag, or `None` when there is none.
@@ -417,7 +429,7 @@ impl Storage {
         upload_id: &str,
         number: u32,
         payload: Payload,
-    ) -> Result<String> {
+    ) -> Result<Stored> {
         let query = format!(
             "partNumber={number}&uploadId={}",
             uri_encode(upload_id, false)
@@ -432,10 +444,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        reply.etag().ok_or(Error::Protocol {
-            operation: "UploadPart",
-            detail: "no ETag".into(),
-        })
+        Stored::from_headers("UploadPart", &reply)
     }
 
     /// Every part of an upload, following pages (at most 10 000 parts, 1 000 a page).
@@ -505,7 +514,7 @@ impl Storage {
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
-    ) -> Result<String> {
+    ) -> Result<Stored> {
         let operation = "CompleteMultipartUpload";
         let query = format!("uploadId={}", uri_encode(upload_id, false));
         let payload = Payload {
@@ -531,7 +540,10 @@ impl Storage {
                 message: error.message,
             });
         }
-        xml::completed_etag(&reply.body).map_err(unreadable(operation))
+        Ok(Stored {
+            etag: xml::completed_etag(&reply.body).map_err(unreadable(operation))?,
+            crc64: reply.crc64,
+        })
     }
 
     /// AbortMultipartUpload; an upload that is already gone is fine.

@@ -11,11 +11,13 @@ use tokio::sync::Semaphore;
 
 use super::Shared;
 use super::upload::{
-    Fingerprint, Target, abandon, changed, check_owner, fingerprint, md5_of, part_size, read_at,
+    Fingerprint, Target, abandon, changed, check_owner, check_stored, crc64_of, fingerprint,
+    md5_of, part_size, read_at,
 };
+use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, Owner, PartRow, Uploaded};
-use crate::storage::{Payload, Who};
+use crate::storage::{Payload, Stored, Who};
 
 pub(super) async fn multipart(
     shared: &Arc<Shared>,
@@ -104,24 +106,26 @@ async fn reconcile(
         if part.number == 0 || part.number > plan.count || part.size != plan.span(part.number).1 {
             continue;
         }
-        let md5 = match journaled
+        let (md5, crc64) = match journaled
             .iter()
-            .find(|p| p.number == part.number && p.etag == part.etag)
+            .find(|p| p.number == part.number && same_etag(&p.etag, &part.etag))
         {
-            Some(p) => p.md5.clone(),
-            // Acknowledged by the store but not journaled (a crash in between): check the
-            // bytes rather than trust them.
-            None => {
+            Some(p) if p.crc64.is_some() => (p.md5.clone(), p.crc64),
+            // Acknowledged by the store but not journaled (a crash in between), or journaled
+            // without its CRC: check the bytes rather than trust them.
+            _ => {
                 let (offset, len) = plan.span(part.number);
-                hex::encode(md5_of(&read_at(&current.path, offset, len).await?))
+                let bytes = read_at(&current.path, offset, len).await?;
+                (hex::encode(md5_of(&bytes)), Some(crc64_of(&bytes)))
             }
         };
-        if md5 == part.etag {
+        if same_etag(&md5, &part.etag) {
             let part = PartRow {
                 number: part.number,
                 size: part.size,
                 etag: part.etag,
                 md5,
+                crc64,
             };
             let recorded = part.clone();
             shared.db(move |j| j.record_part(id, &recorded)).await?;
@@ -263,13 +267,13 @@ impl PartJob {
     /// Reads, sends and journals the part; its ETag must be the MD5 of what was read.
     async fn send(&self) -> Result<()> {
         let bytes = read_at(&self.path, self.offset, self.len).await?;
-        let md5 = md5_of(&bytes);
+        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
         let payload = Payload {
             bytes,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: None,
         };
-        let etag = self
+        let stored = self
             .shared
             .storage
             .upload_part(
@@ -281,19 +285,15 @@ impl PartJob {
             )
             .await?;
         let md5 = hex::encode(md5);
-        if etag != md5 {
-            return Err(Error::IntegrityMismatch {
-                expected: md5,
-                got: etag,
-            });
-        }
+        check_stored(&stored, &md5, crc)?;
         let (id, part) = (
             self.file_id,
             PartRow {
                 number: self.number,
                 size: self.len,
-                etag,
+                etag: stored.etag,
                 md5,
+                crc64: Some(crc),
             },
         );
         self.shared.db(move |j| j.record_part(id, &part)).await
@@ -339,7 +339,7 @@ async fn finish(
     let expected = format!("{}-{}", hex::encode(md5s.finalize()), plan.count);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     check_owner(shared, target.owner)?;
-    let etag = match shared
+    let stored = match shared
         .storage
         .complete(
             &Who::file(target.owner, row.id),
@@ -349,20 +349,17 @@ async fn finish(
         )
         .await
     {
-        Ok(etag) => etag,
+        Ok(stored) => stored,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
             let mut row = row.clone();
             row.size = Some(print.size);
-            completed_earlier(shared, &row, target, upload_id, &expected).await?
+            let etag = completed_earlier(shared, &row, target, upload_id, &expected).await?;
+            Stored { etag, crc64: None }
         }
         Err(err) => return Err(err),
     };
-    if etag != expected {
-        return Err(Error::IntegrityMismatch {
-            expected,
-            got: etag,
-        });
-    }
+    check_object(&stored, &expected, &parts)?;
+    let etag = stored.etag;
     let (bucket, key, size) = (target.bucket.to_owned(), target.key.to_owned(), print.size);
     let checksum = format!("md5-parts:{expected}");
     shared
@@ -377,6 +374,28 @@ async fn finish(
             j.uploaded(id, &object)
         })
         .await
+}
+
+/// Checks the object a Complete made: by the CRC-64 of the whole, combined from the parts', when
+/// the store answers one (OSS does; its multipart ETag is its own business), by the
+/// `md5-of-md5s-N` ETag otherwise.
+fn check_object(stored: &Stored, expected_etag: &str, parts: &[PartRow]) -> Result<()> {
+    let ours = parts.iter().try_fold(None, |whole: Option<u64>, part| {
+        let crc = part.crc64?;
+        Some(Some(match whole {
+            None => crc,
+            Some(before) => {
+                crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, before, crc, part.size)
+            }
+        }))
+    });
+    let (expected, got) = match (stored.crc64, ours.flatten()) {
+        (Some(theirs), Some(ours)) if theirs == ours => return Ok(()),
+        (Some(theirs), Some(ours)) => (format!("crc64 {ours}"), format!("crc64 {theirs}")),
+        _ if same_etag(&stored.etag, expected_etag) => return Ok(()),
+        _ => (expected_etag.to_owned(), stored.etag.clone()),
+    };
+    Err(Error::IntegrityMismatch { expected, got })
 }
 
 /// The store no longer knows the upload being completed: either an earlier Complete succeeded
@@ -396,7 +415,7 @@ async fn completed_earlier(
         .head(&Who::file(target.owner, id), target.key)
         .await?
     {
-        Some(head) if head.size == size && head.etag == expected => Ok(head.etag),
+        Some(head) if head.size == size && same_etag(&head.etag, expected) => Ok(head.etag),
         _ => {
             let mut current = row.clone();
             current.upload_id = Some(upload_id.to_owned());

@@ -13,9 +13,10 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::Shared;
+use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Owner, Uploaded};
-use crate::storage::{Payload, Who};
+use crate::storage::{Payload, Stored, Who};
 
 /// What a file looked like: size, modification time, and a hash of sampled bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,23 +148,19 @@ pub(crate) async fn upload(
     let key = format!("{}{}", grant.prefix, row.key);
     if print.size < shared.settings.single_put_threshold {
         let bytes = read_at(path, 0, print.size).await?;
-        let md5 = md5_of(&bytes);
+        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
         let payload = Payload {
             bytes,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: Some(sent.clone()),
         };
-        let etag = shared
+        let stored = shared
             .storage
             .put_object(&Who::file(owner, row.id), &key, payload)
             .await?;
         let expected = hex::encode(md5);
-        if etag != expected {
-            return Err(Error::IntegrityMismatch {
-                expected,
-                got: etag,
-            });
-        }
+        check_stored(&stored, &expected, crc)?;
+        let etag = stored.etag;
         if fingerprint(path).await? != print {
             return Err(changed(path));
         }
@@ -189,6 +186,29 @@ pub(crate) async fn upload(
         owner,
     };
     super::multipart::multipart(shared, row, &print, &target, sent).await
+}
+
+/// The CRC-64 some stores answer for what they stored (OSS's `x-oss-hash-crc64ecma`).
+pub(super) fn crc64_of(bytes: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Xz, bytes)
+}
+
+/// Checks what the store says it stored against what was sent: the ETag is the MD5 (in any
+/// case), and the CRC-64 matches when the store answers one.
+pub(super) fn check_stored(stored: &Stored, md5_hex: &str, crc: u64) -> Result<()> {
+    if !same_etag(&stored.etag, md5_hex) {
+        return Err(Error::IntegrityMismatch {
+            expected: md5_hex.to_owned(),
+            got: stored.etag.clone(),
+        });
+    }
+    match stored.crc64 {
+        Some(theirs) if theirs != crc => Err(Error::IntegrityMismatch {
+            expected: format!("crc64 {crc}"),
+            got: format!("crc64 {theirs}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Where a multipart upload goes and for whom.

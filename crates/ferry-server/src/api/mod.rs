@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ferry_protocol::{
-    Confirmation, ErrorCode, Grant, Provider, Session, SignIn, SignatureVersion, Stats, UploadPage,
-    UploadRecord, User,
+    Confirmation, ErrorCode, Grant, GrantRequest, Session, SignIn, Stats, UploadPage, UploadRecord,
+    User,
 };
 
 use self::error::{ApiError, BadBody, BadQuery, error_response};
@@ -100,24 +100,10 @@ async fn sign_out(State(state): Shared, Bearer(token): Bearer) -> AppResult<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/grants`: ferry-protocol's `GrantRequest` (`ttl_seconds`) and the dialect the
-/// grant is for (`provider`: `s3` | `oss` | `obs`, `s3` when absent; for `oss`,
-/// `signature_version`: `v4` | `v1`).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantBody {
-    #[serde(default)]
-    ttl_seconds: Option<u64>,
-    #[serde(default)]
-    provider: Option<Provider>,
-    #[serde(default)]
-    signature_version: Option<SignatureVersion>,
-}
-
 async fn grant(
     State(state): Shared,
     Caller(user): Caller,
-    Body(body): Body<GrantBody>,
+    Body(body): Body<GrantRequest>,
 ) -> AppResult<(StatusCode, Json<Grant>)> {
     let ask = GrantAsk {
         ttl: body.ttl_seconds.map(Duration::from_secs),

@@ -53,6 +53,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
                 size: 8,
                 etag: "e2".into(),
                 md5: "m2".into(),
+                crc64: Some(2),
             },
         )
         .unwrap();
@@ -64,6 +65,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
                 size: 8,
                 etag: "e1".into(),
                 md5: "m1".into(),
+                crc64: None,
             },
         )
         .unwrap();

@@ -1,0 +1,313 @@
+//! The engine's end-to-end behaviour once per dialect: the embedded store speaks `s3`, `oss`
+//! (V4 and V1) and `obs`, and the engine asks for a grant of each. Sizes, credentials
+//! refreshed mid-upload, pause and cancel, resume after `kill -9`, and a watched folder — every
+//! file read back from the store byte for byte, one history row each.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_engine::events::Event;
+use ferry_engine::journal::FileState;
+use ferry_engine::watch::Folder;
+use ferry_protocol::{GrantRequest, Provider, Role, SignatureVersion, UploadStatus};
+use ferry_tests::{StoreClient, TestServer, bytes, engine, ferry_bin, within};
+
+const MIB: usize = 1024 * 1024;
+
+/// What the engine asks the server's grants for.
+fn ask(provider: Provider, version: SignatureVersion) -> GrantRequest {
+    GrantRequest {
+        ttl_seconds: None,
+        provider: Some(provider),
+        signature_version: Some(version),
+    }
+}
+
+/// Generates one test per dialect from an `async fn(GrantRequest)`.
+macro_rules! per_dialect {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use ferry_protocol::{Provider, SignatureVersion};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                super::$name(super::ask(Provider::S3, SignatureVersion::V4)).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn oss_v4() {
+                super::$name(super::ask(Provider::Oss, SignatureVersion::V4)).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn oss_v1() {
+                super::$name(super::ask(Provider::Oss, SignatureVersion::V1)).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn obs() {
+                super::$name(super::ask(Provider::Obs, SignatureVersion::V4)).await
+            }
+        }
+    )*};
+}
+
+per_dialect!(
+    files_of_every_size_arrive_intact,
+    credentials_refreshed_mid_upload_go_unnoticed,
+    pause_and_cancel_keep_or_release_what_was_sent,
+    a_killed_upload_resumes_from_the_parts_the_store_has,
+    a_watched_folder_uploads_what_appears_in_it,
+);
+
+/// Checks each `(key suffix, bytes)` has one confirmed history row and is stored as it is.
+async fn assert_stored(server: &TestServer, password: &str, files: &[(String, Vec<u8>)]) {
+    let page = server.history("alice", password).await;
+    for (suffix, data) in files {
+        let rows: Vec<_> = page
+            .items
+            .iter()
+            .filter(|r| r.key.ends_with(suffix.as_str()))
+            .collect();
+        assert_eq!(rows.len(), 1, "{suffix}: {rows:?}");
+        assert_eq!(rows[0].status, UploadStatus::Confirmed, "{suffix}");
+        let stored = server
+            .server
+            .object_bytes(&rows[0].bucket, &rows[0].key)
+            .await
+            .unwrap();
+        assert!(
+            stored.as_deref() == Some(data.as_slice()),
+            "{suffix}: the store holds other bytes"
+        );
+    }
+}
+
+async fn files_of_every_size_arrive_intact(ask: GrantRequest) {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("sizes");
+    std::fs::create_dir(&folder).unwrap();
+    let mut files = Vec::new();
+    for (i, size) in [0, 1024, 5 * MIB - 1, 16 * MIB, 40 * MIB]
+        .into_iter()
+        .enumerate()
+    {
+        let data = bytes(size, 300 + i as u64);
+        let name = format!("size-{size} ü+%.bin");
+        std::fs::write(folder.join(&name), &data).unwrap();
+        files.push((format!("/sizes/{name}"), data));
+    }
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.grant = ask.clone();
+    })
+    .await;
+    let grant = engine.credentials().current().await.unwrap();
+    assert_eq!(
+        grant.provider,
+        ask.provider.unwrap(),
+        "the grant is of the dialect asked"
+    );
+    engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, files.len() as u64, "{summary:?}");
+    assert_stored(&server, &password, &files).await;
+}
+
+async fn credentials_refreshed_mid_upload_go_unnoticed(ask: GrantRequest) {
+    let server = TestServer::start_with(|o| o.grant_ttl = Duration::from_secs(3)).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refreshed.bin");
+    let data = bytes(60 * MIB, 310);
+    std::fs::write(&file, &data).unwrap();
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.grant = ask.clone();
+        c.transfer.bandwidth = Some(12 * MIB as u64);
+    })
+    .await;
+    engine.enqueue(&[file]).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let seen = events.events();
+    let refreshes = seen
+        .iter()
+        .filter(|e| matches!(e, Event::CredentialsRefreshed { .. }))
+        .count();
+    assert!(
+        refreshes >= 3,
+        "the first grant and at least two refreshes, saw {refreshes}"
+    );
+    let failed = seen.iter().any(|e| {
+        matches!(
+            e,
+            Event::State {
+                state: FileState::Failed,
+                ..
+            }
+        )
+    });
+    assert!(!failed, "no failure shown");
+    assert_stored(&server, &password, &[("/refreshed.bin".into(), data)]).await;
+}
+
+async fn pause_and_cancel_keep_or_release_what_was_sent(ask: GrantRequest) {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("keep.bin");
+    let keep_data = bytes(48 * MIB, 320);
+    std::fs::write(&keep, &keep_data).unwrap();
+    let drop_me = dir.path().join("drop.bin");
+    std::fs::write(&drop_me, bytes(48 * MIB, 321)).unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.grant = ask.clone();
+        c.transfer.bandwidth = Some(24 * MIB as u64);
+        c.transfer.files = 2;
+    })
+    .await;
+    let ids = engine.enqueue(&[keep, drop_me]).await.unwrap();
+    let transfer = engine.transfer().clone();
+    let runner = tokio::spawn(async move { transfer.run().await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while engine.journal().file(ids[0]).unwrap().unwrap().bytes_done == 0 {
+        assert!(Instant::now() < deadline, "no part was acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.transfer().pause(Some(&ids[..1])).await.unwrap();
+    engine.transfer().cancel(Some(&ids[1..])).await.unwrap();
+    let state = |i: usize| engine.journal().file(ids[i]).unwrap().unwrap().state;
+    assert_eq!(
+        (state(0), state(1)),
+        (FileState::Paused, FileState::Cancelled)
+    );
+    runner.abort();
+    let _ = runner.await;
+    let grant = engine.credentials().current().await.unwrap();
+    let open = StoreClient::new((*grant).clone()).list_uploads("").await;
+    assert!(
+        !open.body.contains("drop.bin"),
+        "cancelled: aborted: {}",
+        open.body
+    );
+
+    engine.transfer().resume(None).await.unwrap();
+    let summary = within(120, "the resumed upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(
+        engine.journal().file(ids[1]).unwrap().unwrap().state,
+        FileState::Cancelled
+    );
+    assert_stored(&server, &password, &[("/keep.bin".into(), keep_data)]).await;
+}
+
+async fn a_killed_upload_resumes_from_the_parts_the_store_has(ask: GrantRequest) {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let file = dir.path().join("killed.bin");
+    let data = bytes(64 * MIB, 330);
+    std::fs::write(&file, &data).unwrap();
+    let provider = serde_json::to_value(ask.provider.unwrap()).unwrap();
+    let version = serde_json::to_value(ask.signature_version.unwrap()).unwrap();
+    let ferry = || {
+        let mut command = Command::new(ferry_bin());
+        command
+            .env("FERRY_DATA_DIR", &data_dir)
+            .env("FERRY_SERVER", &server.api)
+            .env("FERRY_MEMORY_KEYCHAIN", "true")
+            .env("FERRY_USER", "alice")
+            .env("FERRY_PASSWORD", &password)
+            .env("FERRY_PROVIDER", provider.as_str().unwrap())
+            .env("FERRY_SIGNATURE_VERSION", version.as_str().unwrap())
+            .arg("upload")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+    let mut first = ferry()
+        .env("FERRY_BANDWIDTH", (32 * MIB).to_string())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.server.store_bytes_received() < 32 * MIB as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never reached half"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before = server.server.store_bytes_received();
+    let mut again = ferry();
+    let output = tokio::task::spawn_blocking(move || again.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let resent = server.server.store_bytes_received() - before;
+    assert!(
+        resent <= data.len() as u64 - 32 * MIB as u64 + 4 * 8 * MIB as u64,
+        "resumed: {resent} bytes sent again"
+    );
+    assert_stored(&server, &password, &[("/killed.bin".into(), data)]).await;
+}
+
+async fn a_watched_folder_uploads_what_appears_in_it(ask: GrantRequest) {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("inbox");
+    std::fs::create_dir(&folder).unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.grant = ask.clone();
+    })
+    .await;
+    engine
+        .add_folder(Folder {
+            path: folder.clone(),
+            prefix: "watched".into(),
+            excludes: vec![],
+        })
+        .await
+        .unwrap();
+    let watcher = engine.watcher();
+    let transfer = engine.transfer().clone();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = watcher.run() => panic!("the watcher stopped: {result:?}"),
+            result = transfer.run() => panic!("the scheduler stopped: {result:?}"),
+        }
+    });
+    let mut files = Vec::new();
+    for i in 0..5 {
+        let data = bytes(100_000 + i * 1000, 340 + i as u64);
+        std::fs::write(folder.join(format!("w{i}.bin")), &data).unwrap();
+        files.push((format!("/watched/w{i}.bin"), data));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.history("alice", &password).await.items.len() < files.len() {
+        assert!(Instant::now() < deadline, "not every file arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    task.abort();
+    assert_stored(&server, &password, &files).await;
+}
