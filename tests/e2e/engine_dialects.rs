@@ -311,3 +311,36 @@ async fn a_watched_folder_uploads_what_appears_in_it(ask: GrantRequest) {
     task.abort();
     assert_stored(&server, &password, &files).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_chooses_the_dialect_when_the_client_does_not() {
+    let server = TestServer::start_with(|o| {
+        o.provider = Provider::Oss;
+        o.oss_signature = SignatureVersion::V1;
+    })
+    .await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.bin");
+    let data = bytes(20 * MIB, 350);
+    std::fs::write(&file, &data).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let grant = engine.credentials().current().await.unwrap();
+    assert_eq!(
+        (grant.provider, grant.signature_version),
+        (Provider::Oss, SignatureVersion::V1)
+    );
+    engine.enqueue(&[file]).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    assert_stored(&server, &password, &[("/default.bin".into(), data)]).await;
+}

@@ -44,10 +44,10 @@ struct Cli {
     #[arg(long, env = "FERRY_GRANT_TTL", global = true, hide = true)]
     grant_ttl: Option<u64>,
     /// Ask the app server for grants of this dialect (s3, oss, obs), where it offers several.
-    #[arg(long, env = "FERRY_PROVIDER", global = true, hide = true, value_parser = provider)]
+    #[arg(long, env = "FERRY_PROVIDER", global = true, hide = true)]
     provider: Option<ferry_protocol::Provider>,
     /// With `--provider oss`: the signature (v4, v1).
-    #[arg(long, env = "FERRY_SIGNATURE_VERSION", global = true, hide = true, value_parser = signature_version)]
+    #[arg(long, env = "FERRY_SIGNATURE_VERSION", global = true, hide = true)]
     signature_version: Option<ferry_protocol::SignatureVersion>,
     #[command(subcommand)]
     command: Command,
@@ -86,16 +86,6 @@ enum Command {
     },
     /// Sign out and forget the credentials.
     Logout,
-}
-
-fn provider(value: &str) -> Result<ferry_protocol::Provider, String> {
-    serde_json::from_value(serde_json::Value::String(value.into()))
-        .map_err(|_| format!("{value:?} is not s3, oss or obs"))
-}
-
-fn signature_version(value: &str) -> Result<ferry_protocol::SignatureVersion, String> {
-    serde_json::from_value(serde_json::Value::String(value.into()))
-        .map_err(|_| format!("{value:?} is not v4 or v1"))
 }
 
 fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {

@@ -217,6 +217,26 @@ pub enum SignatureVersion {
     V1,
 }
 
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    /// `s3`, `oss` or `obs`, as in JSON.
+    fn from_str(value: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(value.into()))
+            .map_err(|_| format!("{value:?} is not s3, oss or obs"))
+    }
+}
+
+impl std::str::FromStr for SignatureVersion {
+    type Err = String;
+
+    /// `v4` or `v1`, as in JSON.
+    fn from_str(value: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(value.into()))
+            .map_err(|_| format!("{value:?} is not v4 or v1"))
+    }
+}
+
 /// Temporary storage credentials, limited to writes under `prefix`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Grant {

@@ -25,6 +25,10 @@ pub(crate) struct GrantSettings {
     pub(crate) region: String,
     pub(crate) bucket: String,
     pub(crate) ttl: Duration,
+    /// The dialect when the client does not ask for one.
+    pub(crate) provider: Provider,
+    /// The OSS signature when the client does not ask for one.
+    pub(crate) oss_signature: SignatureVersion,
 }
 
 /// The operations a grant allows, as IAM action names.
@@ -75,7 +79,7 @@ pub(crate) fn provider_name(provider: Provider) -> &'static str {
 pub(crate) struct GrantAsk {
     /// A shorter lifetime than the configured one.
     pub(crate) ttl: Option<Duration>,
-    /// The dialect (S3 by default).
+    /// The dialect (the server's default if not given).
     pub(crate) provider: Option<Provider>,
     /// OSS only: V4 (default) or V1 signatures.
     pub(crate) signature_version: Option<SignatureVersion>,
@@ -111,9 +115,9 @@ impl Grants {
     /// it. An OSS or OBS grant's endpoint is the bucket's own domain (the store on loopback):
     /// requests carry keys only, and the store knows the bucket from the access key.
     pub(crate) async fn mint(&self, user: &User, ask: GrantAsk) -> Result<Grant> {
-        let provider = ask.provider.unwrap_or(Provider::S3);
+        let provider = ask.provider.unwrap_or(self.settings.provider);
         let signature_version = match provider {
-            Provider::Oss => ask.signature_version.unwrap_or_default(),
+            Provider::Oss => ask.signature_version.unwrap_or(self.settings.oss_signature),
             Provider::S3 | Provider::Obs => match ask.signature_version {
                 None | Some(SignatureVersion::V4) => SignatureVersion::V4,
                 Some(SignatureVersion::V1) => {

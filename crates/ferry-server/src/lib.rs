@@ -48,6 +48,10 @@ pub struct ServeOptions {
     pub bucket: String,
     /// Region put into grants (and used for signing).
     pub region: String,
+    /// The dialect of grants whose client does not ask for one.
+    pub provider: ferry_protocol::Provider,
+    /// The signature of OSS grants whose client does not ask for one (V4 or V1).
+    pub oss_signature: ferry_protocol::SignatureVersion,
     /// Sign-in throttle limits.
     pub throttle: ThrottlePolicy,
     /// How long a client may take to send a request head (and how long an idle keep-alive
@@ -71,6 +75,8 @@ impl ServeOptions {
             session_ttl: Duration::from_secs(12 * 3600),
             bucket: "ferry".into(),
             region: "us-east-1".into(),
+            provider: ferry_protocol::Provider::S3,
+            oss_signature: ferry_protocol::SignatureVersion::V4,
             throttle: ThrottlePolicy::default(),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
@@ -164,6 +170,8 @@ impl Server {
                 region: options.region.clone(),
                 bucket: options.bucket.clone(),
                 ttl: options.grant_ttl,
+                provider: options.provider,
+                oss_signature: options.oss_signature,
             },
         ));
         let store = store::Store::open(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use ferry_protocol::Role;
+use ferry_protocol::{Provider, Role, SignatureVersion};
 use ferry_server::{ServeOptions, Server};
 use serde::Deserialize;
 
@@ -85,6 +85,12 @@ struct ServeArgs {
     /// Region written into grants.
     #[arg(long, env = "FERRY_SERVER_REGION")]
     region: Option<String>,
+    /// The store dialect of grants whose client does not ask for one: s3 (default), oss, obs.
+    #[arg(long, env = "FERRY_SERVER_PROVIDER")]
+    provider: Option<Provider>,
+    /// The signature of such OSS grants: v4 (default) or v1.
+    #[arg(long, env = "FERRY_SERVER_OSS_SIGNATURE")]
+    oss_signature: Option<SignatureVersion>,
 }
 
 /// The optional TOML file: the same settings as the flags.
@@ -100,6 +106,8 @@ struct FileConfig {
     session_ttl: Option<u64>,
     bucket: Option<String>,
     region: Option<String>,
+    provider: Option<Provider>,
+    oss_signature: Option<SignatureVersion>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -147,6 +155,12 @@ impl ServeArgs {
         }
         if let Some(region) = self.region.or(file.region) {
             options.region = region;
+        }
+        if let Some(provider) = self.provider.or(file.provider) {
+            options.provider = provider;
+        }
+        if let Some(version) = self.oss_signature.or(file.oss_signature) {
+            options.oss_signature = version;
         }
         Ok((options, self.demo || file.demo.unwrap_or(false)))
     }
@@ -272,5 +286,41 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .context("starting the runtime")?
             .block_on(serve(args)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from([&["ferry-server", "serve"], args].concat()).unwrap();
+        match cli.command {
+            Command::Serve(args) => args,
+            Command::User { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_default_dialect_comes_from_flags_or_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ferry.toml");
+        std::fs::write(&config, "provider = \"oss\"\noss_signature = \"v1\"\n").unwrap();
+        let config = config.to_str().unwrap();
+
+        let (options, _) = serve_args(&["--config", config]).resolve().unwrap();
+        assert_eq!(options.provider, Provider::Oss);
+        assert_eq!(options.oss_signature, SignatureVersion::V1);
+
+        let (options, _) = serve_args(&["--config", config, "--provider", "obs"])
+            .resolve()
+            .unwrap();
+        assert_eq!(options.provider, Provider::Obs, "flags win over the file");
+
+        let (options, _) = serve_args(&[]).resolve().unwrap();
+        assert_eq!(options.provider, Provider::S3);
+        assert_eq!(options.oss_signature, SignatureVersion::V4);
+
+        assert!(Cli::try_parse_from(["ferry-server", "serve", "--provider", "gcs"]).is_err());
     }
 }
