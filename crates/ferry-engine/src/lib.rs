@@ -13,12 +13,14 @@ pub mod events;
 pub mod journal;
 mod key;
 pub mod keychain;
+pub mod policy;
 pub mod profile;
 pub use ferry_sign::secret;
 mod queue;
 mod retry;
 pub mod session;
 mod storage;
+pub mod token_server;
 pub mod transfer;
 pub mod watch;
 

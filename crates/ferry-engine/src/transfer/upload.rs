@@ -118,6 +118,25 @@ pub fn part_size(size: u64, min: u64) -> u64 {
     min.max(size.div_ceil(10_000))
 }
 
+/// Refuses, before the first byte, a key the grant's policy does not let it write.
+fn inside_grant(grant: &ferry_protocol::Grant, key: &str, path: &Path) -> Result<()> {
+    match crate::policy::verdict(&grant.policy, &grant.bucket, key) {
+        crate::policy::Verdict::Allowed => Ok(()),
+        crate::policy::Verdict::Outside { allowed } => Err(Error::File {
+            path: path.display().to_string(),
+            code: "outside_grant",
+            reason: format!(
+                "the storage credentials do not allow writing {}/{key}; they allow {}",
+                grant.bucket,
+                match allowed.is_empty() {
+                    true => "no uploads at all".to_owned(),
+                    false => allowed.join(", "),
+                }
+            ),
+        }),
+    }
+}
+
 /// Uploads `row` to the store for `owner` and records it `Uploaded`.
 pub(crate) async fn upload(
     shared: &Arc<Shared>,
@@ -146,6 +165,7 @@ pub(crate) async fn upload(
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
+    inside_grant(&grant, &key, path)?;
     if print.size < shared.settings.single_put_threshold {
         let bytes = read_at(path, 0, print.size).await?;
         let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
