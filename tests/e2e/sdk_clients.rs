@@ -139,7 +139,14 @@ async fn check_refusals(
     outside["key"] = json!("uploads/999/outside.bin");
     let mut wrong_token = case.clone();
     wrong_token["token"] = json!("not-the-grant-token");
-    let short: Grant = grant(owner, provider, json!({ "ttl_seconds": 1 })).await;
+    // The same signature version as the case's grant (OSS grants take only theirs).
+    let version = grant_of(&case).signature_version;
+    let short: Grant = grant(
+        owner,
+        provider,
+        json!({ "ttl_seconds": 1, "signature_version": version }),
+    )
+    .await;
     let mut expired = case.clone();
     expired["token"] = json!(short.security_token);
     expired["grant"] = serde_json::to_value(&short).unwrap();

@@ -155,3 +155,31 @@ async fn obs_front_refuses_bad_signatures_tokens_and_times() {
         None
     );
 }
+
+#[tokio::test]
+async fn the_s3_v2_flavor_obs_sdks_use_works_in_headers_and_presigned_urls() {
+    let server = TestServer::start().await;
+    let grant = obs_grant(&server).await;
+    let mut obs = NativeClient::new(grant.clone(), Scheme::Obs);
+    obs.flavor = ferry_sign::obs::Flavor::AwsV2;
+    let key = format!("{}obs/v2-header.txt", grant.prefix);
+    let put = obs.put(&key, b"header".to_vec()).await;
+    assert_eq!(put.status, 200, "header: {}", put.body);
+
+    let key = format!("{}obs/v2-presigned.txt", grant.prefix);
+    let url = obs.presign("PUT", &key, 60);
+    assert!(url.contains("AWSAccessKeyId="), "{url}");
+    let reply = obs.send_presigned("PUT", &url, b"presigned".to_vec()).await;
+    assert_eq!(reply.status, 200, "presigned: {}", reply.body);
+    let stored = server
+        .server
+        .object_bytes(&grant.bucket, &key)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"presigned"[..]));
+
+    obs.skew_secs = -120;
+    let stale = obs.presign("PUT", &format!("{key}.stale"), 60);
+    let reply = obs.send_presigned("PUT", &stale, b"late".to_vec()).await;
+    assert_eq!(obs_error(&reply, 403), "AccessDenied", "an expired V2 URL");
+}

@@ -38,6 +38,20 @@ async fn oss_grant(server: &TestServer, name: &str) -> (ferry_tests::ApiClient, 
     (user, grant)
 }
 
+/// A grant of `user`'s whose requests carry `scheme`'s signature.
+async fn grant_for(user: &ferry_tests::ApiClient, scheme: Scheme) -> Grant {
+    let version = match scheme {
+        Scheme::OssV1 => "v1",
+        _ => "v4",
+    };
+    user.post(
+        "/api/v1/grants",
+        &json!({ "provider": "oss", "signature_version": version }),
+    )
+    .await
+    .json(201)
+}
+
 fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
     reply
         .headers
@@ -78,6 +92,7 @@ async fn oss_front_answers_in_oss_xml_with_upper_case_etags_and_crc64() {
     let server = TestServer::start().await;
     let (alice, grant) = oss_grant(&server, "alice").await;
     for scheme in [Scheme::OssV4, Scheme::OssV1] {
+        let grant = grant_for(&alice, scheme).await;
         let oss = NativeClient::new(grant.clone(), scheme);
         let key = format!("{}{scheme:?}/a b+c%d ü.bin", grant.prefix);
         let body = bytes(100_000, 1);
@@ -174,8 +189,9 @@ async fn oss_front_answers_in_oss_xml_with_upper_case_etags_and_crc64() {
 #[tokio::test]
 async fn presigned_oss_urls_work_until_they_expire() {
     let server = TestServer::start().await;
-    let (_, grant) = oss_grant(&server, "alice").await;
+    let (alice, _) = oss_grant(&server, "alice").await;
     for scheme in [Scheme::OssV4, Scheme::OssV1] {
+        let grant = grant_for(&alice, scheme).await;
         let mut oss = NativeClient::new(grant.clone(), scheme);
         let key = format!("{}presigned/{scheme:?}.txt", grant.prefix);
         let url = oss.presign("PUT", &key, 60);
@@ -202,10 +218,14 @@ async fn presigned_oss_urls_work_until_they_expire() {
 #[tokio::test]
 async fn oss_front_refuses_bad_signatures_tokens_times_and_operations() {
     let server = TestServer::start().await;
-    let (_, grant) = oss_grant(&server, "alice").await;
-    let (_, bobs) = oss_grant(&server, "bob").await;
+    let (alice, grant) = oss_grant(&server, "alice").await;
+    let (bob, bobs) = oss_grant(&server, "bob").await;
     let key = format!("{}refused.bin", grant.prefix);
     for scheme in [Scheme::OssV4, Scheme::OssV1] {
+        let (grant, bobs) = (
+            grant_for(&alice, scheme).await,
+            grant_for(&bob, scheme).await,
+        );
         let signer = |change: &dyn Fn(&mut NativeClient)| {
             let mut client = NativeClient::new(grant.clone(), scheme);
             change(&mut client);
@@ -323,13 +343,16 @@ async fn a_refused_oss_or_obs_request_is_answered_before_its_body() {
     // A PUT announcing a gigabyte, signed wrongly, with no body sent: the answer comes anyway.
     let server = TestServer::start().await;
     let user = server.user("alice", Role::User).await;
-    for (provider, scheme) in [
-        ("oss", Scheme::OssV4),
-        ("oss", Scheme::OssV1),
-        ("obs", Scheme::Obs),
+    for (provider, version, scheme) in [
+        ("oss", "v4", Scheme::OssV4),
+        ("oss", "v1", Scheme::OssV1),
+        ("obs", "v4", Scheme::Obs),
     ] {
         let grant: Grant = user
-            .post("/api/v1/grants", &json!({ "provider": provider }))
+            .post(
+                "/api/v1/grants",
+                &json!({ "provider": provider, "signature_version": version }),
+            )
             .await
             .json(201);
         let mut client = NativeClient::new(grant.clone(), scheme);
@@ -361,4 +384,67 @@ async fn a_refused_oss_or_obs_request_is_answered_before_its_body() {
             "{scheme:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_oss_grant_takes_only_its_own_signature_its_scope_and_unsigned_payloads() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", Role::User).await;
+    let v4_grant = grant_for(&alice, Scheme::OssV4).await;
+    let v1_grant = grant_for(&alice, Scheme::OssV1).await;
+    let key = format!("{}scheme.bin", v4_grant.prefix);
+    for (grant, scheme) in [(&v4_grant, Scheme::OssV4), (&v1_grant, Scheme::OssV1)] {
+        let reply = NativeClient::new(grant.clone(), scheme)
+            .put(&key, b"ok".to_vec())
+            .await;
+        assert_eq!(
+            reply.status, 200,
+            "{scheme:?} on its own grant: {}",
+            reply.body
+        );
+    }
+    for (grant, scheme) in [(&v4_grant, Scheme::OssV1), (&v1_grant, Scheme::OssV4)] {
+        let reply = NativeClient::new(grant.clone(), scheme)
+            .put(&key, b"no".to_vec())
+            .await;
+        assert_eq!(
+            oss_error(&reply, 400),
+            "InvalidRequest",
+            "{scheme:?} on a grant of the other version"
+        );
+    }
+
+    // A V4 scope of another region or product does not name this store.
+    let mut elsewhere = v4_grant.clone();
+    elsewhere.region = "cn-shanghai".into();
+    let reply = NativeClient::new(elsewhere, Scheme::OssV4)
+        .put(&key, b"no".to_vec())
+        .await;
+    assert_eq!(reply.status, 400, "another region's scope: {}", reply.body);
+
+    // The store keeps what it receives without hashing it: a request that signs a payload
+    // hash is refused rather than stored unchecked.
+    let client = NativeClient::new(v4_grant.clone(), Scheme::OssV4);
+    let signed_hash = vec![(
+        "x-oss-content-sha256".to_owned(),
+        ferry_sign::sigv4::sha256_hex(b"what was signed"),
+    )];
+    let reply = client
+        .send("PUT", &key, "", signed_hash, b"what was sent".to_vec())
+        .await;
+    assert_eq!(
+        oss_error(&reply, 400),
+        "InvalidRequest",
+        "a signed payload hash"
+    );
+    let stored = server
+        .server
+        .object_bytes(&v4_grant.bucket, &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(&b"ok"[..]),
+        "nothing else was stored"
+    );
 }

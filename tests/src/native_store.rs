@@ -34,6 +34,8 @@ pub struct NativeClient {
     pub secret: Option<String>,
     /// Seconds added to the signing time, to test clock skew.
     pub skew_secs: i64,
+    /// OBS: its own scheme, or the S3 V2 flavor its SDKs use in CNAME mode.
+    pub flavor: Flavor,
 }
 
 impl NativeClient {
@@ -50,6 +52,7 @@ impl NativeClient {
             token: Token::Grant,
             secret: None,
             skew_secs: 0,
+            flavor: Flavor::Obs,
         }
     }
 
@@ -130,7 +133,7 @@ impl NativeClient {
                     bucket: Some(&domain),
                     key,
                 };
-                ferry_sign::obs::sign(&request, &credentials, self.time(), Flavor::Obs, &resource)
+                ferry_sign::obs::sign(&request, &credentials, self.time(), self.flavor, &resource)
             }
         };
         signed.expect("sign").headers
@@ -181,7 +184,7 @@ impl NativeClient {
                     &request,
                     &credentials,
                     self.time(),
-                    Flavor::Obs,
+                    self.flavor,
                     &resource,
                     expires,
                 )

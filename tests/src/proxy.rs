@@ -66,6 +66,14 @@ pub enum Action {
     /// Read and discard the request and anything after it, never answer, hold the connection
     /// open (until the client closes it or [`IO_TIMEOUT`] passes).
     Blackhole,
+    /// Forward, then relay the answer with this header set to this value (replacing it, or
+    /// added): a store that misreports what it stored.
+    SetHeader {
+        /// The header's name.
+        name: String,
+        /// Its new value.
+        value: String,
+    },
 }
 
 /// A canned answer.
@@ -115,6 +123,7 @@ impl Action {
             Self::DropAnswer => "drop-answer",
             Self::Trickle { .. } => "trickle",
             Self::Blackhole => "blackhole",
+            Self::SetHeader { .. } => "set-header",
         }
     }
 }

@@ -63,6 +63,16 @@ pub(crate) enum Refusal {
     Expired,
     MissingToken,
     WrongToken,
+    /// The grant's requests are signed with the other of its dialect's schemes (OSS V4 / V1).
+    OtherScheme,
+}
+
+/// The name a signature version is stored under.
+pub(crate) fn version_name(version: SignatureVersion) -> &'static str {
+    match version {
+        SignatureVersion::V4 => "v4",
+        SignatureVersion::V1 => "v1",
+    }
 }
 
 /// The name a dialect is stored under.
@@ -150,6 +160,7 @@ impl Grants {
                 token_hash: sessions::token_hash(&security_token),
                 expires_at: expires_at.unix_timestamp(),
                 provider: provider_name(provider).to_owned(),
+                signature_version: version_name(signature_version).to_owned(),
             })
             .await?;
         tracing::info!(
@@ -186,15 +197,19 @@ impl Grants {
     }
 
     /// The secret that signs `provider` requests for `access_key_id`, if the grant exists, is
-    /// for that dialect and is current.
+    /// for that dialect, is signed with `version` and is current.
     pub(crate) async fn secret(
         &self,
         access_key_id: &str,
         provider: Provider,
+        version: SignatureVersion,
     ) -> Result<Result<String, Refusal>> {
         let Some(row) = self.row(access_key_id, provider).await? else {
             return Ok(Err(Refusal::UnknownKey));
         };
+        if row.signature_version != version_name(version) {
+            return Ok(Err(Refusal::OtherScheme));
+        }
         if row.expires_at <= crate::db::now() {
             return Ok(Err(Refusal::Expired));
         }

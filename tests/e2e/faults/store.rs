@@ -631,3 +631,55 @@ async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
         open.body
     );
 }
+
+/// OSS reports the CRC-64 of what it stored for every part; one that is not the CRC of the
+/// bytes sent means the part is not what Ferry sent. The file is stopped with an integrity
+/// error (nothing confirmed), and once the store tells the truth again a retry uploads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_whose_crc64_is_not_the_bytes_sent_is_never_taken_as_stored() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("crc.bin", 24 * MIB, 7);
+    let lie = rig.store.add(
+        Rule::new(Action::SetHeader {
+            name: "x-oss-hash-crc64ecma".into(),
+            value: "12345".into(),
+        })
+        .method("PUT")
+        .target("crc.bin?partNumber=2&"),
+    );
+    let (engine, events) = rig
+        .engine(|c| {
+            c.grant.provider = Some(ferry_protocol::Provider::Oss);
+        })
+        .await;
+    let id = engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap()[0];
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 0, "{summary:?}");
+    assert!(lie.applied() >= 1);
+    let shown = failures(&events);
+    assert!(
+        shown
+            .iter()
+            .any(|(file, e)| *file == id && e.as_ref().is_some_and(|e| e.code == "integrity")),
+        "an integrity failure is shown: {shown:?}"
+    );
+    let page = rig.server.history("alice", &rig.password).await;
+    assert!(
+        page.items.iter().all(|r| !r.key.ends_with("crc.bin")),
+        "nothing stored as the file: {:?}",
+        page.items
+    );
+
+    lie.remove();
+    engine.transfer().resume(Some(&[id])).await.unwrap();
+    let summary = within(60, "the retried upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}

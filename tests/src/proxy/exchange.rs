@@ -59,13 +59,14 @@ enum Next {
 }
 
 /// How a forwarded request and its answer are shaped.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Plan {
     reset_after: Option<u64>,
     stall: Option<(u64, Duration)>,
     truncate: Option<u64>,
     drop_answer: bool,
     trickle: Option<(usize, Duration)>,
+    set_header: Option<(String, String)>,
 }
 
 /// Accepts clients until the task is aborted; aborting it ends every connection too.
@@ -148,6 +149,10 @@ async fn handle(
         },
         Action::Trickle { chunk, every } => Plan {
             trickle: Some((chunk, every)),
+            ..Plan::default()
+        },
+        Action::SetHeader { name, value } => Plan {
+            set_header: Some((name, value)),
             ..Plan::default()
         },
     };
@@ -247,7 +252,7 @@ async fn relay(
     };
     let mut out = Outlet::new(to, counter);
     out.trickle = plan.trickle;
-    let response = loop {
+    let mut response = loop {
         let raw = wire::read_head(from).await?.ok_or(Fail::Read)?;
         let response = wire::parse_response(raw, method)?;
         if (100..200).contains(&response.status) && response.status != 101 {
@@ -259,6 +264,9 @@ async fn relay(
     };
     if !plan.drop_answer {
         shared.record_status(index, response.status);
+    }
+    if let Some((name, value)) = &plan.set_header {
+        response.raw = wire::with_header(&response.raw, name, value);
     }
     out.cut_after = plan
         .truncate

@@ -51,6 +51,23 @@ pub(super) struct Request {
 }
 
 /// A response head.
+/// A response head with header `name` set to `value`: its lines of that name dropped, one
+/// added before the blank line that ends the head.
+pub(super) fn with_header(raw: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw);
+    let mut lines: Vec<&str> = text
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .filter(|line| {
+            line.split_once(':')
+                .is_none_or(|(n, _)| !n.trim().eq_ignore_ascii_case(name))
+        })
+        .collect();
+    let added = format!("{name}: {value}");
+    lines.push(&added);
+    format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes()
+}
+
 #[derive(Debug)]
 pub(super) struct Response {
     pub(super) raw: Vec<u8>,

@@ -8,7 +8,9 @@ use ferry_sign::{RawUrl, Resource, SignedRequest};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{SignError, SigningCredentials, UnsignedRequest, s3};
+use ferry_protocol::{Addressing, Grant, Provider, SignatureVersion};
+
+use super::{Dialect, SignError, SigningCredentials, UnsignedRequest, s3};
 use crate::secret::Secret;
 
 /// Credentials of a case.
@@ -86,6 +88,10 @@ pub struct CaseOutput {
     pub url: Option<String>,
     /// Every header to send, in order.
     pub headers: Vec<(String, String)>,
+    /// Whether the case is a request the upload path makes, and was also signed through it
+    /// (with the same headers as a result).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upload_path: bool,
 }
 
 /// Why a case could not be signed.
@@ -107,6 +113,9 @@ pub enum CaseError {
     /// A required field is missing for this dialect.
     #[error("missing field {0:?} for this dialect")]
     Missing(&'static str),
+    /// The engine's upload path ([`Dialect::sign`]) sent other headers than the signer did.
+    #[error("the upload path signs differently: {0}")]
+    Diverged(String),
 }
 
 /// Signs a case.
@@ -122,12 +131,95 @@ pub fn sign_case(case: &Case) -> Result<CaseOutput, CaseError> {
         secret_access_key: case.credentials.secret_access_key.clone(),
         security_token: case.credentials.security_token.clone(),
     };
-    match case.dialect.as_str() {
-        "s3" => sign_s3(case, &request, &credentials, time),
-        "oss" => sign_oss(case, request, &credentials, time).map(|s| output(case, s)),
-        "obs" => sign_obs(case, &request, &credentials, time).map(|s| output(case, s)),
-        other => Err(CaseError::Dialect(other.to_owned())),
+    let mut signed = match case.dialect.as_str() {
+        "s3" => sign_s3(case, &request, &credentials, time)?,
+        "oss" => output(case, sign_oss(case, request.clone(), &credentials, time)?),
+        "obs" => output(case, sign_obs(case, &request, &credentials, time)?),
+        other => return Err(CaseError::Dialect(other.to_owned())),
+    };
+    if let Some((dialect, grant)) = as_uploaded(case, &request)? {
+        let key = case.key.as_deref();
+        let sent = dialect.sign(&grant, &request, &credentials, key, time)?;
+        if sent != signed.headers {
+            return Err(CaseError::Diverged(format!(
+                "{sent:?} against {:?}",
+                signed.headers
+            )));
+        }
+        signed.upload_path = true;
     }
+    Ok(signed)
+}
+
+/// The dialect and grant under which the engine's upload path would send this case, when it is
+/// a request that path makes (header mode; no payload hash, additional headers or S3 V2
+/// flavor, which the uploader never uses): every such case is also signed through
+/// [`Dialect::sign`] and must come out the same, so the oracles judge what uploads send.
+fn as_uploaded(
+    case: &Case,
+    request: &UnsignedRequest,
+) -> Result<Option<(Dialect, Grant)>, CaseError> {
+    let unsigned_payload = case
+        .payload_sha256
+        .as_deref()
+        .is_none_or(|p| p == s3::UNSIGNED_PAYLOAD);
+    if case.presign_expires.is_some() || !case.additional_headers.is_empty() || !unsigned_payload {
+        return Ok(None);
+    }
+    let url = RawUrl::parse(&request.url)?;
+    let (provider, version, addressing) = match (
+        case.dialect.as_str(),
+        case.signature_version.as_deref(),
+        &case.bucket,
+    ) {
+        ("s3", _, _) if case.payload_sha256.is_some() => {
+            (Provider::S3, SignatureVersion::V4, Addressing::Path)
+        }
+        ("oss", None | Some("v4"), Some(_))
+            if case.service.as_deref().is_none_or(|s| s == "oss") =>
+        {
+            (
+                Provider::Oss,
+                SignatureVersion::V4,
+                Addressing::VirtualHosted,
+            )
+        }
+        ("oss", Some("v1"), Some(_)) => (
+            Provider::Oss,
+            SignatureVersion::V1,
+            Addressing::VirtualHosted,
+        ),
+        ("obs", None | Some("obs"), None) => {
+            (Provider::Obs, SignatureVersion::V4, Addressing::Domain)
+        }
+        ("obs", None | Some("obs"), Some(_)) => (
+            Provider::Obs,
+            SignatureVersion::V4,
+            Addressing::VirtualHosted,
+        ),
+        _ => return Ok(None),
+    };
+    let grant = Grant {
+        provider,
+        endpoint: format!("{}://{}", url.scheme, url.authority),
+        addressing,
+        signature_version: version,
+        region: case.region.clone().unwrap_or_default(),
+        bucket: case.bucket.clone().unwrap_or_default(),
+        prefix: String::new(),
+        access_key_id: case.credentials.access_key_id.clone(),
+        secret_access_key: case.credentials.secret_access_key.expose().to_owned(),
+        security_token: case
+            .credentials
+            .security_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default(),
+        expires_at: OffsetDateTime::UNIX_EPOCH,
+        policy: serde_json::Value::Null,
+        callback: None,
+    };
+    Ok(Some((Dialect::of(&grant), grant)))
 }
 
 fn sign_s3(
@@ -162,6 +254,7 @@ fn sign_s3(
         url: case.presign_expires.map(|_| signed.url),
         authorization: signed.authorization,
         headers: signed.headers,
+        upload_path: false,
     })
 }
 
@@ -173,6 +266,7 @@ fn output(case: &Case, signed: SignedRequest) -> CaseOutput {
         url: case.presign_expires.map(|_| signed.url),
         authorization: signed.authorization,
         headers: signed.headers,
+        upload_path: false,
     }
 }
 

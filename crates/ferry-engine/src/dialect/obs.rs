@@ -23,8 +23,7 @@ pub(super) fn sign(
     time: OffsetDateTime,
 ) -> Result<Vec<(String, String)>, SignError> {
     let url = RawUrl::parse(&request.url)?;
-    let host = url.host();
-    let domain = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let domain = url.hostname();
     let bucket = match grant.addressing {
         Addressing::Domain => domain,
         Addressing::Path | Addressing::VirtualHosted => &grant.bucket,

@@ -169,3 +169,41 @@ fn each_dialect_names_its_token_header_and_reads_its_refusals() {
     ));
     assert!(!same_etag("abc", "abd"));
 }
+
+#[test]
+fn obs_signs_the_host_name_of_its_own_domain_even_on_ipv6() {
+    let time = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let credentials = SigningCredentials {
+        access_key_id: "AK".into(),
+        secret_access_key: crate::secret::Secret::new("SK"),
+        security_token: None,
+    };
+    for (endpoint, domain) in [
+        ("http://[::1]", "[::1]"),
+        ("http://[::1]:9000", "[::1]"),
+        ("http://files.example.com:9000", "files.example.com"),
+    ] {
+        let g = grant(Provider::Obs, endpoint, Addressing::Domain);
+        let request = UnsignedRequest {
+            method: "PUT".into(),
+            url: Dialect::Obs.url(&g, Some("k"), "").unwrap(),
+            headers: vec![("x-obs-date".into(), "Fri, 15 Jan 2027 08:00:00 GMT".into())],
+        };
+        let sent = Dialect::Obs
+            .sign(&g, &request, &credentials, Some("k"), time)
+            .unwrap();
+        let resource = ferry_sign::Resource {
+            bucket: Some(domain),
+            key: Some("k"),
+        };
+        let expected = ferry_sign::obs::sign(
+            &request,
+            &credentials,
+            time,
+            ferry_sign::obs::Flavor::Obs,
+            &resource,
+        )
+        .unwrap();
+        assert_eq!(sent, expected.headers, "{endpoint}");
+    }
+}

@@ -320,11 +320,7 @@ impl Storage {
         let headers = response.headers().clone();
         let body = read_answer(response, self.stall, operation, target).await?;
         if (200..300).contains(&status) {
-            let crc64 = dialect
-                .crc64_header()
-                .and_then(|name| headers.get(name))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
+            let crc64 = stored_crc64(dialect, &headers, operation)?;
             return Ok(Reply {
                 headers,
                 body,
@@ -565,4 +561,38 @@ impl Storage {
             Err(err) => Err(err),
         }
     }
+}
+
+/// The CRC-64 a store that reports one (OSS) gives for what it stored. A value that is not a
+/// number is a store that cannot be trusted to have the bytes: an error. A missing one is
+/// logged and the ETag alone vouches for the bytes (OSS-compatible stores that never send it).
+fn stored_crc64(
+    dialect: Dialect,
+    headers: &reqwest::header::HeaderMap,
+    operation: &'static str,
+) -> Result<Option<u64>> {
+    let Some(name) = dialect.crc64_header() else {
+        return Ok(None);
+    };
+    let Some(value) = headers.get(name) else {
+        if matches!(
+            operation,
+            "PutObject" | "UploadPart" | "CompleteMultipartUpload"
+        ) {
+            tracing::warn!(
+                operation,
+                "the store reported no {name}; the ETag alone is checked"
+            );
+        }
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| Error::Protocol {
+            operation,
+            detail: format!("{name} is not a number: {value:?}"),
+        })
 }

@@ -427,3 +427,66 @@ async fn completed_earlier(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::upload::{check_stored, crc64_of, md5_of};
+    use super::*;
+
+    fn part(number: u32, data: &[u8], crc: bool) -> PartRow {
+        PartRow {
+            number,
+            size: data.len() as u64,
+            etag: hex::encode(md5_of(data)),
+            md5: hex::encode(md5_of(data)),
+            crc64: crc.then(|| crc64_of(data)),
+        }
+    }
+
+    fn stored(etag: &str, crc64: Option<u64>) -> Stored {
+        Stored {
+            etag: etag.to_owned(),
+            crc64,
+        }
+    }
+
+    #[test]
+    fn a_part_is_stored_when_its_etag_and_crc_are_the_bytes_sent() {
+        let data = b"part bytes";
+        let (md5, crc) = (hex::encode(md5_of(data)), crc64_of(data));
+        let upper = format!("\"{}\"", md5.to_ascii_uppercase());
+        assert!(check_stored(&stored(&upper, Some(crc)), &md5, crc).is_ok());
+        assert!(
+            check_stored(&stored(&md5, None), &md5, crc).is_ok(),
+            "no CRC: the ETag"
+        );
+        let wrong_crc = check_stored(&stored(&md5, Some(crc ^ 1)), &md5, crc).unwrap_err();
+        assert_eq!(wrong_crc.code(), "integrity");
+        let wrong_etag = check_stored(&stored("0bad", Some(crc)), &md5, crc).unwrap_err();
+        assert_eq!(wrong_etag.code(), "integrity");
+    }
+
+    #[test]
+    fn the_object_crc_is_the_parts_crcs_combined() {
+        let (a, b) = (vec![1u8; 5000], vec![2u8; 3000]);
+        let parts = [part(1, &a, true), part(2, &b, true)];
+        let whole = crc64_of(&[a.clone(), b.clone()].concat());
+        assert!(check_object(&stored("any-2", Some(whole)), "etag-2", &parts).is_ok());
+        let err = check_object(&stored("etag-2", Some(whole ^ 1)), "etag-2", &parts).unwrap_err();
+        assert_eq!(
+            err.code(),
+            "integrity",
+            "a wrong CRC is not excused by a right ETag"
+        );
+    }
+
+    #[test]
+    fn without_every_parts_crc_the_etag_decides() {
+        let (a, b) = (vec![1u8; 5000], vec![2u8; 3000]);
+        let parts = [part(1, &a, true), part(2, &b, false)];
+        assert!(check_object(&stored("\"ABC-2\"", Some(7)), "abc-2", &parts).is_ok());
+        let err = check_object(&stored("abd-2", Some(7)), "abc-2", &parts).unwrap_err();
+        assert_eq!(err.code(), "integrity");
+        assert!(check_object(&stored("abc-2", None), "abc-2", &parts[..1]).is_ok());
+    }
+}

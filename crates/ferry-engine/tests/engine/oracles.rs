@@ -147,14 +147,18 @@ fn vendor_sdks_and_the_engine_sign_alike() {
     let dir = oracles_dir();
     let cases = generate(&dir);
     let mut matched: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut upload_path: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for entry in &cases {
         let case = &entry["case"];
         let label = label(case);
-        let counts = matched.entry(label).or_default();
+        let counts = matched.entry(label.clone()).or_default();
         counts.1 += 1;
         let diffs = match sign_json(&case.to_string()) {
-            Ok(out) => differences(&out, &entry["expected"]),
+            Ok(out) => {
+                *upload_path.entry(label).or_default() += usize::from(out.upload_path);
+                differences(&out, &entry["expected"])
+            }
             Err(err) => vec![format!("engine refused the case: {err}")],
         };
         if diffs.is_empty() {
@@ -168,8 +172,14 @@ fn vendor_sdks_and_the_engine_sign_alike() {
         .map(|(label, (ok, all))| format!("{label} {ok}/{all}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let through_uploads = upload_path
+        .iter()
+        .map(|(label, n)| format!("{label} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
-        "figures vendor_sdks_and_the_engine_sign_alike: {summary} \
+        "figures vendor_sdks_and_the_engine_sign_alike: {summary}; also through the upload \
+         path: {through_uploads} \
          (ali-oss {}, esdk-obs-nodejs {}, @smithy/signature-v4 {})",
         sdk_version(&dir, "ali-oss"),
         sdk_version(&dir, "esdk-obs-nodejs"),
@@ -187,7 +197,7 @@ fn vendor_sdks_and_the_engine_sign_alike() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    for dialect in ["s3", "oss v4", "oss v1", "obs"] {
+    for dialect in ["s3", "oss v4", "oss v1", "obs obs"] {
         let count: usize = matched
             .iter()
             .filter(|(label, _)| label.starts_with(dialect))
@@ -196,6 +206,15 @@ fn vendor_sdks_and_the_engine_sign_alike() {
         assert!(
             count >= MIN_CASES,
             "only {count} {dialect} cases ({summary})"
+        );
+        let uploaded: usize = upload_path
+            .iter()
+            .filter(|(label, _)| label.starts_with(dialect))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            uploaded >= 5,
+            "only {uploaded} {dialect} cases went through the upload path ({through_uploads})"
         );
     }
 }

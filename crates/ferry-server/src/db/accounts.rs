@@ -25,6 +25,8 @@ pub(crate) struct GrantRow {
     pub(crate) expires_at: i64,
     /// The dialect it was minted for: `s3`, `oss` or `obs`.
     pub(crate) provider: String,
+    /// The signature its requests carry: `v4`, or `v1` (OSS only).
+    pub(crate) signature_version: String,
 }
 
 const USER_COLUMNS: &str = "id, name, password_hash, role, disabled";
@@ -164,8 +166,8 @@ impl Db {
             c.execute(
                 "INSERT INTO grants
                  (access_key_id, user_id, bucket, prefix, token_hash, created_at, expires_at,
-                  provider)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  provider, signature_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     grant.access_key_id,
                     grant.user_id,
@@ -174,7 +176,8 @@ impl Db {
                     grant.token_hash,
                     now,
                     grant.expires_at,
-                    grant.provider
+                    grant.provider,
+                    grant.signature_version
                 ],
             )?;
             Ok(())
@@ -186,7 +189,7 @@ impl Db {
         self.call(move |c| {
             c.query_row(
                 "SELECT g.access_key_id, g.user_id, g.bucket, g.prefix, g.token_hash, g.expires_at,
-                        g.provider
+                        g.provider, g.signature_version
                  FROM grants g JOIN users u ON u.id = g.user_id
                  WHERE g.access_key_id = ?1 AND u.disabled = 0",
                 [access_key_id],
@@ -199,6 +202,7 @@ impl Db {
                         token_hash: row.get(4)?,
                         expires_at: row.get(5)?,
                         provider: row.get(6)?,
+                        signature_version: row.get(7)?,
                     })
                 },
             )

@@ -108,6 +108,10 @@ ALTER TABLE parts ADD COLUMN crc64 INTEGER;
 -- The dialect a grant was minted for (s3, oss, obs); only that front accepts its key.
 ALTER TABLE grants ADD COLUMN provider TEXT NOT NULL DEFAULT 's3';
 "#,
+    r#"
+-- The signature a grant's requests must carry (v4, or v1 for OSS grants minted for it).
+ALTER TABLE grants ADD COLUMN signature_version TEXT NOT NULL DEFAULT 'v4';
+"#,
 ];
 
 /// A handle to the database; cheap to clone.

@@ -9,7 +9,7 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
-use ferry_protocol::Provider;
+use ferry_protocol::{Provider, SignatureVersion};
 
 use super::backend::to_s3_error;
 use super::rules::{self, Operation, Target};
@@ -21,6 +21,8 @@ fn refused(refusal: Refusal) -> s3s::S3Error {
         Refusal::Expired => s3_error!(ExpiredToken, "the credentials have expired"),
         Refusal::MissingToken => s3_error!(AccessDenied, "a security token is required"),
         Refusal::WrongToken => s3_error!(InvalidToken, "the security token is not valid"),
+        // S3 grants are all SigV4; only OSS grants have a second scheme.
+        Refusal::OtherScheme => s3_error!(InvalidAccessKeyId, "the access key is not known"),
     }
 }
 
@@ -46,7 +48,7 @@ impl S3Auth for GrantAccess {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self
             .grants
-            .secret(access_key, Provider::S3)
+            .secret(access_key, Provider::S3, SignatureVersion::V4)
             .await
             .map_err(internal)?
         {

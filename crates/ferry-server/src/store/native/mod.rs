@@ -69,6 +69,11 @@ fn refused(refusal: Refusal) -> AuthError {
         Refusal::Expired => AuthError::Expired,
         Refusal::MissingToken => AuthError::MissingToken,
         Refusal::WrongToken => AuthError::WrongToken,
+        Refusal::OtherScheme => AuthError::Unsupported(
+            "this grant's requests are signed with the other OSS signature version \
+             (the grant's signature_version says which)"
+                .into(),
+        ),
     }
 }
 
@@ -179,7 +184,20 @@ impl NativeFront {
     ) -> Result<Principal, AuthError> {
         let claim = signature::claim(dialect, received)?;
         let provider = dialect.provider();
-        let secret = match self.grants.secret(&claim.access_key, provider).await {
+        if let Some((region, product)) = claim.v4_scope()
+            && (region != self.grants.settings().region || product != "oss")
+        {
+            return Err(AuthError::Malformed(format!(
+                "the credential scope is {region}/{product}; this store signs {}/oss",
+                self.grants.settings().region
+            )));
+        }
+        let version = claim.signature_version();
+        let secret = match self
+            .grants
+            .secret(&claim.access_key, provider, version)
+            .await
+        {
             Ok(Ok(secret)) => secret,
             // SigV2 is OBS's second flavor; for anyone else it is a scheme the store refuses.
             Ok(Err(Refusal::UnknownKey)) if claim.aws_v2 => {

@@ -8,8 +8,10 @@
 //! `AccessKeyId`) and, for OBS grants only, the S3 V2 flavor OBS also accepts (`AWS ak:sig`,
 //! presigned `AWSAccessKeyId`), which the OBS SDKs use in CNAME and path-style mode.
 
+use ferry_protocol::SignatureVersion;
 use ferry_sign::obs::{self, Flavor};
-use ferry_sign::oss::{self, v1, v4};
+use ferry_sign::oss::{self, CONTENT_SHA256_HEADER as CONTENT_SHA256, v1, v4};
+use ferry_sign::sigv4::UNSIGNED_PAYLOAD;
 use ferry_sign::{Resource, SignError};
 use time::OffsetDateTime;
 
@@ -67,7 +69,7 @@ enum Scheme {
 }
 
 /// What a request says of its signer, before the signature is checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Claim {
     pub(crate) access_key: String,
     /// When it was signed (header forms, OSS V4 presigned URLs); `None` when a header form
@@ -104,6 +106,15 @@ fn oss_claim(received: &Received) -> Result<Claim, AuthError> {
     let header_token = received.header(oss::TOKEN_HEADER).map(str::to_owned);
     if let Some(value) = authorization(received) {
         if value.starts_with(v4::ALGORITHM) {
+            // The store does not hash bodies: a request that signs a payload hash would have
+            // its body stored unchecked, so only the unsigned payload OSS documents is taken.
+            if let Some(hash) = received.header(CONTENT_SHA256)
+                && hash != UNSIGNED_PAYLOAD
+            {
+                return Err(AuthError::Unsupported(format!(
+                    "{CONTENT_SHA256} must be {UNSIGNED_PAYLOAD}"
+                )));
+            }
             let parsed = v4::parse_authorization(value)?;
             let date = received.header(oss::DATE_HEADER).unwrap_or_default();
             return Ok(Claim {
@@ -183,6 +194,40 @@ fn obs_claim(received: &Received) -> Result<Claim, AuthError> {
         aws_v2: flavor == Flavor::AwsV2,
         scheme: Scheme::ObsQuery { flavor, presigned },
     })
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("access_key", &self.access_key)
+            .field("signed_at", &self.signed_at)
+            .field("expires_at", &self.expires_at)
+            .field("token", &self.token.as_ref().map(|_| "******"))
+            .field("signature_version", &self.signature_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claim {
+    /// Which of its dialect's signatures the request carries (OSS V1, else V4: OSS4 and OBS).
+    pub(crate) fn signature_version(&self) -> SignatureVersion {
+        match self.scheme {
+            Scheme::OssV1Header { .. } | Scheme::OssV1Query(_) => SignatureVersion::V1,
+            _ => SignatureVersion::V4,
+        }
+    }
+
+    /// An OSS V4 signature's scope: region and product.
+    pub(crate) fn v4_scope(&self) -> Option<(&str, &str)> {
+        match &self.scheme {
+            Scheme::OssV4Header(auth)
+            | Scheme::OssV4Query(v4::Presigned {
+                authorization: auth,
+                ..
+            }) => Some((&auth.region, &auth.product)),
+            _ => None,
+        }
+    }
 }
 
 /// The claim of a request signed in `dialect`'s header or presigned form.
