@@ -288,6 +288,7 @@ impl Desktop {
             transfer: self.settings().transfer(),
             grant: Default::default(),
             device: profile::device_name(),
+            token_server: None,
         })?;
         Ok(Arc::new(engine))
     }

@@ -24,3 +24,4 @@ mod store_dialects;
 mod store_obs;
 mod store_oss;
 mod store_rules;
+mod token_servers;

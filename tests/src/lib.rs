@@ -99,11 +99,18 @@ impl TestServer {
         }
     }
 
-    /// Signs in as `name` and reads up to 500 rows of their history.
-    pub async fn history(&self, name: &str, password: &str) -> ferry_protocol::UploadPage {
+    /// A client signed in as an existing account.
+    pub async fn login(&self, name: &str, password: &str) -> ApiClient {
         let session: Session = self.sign_in(name, password).await.json(201);
         let mut client = self.anonymous();
-        client.token = Some(session.token);
+        client.token = Some(session.token.clone());
+        client.session = Some(session);
+        client
+    }
+
+    /// Signs in as `name` and reads up to 500 rows of their history.
+    pub async fn history(&self, name: &str, password: &str) -> ferry_protocol::UploadPage {
+        let client = self.login(name, password).await;
         client.get("/api/v1/uploads?limit=500").await.json(200)
     }
 
@@ -598,6 +605,7 @@ pub async fn engine(
         transfer: ferry_engine::transfer::TransferSettings::default(),
         grant: Default::default(),
         device: "test-device".into(),
+        token_server: None,
     };
     adjust(&mut config);
     let engine = ferry_engine::Engine::open(config).expect("engine opens");

@@ -13,6 +13,7 @@ use ferry_engine::journal::FileState;
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
 use ferry_engine::profile;
 use ferry_engine::secret::Secret;
+use ferry_engine::token_server::TokenServer;
 use ferry_engine::transfer::TransferSettings;
 use ferry_engine::{Engine, EngineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,6 +31,15 @@ struct Cli {
     /// The app server (https://, or http:// to this computer); remembered after `login`.
     #[arg(long, env = "FERRY_SERVER", global = true)]
     server: Option<String>,
+    /// A connection profile (TOML or JSON) for a server that only hands out credentials (one
+    /// built from a vendor's tutorial); remembered after `login`.
+    #[arg(
+        long,
+        env = "FERRY_CONNECTION",
+        global = true,
+        conflicts_with = "server"
+    )]
+    connection: Option<PathBuf>,
     /// Allow plain http:// to an app server on another computer (the password, the session
     /// and the storage credentials then cross the network unencrypted).
     #[arg(long, env = "FERRY_ALLOW_INSECURE_HTTP", global = true)]
@@ -255,12 +265,28 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let data_dir = cli.data_dir.clone().unwrap_or_else(profile::data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let server = cli
-        .server
-        .clone()
-        .or_else(|| profile::remembered_server(&data_dir))
-        .unwrap_or_else(|| profile::DEFAULT_SERVER.into());
-    let server = profile::checked_server(&server, cli.allow_insecure_http)?;
+    let remembered = profile::remembered_server(&data_dir);
+    let token_server = match &cli.connection {
+        Some(path) => Some(TokenServer::load(path)?),
+        None if cli.server.is_none() => remembered
+            .as_deref()
+            .and_then(|server| profile::remembered_token_server(&data_dir, server)),
+        None => None,
+    };
+    let token_server = token_server
+        .map(|t| profile::checked_token_server(t, cli.allow_insecure_http))
+        .transpose()?;
+    let server = match &token_server {
+        Some(tokens) => tokens.token_url.clone(),
+        None => {
+            let server = cli
+                .server
+                .clone()
+                .or(remembered)
+                .unwrap_or_else(|| profile::DEFAULT_SERVER.into());
+            profile::checked_server(&server, cli.allow_insecure_http)?
+        }
+    };
     let keychain = keychain(cli.memory_keychain)?;
     if let Command::Status = cli.command {
         return status(&data_dir, &server, keychain).await;
@@ -310,6 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             signature_version: cli.signature_version,
         },
         device: profile::device_name(),
+        token_server: token_server.clone(),
     })?;
     match cli.command {
         Command::Login { user } => {
@@ -318,6 +345,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 .sign_in(&user, &password, &profile::device_name())
                 .await?;
             profile::remember_server(&data_dir, &server)?;
+            if let Some(tokens) = &token_server {
+                profile::remember_token_server(&data_dir, tokens)?;
+            }
             println!(
                 "signed in to {server} as {} ({})",
                 me.name,

@@ -1,5 +1,7 @@
 //! The app server's JSON API as the engine calls it: one method per endpoint, errors mapped to
-//! [`Error::Server`] with the server's stable code.
+//! [`Error::Server`] with the server's stable code. A client may instead stand for a server that
+//! only hands out credentials ([`TokenServer`]): then signing in and grants go to its token
+//! endpoint, confirmations are not sent and history is this computer's own.
 
 use std::time::Duration;
 
@@ -11,12 +13,19 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::token_server::TokenServer;
+
+/// How long a session with a token server is taken to last: it has no sessions of its own, so
+/// the credentials typed at sign-in stay in the keychain until sign-out or until the server
+/// refuses them.
+const TOKEN_SESSION: time::Duration = time::Duration::days(365);
 
 /// A client of one app server.
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
+    tokens: Option<std::sync::Arc<TokenServer>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -48,6 +57,64 @@ impl ApiClient {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            tokens: None,
+        })
+    }
+
+    /// A client of a server that only hands out credentials; its token URL names it.
+    pub fn for_token_server(server: TokenServer, timeout: Duration) -> Result<Self> {
+        let mut client = Self::with_timeout(&server.token_url, timeout)?;
+        client.base = server.token_url.clone();
+        client.tokens = Some(std::sync::Arc::new(server));
+        Ok(client)
+    }
+
+    /// Whether the server keeps history and takes confirmations (Ferry's API), or is a token
+    /// server whose uploads are recorded on this computer only.
+    pub fn keeps_history(&self) -> bool {
+        self.tokens.is_none()
+    }
+
+    /// Refuses what only Ferry's API offers.
+    fn ferry_api(&self) -> Result<()> {
+        match self.tokens {
+            None => Ok(()),
+            Some(_) => Err(Error::LocalHistoryOnly),
+        }
+    }
+
+    /// Asks a token server for credentials with `authorization`; a refusal reads as wrong
+    /// credentials when signing in, as an ended session later.
+    async fn fetch_tokens(
+        &self,
+        server: &TokenServer,
+        authorization: &Secret,
+        operation: &'static str,
+        signing_in: bool,
+    ) -> Result<Vec<u8>> {
+        let network = |source| Error::Network {
+            operation,
+            target: self.base.clone(),
+            source,
+        };
+        let request = server.request(&self.http, authorization);
+        let response = request.send().await.map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(network)?;
+        if (200..300).contains(&status) {
+            return Ok(body.to_vec());
+        }
+        let code = match status {
+            401 | 403 if signing_in => ErrorCode::InvalidCredentials,
+            401 | 403 => ErrorCode::SessionExpired,
+            429 => ErrorCode::RateLimited,
+            _ => ErrorCode::Unknown,
+        };
+        Err(Error::Server {
+            operation,
+            code,
+            message: crate::token_server::error_message(&body),
+            status,
         })
     }
 
@@ -99,13 +166,25 @@ impl ApiClient {
         format!("{}{}{path}", self.base, ferry_protocol::API_PREFIX)
     }
 
-    /// `POST /sessions`.
+    /// `POST /sessions`; for a token server, one credentials request with what was typed.
     pub async fn sign_in(
         &self,
         username: &str,
         password: &Secret,
         device: &str,
     ) -> Result<WireSession> {
+        if let Some(server) = &self.tokens {
+            let authorization = server.authorization(username, password);
+            let body = self
+                .fetch_tokens(server, &authorization, "signing in", true)
+                .await?;
+            server.grant(&body, username)?;
+            return Ok(WireSession {
+                token: authorization.expose().to_owned(),
+                expires_at: time::OffsetDateTime::now_utc() + TOKEN_SESSION,
+                user: TokenServer::user(username),
+            });
+        }
         let body = SignIn {
             username: username.into(),
             password: password.expose().into(),
@@ -118,8 +197,24 @@ impl ApiClient {
         .await
     }
 
+    /// Whether a kept session still works: `GET /sessions/current`, or for a token server one
+    /// credentials request (the server knows no users; the kept `user` stands).
+    pub async fn check_session(&self, token: &Secret, user: &User) -> Result<User> {
+        match &self.tokens {
+            Some(server) => {
+                let body = self
+                    .fetch_tokens(server, token, "checking the session", false)
+                    .await?;
+                server.grant(&body, &user.name)?;
+                Ok(user.clone())
+            }
+            None => self.whoami(token).await,
+        }
+    }
+
     /// `GET /sessions/current`.
     pub async fn whoami(&self, token: &Secret) -> Result<User> {
+        self.ferry_api()?;
         self.send(
             "checking the session",
             self.http
@@ -129,8 +224,11 @@ impl ApiClient {
         .await
     }
 
-    /// `DELETE /sessions/current`.
+    /// `DELETE /sessions/current` (nothing to end at a token server).
     pub async fn sign_out(&self, token: &Secret) -> Result<()> {
+        if self.tokens.is_some() {
+            return Ok(());
+        }
         self.send::<()>(
             "signing out",
             self.http
@@ -138,6 +236,23 @@ impl ApiClient {
                 .bearer_auth(token.expose()),
         )
         .await
+    }
+
+    /// `POST /grants`; from a token server, its answer read for `user` (the signed-in name).
+    pub async fn grant_for(
+        &self,
+        token: &Secret,
+        request: &GrantRequest,
+        user: &str,
+    ) -> Result<Grant> {
+        match &self.tokens {
+            Some(server) => {
+                let operation = "getting storage credentials";
+                let body = self.fetch_tokens(server, token, operation, false).await?;
+                server.grant(&body, user)
+            }
+            None => self.grant(token, request).await,
+        }
     }
 
     /// `POST /grants`.
@@ -158,6 +273,7 @@ impl ApiClient {
         token: &Secret,
         confirmation: &Confirmation,
     ) -> Result<UploadRecord> {
+        self.ferry_api()?;
         self.send(
             "confirming the upload",
             self.http
@@ -170,6 +286,7 @@ impl ApiClient {
 
     /// `GET /uploads.csv` (admins).
     pub async fn history_csv(&self, token: &Secret, query: &str) -> Result<String> {
+        self.ferry_api()?;
         let operation = "exporting history";
         let url = format!("{}?{query}", self.url("/uploads.csv"));
         let network = |source| Error::Network {
@@ -203,6 +320,7 @@ impl ApiClient {
 
     /// `GET /uploads/stats?by=day` (admins).
     pub async fn stats(&self, token: &Secret, query: &str) -> Result<ferry_protocol::Stats> {
+        self.ferry_api()?;
         let url = format!("{}?by=day&{query}", self.url("/uploads/stats"));
         self.send(
             "reading statistics",
@@ -213,6 +331,7 @@ impl ApiClient {
 
     /// `GET /uploads` with a raw query string (`user=…&limit=…`).
     pub async fn history(&self, token: &Secret, query: &str) -> Result<UploadPage> {
+        self.ferry_api()?;
         let url = if query.is_empty() {
             self.url("/uploads")
         } else {

@@ -345,7 +345,8 @@ impl Credentials {
         self.track(|t| t.status.refreshing = true);
         let _refreshing = Refreshing(&self.tracker);
         (self.events)(Event::CredentialsRefreshing);
-        match self.session.api().grant(&token, &request).await {
+        let api = self.session.api();
+        match api.grant_for(&token, &request, &owner.user_name).await {
             Ok(grant) => {
                 self.check(owner)?;
                 Ok(self.received(owner, grant).await)

@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub grant: GrantRequest,
     /// Name of this device in history.
     pub device: String,
+    /// A server that only hands out credentials, instead of one with Ferry's API at `server`
+    /// (whose token URL then names the server).
+    pub token_server: Option<crate::token_server::TokenServer>,
 }
 
 /// What the queue of a data dir holds.
@@ -128,10 +131,12 @@ impl Engine {
                 id
             }
         };
-        let session = Arc::new(Session::new(
-            ApiClient::with_timeout(&config.server, config.transfer.stall_timeout)?,
-            config.keychain,
-        ));
+        let timeout = config.transfer.stall_timeout;
+        let api = match config.token_server {
+            Some(server) => ApiClient::for_token_server(server, timeout)?,
+            None => ApiClient::with_timeout(&config.server, timeout)?,
+        };
+        let session = Arc::new(Session::new(api, config.keychain));
         let credentials = Arc::new(Credentials::new(
             session.clone(),
             config.events.clone(),

@@ -7,6 +7,10 @@ use ferry_protocol::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The server only hands out credentials (a token server): it keeps no history and takes
+    /// no confirmations; uploads are recorded on this computer only.
+    #[error("this server keeps no upload history; uploads are recorded on this computer only")]
+    LocalHistoryOnly,
     /// No OS keychain (no Secret Service, locked keyring); secrets may be kept in memory only
     /// if the user opts in.
     #[error("the OS keychain is not available: {0}")]
@@ -181,6 +185,7 @@ impl Error {
             Self::FolderKnown(_) => "duplicate",
             Self::NoSuchFolder(_) => "not_found",
             Self::InsecureServer(_) => "insecure_server",
+            Self::LocalHistoryOnly => "local_history_only",
         }
     }
 

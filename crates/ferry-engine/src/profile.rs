@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::token_server::TokenServer;
 
 /// The server tried when none was given or remembered: `cargo xtask run`'s.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8480";
@@ -82,6 +83,15 @@ pub fn checked_server(server: &str, allow_insecure: bool) -> Result<String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("the address must not have a query or fragment"));
     }
+    check_transport(&url, allow_insecure)?;
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Refuses an address credentials must not travel to: plain `http://` to another computer
+/// (unless allowed), or anything but http(s).
+fn check_transport(url: &reqwest::Url, allow_insecure: bool) -> Result<()> {
+    let invalid =
+        |why: &str| Error::InvalidServer(format!("{why}: give it as https://host[:port]"));
     let Some(host) = url.host_str() else {
         return Err(invalid("the address has no host"));
     };
@@ -95,7 +105,48 @@ pub fn checked_server(server: &str, allow_insecure: bool) -> Result<String> {
             ));
         }
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok(())
+}
+
+/// A connection profile whose token URL and store endpoint pass the same rule as servers (its
+/// token URL may carry a query: tutorials' endpoints often do).
+pub fn checked_token_server(server: TokenServer, allow_insecure: bool) -> Result<TokenServer> {
+    let urls = std::iter::once(&server.token_url).chain(server.storage.endpoint.as_ref());
+    for address in urls {
+        let url = reqwest::Url::parse(address.trim()).map_err(|_| {
+            Error::InvalidServer(format!(
+                "{address:?} in the connection profile is not a URL"
+            ))
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::InvalidServer(
+                "the connection profile's addresses must not hold a name or password".into(),
+            ));
+        }
+        check_transport(&url, allow_insecure)?;
+    }
+    Ok(server)
+}
+
+const CONNECTION_FILE: &str = "connection.json";
+
+/// The connection profile remembered with `server`, if signing in to it used one.
+pub fn remembered_token_server(data_dir: &Path, server: &str) -> Option<TokenServer> {
+    let text = std::fs::read_to_string(data_dir.join(CONNECTION_FILE)).ok()?;
+    serde_json::from_str::<TokenServer>(&text)
+        .ok()
+        .filter(|profile| profile.token_url == server)
+}
+
+/// Remembers a connection profile (no secrets in it) for the next start.
+pub fn remember_token_server(data_dir: &Path, server: &TokenServer) -> Result<()> {
+    let json = serde_json::to_string_pretty(server).map_err(|e| Error::Protocol {
+        operation: "remembering the connection profile",
+        detail: e.to_string(),
+    })?;
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(data_dir.join(CONNECTION_FILE), json))
+        .map_err(Error::io("remembering the connection profile"))
 }
 
 /// Whether `host` is this computer: `localhost`, 127.0.0.0/8 or `::1`.

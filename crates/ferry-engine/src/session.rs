@@ -86,7 +86,7 @@ impl Session {
             return Ok(None);
         };
         let token = Secret::new(stored.token);
-        match self.api.whoami(&token).await {
+        match self.api.check_session(&token, &stored.user).await {
             Ok(user) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
                     Some((token, user.clone(), stored.expires_at));

@@ -136,6 +136,23 @@ impl TokenServer {
         })
     }
 
+    /// The credentials request, `Authorization` set unless empty.
+    pub(crate) fn request(
+        &self,
+        http: &reqwest::Client,
+        authorization: &Secret,
+    ) -> reqwest::RequestBuilder {
+        let request = match self.method {
+            TokenMethod::Get => http.get(&self.token_url),
+            TokenMethod::Post => http.post(&self.token_url).json(&serde_json::json!({})),
+        };
+        let request = request.header(reqwest::header::ACCEPT, "application/json");
+        match authorization.expose() {
+            "" => request,
+            value => request.header(reqwest::header::AUTHORIZATION, value),
+        }
+    }
+
     /// The user a name stands for on this server: a stable id from the name (the server has
     /// no accounts Ferry can see).
     pub fn user(username: &str) -> User {
@@ -194,6 +211,24 @@ impl TokenServer {
             callback: None,
         })
     }
+}
+
+/// The message of a token server's error answer: Huawei's `error_msg`, Alibaba's `Message` or
+/// `ErrorMessage`, else the start of the body.
+pub(crate) fn error_message(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    field("error_msg")
+        .or_else(|| field("Message"))
+        .or_else(|| field("ErrorMessage"))
+        .or_else(|| field("message"))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
 }
 
 /// What an answer says, before the profile fills the rest in.
