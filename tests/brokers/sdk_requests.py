@@ -2,7 +2,7 @@
 
 Reads a JSON list of cases on stdin, prints a JSON list of requests on stdout:
 `{"method", "url", "headers": [[name, value]...], "body"}` per case. Each case gives the broker
-(`aliyun`, `huawei` or `jdcloud`), the long-term key, the endpoint, the call's inputs, and the
+(`sts` (botocore), `aliyun`, `huawei` or `jdcloud`), the long-term key, the endpoint, the call's inputs, and the
 time and nonce the SDK must use (its clock and nonce functions are patched; nothing else is).
 The request is captured where the SDK hands it to its HTTP library, so nothing leaves the machine.
 """
@@ -18,6 +18,47 @@ class Captured(Exception):
     def __init__(self, request):
         super().__init__("captured")
         self.request = request
+
+
+def sts(case):
+    import botocore.auth
+    import botocore.session
+
+    stamp = datetime.datetime.fromtimestamp(case["time"], datetime.timezone.utc)
+    botocore.auth.get_current_datetime = lambda remove_tzinfo=True: stamp.replace(tzinfo=None)
+    session = botocore.session.get_session()
+    client = session.create_client(
+        "sts",
+        region_name=case["region"],
+        endpoint_url=case["endpoint"],
+        aws_access_key_id=case["access_key_id"],
+        aws_secret_access_key=case["secret"],
+    )
+
+    def capture(request, **kwargs):
+        body = request.body
+        raise Captured(
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": sorted(
+                    [k, v.decode() if isinstance(v, bytes) else v] for k, v in request.headers.items()
+                ),
+                "body": body.decode() if isinstance(body, bytes) else (body or ""),
+            }
+        )
+
+    client.meta.events.register("before-send.sts.AssumeRole", capture)
+    try:
+        client.assume_role(
+            RoleArn=case["role_arn"],
+            RoleSessionName=case["session_name"],
+            Policy=case["policy"],
+            DurationSeconds=case["duration"],
+        )
+    except Captured as done:
+        return done.request
+    raise RuntimeError("sts: the SDK sent nothing")
 
 
 def aliyun(case):
@@ -184,7 +225,7 @@ def jdcloud(case):
 
 def main():
     cases = json.load(sys.stdin)
-    builders = {"aliyun": aliyun, "huawei": huawei, "jdcloud": jdcloud}
+    builders = {"sts": sts, "aliyun": aliyun, "huawei": huawei, "jdcloud": jdcloud}
     out = [builders[case["broker"]](case) for case in cases]
     json.dump(out, sys.stdout, ensure_ascii=False)
     print()

@@ -38,14 +38,15 @@ impl Sts {
     }
 }
 
-/// `application/x-www-form-urlencoded` with RFC 3986 encoding, parameters sorted by name.
+/// `application/x-www-form-urlencoded`: RFC 3986 encoding with spaces as `+`, parameters in
+/// the order given (the AWS SDKs' order: `Action`, `Version`, then the operation's members).
 fn form(params: &[(&str, String)]) -> String {
-    let mut pairs: Vec<String> = params
+    let encode = |text: &str| uri_encode(text, false).replace("%20", "+");
+    params
         .iter()
-        .map(|(name, value)| format!("{}={}", uri_encode(name, false), uri_encode(value, false)))
-        .collect();
-    pairs.sort();
-    pairs.join("&")
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 impl Cloud for Sts {
@@ -196,13 +197,13 @@ mod tests {
         let request = sts().request(&call).unwrap();
         let body = String::from_utf8(request.body).unwrap();
         assert!(
-            body.starts_with("Action=AssumeRole&DurationSeconds=900&Policy=%7B"),
+            body.starts_with(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3A\
+                 role%2Fuploads&RoleSessionName=ferry-1-alice&Policy=%7B"
+            ),
             "{body}"
         );
-        assert!(
-            body.ends_with("&RoleSessionName=ferry-1-alice&Version=2011-06-15"),
-            "{body}"
-        );
+        assert!(body.ends_with("%5D%7D&DurationSeconds=900"), "{body}");
         let auth = ferry_sign::header(&request.headers, "authorization").unwrap();
         assert!(
             auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240501/us-east-1/sts/"),
