@@ -1,6 +1,10 @@
 //! End-to-end tests across Ferry's parts, against a real server on `127.0.0.1:0`.
 
 mod aws_cli;
+mod broker_cloud;
+mod broker_faults;
+mod broker_sdk;
+mod broker_sts;
 mod cli_data_dir;
 mod cli_profile;
 mod cli_resume;

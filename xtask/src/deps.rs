@@ -134,11 +134,19 @@ fn aws_works(path: &OsString) -> bool {
 
 /// The vendors' Python SDKs the end-to-end tests upload to the embedded store with
 /// (`tests/sdk/`), pinned; awscli is pinned with them so that pip picks one botocore for both.
+/// The credential broker tests (`tests/brokers/`) add moto's STS and S3 server and the SDKs
+/// whose signed requests the `aliyun`, `huawei` and `jdcloud` brokers are compared with.
 const PYTHON_SDKS: &[&str] = &[
     "oss2==2.19.1",
     "esdk-obs-python==3.26.6",
     "boto3==1.43.11",
     "awscli==1.45.11",
+    "moto[server]==5.2.5",
+    "aliyun-python-sdk-core==2.16.1",
+    "aliyun-python-sdk-sts==3.1.3",
+    "huaweicloudsdkcore==3.1.219",
+    "huaweicloudsdkiam==3.1.219",
+    "jdcloud-sdk==1.6.354",
 ];
 
 /// Whether every SDK is installed at its pinned version.
@@ -146,16 +154,19 @@ fn python_sdks_present() -> bool {
     let checks: Vec<String> = PYTHON_SDKS
         .iter()
         .filter_map(|pin| pin.split_once("=="))
+        // `moto[server]` is the distribution `moto` with its server extras.
+        .map(|(name, version)| (name.split('[').next().unwrap_or(name), version))
         .map(|(name, version)| format!("assert version({name:?}) == {version:?}"))
         .collect();
     let script = format!(
-        "from importlib.metadata import version\n{}\nimport oss2, obs, boto3",
+        "from importlib.metadata import version\n{}\nimport oss2, obs, boto3, moto.server, \
+         aliyunsdksts, huaweicloudsdkiam, jdcloud_sdk, flask",
         checks.join("\n")
     );
     succeeds("python3", &["-c", &script])
 }
 
-/// oss2, esdk-obs-python and boto3 at their pinned versions (pip), for `tests/sdk/`.
+/// The pinned Python SDKs (pip), for `tests/sdk/` and `tests/brokers/`.
 fn ensure_python_sdks() -> anyhow::Result<()> {
     if python_sdks_present() {
         return Ok(());

@@ -45,6 +45,12 @@ pub enum ErrorCode {
     Conflict,
     /// The server failed; the message says what it was doing.
     Internal,
+    /// The cloud's credential service (STS, IAM) refused to vend credentials; the message
+    /// carries the cloud's own error code.
+    BrokerRefused,
+    /// The cloud's credential service could not be reached, kept failing or answered something
+    /// unreadable; trying again later may work.
+    BrokerUnavailable,
     /// A code this client does not know yet.
     #[serde(other)]
     Unknown,
@@ -67,6 +73,8 @@ impl ErrorCode {
             Self::ObjectMismatch => "object_mismatch",
             Self::Conflict => "conflict",
             Self::Internal => "internal",
+            Self::BrokerRefused => "broker_refused",
+            Self::BrokerUnavailable => "broker_unavailable",
             Self::Unknown => "unknown",
         }
     }
@@ -473,6 +481,8 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::InvalidCredentials,
             ErrorCode::InvalidKey,
+            ErrorCode::BrokerRefused,
+            ErrorCode::BrokerUnavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

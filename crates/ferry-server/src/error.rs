@@ -75,6 +75,12 @@ pub enum Error {
     /// Hashing or checking a password failed.
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// The server's configuration cannot work (found at start).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The cloud's credential service vended nothing.
+    #[error(transparent)]
+    Broker(#[from] crate::grants::BrokerError),
 }
 
 impl Error {
@@ -94,7 +100,11 @@ impl Error {
             Self::ObjectMismatch { .. } => ErrorCode::ObjectMismatch,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::NoSuchUser(_) => ErrorCode::NotFound,
-            Self::Db(_) | Self::Io { .. } | Self::PasswordHash(_) => ErrorCode::Internal,
+            Self::Broker(err) if err.is_refusal() => ErrorCode::BrokerRefused,
+            Self::Broker(_) => ErrorCode::BrokerUnavailable,
+            Self::Db(_) | Self::Io { .. } | Self::PasswordHash(_) | Self::Config(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 

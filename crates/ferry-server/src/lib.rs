@@ -26,6 +26,7 @@ use tokio::sync::watch;
 pub use crate::accounts::Accounts;
 pub use crate::db::{Db, DbError};
 pub use crate::error::{Error, Result};
+pub use crate::grants::{BrokerConfig, BrokerError, BrokerKind, SecretFileError, read_secret_file};
 pub use crate::sessions::ThrottlePolicy;
 pub use crate::uploads::HistoryQuery;
 
@@ -60,6 +61,8 @@ pub struct ServeOptions {
     /// The longest pause the store waits for between two pieces of a request body; a body
     /// that stops arriving (a dead link that never closes) is then refused (`RequestTimeout`).
     pub body_read_timeout: Duration,
+    /// The cloud credential service grants come from; the embedded store's when `None`.
+    pub broker: Option<BrokerConfig>,
 }
 
 impl ServeOptions {
@@ -80,6 +83,7 @@ impl ServeOptions {
             throttle: ThrottlePolicy::default(),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
+            broker: None,
         }
     }
 }
@@ -173,7 +177,8 @@ impl Server {
                 provider: options.provider,
                 oss_signature: options.oss_signature,
             },
-        ));
+            options.broker.clone(),
+        )?);
         let store = store::Store::open(
             &options.data_dir.join("store"),
             db.clone(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use ferry_protocol::{Provider, Role, SignatureVersion};
-use ferry_server::{ServeOptions, Server};
+use ferry_protocol::{Addressing, Provider, Role, SignatureVersion};
+use ferry_server::{BrokerConfig, BrokerKind, ServeOptions, Server};
 use serde::Deserialize;
 
 #[derive(Parser)]
@@ -91,6 +91,113 @@ struct ServeArgs {
     /// The signature of such OSS grants: v4 (default) or v1.
     #[arg(long, env = "FERRY_SERVER_OSS_SIGNATURE")]
     oss_signature: Option<SignatureVersion>,
+    /// A file (mode 0600) holding the broker's long-term secret, instead of the environment's
+    /// FERRY_BROKER_SECRET_ACCESS_KEY or the [broker] section's secret_file.
+    #[arg(long, env = "FERRY_BROKER_SECRET_FILE")]
+    broker_secret_file: Option<PathBuf>,
+}
+
+/// Which broker the `[broker]` section chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FileBrokerKind {
+    Embedded,
+    Sts,
+    Aliyun,
+    Huawei,
+    Jdcloud,
+}
+
+/// The `[broker]` section: where grants come from. Secrets are not written here: the key's
+/// secret comes from FERRY_BROKER_SECRET_ACCESS_KEY or `secret_file` (mode 0600).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBroker {
+    kind: FileBrokerKind,
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: Option<String>,
+    store_endpoint: Option<String>,
+    addressing: Option<Addressing>,
+    provider: Option<Provider>,
+    signature_version: Option<SignatureVersion>,
+    role_arn: Option<String>,
+    agency_name: Option<String>,
+    agency_domain_name: Option<String>,
+    domain_id: Option<String>,
+    access_key_id: Option<String>,
+    secret_file: Option<PathBuf>,
+    timeout_seconds: Option<u64>,
+    attempts: Option<u32>,
+    deadline_seconds: Option<u64>,
+}
+
+impl FileBroker {
+    /// The broker's configuration, its key from the environment first.
+    fn resolve(self, secret_file: Option<PathBuf>) -> anyhow::Result<Option<BrokerConfig>> {
+        let kind = match self.kind {
+            FileBrokerKind::Embedded => return Ok(None),
+            FileBrokerKind::Sts => BrokerKind::Sts,
+            FileBrokerKind::Aliyun => BrokerKind::Aliyun,
+            FileBrokerKind::Huawei => BrokerKind::Huawei,
+            FileBrokerKind::Jdcloud => BrokerKind::Jdcloud,
+        };
+        let name = kind.as_str();
+        let required = |value: Option<String>, what: &str| {
+            value.with_context(|| format!("the {name} broker needs {what} in [broker]"))
+        };
+        let access_key_id = std::env::var("FERRY_BROKER_ACCESS_KEY_ID")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or(self.access_key_id);
+        let access_key_id = access_key_id.with_context(|| {
+            format!("the {name} broker needs FERRY_BROKER_ACCESS_KEY_ID (or access_key_id)")
+        })?;
+        let secret = match std::env::var("FERRY_BROKER_SECRET_ACCESS_KEY") {
+            Ok(secret) if !secret.is_empty() => ferry_sign::Secret::new(secret),
+            _ => match secret_file.or(self.secret_file) {
+                Some(path) => ferry_server::read_secret_file(&path)?,
+                None => bail!(
+                    "the {name} broker needs its secret in FERRY_BROKER_SECRET_ACCESS_KEY or in \
+                     a file (mode 0600) named by secret_file or --broker-secret-file"
+                ),
+            },
+        };
+        let mut config = BrokerConfig::new(
+            kind,
+            required(self.region, "region")?,
+            required(self.bucket, "bucket")?,
+            required(self.store_endpoint, "store_endpoint")?,
+            access_key_id,
+            secret,
+        );
+        if let Some(endpoint) = self.endpoint {
+            config.endpoint = endpoint;
+        }
+        if let Some(addressing) = self.addressing {
+            config.addressing = addressing;
+        }
+        if let Some(provider) = self.provider {
+            config.provider = provider;
+        }
+        if let Some(version) = self.signature_version {
+            config.signature_version = version;
+        }
+        config.role_arn = self.role_arn;
+        config.agency_name = self.agency_name;
+        config.agency_domain_name = self.agency_domain_name;
+        config.domain_id = self.domain_id;
+        if let Some(secs) = self.timeout_seconds {
+            config.timeout = Duration::from_secs(secs);
+        }
+        if let Some(attempts) = self.attempts {
+            config.attempts = attempts;
+        }
+        if let Some(secs) = self.deadline_seconds {
+            config.deadline = Duration::from_secs(secs);
+        }
+        Ok(Some(config))
+    }
 }
 
 /// The optional TOML file: the same settings as the flags.
@@ -108,6 +215,7 @@ struct FileConfig {
     region: Option<String>,
     provider: Option<Provider>,
     oss_signature: Option<SignatureVersion>,
+    broker: Option<FileBroker>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -162,6 +270,13 @@ impl ServeArgs {
         if let Some(version) = self.oss_signature.or(file.oss_signature) {
             options.oss_signature = version;
         }
+        options.broker = match file.broker {
+            Some(broker) => broker.resolve(self.broker_secret_file)?,
+            None if self.broker_secret_file.is_some() => {
+                bail!("--broker-secret-file needs a [broker] section in the config file")
+            }
+            None => None,
+        };
         Ok((options, self.demo || file.demo.unwrap_or(false)))
     }
 }
@@ -322,5 +437,61 @@ mod tests {
         assert_eq!(options.oss_signature, SignatureVersion::V4);
 
         assert!(Cli::try_parse_from(["ferry-server", "serve", "--provider", "gcs"]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_broker_comes_from_the_config_file_and_its_secret_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("broker.secret");
+        std::fs::write(&secret, "very-secret-value\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("ferry.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "grant_ttl = 1800\n[broker]\nkind = \"aliyun\"\nregion = \"cn-hangzhou\"\n\
+                 bucket = \"photos\"\nstore_endpoint = \"https://oss-cn-hangzhou.aliyuncs.com\"\n\
+                 role_arn = \"acs:ram::1:role/uploads\"\naccess_key_id = \"LTAI5t\"\n\
+                 secret_file = {:?}\nattempts = 5\n",
+                secret.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let (options, _) = serve_args(&["--config", config.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        let broker = options.broker.clone().expect("a broker");
+        assert_eq!(broker.kind, BrokerKind::Aliyun);
+        assert_eq!(broker.provider, Provider::Oss);
+        assert_eq!(broker.endpoint, "https://sts.aliyuncs.com");
+        assert_eq!(broker.attempts, 5);
+        assert_eq!(broker.secret.expose(), "very-secret-value");
+        assert!(!format!("{options:?}").contains("very-secret"));
+
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = serve_args(&["--config", config.to_str().unwrap()])
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err:#}");
+
+        std::fs::write(&config, "[broker]\nkind = \"embedded\"\n").unwrap();
+        let (options, _) = serve_args(&["--config", config.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert!(options.broker.is_none());
+
+        std::fs::write(&config, "[broker]\nkind = \"gcs\"\n").unwrap();
+        assert!(
+            serve_args(&["--config", config.to_str().unwrap()])
+                .resolve()
+                .is_err()
+        );
+        std::fs::write(&config, "[broker]\nkind = \"sts\"\nsecret = \"x\"\n").unwrap();
+        let err = serve_args(&["--config", config.to_str().unwrap()])
+            .resolve()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }
 }

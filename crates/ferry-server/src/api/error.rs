@@ -30,6 +30,8 @@ fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound | ErrorCode::ObjectMissing => StatusCode::NOT_FOUND,
         ErrorCode::ObjectMismatch => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::BrokerRefused => StatusCode::BAD_GATEWAY,
+        ErrorCode::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -42,6 +44,9 @@ pub(crate) fn error_response(code: ErrorCode, message: String) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.0.code();
+        if let Error::Broker(err) = &self.0 {
+            tracing::warn!(error = %err, "no grant from the broker");
+        }
         let message = if code == ErrorCode::Internal {
             tracing::error!(error = %self.0, "request failed");
             "the server failed to handle this request; its log has the details".to_owned()

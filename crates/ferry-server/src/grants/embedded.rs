@@ -1,4 +1,4 @@
-//! Credential vending: temporary credentials for the embedded store, limited to one user's
+//! The embedded broker: temporary credentials for the server's own store, limited to one user's
 //! prefix. Only the grant's shape and the hash of its session token are stored; the secret is
 //! derived from the server's master key, so nothing on disk can sign a request by itself.
 
@@ -14,103 +14,28 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use super::{
+    ALLOWED_ACTIONS, GrantAsk, GrantSettings, Principal, Refusal, provider_name, user_prefix,
+    version_name,
+};
 use crate::db::{Db, GrantRow};
 use crate::error::Result;
 use crate::sessions;
 
-/// Where grants point and how long they live.
-#[derive(Debug, Clone)]
-pub(crate) struct GrantSettings {
-    pub(crate) endpoint: String,
-    pub(crate) region: String,
-    pub(crate) bucket: String,
-    pub(crate) ttl: Duration,
-    /// The dialect when the client does not ask for one.
-    pub(crate) provider: Provider,
-    /// The OSS signature when the client does not ask for one.
-    pub(crate) oss_signature: SignatureVersion,
-}
-
-/// The operations a grant allows, as IAM action names.
-pub(crate) const ALLOWED_ACTIONS: &[&str] = &[
-    "s3:PutObject",
-    "s3:AbortMultipartUpload",
-    "s3:ListMultipartUploadParts",
-    "s3:ListBucketMultipartUploads",
-    "s3:GetObjectAttributes",
-];
-
-/// Mints and checks grants.
-pub(crate) struct Grants {
+/// Mints and checks grants of the embedded store.
+pub(crate) struct Embedded {
     db: Db,
     master_key: [u8; 32],
-    settings: GrantSettings,
+    pub(crate) settings: GrantSettings,
 }
 
-/// A verified caller of the embedded store.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) user_id: i64,
-    pub(crate) bucket: String,
-    pub(crate) prefix: String,
-}
-
-/// Why a store request's credentials are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// No such grant, or one whose user is disabled, or one minted for another dialect.
-    UnknownKey,
-    Expired,
-    MissingToken,
-    WrongToken,
-    /// The grant's requests are signed with the other of its dialect's schemes (OSS V4 / V1).
-    OtherScheme,
-}
-
-/// The name a signature version is stored under.
-pub(crate) fn version_name(version: SignatureVersion) -> &'static str {
-    match version {
-        SignatureVersion::V4 => "v4",
-        SignatureVersion::V1 => "v1",
-    }
-}
-
-/// The name a dialect is stored under.
-pub(crate) fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::S3 => "s3",
-        Provider::Oss => "oss",
-        Provider::Obs => "obs",
-    }
-}
-
-/// What a client asks of a new grant.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct GrantAsk {
-    /// A shorter lifetime than the configured one.
-    pub(crate) ttl: Option<Duration>,
-    /// The dialect (the server's default if not given).
-    pub(crate) provider: Option<Provider>,
-    /// OSS only: V4 (default) or V1 signatures.
-    pub(crate) signature_version: Option<SignatureVersion>,
-}
-
-/// The prefix a user may write under.
-pub(crate) fn user_prefix(user_id: i64) -> String {
-    format!("uploads/{user_id}/")
-}
-
-impl Grants {
+impl Embedded {
     pub(crate) fn new(db: Db, master_key: [u8; 32], settings: GrantSettings) -> Self {
         Self {
             db,
             master_key,
             settings,
         }
-    }
-
-    pub(crate) fn settings(&self) -> &GrantSettings {
-        &self.settings
     }
 
     fn secret_for(&self, access_key_id: &str) -> String {
@@ -120,7 +45,6 @@ impl Grants {
         mac.update(access_key_id.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
-
     /// A new grant for `user`; its `ttl` may shorten the configured lifetime, never lengthen
     /// it. An OSS or OBS grant's endpoint is the bucket's own domain (the store on loopback):
     /// requests carry keys only, and the store knows the bucket from the access key.
