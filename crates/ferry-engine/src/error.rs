@@ -193,6 +193,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Network { .. } | Self::Timeout { .. } | Self::UploadLost { .. } => true,
+            // The cloud's STS said no (a policy, a role): asking again soon will not change it.
+            Self::Server {
+                code: ErrorCode::BrokerRefused,
+                ..
+            } => false,
             Self::Server { status, .. } | Self::Storage { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }
@@ -242,3 +247,25 @@ pub(crate) fn is_damaged(err: &rusqlite::Error) -> bool {
 
 /// Result with the engine's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: ErrorCode, status: u16) -> Error {
+        Error::Server {
+            operation: "getting storage credentials",
+            code,
+            message: String::new(),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_cloud_refusal_is_final_an_unreachable_cloud_is_not() {
+        assert!(!server(ErrorCode::BrokerRefused, 502).is_transient());
+        assert!(server(ErrorCode::BrokerUnavailable, 503).is_transient());
+        assert!(server(ErrorCode::Internal, 500).is_transient());
+        assert!(!server(ErrorCode::Forbidden, 403).is_transient());
+    }
+}

@@ -187,11 +187,7 @@ impl Server {
         )?;
         let state = Arc::new(api::AppState {
             sessions: sessions::Sessions::new(db.clone(), options.throttle, options.session_ttl),
-            uploads: uploads::Uploads::new(
-                db.clone(),
-                store.clone(),
-                grants.settings().bucket.clone(),
-            ),
+            uploads: uploads::Uploads::new(db.clone(), store.clone(), grants.upload_bucket()),
             grants,
         });
         let (shutdown, watching) = watch::channel(false);

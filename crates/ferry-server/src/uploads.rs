@@ -99,11 +99,21 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
 pub(crate) struct Uploads {
     db: Db,
     store: Store,
-    bucket: String,
+    bucket: UploadBucket,
+}
+
+/// The bucket uploads go to.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadBucket {
+    pub(crate) name: String,
+    /// Whether it is the embedded store's: then a confirmation is checked against the object.
+    /// A cloud's bucket (a broker's) the server cannot look into: the client's word is
+    /// recorded as such (`confirmed_by: client`), unless the store's callback vouches for it.
+    pub(crate) in_store: bool,
 }
 
 impl Uploads {
-    pub(crate) fn new(db: Db, store: Store, bucket: String) -> Self {
+    pub(crate) fn new(db: Db, store: Store, bucket: UploadBucket) -> Self {
         Self { db, store, bucket }
     }
 
@@ -118,26 +128,30 @@ impl Uploads {
             check_text("checksum", checksum, 256)?;
         }
         object_key::check(&c.key).map_err(Error::InvalidKey)?;
-        if c.bucket != self.bucket || !c.key.starts_with(&user_prefix(user.id)) {
+        if c.bucket != self.bucket.name || !c.key.starts_with(&user_prefix(user.id)) {
             return Err(Error::Forbidden("the object is outside your upload prefix"));
         }
         // Hex ETags compare in any case: OSS hands them out in upper case, the store keeps
         // them in lower case.
         let etag = c.etag.trim().trim_matches('"').to_ascii_lowercase();
-        let info =
-            self.store
-                .head(&c.bucket, &c.key)
-                .await?
-                .ok_or_else(|| Error::ObjectMissing {
-                    bucket: c.bucket.clone(),
-                    key: c.key.clone(),
+        let completed_at =
+            if self.bucket.in_store {
+                let info = self.store.head(&c.bucket, &c.key).await?.ok_or_else(|| {
+                    Error::ObjectMissing {
+                        bucket: c.bucket.clone(),
+                        key: c.key.clone(),
+                    }
                 })?;
-        if info.size != c.size || info.etag != etag {
-            return Err(Error::ObjectMismatch {
-                size: info.size,
-                etag: info.etag,
-            });
-        }
+                if info.size != c.size || info.etag != etag {
+                    return Err(Error::ObjectMismatch {
+                        size: info.size,
+                        etag: info.etag,
+                    });
+                }
+                info.created_at
+            } else {
+                crate::db::now()
+            };
         let recorded = self
             .db
             .confirm(ClientConfirmation {
@@ -150,7 +164,7 @@ impl Uploads {
                 checksum: c.checksum,
                 name: c.name,
                 device: c.device,
-                completed_at: info.created_at,
+                completed_at,
             })
             .await?;
         match recorded {

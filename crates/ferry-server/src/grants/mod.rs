@@ -139,6 +139,21 @@ impl Grants {
         &self.embedded.settings
     }
 
+    /// Where grants send uploads: the bucket, and whether it is the embedded store's (so that
+    /// confirmations can be checked against it) or a cloud's the server cannot look into.
+    pub(crate) fn upload_bucket(&self) -> crate::uploads::UploadBucket {
+        match &self.broker {
+            Some(broker) => crate::uploads::UploadBucket {
+                name: broker.config().bucket.clone(),
+                in_store: false,
+            },
+            None => crate::uploads::UploadBucket {
+                name: self.embedded.settings.bucket.clone(),
+                in_store: true,
+            },
+        }
+    }
+
     /// A new grant for `user`; its `ttl` may shorten the configured lifetime, never lengthen
     /// it. A cloud broker vends its cloud's dialect only: asking for another is refused.
     pub(crate) async fn mint(&self, user: &User, ask: GrantAsk) -> Result<Grant> {
