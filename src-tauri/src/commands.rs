@@ -65,6 +65,9 @@ pub(crate) struct SignInRequest {
     memory_only: bool,
     #[serde(default)]
     allow_insecure: bool,
+    /// A connection profile's text, for a server that only hands out credentials.
+    #[serde(default)]
+    connection: Option<String>,
 }
 
 #[tauri::command]
@@ -87,6 +90,7 @@ pub(crate) async fn sign_in(
             password: Secret::new(request.password),
             remember,
             allow_insecure: request.allow_insecure,
+            connection: request.connection,
         })
         .await;
     tray.recount_soon();

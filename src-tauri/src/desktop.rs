@@ -9,6 +9,7 @@ use ferry_engine::events::{Event, EventSink};
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
 use ferry_engine::profile;
 use ferry_engine::secret::Secret;
+use ferry_engine::token_server::TokenServer;
 use ferry_engine::transfer::TransferSettings;
 use ferry_engine::watch::Folder;
 use ferry_engine::{Engine, EngineConfig};
@@ -107,6 +108,8 @@ pub(crate) struct SignIn {
     pub(crate) remember: bool,
     /// The user accepted plain `http://` to a host that is not this computer.
     pub(crate) allow_insecure: bool,
+    /// A connection profile's text (a token server), instead of `server`.
+    pub(crate) connection: Option<String>,
 }
 
 impl Desktop {
@@ -122,14 +125,24 @@ impl Desktop {
     /// Signs in to the server the user gave (after checking its address) and starts uploading;
     /// the server is remembered for the next start.
     pub(crate) async fn sign_in(&self, request: SignIn) -> CommandResult<ferry_protocol::User> {
-        let server = profile::checked_server(&request.server, request.allow_insecure)?;
+        let tokens = match &request.connection {
+            Some(text) => Some(profile::checked_token_server(
+                TokenServer::parse(text)?,
+                request.allow_insecure,
+            )?),
+            None => None,
+        };
+        let server = match &tokens {
+            Some(tokens) => tokens.token_url.clone(),
+            None => profile::checked_server(&request.server, request.allow_insecure)?,
+        };
         // Signed in already (a session that expired, or another account): that engine lets
         // go of the data dir first.
         let before = self.running.write().await.take();
         if let Some(running) = before {
             running.end().await;
         }
-        let engine = self.open(&server, !request.remember)?;
+        let engine = self.open(&server, !request.remember, tokens.clone())?;
         let user = engine
             .sign_in(
                 &request.username,
@@ -138,6 +151,9 @@ impl Desktop {
             )
             .await?;
         profile::remember_server(&self.data_dir, &server)?;
+        if let Some(tokens) = &tokens {
+            profile::remember_token_server(&self.data_dir, tokens)?;
+        }
         self.start(engine).await?;
         Ok(user)
     }
@@ -160,7 +176,9 @@ impl Desktop {
         if self.running.read().await.is_some() {
             return Ok(());
         }
-        if let Ok(engine) = self.open(&self.server(), false)
+        let server = self.server();
+        let tokens = profile::remembered_token_server(&self.data_dir, &server);
+        if let Ok(engine) = self.open(&server, false, tokens)
             && engine.restore().await.ok().flatten().is_some()
         {
             self.start(engine).await?;
@@ -273,8 +291,14 @@ impl Desktop {
             .map_err(|e| CommandError::new("io", format!("folders.json: {e}")))
     }
 
-    /// Opens an engine against `server` with the OS keychain, or memory when asked.
-    pub(crate) fn open(&self, server: &str, memory_only: bool) -> CommandResult<Arc<Engine>> {
+    /// Opens an engine against `server` (or the token server `tokens`) with the OS keychain, or
+    /// memory when asked.
+    pub(crate) fn open(
+        &self,
+        server: &str,
+        memory_only: bool,
+        tokens: Option<TokenServer>,
+    ) -> CommandResult<Arc<Engine>> {
         let keychain: Arc<dyn Keychain> = if memory_only {
             Arc::new(MemoryKeychain::default())
         } else {
@@ -288,7 +312,7 @@ impl Desktop {
             transfer: self.settings().transfer(),
             grant: Default::default(),
             device: profile::device_name(),
-            token_server: None,
+            token_server: tokens,
         })?;
         Ok(Arc::new(engine))
     }

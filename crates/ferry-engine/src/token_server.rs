@@ -106,16 +106,21 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    /// Reads a profile from a TOML or JSON file (by its extension; TOML otherwise).
+    /// Reads a profile from a TOML or JSON file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(Error::io(format!(
             "reading the connection profile {}",
             path.display()
         )))?;
-        let parsed = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
+        Self::parse(&text)
+    }
+
+    /// Reads a profile from its text: JSON when it starts with `{`, TOML otherwise.
+    pub fn parse(text: &str) -> Result<Self> {
+        let parsed = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| e.to_string())
         } else {
-            toml::from_str(&text).map_err(|e| e.to_string())
+            toml::from_str(text).map_err(|e| e.to_string())
         };
         parsed.map_err(|detail| Error::Protocol {
             operation: "reading the connection profile",
