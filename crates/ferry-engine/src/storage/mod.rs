@@ -41,10 +41,38 @@ pub(crate) struct Payload {
     /// Counts the bytes that went out; what an attempt counted is taken back if it fails, so a
     /// retried request never counts its bytes twice.
     pub(crate) progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The dialect's callback headers (signed like the others), when the store is to call the
+    /// app server back once the object is stored.
+    pub(crate) callback: Vec<(String, String)>,
+}
+
+/// What the store said of the callback a request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallbackOutcome {
+    /// The app server answered (the answer's body, as the store relayed it).
+    Answered(String),
+    /// The object is stored but the callback failed (`203 CallbackFailed`): why.
+    Failed(String),
+}
+
+impl CallbackOutcome {
+    /// The outcome of a stored-object reply to a request that asked for a callback.
+    fn of(reply: &Reply) -> Self {
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        if reply.status == 203 {
+            let message = xml::error(&reply.body)
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or(text);
+            Self::Failed(message)
+        } else {
+            Self::Answered(text)
+        }
+    }
 }
 
 /// A successful reply.
 pub(crate) struct Reply {
+    pub(crate) status: u16,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: Bytes,
     /// The CRC-64 of what the store stored, when its dialect answers one.
@@ -90,16 +118,19 @@ impl<'a> Who<'a> {
 pub(crate) struct Stored {
     pub(crate) etag: String,
     pub(crate) crc64: Option<u64>,
+    /// How the callback went, when the request asked for one.
+    pub(crate) callback: Option<CallbackOutcome>,
 }
 
 impl Stored {
-    fn from_headers(operation: &'static str, reply: &Reply) -> Result<Self> {
+    fn from_headers(operation: &'static str, reply: &Reply, asked: bool) -> Result<Self> {
         Ok(Self {
             etag: reply.etag().ok_or(Error::Protocol {
                 operation,
                 detail: "no ETag".into(),
             })?,
             crc64: reply.crc64,
+            callback: asked.then(|| CallbackOutcome::of(reply)),
         })
     }
 }
@@ -267,7 +298,7 @@ impl Storage {
         payload: &Payload,
     ) -> Result<Reply> {
         let dialect = Dialect::of(grant);
-        let mut headers = Vec::new();
+        let mut headers = payload.callback.clone();
         if let Some(md5) = &payload.content_md5 {
             headers.push(("content-md5".to_owned(), md5.clone()));
         }
@@ -326,6 +357,7 @@ impl Storage {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok());
             return Ok(Reply {
+                status,
                 headers,
                 body,
                 crc64,
@@ -359,6 +391,7 @@ impl Storage {
         key: &str,
         payload: Payload,
     ) -> Result<Stored> {
+        let asked = !payload.callback.is_empty();
         let reply = self
             .call(
                 who,
@@ -369,7 +402,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        Stored::from_headers("PutObject", &reply)
+        Stored::from_headers("PutObject", &reply, asked)
     }
 
     /// HeadObject: the object's size and ETag, or `None` when there is none.
@@ -444,7 +477,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        Stored::from_headers("UploadPart", &reply)
+        Stored::from_headers("UploadPart", &reply, false)
     }
 
     /// Every part of an upload, following pages (at most 10 000 parts, 1 000 a page).
@@ -507,18 +540,23 @@ impl Storage {
         Ok(uploads.into_iter().filter(|u| u.key == key).collect())
     }
 
-    /// CompleteMultipartUpload; the ETag.
+    /// CompleteMultipartUpload, with the dialect's `callback` headers if any; the ETag. With a
+    /// callback the answer's body is the callback's (or `203 CallbackFailed`), so the ETag is
+    /// read from the header.
     pub(crate) async fn complete(
         &self,
         who: &Who<'_>,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        callback: Vec<(String, String)>,
     ) -> Result<Stored> {
         let operation = "CompleteMultipartUpload";
         let query = format!("uploadId={}", uri_encode(upload_id, false));
+        let asked = !callback.is_empty();
         let payload = Payload {
             bytes: Bytes::from(xml::complete_request(parts)),
+            callback,
             ..Default::default()
         };
         let reply = self
@@ -531,6 +569,9 @@ impl Storage {
                 payload,
             )
             .await?;
+        if asked && (reply.status == 203 || xml::completed_etag(&reply.body).is_err()) {
+            return Stored::from_headers(operation, &reply, true);
+        }
         // S3 may answer 200 with an error body when Complete fails late.
         if let Some(error) = xml::error(&reply.body) {
             return Err(Error::Storage {
@@ -543,6 +584,7 @@ impl Storage {
         Ok(Stored {
             etag: xml::completed_etag(&reply.body).map_err(unreadable(operation))?,
             crc64: reply.crc64,
+            callback: asked.then(|| CallbackOutcome::of(&reply)),
         })
     }
 
