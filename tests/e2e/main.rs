@@ -1,6 +1,7 @@
 //! End-to-end tests across Ferry's parts, against a real server on `127.0.0.1:0`.
 
 mod aws_cli;
+mod callbacks_oss;
 mod cli_data_dir;
 mod cli_profile;
 mod cli_resume;

@@ -153,7 +153,6 @@ pub(crate) fn store_key(data_dir: &std::path::Path) -> Arc<StoreKey> {
 
 /// A captured callback to check, as `verify-callback` reads it.
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CallbackCase {
     /// `oss` (or `obs`).
     pub provider: String,
