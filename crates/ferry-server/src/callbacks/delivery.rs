@@ -384,7 +384,7 @@ mod tests {
         ] {
             assert!(ask(url).is_err(), "{url}");
         }
-        assert_eq!(delivery.asked(Vendor::Oss, |_| None).unwrap().is_none(), true);
+        assert!(delivery.asked(Vendor::Oss, |_| None).unwrap().is_none());
     }
 
     #[test]
