@@ -33,7 +33,9 @@ async fn capturing_front(upstream: String) -> (String, Arc<Mutex<Vec<Captured>>>
         let (log, http, upstream) = (log.clone(), http.clone(), upstream.clone());
         async move {
             let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
             let headers: Vec<(String, String)> = parts
                 .headers
                 .iter()
@@ -85,7 +87,10 @@ async fn engine_upload(
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("cb");
     std::fs::create_dir(&folder).unwrap();
-    let files = [("small é.txt", bytes(1000, 1)), ("large.bin", bytes(20 * MIB, 2))];
+    let files = [
+        ("small é.txt", bytes(1000, 1)),
+        ("large.bin", bytes(20 * MIB, 2)),
+    ];
     for (name, data) in &files {
         std::fs::write(folder.join(name), data).unwrap();
     }
@@ -101,9 +106,20 @@ async fn engine_upload(
     let page = server.history("alice", password).await;
     for (name, data) in &files {
         let rows: Vec<_> = page.items.iter().filter(|r| r.name == *name).collect();
-        assert_eq!(rows.len(), 1, "{name}: one row per upload: {:?}", page.items);
-        let stored = server.server.object_bytes(&rows[0].bucket, &rows[0].key).await;
-        assert!(stored.unwrap().as_deref() == Some(data.as_slice()), "{name}: bytes differ");
+        assert_eq!(
+            rows.len(),
+            1,
+            "{name}: one row per upload: {:?}",
+            page.items
+        );
+        let stored = server
+            .server
+            .object_bytes(&rows[0].bucket, &rows[0].key)
+            .await;
+        assert!(
+            stored.unwrap().as_deref() == Some(data.as_slice()),
+            "{name}: bytes differ"
+        );
     }
     let callbacks = recorder
         .events()
@@ -156,7 +172,10 @@ async fn s3_grants_carry_no_callback_and_are_confirmed_by_the_client() {
     let (rows, callbacks) =
         engine_upload(&server, &password, ask(Provider::S3, SignatureVersion::V4)).await;
     assert!(callbacks.is_empty(), "{callbacks:?}");
-    assert!(rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Client), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Client),
+        "{rows:?}"
+    );
 }
 
 /// An address nothing listens on.
@@ -172,7 +191,10 @@ async fn a_failed_callback_falls_back_to_the_client(ask: GrantRequest) {
     let server = TestServer::start_with(|o| o.api_public_url = Some(down)).await;
     let password = server.add_user("alice", Role::User);
     let (rows, callbacks) = engine_upload(&server, &password, ask).await;
-    assert!(rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Client), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Client),
+        "{rows:?}"
+    );
     assert_eq!(callbacks.len(), 2, "{callbacks:?}");
     for (recorded, answer) in &callbacks {
         assert!(!recorded);
@@ -201,12 +223,11 @@ async fn resend(api: &str, captured: &Captured) -> ferry_tests::Reply {
     ferry_tests::Reply::from(request.body(captured.body.clone()).send().await).await
 }
 
-fn header<'a>(captured: &'a Captured, name: &str) -> &'a str {
-    captured
-        .headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map_or("", |(_, v)| v.as_str())
+/// The message of a `403 forbidden` refusal.
+fn refusal(reply: ferry_tests::Reply) -> String {
+    assert_eq!(reply.error(403), "forbidden");
+    let body: ferry_protocol::ErrorBody = serde_json::from_str(&reply.body).unwrap();
+    body.message
 }
 
 fn with_header(captured: &Captured, name: &str, value: String) -> Captured {
@@ -221,11 +242,14 @@ fn with_header(captured: &Captured, name: &str, value: String) -> Captured {
 async fn attacker(captured: &Captured) -> (String, String, Arc<Mutex<u32>>) {
     use rsa::pkcs8::{EncodePublicKey, LineEnding};
     let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
-    let pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
-    let (path, query) = captured.path.split_once('?').map_or(
-        (captured.path.as_str(), None),
-        |(p, q)| (p, Some(q)),
-    );
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let (path, query) = captured
+        .path
+        .split_once('?')
+        .map_or((captured.path.as_str(), None), |(p, q)| (p, Some(q)));
     let mut signed = path.as_bytes().to_vec();
     if let Some(query) = query {
         signed.extend_from_slice(format!("?{query}").as_bytes());
@@ -234,8 +258,8 @@ async fn attacker(captured: &Captured) -> (String, String, Arc<Mutex<u32>>) {
     signed.extend_from_slice(&captured.body);
     let digest = <md5::Md5 as md5::Digest>::digest(&signed);
     let prefix: [u8; 18] = [
-        0x30, 0x20, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05,
-        0x05, 0x00, 0x04, 0x10,
+        0x30, 0x20, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05, 0x05,
+        0x00, 0x04, 0x10,
     ];
     let scheme = rsa::Pkcs1v15Sign {
         hash_len: Some(16),
@@ -271,8 +295,12 @@ async fn forged_tampered_replayed_and_untrusted_callbacks_are_refused() {
     })
     .await;
     let password = server.add_user("alice", Role::User);
-    let (rows, _) = engine_upload(&server, &password, ask(Provider::Oss, SignatureVersion::V4)).await;
-    assert!(rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Provider), "{rows:?}");
+    let (rows, _) =
+        engine_upload(&server, &password, ask(Provider::Oss, SignatureVersion::V4)).await;
+    assert!(
+        rows.iter().all(|r| r.confirmed_by == ConfirmedBy::Provider),
+        "{rows:?}"
+    );
     let captured: Vec<Captured> = seen.lock().unwrap().clone();
     assert_eq!(captured.len(), 2, "one callback per upload");
     let small = captured
@@ -294,16 +322,19 @@ async fn forged_tampered_replayed_and_untrusted_callbacks_are_refused() {
         .replace("size=1000", "size=1001")
         .into_bytes();
     assert_ne!(tampered.body, small.body);
-    let refused = resend(&api, &tampered).await.error(403);
+    let refused = refusal(resend(&api, &tampered).await);
     assert!(refused.contains("signature does not match"), "{refused}");
 
     // The verify-callback example agrees, given the store's public key.
-    let pem = reqwest::get(format!("{}/_ferry/callback_pub_key.pem", server.server.store_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let pem = reqwest::get(format!(
+        "{}/_ferry/callback_pub_key.pem",
+        server.server.store_url()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
     assert_eq!(verify_offline(&small, &pem)["valid"], true);
     let verdict = verify_offline(&tampered, &pem);
@@ -312,17 +343,22 @@ async fn forged_tampered_replayed_and_untrusted_callbacks_are_refused() {
     // Forged: signed with the attacker's key, naming the store's (trusted) key.
     let (signature, attacker_url, fetches) = attacker(&small).await;
     let forged = with_header(&small, "authorization", signature.clone());
-    let refused = resend(&api, &forged).await.error(403);
+    let refused = refusal(resend(&api, &forged).await);
     assert!(refused.contains("signature does not match"), "{refused}");
 
     // Untrusted: the attacker's key, served from a host off the allow-list, is never fetched.
     let untrusted = with_header(&forged, "x-oss-pub-key-url", STANDARD.encode(&attacker_url));
-    let refused = resend(&api, &untrusted).await.error(403);
+    let refused = refusal(resend(&api, &untrusted).await);
     assert!(refused.contains("not on the allow-list"), "{refused}");
     assert_eq!(*fetches.lock().unwrap(), 0, "the key was fetched");
 
     // Replayed after the key was written again: the store holds other bytes now.
-    let key = rows.iter().find(|r| r.name == "small é.txt").unwrap().key.clone();
+    let key = rows
+        .iter()
+        .find(|r| r.name == "small é.txt")
+        .unwrap()
+        .key
+        .clone();
     overwrite(&server, &password, &key).await;
     let refused = resend(&api, &small).await;
     assert_eq!(refused.status, 422, "{refused:?}");
@@ -361,7 +397,10 @@ async fn oss2_uploads_with_a_callback_are_confirmed_by_the_provider() {
         .post("/api/v1/grants", &json!({"provider": "oss"}))
         .await
         .json(201);
-    assert!(grant.callback.is_some(), "an OSS grant carries its callback");
+    assert!(
+        grant.callback.is_some(),
+        "an OSS grant carries its callback"
+    );
     let dir = tempfile::tempdir().unwrap();
     for (action, size) in [("put", 3000), ("multipart", 12 * MIB)] {
         let file = dir.path().join(action);
@@ -384,13 +423,18 @@ async fn oss2_uploads_with_a_callback_are_confirmed_by_the_provider() {
             serde_json::from_str(answer["answer"].as_str().unwrap()).expect("a history row");
         assert_eq!(record.confirmed_by, ConfirmedBy::Provider, "{answer}");
         assert_eq!(record.key, key);
-        assert_eq!(record.upload_id.as_deref(), Some(format!("oss2-{action}").as_str()));
+        assert_eq!(
+            record.upload_id.as_deref(),
+            Some(format!("oss2-{action}").as_str())
+        );
         assert_eq!(record.size, size as u64);
     }
     let page = server.history("alice", &password).await;
     assert_eq!(page.items.len(), 2, "{:?}", page.items);
     assert!(
-        page.items.iter().all(|r| r.confirmed_by == ConfirmedBy::Provider),
+        page.items
+            .iter()
+            .all(|r| r.confirmed_by == ConfirmedBy::Provider),
         "{:?}",
         page.items
     );
@@ -421,7 +465,12 @@ fn verify_offline(captured: &Captured, pem: &str) -> serde_json::Value {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{} must be built (cargo build --workspace --all-targets): {e}", bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} must be built (cargo build --workspace --all-targets): {e}",
+                bin.display()
+            )
+        });
     child
         .stdin
         .take()

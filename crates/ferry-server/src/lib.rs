@@ -140,8 +140,7 @@ fn master_key(data_dir: &Path) -> Result<[u8; 32]> {
 /// A key for one purpose, derived from the master key (so it needs no file of its own).
 fn derived_key(master: &[u8; 32], purpose: &str) -> [u8; 32] {
     use hmac::{Hmac, KeyInit, Mac};
-    let mut mac =
-        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(master).expect("any key length");
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(master).expect("any key length");
     mac.update(purpose.as_bytes());
     mac.finalize().into_bytes().into()
 }

@@ -123,7 +123,12 @@ impl Uploads {
         self.record(user_id, c, "provider").await
     }
 
-    async fn record(&self, user_id: i64, c: Confirmation, by: &'static str) -> Result<UploadRecord> {
+    async fn record(
+        &self,
+        user_id: i64,
+        c: Confirmation,
+        by: &'static str,
+    ) -> Result<UploadRecord> {
         check_text("upload_id", &c.upload_id, 256)?;
         check_text("name", &c.name, 1024)?;
         if let Some(device) = &c.device {

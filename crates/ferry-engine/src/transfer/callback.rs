@@ -61,7 +61,11 @@ pub(super) fn report(shared: &Shared, file_id: i64, outcome: Option<&CallbackOut
             .unwrap_or_else(|p| p.into_inner())
             .insert(file_id);
     } else {
-        tracing::info!(file_id, answer, "the callback did not record the upload; confirming");
+        tracing::info!(
+            file_id,
+            answer,
+            "the callback did not record the upload; confirming"
+        );
     }
     (shared.events)(Event::Callback {
         file_id,

@@ -9,11 +9,11 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
-use super::{Shared, callback};
 use super::upload::{
     Fingerprint, Target, abandon, changed, check_owner, check_stored, crc64_of, fingerprint,
     md5_of, part_size, read_at,
 };
+use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, Owner, PartRow, Uploaded};

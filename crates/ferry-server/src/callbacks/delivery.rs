@@ -147,7 +147,9 @@ impl Delivery {
                 decode_json("x-oss-callback-var", raw)?;
             for (var, value) in map {
                 if !var.starts_with("x:") || var.chars().any(|c| c.is_ascii_uppercase()) {
-                    return Err(format!("callback variable {var:?} must be x: and lower case"));
+                    return Err(format!(
+                        "callback variable {var:?} must be x: and lower case"
+                    ));
                 }
                 vars.push((var, value));
             }
@@ -179,8 +181,9 @@ impl Delivery {
             format!("http://{value}")
         };
         match origin(&url) {
-            Some(o) if (o.starts_with("http://") || o.starts_with("https://"))
-                && self.allowed.contains(&o) =>
+            Some(o)
+                if (o.starts_with("http://") || o.starts_with("https://"))
+                    && self.allowed.contains(&o) =>
             {
                 Ok(url)
             }
@@ -367,14 +370,19 @@ mod tests {
         let ask = |url: &str| {
             let header = encoded(serde_json::json!({"callbackUrl": url, "callbackBody": "a"}));
             delivery
-                .asked(Vendor::Oss, |name| (name == "x-oss-callback").then_some(header.as_str()))
+                .asked(Vendor::Oss, |name| {
+                    (name == "x-oss-callback").then_some(header.as_str())
+                })
                 .map(|asked| asked.map(|a| a.url))
         };
         assert_eq!(
             ask("http://127.0.0.1:1/api/v1/callbacks/oss"),
             Ok(Some("http://127.0.0.1:1/api/v1/callbacks/oss".into()))
         );
-        assert_eq!(ask("127.0.0.1:1/cb"), Ok(Some("http://127.0.0.1:1/cb".into())));
+        assert_eq!(
+            ask("127.0.0.1:1/cb"),
+            Ok(Some("http://127.0.0.1:1/cb".into()))
+        );
         for url in [
             "http://127.0.0.1:2/cb",
             "http://169.254.169.254/latest",

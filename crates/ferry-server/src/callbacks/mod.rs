@@ -24,8 +24,8 @@ use std::sync::Arc;
 use ferry_protocol::{Provider, UploadRecord};
 
 pub(crate) use self::delivery::{Asked, Committed, Delivery, Outcome, Vendor};
-pub(crate) use self::keys::{PUBLIC_KEY_PATH, StoreKey};
 use self::keys::PublicKeys;
+pub(crate) use self::keys::{PUBLIC_KEY_PATH, StoreKey};
 use self::spec::GrantToken;
 use crate::error::{Error, Result};
 use crate::uploads::Uploads;
@@ -99,8 +99,7 @@ impl Callbacks {
         uploads: &Uploads,
         arrived: Arrived,
     ) -> Result<UploadRecord> {
-        let url = receipt::public_key_url(arrived.header("x-oss-pub-key-url"))
-            .map_err(refused)?;
+        let url = receipt::public_key_url(arrived.header("x-oss-pub-key-url")).map_err(refused)?;
         let key = self.keys.get(&url).await.map_err(refused)?;
         let signed = oss::string_to_sign(&arrived.path, arrived.query.as_deref(), &arrived.body);
         oss::verify(&key, &signed, arrived.header("authorization")).map_err(refused)?;

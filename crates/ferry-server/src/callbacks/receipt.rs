@@ -109,15 +109,27 @@ mod tests {
         assert_eq!(fields.size, 5);
         let json = br#"{"bucket":"ferry","object":"uploads/1/a b","etag":"ABC","size":5,
                         "upload_id":"d-1","name":"a b","grant":"1.2.t"}"#;
-        assert_eq!(Fields::parse(Some("application/json"), json).unwrap(), fields);
+        assert_eq!(
+            Fields::parse(Some("application/json"), json).unwrap(),
+            fields
+        );
         assert!(Fields::parse(None, b"bucket=ferry").is_err());
-        assert!(Fields::parse(None, b"bucket=a&object=b&etag=c&size=x&upload_id=u&name=n&grant=g").is_err());
+        assert!(
+            Fields::parse(
+                None,
+                b"bucket=a&object=b&etag=c&size=x&upload_id=u&name=n&grant=g"
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn the_key_url_is_base64() {
         let url = STANDARD.encode("http://127.0.0.1:1/k.pem");
-        assert_eq!(public_key_url(Some(&url)).unwrap(), "http://127.0.0.1:1/k.pem");
+        assert_eq!(
+            public_key_url(Some(&url)).unwrap(),
+            "http://127.0.0.1:1/k.pem"
+        );
         assert_eq!(public_key_url(None), Err(KeyFetchError::BadUrl));
         assert_eq!(public_key_url(Some("%%")), Err(KeyFetchError::BadUrl));
     }

@@ -11,8 +11,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The custom variables every template ends with; the client fills the first three per file.
-const CUSTOM: &str =
-    "upload_id=${x:upload_id}&name=${x:name}&device=${x:device}&grant=${x:grant}";
+const CUSTOM: &str = "upload_id=${x:upload_id}&name=${x:name}&device=${x:device}&grant=${x:grant}";
 
 /// The body type of Ferry's templates.
 pub(crate) const FORM: &str = "application/x-www-form-urlencoded";

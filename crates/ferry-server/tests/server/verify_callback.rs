@@ -61,7 +61,10 @@ fn verify_callback_accepts_the_published_oss_example_and_refuses_changes() {
     let verdict = verify(&changed);
     assert_eq!(verdict["valid"], false);
     assert!(
-        verdict["reason"].as_str().unwrap().contains("does not match"),
+        verdict["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
         "{verdict}"
     );
     let mut other_query = published();
