@@ -21,7 +21,10 @@ use crate::events::EventSink;
 use crate::journal::Owner;
 use crate::retry::{self, ATTEMPTS};
 
+mod callback;
 mod stall;
+
+pub(crate) use self::callback::CallbackOutcome;
 
 use self::stall::{Stall, read_answer};
 use crate::secret::Secret;
@@ -44,30 +47,6 @@ pub(crate) struct Payload {
     /// The dialect's callback headers (signed like the others), when the store is to call the
     /// app server back once the object is stored.
     pub(crate) callback: Vec<(String, String)>,
-}
-
-/// What the store said of the callback a request asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CallbackOutcome {
-    /// The app server answered (the answer's body, as the store relayed it).
-    Answered(String),
-    /// The object is stored but the callback failed (`203 CallbackFailed`): why.
-    Failed(String),
-}
-
-impl CallbackOutcome {
-    /// The outcome of a stored-object reply to a request that asked for a callback.
-    fn of(reply: &Reply) -> Self {
-        let text = String::from_utf8_lossy(&reply.body).into_owned();
-        if reply.status == 203 {
-            let message = xml::error(&reply.body)
-                .map(|e| format!("{}: {}", e.code, e.message))
-                .unwrap_or(text);
-            Self::Failed(message)
-        } else {
-            Self::Answered(text)
-        }
-    }
 }
 
 /// A successful reply.
