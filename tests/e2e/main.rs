@@ -5,6 +5,7 @@ mod broker_cloud;
 mod broker_faults;
 mod broker_sdk;
 mod broker_sts;
+mod callbacks_oss;
 mod cli_data_dir;
 mod cli_profile;
 mod cli_resume;

@@ -26,7 +26,7 @@ async fn grant(client: &ApiClient, provider: &str, extra: Value) -> Grant {
 }
 
 /// Runs `tests/sdk/<script>` with `case` on stdin; its one-line JSON answer.
-async fn run_sdk(script: &str, case: &Value) -> Value {
+pub(crate) async fn run_sdk(script: &str, case: &Value) -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk");
     let mut command = tokio::process::Command::new("python3");
     command

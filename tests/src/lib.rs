@@ -137,7 +137,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(result: reqwest::Result<reqwest::Response>) -> Self {
+    /// The reply to a request (which must have reached the server).
+    pub async fn from(result: reqwest::Result<reqwest::Response>) -> Self {
         let response = result.expect("request reaches the server");
         let status = response.status().as_u16();
         let headers = response.headers().clone();

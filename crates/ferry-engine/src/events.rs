@@ -70,6 +70,18 @@ pub enum Event {
         /// Why, for failed and skipped files.
         error: Option<ErrorInfo>,
     },
+    /// The store called the app server back after storing a file (OSS and OBS native
+    /// callbacks). When the app server recorded the upload from it, no client confirmation is
+    /// sent; when the callback failed (`203 CallbackFailed`: the object is stored), the client
+    /// confirms as usual, so nothing is lost.
+    Callback {
+        /// Journal id of the file.
+        file_id: i64,
+        /// Whether the app server recorded the upload from the callback.
+        recorded: bool,
+        /// The callback's answer as the store relayed it, or why it failed (at most 1 KiB).
+        answer: String,
+    },
     /// A refresh of the storage credentials started.
     CredentialsRefreshing,
     /// New storage credentials arrived.

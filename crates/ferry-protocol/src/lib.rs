@@ -299,6 +299,34 @@ impl fmt::Debug for Grant {
     }
 }
 
+/// A provider-native upload callback, as a grant's `callback` carries it: where the store posts
+/// when an object is stored, the body template it fills, and the custom variables the client
+/// passes along. The template's variables are the store's own (OSS `${object}`, OBS `$(key)`)
+/// and custom ones named `x:…` (`${x:upload_id}`, `${x:name}`, `${x:device}`), which the client
+/// fills for each file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackSpec {
+    /// The app server's callback endpoint, as the store reaches it.
+    pub url: String,
+    /// The body template.
+    pub body: String,
+    /// `application/x-www-form-urlencoded` or `application/json`.
+    pub body_type: String,
+    /// Custom variables the app server wants sent back as they are (`x:grant`).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+impl CallbackSpec {
+    /// The spec a grant carries, if it carries one this client understands.
+    pub fn of(grant: &Grant) -> Option<Self> {
+        grant
+            .callback
+            .as_ref()
+            .and_then(|value| serde_json::from_value(value.clone()).ok())
+    }
+}
+
 /// `POST /api/v1/uploads`: the client says an object is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -49,6 +49,10 @@ pub enum Error {
         /// ETag in the store.
         etag: String,
     },
+    /// A provider callback that is forged, changed, replayed, or signed with a key from a host
+    /// the server does not trust.
+    #[error("callback refused: {0}")]
+    CallbackRefused(String),
     /// The upload id was used before for another object.
     #[error("upload id {0:?} was confirmed before for another object")]
     Conflict(String),
@@ -90,7 +94,7 @@ impl Error {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::SessionExpired => ErrorCode::SessionExpired,
-            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Forbidden(_) | Self::CallbackRefused(_) => ErrorCode::Forbidden,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::InvalidRequest(_) | Self::InvalidUsername(_) | Self::UserExists(_) => {
                 ErrorCode::InvalidRequest

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod api;
+mod callbacks;
 mod db;
 mod error;
 mod grants;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use crate::accounts::Accounts;
+pub use crate::callbacks::{CallbackCase, verify_callback};
 pub use crate::db::{Db, DbError};
 pub use crate::error::{Error, Result};
 pub use crate::grants::{BrokerConfig, BrokerError, BrokerKind, SecretFileError, read_secret_file};
@@ -41,6 +43,9 @@ pub struct ServeOptions {
     pub store_listen: SocketAddr,
     /// Store URL put into grants; defaults to `http://<bound store address>`.
     pub store_public_url: Option<String>,
+    /// The API's URL as stores reach it, put into OSS and OBS grants' callbacks (the embedded
+    /// store calls back there and nowhere else); defaults to `http://<bound API address>`.
+    pub api_public_url: Option<String>,
     /// Lifetime of grants.
     pub grant_ttl: Duration,
     /// Lifetime of sign-in sessions.
@@ -74,6 +79,7 @@ impl ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store_public_url: None,
+            api_public_url: None,
             grant_ttl: Duration::from_secs(900),
             session_ttl: Duration::from_secs(12 * 3600),
             bucket: "ferry".into(),
@@ -135,6 +141,14 @@ fn master_key(data_dir: &Path) -> Result<[u8; 32]> {
     }
 }
 
+/// A key for one purpose, derived from the master key (so it needs no file of its own).
+fn derived_key(master: &[u8; 32], purpose: &str) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(master).expect("any key length");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
 pub struct Server {
     store: store::Store,
@@ -166,6 +180,18 @@ impl Server {
             .store_public_url
             .clone()
             .unwrap_or(format!("http://{store_addr}"));
+        let api_public = options
+            .api_public_url
+            .clone()
+            .unwrap_or(format!("http://{api_addr}"));
+        let callback_key = derived_key(&key, "ferry-callback-key");
+        let delivery = Arc::new(callbacks::Delivery::new(
+            callbacks::store_key(&options.data_dir),
+            callback_key,
+            format!("{endpoint}{}", callbacks::PUBLIC_KEY_PATH),
+            vec![api_public.clone(), format!("http://{api_addr}")],
+        )?);
+        let callbacks = callbacks::Callbacks::new(callback_key, api_public, &endpoint)?;
         let grants = Arc::new(grants::Grants::new(
             db.clone(),
             key,
@@ -183,12 +209,14 @@ impl Server {
             &options.data_dir.join("store"),
             db.clone(),
             grants.clone(),
+            delivery,
             options.body_read_timeout,
         )?;
         let state = Arc::new(api::AppState {
             sessions: sessions::Sessions::new(db.clone(), options.throttle, options.session_ttl),
             uploads: uploads::Uploads::new(db.clone(), store.clone(), grants.upload_bucket()),
             grants,
+            callbacks,
         });
         let (shutdown, watching) = watch::channel(false);
         let router = api::router(state);

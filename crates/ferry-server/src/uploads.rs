@@ -119,6 +119,26 @@ impl Uploads {
 
     /// Records the client's confirmation after checking the object in the store.
     pub(crate) async fn confirm(&self, user: &User, c: Confirmation) -> Result<UploadRecord> {
+        self.record(user.id, c, "client").await
+    }
+
+    /// Records what a verified provider callback says of user `user_id`'s upload, checked
+    /// against the store like a client's confirmation: a callback for an object the store no
+    /// longer holds with that size and ETag (a replay after the object changed) is refused.
+    pub(crate) async fn confirm_by_provider(
+        &self,
+        user_id: i64,
+        c: Confirmation,
+    ) -> Result<UploadRecord> {
+        self.record(user_id, c, "provider").await
+    }
+
+    async fn record(
+        &self,
+        user_id: i64,
+        c: Confirmation,
+        by: &'static str,
+    ) -> Result<UploadRecord> {
         check_text("upload_id", &c.upload_id, 256)?;
         check_text("name", &c.name, 1024)?;
         if let Some(device) = &c.device {
@@ -128,7 +148,7 @@ impl Uploads {
             check_text("checksum", checksum, 256)?;
         }
         object_key::check(&c.key).map_err(Error::InvalidKey)?;
-        if c.bucket != self.bucket.name || !c.key.starts_with(&user_prefix(user.id)) {
+        if c.bucket != self.bucket.name || !c.key.starts_with(&user_prefix(user_id)) {
             return Err(Error::Forbidden("the object is outside your upload prefix"));
         }
         // Hex ETags compare in any case: OSS hands them out in upper case, the store keeps
@@ -155,7 +175,8 @@ impl Uploads {
         let recorded = self
             .db
             .confirm(ClientConfirmation {
-                user_id: user.id,
+                by,
+                user_id,
                 upload_id: c.upload_id.clone(),
                 bucket: c.bucket,
                 key: c.key,

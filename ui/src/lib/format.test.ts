@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { bytes, countdown, duration, percent, rate, signInMessage } from "./format";
+import { bytes, confirmedBy, countdown, duration, percent, rate, signInMessage } from "./format";
 
 describe("format", () => {
+  it("says who confirmed a history row", () => {
+    expect(confirmedBy("provider")).toBe("provider callback");
+    expect(confirmedBy("client")).toBe("client");
+    expect(confirmedBy("store")).toBe("store's record");
+  });
+
   it("writes sizes in binary units", () => {
     expect(bytes(0)).toBe("0 B");
     expect(bytes(1536)).toBe("1.5 KiB");

@@ -63,3 +63,15 @@ export function signInMessage(code: string, server: string): string {
       return "Signing in failed. Try again.";
   }
 }
+
+/** Who vouched for a history row, in words: the store's callback, the uploader, or only the store's own record. */
+export function confirmedBy(by: "client" | "store" | "provider"): string {
+  switch (by) {
+    case "provider":
+      return "provider callback";
+    case "client":
+      return "client";
+    case "store":
+      return "store's record";
+  }
+}

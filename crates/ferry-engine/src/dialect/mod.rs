@@ -11,6 +11,10 @@
 //! | `s3` (AWS, MinIO, JD Cloud, the embedded store) | SigV4 | `x-amz-security-token` | path or virtual-hosted | Content-MD5, ETag |
 //! | `oss` (Alibaba) | OSS4-HMAC-SHA256, or V1 | `x-oss-security-token` | virtual-hosted or own domain | Content-MD5, ETag, CRC-64 |
 //! | `obs` (Huawei) | OBS | `x-obs-security-token` | virtual-hosted or own domain | Content-MD5, ETag |
+//!
+//! Native upload callbacks: `oss` sends `x-oss-callback` and `x-oss-callback-var` (base64
+//! JSON), `obs` sends `x-obs-callback` (base64 JSON, the custom variables filled in by the
+//! client, as OBS has no callback-var for PUT), `s3` none.
 
 pub mod case;
 mod obs;
@@ -18,7 +22,7 @@ mod oss;
 pub mod preset;
 pub mod s3;
 
-use ferry_protocol::{Addressing, Grant, Provider, SignatureVersion};
+use ferry_protocol::{Addressing, CallbackSpec, Grant, Provider, SignatureVersion};
 pub use ferry_sign::{
     RawUrl, SignError, SigningCredentials, UnsignedRequest, percent_decode, uri_encode,
 };
@@ -129,6 +133,21 @@ impl Dialect {
             "RequestTimeTooSkewed" => Refusal::ClockSkew,
             "NoSuchUpload" => Refusal::NoSuchUpload,
             _ => Refusal::Other,
+        }
+    }
+
+    /// The headers that ask the store to call the app server back once it has stored the
+    /// object (PutObject, CompleteMultipartUpload), with the client's custom variables `vars`
+    /// (`x:upload_id`, …); none for S3, which has no native callback.
+    pub fn callback_headers(
+        self,
+        spec: &CallbackSpec,
+        vars: &[(&str, String)],
+    ) -> Vec<(String, String)> {
+        match self {
+            Self::S3 => Vec::new(),
+            Self::OssV4 | Self::OssV1 => oss::callback_headers(spec, vars),
+            Self::Obs => obs::callback_headers(spec, vars),
         }
     }
 

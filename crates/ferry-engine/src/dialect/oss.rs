@@ -3,7 +3,9 @@
 //! returns for what it stored. OSS signs `/<bucket>/<key>` whatever the host name (virtual-hosted
 //! or the bucket's own domain).
 
-use ferry_protocol::Grant;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ferry_protocol::{CallbackSpec, Grant};
 use ferry_sign::oss::{v1, v4};
 use ferry_sign::{Resource, SignError, SigningCredentials, UnsignedRequest};
 use time::OffsetDateTime;
@@ -50,4 +52,30 @@ pub(super) fn sign_v1(
     time: OffsetDateTime,
 ) -> Result<Vec<(String, String)>, SignError> {
     Ok(v1::sign(request, credentials, time, &resource(grant, key))?.headers)
+}
+
+/// `x-oss-callback` (base64 of `{callbackUrl, callbackBody, callbackBodyType}`) and
+/// `x-oss-callback-var` (base64 of the custom variables: the grant's and the client's).
+pub(super) fn callback_headers(
+    spec: &CallbackSpec,
+    vars: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let callback = serde_json::json!({
+        "callbackUrl": spec.url,
+        "callbackBody": spec.body,
+        "callbackBodyType": spec.body_type,
+    });
+    let mut all = spec.vars.clone();
+    for (name, value) in vars {
+        all.insert((*name).to_owned(), value.clone());
+    }
+    let mut headers = vec![(
+        "x-oss-callback".to_owned(),
+        STANDARD.encode(callback.to_string()),
+    )];
+    if !all.is_empty() {
+        let vars = serde_json::to_string(&all).unwrap_or_default();
+        headers.push(("x-oss-callback-var".to_owned(), STANDARD.encode(vars)));
+    }
+    headers
 }

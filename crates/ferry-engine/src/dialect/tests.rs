@@ -207,3 +207,40 @@ fn obs_signs_the_host_name_of_its_own_domain_even_on_ipv6() {
         assert_eq!(sent, expected.headers, "{endpoint}");
     }
 }
+
+fn decoded(headers: &[(String, String)], name: &str) -> serde_json::Value {
+    use base64::Engine;
+    let value = &headers.iter().find(|(n, _)| n == name).unwrap().1;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn callback_headers_follow_each_stores_way() {
+    let spec = ferry_protocol::CallbackSpec {
+        url: "http://app/cb".into(),
+        body: "o=${object}&n=${x:name}&g=${x:grant}".into(),
+        body_type: "application/x-www-form-urlencoded".into(),
+        vars: [("x:grant".to_owned(), "t".to_owned())].into(),
+    };
+    let vars = [("x:name", "a b/é".to_owned())];
+    assert!(Dialect::S3.callback_headers(&spec, &vars).is_empty());
+    let oss = Dialect::OssV4.callback_headers(&spec, &vars);
+    assert_eq!(
+        decoded(&oss, "x-oss-callback"),
+        serde_json::json!({"callbackUrl": "http://app/cb", "callbackBody": spec.body,
+                           "callbackBodyType": spec.body_type})
+    );
+    assert_eq!(
+        decoded(&oss, "x-oss-callback-var"),
+        serde_json::json!({"x:grant": "t", "x:name": "a b/é"})
+    );
+    let obs = Dialect::Obs.callback_headers(&spec, &vars);
+    assert_eq!(obs.len(), 1, "OBS has no callback-var on a PUT");
+    assert_eq!(
+        decoded(&obs, "x-obs-callback")["callbackBody"],
+        "o=${object}&n=a%20b%2F%C3%A9&g=t"
+    );
+}

@@ -21,7 +21,10 @@ use crate::events::EventSink;
 use crate::journal::Owner;
 use crate::retry::{self, ATTEMPTS};
 
+mod callback;
 mod stall;
+
+pub(crate) use self::callback::CallbackOutcome;
 
 use self::stall::{Stall, read_answer};
 use crate::secret::Secret;
@@ -41,10 +44,14 @@ pub(crate) struct Payload {
     /// Counts the bytes that went out; what an attempt counted is taken back if it fails, so a
     /// retried request never counts its bytes twice.
     pub(crate) progress: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The dialect's callback headers (signed like the others), when the store is to call the
+    /// app server back once the object is stored.
+    pub(crate) callback: Vec<(String, String)>,
 }
 
 /// A successful reply.
 pub(crate) struct Reply {
+    pub(crate) status: u16,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: Bytes,
     /// The CRC-64 of what the store stored, when its dialect answers one.
@@ -90,16 +97,19 @@ impl<'a> Who<'a> {
 pub(crate) struct Stored {
     pub(crate) etag: String,
     pub(crate) crc64: Option<u64>,
+    /// How the callback went, when the request asked for one.
+    pub(crate) callback: Option<CallbackOutcome>,
 }
 
 impl Stored {
-    fn from_headers(operation: &'static str, reply: &Reply) -> Result<Self> {
+    fn from_headers(operation: &'static str, reply: &Reply, asked: bool) -> Result<Self> {
         Ok(Self {
             etag: reply.etag().ok_or(Error::Protocol {
                 operation,
                 detail: "no ETag".into(),
             })?,
             crc64: reply.crc64,
+            callback: asked.then(|| CallbackOutcome::of(reply)),
         })
     }
 }
@@ -267,7 +277,7 @@ impl Storage {
         payload: &Payload,
     ) -> Result<Reply> {
         let dialect = Dialect::of(grant);
-        let mut headers = Vec::new();
+        let mut headers = payload.callback.clone();
         if let Some(md5) = &payload.content_md5 {
             headers.push(("content-md5".to_owned(), md5.clone()));
         }
@@ -322,6 +332,7 @@ impl Storage {
         if (200..300).contains(&status) {
             let crc64 = stored_crc64(dialect, &headers, operation)?;
             return Ok(Reply {
+                status,
                 headers,
                 body,
                 crc64,
@@ -355,6 +366,7 @@ impl Storage {
         key: &str,
         payload: Payload,
     ) -> Result<Stored> {
+        let asked = !payload.callback.is_empty();
         let reply = self
             .call(
                 who,
@@ -365,7 +377,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        Stored::from_headers("PutObject", &reply)
+        Stored::from_headers("PutObject", &reply, asked)
     }
 
     /// HeadObject: the object's size and ETag, or `None` when there is none.
@@ -440,7 +452,7 @@ impl Storage {
                 payload,
             )
             .await?;
-        Stored::from_headers("UploadPart", &reply)
+        Stored::from_headers("UploadPart", &reply, false)
     }
 
     /// Every part of an upload, following pages (at most 10 000 parts, 1 000 a page).
@@ -503,18 +515,23 @@ impl Storage {
         Ok(uploads.into_iter().filter(|u| u.key == key).collect())
     }
 
-    /// CompleteMultipartUpload; the ETag.
+    /// CompleteMultipartUpload, with the dialect's `callback` headers if any; the ETag. With a
+    /// callback the answer's body is the callback's (or `203 CallbackFailed`), so the ETag is
+    /// read from the header.
     pub(crate) async fn complete(
         &self,
         who: &Who<'_>,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        callback: Vec<(String, String)>,
     ) -> Result<Stored> {
         let operation = "CompleteMultipartUpload";
         let query = format!("uploadId={}", uri_encode(upload_id, false));
+        let asked = !callback.is_empty();
         let payload = Payload {
             bytes: Bytes::from(xml::complete_request(parts)),
+            callback,
             ..Default::default()
         };
         let reply = self
@@ -527,6 +544,9 @@ impl Storage {
                 payload,
             )
             .await?;
+        if asked && (reply.status == 203 || xml::completed_etag(&reply.body).is_err()) {
+            return Stored::from_headers(operation, &reply, true);
+        }
         // S3 may answer 200 with an error body when Complete fails late.
         if let Some(error) = xml::error(&reply.body) {
             return Err(Error::Storage {
@@ -539,6 +559,7 @@ impl Storage {
         Ok(Stored {
             etag: xml::completed_etag(&reply.body).map_err(unreadable(operation))?,
             crc64: reply.crc64,
+            callback: asked.then(|| CallbackOutcome::of(&reply)),
         })
     }
 

@@ -9,6 +9,7 @@
 //! finds its file paused or cancelled stops without writing. While the session changes hands
 //! the scheduler is held: nothing starts until every task of the old account has ended.
 
+mod callback;
 mod multipart;
 mod progress;
 mod schedule;
@@ -77,6 +78,10 @@ pub(crate) struct Shared {
     pub(crate) parts: Arc<Semaphore>,
     pub(crate) device: String,
     pub(crate) device_id: String,
+    /// Files whose upload the app server recorded from the store's callback: their client
+    /// confirmation is not needed. Kept in memory only; after a restart the (idempotent)
+    /// client confirmation is sent instead.
+    pub(crate) recorded_by_callback: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Shared {
@@ -157,6 +162,7 @@ impl Transfer {
                 parts,
                 device,
                 device_id,
+                recorded_by_callback: Mutex::new(Default::default()),
             }),
             events,
             running: Mutex::new(HashMap::new()),

@@ -9,11 +9,11 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
-use super::Shared;
 use super::upload::{
     Fingerprint, Target, abandon, changed, check_owner, check_stored, crc64_of, fingerprint,
     md5_of, part_size, read_at,
 };
+use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, Owner, PartRow, Uploaded};
@@ -272,6 +272,7 @@ impl PartJob {
             bytes,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: None,
+            callback: Vec::new(),
         };
         let stored = self
             .shared
@@ -339,6 +340,10 @@ async fn finish(
     let expected = format!("{}-{}", hex::encode(md5s.finalize()), plan.count);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     check_owner(shared, target.owner)?;
+    let grant = shared
+        .storage
+        .grant(&Who::file(target.owner, row.id))
+        .await?;
     let stored = match shared
         .storage
         .complete(
@@ -346,6 +351,7 @@ async fn finish(
             target.key,
             upload_id,
             &listed,
+            callback::headers(shared, &grant, row),
         )
         .await
     {
@@ -354,11 +360,16 @@ async fn finish(
             let mut row = row.clone();
             row.size = Some(print.size);
             let etag = completed_earlier(shared, &row, target, upload_id, &expected).await?;
-            Stored { etag, crc64: None }
+            Stored {
+                etag,
+                crc64: None,
+                callback: None,
+            }
         }
         Err(err) => return Err(err),
     };
     check_object(&stored, &expected, &parts)?;
+    callback::report(shared, row.id, stored.callback.as_ref());
     let etag = stored.etag;
     let (bucket, key, size) = (target.bucket.to_owned(), target.key.to_owned(), print.size);
     let checksum = format!("md5-parts:{expected}");
@@ -447,6 +458,7 @@ mod tests {
         Stored {
             etag: etag.to_owned(),
             crc64,
+            callback: None,
         }
     }
 

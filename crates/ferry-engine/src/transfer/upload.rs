@@ -12,7 +12,7 @@ use ferry_protocol::Confirmation;
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::Shared;
+use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Owner, Uploaded};
@@ -173,6 +173,7 @@ pub(crate) async fn upload(
             bytes,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: Some(sent.clone()),
+            callback: callback::headers(shared, &grant, row),
         };
         let stored = shared
             .storage
@@ -180,6 +181,7 @@ pub(crate) async fn upload(
             .await?;
         let expected = hex::encode(md5);
         check_stored(&stored, &expected, crc)?;
+        callback::report(shared, row.id, stored.callback.as_ref());
         let etag = stored.etag;
         if fingerprint(path).await? != print {
             return Err(changed(path));
@@ -283,8 +285,14 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
             detail: "incomplete row".into(),
         });
     };
+    if callback::take_recorded(shared, id) {
+        // The store's callback made the app server record this upload already.
+        return shared
+            .db(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
+            .await;
+    }
     let confirmation = Confirmation {
-        upload_id: format!("{}-{}", shared.device_id, row.id),
+        upload_id: callback::upload_id(shared, row.id),
         bucket,
         key,
         size,

@@ -18,6 +18,7 @@ use ferry_protocol::{
 };
 
 use self::error::{ApiError, BadBody, BadQuery, error_response};
+use crate::callbacks::{Arrived, Callbacks};
 use crate::error::Error;
 use crate::grants::{GrantAsk, Grants};
 use crate::sessions::Sessions;
@@ -31,6 +32,7 @@ pub(crate) struct AppState {
     pub(crate) sessions: Sessions,
     pub(crate) grants: Arc<Grants>,
     pub(crate) uploads: Uploads,
+    pub(crate) callbacks: Callbacks,
 }
 
 type AppResult<T> = Result<T, ApiError>;
@@ -110,9 +112,52 @@ async fn grant(
         provider: body.provider,
         signature_version: body.signature_version,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(state.grants.mint(&user, ask).await?),
+    let mut grant = state.grants.mint(&user, ask).await?;
+    grant.callback = state
+        .callbacks
+        .spec(grant.provider, user.id, grant.expires_at);
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+/// A callback request, raw: its signature covers the path, query and body as sent.
+fn arrived(uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: bytes::Bytes) -> Arrived {
+    Arrived {
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+async fn oss_callback(
+    State(state): Shared,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> AppResult<Json<UploadRecord>> {
+    let arrived = arrived(&uri, &headers, body);
+    Ok(Json(
+        state.callbacks.receive_oss(&state.uploads, arrived).await?,
+    ))
+}
+
+async fn obs_callback(
+    State(state): Shared,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> AppResult<Json<UploadRecord>> {
+    let arrived = arrived(&uri, &headers, body);
+    Ok(Json(
+        state.callbacks.receive_obs(&state.uploads, arrived).await?,
     ))
 }
 
@@ -180,7 +225,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/grants", post(grant))
         .route("/uploads", post(confirm).get(history))
         .route("/uploads.csv", get(history_csv))
-        .route("/uploads/stats", get(stats));
+        .route("/uploads/stats", get(stats))
+        .route("/callbacks/oss", post(oss_callback))
+        .route("/callbacks/obs", post(obs_callback));
     Router::new()
         .nest(ferry_protocol::API_PREFIX, api)
         .route("/healthz", get(|| async { "ok" }))

@@ -167,9 +167,13 @@ pub(super) fn record_stored(
     Ok(())
 }
 
-/// What the client confirmed, already checked against the store.
+/// What the client (or a provider's callback for it) confirmed, already checked against the
+/// store.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientConfirmation {
+    /// `client`, or `provider` for a verified provider callback: the stronger word stays, so
+    /// a client confirming what a callback recorded leaves the row confirmed by the provider.
+    pub(crate) by: &'static str,
     pub(crate) user_id: i64,
     pub(crate) upload_id: String,
     pub(crate) bucket: String,
@@ -202,7 +206,20 @@ impl Db {
                     && row.key == c.key
                     && row.etag == c.etag
                     && row.size == c.size;
-                return Ok(if same { Recorded::Row(Box::new(row)) } else { Recorded::Conflict });
+                if !same {
+                    return Ok(Recorded::Conflict);
+                }
+                if c.by != "provider" || row.confirmed_by == "provider" {
+                    return Ok(Recorded::Row(Box::new(row)));
+                }
+                tx.execute(
+                    "UPDATE uploads SET status = 'confirmed', confirmed_by = 'provider' WHERE id = ?1",
+                    params![row.id],
+                )?;
+                let row = upload_by(&tx, "h.id = ?1", row.id.into())?
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                tx.commit()?;
+                return Ok(Recorded::Row(Box::new(row)));
             }
             let store_row: Option<i64> = tx
                 .query_row(
@@ -216,9 +233,9 @@ impl Db {
                 Some(id) => {
                     tx.execute(
                         "UPDATE uploads SET name = ?2, checksum = ?3, device = ?4,
-                             client_upload_id = ?5, status = 'confirmed', confirmed_by = 'client'
+                             client_upload_id = ?5, status = 'confirmed', confirmed_by = ?6
                          WHERE id = ?1",
-                        params![id, c.name, c.checksum, c.device, c.upload_id],
+                        params![id, c.name, c.checksum, c.device, c.upload_id, c.by],
                     )?;
                     id
                 }
@@ -227,7 +244,7 @@ impl Db {
                         "INSERT INTO uploads (user_id, bucket, key, name, size, etag, checksum,
                              device, client_upload_id, started_at, completed_at, status,
                              confirmed_by)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'confirmed', 'client')",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'confirmed', ?11)",
                         params![
                             c.user_id,
                             c.bucket,
@@ -238,7 +255,8 @@ impl Db {
                             c.checksum,
                             c.device,
                             c.upload_id,
-                            c.completed_at
+                            c.completed_at,
+                            c.by
                         ],
                     )?;
                     tx.last_insert_rowid()

@@ -274,6 +274,11 @@ impl hyper::service::Service<http::Request<Incoming>> for Admission {
     type Future = BoxFuture<'static, Result<HttpResponse, HttpError>>;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        if request.method() == http::Method::GET
+            && request.uri().path() == crate::callbacks::PUBLIC_KEY_PATH
+        {
+            return self.native.clone().public_key().map(Ok).boxed();
+        }
         match check(&request) {
             Err((refusal, front)) => {
                 tracing::debug!(?refusal, ?front, method = %request.method(), "store request refused");

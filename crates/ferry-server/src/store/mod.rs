@@ -23,6 +23,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 pub(crate) use self::admission::Admission;
 
 pub(crate) use self::core::ObjectInfo;
+use crate::callbacks::Delivery;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
@@ -58,11 +59,13 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens the blob directory under `dir`, removes blobs a crash left unreferenced, and builds
-    /// the fronts. A request body that pauses longer than `body_read_timeout` is refused.
+    /// the fronts (the OSS and OBS ones call back through `delivery`). A request body that
+    /// pauses longer than `body_read_timeout` is refused.
     pub(crate) fn open(
         dir: &Path,
         db: Db,
         grants: Arc<Grants>,
+        delivery: Arc<Delivery>,
         body_read_timeout: std::time::Duration,
     ) -> Result<Self> {
         let blobs = blobs::Blobs::open(&dir.join("blobs"), body_read_timeout)
@@ -82,7 +85,7 @@ impl Store {
         builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(limits()))));
         let bucket = grants.settings().bucket.clone();
         Ok(Self {
-            native: native::NativeFront::new(core.clone(), grants, bucket),
+            native: native::NativeFront::new(core.clone(), grants, delivery, bucket),
             core,
             service: builder.build(),
             received,

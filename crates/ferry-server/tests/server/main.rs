@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod verify_callback;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-server");
 
 /// Kills the child when the test ends, pass or fail.

@@ -23,6 +23,7 @@ use self::request::Received;
 use self::signature::AuthError;
 use super::core::{Core, StoreError};
 use super::rules;
+use crate::callbacks::Delivery;
 use crate::grants::{Grants, Principal, Refusal};
 
 /// How far a signing time may be from the store's clock (the vendors' own tolerance).
@@ -119,17 +120,46 @@ pub(crate) fn refusal(
 pub(crate) struct NativeFront {
     core: Core,
     grants: Arc<Grants>,
+    delivery: Arc<Delivery>,
     /// The store's bucket (the one a grant's key implies).
     bucket: String,
 }
 
 impl NativeFront {
-    pub(crate) fn new(core: Core, grants: Arc<Grants>, bucket: String) -> Self {
+    pub(crate) fn new(
+        core: Core,
+        grants: Arc<Grants>,
+        delivery: Arc<Delivery>,
+        bucket: String,
+    ) -> Self {
         Self {
             core,
             grants,
+            delivery,
             bucket,
         }
+    }
+
+    /// The store's callback public key (`GET` [`crate::callbacks::PUBLIC_KEY_PATH`], unsigned:
+    /// it is public, and whoever checks a callback fetches it).
+    pub(crate) async fn public_key(self) -> HttpResponse {
+        let (status, body) = match self.delivery.public_key_pem().await {
+            Ok(pem) => (http::StatusCode::OK, pem),
+            Err(err) => {
+                tracing::error!(%err, "the callback key is not available");
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store's callback key is not available".to_owned(),
+                )
+            }
+        };
+        let mut response = http::Response::new(s3s::Body::from(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-pem-file"),
+        );
+        response
     }
 
     /// Answers one request signed in `dialect`.
@@ -147,7 +177,14 @@ impl NativeFront {
         let body = request.into_body();
         let answer = match self.authorize(dialect, &received).await {
             Ok((principal, op)) => {
-                operations::run(&self.core, op, &principal, &received, &reply, body).await
+                let call = operations::Call {
+                    core: &self.core,
+                    delivery: &self.delivery,
+                    who: &principal,
+                    received: &received,
+                    reply: &reply,
+                };
+                call.run(op, body).await
             }
             Err(failure) => Err(failure),
         };

@@ -10,8 +10,10 @@ use s3s::HttpResponse;
 use serde::Deserialize;
 
 use super::Failure;
+use super::dialect::Dialect;
 use super::reply::{self, Reply};
 use super::request::Received;
+use crate::callbacks::{Asked, Committed, Delivery, Outcome, Vendor};
 use crate::grants::Principal;
 use crate::store::admission::MAX_XML_BODY;
 use crate::store::core::{Core, ListedPart, StoreError, Stored, Upload, UploadListing};
@@ -22,39 +24,29 @@ const XML_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Answer = Result<HttpResponse, Failure>;
 
-/// Runs `op` (already allowed) and answers it.
-pub(super) async fn run(
-    core: &Core,
-    op: Operation,
-    who: &Principal,
-    received: &Received,
-    reply: &Reply,
-    body: Incoming,
-) -> Answer {
-    let call = Call {
-        core,
-        who,
-        received,
-        reply,
-    };
-    match op {
-        Operation::PutObject => call.put_object(body).await,
-        Operation::CreateMultipartUpload => call.create().await,
-        Operation::UploadPart => call.upload_part(body).await,
-        Operation::CompleteMultipartUpload => call.complete(body).await,
-        Operation::ListParts => call.list_parts().await,
-        Operation::AbortMultipartUpload => call.abort().await,
-        Operation::HeadObject => call.head().await,
-        Operation::ListMultipartUploads => call.list_uploads().await,
-    }
+/// One allowed request on its way to the core.
+pub(super) struct Call<'a> {
+    pub(super) core: &'a Core,
+    pub(super) delivery: &'a Delivery,
+    pub(super) who: &'a Principal,
+    pub(super) received: &'a Received,
+    pub(super) reply: &'a Reply,
 }
 
-/// One allowed request on its way to the core.
-struct Call<'a> {
-    core: &'a Core,
-    who: &'a Principal,
-    received: &'a Received,
-    reply: &'a Reply,
+impl Call<'_> {
+    /// Runs `op` (already allowed) and answers it.
+    pub(super) async fn run(&self, op: Operation, body: Incoming) -> Answer {
+        match op {
+            Operation::PutObject => self.put_object(body).await,
+            Operation::CreateMultipartUpload => self.create().await,
+            Operation::UploadPart => self.upload_part(body).await,
+            Operation::CompleteMultipartUpload => self.complete(body).await,
+            Operation::ListParts => self.list_parts().await,
+            Operation::AbortMultipartUpload => self.abort().await,
+            Operation::HeadObject => self.head().await,
+            Operation::ListMultipartUploads => self.list_uploads().await,
+        }
+    }
 }
 
 /// `<CompleteMultipartUpload>` as the SDKs send it.
@@ -142,15 +134,80 @@ impl Call<'_> {
         headers
     }
 
+    /// The callback the request asks for, checked before anything is stored.
+    fn asked_callback(&self) -> Result<Option<Asked>, Failure> {
+        let vendor = match self.reply.dialect {
+            Dialect::Oss => Vendor::Oss,
+            Dialect::Obs => Vendor::Obs,
+        };
+        self.delivery
+            .asked(vendor, |name| self.received.header(name))
+            .map_err(invalid)
+    }
+
+    /// The answer to a stored object: plain, or after its callback (the callback's answer, or
+    /// `203 CallbackFailed` with the object kept).
+    async fn stored_answer(
+        &self,
+        stored: &Stored,
+        asked: Option<Asked>,
+        plain: HttpResponse,
+    ) -> HttpResponse {
+        let Some(asked) = asked else {
+            return plain;
+        };
+        let dialect = self.reply.dialect;
+        let etag = dialect.etag(&stored.etag);
+        let committed = Committed {
+            bucket: self.bucket(),
+            key: self.key(),
+            etag: etag.trim_matches('"'),
+            size: stored.size,
+            mime_type: self
+                .received
+                .header("content-type")
+                .unwrap_or("application/octet-stream"),
+        };
+        let vendor = match dialect {
+            Dialect::Oss => Vendor::Oss,
+            Dialect::Obs => Vendor::Obs,
+        };
+        let mut response = match self.delivery.deliver(vendor, &asked, &committed).await {
+            Outcome::Answered { body, content_type } => {
+                let headers = [("content-type", content_type)];
+                let mut response = self.reply.empty(http::StatusCode::OK, &headers);
+                *response.body_mut() = s3s::Body::from(body);
+                response
+            }
+            Outcome::Failed(reason) => {
+                tracing::info!(%reason, key = self.key(), "callback failed; the object is kept");
+                let named = super::dialect::Named {
+                    status: http::StatusCode::NON_AUTHORITATIVE_INFORMATION,
+                    code: "CallbackFailed",
+                    ec: None,
+                };
+                self.reply.error(named, &reason)
+            }
+        };
+        for (name, value) in self.stored_headers(stored) {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+
     async fn put_object(&self, body: Incoming) -> Answer {
+        let asked = self.asked_callback()?;
         let upload = self.upload(body)?;
         let stored = self
             .core
             .put_object(self.who, self.bucket(), self.key(), upload)
             .await?;
-        Ok(self
+        let plain = self
             .reply
-            .empty(http::StatusCode::OK, &self.stored_headers(&stored)))
+            .empty(http::StatusCode::OK, &self.stored_headers(&stored));
+        Ok(self.stored_answer(&stored, asked, plain).await)
     }
 
     async fn create(&self) -> Answer {
@@ -222,6 +279,7 @@ impl Call<'_> {
                 "x-oss-complete-all is not supported: list the parts".into(),
             ));
         }
+        let asked = self.asked_callback()?;
         let listed = self.listed_parts(body).await?;
         let stored = self
             .core
@@ -245,7 +303,7 @@ impl Call<'_> {
                 response.headers_mut().insert(name, value);
             }
         }
-        Ok(response)
+        Ok(self.stored_answer(&stored, asked, response).await)
     }
 
     async fn list_parts(&self) -> Answer {
