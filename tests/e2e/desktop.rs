@@ -227,8 +227,49 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     driver.sign_in(&server.api, &password).await;
     watch_a_folder(&driver, &server, &password, dir.path()).await;
     settings_start_at_login(&driver, &home).await;
+    other_server(&driver, &server, dir.path()).await;
     report_memory();
     drop(driver);
+}
+
+/// "Other server": a connection profile typed into the sign-in form for an app server built
+/// from Alibaba's tutorial; the file goes up with its credentials, and History says it stays on
+/// this computer.
+async fn other_server(driver: &Driver, server: &TestServer, dir: &Path) {
+    let config = json!({"shape": "aliyun_sts", "provider": "oss", "users": {"erin": "pw-erin"}});
+    let (tutorial, own) = crate::token_servers::tutorial(server, config).await;
+    let profile = format!(
+        "token_url = \"{}/sts\"\nshape = \"aliyun_sts\"\n\n[storage]\nprovider = \"oss\"\n\
+         endpoint = \"{}\"\naddressing = \"domain\"\nregion = \"{}\"\nbucket = \"{}\"\n\
+         prefix = \"{}{{user}}/\"\n",
+        tutorial.url, own.endpoint, own.region, own.bucket, own.prefix
+    );
+    driver.click_text("Sign out").await;
+    driver.wait_for("input[name=server]", 30).await;
+    driver
+        .click_text("Other server (connection profile)…")
+        .await;
+    driver
+        .type_into("textarea[name=connection]", &profile)
+        .await;
+    driver.type_into("input[name=username]", "erin").await;
+    driver.type_into("input[name=password]", "pw-erin").await;
+    driver.screenshot("other-server").await;
+    driver.submit_sign_in().await;
+
+    let file = dir.join("for-the-tutorial-server.txt");
+    std::fs::write(&file, b"via a connection profile").unwrap();
+    driver.click_text("Add files…").await;
+    driver.choose_in_dialog(FILES_DIALOG, &file).await;
+    wait_confirmed(driver, "for-the-tutorial-server.txt").await;
+    let key = format!("{}erin/for-the-tutorial-server.txt", own.prefix);
+    let stored = server.server.object_bytes(&own.bucket, &key).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"via a connection profile"[..]));
+
+    driver.click_text("History").await;
+    driver.wait_for("[data-testid=local-history]", 30).await;
+    driver.screenshot("history-local").await;
+    drop(tutorial);
 }
 
 /// Folders → Choose… (the folder dialog) → Watch folder; a new file there is uploaded.

@@ -21,13 +21,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const MIB: usize = 1024 * 1024;
 
 /// A running tutorial server; killed when dropped.
-struct Tutorial {
-    url: String,
+pub(crate) struct Tutorial {
+    pub(crate) url: String,
     _child: tokio::process::Child,
 }
 
 /// Starts `tests/tutorial/token_server.py` with `config` (plus the STS and account fields).
-async fn tutorial(server: &TestServer, config: serde_json::Value) -> (Tutorial, Grant) {
+pub(crate) async fn tutorial(server: &TestServer, config: serde_json::Value) -> (Tutorial, Grant) {
     let account = server.add_user("tutorial-app", Role::User);
     let own: Grant = server
         .login("tutorial-app", &account)

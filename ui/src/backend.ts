@@ -173,6 +173,9 @@ export interface SignInRequest {
   memoryOnly: boolean;
   /** The user accepted plain http:// to a server that is not this computer. */
   allowInsecure: boolean;
+  /** A connection profile's text (TOML or JSON) for a server that only hands out
+   * credentials (one built from a vendor's tutorial); `server` is then unused. */
+  connection?: string;
 }
 
 /** An error with the engine's stable code (`invalid_credentials`, `network`, …). */

@@ -329,6 +329,11 @@ impl Driver {
         self.type_into("input[name=server]", server).await;
         self.type_into("input[name=username]", username).await;
         self.type_into("input[name=password]", password).await;
+        self.submit_sign_in().await;
+    }
+
+    /// Presses "Sign in" on a filled-in form and waits for the uploads to open.
+    pub(super) async fn submit_sign_in(&self) {
         self.click_text("Sign in").await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.find("nav[aria-label=Screens]").await.is_none() {

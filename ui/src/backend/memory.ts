@@ -42,6 +42,24 @@ const PAGE = { default: 50, max: 500 };
 const SESSION_SECS = 12 * 3600;
 
 /** The desktop's rule for server addresses (`src-tauri/src/server_address.rs`). */
+/** The token URL of a connection profile's text (TOML or JSON), as the engine reads it. */
+export function tokenUrl(profile: string): string {
+  let url: unknown;
+  if (profile.trim().startsWith("{")) {
+    try {
+      url = (JSON.parse(profile) as { token_url?: unknown }).token_url;
+    } catch (err) {
+      throw new BackendError("protocol", `reading the connection profile: ${String(err)}`);
+    }
+  } else {
+    url = /^\s*token_url\s*=\s*"([^"]*)"/m.exec(profile)?.[1];
+  }
+  if (typeof url !== "string" || !url) {
+    throw new BackendError("protocol", "reading the connection profile: missing field `token_url`");
+  }
+  return url;
+}
+
 export function checkServer(server: string, allowInsecure: boolean): string {
   let url: URL;
   try {
@@ -120,6 +138,8 @@ export class MemoryBackend implements Backend {
   private user: User | null = null;
   private failures = 0;
   private server = "http://127.0.0.1:8480";
+  /** Signed in through a connection profile: a token server keeps no history. */
+  private tokenServer = false;
   private readonly uploads: Uploads;
   private expiresAt: number | null = null;
   private issuedAt = 0;
@@ -222,7 +242,10 @@ export class MemoryBackend implements Backend {
   }
 
   async signIn(request: SignInRequest): Promise<User> {
-    const server = checkServer(request.server, request.allowInsecure);
+    const profile = request.connection;
+    const server = profile === undefined
+      ? checkServer(request.server, request.allowInsecure)
+      : checkServer(tokenUrl(profile), false);
     if (server.includes("unreachable")) {
       throw new BackendError("network", `Cannot reach the server at ${request.server}.`);
     }
@@ -241,6 +264,7 @@ export class MemoryBackend implements Backend {
     // A new sign-in opens a new engine: uploads in flight stop and are queued again.
     if (this.user) this.uploads.stop(this.user);
     this.server = server;
+    this.tokenServer = profile !== undefined;
     this.user = account.user;
     this.signedInAt = this.now();
     this.grant();
@@ -372,6 +396,9 @@ export class MemoryBackend implements Backend {
   }
 
   async history(query: HistoryQuery): Promise<UploadPage> {
+    if (this.tokenServer) {
+      throw new BackendError("local_history_only", "this server keeps no upload history; uploads are recorded on this computer only");
+    }
     const limit = query.limit ?? PAGE.default;
     if (limit < 1 || limit > PAGE.max) throw new BackendError("invalid_request", `limit goes from 1 to ${PAGE.max}`);
     // Newest first; the cursor is the id of the last row seen, as the server's is.

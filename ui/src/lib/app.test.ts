@@ -64,6 +64,18 @@ describe("AppState over the memory backend", () => {
     await expect(b.signIn({ ...signIn, server: "http://files.example.com", allowInsecure: true })).resolves.toMatchObject({ name: "alice" });
   });
 
+  it("signs in with a connection profile, whose server keeps no history", async () => {
+    const b = backend();
+    const profile = 'token_url = "https://uploads.example.com/sts"\nshape = "aliyun_sts"\n[storage]\nprovider = "oss"\n';
+    await expect(b.signIn({ ...signIn, connection: "shape = \"aliyun_sts\"" })).rejects.toMatchObject({ code: "protocol" });
+    await expect(b.signIn({ ...signIn, connection: profile.replace("https", "http") })).rejects.toMatchObject({ code: "insecure_server" });
+    await expect(b.signIn({ ...signIn, connection: profile })).resolves.toMatchObject({ name: "alice" });
+    expect((await b.restore()).server).toBe("https://uploads.example.com/sts");
+    await expect(b.history({ q: "", status: "" })).rejects.toMatchObject({ code: "local_history_only" });
+    await b.signIn(signIn);
+    await expect(b.history({ q: "", status: "" })).resolves.toHaveProperty("items");
+  });
+
   it("counts failures and refreshes credentials at half-life", async () => {
     const app = new AppState(backend({ grantTtlSecs: 1 }));
     await app.start();
