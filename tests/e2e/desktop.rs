@@ -254,6 +254,16 @@ async fn other_server(driver: &Driver, server: &TestServer, dir: &Path) {
         .await;
     driver.type_into("input[name=username]", "erin").await;
     driver.type_into("input[name=password]", "pw-erin").await;
+    // Typed keys may still be on their way to the page; the picture shows the filled-in form.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let filled = "const p = document.querySelector('input[name=password]'); \
+                  document.querySelector('textarea[name=connection]').scrollTop = 0; \
+                  return p.value;";
+    while driver.script(filled, json!([])).await != json!("pw-erin") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // WebKit under Xvfb paints a burst of keystrokes some time after the DOM has them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     driver.screenshot("other-server").await;
     driver.submit_sign_in().await;
 

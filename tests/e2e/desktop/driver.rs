@@ -214,8 +214,10 @@ impl Driver {
         }
     }
 
+    /// Clears the field and types `text` into it; a line break is typed as the Enter key.
     pub(super) async fn type_into(&self, css: &str, text: &str) {
         let id = self.wait_for(css, 30).await;
+        let text = text.replace('\n', "\u{E007}");
         self.call(
             reqwest::Method::POST,
             &format!("/element/{id}/clear"),
