@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use ferry_engine::policy::{Verdict, verdict};
 use ferry_protocol::{Addressing, Grant, Provider, Role};
 use ferry_server::BrokerKind;
 use ferry_tests::ApiClient;
@@ -299,6 +300,22 @@ async fn run(cases: Vec<Case>) -> usize {
         );
         assert_eq!(grant.prefix, prefix);
         assert_eq!(grant.policy, policy);
+        // The uploader reads the same policy before its first byte: inside the prefix, yes.
+        let inside = format!("{prefix}a/b.txt");
+        assert_eq!(
+            verdict(&grant.policy, case.bucket, &inside),
+            Verdict::Allowed,
+            "{:?}: the engine refuses its own broker's grant",
+            case.kind
+        );
+        assert!(
+            matches!(
+                verdict(&grant.policy, case.bucket, "uploads/other/a.txt"),
+                Verdict::Outside { .. }
+            ),
+            "{:?}: another prefix",
+            case.kind
+        );
         let sample_key = match case.kind {
             BrokerKind::Sts => "ASIAIOSFODNN7EXAMPLE",
             BrokerKind::Aliyun => "STS.NUgYrLnoC37mZZCNnAbezexample",

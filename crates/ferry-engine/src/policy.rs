@@ -6,8 +6,9 @@
 //! `Action`, `Resource`; AWS, MinIO, Alibaba RAM, Ferry's own), the same with lower-case names
 //! (Huawei's `statement` / `effect` / `action` / `resource`), a single statement or a list, or
 //! the whole policy as a JSON string. Resources name objects as `arn:<partition>:s3:::<bucket>/<key>`,
-//! `acs:oss:<region>:<account>:<bucket>/<key>` or `obs:<region>:<account>:object:<bucket>/<key>`,
-//! with `*` and `?` wildcards.
+//! `acs:oss:<region>:<account>:<bucket>/<key>` (JD Cloud: `jrn:oss:…`) or
+//! `obs:<region>:<account>:object:<bucket>/<key>` (scheme in any case), with `*` and `?`
+//! wildcards.
 //!
 //! The reading is deliberately generous where it cannot be sure: no policy, an empty one, or
 //! one without statements allows everything (the store still decides); a statement with a
@@ -129,17 +130,20 @@ fn names_object(pattern: &str, object: &str) -> bool {
 /// The `bucket/key` part of an object resource pattern, in any of the three vendors' forms.
 fn object_pattern(resource: &str) -> Option<&str> {
     let fields = |n: usize| resource.splitn(n, ':').collect::<Vec<_>>();
-    let rest = match resource.split(':').next()? {
+    // Vendors write the scheme in either case (Huawei's own examples use `OBS:` and `obs:`).
+    let rest = match resource.split(':').next()?.to_ascii_lowercase().as_str() {
         "arn" => match fields(6).as_slice() {
             [_, _partition, service, _region, _account, rest] if glob(service, "s3") => Some(*rest),
             _ => None,
         },
-        "acs" => match fields(5).as_slice() {
+        "acs" | "jrn" => match fields(5).as_slice() {
             [_, service, _region, _account, rest] if glob(service, "oss") => Some(*rest),
             _ => None,
         },
         "obs" => match fields(5).as_slice() {
-            [_, _region, _account, "object", rest] => Some(*rest),
+            [_, _region, _account, kind, rest] if kind.eq_ignore_ascii_case("object") => {
+                Some(*rest)
+            }
             _ => None,
         },
         _ => None,
@@ -243,6 +247,35 @@ mod tests {
             verdict(&policy, "wks-app", "elsewhere/setup.zip"),
             outside(&["wks-app/file/"])
         );
+    }
+
+    #[test]
+    fn resource_schemes_in_upper_case_and_jd_clouds_jrn() {
+        for resource in [
+            "OBS:*:*:object:b/u/7/*",
+            "jrn:oss:*:*:b/u/7/*",
+            "ARN:aws:s3:::b/u/7/*",
+        ] {
+            let action = if resource.starts_with("OBS") {
+                "obs:object:PutObject"
+            } else if resource.starts_with("jrn") {
+                "oss:PutObject"
+            } else {
+                "s3:PutObject"
+            };
+            let policy = json!({"Statement": [{"Effect": "Allow", "Action": [action],
+                                               "Resource": [resource]}]});
+            assert_eq!(
+                verdict(&policy, "b", "u/7/f"),
+                Verdict::Allowed,
+                "{resource}"
+            );
+            assert_eq!(
+                verdict(&policy, "b", "u/8/f"),
+                outside(&["b/u/7/"]),
+                "{resource}"
+            );
+        }
     }
 
     #[test]
