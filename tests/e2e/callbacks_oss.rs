@@ -237,15 +237,8 @@ fn with_header(captured: &Captured, name: &str, value: String) -> Captured {
     changed
 }
 
-/// A key of the attacker's, its signature over `captured`, and a loopback server that serves
-/// its public key and counts the fetches.
-async fn attacker(captured: &Captured) -> (String, String, Arc<Mutex<u32>>) {
-    use rsa::pkcs8::{EncodePublicKey, LineEnding};
-    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
-    let pem = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap();
+/// OSS's callback signature (RSA over the MD5 of path, query and body) made with `key`.
+fn oss_callback_signature(key: &rsa::PrivateKey, captured: &Captured) -> String {
     let (path, query) = captured
         .path
         .split_once('?')
@@ -265,7 +258,19 @@ async fn attacker(captured: &Captured) -> (String, String, Arc<Mutex<u32>>) {
         hash_len: Some(16),
         prefix: Box::new(prefix),
     };
-    let signature = STANDARD.encode(key.sign(scheme, &digest).unwrap());
+    STANDARD.encode(key.sign(scheme, &digest).unwrap())
+}
+
+/// A key of the attacker's, its signature over `captured`, and a loopback server that serves
+/// its public key and counts the fetches.
+async fn attacker(captured: &Captured) -> (String, String, Arc<Mutex<u32>>) {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let signature = oss_callback_signature(&key, captured);
     let fetches = Arc::new(Mutex::new(0u32));
     let counter = fetches.clone();
     let app = axum::Router::new().fallback(move || {
@@ -479,4 +484,57 @@ fn verify_offline(captured: &Captured, pem: &str) -> serde_json::Value {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     serde_json::from_slice(&output.stdout).expect("one JSON line")
+}
+
+/// Through a broker the bucket is a cloud's, which the server cannot look into, and the body
+/// of a callback is the template the client sent: a well-signed callback is still only the
+/// client's word there, and history says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_for_a_clouds_bucket_is_recorded_as_the_clients_word() {
+    use crate::broker_cloud::{FakeCloud, Reply, broker, sample};
+    use rsa::pkcs8::DecodePrivateKey;
+    let expiry = time::OffsetDateTime::now_utc() + std::time::Duration::from_secs(3600);
+    let expiry = expiry
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let answer = sample("aliyun-assume-role.json").replace("EXPIRATION", &expiry);
+    let fake = FakeCloud::start(vec![], Some(Reply::json(200, &answer))).await;
+    let config = broker(
+        ferry_server::BrokerKind::Aliyun,
+        &fake.url(),
+        "cn-hangzhou",
+        "b",
+    );
+    let server = crate::broker_cloud::server(config, std::time::Duration::from_secs(900)).await;
+    let client = server.user("alice", Role::User).await;
+    let grant = client.grant().await;
+    let spec = ferry_protocol::CallbackSpec::of(&grant).expect("an OSS grant carries a callback");
+
+    // The store's key stands in for OSS's own: the signature is good, the claim is not checked.
+    let pem_url = format!("{}/_ferry/callback_pub_key.pem", server.server.store_url());
+    reqwest::get(&pem_url).await.unwrap().text().await.unwrap();
+    let pem = std::fs::read_to_string(server.dir.path().join("callback.key")).unwrap();
+    let key = rsa::PrivateKey::from_pkcs8_pem(&pem).unwrap();
+    let body = format!(
+        "bucket=b&object={}fake.iso&etag=ABC&size=999999999&mimeType=x&upload_id=u1&\
+         name=fake.iso&device=&grant={}",
+        grant.prefix, spec.vars["x:grant"]
+    );
+    let mut claimed = Captured {
+        path: "/api/v1/callbacks/oss".into(),
+        headers: vec![
+            ("content-type".into(), spec.body_type.clone()),
+            ("x-oss-pub-key-url".into(), STANDARD.encode(&pem_url)),
+        ],
+        body: body.into_bytes(),
+    };
+    let signature = oss_callback_signature(&key, &claimed);
+    claimed.headers.push(("authorization".into(), signature));
+    let record: UploadRecord = resend(&server.api, &claimed).await.json(200);
+    assert_eq!(record.size, 999_999_999);
+    assert_eq!(
+        record.confirmed_by,
+        ConfirmedBy::Client,
+        "a cloud bucket's callback vouched for by the provider: {record:?}"
+    );
 }

@@ -125,12 +125,19 @@ impl Uploads {
     /// Records what a verified provider callback says of user `user_id`'s upload, checked
     /// against the store like a client's confirmation: a callback for an object the store no
     /// longer holds with that size and ETag (a replay after the object changed) is refused.
+    /// For a cloud's bucket it stays the client's word: the body is the template the client
+    /// sent with its own credentials, and the server cannot look at the object.
     pub(crate) async fn confirm_by_provider(
         &self,
         user_id: i64,
         c: Confirmation,
     ) -> Result<UploadRecord> {
-        self.record(user_id, c, "provider").await
+        let by = if self.bucket.in_store {
+            "provider"
+        } else {
+            "client"
+        };
+        self.record(user_id, c, by).await
     }
 
     async fn record(
