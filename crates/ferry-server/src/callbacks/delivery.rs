@@ -12,9 +12,10 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use ferry_protocol::Provider;
 use serde::Deserialize;
 
-use super::keys::{StoreKey, origin};
+use super::keys::{StoreKey, normalized};
 use super::{obs, oss, spec};
 
 /// How long the store waits for the app server's answer (OSS's own limit).
@@ -80,7 +81,7 @@ pub(crate) struct Delivery {
     obs_key: [u8; 32],
     /// The URL of the store's public key, for `x-oss-pub-key-url`.
     public_key_url: String,
-    /// Origins callbacks may go to: the app server's.
+    /// The URLs callbacks may go to (normal form): the app server's callback endpoints.
     allowed: Vec<String>,
     http: reqwest::Client,
 }
@@ -115,7 +116,20 @@ impl Delivery {
             key,
             obs_key,
             public_key_url,
-            allowed: allowed.iter().filter_map(|u| origin(u)).collect(),
+            allowed: allowed
+                .iter()
+                .flat_map(|base| {
+                    [Provider::Oss, Provider::Obs]
+                        .into_iter()
+                        .filter_map(move |provider| {
+                            normalized(&format!(
+                                "{}{}",
+                                base.trim_end_matches('/'),
+                                spec::path(provider)?
+                            ))
+                        })
+                })
+                .collect(),
             http,
         })
     }
@@ -169,7 +183,8 @@ impl Delivery {
         }))
     }
 
-    /// The one callback URL, if it goes to an allowed origin.
+    /// The one callback URL (in normal form), if it is one of the app server's callback
+    /// endpoints: the store calls nothing else, not even another path of the API.
     fn allowed_url(&self, value: &str) -> Result<String, String> {
         let value = value.trim();
         if value.contains(';') {
@@ -180,15 +195,11 @@ impl Delivery {
         } else {
             format!("http://{value}")
         };
-        match origin(&url) {
-            Some(o)
-                if (o.starts_with("http://") || o.starts_with("https://"))
-                    && self.allowed.contains(&o) =>
-            {
-                Ok(url)
-            }
+        match normalized(&url) {
+            Some(url) if self.allowed.contains(&url) => Ok(url),
             _ => Err(format!(
-                "the callback URL {url} is not the app server's; the store calls nothing else"
+                "the callback URL {url} is not the app server's callback endpoint; the store \
+                 calls nothing else"
             )),
         }
     }
@@ -380,11 +391,15 @@ mod tests {
             Ok(Some("http://127.0.0.1:1/api/v1/callbacks/oss".into()))
         );
         assert_eq!(
-            ask("127.0.0.1:1/cb"),
-            Ok(Some("http://127.0.0.1:1/cb".into()))
+            ask("127.0.0.1:1/api/v1/callbacks/oss"),
+            Ok(Some("http://127.0.0.1:1/api/v1/callbacks/oss".into()))
         );
         for url in [
-            "http://127.0.0.1:2/cb",
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:1/api/v1/sessions",
+            "http://127.0.0.1:1/api/v1/callbacks/oss?next=/api/v1/sessions",
+            "http://127.0.0.1:1/api/v1/callbacks/%6fss",
+            "http://127.0.0.1:2/api/v1/callbacks/oss",
             "http://169.254.169.254/latest",
             "http://127.0.0.1:1@evil.test/",
             "http://127.0.0.1:1/a;http://evil.test/",
@@ -410,13 +425,13 @@ mod tests {
         assert!(with("not base64!", None).is_err());
         assert!(with(&STANDARD.encode("{"), None).is_err());
         let good = encoded(serde_json::json!({
-            "callbackUrl": "http://127.0.0.1:1/cb", "callbackBody": "a=${x:a}"
+            "callbackUrl": "http://127.0.0.1:1/api/v1/callbacks/oss", "callbackBody": "a=${x:a}"
         }));
         assert!(with(&good, Some(&encoded(serde_json::json!({"x:a": "1"})))).is_ok());
         assert!(with(&good, Some(&encoded(serde_json::json!({"a": "1"})))).is_err());
         assert!(with(&good, Some(&encoded(serde_json::json!({"x:A": "1"})))).is_err());
         let json_type = encoded(serde_json::json!({
-            "callbackUrl": "http://127.0.0.1:1/cb", "callbackBody": "a", "callbackBodyType": "text/xml"
+            "callbackUrl": "http://127.0.0.1:1/api/v1/callbacks/oss", "callbackBody": "a", "callbackBodyType": "text/xml"
         }));
         assert!(with(&json_type, None).is_err());
     }

@@ -1,6 +1,6 @@
 //! The keys of callbacks: the embedded store's RSA key (made once, kept beside the master key,
 //! mode 0600), and the public keys the app server fetches to check OSS callbacks — only from
-//! hosts on its allow-list, with a bounded fetch, cached.
+//! the exact URLs on its allow-list, with a bounded fetch, cached.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,6 @@ const KEY_TTL: Duration = Duration::from_secs(3600);
 /// The most a public key fetch may take, and the most bytes it may bring.
 const FETCH_TIME: Duration = Duration::from_secs(5);
 const MAX_KEY_BYTES: usize = 16 * 1024;
-/// Keys kept in the cache at most (one per allowed URL in practice).
-const MAX_CACHED: usize = 64;
 
 /// The path on the store's listener where its public key is served.
 pub(crate) const PUBLIC_KEY_PATH: &str = "/_ferry/callback_pub_key.pem";
@@ -112,20 +110,26 @@ pub(crate) enum KeyFetchError {
     BadKey(#[from] oss::SignatureError),
 }
 
-/// The scheme and authority of a URL (`http://host:port`), lower-cased.
-pub(crate) fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    Some(format!("{}://{}", scheme, authority).to_ascii_lowercase())
+/// `url` in normal form (scheme and host in lower case, default port dropped, dot segments
+/// resolved), if it is a plain http(s) URL: no user info, query or fragment. Allow-lists
+/// compare URLs in this form, exactly.
+pub(crate) fn normalized(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let plain = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host().is_some()
+        && parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none();
+    plain.then(|| parsed.to_string())
 }
 
 /// Public keys fetched for checking OSS callbacks.
 pub(crate) struct PublicKeys {
-    /// Origins keys may come from (`https://gosspublic.alicdn.com`, the store's).
-    allowed: Vec<String>,
+    /// The key URLs a callback may name (normal form), each with the URL it is fetched from:
+    /// an https URL may also be named with `http://` (OSS's documents do) and is still
+    /// fetched over https. Nothing else is ever fetched, so the cache holds these at most.
+    allowed: Vec<(String, String)>,
     http: reqwest::Client,
     cache: Mutex<HashMap<String, (PublicKey, Instant)>>,
 }
@@ -142,7 +146,16 @@ impl PublicKeys {
                 source: std::io::Error::other(err),
             })?;
         Ok(Self {
-            allowed: allowed.iter().filter_map(|u| origin(u)).collect(),
+            allowed: allowed
+                .iter()
+                .filter_map(|url| normalized(url))
+                .flat_map(|url| {
+                    let plain = url
+                        .strip_prefix("https://")
+                        .map(|rest| (format!("http://{rest}"), url.clone()));
+                    [(url.clone(), url)].into_iter().chain(plain)
+                })
+                .collect(),
             http,
             cache: Mutex::new(HashMap::new()),
         })
@@ -156,23 +169,25 @@ impl PublicKeys {
             .map(|(key, _)| key.clone())
     }
 
-    /// The key at `url`, if `url` is allowed: from the cache, or fetched (at most
-    /// [`MAX_KEY_BYTES`], within [`FETCH_TIME`], no redirects).
+    /// The key at `url`, if `url` is one of the allowed key URLs: from the cache, or fetched
+    /// (at most [`MAX_KEY_BYTES`], within [`FETCH_TIME`], no redirects).
     pub(crate) async fn get(&self, url: &str) -> Result<PublicKey, KeyFetchError> {
-        let allowed = origin(url).is_some_and(|o| self.allowed.contains(&o));
-        if !allowed {
+        let fetched = normalized(url).and_then(|url| {
+            self.allowed
+                .iter()
+                .find(|(named, _)| *named == url)
+                .map(|(_, fetched)| fetched.clone())
+        });
+        let Some(fetched) = fetched else {
             return Err(KeyFetchError::NotAllowed(url.to_owned()));
-        }
-        if let Some(key) = self.cached(url) {
+        };
+        if let Some(key) = self.cached(&fetched) {
             return Ok(key);
         }
-        let pem = self.fetch(url).await?;
+        let pem = self.fetch(&fetched).await?;
         let key = oss::public_key_from_pem(&pem)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        cache.insert(url.to_owned(), (key.clone(), Instant::now()));
+        cache.insert(fetched, (key.clone(), Instant::now()));
         Ok(key)
     }
 
@@ -210,25 +225,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins_ignore_paths_and_refuse_user_info() {
+    fn urls_compare_in_normal_form_and_plain_ones_only() {
         assert_eq!(
-            origin("https://GossPublic.alicdn.com/callback_pub_key_v1.pem").as_deref(),
-            Some("https://gosspublic.alicdn.com")
+            normalized("https://GossPublic.alicdn.com:443/callback_pub_key_v1.pem").as_deref(),
+            Some("https://gosspublic.alicdn.com/callback_pub_key_v1.pem")
         );
         assert_eq!(
-            origin("http://127.0.0.1:9/a?b").as_deref(),
-            Some("http://127.0.0.1:9")
+            normalized("http://127.0.0.1:9/a/../b").as_deref(),
+            Some("http://127.0.0.1:9/b")
         );
-        assert_eq!(origin("http://gosspublic.alicdn.com@evil.test/k"), None);
-        assert_eq!(origin("no scheme"), None);
+        for refused in [
+            "http://127.0.0.1:9/a?b",
+            "http://127.0.0.1:9/a#b",
+            "http://gosspublic.alicdn.com@evil.test/k",
+            "ftp://gosspublic.alicdn.com/k",
+            "no scheme",
+        ] {
+            assert_eq!(normalized(refused), None, "{refused}");
+        }
     }
 
     #[tokio::test]
     async fn a_key_url_off_the_allow_list_is_never_fetched() {
-        let keys = PublicKeys::new(vec!["https://gosspublic.alicdn.com".into()]).unwrap();
+        let keys = PublicKeys::new(vec![
+            "https://gosspublic.alicdn.com/callback_pub_key_v1.pem".into(),
+            "http://127.0.0.1:1/_ferry/callback_pub_key.pem".into(),
+        ])
+        .unwrap();
         for url in [
             "https://gosspublic.alicdn.com.evil.test/k.pem",
             "http://127.0.0.1:1/k.pem",
+            "http://127.0.0.1:1/api/v1/sessions",
+            "https://gosspublic.alicdn.com/?n=1",
+            "https://gosspublic.alicdn.com/other.pem",
             "https://evil.test/https://gosspublic.alicdn.com/",
         ] {
             assert_eq!(

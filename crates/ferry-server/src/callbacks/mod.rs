@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::uploads::Uploads;
 
 /// Where OSS serves the public key of its callbacks.
-pub(crate) const OSS_KEY_ORIGIN: &str = "https://gosspublic.alicdn.com";
+pub(crate) const OSS_KEY_URL: &str = "https://gosspublic.alicdn.com/callback_pub_key_v1.pem";
 
 /// How long after its grant expired a callback is still accepted (a multipart upload may
 /// complete just after a refresh).
@@ -73,7 +73,10 @@ impl Callbacks {
         Ok(Self {
             key,
             api_url,
-            keys: PublicKeys::new(vec![OSS_KEY_ORIGIN.into(), store_url.into()])?,
+            keys: PublicKeys::new(vec![
+                OSS_KEY_URL.into(),
+                format!("{}{PUBLIC_KEY_PATH}", store_url.trim_end_matches('/')),
+            ])?,
         })
     }
 
