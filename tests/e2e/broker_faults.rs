@@ -145,6 +145,25 @@ async fn a_failure_then_success_is_tried_again_and_vends() {
         "{message}"
     );
     assert_eq!(fake.received().len(), 2);
+
+    // Throttled on every try: a passing condition, not the cloud saying no (the engine gives
+    // up on `broker_refused` for good, and tries `broker_unavailable` again later).
+    let fake = FakeCloud::start(
+        vec![],
+        Some(Reply::json(
+            400,
+            r#"{"Code": "Throttling.User", "Message": "slow down"}"#,
+        )),
+    )
+    .await;
+    let mut config = broker(BrokerKind::Aliyun, &fake.url(), "cn-hangzhou", "b");
+    config.attempts = 2;
+    let throttled = crate::broker_cloud::server(config, Duration::from_secs(900)).await;
+    let client = throttled.user("carol", Role::User).await;
+    let (reply, _) = ask(&client).await;
+    let (code, message) = error_of(&reply, 503);
+    assert_eq!(code, "broker_unavailable", "{message}");
+    assert_eq!(fake.received().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -148,13 +148,11 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
-    /// Whether the cloud said no (rather than could not answer).
+    /// Whether the cloud said no (rather than could not answer). Giving up is never a
+    /// refusal: only transient failures are tried again, even when the last one was a
+    /// refusal code that means "later" (throttling).
     pub fn is_refusal(&self) -> bool {
-        match self {
-            Self::Refused { .. } => true,
-            Self::GaveUp { last, .. } => last.is_refusal(),
-            _ => false,
-        }
+        matches!(self, Self::Refused { .. })
     }
 
     fn is_transient(&self, cloud: &dyn Cloud) -> bool {
