@@ -181,6 +181,25 @@ async fn garbage_answers_are_clear_errors_and_not_grants() {
             "expired already",
         ),
         (
+            // Credentials without their key id: named, and not one secret byte shown.
+            BrokerKind::Aliyun,
+            Reply::json(
+                200,
+                &sample("aliyun-assume-role.json")
+                    .replace("\"AccessKeyId\"", "\"KeyId\"")
+                    .replace("EXPIRATION", "2099-01-01T00:00:00Z"),
+            ),
+            "missing field `AccessKeyId`",
+        ),
+        (
+            BrokerKind::Huawei,
+            Reply::json(
+                201,
+                r#"{"credential": {"access": "A", "secret": "huawei-secret-1234567890"}}"#,
+            ),
+            "missing field",
+        ),
+        (
             BrokerKind::Huawei,
             Reply::json(201, r#"{"credential": {"access": "A"}}"#),
             "not a securitytokens answer",
@@ -210,6 +229,16 @@ async fn garbage_answers_are_clear_errors_and_not_grants() {
         let (code, message) = error_of(&reply, 503);
         assert_eq!(code, "broker_unavailable", "{kind:?}");
         assert!(message.contains(says), "{kind:?}: {message}");
+        for secret in [
+            "wyLTSmsyPGP1ohvvw8xYgB29dlGI8KMiH2pKexample",
+            "huawei-secret",
+            "CAISkwJ1q6",
+        ] {
+            assert!(
+                !message.contains(secret),
+                "{kind:?}: a credential in {message}"
+            );
+        }
         assert_eq!(
             fake.received().len(),
             1,

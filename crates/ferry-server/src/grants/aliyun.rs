@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use super::broker::{Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt};
+use super::broker::{
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+};
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
 
@@ -120,12 +122,8 @@ impl Cloud for Aliyun {
                 Err(_) => Err(Answered::Unreadable(excerpt(body))),
             };
         }
-        let answer: AssumeRoleAnswer = serde_json::from_slice(body).map_err(|err| {
-            Answered::Unreadable(format!(
-                "not an AssumeRole answer ({err}): {}",
-                excerpt(body)
-            ))
-        })?;
+        let answer: AssumeRoleAnswer = serde_json::from_slice(body)
+            .map_err(|err| unreadable("an AssumeRole answer", status, &err, body))?;
         let c = answer.credentials;
         let expiration = OffsetDateTime::parse(&c.expiration, &Rfc3339).map_err(|_| {
             Answered::Unreadable(format!(

@@ -166,6 +166,32 @@ impl BrokerError {
     }
 }
 
+/// Why an answer with `status` could not be read as `what`. A success answer is never quoted
+/// (it may carry credentials, and this message reaches logs and clients), and of the parser's
+/// complaint only a missing field's name is kept (others may quote a value).
+pub(crate) fn unreadable(
+    what: &str,
+    status: u16,
+    err: &dyn std::fmt::Display,
+    body: &[u8],
+) -> Answered {
+    if !(200..300).contains(&status) {
+        return Answered::Unreadable(format!("not {what} ({err}): {}", excerpt(body)));
+    }
+    let err = err.to_string();
+    let reason = match err.find("missing field `") {
+        Some(at) => err[at..]
+            .split(" at line")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        None => "not the documented shape".to_owned(),
+    };
+    Answered::Unreadable(format!(
+        "not {what} ({reason}; the answer is not shown: it may carry credentials)"
+    ))
+}
+
 /// A few hundred characters of an answer, for messages.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);

@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::ascii_json;
-use super::broker::{Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt};
+use super::broker::{
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+};
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
 
@@ -212,12 +214,8 @@ impl Cloud for Huawei {
         if !(200..300).contains(&status) {
             return Err(refusal(body).unwrap_or_else(|| Answered::Unreadable(excerpt(body))));
         }
-        let answer: CredentialAnswer = serde_json::from_slice(body).map_err(|err| {
-            Answered::Unreadable(format!(
-                "not a securitytokens answer ({err}): {}",
-                excerpt(body)
-            ))
-        })?;
+        let answer: CredentialAnswer = serde_json::from_slice(body)
+            .map_err(|err| unreadable("a securitytokens answer", status, &err, body))?;
         let c = answer.credential;
         let expiration = OffsetDateTime::parse(&c.expires_at, &Rfc3339).map_err(|_| {
             Answered::Unreadable(format!(

@@ -12,7 +12,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::ascii_json;
-use super::broker::{Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt};
+use super::broker::{Answered, BrokerError, Call, Cloud, Issued, SignedRequest, unreadable};
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
 
@@ -148,12 +148,8 @@ impl Cloud for Jdcloud {
     }
 
     fn answer(&self, status: u16, body: &[u8]) -> Result<Issued, Answered> {
-        let answer: Answer = serde_json::from_slice(body).map_err(|err| {
-            Answered::Unreadable(format!(
-                "not an assumeRole answer ({err}): {}",
-                excerpt(body)
-            ))
-        })?;
+        let answer: Answer = serde_json::from_slice(body)
+            .map_err(|err| unreadable("an assumeRole answer", status, &err, body))?;
         if let Some(error) = answer.error {
             let code = error
                 .status
@@ -168,7 +164,7 @@ impl Cloud for Jdcloud {
             .result
             .and_then(|r| r.credentials)
             .filter(|_| (200..300).contains(&status))
-            .ok_or_else(|| Answered::Unreadable(format!("no credentials: {}", excerpt(body))))?;
+            .ok_or_else(|| Answered::Unreadable(format!("no credentials (HTTP {status})")))?;
         let expiration = expiration(&credentials.expiration).ok_or_else(|| {
             Answered::Unreadable(format!(
                 "expiration {:?} is not a time",

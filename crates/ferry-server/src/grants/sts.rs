@@ -8,7 +8,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::broker::{Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt};
+use super::broker::{
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+};
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
 
@@ -100,12 +102,8 @@ impl Cloud for Sts {
                 Err(_) => Err(Answered::Unreadable(excerpt(body))),
             };
         }
-        let answer: AssumeRoleResponse = quick_xml::de::from_str(text).map_err(|err| {
-            Answered::Unreadable(format!(
-                "not an AssumeRoleResponse ({err}): {}",
-                excerpt(body)
-            ))
-        })?;
+        let answer: AssumeRoleResponse = quick_xml::de::from_str(text)
+            .map_err(|err| unreadable("an AssumeRoleResponse", status, &err, body))?;
         let c = answer.assume_role_result.credentials;
         let expiration = OffsetDateTime::parse(c.expiration.trim(), &Rfc3339).map_err(|_| {
             Answered::Unreadable(format!(
