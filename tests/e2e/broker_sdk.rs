@@ -300,6 +300,11 @@ async fn run(cases: Vec<Case>) -> usize {
         );
         assert_eq!(grant.prefix, prefix);
         assert_eq!(grant.policy, policy);
+        assert_eq!(
+            grant.callback, None,
+            "{:?}: no callback the cloud could not deliver (no public API URL given)",
+            case.kind
+        );
         // The uploader reads the same policy before its first byte: inside the prefix, yes.
         let inside = format!("{prefix}a/b.txt");
         assert_eq!(

@@ -505,7 +505,12 @@ async fn a_callback_for_a_clouds_bucket_is_recorded_as_the_clients_word() {
         "cn-hangzhou",
         "b",
     );
-    let server = crate::broker_cloud::server(config, std::time::Duration::from_secs(900)).await;
+    // Callbacks through a cloud are asked for only when the API's public URL is given.
+    let server = TestServer::start_with(|options| {
+        options.broker = Some(config);
+        options.api_public_url = Some("https://ferry.example.com".into());
+    })
+    .await;
     let client = server.user("alice", Role::User).await;
     let grant = client.grant().await;
     let spec = ferry_protocol::CallbackSpec::of(&grant).expect("an OSS grant carries a callback");

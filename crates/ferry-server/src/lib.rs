@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub store_public_url: Option<String>,
     /// The API's URL as stores reach it, put into OSS and OBS grants' callbacks (the embedded
     /// store calls back there and nowhere else); defaults to `http://<bound API address>`.
+    /// With a cloud broker, callbacks are asked for only when this is set, and only of OSS
+    /// (OBS's callback signature is not one Ferry can check).
     pub api_public_url: Option<String>,
     /// Lifetime of grants.
     pub grant_ttl: Duration,
@@ -184,14 +186,23 @@ impl Server {
             .api_public_url
             .clone()
             .unwrap_or(format!("http://{api_addr}"));
-        let callback_key = derived_key(&key, "ferry-callback-key");
+        let token_key = derived_key(&key, "ferry-callback-token");
+        let obs_key = derived_key(&key, "ferry-callback-key");
         let delivery = Arc::new(callbacks::Delivery::new(
             callbacks::store_key(&options.data_dir),
-            callback_key,
+            obs_key,
             format!("{endpoint}{}", callbacks::PUBLIC_KEY_PATH),
             vec![api_public.clone(), format!("http://{api_addr}")],
         )?);
-        let callbacks = callbacks::Callbacks::new(callback_key, api_public, &endpoint)?;
+        // A cloud's store must reach the API: callbacks only when its URL is given, and only
+        // OSS's, whose signature the server can check against OSS's published key.
+        let offered = match (&options.broker, &options.api_public_url) {
+            (None, _) => vec![ferry_protocol::Provider::Oss, ferry_protocol::Provider::Obs],
+            (Some(_), Some(_)) => vec![ferry_protocol::Provider::Oss],
+            (Some(_), None) => Vec::new(),
+        };
+        let callbacks =
+            callbacks::Callbacks::new((token_key, obs_key), api_public, &endpoint, offered)?;
         let grants = Arc::new(grants::Grants::new(
             db.clone(),
             key,

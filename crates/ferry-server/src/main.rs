@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the embedded store.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -70,6 +70,10 @@ struct ServeArgs {
     /// Store URL written into grants, when clients reach it under another name.
     #[arg(long, env = "FERRY_SERVER_STORE_PUBLIC_URL")]
     store_public_url: Option<String>,
+    /// The API's URL as stores reach it, for OSS and OBS upload callbacks. With a cloud broker
+    /// callbacks are asked for only when this is set (the cloud must reach it).
+    #[arg(long, env = "FERRY_SERVER_API_PUBLIC_URL")]
+    api_public_url: Option<String>,
     /// Create (or reset) the demo accounts `alice` and `admin` and print their passwords.
     #[arg(long, env = "FERRY_SERVER_DEMO")]
     demo: bool,
@@ -208,6 +212,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     store_listen: Option<SocketAddr>,
     store_public_url: Option<String>,
+    api_public_url: Option<String>,
     demo: Option<bool>,
     grant_ttl: Option<u64>,
     session_ttl: Option<u64>,
@@ -249,6 +254,7 @@ impl ServeArgs {
             options.store_listen = listen;
         }
         options.store_public_url = self.store_public_url.or(file.store_public_url);
+        options.api_public_url = self.api_public_url.or(file.api_public_url);
         if let Some(secs) = self.grant_ttl.or(file.grant_ttl) {
             if secs == 0 {
                 bail!("--grant-ttl must be at least 1 second");
@@ -400,7 +406,7 @@ fn main() -> anyhow::Result<()> {
         Command::User { command, data_dir } => user_command(command, data_dir),
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .context("starting the runtime")?
-            .block_on(serve(args)),
+            .block_on(serve(*args)),
     }
 }
 
@@ -411,7 +417,7 @@ mod tests {
     fn serve_args(args: &[&str]) -> ServeArgs {
         let cli = Cli::try_parse_from([&["ferry-server", "serve"], args].concat()).unwrap();
         match cli.command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             Command::User { .. } => unreachable!(),
         }
     }
@@ -437,6 +443,27 @@ mod tests {
         assert_eq!(options.oss_signature, SignatureVersion::V4);
 
         assert!(Cli::try_parse_from(["ferry-server", "serve", "--provider", "gcs"]).is_err());
+    }
+
+    #[test]
+    fn the_apis_public_url_comes_from_flags_or_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ferry.toml");
+        std::fs::write(&config, "api_public_url = \"https://files.example.com\"\n").unwrap();
+        let config = config.to_str().unwrap();
+        let (options, _) = serve_args(&["--config", config]).resolve().unwrap();
+        assert_eq!(
+            options.api_public_url.as_deref(),
+            Some("https://files.example.com")
+        );
+        let (options, _) = serve_args(&["--api-public-url", "https://b.example.com"])
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            options.api_public_url.as_deref(),
+            Some("https://b.example.com")
+        );
+        assert_eq!(serve_args(&[]).resolve().unwrap().0.api_public_url, None);
     }
 
     #[cfg(unix)]

@@ -60,19 +60,31 @@ impl Arrived {
 
 /// The app server's side of callbacks.
 pub(crate) struct Callbacks {
-    /// Signs grant tokens and OBS callbacks (derived from the master key).
+    /// Signs grant tokens (derived from the master key).
     key: [u8; 32],
+    /// Checks OBS callbacks (derived from the master key, apart from the token key).
+    obs_key: [u8; 32],
     /// The API's URL as stores reach it.
     api_url: String,
+    /// The providers whose grants carry a callback.
+    offered: Vec<Provider>,
     keys: PublicKeys,
 }
 
 impl Callbacks {
-    /// `store_url` is the embedded store's URL, whose public key is trusted besides OSS's.
-    pub(crate) fn new(key: [u8; 32], api_url: String, store_url: &str) -> Result<Self> {
+    /// `store_url` is the embedded store's URL, whose public key is trusted besides OSS's;
+    /// grants of the `offered` providers carry a callback.
+    pub(crate) fn new(
+        (key, obs_key): ([u8; 32], [u8; 32]),
+        api_url: String,
+        store_url: &str,
+        offered: Vec<Provider>,
+    ) -> Result<Self> {
         Ok(Self {
             key,
+            obs_key,
             api_url,
+            offered,
             keys: PublicKeys::new(vec![
                 OSS_KEY_URL.into(),
                 format!("{}{PUBLIC_KEY_PATH}", store_url.trim_end_matches('/')),
@@ -88,6 +100,9 @@ impl Callbacks {
         user_id: i64,
         expires_at: time::OffsetDateTime,
     ) -> Option<serde_json::Value> {
+        if !self.offered.contains(&provider) {
+            return None;
+        }
         let token = GrantToken {
             user_id,
             until: expires_at.unix_timestamp() + GRACE_SECS,
@@ -116,7 +131,7 @@ impl Callbacks {
         arrived: Arrived,
     ) -> Result<UploadRecord> {
         obs::verify(
-            &self.key,
+            &self.obs_key,
             &arrived.path,
             &arrived.body,
             arrived.header(obs::TIME_HEADER),
