@@ -102,12 +102,12 @@ fn expected_policy(kind: BrokerKind, bucket: &str, prefix: &str) -> Value {
             {"Action": ["obs:bucket:ListBucketMultipartUploads"], "Effect": "Allow",
              "Condition": {"StringStartWith": {"obs:prefix": [prefix]}},
              "Resource": [format!("OBS:*:*:bucket:{bucket}")]}]}),
+        // No listing: JD Cloud documents no prefix condition for it, and listing the whole
+        // bucket's uploads would show other users' file names.
         _ => json!({"Version": "3", "Statement": [
             {"Action": ["oss:PutObject", "oss:AbortMultipartUpload",
                         "oss:ListMultipartUploadParts"],
-             "Effect": "Allow", "Resource": [format!("jrn:oss:*:*:{bucket}/{prefix}*")]},
-            {"Action": ["oss:ListMultipartUploads"], "Effect": "Allow",
-             "Resource": [format!("jrn:oss:*:*:{bucket}")]}]}),
+             "Effect": "Allow", "Resource": [format!("jrn:oss:*:*:{bucket}/{prefix}*")]}]}),
     }
 }
 

@@ -131,9 +131,12 @@ pub(crate) fn huawei(bucket: &str, prefix: &str) -> Policy {
     )
 }
 
-/// JD Cloud IAM policy for its S3-compatible OSS.
+/// JD Cloud IAM policy for its S3-compatible OSS: uploads under the prefix only. Listing
+/// unfinished uploads is left out: JD Cloud documents no prefix condition for it, and the
+/// whole bucket's list would show other users' file names (the uploader only misses its
+/// sweep of uploads begun but never journaled, which it tolerates).
 pub(crate) fn jdcloud(bucket: &str, prefix: &str) -> Policy {
-    two_statements(
+    let mut policy = two_statements(
         "3",
         &[
             "oss:PutObject",
@@ -144,7 +147,9 @@ pub(crate) fn jdcloud(bucket: &str, prefix: &str) -> Policy {
         "oss:ListMultipartUploads",
         format!("jrn:oss:*:*:{bucket}"),
         None,
-    )
+    );
+    policy.statement.truncate(1);
+    policy
 }
 
 #[cfg(test)]
@@ -160,6 +165,10 @@ mod tests {
             jdcloud("b", "uploads/7/"),
         ] {
             let objects = &policy.statement[0];
+            assert!(
+                policy.statement[1..].iter().all(|s| s.condition.is_some()),
+                "listing only within the prefix: {policy:?}"
+            );
             assert_eq!(objects.effect, "Allow");
             assert!(objects.resource[0].ends_with("b/uploads/7/*"), "{policy:?}");
             assert!(
