@@ -324,3 +324,43 @@ async fn the_ferry_command_signs_in_with_a_profile_and_remembers_it() {
     assert!(!ok, "plain http to another computer is refused");
     assert!(text.contains("192.0.2.1"), "{text}");
 }
+
+/// A token server that answers without end (here: 4 MiB of JSON whitespace) gets a clear
+/// error once the answer passes 1 MiB; the app never holds the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_cut_off_with_a_clear_error() {
+    let app = axum::Router::new().fallback(|| async {
+        let mut body = vec![b' '; 4 * MIB];
+        body.extend_from_slice(b"{}");
+        ([("content-type", "application/json")], body)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sts", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TokenServer {
+        token_url: url,
+        shape: TokenShape::AliyunSts,
+        auth: TokenAuth::Basic,
+        method: TokenMethod::Get,
+        storage: StorageSite {
+            provider: Provider::Oss,
+            endpoint: Some("http://127.0.0.1:1".into()),
+            addressing: None,
+            signature_version: SignatureVersion::V4,
+            region: Some("cn-hangzhou".into()),
+            bucket: Some("b".into()),
+            prefix: Some("u/{user}/".into()),
+        },
+    };
+    let client =
+        ferry_engine::api::ApiClient::for_token_server(server, Duration::from_secs(10)).unwrap();
+    let err = within(
+        30,
+        "signing in",
+        client.sign_in("erin", &Secret::new("pw"), "test-device"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "protocol", "{err}");
+    assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
+}

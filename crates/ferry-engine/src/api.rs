@@ -100,9 +100,11 @@ impl ApiClient {
         let request = server.request(&self.http, authorization);
         let response = request.send().await.map_err(network)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(network)?;
+        let body = read_body(operation, response, TOKEN_ANSWER_LIMIT)
+            .await
+            .map_err(|err| err.into_error(network))?;
         if (200..300).contains(&status) {
-            return Ok(body.to_vec());
+            return Ok(body);
         }
         let code = match status {
             401 | 403 if signing_in => ErrorCode::InvalidCredentials,
@@ -135,7 +137,9 @@ impl ApiClient {
         };
         let response = request.send().await.map_err(network)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(network)?;
+        let body = read_body(operation, response, API_ANSWER_LIMIT)
+            .await
+            .map_err(|err| err.into_error(network))?;
         if (200..300).contains(&status) {
             let body = if body.is_empty() {
                 b"null".as_slice()
@@ -343,4 +347,43 @@ impl ApiClient {
         )
         .await
     }
+}
+
+/// The most a token server's answer may be (a credential answer is a few KiB).
+const TOKEN_ANSWER_LIMIT: usize = 1 << 20;
+/// The most an answer of Ferry's API may be (a page of history is well under this).
+const API_ANSWER_LIMIT: usize = 16 << 20;
+
+/// Why an answer could not be read.
+enum BodyError {
+    Network(reqwest::Error),
+    TooLarge(&'static str, usize),
+}
+
+impl BodyError {
+    fn into_error(self, network: impl FnOnce(reqwest::Error) -> Error) -> Error {
+        match self {
+            Self::Network(err) => network(err),
+            Self::TooLarge(operation, limit) => Error::Protocol {
+                operation,
+                detail: format!("the answer is larger than {} KiB", limit / 1024),
+            },
+        }
+    }
+}
+
+/// An answer's body, read up to `limit` bytes: a server cannot make the app hold more.
+async fn read_body(
+    operation: &'static str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Network)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(operation, limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

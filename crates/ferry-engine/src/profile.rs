@@ -89,7 +89,7 @@ pub fn checked_server(server: &str, allow_insecure: bool) -> Result<String> {
 
 /// Refuses an address credentials must not travel to: plain `http://` to another computer
 /// (unless allowed), or anything but http(s).
-fn check_transport(url: &reqwest::Url, allow_insecure: bool) -> Result<()> {
+pub(crate) fn check_transport(url: &reqwest::Url, allow_insecure: bool) -> Result<()> {
     let invalid =
         |why: &str| Error::InvalidServer(format!("{why}: give it as https://host[:port]"));
     let Some(host) = url.host_str() else {

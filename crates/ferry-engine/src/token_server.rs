@@ -194,12 +194,11 @@ impl TokenServer {
             .clone()
             .or(parsed.bucket)
             .ok_or_else(|| bad("no bucket: set storage.bucket".into()))?;
-        let prefix = site
-            .prefix
-            .as_deref()
-            .map(|p| p.replace("{user}", user))
-            .or(parsed.prefix)
-            .unwrap_or_default();
+        let prefix = match site.prefix.as_deref() {
+            Some(p) if p.contains("{user}") => p.replace("{user}", path_safe(user).map_err(bad)?),
+            Some(p) => p.to_owned(),
+            None => parsed.prefix.unwrap_or_default(),
+        };
         Ok(Grant {
             provider: site.provider,
             endpoint,
@@ -285,6 +284,23 @@ fn aliyun(answer: &Value) -> std::result::Result<Parsed, String> {
     })
 }
 
+/// `user` as one segment of a key: a name with a slash, a dot segment or a control character
+/// would put files in another folder than the user's own.
+fn path_safe(user: &str) -> std::result::Result<&str, String> {
+    let unsafe_name = user.is_empty()
+        || user == "."
+        || user == ".."
+        || user.contains(['/', '\\'])
+        || user.chars().any(char::is_control);
+    if unsafe_name {
+        return Err(format!(
+            "the user name {user:?} cannot stand for {{user}} in the prefix: it must be one \
+             folder name (no slash, not . or ..)"
+        ));
+    }
+    Ok(user)
+}
+
 /// Huawei Workspace's authorize answer.
 fn huawei(answer: &Value) -> std::result::Result<Parsed, String> {
     let host = text(answer, "server_end_point")?;
@@ -293,6 +309,12 @@ fn huawei(answer: &Value) -> std::result::Result<Parsed, String> {
     } else {
         format!("https://{host}")
     };
+    // The store is named by the answer, not the profile: the same transport rule applies.
+    let url = reqwest::Url::parse(&endpoint)
+        .map_err(|_| format!("server_end_point {endpoint:?} is not a URL"))?;
+    crate::profile::check_transport(&url, false).map_err(|err| {
+        format!("server_end_point {endpoint:?}: {err} (https://, or http:// to this computer)")
+    })?;
     let directory = answer
         .get("directory")
         .and_then(Value::as_str)

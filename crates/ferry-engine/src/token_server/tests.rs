@@ -136,6 +136,30 @@ fn huaweis_workspace_answer() {
         crate::policy::verdict(&grant.policy, &grant.bucket, "file/setup.zip"),
         crate::policy::Verdict::Allowed
     );
+
+    // The answer names the store: plain http is taken only to this computer, as a profile's.
+    let with_host = |host: &str| {
+        let mut body = body.clone();
+        body["server_end_point"] = json!(host);
+        profile(TokenShape::HuaweiWorkspace, oss_site_without_endpoint())
+            .grant(body.to_string().as_bytes(), "carol")
+    };
+    let err = with_host("http://obs.cn-north-4.myhuaweicloud.com").unwrap_err();
+    assert!(err.to_string().contains("https"), "{err}");
+    assert!(with_host("ftp://obs.example.com").is_err());
+    assert_eq!(
+        with_host("http://127.0.0.1:9000").unwrap().endpoint,
+        "http://127.0.0.1:9000"
+    );
+}
+
+fn oss_site_without_endpoint() -> StorageSite {
+    StorageSite {
+        endpoint: None,
+        bucket: None,
+        prefix: None,
+        ..oss_site()
+    }
 }
 
 #[test]
@@ -195,4 +219,20 @@ prefix = "users/{user}/"
     assert_eq!(TokenServer::load(&path).unwrap_err().code(), "protocol");
     assert_ne!(TokenServer::user("alice").id, TokenServer::user("bob").id);
     assert_eq!(TokenServer::user("alice"), TokenServer::user("alice"));
+}
+
+#[test]
+fn a_user_name_that_is_not_one_folder_name_is_refused_for_the_prefix() {
+    let body = json!({"AccessKeyId": "STS.a", "AccessKeySecret": "s", "SecurityToken": "t",
+                      "Expiration": "2026-11-26T12:00:00Z"});
+    let server = profile(TokenShape::AliyunSts, oss_site());
+    for name in ["", ".", "..", "a/b", "../bob", "a\\b", "a\nb"] {
+        let err = server.grant(body.to_string().as_bytes(), name).unwrap_err();
+        assert!(
+            err.to_string().contains("one folder name"),
+            "{name:?}: {err}"
+        );
+    }
+    let grant = server.grant(body.to_string().as_bytes(), "erin.w").unwrap();
+    assert!(grant.prefix.ends_with("erin.w/"), "{}", grant.prefix);
 }
