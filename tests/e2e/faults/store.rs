@@ -702,3 +702,50 @@ async fn a_part_whose_crc64_is_not_the_bytes_sent_is_never_taken_as_stored() {
         "stored as sent"
     );
 }
+
+/// With a callback asked for, a Complete that fails late (200 with an error document, as S3
+/// and OSS may answer) is still a failure, tried again, not an object stored without an ETag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_complete_failure_is_seen_even_when_a_callback_was_asked_for() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("late.bin", 24 * MIB, 9);
+    let late = rig.store.add(
+        Rule::new(Action::s3_error(
+            200,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ))
+        .method("POST")
+        .target("late.bin?uploadId=")
+        .times(1),
+    );
+    let (engine, events) = rig
+        .engine(|c| {
+            c.grant.provider = Some(ferry_protocol::Provider::Oss);
+        })
+        .await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(90, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(late.applied(), 1, "the late failure met the Complete");
+    assert_eq!(summary.confirmed, 1, "{summary:?}: {:?}", failures(&events));
+    let page = rig.server.history("alice", &rig.password).await;
+    let row = page
+        .items
+        .iter()
+        .find(|r| r.key.ends_with("late.bin"))
+        .expect("the file's row");
+    assert_eq!(row.size, 24 * MIB as u64);
+    assert_eq!(
+        rig.server
+            .server
+            .object_bytes(&row.bucket, &row.key)
+            .await
+            .unwrap(),
+        Some(std::fs::read(&source.path).unwrap())
+    );
+}

@@ -544,10 +544,11 @@ impl Storage {
                 payload,
             )
             .await?;
-        if asked && (reply.status == 203 || xml::completed_etag(&reply.body).is_err()) {
+        // 203: stored, the callback failed (its body is OSS's `CallbackFailed` error document).
+        if asked && reply.status == 203 {
             return Stored::from_headers(operation, &reply, true);
         }
-        // S3 may answer 200 with an error body when Complete fails late.
+        // S3 may answer 200 with an error body when Complete fails late, callback or not.
         if let Some(error) = xml::error(&reply.body) {
             return Err(Error::Storage {
                 operation,
@@ -555,6 +556,10 @@ impl Storage {
                 code: error.code,
                 message: error.message,
             });
+        }
+        // With a callback the body is the app server's answer: the ETag is in the headers.
+        if asked && xml::completed_etag(&reply.body).is_err() {
+            return Stored::from_headers(operation, &reply, true);
         }
         Ok(Stored {
             etag: xml::completed_etag(&reply.body).map_err(unreadable(operation))?,
