@@ -231,7 +231,10 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
         path: shown.clone(),
         source,
     };
-    let metadata = std::fs::metadata(path).map_err(read)?;
+    // One open: the mode checked is the mode of the file read. Links are followed on purpose
+    // (Kubernetes mounts secrets through them); the file they reach is what is checked.
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    let metadata = file.metadata().map_err(read)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -242,7 +245,8 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
     }
     #[cfg(not(unix))]
     let _ = metadata;
-    let text = std::fs::read_to_string(path).map_err(read)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(read)?;
     let secret = text.trim();
     if secret.is_empty() {
         return Err(SecretFileError::Empty { path: shown });
