@@ -249,8 +249,34 @@ async fn a_body_cut_short_leaves_no_partial_blob() {
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     let stored = server.server.object_bytes(&store.grant.bucket, &key).await;
-    assert_eq!(stored.unwrap(), Some([one, two].concat()));
-    assert_eq!(blob_files(&server), 1, "one object, one blob");
+    assert_eq!(stored.unwrap(), Some([one.clone(), two.clone()].concat()));
+    assert_eq!(
+        blob_files(&server),
+        2,
+        "the object's two parts, nothing else (Complete references them, copies nothing)"
+    );
+    // A restart sweeps blobs no row references: the object's parts are referenced.
+    let TestServer {
+        server: running,
+        dir,
+        ..
+    } = server;
+    running.stop().await;
+    let again = ferry_server::Server::start(ferry_server::ServeOptions::new(dir.path()))
+        .await
+        .unwrap();
+    let stored = again.object_bytes(&store.grant.bucket, &key).await;
+    assert_eq!(
+        stored.unwrap(),
+        Some([one, two].concat()),
+        "intact after a restart"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("store").join("blobs"))
+            .unwrap()
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -161,6 +161,37 @@ pub struct NewFile<'a> {
 /// Where a new row starts: queued, or skipped with a code and a reason.
 pub type Skip<'a> = Option<(&'a str, &'a str)>;
 
+/// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
+pub(super) fn live_with_key_sql() -> String {
+    let finished = sql_list(&[
+        FileState::Confirmed,
+        FileState::Skipped,
+        FileState::Cancelled,
+    ]);
+    format!(
+        "SELECT id FROM files WHERE {OWNED} AND key = ?3 AND path != ?4
+         AND state NOT IN ({finished}) LIMIT 1"
+    )
+}
+
+/// The SQL of [`Journal::runnable`]: `?1`, `?2` the owner, `?3` now, `?4` the limit. Each
+/// state is its own range of `files_by_owner_state_id`, read in id order up to the limit, and
+/// the three are merged: no query sorts or reads the whole queue.
+pub(super) fn runnable_sql() -> String {
+    let state = |condition: &str| {
+        format!(
+            "SELECT * FROM (SELECT {COLUMNS} FROM files INDEXED BY files_by_owner_state_id
+             WHERE {OWNED} AND {condition} ORDER BY id LIMIT ?4)"
+        )
+    };
+    format!(
+        "{} UNION ALL {} UNION ALL {} ORDER BY id LIMIT ?4",
+        state("state = 'queued'"),
+        state("state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?3)"),
+        state("state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?3"),
+    )
+}
+
 impl Journal {
     /// Adds a file of `owner` as `Queued` (or `Skipped` with `skip` as reason); returns its id.
     pub fn add(&self, owner: &Owner, file: &NewFile<'_>, skip: Skip<'_>) -> Result<i64> {
@@ -212,17 +243,9 @@ impl Journal {
     /// A row of `owner` not yet finished (queued, uploading, uploaded, paused, failed) whose
     /// key is `key` and whose path is not `path`, if any: two files must not share a key.
     pub fn live_with_key(&self, owner: &Owner, key: &str, path: &Path) -> Result<Option<i64>> {
-        let finished = sql_list(&[
-            FileState::Confirmed,
-            FileState::Skipped,
-            FileState::Cancelled,
-        ]);
         self.with(|c| {
             c.query_row(
-                &format!(
-                    "SELECT id FROM files WHERE {OWNED} AND key = ?3 AND path != ?4
-                     AND state NOT IN ({finished}) LIMIT 1"
-                ),
+                &live_with_key_sql(),
                 params![owner.server, owner.user_id, key, path_bytes(path)],
                 |r| r.get(0),
             )
@@ -256,12 +279,7 @@ impl Journal {
     /// and due.
     pub fn runnable(&self, owner: &Owner, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND (state = 'queued'
-                    OR (state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?3))
-                    OR (state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?3))
-                 ORDER BY id LIMIT ?4"
-            ))?;
+            let mut stmt = c.prepare(&runnable_sql())?;
             stmt.query_map(
                 params![owner.server, owner.user_id, now(), limit as i64],
                 file_from_row,

@@ -109,6 +109,12 @@ CREATE TABLE folders (
     r#"
 ALTER TABLE parts ADD COLUMN crc64 INTEGER;
 "#,
+    // The queries run for every file read a few rows of a long queue, not all of it: the next
+    // files of a state in id order, and a new file's key among the owner's.
+    r#"
+CREATE INDEX files_by_owner_state_id ON files (server, user_id, state, id);
+CREATE INDEX files_by_owner_key ON files (server, user_id, key);
+"#,
 ];
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.

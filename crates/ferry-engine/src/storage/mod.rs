@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_protocol::Grant;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use crate::credentials::Credentials;
@@ -22,6 +22,7 @@ use crate::journal::Owner;
 use crate::retry::{self, ATTEMPTS};
 
 mod callback;
+mod span;
 mod stall;
 
 pub(crate) use self::callback::CallbackOutcome;
@@ -35,11 +36,64 @@ const CHUNK: usize = 64 * 1024;
 /// Largest answer read from the store (its answers are XML of a few KiB at most).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
-/// The body of a request: bytes in memory (at most one part), with an optional progress
-/// callback that learns how many bytes went out.
+/// Where a request body's bytes come from.
+#[derive(Clone)]
+pub(crate) enum Body {
+    /// In memory: small bodies (XML, one small file).
+    Bytes(Bytes),
+    /// A span of a file, read as it is sent, a block at a time: a part in flight costs a block
+    /// of memory, not the part. A file that shrinks meanwhile ends the request in an error.
+    Span {
+        path: std::path::PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Self::Bytes(Bytes::new())
+    }
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Self::Bytes(bytes) => bytes.len() as u64,
+            Self::Span { len, .. } => *len,
+        }
+    }
+
+    /// The bytes in pieces of at most [`CHUNK`].
+    fn chunks(&self) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
+        match self {
+            Self::Bytes(bytes) => {
+                let bytes = bytes.clone();
+                let pieces: Vec<std::io::Result<Bytes>> = (0..bytes.len())
+                    .step_by(CHUNK)
+                    .map(|start| Ok(bytes.slice(start..(start + CHUNK).min(bytes.len()))))
+                    .collect();
+                futures::stream::iter(pieces).boxed()
+            }
+            Self::Span { path, offset, len } => span::blocks(path.clone(), *offset, *len)
+                .map_ok(|block| {
+                    let pieces: Vec<std::io::Result<Bytes>> = (0..block.len())
+                        .step_by(CHUNK)
+                        .map(|start| Ok(block.slice(start..(start + CHUNK).min(block.len()))))
+                        .collect();
+                    futures::stream::iter(pieces)
+                })
+                .try_flatten()
+                .boxed(),
+        }
+    }
+}
+
+/// The body of a request, with an optional progress counter that learns how many bytes went
+/// out.
 #[derive(Clone, Default)]
 pub(crate) struct Payload {
-    pub(crate) bytes: Bytes,
+    pub(crate) body: Body,
     pub(crate) content_md5: Option<String>,
     /// Counts the bytes that went out; what an attempt counted is taken back if it fails, so a
     /// retried request never counts its bytes twice.
@@ -179,37 +233,32 @@ impl Storage {
 
     /// The body as a stream of chunks: throttled, counted for progress, and watched.
     fn body(&self, payload: &Payload, stall: &Arc<Stall>) -> reqwest::Body {
-        let bytes = payload.bytes.clone();
         let throttle = self.throttle.clone();
         let progress = payload.progress.clone();
-        let chunks: Vec<Bytes> = (0..bytes.len())
-            .step_by(CHUNK)
-            .map(|start| bytes.slice(start..(start + CHUNK).min(bytes.len())))
-            .collect();
-        let count = chunks.len();
+        let count = payload.body.len().div_ceil(CHUNK as u64) as usize;
         let stall = stall.clone();
-        let stream =
-            futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| {
-                let throttle = throttle.clone();
-                let progress = progress.clone();
-                let stall = stall.clone();
-                async move {
-                    // Asked for more: the store took what came before. Waiting for the
-                    // bandwidth limit is ours, not a stalled store.
-                    stall.moved(false);
-                    if let Some(throttle) = throttle {
-                        stall.throttled(true);
-                        throttle.take(chunk.len() as u64).await;
-                        stall.throttled(false);
-                    }
-                    if let Some(progress) = progress {
-                        progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    }
-                    stall.counted(chunk.len() as u64);
-                    stall.moved(i + 1 == count);
-                    Ok::<_, std::io::Error>(chunk)
+        let stream = payload.body.chunks().enumerate().then(move |(i, chunk)| {
+            let throttle = throttle.clone();
+            let progress = progress.clone();
+            let stall = stall.clone();
+            async move {
+                let chunk = chunk?;
+                // Asked for more: the store took what came before. Waiting for the
+                // bandwidth limit is ours, not a stalled store.
+                stall.moved(false);
+                if let Some(throttle) = throttle {
+                    stall.throttled(true);
+                    throttle.take(chunk.len() as u64).await;
+                    stall.throttled(false);
                 }
-            });
+                if let Some(progress) = progress {
+                    progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                stall.counted(chunk.len() as u64);
+                stall.moved(i + 1 == count);
+                Ok::<_, std::io::Error>(chunk)
+            }
+        });
         reqwest::Body::wrap_stream(stream)
     }
 
@@ -297,23 +346,32 @@ impl Storage {
         let mut builder = self
             .http
             .request(method.clone(), &request.url)
-            .header("content-length", payload.bytes.len());
+            .header("content-length", payload.body.len());
         for (name, value) in &signed {
             if !name.eq_ignore_ascii_case("host") {
                 builder = builder.header(name, value);
             }
         }
         let target = &grant.endpoint;
-        let stall = Stall::new(payload.bytes.is_empty());
+        let stall = Stall::new(payload.body.len() == 0);
         let send = builder.body(self.body(payload, &stall)).send();
         let response = stall
             .watch(self.stall, send, operation, target)
             .await
             .and_then(|sent| {
-                sent.map_err(|source| Error::Network {
-                    operation,
-                    target: target.clone(),
-                    source,
+                sent.map_err(|source| match span::changed_file(&source) {
+                    // Not the network's doing, and no retry mends it.
+                    Some(path) => Error::File {
+                        path,
+                        code: "file_changed",
+                        reason: "the file changed while it was being uploaded; starting again"
+                            .into(),
+                    },
+                    None => Error::Network {
+                        operation,
+                        target: target.clone(),
+                        source,
+                    },
                 })
             });
         let response = match response {
@@ -530,7 +588,7 @@ impl Storage {
         let query = format!("uploadId={}", uri_encode(upload_id, false));
         let asked = !callback.is_empty();
         let payload = Payload {
-            bytes: Bytes::from(xml::complete_request(parts)),
+            body: Body::Bytes(Bytes::from(xml::complete_request(parts))),
             callback,
             ..Default::default()
         };

@@ -11,13 +11,13 @@ use tokio::sync::Semaphore;
 
 use super::upload::{
     Fingerprint, Target, abandon, changed, check_owner, check_stored, crc64_of, fingerprint,
-    md5_of, part_size, read_at,
+    hash_span, md5_of, part_size, read_at,
 };
 use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, Owner, PartRow, Uploaded};
-use crate::storage::{Payload, Stored, Who};
+use crate::storage::{Body, Payload, Stored, Who};
 
 pub(super) async fn multipart(
     shared: &Arc<Shared>,
@@ -42,7 +42,14 @@ pub(super) async fn multipart(
         None => (begin(shared, &current, &plan, target).await?, Vec::new()),
     };
     sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
-    send_parts(shared, row, &plan, &done, target, &upload_id, sent).await?;
+    if let Err(err) = send_parts(shared, row, &plan, &done, target, &upload_id, sent).await {
+        // Parts are read from disk as they are sent: a file rewritten meanwhile shows up as a
+        // short body or a digest the store refuses. Either way, it starts again.
+        if fingerprint(&row.path).await.is_ok_and(|now| now != *print) {
+            return Err(changed(&row.path));
+        }
+        return Err(err);
+    }
     finish(shared, row, print, &plan, target, &upload_id).await
 }
 
@@ -264,12 +271,16 @@ struct PartJob {
 }
 
 impl PartJob {
-    /// Reads, sends and journals the part; its ETag must be the MD5 of what was read.
+    /// Hashes, sends and journals the part, reading it from disk twice (to hash it, then as
+    /// it is sent) rather than holding it; its ETag must be the MD5 of what was hashed.
     async fn send(&self) -> Result<()> {
-        let bytes = read_at(&self.path, self.offset, self.len).await?;
-        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
+        let (md5, crc) = hash_span(&self.path, self.offset, self.len).await?;
         let payload = Payload {
-            bytes,
+            body: Body::Span {
+                path: self.path.clone(),
+                offset: self.offset,
+                len: self.len,
+            },
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: None,
             callback: Vec::new(),

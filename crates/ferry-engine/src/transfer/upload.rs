@@ -16,7 +16,7 @@ use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Owner, Uploaded};
-use crate::storage::{Payload, Stored, Who};
+use crate::storage::{Body, Payload, Stored, Who};
 
 /// What a file looked like: size, modification time, and a hash of sampled bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,49 @@ pub(super) fn changed(path: &Path) -> Error {
     }
 }
 
+/// The MD5 and CRC-64 of `len` bytes of `path` from `offset`, in one read of the span on the
+/// blocking pool (a block of memory, not the span). A file shorter than that has changed.
+pub(super) async fn hash_span(path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u64)> {
+    let owned = path.to_owned();
+    let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<([u8; 16], u64)> {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(&owned)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut file = file.take(len);
+        let (mut md5, mut crc) = (
+            Md5::new(),
+            crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
+        );
+        let mut block = vec![0u8; 1 << 20];
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut block)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&block[..n]);
+            crc.update(&block[..n]);
+            read += n as u64;
+        }
+        if read != len {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        Ok((md5.finalize().into(), crc.finalize()))
+    })
+    .await
+    .map_err(|err| Error::Protocol {
+        operation: "reading a part",
+        detail: err.to_string(),
+    })?;
+    hashed.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            changed(path)
+        } else {
+            file_error(path, &e)
+        }
+    })
+}
+
 pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
     Md5::digest(bytes).into()
 }
@@ -170,7 +213,7 @@ pub(crate) async fn upload(
         let bytes = read_at(path, 0, print.size).await?;
         let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
         let payload = Payload {
-            bytes,
+            body: Body::Bytes(bytes),
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: Some(sent.clone()),
             callback: callback::headers(shared, &grant, row),

@@ -13,11 +13,24 @@ pub(crate) struct ObjectRow {
     pub(crate) key: String,
     pub(crate) size: u64,
     pub(crate) etag: String,
+    /// The blobs holding its bytes, in order, as the `blob` column keeps them (see
+    /// [`blob_list`]): one for a PUT, the parts' own for a multipart upload, which Complete
+    /// references rather than copies.
     pub(crate) blob: String,
     pub(crate) user_id: i64,
     pub(crate) created_at: i64,
     /// CRC-64/XZ of the content, when known.
     pub(crate) crc64: Option<u64>,
+}
+
+/// The `blob` column of an object: blob names separated by spaces (names are hex ids).
+pub(crate) fn blob_list(names: &[String]) -> String {
+    names.join(" ")
+}
+
+/// The blob names an object's `blob` column holds, in order.
+pub(crate) fn blob_names(column: &str) -> Vec<String> {
+    column.split_whitespace().map(str::to_owned).collect()
 }
 
 /// A multipart upload, bound to the user (not the access key) that began it.
@@ -65,13 +78,13 @@ fn multipart_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MultipartRow>
     })
 }
 
-/// Replaces the object at its key and records the upload in history; returns the blob the
-/// object replaced, if any.
+/// Replaces the object at its key and records the upload in history; returns the blobs of the
+/// object it replaced, if any.
 fn upsert_object(
     tx: &Connection,
     object: &ObjectRow,
     started_at: i64,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<Vec<String>> {
     let old: Option<String> = tx
         .query_row(
             "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2",
@@ -97,7 +110,7 @@ fn upsert_object(
         ],
     )?;
     history::record_stored(tx, object, started_at)?;
-    Ok(old)
+    Ok(old.as_deref().map(blob_names).unwrap_or_default())
 }
 
 impl Db {
@@ -129,7 +142,7 @@ impl Db {
         .await
     }
 
-    /// Commits a single-PUT object; returns the replaced blob, if any. `on_commit` runs on the
+    /// Commits a single-PUT object; returns the replaced object's blobs. `on_commit` runs on the
     /// database thread right after the commit (and is dropped unrun if it fails), so the blob's
     /// fate is tied to the row's even if the caller's future is dropped meanwhile.
     pub(crate) async fn put_object(
@@ -137,7 +150,7 @@ impl Db {
         object: ObjectRow,
         started_at: i64,
         on_commit: impl FnOnce() + Send + 'static,
-    ) -> Result<Option<String>, DbError> {
+    ) -> Result<Vec<String>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
             let old = upsert_object(&tx, &object, started_at)?;
@@ -264,9 +277,13 @@ impl Db {
             if closed != 1 {
                 return Ok(Err(()));
             }
+            // The parts the object names are its bytes now; the others (uploaded, not
+            // listed) are no longer referenced.
+            let kept = blob_names(&object.blob);
             let mut unused: Vec<String> = {
                 let mut stmt = tx.prepare("SELECT blob FROM parts WHERE upload_id = ?1")?;
-                stmt.query_map([&upload.upload_id], |row| row.get(0))?
+                stmt.query_map([&upload.upload_id], |row| row.get::<_, String>(0))?
+                    .filter(|blob| blob.as_ref().map_or(true, |b| !kept.contains(b)))
                     .collect::<Result<_, _>>()?
             };
             tx.execute(
@@ -346,7 +363,10 @@ impl Db {
         self.call_sync(|c| {
             let mut stmt =
                 c.prepare("SELECT blob FROM objects UNION ALL SELECT blob FROM parts")?;
-            stmt.query_map([], |row| row.get(0))?.collect()
+            let columns: Vec<String> = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(columns.iter().flat_map(|c| blob_names(c)).collect())
         })
     }
 }

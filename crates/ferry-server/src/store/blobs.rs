@@ -129,27 +129,6 @@ impl Blobs {
         })
     }
 
-    /// Writes the blobs one after another into a new blob; returns it and its size. Runs on
-    /// the blocking pool with `std::io::copy`, which Linux turns into `copy_file_range`: the
-    /// bytes move inside the kernel.
-    pub(crate) async fn concat(&self, parts: &[String]) -> std::io::Result<(NewBlob, u64)> {
-        let blob = self.new_blob();
-        let sources: Vec<PathBuf> = parts.iter().map(|p| self.path(p)).collect();
-        let target = blob.path.clone();
-        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut out = std::fs::File::create(&target)?;
-            let mut size = 0;
-            for source in sources {
-                size += std::io::copy(&mut std::fs::File::open(source)?, &mut out)?;
-            }
-            out.sync_data()?;
-            Ok(size)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok((blob, size))
-    }
-
     /// Deletes blobs no longer referenced; a failure is logged, not returned.
     pub(crate) async fn remove(&self, names: impl IntoIterator<Item = String>) {
         for name in names {
@@ -174,14 +153,17 @@ impl Blobs {
         Ok(removed)
     }
 
-    /// Reads a whole blob into memory (tests and checks only; objects may be large).
-    pub(crate) async fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+    /// Reads a whole object into memory from its blobs, in order (tests and checks only;
+    /// objects may be large).
+    pub(crate) async fn read(&self, names: &[String]) -> std::io::Result<Vec<u8>> {
         use tokio::io::AsyncReadExt;
         let mut out = Vec::new();
-        tokio::fs::File::open(self.path(name))
-            .await?
-            .read_to_end(&mut out)
-            .await?;
+        for name in names {
+            tokio::fs::File::open(self.path(name))
+                .await?
+                .read_to_end(&mut out)
+                .await?;
+        }
         Ok(out)
     }
 }
@@ -256,7 +238,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_hashes_concatenates_and_sweeps() {
+    async fn writes_hashes_reads_in_order_and_sweeps() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
         let a = blobs.write(stream(&[b"hello ", b"world"])).await.unwrap();
@@ -264,19 +246,19 @@ mod tests {
         assert_eq!(hex::encode(a.md5), "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(a.crc64, super::super::crc64::checksum(b"hello world"));
         let b = blobs.write(stream(&[b"!"])).await.unwrap();
+        let c = blobs.write(stream(&[b"?"])).await.unwrap();
         let names = [a.blob.name().to_owned(), b.blob.name().to_owned()];
-        let (joined, size) = blobs.concat(&names).await.unwrap();
-        assert_eq!(size, 12);
-        let joined_name = joined.name().to_owned();
-        joined.keep();
-        assert_eq!(blobs.read(&joined_name).await.unwrap(), b"hello world!");
-        // `a` is dropped without being kept: its file goes; `b` is kept, so only a sweep
-        // (of what no row references) removes it.
-        drop(a);
+        a.blob.keep();
         b.blob.keep();
-        assert!(blobs.read(&names[0]).await.is_err());
-        assert_eq!(blobs.sweep(std::slice::from_ref(&joined_name)).unwrap(), 1);
-        assert!(blobs.read(&joined_name).await.is_ok());
+        assert_eq!(blobs.read(&names).await.unwrap(), b"hello world!");
+        // `c` is dropped without being kept: its file goes. `a` and `b` are kept, so only a
+        // sweep (of what no row references) removes one.
+        let gone = [c.blob.name().to_owned()];
+        drop(c);
+        assert!(blobs.read(&gone).await.is_err());
+        assert_eq!(blobs.sweep(&names[..1]).unwrap(), 1);
+        assert!(blobs.read(&names[..1]).await.is_ok());
+        assert!(blobs.read(&names[1..]).await.is_err());
     }
 
     #[tokio::test]

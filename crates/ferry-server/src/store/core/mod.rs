@@ -332,7 +332,7 @@ impl Core {
         };
         let bytes = self
             .blobs
-            .read(&row.blob)
+            .read(&crate::db::blob_names(&row.blob))
             .await
             .map_err(crate::Error::io(format!(
                 "reading the blob of {bucket}/{key}"
