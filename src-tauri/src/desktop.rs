@@ -51,7 +51,8 @@ impl Default for Settings {
 impl Settings {
     pub(crate) fn transfer(&self) -> TransferSettings {
         TransferSettings {
-            files: self.files.max(1),
+            // "Files at once" is what people see of big files; small ones go many at once.
+            big_files: self.files.max(1),
             parts: self.parts_in_flight.max(1),
             per_file_parts: self.parts_in_flight.max(1),
             min_part_size: self.part_size_mib.max(5) * 1024 * 1024,

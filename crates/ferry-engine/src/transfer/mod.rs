@@ -34,8 +34,11 @@ pub use self::upload::part_size;
 /// How uploads are shaped.
 #[derive(Debug, Clone)]
 pub struct TransferSettings {
-    /// Files uploading at once.
+    /// Files uploading at once. Small files are mostly round trips, so many go at once; the
+    /// bytes they hold are bounded by [`TransferSettings::big_files`] and the parts limits.
     pub files: usize,
+    /// Files sent in parts (at least the single-PUT threshold) uploading at once.
+    pub big_files: usize,
     /// Parts in flight across all files.
     pub parts: usize,
     /// Parts in flight per file.
@@ -56,7 +59,8 @@ pub struct TransferSettings {
 impl Default for TransferSettings {
     fn default() -> Self {
         Self {
-            files: 4,
+            files: 32,
+            big_files: 4,
             parts: 4,
             per_file_parts: 4,
             single_put_threshold: 16 * 1024 * 1024,
@@ -76,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) session: Arc<Session>,
     pub(crate) settings: TransferSettings,
     pub(crate) parts: Arc<Semaphore>,
+    /// Slots for files sent in parts ([`TransferSettings::big_files`]).
+    pub(crate) big_files: Arc<Semaphore>,
     pub(crate) device: String,
     pub(crate) device_id: String,
     /// Files whose upload the app server recorded from the store's callback: their client
@@ -152,6 +158,7 @@ impl Transfer {
         device_id: String,
     ) -> Self {
         let parts = Arc::new(Semaphore::new(settings.parts.max(1)));
+        let big_files = Arc::new(Semaphore::new(settings.big_files.max(1)));
         Self {
             shared: Arc::new(Shared {
                 events: events.clone(),
@@ -160,6 +167,7 @@ impl Transfer {
                 session,
                 settings,
                 parts,
+                big_files,
                 device,
                 device_id,
                 recorded_by_callback: Mutex::new(Default::default()),

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use ferry_protocol::Confirmation;
 use md5::{Digest, Md5};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{Shared, callback};
 use crate::dialect::same_etag;
@@ -43,9 +42,27 @@ fn file_error(path: &Path, err: &std::io::Error) -> Error {
 
 /// Reads the fingerprint: first, middle and last 64 KiB hashed with the size.
 pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
-    let meta = tokio::fs::metadata(path)
+    blocking(path, fingerprint_now).await
+}
+
+/// Runs `read` on `path` on the blocking pool, in one hop (a small file costs a few system
+/// calls, and each hop to the pool costs two thread switches).
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    read: impl FnOnce(&Path) -> std::result::Result<T, Error> + Send + 'static,
+) -> Result<T> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || read(&owned))
         .await
-        .map_err(|e| file_error(path, &e))?;
+        .map_err(|err| Error::Protocol {
+            operation: "reading a file",
+            detail: err.to_string(),
+        })?
+}
+
+fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
+    use std::io::{Read, Seek};
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
     if !meta.is_file() {
         return Err(Error::File {
             path: path.display().to_string(),
@@ -59,20 +76,14 @@ pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64);
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| file_error(path, &e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
     let mut hasher = Md5::new();
     hasher.update(size.to_le_bytes());
-    let mut buffer = vec![0u8; SAMPLE as usize];
+    let mut buffer = vec![0u8; SAMPLE.min(size) as usize];
     for offset in [0, size / 2, size.saturating_sub(SAMPLE)] {
         file.seek(SeekFrom::Start(offset))
-            .await
             .map_err(|e| file_error(path, &e))?;
-        let n = file
-            .read(&mut buffer)
-            .await
-            .map_err(|e| file_error(path, &e))?;
+        let n = file.read(&mut buffer).map_err(|e| file_error(path, &e))?;
         hasher.update(&buffer[..n]);
     }
     Ok(Fingerprint {
@@ -84,21 +95,22 @@ pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
 
 /// Reads `len` bytes at `offset`; a file that got shorter is an error.
 pub(super) async fn read_at(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| file_error(path, &e))?;
-    file.seek(SeekFrom::Start(offset))
-        .await
-        .map_err(|e| file_error(path, &e))?;
-    let mut buffer = vec![0u8; len as usize];
-    file.read_exact(&mut buffer).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            changed(path)
-        } else {
-            file_error(path, &e)
-        }
-    })?;
-    Ok(Bytes::from(buffer))
+    blocking(path, move |path| {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| file_error(path, &e))?;
+        let mut buffer = vec![0u8; len as usize];
+        file.read_exact(&mut buffer).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                changed(path)
+            } else {
+                file_error(path, &e)
+            }
+        })?;
+        Ok(Bytes::from(buffer))
+    })
+    .await
 }
 
 pub(super) fn changed(path: &Path) -> Error {
@@ -122,7 +134,7 @@ pub(super) async fn hash_span(path: &Path, offset: u64, len: u64) -> Result<([u8
             Md5::new(),
             crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
         );
-        let mut block = vec![0u8; 1 << 20];
+        let mut block = vec![0u8; len.min(1 << 20) as usize];
         let mut read = 0u64;
         loop {
             let n = file.read(&mut block)?;
@@ -154,6 +166,27 @@ pub(super) async fn hash_span(path: &Path, offset: u64, len: u64) -> Result<([u8
 
 pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
     Md5::digest(bytes).into()
+}
+
+/// Files up to this size are read whole for their one PUT; bigger ones are sent from disk.
+const IN_MEMORY: u64 = 1024 * 1024;
+
+/// The body of a one-PUT upload of `size` bytes, its MD5 and CRC-64: the bytes themselves for
+/// a small file (one read), else the file sent from disk after a first read to hash it — so
+/// many files in flight hold little memory.
+async fn one_put_body(path: &Path, size: u64) -> Result<(Body, [u8; 16], u64)> {
+    if size <= IN_MEMORY {
+        let bytes = read_at(path, 0, size).await?;
+        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
+        return Ok((Body::Bytes(bytes), md5, crc));
+    }
+    let (md5, crc) = hash_span(path, 0, size).await?;
+    let body = Body::Span {
+        path: path.to_owned(),
+        offset: 0,
+        len: size,
+    };
+    Ok((body, md5, crc))
 }
 
 /// Part size for a file: at least the minimum, and few enough parts for S3's 10 000 limit.
@@ -210,18 +243,25 @@ pub(crate) async fn upload(
     let key = format!("{}{}", grant.prefix, row.key);
     inside_grant(&grant, &key, path)?;
     if print.size < shared.settings.single_put_threshold {
-        let bytes = read_at(path, 0, print.size).await?;
-        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
+        let (body, md5, crc) = one_put_body(path, print.size).await?;
         let payload = Payload {
-            body: Body::Bytes(bytes),
+            body,
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: Some(sent.clone()),
             callback: callback::headers(shared, &grant, row),
         };
-        let stored = shared
+        let stored = match shared
             .storage
             .put_object(&Who::file(owner, row.id), &key, payload)
-            .await?;
+            .await
+        {
+            Ok(stored) => stored,
+            // Sent from disk: a file rewritten meanwhile is refused by its digest.
+            Err(_) if fingerprint(path).await.is_ok_and(|now| now != print) => {
+                return Err(changed(path));
+            }
+            Err(err) => return Err(err),
+        };
         let expected = hex::encode(md5);
         check_stored(&stored, &expected, crc)?;
         callback::report(shared, row.id, stored.callback.as_ref());
@@ -250,6 +290,7 @@ pub(crate) async fn upload(
         key: &key,
         owner,
     };
+    let _big_slot = shared.big_files.clone().acquire_owned().await;
     super::multipart::multipart(shared, row, &print, &target, sent).await
 }
 
