@@ -493,3 +493,63 @@ async fn a_retried_put_is_one_history_row() {
     let (a, b) = (md5_hex(&body), md5_hex(&other));
     assert_eq!(etags, [a.as_str(), b.as_str(), a.as_str()]);
 }
+
+/// Many confirmations in one request: each checked as alone, recorded together; one that
+/// fails its checks fails alone, in its place; a repeat is the same row; too many is refused.
+#[tokio::test]
+async fn a_batch_of_confirmations_is_recorded_at_once_and_bad_ones_fail_alone() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice", Role::User).await;
+    let store = StoreClient::new(alice.grant().await);
+    let mut keys = Vec::new();
+    for i in 0..3u64 {
+        let key = format!("{}batch-{i}.bin", store.grant.prefix);
+        assert_eq!(store.put(&key, bytes(1000, i)).await.status, 200);
+        keys.push(key);
+    }
+    let etag = |i: u64| md5_hex(&bytes(1000, i));
+    let g = &store.grant;
+    let batch = json!({"uploads": [
+        confirmation("b-0", g, &keys[0], &etag(0), 1000),
+        confirmation("b-1", g, &keys[1], &etag(9), 1000),
+        confirmation("b-2", g, "uploads/999/not-mine.bin", &etag(2), 1000),
+        confirmation("b-3", g, &keys[2], &etag(2), 1000),
+        confirmation("b-0", g, &keys[0], &etag(0), 1000),
+        confirmation("b-3", g, &keys[1], &etag(1), 1000),
+    ]});
+    let answer: ferry_protocol::BatchOutcome =
+        alice.post("/api/v1/uploads/batch", &batch).await.json(200);
+    let codes: Vec<String> = answer
+        .results
+        .iter()
+        .map(|o| match o {
+            ferry_protocol::ConfirmOutcome::Recorded(row) => format!("row {}", row.key),
+            ferry_protocol::ConfirmOutcome::Refused(e) => serde_json::to_value(e.code)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            format!("row {}", keys[0]),
+            "object_mismatch".into(),
+            "forbidden".into(),
+            format!("row {}", keys[2]),
+            format!("row {}", keys[0]),
+            "conflict".into(),
+        ]
+    );
+    let page = history(&alice, "?status=confirmed").await;
+    assert_eq!(page.items.len(), 2, "{page:?}");
+
+    let too_many: Vec<_> = (0..=ferry_protocol::MAX_BATCH)
+        .map(|i| confirmation(&format!("x-{i}"), g, &keys[0], &etag(0), 1000))
+        .collect();
+    let refused = alice
+        .post("/api/v1/uploads/batch", &json!({ "uploads": too_many }))
+        .await;
+    assert_eq!(refused.error(400), "invalid_request");
+}

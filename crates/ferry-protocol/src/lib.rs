@@ -351,6 +351,35 @@ pub struct Confirmation {
     pub device: Option<String>,
 }
 
+/// The most confirmations one `POST /api/v1/uploads/batch` may carry.
+pub const MAX_BATCH: usize = 500;
+
+/// `POST /api/v1/uploads/batch`: several confirmations in one request (at most
+/// [`MAX_BATCH`]), each checked as `POST /uploads` checks one, recorded in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationBatch {
+    /// The confirmations.
+    pub uploads: Vec<Confirmation>,
+}
+
+/// The answer to a [`ConfirmationBatch`]: one outcome per confirmation, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Outcomes, in the order of the confirmations.
+    pub results: Vec<ConfirmOutcome>,
+}
+
+/// What became of one confirmation of a batch: its history row, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmOutcome {
+    /// Recorded (or recorded before: confirmations are idempotent).
+    Recorded(Box<UploadRecord>),
+    /// Refused, as `POST /uploads` would have refused it.
+    Refused(ErrorBody),
+}
+
 /// Who vouched for a history row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -140,12 +140,65 @@ impl Uploads {
         self.record(user_id, c, by).await
     }
 
+    /// Records several of `user`'s confirmations, each checked as [`Uploads::confirm`] does,
+    /// written in one transaction; one outcome per confirmation, in order. A confirmation
+    /// that fails its checks fails alone.
+    pub(crate) async fn confirm_batch(
+        &self,
+        user: &User,
+        all: Vec<Confirmation>,
+    ) -> Result<Vec<Result<UploadRecord>>> {
+        if all.len() > ferry_protocol::MAX_BATCH {
+            return Err(Error::InvalidRequest(format!(
+                "at most {} confirmations per request",
+                ferry_protocol::MAX_BATCH
+            )));
+        }
+        let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(all.len());
+        let mut checked = Vec::new();
+        for c in all {
+            match self.checked(user.id, c, "client").await {
+                Ok(ok) => {
+                    checked.push((outcomes.len(), ok));
+                    outcomes.push(None);
+                }
+                Err(err) => outcomes.push(Some(Err(err))),
+            }
+        }
+        let (places, rows): (Vec<usize>, Vec<ClientConfirmation>) = checked.into_iter().unzip();
+        let ids: Vec<String> = rows.iter().map(|r| r.upload_id.clone()).collect();
+        let recorded = self.db.confirm_many(rows).await?;
+        for ((place, id), recorded) in places.into_iter().zip(ids).zip(recorded) {
+            outcomes[place] = Some(match recorded {
+                Recorded::Row(row) => Ok(record(*row)),
+                Recorded::Conflict => Err(Error::Conflict(id)),
+            });
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
     async fn record(
         &self,
         user_id: i64,
         c: Confirmation,
         by: &'static str,
     ) -> Result<UploadRecord> {
+        let upload_id = c.upload_id.clone();
+        let checked = self.checked(user_id, c, by).await?;
+        match self.db.confirm(checked).await? {
+            Recorded::Row(row) => Ok(record(*row)),
+            Recorded::Conflict => Err(Error::Conflict(upload_id)),
+        }
+    }
+
+    /// A confirmation checked (fields, prefix, and for the embedded store the object itself)
+    /// and ready to write.
+    async fn checked(
+        &self,
+        user_id: i64,
+        c: Confirmation,
+        by: &'static str,
+    ) -> Result<ClientConfirmation> {
         check_text("upload_id", &c.upload_id, 256)?;
         check_text("name", &c.name, 1024)?;
         if let Some(device) = &c.device {
@@ -179,26 +232,19 @@ impl Uploads {
             } else {
                 crate::db::now()
             };
-        let recorded = self
-            .db
-            .confirm(ClientConfirmation {
-                by,
-                user_id,
-                upload_id: c.upload_id.clone(),
-                bucket: c.bucket,
-                key: c.key,
-                size: c.size,
-                etag,
-                checksum: c.checksum,
-                name: c.name,
-                device: c.device,
-                completed_at,
-            })
-            .await?;
-        match recorded {
-            Recorded::Row(row) => Ok(record(*row)),
-            Recorded::Conflict => Err(Error::Conflict(c.upload_id)),
-        }
+        Ok(ClientConfirmation {
+            by,
+            user_id,
+            upload_id: c.upload_id,
+            bucket: c.bucket,
+            key: c.key,
+            size: c.size,
+            etag,
+            checksum: c.checksum,
+            name: c.name,
+            device: c.device,
+            completed_at,
+        })
     }
 
     fn filter(&self, user: &User, q: &HistoryQuery) -> Result<HistoryFilter> {

@@ -41,18 +41,25 @@ pub(crate) fn error_response(code: ErrorCode, message: String) -> Response {
     (status(code), axum::Json(ErrorBody { code, message })).into_response()
 }
 
+/// What the client is told of `err`: an internal error only as what failed (in full in the
+/// log).
+pub(crate) fn error_body(err: &Error) -> ErrorBody {
+    let code = err.code();
+    if let Error::Broker(err) = err {
+        tracing::warn!(error = %err, "no grant from the broker");
+    }
+    let message = if code == ErrorCode::Internal {
+        tracing::error!(error = %err, "request failed");
+        "the server failed to handle this request; its log has the details".to_owned()
+    } else {
+        err.to_string()
+    };
+    ErrorBody { code, message }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = self.0.code();
-        if let Error::Broker(err) = &self.0 {
-            tracing::warn!(error = %err, "no grant from the broker");
-        }
-        let message = if code == ErrorCode::Internal {
-            tracing::error!(error = %self.0, "request failed");
-            "the server failed to handle this request; its log has the details".to_owned()
-        } else {
-            self.0.to_string()
-        };
+        let ErrorBody { code, message } = error_body(&self.0);
         let mut response = error_response(code, message);
         if let Error::RateLimited { retry_after_secs } = self.0 {
             response

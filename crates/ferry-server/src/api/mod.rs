@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ferry_protocol::{
-    Confirmation, ErrorCode, Grant, GrantRequest, Session, SignIn, Stats, UploadPage, UploadRecord,
-    User,
+    BatchOutcome, ConfirmOutcome, Confirmation, ConfirmationBatch, ErrorCode, Grant, GrantRequest,
+    Session, SignIn, Stats, UploadPage, UploadRecord, User,
 };
 
 use self::error::{ApiError, BadBody, BadQuery, error_response};
@@ -26,6 +26,8 @@ use crate::uploads::{HistoryQuery, Uploads};
 
 /// Largest JSON body accepted.
 const MAX_BODY: usize = 64 * 1024;
+/// Largest batch of confirmations accepted (up to `MAX_BATCH` of them).
+const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
 
 /// What the handlers share.
 pub(crate) struct AppState {
@@ -169,6 +171,22 @@ async fn confirm(
     Ok(Json(state.uploads.confirm(&user, body).await?))
 }
 
+async fn confirm_batch(
+    State(state): Shared,
+    Caller(user): Caller,
+    Body(body): Body<ConfirmationBatch>,
+) -> AppResult<Json<BatchOutcome>> {
+    let outcomes = state.uploads.confirm_batch(&user, body.uploads).await?;
+    let results = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(row) => ConfirmOutcome::Recorded(Box::new(row)),
+            Err(err) => ConfirmOutcome::Refused(error::error_body(&err)),
+        })
+        .collect();
+    Ok(Json(BatchOutcome { results }))
+}
+
 async fn history(
     State(state): Shared,
     Caller(user): Caller,
@@ -224,6 +242,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/sessions/current", delete(sign_out).get(current_session))
         .route("/grants", post(grant))
         .route("/uploads", post(confirm).get(history))
+        .route(
+            "/uploads/batch",
+            post(confirm_batch).layer(axum::extract::DefaultBodyLimit::max(MAX_BATCH_BODY)),
+        )
         .route("/uploads.csv", get(history_csv))
         .route("/uploads/stats", get(stats))
         .route("/callbacks/oss", post(oss_callback))

@@ -201,71 +201,27 @@ impl Db {
     pub(crate) async fn confirm(&self, c: ClientConfirmation) -> Result<Recorded, DbError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            if let Some(row) = upload_by(&tx, "h.client_upload_id = ?1", c.upload_id.clone().into())? {
-                let same = row.bucket == c.bucket
-                    && row.key == c.key
-                    && row.etag == c.etag
-                    && row.size == c.size;
-                if !same {
-                    return Ok(Recorded::Conflict);
-                }
-                if c.by != "provider" || row.confirmed_by == "provider" {
-                    return Ok(Recorded::Row(Box::new(row)));
-                }
-                tx.execute(
-                    "UPDATE uploads SET status = 'confirmed', confirmed_by = 'provider' WHERE id = ?1",
-                    params![row.id],
-                )?;
-                let row = upload_by(&tx, "h.id = ?1", row.id.into())?
-                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-                tx.commit()?;
-                return Ok(Recorded::Row(Box::new(row)));
-            }
-            let store_row: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM uploads WHERE user_id = ?1 AND bucket = ?2 AND key = ?3
-                       AND etag = ?4 AND client_upload_id IS NULL ORDER BY id DESC LIMIT 1",
-                    params![c.user_id, c.bucket, c.key, c.etag],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let id = match store_row {
-                Some(id) => {
-                    tx.execute(
-                        "UPDATE uploads SET name = ?2, checksum = ?3, device = ?4,
-                             client_upload_id = ?5, status = 'confirmed', confirmed_by = ?6
-                         WHERE id = ?1",
-                        params![id, c.name, c.checksum, c.device, c.upload_id, c.by],
-                    )?;
-                    id
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO uploads (user_id, bucket, key, name, size, etag, checksum,
-                             device, client_upload_id, started_at, completed_at, status,
-                             confirmed_by)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'confirmed', ?11)",
-                        params![
-                            c.user_id,
-                            c.bucket,
-                            c.key,
-                            c.name,
-                            c.size,
-                            c.etag,
-                            c.checksum,
-                            c.device,
-                            c.upload_id,
-                            c.completed_at,
-                            c.by
-                        ],
-                    )?;
-                    tx.last_insert_rowid()
-                }
-            };
-            let row = upload_by(&tx, "h.id = ?1", id.into())?
-                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            let recorded = confirm_in(&tx, &c)?;
             tx.commit()?;
-            Ok(Recorded::Row(Box::new(row)))
+            Ok(recorded)
+        })
+        .await
+    }
+
+    /// Records several confirmations in one transaction (one commit for a batch of small
+    /// files); each as [`Db::confirm`] would.
+    pub(crate) async fn confirm_many(
+        &self,
+        all: Vec<ClientConfirmation>,
+    ) -> Result<Vec<Recorded>, DbError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let recorded = all
+                .iter()
+                .map(|c| confirm_in(&tx, c))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(recorded)
         })
         .await
     }
@@ -307,4 +263,69 @@ impl Db {
         })
         .await
     }
+}
+
+/// Records one confirmation inside `tx`: an upload id seen before is idempotent (or a
+/// conflict), the store's own row for the object is confirmed, or a new row is written.
+fn confirm_in(tx: &Connection, c: &ClientConfirmation) -> rusqlite::Result<Recorded> {
+    if let Some(row) = upload_by(tx, "h.client_upload_id = ?1", c.upload_id.clone().into())? {
+        let same =
+            row.bucket == c.bucket && row.key == c.key && row.etag == c.etag && row.size == c.size;
+        if !same {
+            return Ok(Recorded::Conflict);
+        }
+        if c.by != "provider" || row.confirmed_by == "provider" {
+            return Ok(Recorded::Row(Box::new(row)));
+        }
+        tx.execute(
+            "UPDATE uploads SET status = 'confirmed', confirmed_by = 'provider' WHERE id = ?1",
+            params![row.id],
+        )?;
+        let row = upload_by(tx, "h.id = ?1", row.id.into())?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        return Ok(Recorded::Row(Box::new(row)));
+    }
+    let store_row: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM uploads WHERE user_id = ?1 AND bucket = ?2 AND key = ?3
+               AND etag = ?4 AND client_upload_id IS NULL ORDER BY id DESC LIMIT 1",
+            params![c.user_id, c.bucket, c.key, c.etag],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let id = match store_row {
+        Some(id) => {
+            tx.execute(
+                "UPDATE uploads SET name = ?2, checksum = ?3, device = ?4,
+                     client_upload_id = ?5, status = 'confirmed', confirmed_by = ?6
+                 WHERE id = ?1",
+                params![id, c.name, c.checksum, c.device, c.upload_id, c.by],
+            )?;
+            id
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO uploads (user_id, bucket, key, name, size, etag, checksum,
+                     device, client_upload_id, started_at, completed_at, status,
+                     confirmed_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'confirmed', ?11)",
+                params![
+                    c.user_id,
+                    c.bucket,
+                    c.key,
+                    c.name,
+                    c.size,
+                    c.etag,
+                    c.checksum,
+                    c.device,
+                    c.upload_id,
+                    c.completed_at,
+                    c.by
+                ],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    let row = upload_by(tx, "h.id = ?1", id.into())?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(Recorded::Row(Box::new(row)))
 }
