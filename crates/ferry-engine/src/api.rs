@@ -288,6 +288,23 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /uploads/batch`: several confirmations in one request.
+    pub async fn confirm_batch(
+        &self,
+        token: &Secret,
+        batch: &ferry_protocol::ConfirmationBatch,
+    ) -> Result<ferry_protocol::BatchOutcome> {
+        self.ferry_api()?;
+        self.send(
+            "confirming uploads",
+            self.http
+                .post(self.url("/uploads/batch"))
+                .bearer_auth(token.expose())
+                .json(batch),
+        )
+        .await
+    }
+
     /// `GET /uploads.csv` (admins).
     pub async fn history_csv(&self, token: &Secret, query: &str) -> Result<String> {
         self.ferry_api()?;

@@ -70,7 +70,8 @@ async fn broken_and_lost_confirmations_are_retried_and_recorded_once() {
             .times(2),
         ),
     ];
-    let (engine, events) = rig.engine(|_| {}).await;
+    // One confirmation per request here: what is counted is the retries of each.
+    let (engine, events) = rig.engine(|c| c.transfer.batch_confirmations = false).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
     engine.enqueue(&paths).await.unwrap();
     let summary = within(90, "the upload", engine.run_until_idle())
@@ -178,7 +179,10 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     );
     let file_attempts = 2;
     let (engine, events) = rig
-        .engine(|c| c.transfer.max_attempts = file_attempts)
+        .engine(|c| {
+            c.transfer.max_attempts = file_attempts;
+            c.transfer.batch_confirmations = false;
+        })
         .await;
     engine
         .enqueue(std::slice::from_ref(&source.path))
@@ -226,4 +230,42 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     .unwrap();
     assert_eq!(summary.confirmed, 1);
     rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
+
+/// Small files that finish together are confirmed in batches; a batch whose request breaks,
+/// or whose answer is lost after the server recorded it, is settled file by file — every file
+/// confirmed, every upload recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_or_lost_batch_of_confirmations_is_settled_file_by_file_and_recorded_once() {
+    let rig = Rig::start(|_| {}).await;
+    let files: Vec<_> = (0..24)
+        .map(|i| rig.file(&format!("small-{i:02}.txt"), 4096, 300 + i))
+        .collect();
+    let batch = |action| {
+        Rule::new(action)
+            .method("POST")
+            .target("/api/v1/uploads/batch")
+    };
+    let rules = [
+        rig.api.add(batch(Action::ResetAfter(10)).nth(1)),
+        rig.api.add(batch(Action::DropAnswer).nth(2)),
+    ];
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let summary = within(90, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.confirmed, 24);
+    let applied: Vec<u64> = rules.iter().map(|r| r.applied()).collect();
+    assert_eq!(applied, [1, 1], "both faults met a batch");
+    let batches = rig.api.count("POST", "/api/v1/uploads/batch");
+    let alone = rig.api.count("POST", UPLOADS) - batches;
+    assert!(
+        batches >= 3 && batches + alone < 24 + 2,
+        "{batches} batches and {alone} single confirmations for 24 files"
+    );
+    assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
 }

@@ -305,9 +305,12 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
             .target("/api/v1/uploads")
             .nth(1),
     );
-    // Given up after 3 s of silence (60 s by default).
+    // Given up after 3 s of silence (60 s by default); one confirmation per request.
     let (engine, events) = rig
-        .engine(|c| c.transfer.stall_timeout = std::time::Duration::from_secs(3))
+        .engine(|c| {
+            c.transfer.stall_timeout = std::time::Duration::from_secs(3);
+            c.transfer.batch_confirmations = false;
+        })
         .await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
     engine.enqueue(&paths).await.unwrap();

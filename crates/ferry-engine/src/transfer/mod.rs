@@ -10,6 +10,7 @@
 //! the scheduler is held: nothing starts until every task of the old account has ended.
 
 mod callback;
+mod confirm;
 mod multipart;
 mod progress;
 mod schedule;
@@ -39,6 +40,8 @@ pub struct TransferSettings {
     pub files: usize,
     /// Files sent in parts (at least the single-PUT threshold) uploading at once.
     pub big_files: usize,
+    /// Confirmations of files that finish together go to the app server in one request.
+    pub batch_confirmations: bool,
     /// Parts in flight across all files.
     pub parts: usize,
     /// Parts in flight per file.
@@ -61,6 +64,7 @@ impl Default for TransferSettings {
         Self {
             files: 32,
             big_files: 4,
+            batch_confirmations: true,
             parts: 4,
             per_file_parts: 4,
             single_put_threshold: 16 * 1024 * 1024,
@@ -82,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) parts: Arc<Semaphore>,
     /// Slots for files sent in parts ([`TransferSettings::big_files`]).
     pub(crate) big_files: Arc<Semaphore>,
+    /// Confirmations waiting to go to the app server together.
+    pub(crate) confirmations: confirm::Confirmations,
     pub(crate) device: String,
     pub(crate) device_id: String,
     /// Files whose upload the app server recorded from the store's callback: their client
@@ -168,6 +174,7 @@ impl Transfer {
                 settings,
                 parts,
                 big_files,
+                confirmations: confirm::Confirmations::default(),
                 device,
                 device_id,
                 recorded_by_callback: Mutex::new(Default::default()),

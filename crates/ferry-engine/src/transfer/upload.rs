@@ -390,10 +390,16 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
     let api = shared.session.api();
     // A token server takes no confirmations: the upload is recorded on this computer only.
     if api.keeps_history() {
-        crate::retry::retrying(&shared.events, Some(id), "confirming the upload", || {
-            api.confirm(&token, &confirmation)
-        })
-        .await?;
+        match super::confirm::Confirmations::submit(shared, confirmation.clone()).await {
+            super::confirm::Answer::Recorded => {}
+            super::confirm::Answer::Refused(err) => return Err(err),
+            super::confirm::Answer::Alone => {
+                crate::retry::retrying(&shared.events, Some(id), "confirming the upload", || {
+                    api.confirm(&token, &confirmation)
+                })
+                .await?;
+            }
+        }
     }
     shared
         .db(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))

@@ -1,0 +1,157 @@
+//! Confirmations of many files in one request: a file's task hands its confirmation over and
+//! waits; while one request is on its way the next ones gather, so small files that finish
+//! together are confirmed together (`POST /uploads/batch`, one transaction on the server).
+//! Whatever the batch cannot settle — the request failed, the server has no batch endpoint,
+//! the answer does not fit — each file confirms alone, as before: confirmations are
+//! idempotent, so nothing is recorded twice.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ferry_protocol::{ConfirmOutcome, Confirmation, ConfirmationBatch, ErrorBody, ErrorCode};
+use tokio::sync::oneshot;
+
+use super::Shared;
+use crate::error::Error;
+
+/// Confirmations per request at most (well under the server's limit and body size).
+const MOST: usize = 100;
+
+/// What became of a confirmation handed to the batch.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Recorded by the server.
+    Recorded,
+    /// Refused by the server, as a confirmation alone would have been.
+    Refused(Error),
+    /// Not settled by the batch: confirm alone.
+    Alone,
+}
+
+struct Waiting {
+    confirmation: Confirmation,
+    answer: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    /// A task is sending batches (it stops when the queue is empty).
+    sending: bool,
+}
+
+/// The engine's batch of confirmations.
+pub(crate) struct Confirmations {
+    queue: Mutex<Queue>,
+    /// Cleared when the server turns out to have no batch endpoint.
+    batches: AtomicBool,
+}
+
+impl Default for Confirmations {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::default(),
+            batches: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Confirmations {
+    /// Hands `confirmation` to the next batch and waits for its answer.
+    pub(crate) async fn submit(shared: &Arc<Shared>, confirmation: Confirmation) -> Answer {
+        let this = &shared.confirmations;
+        if !shared.settings.batch_confirmations || !this.batches.load(Ordering::Relaxed) {
+            return Answer::Alone;
+        }
+        let (answer, answered) = oneshot::channel();
+        let start = {
+            let mut queue = this.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.waiting.push(Waiting {
+                confirmation,
+                answer,
+            });
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start {
+            let shared = shared.clone();
+            tokio::spawn(async move { Self::send_all(&shared).await });
+        }
+        answered.await.unwrap_or(Answer::Alone)
+    }
+
+    /// Sends batches until nobody waits.
+    async fn send_all(shared: &Arc<Shared>) {
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut queue = shared
+                    .confirmations
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if queue.waiting.is_empty() {
+                    queue.sending = false;
+                    return;
+                }
+                let n = queue.waiting.len().min(MOST);
+                queue.waiting.drain(..n).collect()
+            };
+            Self::send(shared, batch).await;
+        }
+    }
+
+    async fn send(shared: &Arc<Shared>, batch: Vec<Waiting>) {
+        let alone = |batch: Vec<Waiting>| {
+            for waiting in batch {
+                let _ = waiting.answer.send(Answer::Alone);
+            }
+        };
+        let Ok(token) = shared.session.token() else {
+            return alone(batch);
+        };
+        let uploads = batch.iter().map(|w| w.confirmation.clone()).collect();
+        let answer = shared
+            .session
+            .api()
+            .confirm_batch(&token, &ConfirmationBatch { uploads })
+            .await;
+        match answer {
+            Ok(outcome) if outcome.results.len() == batch.len() => {
+                for (waiting, result) in batch.into_iter().zip(outcome.results) {
+                    let answer = match result {
+                        ConfirmOutcome::Recorded(_) => Answer::Recorded,
+                        ConfirmOutcome::Refused(body) => Answer::Refused(refusal(body)),
+                    };
+                    let _ = waiting.answer.send(answer);
+                }
+            }
+            Err(Error::Server {
+                status: 404 | 405, ..
+            }) => {
+                shared.confirmations.batches.store(false, Ordering::Relaxed);
+                alone(batch);
+            }
+            _ => alone(batch),
+        }
+    }
+}
+
+/// A refusal of one confirmation, as the engine's error for it (status as `POST /uploads`
+/// would have answered, so retries and sign-in work alike).
+fn refusal(body: ErrorBody) -> Error {
+    let status = match body.code {
+        ErrorCode::Internal => 500,
+        ErrorCode::RateLimited => 429,
+        ErrorCode::SessionExpired | ErrorCode::Unauthenticated => 401,
+        ErrorCode::Forbidden => 403,
+        ErrorCode::NotFound | ErrorCode::ObjectMissing => 404,
+        ErrorCode::Conflict => 409,
+        ErrorCode::ObjectMismatch => 422,
+        _ => 400,
+    };
+    Error::Server {
+        operation: "confirming the upload",
+        code: body.code,
+        message: body.message,
+        status,
+    }
+}
