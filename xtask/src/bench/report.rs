@@ -34,10 +34,16 @@ impl Row {
 /// One case's results.
 pub(crate) struct Table {
     pub(crate) case: Case,
+    /// How the store was reached.
+    pub(crate) link: &'static str,
     pub(crate) rows: Vec<Row>,
 }
 
 impl Table {
+    fn title(&self) -> String {
+        format!("{}, {}", self.case.title(), self.link)
+    }
+
     /// Throughput of one sample in the case's unit (MiB/s or files/s).
     fn rate(&self, sample: &Sample) -> f64 {
         self.case.units() / sample.secs
@@ -56,7 +62,7 @@ impl Table {
         let mut out = format!(
             "### {}\n\n| client | {unit} (median) | min–max | ferry × | seconds | CPU s | peak RSS MiB |\n\
              |---|---:|---:|---:|---:|---:|---:|\n",
-            self.case.title()
+            self.title()
         );
         let ferry = self.ferry_rate();
         for row in &self.rows {
@@ -96,7 +102,7 @@ impl Table {
             out,
             r#"<text x="10" y="{:.0}" font-weight="bold">{} ({}; bars: median, whiskers: min–max)</text>"#,
             top + 16.0,
-            self.case.title(),
+            self.title(),
             self.case.unit()
         );
         for (i, (row, (median, lo, hi))) in self.rows.iter().zip(&rates).enumerate() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::state::sql_list;
-use super::{FileState, Journal, Owner, now};
+use super::{Cached, FileState, Journal, Owner, now};
 use crate::error::Result;
 
 /// One file of the journal.
@@ -201,7 +201,7 @@ impl Journal {
             } else {
                 FileState::Queued
             };
-            c.execute(
+            c.run(
                 "INSERT INTO files (path, display_path, key, name, size, mtime_ns, state,
                      error_code, error_message, created_at, updated_at, server, user_id, user_name)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
@@ -228,7 +228,7 @@ impl Journal {
     /// The newest row of `owner` for `path`, in any state.
     pub fn latest_for_path(&self, owner: &Owner, path: &Path) -> Result<Option<FileRow>> {
         self.with(|c| {
-            c.query_row(
+            c.row(
                 &format!(
                     "SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3
                      ORDER BY id DESC LIMIT 1"
@@ -244,7 +244,7 @@ impl Journal {
     /// key is `key` and whose path is not `path`, if any: two files must not share a key.
     pub fn live_with_key(&self, owner: &Owner, key: &str, path: &Path) -> Result<Option<i64>> {
         self.with(|c| {
-            c.query_row(
+            c.row(
                 &live_with_key_sql(),
                 params![owner.server, owner.user_id, key, path_bytes(path)],
                 |r| r.get(0),
@@ -256,7 +256,7 @@ impl Journal {
     /// One file.
     pub fn file(&self, id: i64) -> Result<Option<FileRow>> {
         self.with(|c| {
-            c.query_row(
+            c.row(
                 &format!("SELECT {COLUMNS} FROM files WHERE id = ?1"),
                 [id],
                 file_from_row,
@@ -268,7 +268,7 @@ impl Journal {
     /// Every file (of every account), newest first, at most `limit`.
     pub fn files(&self, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM files ORDER BY id DESC LIMIT ?1"
             ))?;
             stmt.query_map([limit as i64], file_from_row)?.collect()
@@ -279,7 +279,7 @@ impl Journal {
     /// and due.
     pub fn runnable(&self, owner: &Owner, limit: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&runnable_sql())?;
+            let mut stmt = c.prepare_cached(&runnable_sql())?;
             stmt.query_map(
                 params![owner.server, owner.user_id, now(), limit as i64],
                 file_from_row,
@@ -291,7 +291,7 @@ impl Journal {
     /// `owner`'s files in `Uploading` (each should have a task; the scheduler checks).
     pub fn uploading(&self, owner: &Owner) -> Result<Vec<i64>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT id FROM files WHERE {OWNED} AND state = 'uploading'"
             ))?;
             stmt.query_map(params![owner.server, owner.user_id], |r| r.get(0))?
@@ -302,7 +302,7 @@ impl Journal {
     /// When the next failed file or confirmation of `owner` is due, if any.
     pub fn next_retry(&self, owner: &Owner) -> Result<Option<i64>> {
         self.with(|c| {
-            c.query_row(
+            c.row(
                 &format!(
                     "SELECT min(next_retry_at) FROM files WHERE {OWNED}
                      AND state IN ('failed', 'uploaded')"
@@ -316,7 +316,7 @@ impl Journal {
     /// Counts of `owner`'s files per state.
     pub fn counts(&self, owner: &Owner) -> Result<Vec<(FileState, u64)>> {
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT state, count(*) FROM files WHERE {OWNED} GROUP BY state"
             ))?;
             stmt.query_map(params![owner.server, owner.user_id], |r| {
@@ -336,7 +336,7 @@ impl Journal {
         ]);
         let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT coalesce(user_name, 'an unknown account'), server, count(*) FROM files
                  WHERE state NOT IN ({finished})
                    AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
@@ -369,7 +369,7 @@ impl Journal {
     ) -> Result<Option<u32>> {
         let from = FileState::Failed.sql_sources();
         self.with(|c| {
-            let changed = c.execute(
+            let changed = c.run(
                 &format!(
                     "UPDATE files SET state = 'failed', attempts = attempts + 1, error_code = ?2,
                          error_message = ?3, next_retry_at = ?4, updated_at = ?5
@@ -380,7 +380,7 @@ impl Journal {
             if changed == 0 {
                 return Ok(None);
             }
-            c.query_row("SELECT attempts FROM files WHERE id = ?1", [id], |r| {
+            c.row("SELECT attempts FROM files WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .map(Some)
@@ -397,7 +397,7 @@ impl Journal {
         retry_at: i64,
     ) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            c.run(
                 "UPDATE files SET attempts = attempts + 1, error_code = ?2, error_message = ?3,
                      next_retry_at = ?4, updated_at = ?5 WHERE id = ?1 AND state = 'uploaded'",
                 params![id, code, message, retry_at, now()],
@@ -409,7 +409,7 @@ impl Journal {
     /// Records what the file looked like when its upload began.
     pub fn set_fingerprint(&self, id: i64, size: u64, mtime_ns: i64, sample: &str) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            c.run(
                 "UPDATE files SET size = ?2, mtime_ns = ?3, sample = ?4, updated_at = ?5 WHERE id = ?1",
                 params![id, size, mtime_ns, sample, now()],
             )?;
@@ -420,7 +420,7 @@ impl Journal {
     /// Notes that a multipart upload of the file is being begun at `at` (store time).
     pub fn initiating(&self, id: i64, at: i64) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            c.run(
                 "UPDATE files SET initiating_at = coalesce(initiating_at, ?2) WHERE id = ?1",
                 params![id, at],
             )?;
@@ -440,8 +440,8 @@ impl Journal {
     ) -> Result<()> {
         let changed = self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
-            let changed = tx.execute(
+            tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
+            let changed = tx.run(
                 "UPDATE files SET upload_id = ?2, part_size = ?3, bucket = ?4, object_key = ?5,
                      bytes_done = 0, initiating_at = NULL, updated_at = ?6
                  WHERE id = ?1 AND state = 'uploading'",
@@ -463,8 +463,8 @@ impl Journal {
     pub fn reset_upload(&self, id: i64) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
-            tx.execute(
+            tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
+            tx.run(
                 "UPDATE files SET upload_id = NULL, part_size = NULL, bytes_done = 0, updated_at = ?2
                  WHERE id = ?1",
                 params![id, now()],
@@ -477,7 +477,7 @@ impl Journal {
     pub fn record_part(&self, id: i64, part: &PartRow) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO parts (file_id, number, size, etag, md5, crc64)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (file_id, number) DO UPDATE SET size = excluded.size,
@@ -491,7 +491,7 @@ impl Journal {
                     part.crc64.map(|c| c as i64)
                 ],
             )?;
-            tx.execute(
+            tx.run(
                 "UPDATE files SET bytes_done = (SELECT coalesce(sum(size), 0) FROM parts WHERE file_id = ?1)
                  WHERE id = ?1",
                 [id],
@@ -503,7 +503,7 @@ impl Journal {
     /// Parts recorded for a file, by number.
     pub fn parts(&self, id: i64) -> Result<Vec<PartRow>> {
         self.with(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT number, size, etag, md5, crc64 FROM parts WHERE file_id = ?1 ORDER BY number",
             )?;
             stmt.query_map([id], |r| {
@@ -524,7 +524,7 @@ impl Journal {
     pub fn uploaded(&self, id: i64, object: &Uploaded<'_>) -> Result<()> {
         let changed = self.with(|c| {
             let tx = c.transaction()?;
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE files SET state = 'uploaded', bucket = ?2, object_key = ?3, etag = ?4,
                      checksum = ?5, bytes_done = ?6, upload_id = NULL, error_code = NULL,
                      error_message = NULL, next_retry_at = NULL, updated_at = ?7
@@ -540,7 +540,7 @@ impl Journal {
                 ],
             )?;
             if changed == 1 {
-                tx.execute("DELETE FROM parts WHERE file_id = ?1", [id])?;
+                tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
                 tx.commit()?;
             }
             Ok(changed)

@@ -16,6 +16,35 @@ mod lock;
 mod state;
 mod transitions;
 
+/// Statements prepared once per connection and kept: the journal runs the same few for every
+/// file, and parsing them again each time was a visible part of a small file's cost.
+trait Cached {
+    /// Like `Connection::execute`, with the statement from the cache.
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// Like `Connection::query_row`, with the statement from the cache.
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &self,
+        sql: &str,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -157,6 +186,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             let tx = conn.transaction()?;

@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::files::{COLUMNS, OWNED, file_from_row};
 use super::state::sql_list;
-use super::{FileRow, FileState, Journal, Owner, now};
+use super::{Cached, FileRow, FileState, Journal, Owner, now};
 use crate::error::{Error, Result};
 
 impl Journal {
@@ -24,7 +24,7 @@ impl Journal {
             ""
         };
         self.with(|c| {
-            let changed = c.execute(
+            let changed = c.run(
                 &format!(
                     "UPDATE files SET state = ?3, error_code = NULL, error_message = NULL,
                          next_retry_at = NULL, updated_at = ?4{fresh} WHERE id = ?1 AND state = ?2"
@@ -75,7 +75,7 @@ impl Journal {
             let tx = c.transaction()?;
             let mut moved = Vec::new();
             {
-                let mut stmt = tx.prepare(&format!(
+                let mut stmt = tx.prepare_cached(&format!(
                     "SELECT id, state FROM files WHERE {OWNED} AND state IN ({states})"
                 ))?;
                 let rows = stmt.query_map(params![owner.server, owner.user_id], |r| {
@@ -89,7 +89,7 @@ impl Journal {
                 }
             }
             for (id, state) in &moved {
-                tx.execute(
+                tx.run(
                     "UPDATE files SET state = ?3, next_retry_at = NULL, updated_at = ?4
                      WHERE id = ?1 AND state = ?2",
                     params![id, state, to.as_str(), now()],
@@ -106,7 +106,7 @@ impl Journal {
     /// attempts start again from zero: the user asked. Returns the files moved and where to.
     pub fn resume(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
         let rows: Vec<FileRow> = self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN ('paused', 'failed')"
             ))?;
             stmt.query_map(params![owner.server, owner.user_id], file_from_row)?
@@ -131,7 +131,7 @@ impl Journal {
             };
             if self.set_state(row.id, row.state, to)? {
                 self.with(|c| {
-                    c.execute("UPDATE files SET attempts = 0 WHERE id = ?1", [row.id])?;
+                    c.run("UPDATE files SET attempts = 0 WHERE id = ?1", [row.id])?;
                     Ok(())
                 })?;
                 moved.push((row.id, to));

@@ -8,7 +8,7 @@ use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Bytes read from disk at a time (split into smaller chunks on the way out).
-const BLOCK: u64 = 1024 * 1024;
+const BLOCK: u64 = 256 * 1024;
 
 /// The `len` bytes of `path` from `offset`, a block at a time. Fewer bytes than that (the
 /// file shrank) end the stream in an error, so a request never goes out short.

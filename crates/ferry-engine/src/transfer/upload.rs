@@ -134,7 +134,7 @@ pub(super) async fn hash_span(path: &Path, offset: u64, len: u64) -> Result<([u8
             Md5::new(),
             crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
         );
-        let mut block = vec![0u8; len.min(1 << 20) as usize];
+        let mut block = vec![0u8; len.min(256 << 10) as usize];
         let mut read = 0u64;
         loop {
             let n = file.read(&mut block)?;
