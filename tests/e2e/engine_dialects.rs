@@ -328,7 +328,14 @@ async fn a_watched_folder_uploads_what_appears_in_it(ask: GrantRequest) {
         files.push((format!("/watched/w{i}.bin"), data));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while server.history("alice", &password).await.items.len() < files.len() {
+    // A row appears as the store commits the object, and is confirmed a moment later.
+    let confirmed = |page: ferry_protocol::UploadPage| {
+        page.items
+            .iter()
+            .filter(|r| r.status == UploadStatus::Confirmed)
+            .count()
+    };
+    while confirmed(server.history("alice", &password).await) < files.len() {
         assert!(Instant::now() < deadline, "not every file arrived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
