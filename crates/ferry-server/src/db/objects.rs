@@ -33,6 +33,15 @@ pub(crate) fn blob_names(column: &str) -> Vec<String> {
     column.split_whitespace().map(str::to_owned).collect()
 }
 
+/// Why a Complete committed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotCompleted {
+    /// The upload is no longer open (completed or aborted meanwhile).
+    Closed,
+    /// A part was sent again after the caller chose the parts: its chosen blob is gone.
+    PartReplaced,
+}
+
 /// A multipart upload, bound to the user (not the access key) that began it.
 #[derive(Debug, Clone)]
 pub(crate) struct MultipartRow {
@@ -266,7 +275,7 @@ impl Db {
         upload: MultipartRow,
         object: ObjectRow,
         on_commit: impl FnOnce() + Send + 'static,
-    ) -> Result<Result<Vec<String>, ()>, DbError> {
+    ) -> Result<Result<Vec<String>, NotCompleted>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
             let closed = tx.execute(
@@ -275,11 +284,22 @@ impl Db {
                 [&upload.upload_id],
             )?;
             if closed != 1 {
-                return Ok(Err(()));
+                return Ok(Err(NotCompleted::Closed));
             }
             // The parts the object names are its bytes now; the others (uploaded, not
-            // listed) are no longer referenced.
+            // listed) are no longer referenced. A part sent again since the caller chose them
+            // replaced (and deleted) a chosen blob: nothing is committed, the client retries.
             let kept = blob_names(&object.blob);
+            for blob in &kept {
+                let current: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM parts WHERE upload_id = ?1 AND blob = ?2)",
+                    params![upload.upload_id, blob],
+                    |row| row.get(0),
+                )?;
+                if !current {
+                    return Ok(Err(NotCompleted::PartReplaced));
+                }
+            }
             let mut unused: Vec<String> = {
                 let mut stmt = tx.prepare("SELECT blob FROM parts WHERE upload_id = ?1")?;
                 stmt.query_map([&upload.upload_id], |row| row.get::<_, String>(0))?
@@ -368,5 +388,67 @@ impl Db {
                 .collect::<Result<_, _>>()?;
             Ok(columns.iter().flat_map(|c| blob_names(c)).collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: i32, blob: &str) -> PartRow {
+        PartRow {
+            part_number: number,
+            size: 5,
+            etag: format!("etag-{blob}"),
+            blob: blob.into(),
+            modified_at: 1,
+            crc64: None,
+        }
+    }
+
+    /// A part sent again while Complete was choosing the parts replaces the blob Complete
+    /// chose: the object must not be committed naming the deleted blob.
+    #[tokio::test]
+    async fn a_part_replaced_while_completing_fails_the_complete_and_keeps_the_new_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("ferry.db")).unwrap();
+        let user_id = db.insert_user("alice", "hash", "user").unwrap().unwrap();
+        let upload = MultipartRow {
+            upload_id: "u".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            user_id,
+            initiated_at: 1,
+            state: "open".into(),
+        };
+        db.create_multipart(upload.clone()).await.unwrap();
+        db.put_part("u".into(), part(1, "a1"), || {})
+            .await
+            .unwrap()
+            .unwrap();
+        // Complete read part 1 as blob a1; then part 1 arrives again as a2 (a1 is deleted).
+        let replaced = db
+            .put_part("u".into(), part(1, "a2"), || {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(replaced.as_deref(), Some("a1"));
+        let object = ObjectRow {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 5,
+            etag: "x-1".into(),
+            blob: blob_list(&["a1".into()]),
+            user_id,
+            created_at: 2,
+            crc64: None,
+        };
+        let outcome = db.complete_multipart(upload, object, || {}).await.unwrap();
+        assert!(
+            outcome.is_err(),
+            "committed an object naming a deleted blob"
+        );
+        assert!(db.object("b".into(), "k".into()).await.unwrap().is_none());
+        assert_eq!(db.referenced_blobs().unwrap(), vec!["a2".to_owned()]);
     }
 }

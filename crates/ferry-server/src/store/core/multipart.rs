@@ -274,10 +274,17 @@ impl Core {
             .map_err(db_err)?
         {
             Ok(unused) => self.blobs.remove(unused).await,
-            Err(()) => {
+            Err(crate::db::NotCompleted::Closed) => {
                 return Err(StoreError::NoSuchUpload(format!(
                     "upload {upload_id} was closed meanwhile"
                 )));
+            }
+            Err(crate::db::NotCompleted::PartReplaced) => {
+                return Err(StoreError::InvalidPart(
+                    "a part was sent again while the upload was being completed; complete it \
+                     again"
+                        .into(),
+                ));
             }
         }
         Ok(Stored { etag, size, crc64 })
