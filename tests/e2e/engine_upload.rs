@@ -535,3 +535,55 @@ async fn a_slow_link_that_keeps_moving_is_never_cut_off() {
     let page = server.history("alice", &password).await;
     assert_eq!(page.items[0].etag, expected_etag(&data, THRESHOLD, PART));
 }
+
+/// A file sent from disk (one PUT, 4 MiB) rewritten in place while it goes, keeping its size
+/// and modification time and the bytes its fingerprint samples: only the store's digest check
+/// can tell. The file starts again and ends stored as its final content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_that_keeps_size_and_time_is_caught_by_the_digest_and_sent_again() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quiet.bin");
+    let mut data = bytes(4 * MIB, 7);
+    std::fs::write(&file, &data).unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.transfer.bandwidth = Some(2 * MIB as u64);
+    })
+    .await;
+    engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    let rewrite = {
+        let file = file.clone();
+        let mut changed = data.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+            // Past the first 64 KiB, before the middle: not a sampled byte.
+            changed[3 * MIB - 200_000..3 * MIB - 100_000].fill(0xA5);
+            std::fs::write(&file, &changed).unwrap();
+            let handle = std::fs::File::options().write(true).open(&file).unwrap();
+            handle.set_modified(mtime).unwrap();
+            changed
+        })
+    };
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    data = rewrite.await.unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    let page = server.history("alice", &password).await;
+    let row = page
+        .items
+        .iter()
+        .find(|r| r.status == UploadStatus::Confirmed)
+        .expect("a confirmed row");
+    let stored = server
+        .server
+        .object_bytes(&row.bucket, &row.key)
+        .await
+        .unwrap();
+    assert!(
+        stored.as_deref() == Some(data.as_slice()),
+        "stored as its final content"
+    );
+}

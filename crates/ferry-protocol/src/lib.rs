@@ -57,6 +57,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The HTTP status the app server answers with this code (one table for both ends: a
+    /// refusal inside a batch means what the same refusal alone would).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidCredentials | Self::Unauthenticated | Self::SessionExpired => 401,
+            Self::Forbidden => 403,
+            Self::RateLimited => 429,
+            Self::InvalidRequest | Self::InvalidKey => 400,
+            Self::PayloadTooLarge => 413,
+            Self::NotFound | Self::ObjectMissing => 404,
+            Self::ObjectMismatch => 422,
+            Self::Conflict => 409,
+            Self::BrokerRefused => 502,
+            Self::BrokerUnavailable => 503,
+            Self::Internal | Self::Unknown => 500,
+        }
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

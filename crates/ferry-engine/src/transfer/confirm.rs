@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ferry_protocol::{ConfirmOutcome, Confirmation, ConfirmationBatch, ErrorBody, ErrorCode};
+use ferry_protocol::{ConfirmOutcome, Confirmation, ConfirmationBatch, ErrorBody};
 use tokio::sync::oneshot;
 
 use super::Shared;
@@ -81,6 +81,10 @@ impl Confirmations {
 
     /// Sends batches until nobody waits.
     async fn send_all(shared: &Arc<Shared>) {
+        let mut done = Done {
+            confirmations: &shared.confirmations,
+            finished: false,
+        };
         loop {
             let batch: Vec<Waiting> = {
                 let mut queue = shared
@@ -90,11 +94,18 @@ impl Confirmations {
                     .unwrap_or_else(|p| p.into_inner());
                 if queue.waiting.is_empty() {
                     queue.sending = false;
+                    done.finished = true;
                     return;
                 }
+                // A file whose task ended meanwhile (paused, cancelled, signed out) is
+                // confirmed by nobody: its account may not be the one signed in now.
+                queue.waiting.retain(|w| !w.answer.is_closed());
                 let n = queue.waiting.len().min(MOST);
                 queue.waiting.drain(..n).collect()
             };
+            if batch.is_empty() {
+                continue;
+            }
             Self::send(shared, batch).await;
         }
     }
@@ -119,7 +130,7 @@ impl Confirmations {
                 for (waiting, result) in batch.into_iter().zip(outcome.results) {
                     let answer = match result {
                         ConfirmOutcome::Recorded(_) => Answer::Recorded,
-                        ConfirmOutcome::Refused(body) => Answer::Refused(refusal(body)),
+                        ConfirmOutcome::Refused(body) => refusal(body),
                     };
                     let _ = waiting.answer.send(answer);
                 }
@@ -135,23 +146,43 @@ impl Confirmations {
     }
 }
 
-/// A refusal of one confirmation, as the engine's error for it (status as `POST /uploads`
-/// would have answered, so retries and sign-in work alike).
-fn refusal(body: ErrorBody) -> Error {
-    let status = match body.code {
-        ErrorCode::Internal => 500,
-        ErrorCode::RateLimited => 429,
-        ErrorCode::SessionExpired | ErrorCode::Unauthenticated => 401,
-        ErrorCode::Forbidden => 403,
-        ErrorCode::NotFound | ErrorCode::ObjectMissing => 404,
-        ErrorCode::Conflict => 409,
-        ErrorCode::ObjectMismatch => 422,
-        _ => 400,
-    };
-    Error::Server {
+/// Ends a sender however it ends: if it failed, nobody is left waiting for it, and the next
+/// confirmation starts a new one.
+struct Done<'a> {
+    confirmations: &'a Confirmations,
+    /// Left the normal way, with the queue empty.
+    finished: bool,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut queue = self
+            .confirmations
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        queue.sending = false;
+        for waiting in queue.waiting.drain(..) {
+            let _ = waiting.answer.send(Answer::Alone);
+        }
+    }
+}
+
+/// A refusal of one confirmation: the engine's error for it, with the status the same
+/// refusal alone would have had (so retries and sign-in work alike); a passing one (the
+/// server busy or failing) is settled alone, with the usual retries.
+fn refusal(body: ErrorBody) -> Answer {
+    let status = body.code.http_status();
+    if status >= 500 || status == 429 {
+        return Answer::Alone;
+    }
+    Answer::Refused(Error::Server {
         operation: "confirming the upload",
         code: body.code,
         message: body.message,
         status,
-    }
+    })
 }

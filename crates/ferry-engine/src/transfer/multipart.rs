@@ -10,8 +10,8 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
 use super::upload::{
-    Fingerprint, Target, abandon, changed, check_owner, check_stored, crc64_of, fingerprint,
-    hash_span, md5_of, part_size, read_at,
+    Fingerprint, Target, abandon, changed, changed_under, check_owner, check_stored, crc64_of,
+    fingerprint, hash_span, md5_of, part_size, read_at,
 };
 use super::{Shared, callback};
 use crate::dialect::same_etag;
@@ -43,12 +43,8 @@ pub(super) async fn multipart(
     };
     sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
     if let Err(err) = send_parts(shared, row, &plan, &done, target, &upload_id, sent).await {
-        // Parts are read from disk as they are sent: a file rewritten meanwhile shows up as a
-        // short body or a digest the store refuses. Either way, it starts again.
-        if fingerprint(&row.path).await.is_ok_and(|now| now != *print) {
-            return Err(changed(&row.path));
-        }
-        return Err(err);
+        // Parts are read from disk as they are sent.
+        return Err(changed_under(&row.path, print, err).await);
     }
     finish(shared, row, print, &plan, target, &upload_id).await
 }

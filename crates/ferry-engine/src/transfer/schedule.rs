@@ -214,7 +214,8 @@ impl Transfer {
     async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
         let free = self.shared.settings.files.saturating_sub(busy.len());
-        let (for_owner, limit) = (owner.clone(), free + busy.len());
+        // Some rows may be big files waiting for a slot: look a little further for small ones.
+        let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
         let rows = self
             .shared
             .db(move |j| {
@@ -229,13 +230,29 @@ impl Transfer {
                 j.runnable(&for_owner, limit)
             })
             .await?;
+        // A file sent in parts waits for a big-file slot; it does not take one of the many
+        // slots small files share while it waits.
+        let mut big_free = self.shared.big_files.available_permits();
+        let big = |row: &FileRow| {
+            row.state != FileState::Uploaded
+                && row
+                    .size
+                    .is_some_and(|s| s >= self.shared.settings.single_put_threshold)
+        };
         for row in rows {
             if self.running().len() >= self.shared.settings.files || self.owner().is_none() {
                 break;
             }
-            if !self.running().contains_key(&row.id) {
-                self.spawn(row, owner.clone());
+            if self.running().contains_key(&row.id) {
+                continue;
             }
+            if big(&row) {
+                if big_free == 0 {
+                    continue;
+                }
+                big_free -= 1;
+            }
+            self.spawn(row, owner.clone());
         }
         Ok(())
     }

@@ -113,6 +113,21 @@ pub(super) async fn read_at(path: &Path, offset: u64, len: u64) -> Result<Bytes>
     .await
 }
 
+/// What a failed request whose body was read from disk means: a file rewritten meanwhile —
+/// its fingerprint moved, or the store found the bytes were not those hashed a moment before
+/// (even a rewrite that kept size and time) — starts again as `file_changed`; anything else
+/// is `err` itself.
+pub(super) async fn changed_under(path: &Path, print: &Fingerprint, err: Error) -> Error {
+    let refused_digest = matches!(
+        &err,
+        Error::Storage { code, .. } if code == "BadDigest" || code == "InvalidDigest"
+    );
+    if refused_digest || fingerprint(path).await.is_ok_and(|now| now != *print) {
+        return changed(path);
+    }
+    err
+}
+
 pub(super) fn changed(path: &Path) -> Error {
     Error::File {
         path: path.display().to_string(),
@@ -256,11 +271,7 @@ pub(crate) async fn upload(
             .await
         {
             Ok(stored) => stored,
-            // Sent from disk: a file rewritten meanwhile is refused by its digest.
-            Err(_) if fingerprint(path).await.is_ok_and(|now| now != print) => {
-                return Err(changed(path));
-            }
-            Err(err) => return Err(err),
+            Err(err) => return Err(changed_under(path, &print, err).await),
         };
         let expected = hex::encode(md5);
         check_stored(&stored, &expected, crc)?;

@@ -19,21 +19,7 @@ impl<E: Into<Error>> From<E> for ApiError {
 }
 
 fn status(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::InvalidCredentials | ErrorCode::Unauthenticated | ErrorCode::SessionExpired => {
-            StatusCode::UNAUTHORIZED
-        }
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::InvalidRequest | ErrorCode::InvalidKey => StatusCode::BAD_REQUEST,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::NotFound | ErrorCode::ObjectMissing => StatusCode::NOT_FOUND,
-        ErrorCode::ObjectMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::BrokerRefused => StatusCode::BAD_GATEWAY,
-        ErrorCode::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A response with an error body.

@@ -127,7 +127,9 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a commit is on disk before the store answers (a committed object, and the
+        // deletion of the blobs it replaced, survive a power loss together).
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut db = Self {
@@ -206,5 +208,15 @@ mod tests {
             .call_sync(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn commits_reach_the_disk_before_they_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("ferry.db")).unwrap();
+        let level: i64 = db
+            .call_sync(|c| c.pragma_query_value(None, "synchronous", |r| r.get(0)))
+            .unwrap();
+        assert_eq!(level, 2, "PRAGMA synchronous = FULL");
     }
 }
