@@ -174,7 +174,10 @@ impl Uploads {
                 Recorded::Conflict => Err(Error::Conflict(id)),
             });
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every confirmation has its outcome"))
+            .collect())
     }
 
     async fn record(

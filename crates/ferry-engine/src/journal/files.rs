@@ -175,21 +175,34 @@ pub(super) fn live_with_key_sql() -> String {
 }
 
 /// The SQL of [`Journal::runnable`]: `?1`, `?2` the owner, `?3` now, `?4` the limit. Each
-/// state is its own range of `files_by_owner_state_id`, read in id order up to the limit, and
-/// the three are merged: no query sorts or reads the whole queue.
+/// branch reads one index range in the order it is merged in, up to the limit — the queue in
+/// id order, files due again in the order they became due — so no query sorts or reads the
+/// whole queue, or all of a long list of failed files.
 pub(super) fn runnable_sql() -> String {
-    let state = |condition: &str| {
+    let branch = |index: &str, condition: &str, order: &str| {
         format!(
-            "SELECT * FROM (SELECT {COLUMNS} FROM files INDEXED BY files_by_owner_state_id
-             WHERE {OWNED} AND {condition} ORDER BY id LIMIT ?4)"
+            "SELECT * FROM (SELECT {COLUMNS} FROM files INDEXED BY {index}
+             WHERE {OWNED} AND {condition} ORDER BY {order} LIMIT ?4)"
         )
     };
-    format!(
-        "{} UNION ALL {} UNION ALL {} ORDER BY id LIMIT ?4",
-        state("state = 'queued'"),
-        state("state = 'uploaded' AND (next_retry_at IS NULL OR next_retry_at <= ?3)"),
-        state("state = 'failed' AND next_retry_at IS NOT NULL AND next_retry_at <= ?3"),
-    )
+    let by_id = "files_by_owner_state_id";
+    let by_due = "files_by_owner";
+    [
+        branch(by_id, "state = 'queued'", "id"),
+        branch(by_id, "state = 'uploaded' AND next_retry_at IS NULL", "id"),
+        branch(
+            by_due,
+            "state = 'uploaded' AND next_retry_at <= ?3",
+            "next_retry_at",
+        ),
+        branch(
+            by_due,
+            "state = 'failed' AND next_retry_at <= ?3",
+            "next_retry_at",
+        ),
+    ]
+    .join(" UNION ALL ")
+        + " ORDER BY id LIMIT ?4"
 }
 
 impl Journal {
