@@ -36,7 +36,7 @@ impl Client {
             Self::S5cmd => "s5cmd cp",
             Self::Aws => "aws s3 cp",
             Self::Rclone => "rclone",
-            Self::Ceiling => "one signed PUT (curl): the store's ceiling",
+            Self::Ceiling => "one signed PUT (curl): one stream",
         }
     }
 

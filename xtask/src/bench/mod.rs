@@ -157,16 +157,16 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
             ],
         )?;
     }
-    let work = std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+    let work = Work(std::env::temp_dir().join(format!("ferry-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&work.0)?;
     let bin = root.join("target").join(profile);
-    let lan = start_setup(&bin, path, &work.join("lan"), None)?;
-    // A distant cloud endpoint: 40 ms round trip, 20 MiB/s per connection each way.
-    let link = wan::Link::start(wan::Shape {
+    // A distant cloud endpoint: 40 ms round trip, 20 MiB/s per connection each way, for the
+    // store and the app server alike.
+    let shape = wan::Shape {
         one_way: std::time::Duration::from_millis(20),
         rate: 20 << 20,
-    })?;
-    let far = start_setup(&bin, path, &work.join("wan"), Some(&link))?;
+    };
+    let links = (wan::Link::start(shape)?, wan::Link::start(shape)?);
     let (near_cases, far_cases) = if options.quick {
         (
             vec![
@@ -186,43 +186,60 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
             vec![Case::Big(1 << 30), Case::Small(2_000, 32 << 10)],
         )
     };
+    let runs = near_cases
+        .into_iter()
+        .map(|case| (case, None))
+        .chain(far_cases.into_iter().map(|case| (case, Some(&links))));
     let mut tables = Vec::new();
-    for (setup, cases) in [(&lan, near_cases), (&far, far_cases)] {
-        for case in cases {
-            tables.push(run_case(setup, case, options.reps)?);
-            eprintln!("{}", tables.last().expect("just pushed").markdown());
-        }
+    let mut versions = String::new();
+    for (n, (case, link)) in runs.enumerate() {
+        // A server of its own for each case: what earlier cases stored does not weigh on it,
+        // and its data goes with it.
+        let dir = work.0.join(format!("case-{n}"));
+        let setup = start_setup(&bin, path, &dir, link)?;
+        tables.push(run_case(&setup, case, options.reps)?);
+        eprintln!("{}", tables.last().expect("just pushed").markdown());
+        versions = peer_versions(&setup);
+        drop(setup);
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let setup = lan;
-    let doc = document(&tables, options.reps, &setup, profile);
+    let doc = document(&tables, options.reps, &versions, profile);
     println!("{doc}");
     if !options.quick {
         std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
         std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
     }
-    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
-/// A server of its own for one link, and how the clients reach its store: directly, or
-/// through `link` (its grants then name the link as the store).
+/// The bench's work folder, removed however the bench ends.
+struct Work(PathBuf);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server in `work`, and how the clients reach it: directly, or through the WAN links
+/// (`(store, api)`; its grants then name the store's link as the store).
 fn start_setup(
     bin: &Path,
     path: &std::ffi::OsStr,
     work: &Path,
-    link: Option<&wan::Link>,
+    links: Option<&(wan::Link, wan::Link)>,
 ) -> anyhow::Result<Setup> {
     std::fs::create_dir_all(work)?;
-    let public = link.map(|l| format!("http://{}", l.addr));
+    let public = links.map(|(store, _)| format!("http://{}", store.addr));
     let (server, api, store, password) =
         start_server(bin, &work.join("server"), public.as_deref())?;
-    let store = match link {
-        Some(link) => {
-            let addr = store.trim_start_matches("http://").parse()?;
-            link.forward_to(addr);
-            format!("http://{}", link.addr)
-        }
-        None => store,
+    let through = |link: &wan::Link, url: &str| -> anyhow::Result<String> {
+        link.forward_to(url.trim_start_matches("http://").parse()?);
+        Ok(format!("http://{}", link.addr))
+    };
+    let (store, api) = match links {
+        Some((store_link, api_link)) => (through(store_link, &store)?, through(api_link, &api)?),
+        None => (store, api),
     };
     Ok(Setup {
         api,
@@ -231,7 +248,7 @@ fn start_setup(
         bin: bin.to_owned(),
         path: path.to_owned(),
         work: work.to_owned(),
-        link: if link.is_some() {
+        link: if links.is_some() {
             "WAN: 40 ms round trip, 20 MiB/s per connection"
         } else {
             "loopback"
@@ -255,7 +272,10 @@ fn run_case(setup: &Setup, case: Case, reps: usize) -> anyhow::Result<Table> {
         })
         .collect();
     for rep in 0..reps {
-        for row in &mut rows {
+        let count = rows.len();
+        for turn in 0..count {
+            // Each round starts with another client: none always runs first or last.
+            let row = &mut rows[(turn + rep) % count];
             let grant = grant(setup)?;
             let name = format!("{:?}-{rep}", row.client).to_lowercase();
             let data_dir = dir.join(format!("data-{name}"));
@@ -362,6 +382,7 @@ fn timed(command: Command) -> anyhow::Result<Sample> {
         );
     }
     let text = std::fs::read_to_string(&report)?;
+    let _ = std::fs::remove_file(&report);
     let fields: Vec<f64> = text
         .split_whitespace()
         .map(|f| f.parse().unwrap_or(0.0))
@@ -456,17 +477,9 @@ fn grant(setup: &Setup) -> anyhow::Result<Grant> {
     })
 }
 
-fn document(tables: &[Table], reps: usize, setup: &Setup, profile: &str) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let versions = [
+/// The peers' versions, as they report them.
+fn peer_versions(setup: &Setup) -> String {
+    [
         version(
             Command::new("s5cmd")
                 .env("PATH", &setup.path)
@@ -480,15 +493,32 @@ fn document(tables: &[Table], reps: usize, setup: &Setup, profile: &str) -> Stri
         version(Command::new("rclone").arg("version")),
         version(Command::new("curl").arg("--version")),
     ]
-    .join("; ");
+    .join("; ")
+}
+
+fn document(tables: &[Table], reps: usize, versions: &str, profile: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut doc = format!(
         "# Benchmarks\n\nMeasured by `cargo xtask bench` ({profile} builds) on one machine: {cores} \
-         cores, {cpu}, {}. Every client uploads the same files to the embedded store on \
-         loopback with the same kind of grant, at its own defaults; each case runs the clients \
-         in turn, {reps} round(s), and the tables give the median, the range, and how many times \
-         faster ferry is (\"ferry ×\", medians). Seconds are wall clock from process start to exit \
-         (ferry's include signing in, getting its grant and confirming every file with the app \
-         server); CPU is user + system; peak RSS from GNU time. Versions: {versions}.\n\n\
+         cores, {cpu}, {}. Every client uploads the same files to Ferry's embedded store with \
+         the same kind of grant, at its own defaults: on loopback, and through a WAN link the \
+         bench puts between the clients and the server (a proxy holding each byte 20 ms each \
+         way and letting each connection carry 20 MiB/s each way; the app server is behind it \
+         too). Each case has a fresh server; the clients run in turn, in a different order each \
+         of {reps} round(s), the disk synced before each run; the files to send are in the page \
+         cache (they were just written). The tables give the median, the range, and how many \
+         times faster ferry is (\"ferry ×\", medians). Seconds are wall clock from process \
+         start to exit (ferry's include signing in, getting its grant and confirming every file \
+         with the app server); CPU is user + system; peak RSS from GNU time. The curl row is one \
+         signed PUT: what the store takes in one stream. Versions: {versions}.\n\n\
          ![bar chart of the medians](benchmarks.svg)\n\n",
         date()
     );

@@ -70,7 +70,10 @@ fn connect(client: TcpStream, server: TcpStream, shape: Shape) {
 /// Carries `from` to `to`: each piece leaves `one_way` after it arrived, and no faster than
 /// the rate allows; the end of one side ends the other's writing.
 fn pump(mut from: TcpStream, mut to: TcpStream, shape: Shape) {
-    let (pieces, due) = mpsc::channel::<(Instant, Vec<u8>)>();
+    // About one round trip of bytes in flight at the rate (the link's own buffer): a sender
+    // that runs ahead is held back, as by a real path's window.
+    let in_flight = (shape.rate as f64 * 2.0 * shape.one_way.as_secs_f64()) as usize / PIECE;
+    let (pieces, due) = mpsc::sync_channel::<(Instant, Vec<u8>)>(in_flight.max(4));
     let mut writer_end = match to.try_clone() {
         Ok(stream) => stream,
         Err(_) => return,
