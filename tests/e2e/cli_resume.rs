@@ -73,7 +73,8 @@ async fn kill_minus_nine_at_half_then_resume_resends_at_most_the_parts_in_flight
 
     let total = server.server.store_bytes_received();
     let resent = total - 100 * MIB;
-    let limit = 4 * 8 * MIB; // parts in flight × part size
+    // Parts in flight × part size.
+    let limit = ferry_engine::transfer::TransferSettings::default().parts as u64 * 8 * MIB;
     assert!(resent <= limit, "re-sent {resent} bytes, more than {limit}");
     eprintln!("killed after {first} bytes; re-sent {resent} bytes after the restart");
 

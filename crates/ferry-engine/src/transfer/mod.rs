@@ -62,11 +62,13 @@ pub struct TransferSettings {
 impl Default for TransferSettings {
     fn default() -> Self {
         Self {
-            files: 32,
+            // Over a distant link a file or a part is mostly waiting for round trips: enough of
+            // them in flight keep the link busy (bytes held stay small: blocks, not parts).
+            files: 64,
             big_files: 4,
             batch_confirmations: true,
-            parts: 4,
-            per_file_parts: 4,
+            parts: 8,
+            per_file_parts: 8,
             single_put_threshold: 16 * 1024 * 1024,
             min_part_size: 8 * 1024 * 1024,
             bandwidth: None,
