@@ -80,8 +80,12 @@ async fn short_lived_credentials_refresh_during_a_throttled_upload() {
     let file = dir.path().join("sixty.bin");
     let data = bytes(60 * MIB, 7);
     std::fs::write(&file, &data).unwrap();
+    // Two parts at a time: later parts start after earlier grants ran out (a request is
+    // signed as it starts; one that is already streaming is not re-signed).
     let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
         c.transfer.bandwidth = Some(12 * MIB as u64);
+        c.transfer.parts = 2;
+        c.transfer.per_file_parts = 2;
     })
     .await;
     engine.enqueue(&[file]).await.unwrap();
