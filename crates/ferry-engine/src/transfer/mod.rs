@@ -62,13 +62,11 @@ pub struct TransferSettings {
 impl Default for TransferSettings {
     fn default() -> Self {
         Self {
-            // Over a distant link a file or a part is mostly waiting for round trips: enough of
-            // them in flight keep the link busy (bytes held stay small: blocks, not parts).
-            files: 64,
+            files: 32,
             big_files: 4,
             batch_confirmations: true,
-            parts: 8,
-            per_file_parts: 8,
+            parts: 4,
+            per_file_parts: 4,
             single_put_threshold: 16 * 1024 * 1024,
             min_part_size: 8 * 1024 * 1024,
             bandwidth: None,
