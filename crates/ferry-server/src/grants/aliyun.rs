@@ -8,12 +8,10 @@ use ferry_sign::{Secret, uri_encode};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use super::broker::{
-    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, rfc3339_expiry, unreadable,
 };
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
@@ -125,12 +123,7 @@ impl Cloud for Aliyun {
         let answer: AssumeRoleAnswer = serde_json::from_slice(body)
             .map_err(|err| unreadable("an AssumeRole answer", status, &err, body))?;
         let c = answer.credentials;
-        let expiration = OffsetDateTime::parse(&c.expiration, &Rfc3339).map_err(|_| {
-            Answered::Unreadable(format!(
-                "Expiration {:?} is not an RFC 3339 time",
-                c.expiration
-            ))
-        })?;
+        let expiration = rfc3339_expiry("Expiration", &c.expiration)?;
         Ok(Issued {
             access_key_id: c.access_key_id,
             secret_access_key: Secret::new(c.access_key_secret),

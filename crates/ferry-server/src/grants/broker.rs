@@ -166,6 +166,12 @@ impl BrokerError {
     }
 }
 
+/// The expiry `field` of a credential answer, an RFC 3339 time (surrounding space ignored).
+pub(crate) fn rfc3339_expiry(field: &str, text: &str) -> Result<time::OffsetDateTime, Answered> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| Answered::Unreadable(format!("{field} {text:?} is not an RFC 3339 time")))
+}
+
 /// Why an answer with `status` could not be read as `what`. A success answer is never quoted
 /// (it may carry credentials, and this message reaches logs and clients), and of the parser's
 /// complaint only a missing field's name is kept (others may quote a value).

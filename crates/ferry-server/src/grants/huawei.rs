@@ -8,12 +8,10 @@
 use ferry_sign::{Secret, uri_encode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::ascii_json;
 use super::broker::{
-    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, rfc3339_expiry, unreadable,
 };
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
@@ -217,12 +215,7 @@ impl Cloud for Huawei {
         let answer: CredentialAnswer = serde_json::from_slice(body)
             .map_err(|err| unreadable("a securitytokens answer", status, &err, body))?;
         let c = answer.credential;
-        let expiration = OffsetDateTime::parse(&c.expires_at, &Rfc3339).map_err(|_| {
-            Answered::Unreadable(format!(
-                "expires_at {:?} is not an RFC 3339 time",
-                c.expires_at
-            ))
-        })?;
+        let expiration = rfc3339_expiry("expires_at", &c.expires_at)?;
         Ok(Issued {
             access_key_id: c.access,
             secret_access_key: Secret::new(c.secret),

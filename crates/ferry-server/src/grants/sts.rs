@@ -5,11 +5,9 @@
 use ferry_sign::sigv4::{self, Scope};
 use ferry_sign::{Secret, SigningCredentials, UnsignedRequest, uri_encode};
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::broker::{
-    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, unreadable,
+    Answered, BrokerError, Call, Cloud, Issued, SignedRequest, excerpt, rfc3339_expiry, unreadable,
 };
 use super::config::BrokerConfig;
 use super::policy::{self, Policy};
@@ -105,12 +103,7 @@ impl Cloud for Sts {
         let answer: AssumeRoleResponse = quick_xml::de::from_str(text)
             .map_err(|err| unreadable("an AssumeRoleResponse", status, &err, body))?;
         let c = answer.assume_role_result.credentials;
-        let expiration = OffsetDateTime::parse(c.expiration.trim(), &Rfc3339).map_err(|_| {
-            Answered::Unreadable(format!(
-                "Expiration {:?} is not an RFC 3339 time",
-                c.expiration
-            ))
-        })?;
+        let expiration = rfc3339_expiry("Expiration", &c.expiration)?;
         Ok(Issued {
             access_key_id: c.access_key_id,
             secret_access_key: Secret::new(c.secret_access_key),
