@@ -67,26 +67,22 @@ impl Body {
     /// The bytes in pieces of at most [`CHUNK`].
     fn chunks(&self) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
         match self {
-            Self::Bytes(bytes) => {
-                let bytes = bytes.clone();
-                let pieces: Vec<std::io::Result<Bytes>> = (0..bytes.len())
-                    .step_by(CHUNK)
-                    .map(|start| Ok(bytes.slice(start..(start + CHUNK).min(bytes.len()))))
-                    .collect();
-                futures::stream::iter(pieces).boxed()
-            }
+            Self::Bytes(bytes) => pieces(bytes.clone()).boxed(),
             Self::Span { path, offset, len } => span::blocks(path.clone(), *offset, *len)
-                .map_ok(|block| {
-                    let pieces: Vec<std::io::Result<Bytes>> = (0..block.len())
-                        .step_by(CHUNK)
-                        .map(|start| Ok(block.slice(start..(start + CHUNK).min(block.len()))))
-                        .collect();
-                    futures::stream::iter(pieces)
-                })
+                .map_ok(pieces)
                 .try_flatten()
                 .boxed(),
         }
     }
+}
+
+/// `bytes` in pieces of at most [`CHUNK`] (slices, not copies).
+fn pieces(bytes: Bytes) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    let slices: Vec<std::io::Result<Bytes>> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|start| Ok(bytes.slice(start..(start + CHUNK).min(bytes.len()))))
+        .collect();
+    futures::stream::iter(slices)
 }
 
 /// The body of a request, with an optional progress counter that learns how many bytes went
