@@ -39,7 +39,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             files: 4,
-            parts_in_flight: 4,
+            parts_in_flight: 16,
             part_size_mib: 8,
             bandwidth_mibs: None,
             start_at_login: false,

@@ -15,6 +15,9 @@ use ferry_tests::{StoreClient, TestServer, bytes, engine, ferry_bin, within};
 
 const MIB: usize = 1024 * 1024;
 
+/// Parts in flight at most in the kill -9 runs.
+const IN_FLIGHT: u64 = 4;
+
 /// What the engine asks the server's grants for.
 fn ask(provider: Provider, version: SignatureVersion) -> GrantRequest {
     GrantRequest {
@@ -193,6 +196,10 @@ async fn pause_and_cancel_keep_or_release_what_was_sent(ask: GrantRequest) {
         c.grant = ask.clone();
         c.transfer.bandwidth = Some(24 * MIB as u64);
         c.transfer.files = 2;
+        // Two parts of each file at a time: both files move together, so the file to cancel
+        // is still going when the other has a part stored.
+        c.transfer.parts = 4;
+        c.transfer.per_file_parts = 2;
     })
     .await;
     let ids = engine.enqueue(&[keep, drop_me]).await.unwrap();
@@ -250,6 +257,7 @@ async fn a_killed_upload_resumes_from_the_parts_the_store_has(ask: GrantRequest)
             .env("FERRY_PASSWORD", &password)
             .env("FERRY_PROVIDER", provider.as_str().unwrap())
             .env("FERRY_SIGNATURE_VERSION", version.as_str().unwrap())
+            .env("FERRY_PARTS", IN_FLIGHT.to_string())
             .arg("upload")
             .arg(&file)
             .stdin(Stdio::null())
@@ -286,9 +294,9 @@ async fn a_killed_upload_resumes_from_the_parts_the_store_has(ask: GrantRequest)
         String::from_utf8_lossy(&output.stderr)
     );
     // Across both runs the store received the file once plus at most the parts that were in
-    // flight at the kill (the default parts in flight × 8 MiB): what it had acknowledged was
-    // not sent again.
-    let in_flight = ferry_engine::transfer::TransferSettings::default().parts as u64;
+    // flight at the kill (4 × 8 MiB of its 160 MiB): what it had acknowledged was not sent
+    // again.
+    let in_flight = IN_FLIGHT;
     let total = server.server.store_bytes_received();
     assert!(
         before < data.len() as u64,

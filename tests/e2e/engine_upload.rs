@@ -415,13 +415,13 @@ async fn pause_resume_and_cancel_keep_or_release_what_was_sent() {
     let keep_data = bytes(48 * MIB, 4);
     std::fs::write(&keep, &keep_data).unwrap();
     std::fs::write(&drop_me, bytes(48 * MIB, 5)).unwrap();
-    // Four parts at a time across both files: parts are acknowledged one after another, so
-    // the second file is still going when the first has a part stored.
+    // Four parts at a time, two of each file: both files move together, so the second file
+    // is still going when the first has a part stored.
     let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
         c.transfer.bandwidth = Some(24 * MIB as u64);
         c.transfer.files = 2;
         c.transfer.parts = 4;
-        c.transfer.per_file_parts = 4;
+        c.transfer.per_file_parts = 2;
     })
     .await;
     let ids = engine

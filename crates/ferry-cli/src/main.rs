@@ -50,6 +50,10 @@ struct Cli {
     /// Limit upload bandwidth, bytes per second.
     #[arg(long, env = "FERRY_BANDWIDTH", global = true)]
     bandwidth: Option<u64>,
+    /// Parts in flight across all files, at most (Ferry starts with 4 and opens more while
+    /// more move more bytes, as on a distant link). Default 16.
+    #[arg(long, env = "FERRY_PARTS", global = true, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parts: Option<u16>,
     /// Ask for storage credentials this short-lived, in seconds.
     #[arg(long, env = "FERRY_GRANT_TTL", global = true, hide = true)]
     grant_ttl: Option<u64>,
@@ -320,9 +324,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         )),
         _ => {}
     });
+    let defaults = TransferSettings::default();
+    let parts = cli.parts.map_or(defaults.parts, usize::from);
     let settings = TransferSettings {
         bandwidth: cli.bandwidth,
-        ..TransferSettings::default()
+        parts,
+        per_file_parts: parts,
+        ..defaults
     };
     let engine = Engine::open(EngineConfig {
         data_dir: data_dir.clone(),

@@ -157,7 +157,7 @@ export class MemoryBackend implements Backend {
   private readonly now: () => number;
   private config: Settings = {
     files: 4,
-    partsInFlight: 4,
+    partsInFlight: 16,
     partSizeMiB: 8,
     bandwidthMiBs: null,
     startAtLogin: false,

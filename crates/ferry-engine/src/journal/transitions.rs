@@ -35,6 +35,30 @@ impl Journal {
         })
     }
 
+    /// Moves the files of `ids` that are still `Uploaded` to `Confirmed`, in one transaction
+    /// (a batch the app server recorded); returns those moved.
+    pub fn confirm_uploaded(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut moved = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let changed = tx.run(
+                    "UPDATE files SET state = 'confirmed', error_code = NULL, error_message = NULL,
+                         next_retry_at = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'uploaded'",
+                    params![id, now()],
+                )?;
+                if changed == 1 {
+                    moved.push(id);
+                }
+            }
+            tx.commit()?;
+            Ok(moved)
+        })
+    }
+
     /// Like [`Journal::set_state`], but a refusal is [`Error::StateChanged`].
     pub(crate) fn expect_state(&self, id: i64, from: FileState, to: FileState) -> Result<()> {
         if self.set_state(id, from, to)? {

@@ -1,6 +1,8 @@
 //! Confirmations of many files in one request: a file's task hands its confirmation over and
 //! waits; while one request is on its way the next ones gather, so small files that finish
-//! together are confirmed together (`POST /uploads/batch`, one transaction on the server).
+//! together are confirmed together (`POST /uploads/batch`, one transaction on the server), and
+//! what the server recorded is journaled `Confirmed` in one transaction here. When many wait
+//! (a distant server), a few batches go at once.
 //! Whatever the batch cannot settle — the request failed, the server has no batch endpoint,
 //! the answer does not fit — each file confirms alone, as before: confirmations are
 //! idempotent, so nothing is recorded twice.
@@ -17,10 +19,18 @@ use crate::error::Error;
 /// Confirmations per request at most (well under the server's limit and body size).
 const MOST: usize = 100;
 
+/// Batches on their way at once at most.
+const SENDERS: usize = 4;
+
+/// Confirmations waiting per batch already on its way before another batch is sent beside it.
+const CROWD: usize = 8;
+
 /// What became of a confirmation handed to the batch.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// Recorded by the server.
+    /// Recorded by the server and journaled `Confirmed`.
+    Confirmed,
+    /// Recorded by the server; the journal is the caller's to write.
     Recorded,
     /// Refused by the server, as a confirmation alone would have been.
     Refused(Error),
@@ -29,6 +39,7 @@ pub(crate) enum Answer {
 }
 
 struct Waiting {
+    file_id: i64,
     confirmation: Confirmation,
     answer: oneshot::Sender<Answer>,
 }
@@ -36,8 +47,8 @@ struct Waiting {
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Waiting>,
-    /// A task is sending batches (it stops when the queue is empty).
-    sending: bool,
+    /// Tasks sending batches (each stops when the queue is empty).
+    senders: usize,
 }
 
 /// The engine's batch of confirmations.
@@ -57,8 +68,12 @@ impl Default for Confirmations {
 }
 
 impl Confirmations {
-    /// Hands `confirmation` to the next batch and waits for its answer.
-    pub(crate) async fn submit(shared: &Arc<Shared>, confirmation: Confirmation) -> Answer {
+    /// Hands `confirmation` of file `file_id` to the next batch and waits for its answer.
+    pub(crate) async fn submit(
+        shared: &Arc<Shared>,
+        file_id: i64,
+        confirmation: Confirmation,
+    ) -> Answer {
         let this = &shared.confirmations;
         if !shared.settings.batch_confirmations || !this.batches.load(Ordering::Relaxed) {
             return Answer::Alone;
@@ -67,10 +82,14 @@ impl Confirmations {
         let start = {
             let mut queue = this.queue.lock().unwrap_or_else(|p| p.into_inner());
             queue.waiting.push(Waiting {
+                file_id,
                 confirmation,
                 answer,
             });
-            !std::mem::replace(&mut queue.sending, true)
+            let crowded = queue.waiting.len() >= CROWD * queue.senders;
+            let start = queue.senders == 0 || (queue.senders < SENDERS && crowded);
+            queue.senders += usize::from(start);
+            start
         };
         if start {
             let shared = shared.clone();
@@ -93,7 +112,7 @@ impl Confirmations {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 if queue.waiting.is_empty() {
-                    queue.sending = false;
+                    queue.senders -= 1;
                     done.finished = true;
                     return;
                 }
@@ -127,8 +146,23 @@ impl Confirmations {
             .await;
         match answer {
             Ok(outcome) if outcome.results.len() == batch.len() => {
+                let recorded: Vec<i64> = batch
+                    .iter()
+                    .zip(&outcome.results)
+                    .filter(|(_, result)| matches!(result, ConfirmOutcome::Recorded(_)))
+                    .map(|(waiting, _)| waiting.file_id)
+                    .collect();
+                // One transaction for the batch; a file it could not move (or a journal that
+                // failed) is left for its own task to journal.
+                let journaled = shared
+                    .db(move |j| j.confirm_uploaded(&recorded))
+                    .await
+                    .unwrap_or_default();
                 for (waiting, result) in batch.into_iter().zip(outcome.results) {
                     let answer = match result {
+                        ConfirmOutcome::Recorded(_) if journaled.contains(&waiting.file_id) => {
+                            Answer::Confirmed
+                        }
                         ConfirmOutcome::Recorded(_) => Answer::Recorded,
                         ConfirmOutcome::Refused(body) => refusal(body),
                     };
@@ -146,8 +180,8 @@ impl Confirmations {
     }
 }
 
-/// Ends a sender however it ends: if it failed, nobody is left waiting for it, and the next
-/// confirmation starts a new one.
+/// Ends a sender however it ends: if it failed and no other sender is left, nobody is left
+/// waiting, and the next confirmation starts a new one.
 struct Done<'a> {
     confirmations: &'a Confirmations,
     /// Left the normal way, with the queue empty.
@@ -164,7 +198,11 @@ impl Drop for Done<'_> {
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        queue.sending = false;
+        queue.senders -= 1;
+        if queue.senders > 0 {
+            // The others take over the queue.
+            return;
+        }
         for waiting in queue.waiting.drain(..) {
             let _ = waiting.answer.send(Answer::Alone);
         }

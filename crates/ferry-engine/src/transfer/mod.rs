@@ -16,6 +16,7 @@ mod progress;
 mod schedule;
 pub(crate) mod throttle;
 mod upload;
+mod window;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,9 +43,11 @@ pub struct TransferSettings {
     pub big_files: usize,
     /// Confirmations of files that finish together go to the app server in one request.
     pub batch_confirmations: bool,
-    /// Parts in flight across all files.
+    /// Parts in flight across all files, at most: the engine starts with a few and widens
+    /// towards this while more parts in flight move more bytes (a distant store that caps
+    /// each connection).
     pub parts: usize,
-    /// Parts in flight per file.
+    /// Parts in flight per file, at most.
     pub per_file_parts: usize,
     /// Files below this size go up in one PUT.
     pub single_put_threshold: u64,
@@ -65,8 +68,8 @@ impl Default for TransferSettings {
             files: 32,
             big_files: 4,
             batch_confirmations: true,
-            parts: 4,
-            per_file_parts: 4,
+            parts: 16,
+            per_file_parts: 16,
             single_put_threshold: 16 * 1024 * 1024,
             min_part_size: 8 * 1024 * 1024,
             bandwidth: None,
@@ -83,7 +86,8 @@ pub(crate) struct Shared {
     pub(crate) storage: Storage,
     pub(crate) session: Arc<Session>,
     pub(crate) settings: TransferSettings,
-    pub(crate) parts: Arc<Semaphore>,
+    /// The window of parts in flight, adapted to the link.
+    pub(crate) parts: Arc<window::Window>,
     /// Slots for files sent in parts ([`TransferSettings::big_files`]).
     pub(crate) big_files: Arc<Semaphore>,
     /// Confirmations waiting to go to the app server together.
@@ -130,6 +134,21 @@ pub struct Transfer {
     signed_out: AtomicBool,
     /// While above zero, nothing new starts (the session is changing hands).
     holds: AtomicUsize,
+    /// Tasks done sending and waiting for their confirmation: they hold no file slot.
+    confirming: AtomicUsize,
+}
+
+/// Tasks waiting for confirmations at most, per file slot (beyond that nothing new starts
+/// until the app server catches up).
+const CONFIRMING_PER_SLOT: usize = 4;
+
+/// Counts a task as confirming while it lives.
+pub(crate) struct Confirming<'a>(&'a Transfer);
+
+impl Drop for Confirming<'_> {
+    fn drop(&mut self) {
+        self.0.confirming.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a `run_until_idle` left behind.
@@ -163,7 +182,7 @@ impl Transfer {
         device: String,
         device_id: String,
     ) -> Self {
-        let parts = Arc::new(Semaphore::new(settings.parts.max(1)));
+        let parts = window::Window::new(settings.parts);
         let big_files = Arc::new(Semaphore::new(settings.big_files.max(1)));
         Self {
             shared: Arc::new(Shared {
@@ -184,7 +203,26 @@ impl Transfer {
             wake: Notify::new(),
             signed_out: AtomicBool::new(false),
             holds: AtomicUsize::new(0),
+            confirming: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts the calling task as done sending until the guard drops, and lets the scheduler
+    /// start another file in its slot.
+    pub(crate) fn confirming(&self) -> Confirming<'_> {
+        self.confirming.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+        Confirming(self)
+    }
+
+    /// File slots free: tasks still sending hold one each; all tasks together stay under
+    /// [`CONFIRMING_PER_SLOT`] per slot.
+    fn free_slots(&self, running: usize) -> usize {
+        let files = self.shared.settings.files.max(1);
+        let sending = running.saturating_sub(self.confirming.load(Ordering::SeqCst));
+        files
+            .saturating_sub(sending)
+            .min((files * CONFIRMING_PER_SLOT).saturating_sub(running))
     }
 
     /// Wakes the scheduler (new files, resumed files, signed in again).

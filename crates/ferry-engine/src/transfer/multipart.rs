@@ -10,13 +10,13 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
 use super::upload::{
-    Fingerprint, Target, abandon, changed, changed_under, check_owner, check_stored, crc64_of,
+    Fingerprint, Object, Target, abandon, changed, changed_under, check_owner, check_stored, crc64_of,
     fingerprint, hash_span, md5_of, part_size, read_at,
 };
 use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, Owner, PartRow, Uploaded};
+use crate::journal::{FileRow, Owner, PartRow};
 use crate::storage::{Body, Payload, Stored, Who};
 
 pub(super) async fn multipart(
@@ -25,7 +25,7 @@ pub(super) async fn multipart(
     print: &Fingerprint,
     target: &Target<'_>,
     sent: &Arc<AtomicU64>,
-) -> Result<()> {
+) -> Result<FileRow> {
     let id = row.id;
     let current = shared
         .db(move |j| j.file(id))
@@ -228,8 +228,9 @@ async fn send_parts(
         let sent = sent.clone();
         tasks.spawn(async move {
             let _file_slot = per_file.acquire_owned().await.expect("semaphore open");
-            let _global_slot = part.shared.parts.clone().acquire_owned().await;
+            let _global_slot = part.shared.parts.acquire().await;
             part.send().await?;
+            part.shared.parts.acknowledged(part.len);
             sent.fetch_add(part.len, Ordering::Relaxed);
             Ok::<_, Error>(())
         });
@@ -317,7 +318,7 @@ async fn finish(
     plan: &Plan,
     target: &Target<'_>,
     upload_id: &str,
-) -> Result<()> {
+) -> Result<FileRow> {
     let id = row.id;
     let parts = shared.db(move |j| j.parts(id)).await?;
     let total: u64 = parts.iter().map(|p| p.size).sum();
@@ -377,21 +378,18 @@ async fn finish(
     };
     check_object(&stored, &expected, &parts)?;
     callback::report(shared, row.id, stored.callback.as_ref());
-    let etag = stored.etag;
-    let (bucket, key, size) = (target.bucket.to_owned(), target.key.to_owned(), print.size);
-    let checksum = format!("md5-parts:{expected}");
+    let object = Object {
+        bucket: target.bucket.to_owned(),
+        key: target.key.to_owned(),
+        etag: stored.etag,
+        checksum: format!("md5-parts:{expected}"),
+        size: print.size,
+    };
+    let recorded = object.clone();
     shared
-        .db(move |j| {
-            let object = Uploaded {
-                bucket: &bucket,
-                key: &key,
-                etag: &etag,
-                checksum: &checksum,
-                size,
-            };
-            j.uploaded(id, &object)
-        })
-        .await
+        .db(move |j| j.uploaded(id, &recorded.as_uploaded()))
+        .await?;
+    Ok(object.onto(row))
 }
 
 /// Checks the object a Complete made: by the CRC-64 of the whole, combined from the parts', when

@@ -38,17 +38,22 @@ impl Transfer {
 
     async fn upload_and_confirm(&self, row: FileRow, owner: &Owner) -> Result<()> {
         let (id, seen) = (row.id, row.state);
-        if seen != FileState::Uploaded {
+        let uploaded = if seen == FileState::Uploaded {
+            row
+        } else {
             self.shared
                 .db(move |j| j.expect_state(id, seen, FileState::Uploading))
                 .await?;
             self.emit_state(id, FileState::Uploading, None);
             let sent = Arc::new(AtomicU64::new(row.bytes_done));
             let _reporter = self.progress_reporter(id, sent.clone());
-            upload::upload(&self.shared, &row, owner, &sent).await?;
+            let uploaded = upload::upload(&self.shared, &row, owner, &sent).await?;
             self.emit_state(id, FileState::Uploaded, None);
-        }
-        upload::confirm(&self.shared, id, owner).await?;
+            uploaded
+        };
+        // Sending is over: the file's slot goes to the next file while this one is confirmed.
+        let _confirming = self.confirming();
+        upload::confirm(&self.shared, uploaded, owner).await?;
         self.emit_state(id, FileState::Confirmed, None);
         Ok(())
     }
@@ -213,7 +218,7 @@ impl Transfer {
     /// task (the journal failed as their task ended) go back to the queue first.
     async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
-        let free = self.shared.settings.files.saturating_sub(busy.len());
+        let free = self.free_slots(busy.len());
         // Some rows may be big files waiting for a slot: look a little further for small ones.
         let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
         let rows = self
@@ -240,7 +245,7 @@ impl Transfer {
                     .is_some_and(|s| s >= self.shared.settings.single_put_threshold)
         };
         for row in rows {
-            if self.running().len() >= self.shared.settings.files || self.owner().is_none() {
+            if self.free_slots(self.running().len()) == 0 || self.owner().is_none() {
                 break;
             }
             if self.running().contains_key(&row.id) {

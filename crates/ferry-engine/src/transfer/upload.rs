@@ -61,6 +61,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
+    Ok(look(path, false)?.0)
+}
+
+/// The file's fingerprint and, when it is small enough to be sent from memory
+/// ([`IN_MEMORY`]), its bytes — read once, the fingerprint computed from them.
+fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
     use std::io::{Read, Seek};
     let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
     if !meta.is_file() {
@@ -77,20 +83,42 @@ fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64);
     let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    let samples = [0, size / 2, size.saturating_sub(SAMPLE)];
     let mut hasher = Md5::new();
     hasher.update(size.to_le_bytes());
+    if keep_small && size <= IN_MEMORY {
+        let mut bytes = Vec::with_capacity(size as usize);
+        (&mut file)
+            .take(size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| file_error(path, &e))?;
+        if bytes.len() as u64 != size {
+            return Err(changed(path));
+        }
+        for offset in samples {
+            let end = (offset + SAMPLE.min(size)).min(size);
+            hasher.update(&bytes[offset as usize..end as usize]);
+        }
+        let print = Fingerprint {
+            size,
+            mtime_ns,
+            sample: hex::encode(hasher.finalize()),
+        };
+        return Ok((print, Some(Bytes::from(bytes))));
+    }
     let mut buffer = vec![0u8; SAMPLE.min(size) as usize];
-    for offset in [0, size / 2, size.saturating_sub(SAMPLE)] {
+    for offset in samples {
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| file_error(path, &e))?;
         let n = file.read(&mut buffer).map_err(|e| file_error(path, &e))?;
         hasher.update(&buffer[..n]);
     }
-    Ok(Fingerprint {
+    let print = Fingerprint {
         size,
         mtime_ns,
         sample: hex::encode(hasher.finalize()),
-    })
+    };
+    Ok((print, None))
 }
 
 /// Reads `len` bytes at `offset`; a file that got shorter is an error.
@@ -188,11 +216,10 @@ pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
 const IN_MEMORY: u64 = 256 * 1024;
 
 /// The body of a one-PUT upload of `size` bytes, its MD5 and CRC-64: the bytes themselves for
-/// a small file (one read), else the file sent from disk after a first read to hash it — so
-/// many files in flight hold little memory.
-async fn one_put_body(path: &Path, size: u64) -> Result<(Body, [u8; 16], u64)> {
-    if size <= IN_MEMORY {
-        let bytes = read_at(path, 0, size).await?;
+/// a small file (read with its fingerprint), else the file sent from disk after a first read
+/// to hash it — so many files in flight hold little memory.
+async fn one_put_body(path: &Path, size: u64, small: Option<Bytes>) -> Result<(Body, [u8; 16], u64)> {
+    if let Some(bytes) = small {
         let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
         return Ok((Body::Bytes(bytes), md5, crc));
     }
@@ -229,81 +256,129 @@ fn inside_grant(grant: &ferry_protocol::Grant, key: &str, path: &Path) -> Result
     }
 }
 
-/// Uploads `row` to the store for `owner` and records it `Uploaded`.
+/// Uploads `row` to the store for `owner` and records it `Uploaded`; returns the row as it
+/// now is in the journal (what its confirmation tells the app server).
 pub(crate) async fn upload(
     shared: &Arc<Shared>,
     row: &FileRow,
     owner: &Owner,
     sent: &Arc<AtomicU64>,
-) -> Result<()> {
+) -> Result<FileRow> {
     let path = row.path.as_path();
-    let print = fingerprint(path).await?;
-    let known = (row.size, row.mtime_ns, row.sample.as_deref());
-    if row.upload_id.is_some()
-        && known
-            != (
-                Some(print.size),
-                Some(print.mtime_ns),
-                Some(print.sample.as_str()),
-            )
-    {
+    // One hop to the blocking pool: the fingerprint, a small file's bytes, and the journal —
+    // unless the file changed under an open multipart upload, whose parts must be let go of
+    // before the new fingerprint is recorded.
+    let (id, owned, open) = (row.id, row.path.clone(), row.upload_id.is_some());
+    let known = (row.size, row.mtime_ns, row.sample.clone());
+    let (print, small, stale) = shared
+        .db(move |j| {
+            let (print, small) = look(&owned, true)?;
+            let seen = (Some(print.size), Some(print.mtime_ns), Some(print.sample.clone()));
+            let stale = open && known != seen;
+            if !stale {
+                j.set_fingerprint(id, print.size, print.mtime_ns, &print.sample)?;
+            }
+            Ok((print, small, stale))
+        })
+        .await?;
+    if stale {
         tracing::info!(file = %path.display(), "the file changed since its upload began; starting again");
         abandon(shared, row, owner).await?;
+        let found = print.clone();
+        shared
+            .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
+            .await?;
     }
-    let (id, found) = (row.id, print.clone());
-    shared
-        .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
-        .await?;
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
     let key = format!("{}{}", grant.prefix, row.key);
     inside_grant(&grant, &key, path)?;
-    if print.size < shared.settings.single_put_threshold {
-        let (body, md5, crc) = one_put_body(path, print.size).await?;
-        let payload = Payload {
-            body,
-            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
-            progress: Some(sent.clone()),
-            callback: callback::headers(shared, &grant, row),
+    if print.size >= shared.settings.single_put_threshold {
+        let target = Target {
+            bucket: &grant.bucket,
+            key: &key,
+            owner,
         };
-        let stored = match shared
-            .storage
-            .put_object(&Who::file(owner, row.id), &key, payload)
-            .await
-        {
-            Ok(stored) => stored,
-            Err(err) => return Err(changed_under(path, &print, err).await),
-        };
-        let expected = hex::encode(md5);
-        check_stored(&stored, &expected, crc)?;
-        callback::report(shared, row.id, stored.callback.as_ref());
-        let etag = stored.etag;
-        if fingerprint(path).await? != print {
-            return Err(changed(path));
-        }
-        let (id, bucket, size) = (row.id, grant.bucket.clone(), print.size);
-        let checksum = format!("md5:{expected}");
-        shared
-            .db(move |j| {
-                let object = Uploaded {
-                    bucket: &bucket,
-                    key: &key,
-                    etag: &etag,
-                    checksum: &checksum,
-                    size,
-                };
-                j.uploaded(id, &object)
-            })
-            .await?;
-        return Ok(());
+        let _big_slot = shared.big_files.clone().acquire_owned().await;
+        return super::multipart::multipart(shared, row, &print, &target, sent).await;
     }
-    let target = Target {
-        bucket: &grant.bucket,
-        key: &key,
-        owner,
+    let (body, md5, crc) = one_put_body(path, print.size, small).await?;
+    let payload = Payload {
+        body,
+        content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
+        progress: Some(sent.clone()),
+        callback: callback::headers(shared, &grant, row),
     };
-    let _big_slot = shared.big_files.clone().acquire_owned().await;
-    super::multipart::multipart(shared, row, &print, &target, sent).await
+    let stored = match shared
+        .storage
+        .put_object(&Who::file(owner, row.id), &key, payload)
+        .await
+    {
+        Ok(stored) => stored,
+        Err(err) => return Err(changed_under(path, &print, err).await),
+    };
+    let expected = hex::encode(md5);
+    check_stored(&stored, &expected, crc)?;
+    callback::report(shared, row.id, stored.callback.as_ref());
+    let object = Object {
+        bucket: grant.bucket.clone(),
+        key,
+        etag: stored.etag,
+        checksum: format!("md5:{expected}"),
+        size: print.size,
+    };
+    // The file must still be what was hashed: checked in the hop that records it.
+    let owned = row.path.clone();
+    let recorded = object.clone();
+    shared
+        .db(move |j| {
+            if fingerprint_now(&owned)? != print {
+                return Err(changed(&owned));
+            }
+            j.uploaded(id, &recorded.as_uploaded())
+        })
+        .await?;
+    Ok(object.onto(row))
+}
+
+/// An object the store now holds for a file: what the journal records as `Uploaded`.
+#[derive(Debug, Clone)]
+pub(super) struct Object {
+    pub(super) bucket: String,
+    pub(super) key: String,
+    pub(super) etag: String,
+    pub(super) checksum: String,
+    pub(super) size: u64,
+}
+
+impl Object {
+    pub(super) fn as_uploaded(&self) -> Uploaded<'_> {
+        Uploaded {
+            bucket: &self.bucket,
+            key: &self.key,
+            etag: &self.etag,
+            checksum: &self.checksum,
+            size: self.size,
+        }
+    }
+
+    /// `row` as the journal has it once this object is recorded.
+    pub(super) fn onto(self, row: &FileRow) -> FileRow {
+        FileRow {
+            state: FileState::Uploaded,
+            size: Some(self.size),
+            bucket: Some(self.bucket),
+            object_key: Some(self.key),
+            etag: Some(self.etag),
+            checksum: Some(self.checksum),
+            bytes_done: self.size,
+            upload_id: None,
+            error_code: None,
+            error_message: None,
+            next_retry_at: None,
+            ..row.clone()
+        }
+    }
 }
 
 /// The CRC-64 some stores answer for what they stored (OSS's `x-oss-hash-crc64ecma`).
@@ -364,15 +439,10 @@ pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) 
     shared.db(move |j| j.reset_upload(id)).await
 }
 
-/// Confirms an uploaded file to the app server as `owner` and records it `Confirmed`.
-pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Result<()> {
-    let row = shared
-        .db(move |j| j.file(id))
-        .await?
-        .ok_or(Error::Protocol {
-            operation: "confirming the upload",
-            detail: "the file left the journal".into(),
-        })?;
+/// Confirms an uploaded file (`row` as the journal has it once uploaded) to the app server as
+/// `owner` and records it `Confirmed`.
+pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -> Result<()> {
+    let id = row.id;
     let (Some(bucket), Some(key), Some(etag), Some(size)) =
         (row.bucket, row.object_key, row.etag, row.size)
     else {
@@ -402,10 +472,13 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, id: i64, owner: &Owner) -> Res
     let api = shared.session.api();
     // A token server takes no confirmations: the upload is recorded on this computer only.
     if api.keeps_history() {
-        match super::confirm::Confirmations::submit(shared, confirmation.clone()).await {
-            super::confirm::Answer::Recorded => {}
-            super::confirm::Answer::Refused(err) => return Err(err),
-            super::confirm::Answer::Alone => {
+        use super::confirm::{Answer, Confirmations};
+        match Confirmations::submit(shared, id, confirmation.clone()).await {
+            // Recorded, and journaled with the rest of its batch.
+            Answer::Confirmed => return Ok(()),
+            Answer::Recorded => {}
+            Answer::Refused(err) => return Err(err),
+            Answer::Alone => {
                 crate::retry::retrying(&shared.events, Some(id), "confirming the upload", || {
                     api.confirm(&token, &confirmation)
                 })
@@ -428,6 +501,25 @@ mod tests {
         assert_eq!(part_size(100 * MIB, 8 * MIB), 8 * MIB);
         assert_eq!(part_size(200_000 * MIB, 8 * MIB), 20 * MIB);
         assert!(part_size(5 * 1024 * 1024 * MIB, 8 * MIB) * 10_000 >= 5 * 1024 * 1024 * MIB);
+    }
+
+    #[test]
+    fn a_small_file_read_whole_has_the_fingerprint_of_its_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let k = 1024;
+        for size in [0, 1, 64 * k - 1, 64 * k, 100 * k, 128 * k + 1, 256 * k, 256 * k + 1] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            let (whole, kept) = look(&path, true).unwrap();
+            let (sampled, none) = look(&path, false).unwrap();
+            assert_eq!(whole, sampled, "size {size}");
+            assert!(none.is_none());
+            match size as u64 <= IN_MEMORY {
+                true => assert_eq!(kept.as_deref(), Some(&bytes[..]), "size {size}"),
+                false => assert!(kept.is_none(), "size {size}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -309,3 +309,38 @@ fn per_file_queries_never_read_the_whole_queue() {
         );
     }
 }
+
+#[test]
+fn a_batch_of_confirmations_moves_only_files_still_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let ids: Vec<i64> = ["/tmp/a", "/tmp/b", "/tmp/c"]
+        .iter()
+        .map(|p| {
+            let id = journal.add(&alice(), &new_file(Path::new(p)), None).unwrap();
+            journal
+                .set_state(id, FileState::Queued, FileState::Uploading)
+                .unwrap();
+            id
+        })
+        .collect();
+    journal.uploaded(ids[0], &uploaded("md5:a")).unwrap();
+    journal.uploaded(ids[1], &uploaded("md5:b")).unwrap();
+    // The third never finished sending: a batch naming it must not confirm it.
+    let moved = journal.confirm_uploaded(&ids).unwrap();
+    assert_eq!(moved, ids[..2]);
+    let states: Vec<FileState> = ids
+        .iter()
+        .map(|id| journal.file(*id).unwrap().unwrap().state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            FileState::Confirmed,
+            FileState::Confirmed,
+            FileState::Uploading
+        ]
+    );
+    // Again: nothing left to move.
+    assert!(journal.confirm_uploaded(&ids).unwrap().is_empty());
+}

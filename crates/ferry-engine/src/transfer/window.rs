@@ -1,0 +1,300 @@
+//! How many parts are in flight at once, adapted to the link. A distant store that caps each
+//! connection (most clouds do) takes more with more parts in flight; a near one gains nothing
+//! and each part costs memory and a connection. So the window climbs a hill: while parts wait
+//! for a slot it measures the bytes acknowledged per second, tries a wider window, keeps it
+//! only if the rate rose clearly, and tries again now and then. It starts at
+//! [`START`] and never leaves `1..=ceiling` — the ceiling is the user's setting.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Parts in flight before anything was measured.
+pub(crate) const START: usize = 4;
+
+/// Shortest measurement.
+const EPOCH: Duration = Duration::from_secs(1);
+
+/// How much faster a wider window must be to be kept.
+const GAIN: f64 = 1.15;
+
+/// Measurements at a kept width before a wider one is tried again.
+const HOLD: u32 = 8;
+
+/// The hill climb itself: given the rate measured at the current width, the next width.
+#[derive(Debug, Clone)]
+pub(crate) struct Climb {
+    width: usize,
+    ceiling: usize,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Nothing measured at this width yet.
+    Measure,
+    /// Trying `width`, widened from `from`, where the rate was `rate`.
+    Probe { from: usize, rate: f64 },
+    /// Kept this width; tries wider after `left` more measurements.
+    Hold { left: u32 },
+}
+
+impl Climb {
+    pub(crate) fn new(ceiling: usize) -> Self {
+        let ceiling = ceiling.max(1);
+        Self {
+            width: START.min(ceiling),
+            ceiling,
+            phase: Phase::Measure,
+        }
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// A measurement made while parts waited for a slot: `rate` bytes per second at the
+    /// current width. Returns the width to use next.
+    pub(crate) fn measured(&mut self, rate: f64) -> usize {
+        match self.phase {
+            Phase::Probe { from, rate: before } if rate < before * GAIN => {
+                self.width = from;
+                self.phase = Phase::Hold { left: HOLD };
+            }
+            Phase::Hold { left } if left > 0 => self.phase = Phase::Hold { left: left - 1 },
+            Phase::Measure | Phase::Probe { .. } | Phase::Hold { .. } => self.widen(rate),
+        }
+        self.width
+    }
+
+    /// A measurement made while the window was not full: it says nothing about a wider one.
+    pub(crate) fn unsaturated(&mut self) {
+        if let Phase::Probe { from, .. } = self.phase {
+            self.width = from;
+        }
+        self.phase = Phase::Measure;
+    }
+
+    fn widen(&mut self, rate: f64) {
+        if self.width >= self.ceiling {
+            self.phase = Phase::Hold { left: HOLD };
+            return;
+        }
+        let from = self.width;
+        self.width = (from + (from / 2).max(1)).min(self.ceiling);
+        self.phase = Phase::Probe { from, rate };
+    }
+}
+
+/// The engine's window of parts in flight.
+pub(crate) struct Window {
+    slots: Arc<Semaphore>,
+    state: Mutex<State>,
+}
+
+struct State {
+    climb: Climb,
+    /// Slots to take out of use as they come back (the window narrowed while they were out).
+    debt: usize,
+    since: Instant,
+    bytes: u64,
+    parts: usize,
+    /// A part waited for a slot since `since`.
+    starved: bool,
+}
+
+/// A part's slot in the window, given back when dropped.
+pub(crate) struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    window: Arc<Window>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.window.lock();
+        if state.debt > 0
+            && let Some(permit) = self.permit.take()
+        {
+            state.debt -= 1;
+            permit.forget();
+        }
+    }
+}
+
+impl Window {
+    /// A window of at most `ceiling` parts.
+    pub(crate) fn new(ceiling: usize) -> Arc<Self> {
+        let climb = Climb::new(ceiling);
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(climb.width())),
+            state: Mutex::new(State {
+                climb,
+                debt: 0,
+                since: Instant::now(),
+                bytes: 0,
+                parts: 0,
+                starved: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parts allowed in flight now.
+    #[cfg(test)]
+    pub(crate) fn width(&self) -> usize {
+        self.lock().climb.width()
+    }
+
+    /// Waits for a slot.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Slot {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.lock().starved = true;
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the window's semaphore is never closed")
+            }
+        };
+        Slot {
+            permit: Some(permit),
+            window: self.clone(),
+        }
+    }
+
+    /// A part of `bytes` was acknowledged; at the end of a measurement the width may change.
+    pub(crate) fn acknowledged(&self, bytes: u64) {
+        let mut state = self.lock();
+        state.bytes += bytes;
+        state.parts += 1;
+        let elapsed = state.since.elapsed();
+        if elapsed < EPOCH || state.parts < state.climb.width() {
+            return;
+        }
+        let before = state.climb.width();
+        if state.starved {
+            let rate = state.bytes as f64 / elapsed.as_secs_f64();
+            state.climb.measured(rate);
+        } else {
+            state.climb.unsaturated();
+        }
+        let after = state.climb.width();
+        tracing::debug!(before, after, "parts in flight");
+        (state.since, state.bytes, state.parts, state.starved) = (Instant::now(), 0, 0, false);
+        if after > before {
+            // Slots still owed from a narrowing are simply kept.
+            let owed = state.debt.min(after - before);
+            state.debt -= owed;
+            self.slots.add_permits(after - before - owed);
+        } else {
+            state.debt += before - after;
+            while state.debt > 0 {
+                match self.slots.try_acquire() {
+                    Ok(permit) => {
+                        permit.forget();
+                        state.debt -= 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds the climb a link whose rate is `rate(width)`; returns the widths it chose.
+    fn walk(ceiling: usize, steps: usize, rate: impl Fn(usize) -> f64) -> Vec<usize> {
+        let mut climb = Climb::new(ceiling);
+        (0..steps)
+            .map(|_| climb.measured(rate(climb.width())))
+            .collect()
+    }
+
+    #[test]
+    fn a_link_that_caps_each_connection_is_given_more_parts_up_to_the_ceiling() {
+        // 20 MiB/s per connection, no other limit: every widening pays.
+        let widths = walk(16, 12, |w| w as f64 * 20.0);
+        assert_eq!(widths[..4], [6, 9, 13, 16]);
+        assert!(widths.iter().all(|w| *w <= 16));
+        assert_eq!(*widths.last().unwrap(), 16);
+    }
+
+    #[test]
+    fn a_link_full_at_four_parts_stays_at_four_and_tries_again_later() {
+        let widths = walk(16, 12, |w| w.min(4) as f64 * 100.0);
+        // Tries 6, finds nothing more, goes back; holds; then tries once more.
+        assert_eq!(widths[..2], [6, 4]);
+        assert!(widths[2..10].iter().all(|w| *w == 4), "{widths:?}");
+        assert_eq!(widths[10], 6);
+        assert_eq!(widths[11], 4);
+    }
+
+    #[test]
+    fn the_user_ceiling_is_never_passed_and_a_small_one_is_kept() {
+        assert!(walk(7, 20, |w| w as f64).iter().all(|w| *w <= 7));
+        assert!(walk(2, 20, |w| w as f64).iter().all(|w| *w == 2));
+        assert!(walk(1, 5, |w| w as f64).iter().all(|w| *w == 1));
+    }
+
+    #[test]
+    fn a_wider_window_that_is_slower_is_given_up() {
+        // More parts make this store slower (it thrashes): never kept beyond a probe.
+        let widths = walk(16, 20, |w| 100.0 / w as f64);
+        assert!(widths.iter().all(|w| *w == 4 || *w == 6), "{widths:?}");
+        assert_eq!(widths.iter().filter(|w| **w == 6).count(), 2);
+    }
+
+    #[test]
+    fn an_unsaturated_window_goes_back_from_a_probe_and_measures_again() {
+        let mut climb = Climb::new(16);
+        assert_eq!(climb.measured(100.0), 6);
+        climb.unsaturated();
+        assert_eq!(climb.width(), 4);
+        // The next saturated measurement is a fresh start.
+        assert_eq!(climb.measured(100.0), 6);
+    }
+
+    #[tokio::test]
+    async fn narrowing_takes_slots_out_of_use_as_they_come_back() {
+        let window = Window::new(16);
+        let held: Vec<Slot> = take(&window, 4).await;
+        window.lock().climb = Climb {
+            width: 4,
+            ceiling: 16,
+            phase: Phase::Probe {
+                from: 2,
+                rate: 1e12,
+            },
+        };
+        {
+            let mut state = window.lock();
+            state.starved = true;
+            state.since = Instant::now() - EPOCH;
+            state.parts = 4;
+        }
+        // The probe at 4 was not faster: back to 2 while all 4 slots are out.
+        window.acknowledged(1);
+        assert_eq!(window.width(), 2);
+        assert_eq!(window.lock().debt, 2);
+        drop(held);
+        assert_eq!(window.lock().debt, 0);
+        assert_eq!(window.slots.available_permits(), 2);
+    }
+
+    async fn take(window: &Arc<Window>, n: usize) -> Vec<Slot> {
+        let mut slots = Vec::new();
+        for _ in 0..n {
+            slots.push(window.acquire().await);
+        }
+        slots
+    }
+}
