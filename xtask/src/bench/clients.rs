@@ -30,6 +30,18 @@ impl Client {
         Client::Ceiling,
     ];
 
+    /// The client `--clients` names `name`.
+    pub(crate) fn named(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "ferry" => Self::Ferry,
+            "s5cmd" => Self::S5cmd,
+            "aws" => Self::Aws,
+            "rclone" => Self::Rclone,
+            "curl" => Self::Ceiling,
+            other => anyhow::bail!("unknown client {other:?} (ferry, s5cmd, aws, rclone, curl)"),
+        })
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Ferry => "ferry upload",

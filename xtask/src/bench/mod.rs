@@ -6,6 +6,10 @@
 //!
 //! `--quick` keeps the harness working in CI: debug builds, small sizes, one repetition, and
 //! nothing written to `docs/`. Timings are reported, never asserted.
+//!
+//! `--only CASE` (repeatable: `big`, `small`, `tiny`, `wan-big`, `wan-small`) and
+//! `--clients a,b` (`ferry`, `s5cmd`, `aws`, `rclone`, `curl`) run part of it, for looking
+//! at one change; a partial run writes nothing to `docs/`.
 
 mod clients;
 mod report;
@@ -53,11 +57,23 @@ impl Case {
         }
     }
 
-    fn clients(self) -> Vec<Client> {
+    fn clients(self, chosen: &[Client]) -> Vec<Client> {
         Client::ALL
             .into_iter()
             .filter(|c| *c != Client::Ceiling || matches!(self, Self::Big(_)))
+            .filter(|c| chosen.is_empty() || chosen.contains(c))
             .collect()
+    }
+
+    /// The name `--only` knows the case by.
+    fn name(self, far: bool) -> &'static str {
+        match (self, far) {
+            (Self::Big(_), false) => "big",
+            (Self::Big(_), true) => "wan-big",
+            (Self::Small(_, size), false) if size >= 32 << 10 => "small",
+            (Self::Small(..), false) => "tiny",
+            (Self::Small(..), true) => "wan-small",
+        }
     }
 }
 
@@ -112,12 +128,22 @@ impl Drop for Server {
 struct Options {
     quick: bool,
     reps: usize,
+    only: Vec<String>,
+    clients: Vec<Client>,
+}
+
+impl Options {
+    fn partial(&self) -> bool {
+        !self.only.is_empty() || !self.clients.is_empty()
+    }
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
         reps: 3,
+        only: Vec::new(),
+        clients: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -130,7 +156,22 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                     .filter(|n| *n > 0)
                     .context("--reps takes a number")?;
             }
-            other => bail!("unknown bench option {other:?} (--quick, --reps N)"),
+            "--only" => {
+                let case = args.next().context("--only takes a case")?;
+                let known = ["big", "small", "tiny", "wan-big", "wan-small"];
+                if !known.contains(&case.as_str()) {
+                    bail!("unknown case {case:?} (one of {known:?})");
+                }
+                options.only.push(case.clone());
+            }
+            "--clients" => {
+                for name in args.next().context("--clients takes names")?.split(',') {
+                    options.clients.push(Client::named(name)?);
+                }
+            }
+            other => bail!(
+                "unknown bench option {other:?} (--quick, --reps N, --only CASE, --clients a,b)"
+            ),
         }
     }
     if options.quick {
@@ -189,7 +230,10 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
     let runs = near_cases
         .into_iter()
         .map(|case| (case, None))
-        .chain(far_cases.into_iter().map(|case| (case, Some(&links))));
+        .chain(far_cases.into_iter().map(|case| (case, Some(&links))))
+        .filter(|(case, link)| {
+            options.only.is_empty() || options.only.iter().any(|o| o == case.name(link.is_some()))
+        });
     let mut tables = Vec::new();
     let mut versions = String::new();
     for (n, (case, link)) in runs.enumerate() {
@@ -197,7 +241,7 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
         // and its data goes with it.
         let dir = work.0.join(format!("case-{n}"));
         let setup = start_setup(&bin, path, &dir, link)?;
-        tables.push(run_case(&setup, case, options.reps)?);
+        tables.push(run_case(&setup, case, options.reps, &options.clients)?);
         eprintln!("{}", tables.last().expect("just pushed").markdown());
         versions = peer_versions(&setup);
         drop(setup);
@@ -205,7 +249,7 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
     }
     let doc = document(&tables, options.reps, &versions, profile);
     println!("{doc}");
-    if !options.quick {
+    if !options.quick && !options.partial() {
         std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
         std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
     }
@@ -258,12 +302,12 @@ fn start_setup(
 }
 
 /// Runs every client on `case`, `reps` rounds, clients alternating within each round.
-fn run_case(setup: &Setup, case: Case, reps: usize) -> anyhow::Result<Table> {
+fn run_case(setup: &Setup, case: Case, reps: usize, chosen: &[Client]) -> anyhow::Result<Table> {
     let dir = setup
         .work
         .join(format!("case-{}", case.title().replace(' ', "-")));
     let (source, folder) = make_files(&dir, case)?;
-    let clients = case.clients();
+    let clients = case.clients(chosen);
     let mut rows: Vec<Row> = clients
         .iter()
         .map(|&client| Row {

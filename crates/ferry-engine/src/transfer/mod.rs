@@ -36,8 +36,10 @@ pub use self::upload::part_size;
 /// How uploads are shaped.
 #[derive(Debug, Clone)]
 pub struct TransferSettings {
-    /// Files uploading at once. Small files are mostly round trips, so many go at once; the
-    /// bytes they hold are bounded by [`TransferSettings::big_files`] and the parts limits.
+    /// Files sending at once, at most. Small files are mostly round trips, so many go at once
+    /// — the engine starts with 32 and goes wider while more move more files per second (a
+    /// distant store); the bytes they hold are bounded by [`TransferSettings::big_files`] and
+    /// the parts limits.
     pub files: usize,
     /// Files sent in parts (at least the single-PUT threshold) uploading at once.
     pub big_files: usize,
@@ -65,7 +67,7 @@ pub struct TransferSettings {
 impl Default for TransferSettings {
     fn default() -> Self {
         Self {
-            files: 32,
+            files: 128,
             big_files: 4,
             batch_confirmations: true,
             parts: 16,
@@ -136,7 +138,12 @@ pub struct Transfer {
     holds: AtomicUsize,
     /// Tasks done sending and waiting for their confirmation: they hold no file slot.
     confirming: AtomicUsize,
+    /// How many files send at once, adapted to the link.
+    sending: window::Meter,
 }
+
+/// Files sending at once before anything was measured.
+const FILES_START: usize = 32;
 
 /// Tasks waiting for confirmations at most, per file slot (beyond that nothing new starts
 /// until the app server catches up).
@@ -183,6 +190,7 @@ impl Transfer {
         device_id: String,
     ) -> Self {
         let parts = window::Window::new(settings.parts);
+        let files = settings.files.max(1);
         let big_files = Arc::new(Semaphore::new(settings.big_files.max(1)));
         Self {
             shared: Arc::new(Shared {
@@ -204,6 +212,7 @@ impl Transfer {
             signed_out: AtomicBool::new(false),
             holds: AtomicUsize::new(0),
             confirming: AtomicUsize::new(0),
+            sending: window::Meter::new(FILES_START, files),
         }
     }
 
@@ -211,6 +220,7 @@ impl Transfer {
     /// start another file in its slot.
     pub(crate) fn confirming(&self) -> Confirming<'_> {
         self.confirming.fetch_add(1, Ordering::SeqCst);
+        self.sending.done(1);
         self.wake.notify_one();
         Confirming(self)
     }
@@ -218,7 +228,7 @@ impl Transfer {
     /// File slots free: tasks still sending hold one each; all tasks together stay under
     /// [`CONFIRMING_PER_SLOT`] per slot.
     fn free_slots(&self, running: usize) -> usize {
-        let files = self.shared.settings.files.max(1);
+        let files = self.sending.width();
         let sending = running.saturating_sub(self.confirming.load(Ordering::SeqCst));
         files
             .saturating_sub(sending)

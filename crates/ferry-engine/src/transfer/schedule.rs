@@ -221,7 +221,7 @@ impl Transfer {
         let free = self.free_slots(busy.len());
         // Some rows may be big files waiting for a slot: look a little further for small ones.
         let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
-        let rows = self
+        let (rows, waiting) = self
             .shared
             .db(move |j| {
                 for id in j.uploading(&for_owner)? {
@@ -230,11 +230,16 @@ impl Transfer {
                     }
                 }
                 if free == 0 {
-                    return Ok(Vec::new());
+                    // Full: is anything waiting for a slot?
+                    let next = j.runnable(&for_owner, busy.len() + 1)?;
+                    return Ok((Vec::new(), next.iter().any(|r| !busy.contains(&r.id))));
                 }
-                j.runnable(&for_owner, limit)
+                Ok((j.runnable(&for_owner, limit)?, false))
             })
             .await?;
+        if waiting {
+            self.sending.starved();
+        }
         // A file sent in parts waits for a big-file slot; it does not take one of the many
         // slots small files share while it waits.
         let mut big_free = self.shared.big_files.available_permits();
@@ -245,7 +250,12 @@ impl Transfer {
                     .is_some_and(|s| s >= self.shared.settings.single_put_threshold)
         };
         for row in rows {
-            if self.free_slots(self.running().len()) == 0 || self.owner().is_none() {
+            if self.owner().is_none() {
+                break;
+            }
+            if self.free_slots(self.running().len()) == 0 {
+                // Files wait for a slot: a measurement that can tell whether more would help.
+                self.sending.starved();
                 break;
             }
             if self.running().contains_key(&row.id) {

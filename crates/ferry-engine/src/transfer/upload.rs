@@ -211,9 +211,9 @@ pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
     Md5::digest(bytes).into()
 }
 
-/// Files up to this size are read whole for their one PUT; bigger ones are sent from disk (32
+/// Files up to this size are read whole for their one PUT; bigger ones are sent from disk (128
 /// small files in flight hold 8 MiB at most).
-const IN_MEMORY: u64 = 256 * 1024;
+const IN_MEMORY: u64 = 64 * 1024;
 
 /// The body of a one-PUT upload of `size` bytes, its MD5 and CRC-64: the bytes themselves for
 /// a small file (read with its fingerprint), else the file sent from disk after a first read

@@ -1,9 +1,10 @@
 //! How many parts are in flight at once, adapted to the link. A distant store that caps each
 //! connection (most clouds do) takes more with more parts in flight; a near one gains nothing
 //! and each part costs memory and a connection. So the window climbs a hill: while parts wait
-//! for a slot it measures the bytes acknowledged per second, tries a wider window, keeps it
-//! only if the rate rose clearly, and tries again now and then. It starts at
-//! [`START`] and never leaves `1..=ceiling` — the ceiling is the user's setting.
+//! for a slot it measures the bytes acknowledged per second, tries a window twice as wide,
+//! keeps it only if the rate rose clearly, and tries again now and then. It starts at
+//! [`START`] and never leaves `1..=ceiling` — the ceiling is the user's setting. Small files
+//! in flight climb the same way ([`Meter`], files sent per second).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,10 +42,15 @@ enum Phase {
 }
 
 impl Climb {
+    #[cfg(test)]
     pub(crate) fn new(ceiling: usize) -> Self {
+        Self::starting(START, ceiling)
+    }
+
+    pub(crate) fn starting(start: usize, ceiling: usize) -> Self {
         let ceiling = ceiling.max(1);
         Self {
-            width: START.min(ceiling),
+            width: start.clamp(1, ceiling),
             ceiling,
             phase: Phase::Measure,
         }
@@ -82,26 +88,83 @@ impl Climb {
             return;
         }
         let from = self.width;
-        self.width = (from + (from / 2).max(1)).min(self.ceiling);
+        self.width = (from * 2).min(self.ceiling);
         self.phase = Phase::Probe { from, rate };
     }
 }
 
-/// The engine's window of parts in flight.
-pub(crate) struct Window {
-    slots: Arc<Semaphore>,
-    state: Mutex<State>,
+/// A climb fed by what is done: measurements of at least [`EPOCH`] and of at least one
+/// turn of every slot, counted only while work waited for a slot.
+pub(crate) struct Meter {
+    state: Mutex<Epoch>,
 }
 
-struct State {
+struct Epoch {
     climb: Climb,
-    /// Slots to take out of use as they come back (the window narrowed while they were out).
-    debt: usize,
     since: Instant,
-    bytes: u64,
-    parts: usize,
-    /// A part waited for a slot since `since`.
+    amount: u64,
+    done: usize,
+    /// Work waited for a slot since `since`.
     starved: bool,
+}
+
+impl Meter {
+    /// A meter starting at `start` (at most `ceiling`).
+    pub(crate) fn new(start: usize, ceiling: usize) -> Self {
+        Self {
+            state: Mutex::new(Epoch {
+                climb: Climb::starting(start, ceiling),
+                since: Instant::now(),
+                amount: 0,
+                done: 0,
+                starved: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Epoch> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many at once now.
+    pub(crate) fn width(&self) -> usize {
+        self.lock().climb.width()
+    }
+
+    /// Work is waiting for a slot.
+    pub(crate) fn starved(&self) {
+        self.lock().starved = true;
+    }
+
+    /// One piece of work of `amount` (bytes, or 1 for a file) is done; returns the width
+    /// before and after when a measurement ended.
+    pub(crate) fn done(&self, amount: u64) -> Option<(usize, usize)> {
+        let mut epoch = self.lock();
+        epoch.amount += amount;
+        epoch.done += 1;
+        let elapsed = epoch.since.elapsed();
+        let before = epoch.climb.width();
+        if elapsed < EPOCH || epoch.done < before {
+            return None;
+        }
+        if epoch.starved {
+            let rate = epoch.amount as f64 / elapsed.as_secs_f64();
+            epoch.climb.measured(rate);
+        } else {
+            epoch.climb.unsaturated();
+        }
+        (epoch.since, epoch.amount, epoch.done, epoch.starved) = (Instant::now(), 0, 0, false);
+        Some((before, epoch.climb.width()))
+    }
+}
+
+/// The engine's window of parts in flight: a [`Meter`] of acknowledged bytes and the slots
+/// it allows.
+pub(crate) struct Window {
+    slots: Arc<Semaphore>,
+    meter: Meter,
+    /// Slots to take out of use as they come back (the window narrowed while they were out).
+    debt: Mutex<usize>,
 }
 
 /// A part's slot in the window, given back when dropped.
@@ -112,11 +175,11 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut state = self.window.lock();
-        if state.debt > 0
+        let mut debt = self.window.debt();
+        if *debt > 0
             && let Some(permit) = self.permit.take()
         {
-            state.debt -= 1;
+            *debt -= 1;
             permit.forget();
         }
     }
@@ -125,28 +188,22 @@ impl Drop for Slot {
 impl Window {
     /// A window of at most `ceiling` parts.
     pub(crate) fn new(ceiling: usize) -> Arc<Self> {
-        let climb = Climb::new(ceiling);
+        let meter = Meter::new(START, ceiling);
         Arc::new(Self {
-            slots: Arc::new(Semaphore::new(climb.width())),
-            state: Mutex::new(State {
-                climb,
-                debt: 0,
-                since: Instant::now(),
-                bytes: 0,
-                parts: 0,
-                starved: false,
-            }),
+            slots: Arc::new(Semaphore::new(meter.width())),
+            meter,
+            debt: Mutex::new(0),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn debt(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.debt.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Parts allowed in flight now.
     #[cfg(test)]
     pub(crate) fn width(&self) -> usize {
-        self.lock().climb.width()
+        self.meter.width()
     }
 
     /// Waits for a slot.
@@ -154,7 +211,7 @@ impl Window {
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                self.lock().starved = true;
+                self.meter.starved();
                 self.slots
                     .clone()
                     .acquire_owned()
@@ -170,35 +227,25 @@ impl Window {
 
     /// A part of `bytes` was acknowledged; at the end of a measurement the width may change.
     pub(crate) fn acknowledged(&self, bytes: u64) {
-        let mut state = self.lock();
-        state.bytes += bytes;
-        state.parts += 1;
-        let elapsed = state.since.elapsed();
-        if elapsed < EPOCH || state.parts < state.climb.width() {
+        let Some((before, after)) = self.meter.done(bytes) else {
             return;
+        };
+        if before != after {
+            tracing::debug!(before, after, "parts in flight");
         }
-        let before = state.climb.width();
-        if state.starved {
-            let rate = state.bytes as f64 / elapsed.as_secs_f64();
-            state.climb.measured(rate);
-        } else {
-            state.climb.unsaturated();
-        }
-        let after = state.climb.width();
-        tracing::debug!(before, after, "parts in flight");
-        (state.since, state.bytes, state.parts, state.starved) = (Instant::now(), 0, 0, false);
+        let mut debt = self.debt();
         if after > before {
             // Slots still owed from a narrowing are simply kept.
-            let owed = state.debt.min(after - before);
-            state.debt -= owed;
+            let owed = (*debt).min(after - before);
+            *debt -= owed;
             self.slots.add_permits(after - before - owed);
         } else {
-            state.debt += before - after;
-            while state.debt > 0 {
+            *debt += before - after;
+            while *debt > 0 {
                 match self.slots.try_acquire() {
                     Ok(permit) => {
                         permit.forget();
-                        state.debt -= 1;
+                        *debt -= 1;
                     }
                     Err(_) => break,
                 }
@@ -223,7 +270,7 @@ mod tests {
     fn a_link_that_caps_each_connection_is_given_more_parts_up_to_the_ceiling() {
         // 20 MiB/s per connection, no other limit: every widening pays.
         let widths = walk(16, 12, |w| w as f64 * 20.0);
-        assert_eq!(widths[..4], [6, 9, 13, 16]);
+        assert_eq!(widths[..2], [8, 16]);
         assert!(widths.iter().all(|w| *w <= 16));
         assert_eq!(*widths.last().unwrap(), 16);
     }
@@ -231,10 +278,10 @@ mod tests {
     #[test]
     fn a_link_full_at_four_parts_stays_at_four_and_tries_again_later() {
         let widths = walk(16, 12, |w| w.min(4) as f64 * 100.0);
-        // Tries 6, finds nothing more, goes back; holds; then tries once more.
-        assert_eq!(widths[..2], [6, 4]);
+        // Tries 8, finds nothing more, goes back; holds; then tries once more.
+        assert_eq!(widths[..2], [8, 4]);
         assert!(widths[2..10].iter().all(|w| *w == 4), "{widths:?}");
-        assert_eq!(widths[10], 6);
+        assert_eq!(widths[10], 8);
         assert_eq!(widths[11], 4);
     }
 
@@ -249,44 +296,44 @@ mod tests {
     fn a_wider_window_that_is_slower_is_given_up() {
         // More parts make this store slower (it thrashes): never kept beyond a probe.
         let widths = walk(16, 20, |w| 100.0 / w as f64);
-        assert!(widths.iter().all(|w| *w == 4 || *w == 6), "{widths:?}");
-        assert_eq!(widths.iter().filter(|w| **w == 6).count(), 2);
+        assert!(widths.iter().all(|w| *w == 4 || *w == 8), "{widths:?}");
+        assert_eq!(widths.iter().filter(|w| **w == 8).count(), 2);
     }
 
     #[test]
     fn an_unsaturated_window_goes_back_from_a_probe_and_measures_again() {
         let mut climb = Climb::new(16);
-        assert_eq!(climb.measured(100.0), 6);
+        assert_eq!(climb.measured(100.0), 8);
         climb.unsaturated();
         assert_eq!(climb.width(), 4);
         // The next saturated measurement is a fresh start.
-        assert_eq!(climb.measured(100.0), 6);
+        assert_eq!(climb.measured(100.0), 8);
     }
 
     #[tokio::test]
     async fn narrowing_takes_slots_out_of_use_as_they_come_back() {
         let window = Window::new(16);
         let held: Vec<Slot> = take(&window, 4).await;
-        window.lock().climb = Climb {
-            width: 4,
-            ceiling: 16,
-            phase: Phase::Probe {
-                from: 2,
-                rate: 1e12,
-            },
-        };
         {
-            let mut state = window.lock();
-            state.starved = true;
-            state.since = Instant::now() - EPOCH;
-            state.parts = 4;
+            let mut epoch = window.meter.lock();
+            epoch.climb = Climb {
+                width: 4,
+                ceiling: 16,
+                phase: Phase::Probe {
+                    from: 2,
+                    rate: 1e12,
+                },
+            };
+            epoch.starved = true;
+            epoch.since = Instant::now() - EPOCH;
+            epoch.done = 4;
         }
         // The probe at 4 was not faster: back to 2 while all 4 slots are out.
         window.acknowledged(1);
         assert_eq!(window.width(), 2);
-        assert_eq!(window.lock().debt, 2);
+        assert_eq!(*window.debt(), 2);
         drop(held);
-        assert_eq!(window.lock().debt, 0);
+        assert_eq!(*window.debt(), 0);
         assert_eq!(window.slots.available_permits(), 2);
     }
 
