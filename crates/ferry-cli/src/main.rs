@@ -54,6 +54,10 @@ struct Cli {
     /// more move more bytes, as on a distant link). Default 16.
     #[arg(long, env = "FERRY_PARTS", global = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     parts: Option<u16>,
+    /// Files sending at once, at most (Ferry starts with 32 and sends more at once while more
+    /// move more files per second). Default 128.
+    #[arg(long, env = "FERRY_FILES", global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    files: Option<u16>,
     /// Ask for storage credentials this short-lived, in seconds.
     #[arg(long, env = "FERRY_GRANT_TTL", global = true, hide = true)]
     grant_ttl: Option<u64>,
@@ -330,6 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         bandwidth: cli.bandwidth,
         parts,
         per_file_parts: parts,
+        files: cli.files.map_or(defaults.files, usize::from),
         ..defaults
     };
     let engine = Engine::open(EngineConfig {

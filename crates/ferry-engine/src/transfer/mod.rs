@@ -140,6 +140,8 @@ pub struct Transfer {
     confirming: AtomicUsize,
     /// How many files send at once, adapted to the link.
     sending: window::Meter,
+    /// The last scheduling left runnable files waiting for a slot.
+    backlog: AtomicBool,
 }
 
 /// Files sending at once before anything was measured.
@@ -213,6 +215,7 @@ impl Transfer {
             holds: AtomicUsize::new(0),
             confirming: AtomicUsize::new(0),
             sending: window::Meter::new(FILES_START, files),
+            backlog: AtomicBool::new(false),
         }
     }
 

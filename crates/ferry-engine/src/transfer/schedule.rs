@@ -221,7 +221,7 @@ impl Transfer {
         let free = self.free_slots(busy.len());
         // Some rows may be big files waiting for a slot: look a little further for small ones.
         let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
-        let (rows, waiting) = self
+        let rows = self
             .shared
             .db(move |j| {
                 for id in j.uploading(&for_owner)? {
@@ -230,14 +230,13 @@ impl Transfer {
                     }
                 }
                 if free == 0 {
-                    // Full: is anything waiting for a slot?
-                    let next = j.runnable(&for_owner, busy.len() + 1)?;
-                    return Ok((Vec::new(), next.iter().any(|r| !busy.contains(&r.id))));
+                    return Ok(Vec::new());
                 }
-                Ok((j.runnable(&for_owner, limit)?, false))
+                j.runnable(&for_owner, limit)
             })
             .await?;
-        if waiting {
+        if free == 0 && self.backlog.load(Ordering::Relaxed) {
+            // Full, and files were left waiting the last time: still waiting.
             self.sending.starved();
         }
         // A file sent in parts waits for a big-file slot; it does not take one of the many
@@ -256,7 +255,8 @@ impl Transfer {
             if self.free_slots(self.running().len()) == 0 {
                 // Files wait for a slot: a measurement that can tell whether more would help.
                 self.sending.starved();
-                break;
+                self.backlog.store(true, Ordering::Relaxed);
+                return Ok(());
             }
             if self.running().contains_key(&row.id) {
                 continue;
@@ -269,6 +269,7 @@ impl Transfer {
             }
             self.spawn(row, owner.clone());
         }
+        self.backlog.store(false, Ordering::Relaxed);
         Ok(())
     }
 }
