@@ -10,8 +10,8 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
 use super::upload::{
-    Fingerprint, Object, Target, abandon, changed, changed_under, check_owner, check_stored, crc64_of,
-    fingerprint, hash_span, md5_of, part_size, read_at,
+    Fingerprint, Object, Target, abandon, changed, changed_under, check_owner, check_stored,
+    crc64_of, fingerprint, hash_span, md5_of, part_size, read_at,
 };
 use super::{Shared, callback};
 use crate::dialect::same_etag;

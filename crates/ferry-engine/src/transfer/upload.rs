@@ -218,7 +218,11 @@ const IN_MEMORY: u64 = 64 * 1024;
 /// The body of a one-PUT upload of `size` bytes, its MD5 and CRC-64: the bytes themselves for
 /// a small file (read with its fingerprint), else the file sent from disk after a first read
 /// to hash it — so many files in flight hold little memory.
-async fn one_put_body(path: &Path, size: u64, small: Option<Bytes>) -> Result<(Body, [u8; 16], u64)> {
+async fn one_put_body(
+    path: &Path,
+    size: u64,
+    small: Option<Bytes>,
+) -> Result<(Body, [u8; 16], u64)> {
     if let Some(bytes) = small {
         let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
         return Ok((Body::Bytes(bytes), md5, crc));
@@ -273,7 +277,11 @@ pub(crate) async fn upload(
     let (print, small, stale) = shared
         .db(move |j| {
             let (print, small) = look(&owned, true)?;
-            let seen = (Some(print.size), Some(print.mtime_ns), Some(print.sample.clone()));
+            let seen = (
+                Some(print.size),
+                Some(print.mtime_ns),
+                Some(print.sample.clone()),
+            );
             let stale = open && known != seen;
             if !stale {
                 j.set_fingerprint(id, print.size, print.mtime_ns, &print.sample)?;
@@ -508,7 +516,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let k = 1024;
-        for size in [0, 1, 64 * k - 1, 64 * k, 100 * k, 128 * k + 1, 256 * k, 256 * k + 1] {
+        for size in [
+            0,
+            1,
+            64 * k - 1,
+            64 * k,
+            100 * k,
+            128 * k + 1,
+            256 * k,
+            256 * k + 1,
+        ] {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(&path, &bytes).unwrap();
             let (whole, kept) = look(&path, true).unwrap();

@@ -317,7 +317,9 @@ fn a_batch_of_confirmations_moves_only_files_still_uploaded() {
     let ids: Vec<i64> = ["/tmp/a", "/tmp/b", "/tmp/c"]
         .iter()
         .map(|p| {
-            let id = journal.add(&alice(), &new_file(Path::new(p)), None).unwrap();
+            let id = journal
+                .add(&alice(), &new_file(Path::new(p)), None)
+                .unwrap();
             journal
                 .set_state(id, FileState::Queued, FileState::Uploading)
                 .unwrap();
