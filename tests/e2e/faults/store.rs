@@ -357,8 +357,14 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
         .target("doomed.txt"),
     );
     let file_attempts = 2;
+    // Four parts of the file at a time at most: the bound on part requests below has teeth.
+    let parallel = 4;
     let (engine, events) = rig
-        .engine(|c| c.transfer.max_attempts = file_attempts)
+        .engine(|c| {
+            c.transfer.max_attempts = file_attempts;
+            c.transfer.parts = parallel;
+            c.transfer.per_file_parts = parallel;
+        })
         .await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
     engine.enqueue(&paths).await.unwrap();
@@ -397,7 +403,6 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
         file_attempts as usize * per_request,
         "every attempt, no more"
     );
-    let parallel = ferry_engine::transfer::TransferSettings::default().per_file_parts;
     assert!(
         (per_request..=file_attempts as usize * per_request * parallel).contains(&parts),
         "{parts} part requests"

@@ -35,10 +35,11 @@ impl Journal {
         })
     }
 
-    /// Moves the files of `ids` that are still `Uploaded` to `Confirmed`, in one transaction
-    /// (a batch the app server recorded); returns those moved.
-    pub fn confirm_uploaded(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        if ids.is_empty() {
+    /// Moves `owner`'s files of `ids` that are still `Uploaded` to `Confirmed`, in one
+    /// transaction (a batch the app server recorded for `owner`); returns those moved.
+    pub(crate) fn confirm_uploaded(&self, owner: &Owner, ids: &[i64]) -> Result<Vec<i64>> {
+        let (from, to) = (FileState::Uploaded, FileState::Confirmed);
+        if ids.is_empty() || !to.reached_from().contains(&from) {
             return Ok(Vec::new());
         }
         self.with(|c| {
@@ -46,9 +47,19 @@ impl Journal {
             let mut moved = Vec::with_capacity(ids.len());
             for &id in ids {
                 let changed = tx.run(
-                    "UPDATE files SET state = 'confirmed', error_code = NULL, error_message = NULL,
-                         next_retry_at = NULL, updated_at = ?2 WHERE id = ?1 AND state = 'uploaded'",
-                    params![id, now()],
+                    &format!(
+                        "UPDATE files SET state = ?4, error_code = NULL, error_message = NULL,
+                             next_retry_at = NULL, updated_at = ?5
+                         WHERE {OWNED} AND id = ?3 AND state = ?6"
+                    ),
+                    params![
+                        owner.server,
+                        owner.user_id,
+                        id,
+                        to.as_str(),
+                        now(),
+                        from.as_str()
+                    ],
                 )?;
                 if changed == 1 {
                     moved.push(id);

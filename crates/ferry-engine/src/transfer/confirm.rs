@@ -56,13 +56,20 @@ pub(crate) struct Confirmations {
     queue: Mutex<Queue>,
     /// Cleared when the server turns out to have no batch endpoint.
     batches: AtomicBool,
+    /// Confirmations sent alone (with their own retries) at once, at most: a failing server
+    /// is not met by hundreds of them.
+    pub(crate) alone: tokio::sync::Semaphore,
 }
+
+/// Confirmations sent alone at once, at most.
+const ALONE: usize = 8;
 
 impl Default for Confirmations {
     fn default() -> Self {
         Self {
             queue: Mutex::default(),
             batches: AtomicBool::new(true),
+            alone: tokio::sync::Semaphore::new(ALONE),
         }
     }
 }
@@ -146,18 +153,25 @@ impl Confirmations {
             .await;
         match answer {
             Ok(outcome) if outcome.results.len() == batch.len() => {
+                // A file whose task ended meanwhile (a sign-out, another account) stays
+                // `uploaded`: its next run confirms it again (idempotent) and says so.
                 let recorded: Vec<i64> = batch
                     .iter()
                     .zip(&outcome.results)
-                    .filter(|(_, result)| matches!(result, ConfirmOutcome::Recorded(_)))
+                    .filter(|(w, result)| {
+                        matches!(result, ConfirmOutcome::Recorded(_)) && !w.answer.is_closed()
+                    })
                     .map(|(waiting, _)| waiting.file_id)
                     .collect();
-                // One transaction for the batch; a file it could not move (or a journal that
-                // failed) is left for its own task to journal.
-                let journaled = shared
-                    .db(move |j| j.confirm_uploaded(&recorded))
-                    .await
-                    .unwrap_or_default();
+                // One transaction for the batch, for the account whose token sent it; a file it
+                // could not move (or a journal that failed) is left for its own task.
+                let journaled = match shared.session.owner() {
+                    Some(owner) => shared
+                        .db(move |j| j.confirm_uploaded(&owner, &recorded))
+                        .await
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
                 for (waiting, result) in batch.into_iter().zip(outcome.results) {
                     let answer = match result {
                         ConfirmOutcome::Recorded(_) if journaled.contains(&waiting.file_id) => {

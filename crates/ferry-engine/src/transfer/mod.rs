@@ -221,9 +221,13 @@ impl Transfer {
 
     /// Counts the calling task as done sending until the guard drops, and lets the scheduler
     /// start another file in its slot.
-    pub(crate) fn confirming(&self) -> Confirming<'_> {
+    /// `sent`: the task sent the file (it did not only confirm it), which the files-per-second
+    /// measurement counts.
+    pub(crate) fn confirming(&self, sent: bool) -> Confirming<'_> {
         self.confirming.fetch_add(1, Ordering::SeqCst);
-        self.sending.done(1);
+        if sent {
+            self.sending.done(1);
+        }
         self.wake.notify_one();
         Confirming(self)
     }

@@ -51,8 +51,9 @@ impl Transfer {
             self.emit_state(id, FileState::Uploaded, None);
             uploaded
         };
-        // Sending is over: the file's slot goes to the next file while this one is confirmed.
-        let _confirming = self.confirming();
+        // Sending is over (or was before): the file's slot goes to the next file while this
+        // one is confirmed.
+        let _confirming = self.confirming(seen != FileState::Uploaded);
         upload::confirm(&self.shared, uploaded, owner).await?;
         self.emit_state(id, FileState::Confirmed, None);
         Ok(())
@@ -235,9 +236,12 @@ impl Transfer {
                 j.runnable(&for_owner, limit)
             })
             .await?;
-        if free == 0 && self.backlog.load(Ordering::Relaxed) {
-            // Full, and files were left waiting the last time: still waiting.
-            self.sending.starved();
+        if free == 0 {
+            if self.backlog.load(Ordering::Relaxed) {
+                // Full, and files were left waiting the last time: still waiting.
+                self.sending.starved();
+            }
+            return Ok(());
         }
         // A file sent in parts waits for a big-file slot; it does not take one of the many
         // slots small files share while it waits.
@@ -250,25 +254,27 @@ impl Transfer {
         };
         for row in rows {
             if self.owner().is_none() {
-                break;
+                return Ok(());
+            }
+            if self.running().contains_key(&row.id) || (big(&row) && big_free == 0) {
+                continue;
             }
             if self.free_slots(self.running().len()) == 0 {
-                // Files wait for a slot: a measurement that can tell whether more would help.
+                // A file waits for a slot: a measurement that can tell whether more would help.
                 self.sending.starved();
                 self.backlog.store(true, Ordering::Relaxed);
                 return Ok(());
             }
-            if self.running().contains_key(&row.id) {
-                continue;
-            }
             if big(&row) {
-                if big_free == 0 {
-                    continue;
-                }
                 big_free -= 1;
+            }
+            if self.running().is_empty() {
+                // Nothing was in flight: the idle time before this is not measured.
+                self.sending.restart();
             }
             self.spawn(row, owner.clone());
         }
+        // The rows ran out with slots to spare.
         self.backlog.store(false, Ordering::Relaxed);
         Ok(())
     }

@@ -67,7 +67,7 @@ fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
 /// The file's fingerprint and, when it is small enough to be sent from memory
 /// ([`IN_MEMORY`]), its bytes — read once, the fingerprint computed from them.
 fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
     if !meta.is_file() {
         return Err(Error::File {
@@ -83,42 +83,43 @@ fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64);
     let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
-    let samples = [0, size / 2, size.saturating_sub(SAMPLE)];
-    let mut hasher = Md5::new();
-    hasher.update(size.to_le_bytes());
-    if keep_small && size <= IN_MEMORY {
-        let mut bytes = Vec::with_capacity(size as usize);
-        (&mut file)
-            .take(size + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| file_error(path, &e))?;
+    // The bytes themselves when small enough to keep, else a sample's worth at a time.
+    let whole = keep_small && size <= IN_MEMORY;
+    let mut bytes = Vec::new();
+    if whole {
+        read_upto(&mut file, size + 1, &mut bytes).map_err(|e| file_error(path, &e))?;
         if bytes.len() as u64 != size {
             return Err(changed(path));
         }
-        for offset in samples {
-            let end = (offset + SAMPLE.min(size)).min(size);
-            hasher.update(&bytes[offset as usize..end as usize]);
-        }
-        let print = Fingerprint {
-            size,
-            mtime_ns,
-            sample: hex::encode(hasher.finalize()),
-        };
-        return Ok((print, Some(Bytes::from(bytes))));
     }
-    let mut buffer = vec![0u8; SAMPLE.min(size) as usize];
-    for offset in samples {
+    let mut hasher = Md5::new();
+    hasher.update(size.to_le_bytes());
+    let mut buffer = Vec::new();
+    for offset in [0, size / 2, size.saturating_sub(SAMPLE)] {
+        let end = (offset + SAMPLE.min(size)).min(size);
+        if whole {
+            hasher.update(&bytes[offset as usize..end as usize]);
+            continue;
+        }
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| file_error(path, &e))?;
-        let n = file.read(&mut buffer).map_err(|e| file_error(path, &e))?;
-        hasher.update(&buffer[..n]);
+        // Every byte of the sample, however the file system hands them out.
+        read_upto(&mut file, end - offset, &mut buffer).map_err(|e| file_error(path, &e))?;
+        hasher.update(&buffer);
     }
     let print = Fingerprint {
         size,
         mtime_ns,
         sample: hex::encode(hasher.finalize()),
     };
-    Ok((print, None))
+    Ok((print, whole.then(|| Bytes::from(bytes))))
+}
+
+/// Reads up to `most` bytes into `into` (cleared first), to the end of the file if sooner.
+fn read_upto(file: &mut std::fs::File, most: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    into.clear();
+    file.take(most).read_to_end(into).map(|_| ())
 }
 
 /// Reads `len` bytes at `offset`; a file that got shorter is an error.
@@ -268,15 +269,47 @@ pub(crate) async fn upload(
     owner: &Owner,
     sent: &Arc<AtomicU64>,
 ) -> Result<FileRow> {
-    let path = row.path.as_path();
-    // One hop to the blocking pool: the fingerprint, a small file's bytes, and the journal —
-    // unless the file changed under an open multipart upload, whose parts must be let go of
-    // before the new fingerprint is recorded.
-    let (id, owned, open) = (row.id, row.path.clone(), row.upload_id.is_some());
+    let (print, small) = note_fingerprint(shared, row, owner).await?;
+    let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
+    check_owner(shared, owner)?;
+    let key = format!("{}{}", grant.prefix, row.key);
+    inside_grant(&grant, &key, &row.path)?;
+    let target = Target {
+        bucket: &grant.bucket,
+        key: &key,
+        owner,
+    };
+    if print.size >= shared.settings.single_put_threshold {
+        let _big_slot = shared.big_files.clone().acquire_owned().await;
+        return super::multipart::multipart(shared, row, &print, &target, sent).await;
+    }
+    let object = put_whole(shared, row, &print, small, &target, sent, &grant).await?;
+    // The file must still be what was hashed: checked in the hop that records it.
+    let (id, path, recorded) = (row.id, row.path.clone(), object.clone());
+    shared
+        .db(move |j| {
+            if fingerprint_now(&path)? != print {
+                return Err(changed(&path));
+            }
+            j.uploaded(id, &recorded.as_uploaded())
+        })
+        .await?;
+    Ok(object.onto(row))
+}
+
+/// Looks at the file and journals its fingerprint, in one hop to the blocking pool (with a
+/// small file's bytes) — unless the file changed under an open multipart upload, whose parts
+/// are let go of before the new fingerprint is recorded.
+async fn note_fingerprint(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    owner: &Owner,
+) -> Result<(Fingerprint, Option<Bytes>)> {
+    let (id, path, open) = (row.id, row.path.clone(), row.upload_id.is_some());
     let known = (row.size, row.mtime_ns, row.sample.clone());
     let (print, small, stale) = shared
         .db(move |j| {
-            let (print, small) = look(&owned, true)?;
+            let (print, small) = look(&path, true)?;
             let seen = (
                 Some(print.size),
                 Some(print.mtime_ns),
@@ -290,63 +323,49 @@ pub(crate) async fn upload(
         })
         .await?;
     if stale {
-        tracing::info!(file = %path.display(), "the file changed since its upload began; starting again");
+        tracing::info!(file = %row.path.display(), "the file changed since its upload began; starting again");
         abandon(shared, row, owner).await?;
         let found = print.clone();
         shared
             .db(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
             .await?;
     }
-    let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
-    check_owner(shared, owner)?;
-    let key = format!("{}{}", grant.prefix, row.key);
-    inside_grant(&grant, &key, path)?;
-    if print.size >= shared.settings.single_put_threshold {
-        let target = Target {
-            bucket: &grant.bucket,
-            key: &key,
-            owner,
-        };
-        let _big_slot = shared.big_files.clone().acquire_owned().await;
-        return super::multipart::multipart(shared, row, &print, &target, sent).await;
-    }
+    Ok((print, small))
+}
+
+/// Sends the file in one PUT and checks what the store says it stored.
+async fn put_whole(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: &Fingerprint,
+    small: Option<Bytes>,
+    target: &Target<'_>,
+    sent: &Arc<AtomicU64>,
+    grant: &ferry_protocol::Grant,
+) -> Result<Object> {
+    let path = row.path.as_path();
     let (body, md5, crc) = one_put_body(path, print.size, small).await?;
     let payload = Payload {
         body,
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
         progress: Some(sent.clone()),
-        callback: callback::headers(shared, &grant, row),
+        callback: callback::headers(shared, grant, row),
     };
-    let stored = match shared
-        .storage
-        .put_object(&Who::file(owner, row.id), &key, payload)
-        .await
-    {
+    let who = Who::file(target.owner, row.id);
+    let stored = match shared.storage.put_object(&who, target.key, payload).await {
         Ok(stored) => stored,
-        Err(err) => return Err(changed_under(path, &print, err).await),
+        Err(err) => return Err(changed_under(path, print, err).await),
     };
     let expected = hex::encode(md5);
     check_stored(&stored, &expected, crc)?;
     callback::report(shared, row.id, stored.callback.as_ref());
-    let object = Object {
-        bucket: grant.bucket.clone(),
-        key,
+    Ok(Object {
+        bucket: target.bucket.to_owned(),
+        key: target.key.to_owned(),
         etag: stored.etag,
         checksum: format!("md5:{expected}"),
         size: print.size,
-    };
-    // The file must still be what was hashed: checked in the hop that records it.
-    let owned = row.path.clone();
-    let recorded = object.clone();
-    shared
-        .db(move |j| {
-            if fingerprint_now(&owned)? != print {
-                return Err(changed(&owned));
-            }
-            j.uploaded(id, &recorded.as_uploaded())
-        })
-        .await?;
-    Ok(object.onto(row))
+    })
 }
 
 /// An object the store now holds for a file: what the journal records as `Uploaded`.
@@ -487,6 +506,7 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -
             Answer::Recorded => {}
             Answer::Refused(err) => return Err(err),
             Answer::Alone => {
+                let _turn = shared.confirmations.alone.acquire().await;
                 crate::retry::retrying(&shared.events, Some(id), "confirming the upload", || {
                     api.confirm(&token, &confirmation)
                 })
@@ -494,9 +514,14 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -
             }
         }
     }
-    shared
+    match shared
         .db(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
         .await
+    {
+        // Journaled already, with a batch that settled it at the same time.
+        Err(Error::StateChanged { found: "confirmed" }) => Ok(()),
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! [`START`] and never leaves `1..=ceiling` — the ceiling is the user's setting. Small files
 //! in flight climb the same way ([`Meter`], files sent per second).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,9 @@ enum Phase {
     Measure,
     /// Trying `width`, widened from `from`, where the rate was `rate`.
     Probe { from: usize, rate: f64 },
-    /// Kept this width; tries wider after `left` more measurements.
-    Hold { left: u32 },
+    /// Kept this width, where the rate was `rate`; tries wider after `left` more
+    /// measurements.
+    Hold { left: u32, rate: f64 },
 }
 
 impl Climb {
@@ -66,9 +68,22 @@ impl Climb {
         match self.phase {
             Phase::Probe { from, rate: before } if rate < before * GAIN => {
                 self.width = from;
-                self.phase = Phase::Hold { left: HOLD };
+                self.phase = Phase::Hold {
+                    left: HOLD,
+                    rate: before,
+                };
             }
-            Phase::Hold { left } if left > 0 => self.phase = Phase::Hold { left: left - 1 },
+            Phase::Hold { rate: kept, .. } if rate * GAIN < kept => {
+                // The link got slower at this width: narrow, and measure again from there.
+                self.width = (self.width / 2).max(1);
+                self.phase = Phase::Measure;
+            }
+            Phase::Hold { left, rate: kept } if left > 0 => {
+                self.phase = Phase::Hold {
+                    left: left - 1,
+                    rate: kept,
+                };
+            }
             Phase::Measure | Phase::Probe { .. } | Phase::Hold { .. } => self.widen(rate),
         }
         self.width
@@ -84,7 +99,7 @@ impl Climb {
 
     fn widen(&mut self, rate: f64) {
         if self.width >= self.ceiling {
-            self.phase = Phase::Hold { left: HOLD };
+            self.phase = Phase::Hold { left: HOLD, rate };
             return;
         }
         let from = self.width;
@@ -136,6 +151,12 @@ impl Meter {
         self.lock().starved = true;
     }
 
+    /// Work starts after nothing was in flight: the time spent idle is not measured.
+    pub(crate) fn restart(&self) {
+        let mut epoch = self.lock();
+        (epoch.since, epoch.amount, epoch.done, epoch.starved) = (Instant::now(), 0, 0, false);
+    }
+
     /// One piece of work of `amount` (bytes, or 1 for a file) is done; returns the width
     /// before and after when a measurement ended.
     pub(crate) fn done(&self, amount: u64) -> Option<(usize, usize)> {
@@ -163,6 +184,8 @@ impl Meter {
 pub(crate) struct Window {
     slots: Arc<Semaphore>,
     meter: Meter,
+    /// Slots out now.
+    out: std::sync::atomic::AtomicUsize,
     /// Slots to take out of use as they come back (the window narrowed while they were out).
     debt: Mutex<usize>,
 }
@@ -176,12 +199,15 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut debt = self.window.debt();
-        if *debt > 0
-            && let Some(permit) = self.permit.take()
-        {
-            *debt -= 1;
-            permit.forget();
+        if let Some(permit) = self.permit.take() {
+            if *debt > 0 {
+                *debt -= 1;
+                permit.forget();
+            } else {
+                drop(permit);
+            }
         }
+        self.window.out.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -192,6 +218,7 @@ impl Window {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(meter.width())),
             meter,
+            out: Default::default(),
             debt: Mutex::new(0),
         })
     }
@@ -219,6 +246,9 @@ impl Window {
                     .expect("the window's semaphore is never closed")
             }
         };
+        if self.out.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.meter.restart();
+        }
         Slot {
             permit: Some(permit),
             window: self.clone(),
@@ -290,6 +320,37 @@ mod tests {
         assert!(walk(7, 20, |w| w as f64).iter().all(|w| *w <= 7));
         assert!(walk(2, 20, |w| w as f64).iter().all(|w| *w == 2));
         assert!(walk(1, 5, |w| w as f64).iter().all(|w| *w == 1));
+    }
+
+    #[test]
+    fn a_link_that_gets_slower_is_given_fewer_parts() {
+        let mut climb = Climb::new(16);
+        assert_eq!(climb.measured(400.0), 8);
+        assert_eq!(climb.measured(800.0), 16);
+        assert_eq!(climb.measured(1600.0), 16);
+        // Same width, a third of the rate (the link is shared now): narrow and measure again.
+        assert_eq!(climb.measured(500.0), 8);
+        assert_eq!(climb.measured(500.0), 16);
+        assert_eq!(climb.measured(500.0), 8);
+    }
+
+    #[test]
+    fn idle_time_is_not_taken_for_a_slow_link() {
+        let meter = Meter::new(4, 16);
+        meter.lock().since = Instant::now() - Duration::from_secs(60);
+        meter.restart();
+        meter.starved();
+        meter.lock().since = Instant::now() - EPOCH;
+        for _ in 0..3 {
+            assert_eq!(meter.done(8 << 20), None);
+        }
+        // Measured over about one second, not sixty: 32 MiB/s at 4, then probes 8.
+        assert_eq!(meter.done(8 << 20), Some((4, 8)));
+        let rate = match meter.lock().climb.phase {
+            Phase::Probe { rate, .. } => rate,
+            other => panic!("{other:?}"),
+        };
+        assert!(rate > 16.0 * (1 << 20) as f64, "{rate}");
     }
 
     #[test]

@@ -329,7 +329,11 @@ fn a_batch_of_confirmations_moves_only_files_still_uploaded() {
     journal.uploaded(ids[0], &uploaded("md5:a")).unwrap();
     journal.uploaded(ids[1], &uploaded("md5:b")).unwrap();
     // The third never finished sending: a batch naming it must not confirm it.
-    let moved = journal.confirm_uploaded(&ids).unwrap();
+    // Another account's batch moves none of alice's files.
+    let mut bob = alice();
+    bob.user_id += 1;
+    assert!(journal.confirm_uploaded(&bob, &ids).unwrap().is_empty());
+    let moved = journal.confirm_uploaded(&alice(), &ids).unwrap();
     assert_eq!(moved, ids[..2]);
     let states: Vec<FileState> = ids
         .iter()
@@ -344,5 +348,5 @@ fn a_batch_of_confirmations_moves_only_files_still_uploaded() {
         ]
     );
     // Again: nothing left to move.
-    assert!(journal.confirm_uploaded(&ids).unwrap().is_empty());
+    assert!(journal.confirm_uploaded(&alice(), &ids).unwrap().is_empty());
 }
