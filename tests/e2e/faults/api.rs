@@ -72,11 +72,7 @@ async fn broken_and_lost_confirmations_are_retried_and_recorded_once() {
     ];
     // One confirmation per request here: what is counted is the retries of each.
     let (engine, events) = rig.engine(|c| c.transfer.batch_confirmations = false).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(90, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 90, "the upload").await;
 
     assert_eq!(summary.confirmed, 3);
     let applied: Vec<u64> = rules.iter().map(|r| r.applied()).collect();
@@ -116,11 +112,7 @@ async fn a_slow_and_trickling_app_server_is_waited_for() {
         .target(GRANTS),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
 
     assert_eq!(summary.confirmed, 2);
     assert_eq!(latency.applied(), rig.api.traffic().requests);
@@ -251,11 +243,7 @@ async fn a_broken_or_lost_batch_of_confirmations_is_settled_file_by_file_and_rec
         rig.api.add(batch(Action::DropAnswer).nth(2)),
     ];
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(90, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 90, "the upload").await;
 
     assert_eq!(summary.confirmed, 24);
     let applied: Vec<u64> = rules.iter().map(|r| r.applied()).collect();

@@ -101,11 +101,7 @@ async fn latency_on_every_request_slows_but_never_fails() {
         .api
         .add(Rule::new(Action::Latency(Duration::from_millis(150))));
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
 
     assert_eq!(summary.confirmed, 2);
     assert_eq!(
@@ -150,11 +146,7 @@ async fn lost_and_truncated_answers_do_not_duplicate_objects_or_history() {
             .nth(1),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
 
     assert_eq!(summary.confirmed, 3);
     assert_eq!(
@@ -209,11 +201,7 @@ async fn bursts_of_500_and_503_are_retried_with_the_reason_shown() {
             .times(3),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(90, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 90, "the upload").await;
 
     assert_eq!(summary.confirmed, 2);
     assert_eq!(
@@ -268,11 +256,7 @@ async fn trickling_answers_are_read_to_the_end() {
         )
     });
     let (engine, events) = rig.engine(|_| {}).await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
 
     assert_eq!(summary.confirmed, 2);
     assert!(rules.iter().all(|r| r.applied() == 1));
@@ -312,11 +296,7 @@ async fn answers_that_never_come_are_given_up_on_and_retried() {
             c.transfer.batch_confirmations = false;
         })
         .await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
 
     assert_eq!(summary.confirmed, 2);
     assert_eq!((store.applied(), api.applied()), (1, 1));
@@ -366,11 +346,7 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
             c.transfer.per_file_parts = parallel;
         })
         .await;
-    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
-    let summary = within(90, "giving up", engine.run_until_idle())
-        .await
-        .unwrap();
+    let summary = Rig::upload_all(&engine, &files, 90, "giving up").await;
 
     assert_eq!((summary.confirmed, summary.failed), (0, 2));
     for (source, code) in files.iter().zip(["network", "storage"]) {
