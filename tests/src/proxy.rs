@@ -254,6 +254,8 @@ pub struct Traffic {
     pub bytes_up: u64,
     /// Bytes relayed from the upstream, or canned, to clients (heads and bodies).
     pub bytes_down: u64,
+    /// The most requests that were being handled at one moment.
+    pub most_at_once: u64,
 }
 
 /// At most this many requests are kept in the log (counters go on counting).
@@ -270,6 +272,9 @@ struct Shared {
     requests: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// Requests being handled now, and the most at one moment.
+    at_once: AtomicU64,
+    most_at_once: AtomicU64,
 }
 
 impl Shared {
@@ -415,6 +420,7 @@ impl Proxy {
             requests: s.requests.load(Ordering::SeqCst),
             bytes_up: s.bytes_up.load(Ordering::SeqCst),
             bytes_down: s.bytes_down.load(Ordering::SeqCst),
+            most_at_once: s.most_at_once.load(Ordering::SeqCst),
         }
     }
 

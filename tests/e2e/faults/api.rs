@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
 use ferry_tests::proxy::{Action, Rule};
 use ferry_tests::within;
@@ -255,5 +256,43 @@ async fn a_broken_or_lost_batch_of_confirmations_is_settled_file_by_file_and_rec
         "{batches} batches and {alone} single confirmations for 24 files"
     );
     assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+/// A file the store has holds no slot while its confirmation waits: with one file sending at
+/// a time and an app server that takes 1.5 s to answer, the next file starts before the first
+/// is confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_waiting_for_its_confirmation_leaves_its_slot_to_the_next() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [
+        rig.file("first.txt", 1000, 61),
+        rig.file("second.txt", 1000, 62),
+        rig.file("third.txt", 1000, 63),
+    ];
+    let slow = rig.api.add(
+        Rule::new(Action::Latency(Duration::from_millis(1500)))
+            .method("POST")
+            .target(UPLOADS),
+    );
+    let (engine, events) = rig.engine(|c| c.transfer.files = 1).await;
+    let summary = Rig::upload_all(&engine, &files, 60, "the upload").await;
+
+    assert_eq!(summary.confirmed, 3);
+    assert!(slow.applied() >= 1);
+    let ids: Vec<i64> = files.iter().map(|f| f.id(&engine)).collect();
+    let when = |id: i64, wanted: FileState| {
+        events
+            .events()
+            .iter()
+            .position(|e| matches!(e, Event::State { file_id, state, .. } if *file_id == id && *state == wanted))
+            .unwrap_or_else(|| panic!("file {id} reached {wanted:?}"))
+    };
+    let first_confirmed = ids.iter().map(|id| when(*id, FileState::Confirmed)).min();
+    let last_started = ids.iter().map(|id| when(*id, FileState::Uploading)).max();
+    assert!(
+        last_started < first_confirmed,
+        "every file started before any was confirmed (events {last_started:?}, {first_confirmed:?})"
+    );
     rig.assert_arrived_once(&engine, &events, &files).await;
 }

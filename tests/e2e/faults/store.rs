@@ -6,7 +6,7 @@ use ferry_engine::journal::FileState;
 use ferry_tests::proxy::{Action, Rule};
 use ferry_tests::within;
 
-use super::{MIB, Rig, assert_no_failure, failures, retries, retries_of};
+use super::{MIB, PART, Rig, assert_no_failure, failures, retries, retries_of};
 
 /// Attempt numbers of one chain of retries go up one at a time.
 fn assert_consecutive(chain: &[super::Retry]) {
@@ -116,6 +116,36 @@ async fn latency_on_every_request_slows_but_never_fails() {
     );
     assert!(retries(&events).is_empty());
     assert_no_failure(&events);
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+/// A store where each part takes a second whatever its size (a distant endpoint): twice the
+/// parts move twice the bytes, so the engine opens more than the 4 it starts with — and never
+/// more than the ceiling it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_in_flight_widen_while_more_move_more_and_stop_at_the_ceiling() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [rig.file("far.bin", 12 * PART, 5)];
+    let slow = rig.store.add(
+        Rule::new(Action::Latency(Duration::from_secs(1)))
+            .method("PUT")
+            .target("partNumber="),
+    );
+    let (engine, events) = rig
+        .engine(|c| {
+            c.transfer.parts = 8;
+            c.transfer.per_file_parts = 8;
+        })
+        .await;
+    let summary = Rig::upload_all(&engine, &files, 90, "the upload").await;
+
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!(slow.applied(), 12, "every part was held");
+    let most = rig.store.traffic().most_at_once;
+    assert!(
+        (5..=8).contains(&most),
+        "{most} requests at once: more than the 4 parts it starts with, at most its ceiling of 8"
+    );
     rig.assert_arrived_once(&engine, &events, &files).await;
 }
 

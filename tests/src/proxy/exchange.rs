@@ -98,7 +98,11 @@ async fn serve(mut client: Side, shared: Arc<Shared>) {
             break Next::Close;
         };
         let (action, index) = shared.decide(&request.method, &request.target);
-        match handle(&shared, &mut client, &mut upstream, &request, action, index).await {
+        let handled = {
+            let _counted = AtOnce::enter(&shared);
+            handle(&shared, &mut client, &mut upstream, &request, action, index).await
+        };
+        match handled {
             Next::KeepAlive if !request.close => continue,
             Next::KeepAlive => break Next::Close,
             other => break other,
@@ -109,6 +113,23 @@ async fn serve(mut client: Side, shared: Arc<Shared>) {
     {
         // A zero linger makes the close an RST, as a broken link looks to the client.
         let _ = stream.set_zero_linger();
+    }
+}
+
+/// Counts a request as being handled while it lives.
+struct AtOnce<'a>(&'a Shared);
+
+impl<'a> AtOnce<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.at_once.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_at_once.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for AtOnce<'_> {
+    fn drop(&mut self) {
+        self.0.at_once.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -177,6 +177,7 @@ async fn every_framing_passes_untouched_on_one_kept_alive_connection() {
         "keep-alive held across every framing"
     );
     assert_eq!(traffic.requests, 5);
+    assert_eq!(traffic.most_at_once, 1, "one request after another");
     assert_eq!(seen.requests.load(Ordering::SeqCst), 5);
     assert!(
         traffic.bytes_up > (3 * MIB + 300 * KIB) as u64,
@@ -190,6 +191,23 @@ async fn every_framing_passes_untouched_on_one_kept_alive_connection() {
         "{log:?}"
     );
     assert_eq!(proxy.count("PUT", "/echo"), 2);
+}
+
+#[tokio::test]
+async fn requests_handled_together_are_counted_at_their_most() {
+    let (addr, _seen) = upstream().await;
+    let proxy = Proxy::start(addr).await;
+    // Held long enough that the three overlap however the runtime schedules them.
+    proxy.add(Rule::new(Action::Latency(Duration::from_millis(500))).target("/big"));
+    let http = client();
+    let get = || http.get(format!("{}/big", proxy.url())).send();
+    let (a, b, c) = within("three at once", async { tokio::join!(get(), get(), get()) }).await;
+    for answer in [a, b, c] {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let answer = http.get(format!("{}/big", proxy.url())).send().await;
+    assert_eq!(answer.unwrap().status(), 200);
+    assert_eq!(proxy.traffic().most_at_once, 3);
 }
 
 #[tokio::test]
