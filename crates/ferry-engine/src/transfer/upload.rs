@@ -67,7 +67,6 @@ fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
 /// The file's fingerprint and, when it is small enough to be sent from memory
 /// ([`IN_MEMORY`]), its bytes — read once, the fingerprint computed from them.
 fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
-    use std::io::Seek;
     let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
     if !meta.is_file() {
         return Err(Error::File {
@@ -83,13 +82,35 @@ fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64);
     let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
-    // The bytes themselves when small enough to keep, else a sample's worth at a time.
     let whole = keep_small && size <= IN_MEMORY;
+    let (sample, bytes) = sampled(&mut file, size, whole).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            changed(path)
+        } else {
+            file_error(path, &e)
+        }
+    })?;
+    let print = Fingerprint {
+        size,
+        mtime_ns,
+        sample,
+    };
+    Ok((print, bytes.map(Bytes::from)))
+}
+
+/// The sample hash of a file of `size` bytes (first, middle and last 64 KiB with the size)
+/// and, when `whole`, its bytes — read once, the hash computed from them. A file that turns
+/// out shorter than `size` is `UnexpectedEof`.
+fn sampled<R: std::io::Read + std::io::Seek>(
+    file: &mut R,
+    size: u64,
+    whole: bool,
+) -> std::io::Result<(String, Option<Vec<u8>>)> {
     let mut bytes = Vec::new();
     if whole {
-        read_upto(&mut file, size + 1, &mut bytes).map_err(|e| file_error(path, &e))?;
+        read_upto(file, size + 1, &mut bytes)?;
         if bytes.len() as u64 != size {
-            return Err(changed(path));
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
     let mut hasher = Md5::new();
@@ -101,22 +122,16 @@ fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
             hasher.update(&bytes[offset as usize..end as usize]);
             continue;
         }
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| file_error(path, &e))?;
+        file.seek(SeekFrom::Start(offset))?;
         // Every byte of the sample, however the file system hands them out.
-        read_upto(&mut file, end - offset, &mut buffer).map_err(|e| file_error(path, &e))?;
+        read_upto(file, end - offset, &mut buffer)?;
         hasher.update(&buffer);
     }
-    let print = Fingerprint {
-        size,
-        mtime_ns,
-        sample: hex::encode(hasher.finalize()),
-    };
-    Ok((print, whole.then(|| Bytes::from(bytes))))
+    Ok((hex::encode(hasher.finalize()), whole.then_some(bytes)))
 }
 
 /// Reads up to `most` bytes into `into` (cleared first), to the end of the file if sooner.
-fn read_upto(file: &mut std::fs::File, most: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
+fn read_upto(file: &mut impl std::io::Read, most: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
     into.clear();
     file.take(most).read_to_end(into).map(|_| ())
@@ -562,6 +577,47 @@ mod tests {
                 false => assert!(kept.is_none(), "size {size}"),
             }
         }
+    }
+
+    /// A reader that hands out one byte per read, as some network file systems do.
+    struct Dribble(std::io::Cursor<Vec<u8>>);
+
+    impl std::io::Read for Dribble {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let one = buf.len().min(1);
+            self.0.read(&mut buf[..one])
+        }
+    }
+
+    impl std::io::Seek for Dribble {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            self.0.seek(to)
+        }
+    }
+
+    #[test]
+    fn a_file_system_that_reads_a_byte_at_a_time_gives_the_same_fingerprint() {
+        for size in [0u64, 1, 70_000, 200_000] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+            let plain = sampled(&mut std::io::Cursor::new(bytes.clone()), size, false).unwrap();
+            let dribbled = sampled(
+                &mut Dribble(std::io::Cursor::new(bytes.clone())),
+                size,
+                false,
+            );
+            assert_eq!(dribbled.unwrap(), plain, "size {size}");
+            let whole = sampled(
+                &mut Dribble(std::io::Cursor::new(bytes.clone())),
+                size,
+                true,
+            );
+            let (sample, kept) = whole.unwrap();
+            assert_eq!(sample, plain.0, "size {size}");
+            assert_eq!(kept.as_deref(), Some(&bytes[..]));
+        }
+        // Shorter than its size says: changed under us.
+        let short = sampled(&mut std::io::Cursor::new(vec![1u8; 10]), 11, true).unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
