@@ -296,3 +296,32 @@ async fn a_file_waiting_for_its_confirmation_leaves_its_slot_to_the_next() {
     );
     rig.assert_arrived_once(&engine, &events, &files).await;
 }
+
+/// Many files confirmed by an app server 1 s away: batches go a few at once while many wait,
+/// and with batches off, confirmations sent alone stay within their own limit — the server is
+/// never met by one request per file at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_to_a_slow_server_go_a_few_at_once_never_all() {
+    for batches in [true, false] {
+        let rig = Rig::start(|_| {}).await;
+        let files: Vec<_> = (0..48)
+            .map(|i| rig.file(&format!("f{i}.txt"), 500, 70 + i))
+            .collect();
+        rig.api.add(
+            Rule::new(Action::Latency(Duration::from_secs(1)))
+                .method("POST")
+                .target(UPLOADS),
+        );
+        let (engine, events) = rig
+            .engine(|c| c.transfer.batch_confirmations = batches)
+            .await;
+        let summary = Rig::upload_all(&engine, &files, 120, "the upload").await;
+
+        assert_eq!(summary.confirmed, 48);
+        let most = rig.api.traffic().most_at_once;
+        // Batches: up to 4 on their way; alone: up to 8 (a grant may overlap either).
+        let allowed = if batches { 2..=5 } else { 2..=9 };
+        assert!(allowed.contains(&most), "batches {batches}: {most} at once");
+        rig.assert_arrived_once(&engine, &events, &files).await;
+    }
+}
