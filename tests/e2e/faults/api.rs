@@ -325,3 +325,71 @@ async fn confirmations_to_a_slow_server_go_a_few_at_once_never_all() {
         rig.assert_arrived_once(&engine, &events, &files).await;
     }
 }
+
+/// Another account signs in while a batch of alice's confirmations is on its way: whatever the
+/// server answers, the batch journals nothing for files whose task ended — they stay
+/// `uploaded`, and when alice is back they are confirmed again (idempotent) and said to be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answered_after_another_account_signed_in_confirms_nothing_behind_its_back() {
+    let rig = Rig::start(|_| {}).await;
+    let bob = rig.server.add_user("bob", ferry_protocol::Role::User);
+    let files: Vec<_> = (0..3)
+        .map(|i| rig.file(&format!("a{i}.txt"), 700, 90 + i))
+        .collect();
+    let slow = rig.api.add(
+        Rule::new(Action::Latency(Duration::from_secs(2)))
+            .method("POST")
+            .target("/api/v1/uploads/batch")
+            .times(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    engine.enqueue(&paths).await.unwrap();
+    let transfer = engine.transfer().clone();
+    let runner = tokio::spawn(async move { transfer.run().await });
+    within(30, "a batch on its way", async {
+        while slow.applied() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let sign_in = |name: &'static str, password: String| {
+        let engine = &engine;
+        async move {
+            let secret = ferry_engine::secret::Secret::new(password);
+            engine.sign_in(name, &secret, "test-device").await.unwrap();
+        }
+    };
+    sign_in("bob", bob).await;
+    // The batch's answer comes while bob is signed in.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    runner.abort();
+    let _ = runner.await;
+    let ids: Vec<i64> = files.iter().map(|f| f.id(&engine)).collect();
+    for id in &ids {
+        let row = engine.journal().file(*id).unwrap().unwrap();
+        assert_eq!(row.state, FileState::Uploaded, "{row:?}");
+    }
+
+    sign_in("alice", rig.password.clone()).await;
+    let summary = within(60, "alice's queue", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 3);
+    let shown: Vec<i64> = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::State {
+                file_id,
+                state: FileState::Confirmed,
+                ..
+            } => Some(file_id),
+            _ => None,
+        })
+        .collect();
+    for id in &ids {
+        assert!(shown.contains(id), "file {id} was said to be confirmed");
+    }
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
