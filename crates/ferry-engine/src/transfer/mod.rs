@@ -14,6 +14,7 @@ mod confirm;
 mod multipart;
 mod progress;
 mod schedule;
+mod source;
 pub(crate) mod throttle;
 mod upload;
 mod window;

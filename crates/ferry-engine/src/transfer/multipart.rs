@@ -9,10 +9,10 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
-use super::upload::{
-    Fingerprint, Object, Target, abandon, changed, changed_under, check_owner, check_stored,
-    crc64_of, fingerprint, hash_span, md5_of, part_size, read_at,
+use super::source::{
+    Fingerprint, changed, changed_under, crc64_of, fingerprint, hash_span, md5_of, read_at,
 };
+use super::upload::{Object, Target, abandon, check_owner, check_stored, part_size};
 use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
@@ -446,7 +446,8 @@ async fn completed_earlier(
 
 #[cfg(test)]
 mod tests {
-    use super::super::upload::{check_stored, crc64_of, md5_of};
+    use super::super::source::{crc64_of, md5_of};
+    use super::super::upload::check_stored;
     use super::*;
 
     fn part(number: u32, data: &[u8], crc: bool) -> PartRow {
