@@ -260,7 +260,7 @@ async fn a_broken_or_lost_batch_of_confirmations_is_settled_file_by_file_and_rec
 }
 
 /// A file the store has holds no slot while its confirmation waits: with one file sending at
-/// a time and an app server that takes 1.5 s to answer, the next file starts before the first
+/// a time and an app server that takes 3 s to answer, the next files start before the first
 /// is confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_waiting_for_its_confirmation_leaves_its_slot_to_the_next() {
@@ -271,7 +271,7 @@ async fn a_file_waiting_for_its_confirmation_leaves_its_slot_to_the_next() {
         rig.file("third.txt", 1000, 63),
     ];
     let slow = rig.api.add(
-        Rule::new(Action::Latency(Duration::from_millis(1500)))
+        Rule::new(Action::Latency(Duration::from_secs(3)))
             .method("POST")
             .target(UPLOADS),
     );
@@ -326,33 +326,45 @@ async fn confirmations_to_a_slow_server_go_a_few_at_once_never_all() {
     }
 }
 
-/// Another account signs in while a batch of alice's confirmations is on its way: whatever the
-/// server answers, the batch journals nothing for files whose task ended — they stay
-/// `uploaded`, and when alice is back they are confirmed again (idempotent) and said to be.
+/// Someone signs in — another account, or alice again — while a batch of alice's
+/// confirmations is on its way: whatever the server answers, the batch journals nothing for
+/// files whose task ended — they stay `uploaded`, and when alice runs again they are confirmed
+/// again (idempotent) and said to be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_answered_after_another_account_signed_in_confirms_nothing_behind_its_back() {
+async fn a_batch_answered_after_a_new_sign_in_confirms_nothing_behind_its_back() {
+    for other in ["bob", "alice"] {
+        batch_answered_after_sign_in(other).await;
+    }
+}
+
+async fn batch_answered_after_sign_in(other: &'static str) {
     let rig = Rig::start(|_| {}).await;
     let bob = rig.server.add_user("bob", ferry_protocol::Role::User);
     let files: Vec<_> = (0..3)
         .map(|i| rig.file(&format!("a{i}.txt"), 700, 90 + i))
         .collect();
     let slow = rig.api.add(
-        Rule::new(Action::Latency(Duration::from_secs(2)))
+        Rule::new(Action::Latency(Duration::from_secs(3)))
             .method("POST")
             .target("/api/v1/uploads/batch")
             .times(1),
     );
     let (engine, events) = rig.engine(|_| {}).await;
     let paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
-    engine.enqueue(&paths).await.unwrap();
+    let ids = engine.enqueue(&paths).await.unwrap();
     let transfer = engine.transfer().clone();
     let runner = tokio::spawn(async move { transfer.run().await });
-    within(30, "a batch on its way", async {
-        while slow.applied() == 0 {
+    let state = |id: i64| engine.journal().file(id).unwrap().unwrap().state;
+    // Every file in the store, the first batch held on its way.
+    within(30, "three files uploaded, a batch on its way", async {
+        while slow.applied() == 0 || ids.iter().any(|id| state(*id) != FileState::Uploaded) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
+    // Nothing runs until the answer is in: only the batch's own write could move the rows.
+    runner.abort();
+    let _ = runner.await;
     let sign_in = |name: &'static str, password: String| {
         let engine = &engine;
         async move {
@@ -360,18 +372,21 @@ async fn a_batch_answered_after_another_account_signed_in_confirms_nothing_behin
             engine.sign_in(name, &secret, "test-device").await.unwrap();
         }
     };
-    sign_in("bob", bob).await;
-    // The batch's answer comes while bob is signed in.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    runner.abort();
-    let _ = runner.await;
-    let ids: Vec<i64> = files.iter().map(|f| f.id(&engine)).collect();
+    let password = if other == "bob" {
+        bob
+    } else {
+        rig.password.clone()
+    };
+    sign_in(other, password).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(slow.applied(), 1);
     for id in &ids {
-        let row = engine.journal().file(*id).unwrap().unwrap();
-        assert_eq!(row.state, FileState::Uploaded, "{row:?}");
+        assert_eq!(state(*id), FileState::Uploaded, "{other}: file {id}");
     }
 
-    sign_in("alice", rig.password.clone()).await;
+    if other != "alice" {
+        sign_in("alice", rig.password.clone()).await;
+    }
     let summary = within(60, "alice's queue", engine.run_until_idle())
         .await
         .unwrap();
@@ -389,7 +404,10 @@ async fn a_batch_answered_after_another_account_signed_in_confirms_nothing_behin
         })
         .collect();
     for id in &ids {
-        assert!(shown.contains(id), "file {id} was said to be confirmed");
+        assert!(
+            shown.contains(id),
+            "{other}: file {id} was said to be confirmed"
+        );
     }
     rig.assert_arrived_once(&engine, &events, &files).await;
 }

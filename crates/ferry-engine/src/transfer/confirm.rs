@@ -163,8 +163,9 @@ impl Confirmations {
                     })
                     .map(|(waiting, _)| waiting.file_id)
                     .collect();
-                // One transaction for the batch, for the account whose token sent it; a file it
-                // could not move (or a journal that failed) is left for its own task.
+                // One transaction for the batch, for the account signed in when the answer comes
+                // (files whose task ended were left out above); a file it could not move (or a
+                // journal that failed) is left for its own task.
                 let journaled = match shared.session.owner() {
                     Some(owner) => shared
                         .db(move |j| j.confirm_uploaded(&owner, &recorded))
