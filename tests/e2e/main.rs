@@ -7,6 +7,7 @@ mod broker_sdk;
 mod broker_sts;
 mod callbacks_oss;
 mod cli_data_dir;
+mod cli_json;
 mod cli_profile;
 mod cli_resume;
 mod crash_trials;

@@ -2,13 +2,13 @@
 //! the same engine the desktop app uses.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use ferry_engine::events::Event;
+use ferry_engine::events::{Event, EventSink};
 use ferry_engine::journal::FileState;
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
 use ferry_engine::profile;
@@ -67,6 +67,10 @@ struct Cli {
     /// With `--provider oss`: the signature (v4, v1).
     #[arg(long, env = "FERRY_SIGNATURE_VERSION", global = true, hide = true)]
     signature_version: Option<ferry_protocol::SignatureVersion>,
+    /// Print every event (progress, state changes, retries) as one line of JSON on stdout,
+    /// with `at_ms`, for scripts; the closing summary is JSON lines too.
+    #[arg(long, env = "FERRY_JSON", global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -159,6 +163,7 @@ async fn upload(
     paths: &[PathBuf],
     force: bool,
     progress: &Arc<Progress>,
+    json: bool,
 ) -> anyhow::Result<bool> {
     for path in paths {
         if std::fs::symlink_metadata(path).is_err() {
@@ -190,22 +195,105 @@ async fn upload(
         let Some(row) = engine.journal().file(id)? else {
             continue;
         };
-        let key = row.object_key.unwrap_or(row.key);
-        if already.contains(&id) {
-            println!("already    {key} (uploaded unchanged before; --force sends it again)");
-        } else if row.state == FileState::Confirmed {
-            println!("confirmed  {key}");
-        } else {
-            all_confirmed = false;
-            println!(
-                "{:<10} {}: {}",
-                row.state.as_str(),
-                row.path.display(),
-                row.error_message.unwrap_or_default()
-            );
-        }
+        let confirmed = row.state == FileState::Confirmed;
+        all_confirmed &= confirmed;
+        let outcome = Outcome {
+            file_id: id,
+            already: already.contains(&id),
+            state: row.state.as_str(),
+            path: row.path.display().to_string(),
+            error: row.error_message.unwrap_or_default(),
+            key: row.object_key.unwrap_or(row.key),
+        };
+        println!(
+            "{}",
+            if json {
+                outcome.json().to_string()
+            } else {
+                outcome.text()
+            }
+        );
     }
     Ok(all_confirmed && paths.iter().all(|p| std::fs::symlink_metadata(p).is_ok()))
+}
+
+/// What became of one file of `ferry upload`, as its closing line says.
+struct Outcome {
+    file_id: i64,
+    /// Uploaded unchanged before, so not sent.
+    already: bool,
+    state: &'static str,
+    path: String,
+    key: String,
+    error: String,
+}
+
+impl Outcome {
+    fn text(&self) -> String {
+        match (self.already, self.state) {
+            (true, _) => format!(
+                "already    {} (uploaded unchanged before; --force sends it again)",
+                self.key
+            ),
+            (false, "confirmed") => format!("confirmed  {}", self.key),
+            (false, state) => format!("{state:<10} {}: {}", self.path, self.error),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "result",
+            "file_id": self.file_id,
+            "already": self.already,
+            "state": self.state,
+            "path": self.path,
+            "key": self.key,
+            "error": (!self.error.is_empty()).then_some(&self.error),
+        })
+    }
+}
+
+/// Events for people: the progress bar, retries and an ended session on stderr.
+fn progress_events(progress: Arc<Progress>) -> EventSink {
+    Arc::new(move |event: Event| match event {
+        Event::Progress { file_id, bytes, .. } => {
+            let mut sent = progress.sent.lock().unwrap_or_else(|p| p.into_inner());
+            sent.insert(file_id, bytes);
+            progress.bar.set_position(sent.values().sum());
+        }
+        Event::SessionExpired => progress
+            .bar
+            .println("the session expired: sign in again (ferry login)"),
+        Event::Retrying {
+            operation,
+            attempt,
+            max_attempts,
+            error,
+            retry_in_ms,
+            ..
+        } => progress.bar.println(format!(
+            "retrying {operation} in {:.1} s (attempt {attempt} of {max_attempts} failed: {} [{}])",
+            retry_in_ms as f64 / 1000.0,
+            error.message,
+            error.code
+        )),
+        _ => {}
+    })
+}
+
+/// Events for scripts (`--json`): every event as one line of JSON on stdout, with `at_ms`,
+/// when it happened (Unix milliseconds).
+fn json_lines() -> EventSink {
+    Arc::new(|event: Event| {
+        let Ok(serde_json::Value::Object(mut line)) = serde_json::to_value(&event) else {
+            return;
+        };
+        let at_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        line.insert("at_ms".into(), serde_json::Value::from(at_ms as i64));
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", serde_json::Value::Object(line));
+        let _ = out.flush();
+    })
 }
 
 /// `ferry status`: the journal read-only, so a running upload is not disturbed.
@@ -300,34 +388,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         return status(&data_dir, &server, keychain).await;
     }
     let progress = progress_bar();
-    let events_progress = progress.clone();
-    let events = Arc::new(move |event: Event| match event {
-        Event::Progress { file_id, bytes, .. } => {
-            let mut sent = events_progress
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            sent.insert(file_id, bytes);
-            events_progress.bar.set_position(sent.values().sum());
-        }
-        Event::SessionExpired => events_progress
-            .bar
-            .println("the session expired: sign in again (ferry login)"),
-        Event::Retrying {
-            operation,
-            attempt,
-            max_attempts,
-            error,
-            retry_in_ms,
-            ..
-        } => events_progress.bar.println(format!(
-            "retrying {operation} in {:.1} s (attempt {attempt} of {max_attempts} failed: {} [{}])",
-            retry_in_ms as f64 / 1000.0,
-            error.message,
-            error.code
-        )),
-        _ => {}
-    });
+    let events = if cli.json {
+        json_lines()
+    } else {
+        progress_events(progress.clone())
+    };
     let defaults = TransferSettings::default();
     let parts = cli.parts.map_or(defaults.parts, usize::from);
     let settings = TransferSettings {
@@ -385,7 +450,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
             match command {
-                Command::Upload { paths, force } => upload(&engine, &paths, force, &progress).await,
+                Command::Upload { paths, force } => {
+                    upload(&engine, &paths, force, &progress, cli.json).await
+                }
                 Command::Watch {
                     dir,
                     prefix,
