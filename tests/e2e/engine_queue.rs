@@ -261,3 +261,41 @@ async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload
     assert_eq!(page.items.len(), 1, "{:?}", page.items);
     assert!(page.items[0].key.ends_with("/big.bin") && !page.items[0].key.contains("set/"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_the_queue_is_read() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, events) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    // Many small files at once: confirmations end all the time while the scheduler reads the
+    // queue, so a file it read as `uploaded` may have been confirmed by the time it looks.
+    let folder = dir.path().join("many");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..1500 {
+        std::fs::write(folder.join(format!("f{i:04}")), b"small").unwrap();
+    }
+    let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
+    let summary = within(120, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, ids.len() as u64, "{summary:?}");
+    let mut seen = std::collections::HashMap::<(i64, FileState), usize>::new();
+    for event in events.events() {
+        if let Event::State { file_id, state, .. } = event {
+            *seen.entry((file_id, state)).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "states told more than once: {twice:?}");
+    for id in ids {
+        assert_eq!(seen.get(&(id, FileState::Confirmed)), Some(&1), "file {id}");
+    }
+}

@@ -39,7 +39,18 @@ impl Transfer {
     async fn upload_and_confirm(&self, row: FileRow, owner: &Owner) -> Result<()> {
         let (id, seen) = (row.id, row.state);
         let uploaded = if seen == FileState::Uploaded {
-            row
+            // The scheduler's rows are read before it starts them: the task that confirmed
+            // this file may have ended in between (confirmed, or waiting for its next try).
+            // Only a file still `uploaded` and due is confirmed.
+            let due = |r: &FileRow| r.next_retry_at.is_none_or(|at| at <= crate::journal::now());
+            match self.shared.db(move |j| j.file(id)).await? {
+                Some(now) if now.state == FileState::Uploaded && due(&now) => now,
+                now => {
+                    return Err(Error::StateChanged {
+                        found: now.map_or("gone", |r| r.state.as_str()),
+                    });
+                }
+            }
         } else {
             self.shared
                 .db(move |j| j.expect_state(id, seen, FileState::Uploading))
