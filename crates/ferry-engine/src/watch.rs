@@ -36,8 +36,13 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 
 /// How long a file must sit unmodified before it is taken.
 const SETTLE: Duration = Duration::from_secs(2);
-/// How often candidates are looked at.
+/// How often candidates are looked at, at least; a candidate about to settle is looked at
+/// when it does (so a file is taken about 2 s after its last change, not up to a tick later).
 const TICK: Duration = Duration::from_millis(500);
+/// The shortest wait between two looks.
+const SOONEST: Duration = Duration::from_millis(100);
+/// How often folders are checked (gone ones reported, returned ones scanned again).
+const RECONNECT: Duration = Duration::from_secs(2);
 
 /// A folder to watch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,6 +115,15 @@ enum Taken {
 struct Look {
     size: u64,
     mtime: SystemTime,
+}
+
+/// How long until a file last modified at `mtime` has sat unmodified for [`SETTLE`]
+/// (zero once it has; a little after, so the look that follows finds it settled).
+fn settles_in(mtime: SystemTime, now: SystemTime) -> Duration {
+    match (mtime + SETTLE).duration_since(now) {
+        Ok(left) if !left.is_zero() => left + Duration::from_millis(5),
+        _ => Duration::ZERO,
+    }
 }
 
 /// Watches folders and feeds stable files into the journal.
@@ -325,9 +339,11 @@ impl Watcher {
         }
     }
 
-    /// Looks at every candidate once; takes the stable ones.
-    fn tick(&self) -> Result<()> {
+    /// Looks at every candidate once; takes the stable ones. Returns how long to wait before
+    /// the next look: until the next candidate settles, [`TICK`] at most.
+    fn tick(&self) -> Result<Duration> {
         let now = SystemTime::now();
+        let mut next = TICK;
         let paths: Vec<(PathBuf, Look)> = self
             .candidates
             .lock()
@@ -364,6 +380,7 @@ impl Watcher {
                 .duration_since(look.mtime)
                 .is_ok_and(|age| age >= SETTLE);
             if look != previous || !settled {
+                next = next.min(settles_in(look.mtime, now));
                 self.candidates
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -383,7 +400,7 @@ impl Watcher {
         if took {
             self.transfer.wake();
         }
-        Ok(())
+        Ok(next.max(SOONEST))
     }
 
     /// Queues a stable file unless it is excluded or already known as it is (see
@@ -438,10 +455,9 @@ impl Watcher {
     /// come back. Scans, looks and journal writes run on blocking threads.
     pub async fn run(self: &Arc<Self>) -> Result<()> {
         let mut inbox = self.inbox.lock().await;
-        let mut ticks = 0u64;
-        // An interval, not a sleep per loop: a stream of change events must not starve the looks.
-        let mut interval = tokio::time::interval(TICK);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A deadline, not a sleep per loop: a stream of change events must not starve the looks.
+        let mut look_at = tokio::time::Instant::now() + TICK;
+        let mut reconnected = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 Some(work) = inbox.recv() => {
@@ -455,19 +471,21 @@ impl Watcher {
                     })
                     .await?;
                 }
-                _ = interval.tick() => {
-                    ticks += 1;
+                _ = tokio::time::sleep_until(look_at) => {
                     let this = self.clone();
-                    // Every few seconds, check folders: gone ones error, returned ones rescan.
-                    let reconnect = ticks.is_multiple_of(4);
-                    crate::blocking::run("a folder watcher task", move || {
-                        this.tick()?;
+                    let reconnect = reconnected.elapsed() >= RECONNECT;
+                    if reconnect {
+                        reconnected = tokio::time::Instant::now();
+                    }
+                    let next = crate::blocking::run("a folder watcher task", move || {
+                        let next = this.tick()?;
                         if reconnect {
                             this.reconnect();
                         }
-                        Ok(())
+                        Ok(next)
                     })
                     .await?;
+                    look_at = tokio::time::Instant::now() + next;
                 }
             }
         }
@@ -554,6 +572,21 @@ fn scan(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_looked_at_again_when_it_settles() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let written = now - Duration::from_millis(1_200);
+        assert_eq!(settles_in(written, now), Duration::from_millis(805));
+        assert_eq!(settles_in(now - SETTLE, now), Duration::ZERO);
+        assert_eq!(
+            settles_in(now - Duration::from_secs(60), now),
+            Duration::ZERO
+        );
+        // A clock set back: modified "in the future", settled 2 s after that.
+        let ahead = now + Duration::from_secs(3);
+        assert_eq!(settles_in(ahead, now), Duration::from_millis(5_005));
+    }
 
     #[test]
     fn default_and_folder_excludes() {

@@ -74,7 +74,7 @@ impl Client {
     }
 }
 
-fn ferry(setup: &Setup, source: &Path, data_dir: &Path) -> Command {
+pub(crate) fn ferry(setup: &Setup, source: &Path, data_dir: &Path) -> Command {
     let mut command = Command::new(setup.bin.join("ferry"));
     command
         .arg("upload")

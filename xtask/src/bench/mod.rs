@@ -7,13 +7,20 @@
 //! `--quick` keeps the harness working in CI: debug builds, small sizes, one repetition, and
 //! nothing written to `docs/`. Timings are reported, never asserted.
 //!
-//! `--only CASE` (repeatable: `big`, `small`, `tiny`, `wan-big`, `wan-small`) and
+//! Then ferry alone: killed at half of the big file and run again (what it sends twice, how
+//! soon it is sending again), and files dropped into a folder it watches (how soon each
+//! starts).
+//!
+//! `--only CASE` (repeatable: `big`, `small`, `tiny`, `wan-big`, `wan-small`, `resume`,
+//! `watch`) and
 //! `--clients a,b` (`ferry`, `s5cmd`, `aws`, `rclone`, `curl`) run part of it, for looking
 //! at one change; a partial run writes nothing to `docs/`.
 
 mod clients;
 mod report;
+mod resume;
 mod wan;
+mod watched;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -158,7 +165,15 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             }
             "--only" => {
                 let case = args.next().context("--only takes a case")?;
-                let known = ["big", "small", "tiny", "wan-big", "wan-small"];
+                let known = [
+                    "big",
+                    "small",
+                    "tiny",
+                    "wan-big",
+                    "wan-small",
+                    "resume",
+                    "watch",
+                ];
                 if !known.contains(&case.as_str()) {
                     bail!("unknown case {case:?} (one of {known:?})");
                 }
@@ -247,13 +262,57 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
         drop(setup);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let doc = document(&tables, options.reps, &versions, profile);
+    let alone = ferry_alone(&bin, path, &work.0, &options)?;
+    let mut doc = document(&tables, options.reps, &versions, profile);
+    doc.push_str(&alone);
     println!("{doc}");
     if !options.quick && !options.partial() {
         std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
         std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
     }
     Ok(())
+}
+
+/// Ferry alone: resuming after a kill, and a watched folder (each with a server of its own);
+/// their sections of the document.
+fn ferry_alone(
+    bin: &Path,
+    path: &std::ffi::OsStr,
+    work: &Path,
+    options: &Options,
+) -> anyhow::Result<String> {
+    let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
+    let ferry = options.clients.is_empty() || options.clients.contains(&Client::Ferry);
+    let (size, files) = if options.quick {
+        (32 << 20, 100)
+    } else {
+        (1 << 30, 1_000)
+    };
+    let mut doc = String::new();
+    if ferry && wanted("resume") {
+        let links = (
+            wan::Link::start(wan::Shape::PASS)?,
+            wan::Link::start(wan::Shape::PASS)?,
+        );
+        let dir = work.join("resume");
+        let setup = start_setup(bin, path, &dir, Some(&links))?;
+        let resume = resume::run(&setup, &links.0, size, options.reps)?;
+        doc.push_str(&resume.markdown());
+        doc.push('\n');
+        drop(setup);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if ferry && wanted("watch") {
+        let dir = work.join("watch");
+        let setup = start_setup(bin, path, &dir, None)?;
+        let watched = watched::run(&setup, files, 1 << 10, options.reps)?;
+        doc.push_str(&watched.markdown());
+        doc.push('\n');
+        drop(setup);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    eprintln!("{doc}");
+    Ok(doc)
 }
 
 /// The bench's work folder, removed however the bench ends.

@@ -1,10 +1,12 @@
 //! A WAN link for the bench: a TCP proxy on loopback that holds every byte for half a round
 //! trip in each direction and lets each connection carry at most a given rate each way, as a
 //! distant cloud endpoint would. Plain threads: each direction of a connection is a reader
-//! that stamps what it reads and a writer that lets it out when due and paced.
+//! that stamps what it reads and a writer that lets it out when due and paced. A link also
+//! counts the bytes clients send through it (what a resumed upload sends again).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,10 +23,19 @@ pub(crate) struct Shape {
     pub(crate) rate: u64,
 }
 
+impl Shape {
+    /// No delay and no cap: a link that only counts.
+    pub(crate) const PASS: Shape = Shape {
+        one_way: Duration::ZERO,
+        rate: u64::MAX,
+    };
+}
+
 /// A running link; it forwards to the upstream it is given and lives as long as the bench.
 pub(crate) struct Link {
     pub(crate) addr: SocketAddr,
     upstream: Arc<Mutex<Option<SocketAddr>>>,
+    sent: Arc<AtomicU64>,
 }
 
 impl Link {
@@ -34,19 +45,31 @@ impl Link {
         let addr = listener.local_addr()?;
         let upstream: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let target = upstream.clone();
+        let sent: Arc<AtomicU64> = Arc::default();
+        let counter = sent.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Some(to) = *target.lock().unwrap_or_else(|p| p.into_inner()) else {
                     continue;
                 };
+                let counter = counter.clone();
                 std::thread::spawn(move || {
                     if let Ok(server) = TcpStream::connect(to) {
-                        connect(client, server, shape);
+                        connect(client, server, shape, &counter);
                     }
                 });
             }
         });
-        Ok(Self { addr, upstream })
+        Ok(Self {
+            addr,
+            upstream,
+            sent,
+        })
+    }
+
+    /// Bytes clients have sent through the link so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Where connections go from now on.
@@ -56,20 +79,22 @@ impl Link {
 }
 
 /// Joins two sockets through the link, both ways.
-fn connect(client: TcpStream, server: TcpStream, shape: Shape) {
+fn connect(client: TcpStream, server: TcpStream, shape: Shape, sent: &Arc<AtomicU64>) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (Ok(client_out), Ok(server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    let up = std::thread::spawn(move || pump(client, server_out, shape));
-    pump(server, client_out, shape);
+    let sent = sent.clone();
+    let up = std::thread::spawn(move || pump(client, server_out, shape, Some(&sent)));
+    pump(server, client_out, shape, None);
     let _ = up.join();
 }
 
 /// Carries `from` to `to`: each piece leaves `one_way` after it arrived, and no faster than
-/// the rate allows; the end of one side ends the other's writing.
-fn pump(mut from: TcpStream, mut to: TcpStream, shape: Shape) {
+/// the rate allows; the end of one side ends the other's writing. What is read is added to
+/// `count`, if given.
+fn pump(mut from: TcpStream, mut to: TcpStream, shape: Shape, count: Option<&AtomicU64>) {
     // About one round trip of bytes in flight at the rate (the link's own buffer): a sender
     // that runs ahead is held back, as by a real path's window.
     let in_flight = (shape.rate as f64 * 2.0 * shape.one_way.as_secs_f64()) as usize / PIECE;
@@ -97,6 +122,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shape: Shape) {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(count) = count {
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 if pieces.send((Instant::now(), buffer[..n].to_vec())).is_err() {
                     break;
                 }
