@@ -120,28 +120,28 @@ async fn latency_on_every_request_slows_but_never_fails() {
 }
 
 /// A store where each part takes a second whatever its size (a distant endpoint): twice the
-/// parts move twice the bytes, so the engine opens more than the 4 it starts with — and never
+/// parts move twice the bytes, so the engine opens more than the 8 it starts with — and never
 /// more than the ceiling it is given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_in_flight_widen_while_more_move_more_and_stop_at_the_ceiling() {
     let rig = Rig::start(|_| {}).await;
-    let files = [rig.file("far.bin", 12 * PART, 5)];
+    let files = [rig.file("far.bin", 24 * PART, 5)];
     let slow = rig.store.add(
         Rule::new(Action::Latency(Duration::from_secs(1)))
             .method("PUT")
             .target("partNumber="),
     );
-    // A ceiling of 6, the file's own limit left at 16: only the ceiling stops the doubling
-    // from 4 at 6.
-    let (engine, events) = rig.engine(|c| c.transfer.parts = 6).await;
+    // A ceiling of 12, the file's own limit left at 16: only the ceiling stops the doubling
+    // from 8 at 12.
+    let (engine, events) = rig.engine(|c| c.transfer.parts = 12).await;
     let summary = Rig::upload_all(&engine, &files, 90, "the upload").await;
 
     assert_eq!(summary.confirmed, 1);
-    assert_eq!(slow.applied(), 12, "every part was held");
+    assert_eq!(slow.applied(), 24, "every part was held");
     let most = rig.store.traffic().most_at_once;
     assert!(
-        (5..=6).contains(&most),
-        "{most} requests at once: more than the 4 parts it starts with, at most its ceiling of 6"
+        (9..=12).contains(&most),
+        "{most} requests at once: more than the 8 parts it starts with, at most its ceiling of 12"
     );
     rig.assert_arrived_once(&engine, &events, &files).await;
 }

@@ -146,7 +146,7 @@ pub struct Transfer {
 }
 
 /// Files sending at once before anything was measured.
-const FILES_START: usize = 32;
+const FILES_START: usize = 64;
 
 /// Tasks waiting for confirmations at most, per file slot (beyond that nothing new starts
 /// until the app server catches up).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Parts in flight before anything was measured.
-pub(crate) const START: usize = 4;
+pub(crate) const START: usize = 8;
 
 /// Shortest measurement.
 const EPOCH: Duration = Duration::from_secs(1);
@@ -214,7 +214,12 @@ impl Drop for Slot {
 impl Window {
     /// A window of at most `ceiling` parts.
     pub(crate) fn new(ceiling: usize) -> Arc<Self> {
-        let meter = Meter::new(START, ceiling);
+        Self::starting(START, ceiling)
+    }
+
+    /// A window of `start` parts, at most `ceiling`.
+    fn starting(start: usize, ceiling: usize) -> Arc<Self> {
+        let meter = Meter::new(start, ceiling);
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(meter.width())),
             meter,
@@ -288,9 +293,17 @@ impl Window {
 mod tests {
     use super::*;
 
-    /// Feeds the climb a link whose rate is `rate(width)`; returns the widths it chose.
+    #[test]
+    fn parts_start_at_eight_unless_the_ceiling_is_lower() {
+        assert_eq!(Climb::new(16).width(), 8);
+        assert_eq!(Climb::new(6).width(), 6);
+        assert_eq!(Window::new(16).slots.available_permits(), 8);
+    }
+
+    /// Feeds the climb a link whose rate is `rate(width)` from 4 parts; returns the widths it
+    /// chose.
     fn walk(ceiling: usize, steps: usize, rate: impl Fn(usize) -> f64) -> Vec<usize> {
-        let mut climb = Climb::new(ceiling);
+        let mut climb = Climb::starting(4, ceiling);
         (0..steps)
             .map(|_| climb.measured(rate(climb.width())))
             .collect()
@@ -324,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_link_that_gets_slower_is_given_fewer_parts() {
-        let mut climb = Climb::new(16);
+        let mut climb = Climb::starting(4, 16);
         assert_eq!(climb.measured(400.0), 8);
         assert_eq!(climb.measured(800.0), 16);
         assert_eq!(climb.measured(1600.0), 16);
@@ -363,7 +376,7 @@ mod tests {
 
     #[test]
     fn an_unsaturated_window_goes_back_from_a_probe_and_measures_again() {
-        let mut climb = Climb::new(16);
+        let mut climb = Climb::starting(4, 16);
         assert_eq!(climb.measured(100.0), 8);
         climb.unsaturated();
         assert_eq!(climb.width(), 4);
@@ -373,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn narrowing_takes_slots_out_of_use_as_they_come_back() {
-        let window = Window::new(16);
+        let window = Window::starting(4, 16);
         let held: Vec<Slot> = take(&window, 4).await;
         {
             let mut epoch = window.meter.lock();
