@@ -50,11 +50,11 @@ struct Cli {
     /// Limit upload bandwidth, bytes per second.
     #[arg(long, env = "FERRY_BANDWIDTH", global = true)]
     bandwidth: Option<u64>,
-    /// Parts in flight across all files, at most (Ferry starts with up to 4 and opens more
+    /// Parts in flight across all files, at most (Ferry starts with up to 8 and opens more
     /// while more move more bytes, as on a distant link). Default 16.
     #[arg(long, env = "FERRY_PARTS", global = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     parts: Option<u16>,
-    /// Files sending at once, at most (Ferry starts with up to 32 and sends more at once while
+    /// Files sending at once, at most (Ferry starts with up to 64 and sends more at once while
     /// more move more files per second). Default 128.
     #[arg(long, env = "FERRY_FILES", global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
     files: Option<u16>,

@@ -38,7 +38,7 @@ pub use self::upload::part_size;
 #[derive(Debug, Clone)]
 pub struct TransferSettings {
     /// Files sending at once, at most. Small files are mostly round trips, so many go at once
-    /// — the engine starts with 32 and goes wider while more move more files per second (a
+    /// — the engine starts with 64 and goes wider while more move more files per second (a
     /// distant store); the bytes they hold are bounded by [`TransferSettings::big_files`] and
     /// the parts limits.
     pub files: usize,
