@@ -132,6 +132,8 @@ fn ui_build(root: &Path, checks: bool) -> anyhow::Result<()> {
     if checks {
         step(&ui, "npm", &["run", "check"])?;
         step(&ui, "npm", &["test"])?;
+        // The UI tests' page, with the simulated backend the app's build leaves out.
+        step(&ui, "npm", &["run", "build:demo"])?;
     }
     step(&ui, "npm", &["run", "build"])
 }

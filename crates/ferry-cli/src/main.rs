@@ -140,8 +140,9 @@ struct Progress {
     sent: Mutex<HashMap<i64, u64>>,
 }
 
-fn progress_bar() -> Arc<Progress> {
-    let bar = if std::io::stderr().is_terminal() {
+/// The progress bar on stderr; hidden when stderr is not a terminal or `shown` is false.
+fn progress_bar(shown: bool) -> Arc<Progress> {
+    let bar = if shown && std::io::stderr().is_terminal() {
         ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
@@ -200,7 +201,7 @@ async fn upload(
         let outcome = Outcome {
             file_id: id,
             already: already.contains(&id),
-            state: row.state.as_str(),
+            state: row.state,
             path: row.path.display().to_string(),
             error: row.error_message.unwrap_or_default(),
             key: row.object_key.unwrap_or(row.key),
@@ -222,7 +223,7 @@ struct Outcome {
     file_id: i64,
     /// Uploaded unchanged before, so not sent.
     already: bool,
-    state: &'static str,
+    state: FileState,
     path: String,
     key: String,
     error: String,
@@ -235,8 +236,8 @@ impl Outcome {
                 "already    {} (uploaded unchanged before; --force sends it again)",
                 self.key
             ),
-            (false, "confirmed") => format!("confirmed  {}", self.key),
-            (false, state) => format!("{state:<10} {}: {}", self.path, self.error),
+            (false, FileState::Confirmed) => format!("confirmed  {}", self.key),
+            (false, state) => format!("{:<10} {}: {}", state.as_str(), self.path, self.error),
         }
     }
 
@@ -245,7 +246,7 @@ impl Outcome {
             "type": "result",
             "file_id": self.file_id,
             "already": self.already,
-            "state": self.state,
+            "state": self.state.as_str(),
             "path": self.path,
             "key": self.key,
             "error": (!self.error.is_empty()).then_some(&self.error),
@@ -286,11 +287,14 @@ fn progress_events(progress: Arc<Progress>) -> EventSink {
 fn json_lines() -> EventSink {
     Arc::new(|event: Event| {
         let Ok(serde_json::Value::Object(mut line)) = serde_json::to_value(&event) else {
+            // Every event is plain data; should one not serialise, scripts still see it.
+            let _ = writeln!(std::io::stdout().lock(), r#"{{"type":"unprintable"}}"#);
             return;
         };
+        // Stamped under the lock: lines come out in the order of their times.
+        let mut out = std::io::stdout().lock();
         let at_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         line.insert("at_ms".into(), serde_json::Value::from(at_ms as i64));
-        let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", serde_json::Value::Object(line));
         let _ = out.flush();
     })
@@ -387,7 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     if let Command::Status = cli.command {
         return status(&data_dir, &server, keychain).await;
     }
-    let progress = progress_bar();
+    let progress = progress_bar(!cli.json);
     let events = if cli.json {
         json_lines()
     } else {

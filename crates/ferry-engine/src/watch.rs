@@ -120,7 +120,11 @@ struct Look {
 /// How long until a file last modified at `mtime` has sat unmodified for [`SETTLE`]
 /// (zero once it has; a little after, so the look that follows finds it settled).
 fn settles_in(mtime: SystemTime, now: SystemTime) -> Duration {
-    match (mtime + SETTLE).duration_since(now) {
+    let Some(settled) = mtime.checked_add(SETTLE) else {
+        // Modified at the end of time (a broken clock or file system): never settles.
+        return TICK;
+    };
+    match settled.duration_since(now) {
         Ok(left) if !left.is_zero() => left + Duration::from_millis(5),
         _ => Duration::ZERO,
     }
@@ -389,7 +393,11 @@ impl Watcher {
             }
             match self.take(&path)? {
                 Taken::Later => continue,
-                Taken::Queued => took = true,
+                Taken::Queued => {
+                    // The scheduler starts it now, not after every other candidate's look.
+                    self.transfer.wake();
+                    took = true;
+                }
                 Taken::Done => {}
             }
             self.candidates
@@ -400,7 +408,7 @@ impl Watcher {
         if took {
             self.transfer.wake();
         }
-        Ok(next.max(SOONEST))
+        Ok(next)
     }
 
     /// Queues a stable file unless it is excluded or already known as it is (see
@@ -473,9 +481,10 @@ impl Watcher {
                 }
                 _ = tokio::time::sleep_until(look_at) => {
                     let this = self.clone();
-                    let reconnect = reconnected.elapsed() >= RECONNECT;
+                    let began = tokio::time::Instant::now();
+                    let reconnect = began - reconnected >= RECONNECT;
                     if reconnect {
-                        reconnected = tokio::time::Instant::now();
+                        reconnected = began;
                     }
                     let next = crate::blocking::run("a folder watcher task", move || {
                         let next = this.tick()?;
@@ -485,7 +494,9 @@ impl Watcher {
                         Ok(next)
                     })
                     .await?;
-                    look_at = tokio::time::Instant::now() + next;
+                    // Looks take at most half the time, however many candidates there are.
+                    let spent = began.elapsed();
+                    look_at = began + next.max(spent + spent.max(SOONEST));
                 }
             }
         }
@@ -586,6 +597,9 @@ mod tests {
         // A clock set back: modified "in the future", settled 2 s after that.
         let ahead = now + Duration::from_secs(3);
         assert_eq!(settles_in(ahead, now), Duration::from_millis(5_005));
+        // Modified at the end of time: looked at now and then, never a panic.
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64);
+        assert_eq!(settles_in(end, now), TICK);
     }
 
     #[test]

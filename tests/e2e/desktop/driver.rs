@@ -18,6 +18,8 @@ pub(super) struct Driver {
     session: String,
     /// `DISPLAY` and `XAUTHORITY` of the app's X server.
     display: (String, String),
+    /// When the app was asked to start (the WebDriver session's request).
+    pub(super) launched: Instant,
 }
 
 impl Drop for Driver {
@@ -32,7 +34,7 @@ impl Drop for Driver {
     }
 }
 
-pub(super) fn desktop_bin() -> PathBuf {
+fn desktop_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
@@ -119,6 +121,7 @@ impl Driver {
             "webkitgtk:browserOptions": {"binary": desktop_bin(), "args": []}
         }}});
         // Session creation hangs when the app cannot start: bound it.
+        let launched = Instant::now();
         let created = tokio::time::timeout(
             Duration::from_secs(90),
             http.post(format!("{base}/session")).json(&caps).send(),
@@ -137,6 +140,7 @@ impl Driver {
             base,
             session,
             display,
+            launched,
         };
         // The contract scenario waits for an upload inside one script call.
         driver
@@ -147,6 +151,11 @@ impl Driver {
             )
             .await;
         driver
+    }
+
+    /// The process session everything runs in (Xvfb, D-Bus, the driver, the app).
+    pub(super) fn leader(&self) -> u32 {
+        self.child.id()
     }
 
     pub(super) async fn call(

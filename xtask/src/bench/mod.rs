@@ -8,20 +8,21 @@
 //! nothing written to `docs/`. Timings are reported, never asserted.
 //!
 //! Then ferry alone: killed at half of the big file and run again (what it sends twice, how
-//! soon it is sending again), and files dropped into a folder it watches (how soon each
-//! starts).
+//! soon it is sending again), files dropped into a folder it watches (how soon each starts),
+//! and the desktop app at rest (first paint, CPU and memory; not with `--quick`).
 //!
 //! `--only CASE` (repeatable: `big`, `small`, `tiny`, `wan-big`, `wan-small`, `resume`,
-//! `watch`) and
-//! `--clients a,b` (`ferry`, `s5cmd`, `aws`, `rclone`, `curl`) run part of it, for looking
-//! at one change; a partial run writes nothing to `docs/`.
+//! `watch`, `desktop`) and `--clients a,b` (`ferry`, `s5cmd`, `aws`, `rclone`, `curl`) run part of it,
+//! for looking at one change; a partial run writes nothing to `docs/`.
 
 mod clients;
+mod desktop;
 mod report;
 mod resume;
 mod wan;
 mod watched;
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -132,6 +133,56 @@ impl Drop for Server {
     }
 }
 
+/// A client process the bench started, killed and reaped however the bench goes on; its
+/// stderr (when piped) is read on a thread so it never fills, and kept for errors.
+pub(crate) struct Process {
+    child: Child,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts `command` with stdout as set there and stderr piped.
+    pub(crate) fn start(command: &mut Command) -> anyhow::Result<Self> {
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
+        let (lines, stderr) = std::sync::mpsc::channel();
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+        }
+        Ok(Self { child, stderr })
+    }
+
+    /// Waits up to `wait` for a line of stderr.
+    pub(crate) fn stderr_line(&self, wait: std::time::Duration) -> Option<String> {
+        self.stderr.recv_timeout(wait).ok()
+    }
+
+    /// What it wrote to stderr so far (the last 2 000 characters).
+    pub(crate) fn stderr(&self) -> String {
+        let text: Vec<String> = self.stderr.try_iter().collect();
+        let text = text.join("\n");
+        let skip = text.chars().count().saturating_sub(2000);
+        text.chars().skip(skip).collect()
+    }
+
+    pub(crate) fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Options {
     quick: bool,
     reps: usize,
@@ -173,6 +224,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                     "wan-small",
                     "resume",
                     "watch",
+                    "desktop",
                 ];
                 if !known.contains(&case.as_str()) {
                     bail!("unknown case {case:?} (one of {known:?})");
@@ -262,7 +314,8 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
         drop(setup);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let alone = ferry_alone(&bin, path, &work.0, &options)?;
+    // A section of ferry alone that fails says so in the document; the tables are kept.
+    let (alone, failed) = ferry_alone(root, &bin, path, &work.0, &options);
     let mut doc = document(&tables, options.reps, &versions, profile);
     doc.push_str(&alone);
     println!("{doc}");
@@ -270,17 +323,21 @@ pub(crate) fn bench(root: &Path, path: &std::ffi::OsStr, args: &[String]) -> any
         std::fs::write(root.join("docs/benchmarks.md"), &doc)?;
         std::fs::write(root.join("docs/benchmarks.svg"), report::svg(&tables))?;
     }
-    Ok(())
+    match failed {
+        0 => Ok(()),
+        n => bail!("{n} section(s) of ferry alone failed (see above)"),
+    }
 }
 
 /// Ferry alone: resuming after a kill, and a watched folder (each with a server of its own);
-/// their sections of the document.
+/// their sections of the document (a section that fails says why), and how many failed.
 fn ferry_alone(
+    root: &Path,
     bin: &Path,
     path: &std::ffi::OsStr,
     work: &Path,
     options: &Options,
-) -> anyhow::Result<String> {
+) -> (String, usize) {
     let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
     let ferry = options.clients.is_empty() || options.clients.contains(&Client::Ferry);
     let (size, files) = if options.quick {
@@ -288,31 +345,43 @@ fn ferry_alone(
     } else {
         (1 << 30, 1_000)
     };
-    let mut doc = String::new();
-    if ferry && wanted("resume") {
+    let resume = || -> anyhow::Result<String> {
         let links = (
             wan::Link::start(wan::Shape::PASS)?,
             wan::Link::start(wan::Shape::PASS)?,
         );
-        let dir = work.join("resume");
-        let setup = start_setup(bin, path, &dir, Some(&links))?;
-        let resume = resume::run(&setup, &links.0, size, options.reps)?;
-        doc.push_str(&resume.markdown());
+        let mut setup = start_setup(bin, path, &work.join("resume"), Some(&links))?;
+        setup.link = "loopback, through a link that counts";
+        Ok(resume::run(&setup, &links.0, size, options.reps)?.markdown())
+    };
+    let watch = || -> anyhow::Result<String> {
+        let setup = start_setup(bin, path, &work.join("watch"), None)?;
+        Ok(watched::run(&setup, files, 1 << 10, options.reps)?.markdown())
+    };
+    let desktop = || desktop::run(root, path);
+    let sections: [(&str, &dyn Fn() -> anyhow::Result<String>); 3] = [
+        ("resume", &resume),
+        ("watch", &watch),
+        ("desktop", &desktop),
+    ];
+    let (mut doc, mut failed) = (String::new(), 0);
+    for (name, section) in sections {
+        // The desktop test already runs in `cargo xtask test`: --quick leaves it out.
+        let quick_desktop = name == "desktop" && options.quick && options.only.is_empty();
+        if !ferry || !wanted(name) || quick_desktop {
+            continue;
+        }
+        match section() {
+            Ok(text) => doc.push_str(&text),
+            Err(err) => {
+                failed += 1;
+                let _ = writeln!(doc, "### {name}: failed\n\n{err:#}");
+            }
+        }
         doc.push('\n');
-        drop(setup);
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(work.join(name));
     }
-    if ferry && wanted("watch") {
-        let dir = work.join("watch");
-        let setup = start_setup(bin, path, &dir, None)?;
-        let watched = watched::run(&setup, files, 1 << 10, options.reps)?;
-        doc.push_str(&watched.markdown());
-        doc.push('\n');
-        drop(setup);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    eprintln!("{doc}");
-    Ok(doc)
+    (doc, failed)
 }
 
 /// The bench's work folder, removed however the bench ends.

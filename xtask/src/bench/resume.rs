@@ -5,12 +5,13 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::wan::Link;
-use super::{Setup, clients};
+use super::{Process, Setup, clients};
 
 /// Bytes that count as the resumed run sending file bytes (more than its requests without
 /// a body could add up to).
@@ -72,63 +73,82 @@ fn trial(
     size: u64,
 ) -> anyhow::Result<Trial> {
     let before = link.sent();
-    let mut first = ferry(setup, file, data_dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting ferry")?;
+    kill_at_half(setup, link, file, data_dir, size)?;
+    let killed_at = link.sent() - before;
+    let _ = std::process::Command::new("sync").status();
+    let (started_secs, secs) = resumed(setup, link, file, data_dir)?;
+    Ok(Trial {
+        killed_at,
+        resent: (link.sent() - before).saturating_sub(size),
+        started_secs,
+        secs,
+    })
+}
+
+/// The first run, killed with SIGKILL once half of the file went through the link; returns
+/// once what it sent before dying has drained (at most 10 s).
+fn kill_at_half(
+    setup: &Setup,
+    link: &Link,
+    file: &Path,
+    data_dir: &Path,
+    size: u64,
+) -> anyhow::Result<()> {
+    let before = link.sent();
+    let mut first = Process::start(ferry(setup, file, data_dir).stdout(Stdio::null()))?;
     let deadline = Instant::now() + Duration::from_secs(300);
     while link.sent() - before < size / 2 {
-        if first.try_wait()?.is_some() {
-            bail!("the first run ended before half of the file was sent");
+        if first.child().try_wait()?.is_some() {
+            bail!(
+                "the first run ended before half of the file was sent: {}",
+                first.stderr()
+            );
         }
         if Instant::now() > deadline {
-            let _ = first.kill();
             bail!("the first run did not send half of the file in 300 s");
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    first.kill()?; // SIGKILL
-    first.wait()?;
-    let killed_at = link.sent() - before;
-    let _ = std::process::Command::new("sync").status();
+    first.child().kill()?; // SIGKILL
+    first.child().wait()?;
+    // What the killed run had written into its sockets still drains through the link: it
+    // counts as the first run's, not as the second's.
+    let mut last = link.sent();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = link.sent();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(())
+}
 
+/// The second run: how soon it was sending file bytes again, and how long it took, seconds.
+fn resumed(setup: &Setup, link: &Link, file: &Path, data_dir: &Path) -> anyhow::Result<(f64, f64)> {
     let resumed_from = link.sent();
     let started = Instant::now();
-    let mut second = ferry(setup, file, data_dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("starting ferry again")?;
-    let mut started_secs = None;
+    let mut second = Process::start(ferry(setup, file, data_dir).stdout(Stdio::null()))?;
+    let mut sending = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
-        if started_secs.is_none() && link.sent() - resumed_from >= STARTED {
-            started_secs = Some(started.elapsed().as_secs_f64());
+        if sending.is_none() && link.sent() - resumed_from >= STARTED {
+            sending = Some(started.elapsed().as_secs_f64());
         }
-        if let Some(status) = second.try_wait()? {
+        if let Some(status) = second.child().try_wait()? {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = second.kill();
             bail!("the resumed run did not finish in 300 s");
         }
         std::thread::sleep(Duration::from_millis(1));
     };
     let secs = started.elapsed().as_secs_f64();
     if !status.success() {
-        let mut why = String::new();
-        if let Some(mut err) = second.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut err, &mut why);
-        }
-        bail!("the resumed run failed ({status}): {why}");
+        bail!("the resumed run failed ({status}): {}", second.stderr());
     }
-    Ok(Trial {
-        killed_at,
-        resent: (link.sent() - before).saturating_sub(size),
-        started_secs: started_secs.unwrap_or(secs),
-        secs,
-    })
+    Ok((sending.unwrap_or(secs), secs))
 }
 
 fn ferry(setup: &Setup, file: &Path, data_dir: &Path) -> std::process::Command {

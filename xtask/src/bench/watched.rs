@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use super::Setup;
+use super::{Process, Setup};
 
 /// One drop of files into the folder.
 struct Trial {
@@ -40,16 +40,6 @@ struct Moments {
     queued: Option<i64>,
     uploading: Option<i64>,
     confirmed: Option<i64>,
-}
-
-/// The ferry process, killed however the trial ends.
-struct Watcher(Child);
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs `reps` drops of `count` files of `size` bytes.
@@ -77,40 +67,30 @@ pub(crate) fn run(setup: &Setup, count: u64, size: u64, reps: usize) -> anyhow::
 fn trial(setup: &Setup, dir: &Path, count: u64, size: u64) -> anyhow::Result<Trial> {
     let folder = dir.join("folder");
     std::fs::create_dir_all(&folder)?;
-    let mut child = Command::new(setup.bin.join("ferry"))
-        .args(["--json", "watch"])
-        .arg(&folder)
-        .env("FERRY_DATA_DIR", dir.join("data"))
-        .env("FERRY_SERVER", &setup.api)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .env("FERRY_USER", "alice")
-        .env("FERRY_PASSWORD", &setup.password)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ferry watch")?;
-    let (stdout, stderr) = (
-        child.stdout.take().context("stdout")?,
-        child.stderr.take().context("stderr")?,
-    );
-    let _watcher = Watcher(child);
-    // It says "watching" once signed in and watching.
-    let (ready_tx, ready) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = ready_tx.send(line);
-        }
-    });
+    let mut watcher = Process::start(
+        Command::new(setup.bin.join("ferry"))
+            .args(["--json", "watch"])
+            .arg(&folder)
+            .env("FERRY_DATA_DIR", dir.join("data"))
+            .env("FERRY_SERVER", &setup.api)
+            .env("FERRY_MEMORY_KEYCHAIN", "true")
+            .env("FERRY_USER", "alice")
+            .env("FERRY_PASSWORD", &setup.password)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()),
+    )?;
+    // It says "watching" once signed in; the folder's watch is set up a moment later.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
-        match ready.recv_timeout(wait) {
-            Ok(line) if line.starts_with("watching") => break,
-            Ok(_) => {}
-            Err(_) => bail!("ferry watch did not start watching in 30 s"),
+        match watcher.stderr_line(wait) {
+            Some(line) if line.starts_with("watching") => break,
+            Some(_) => {}
+            None => bail!("ferry watch did not start watching in 30 s"),
         }
     }
+    std::thread::sleep(Duration::from_secs(1));
+    let stdout = watcher.child().stdout.take().context("stdout")?;
     let (events_tx, events) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -140,28 +120,20 @@ fn collect(events: &mpsc::Receiver<String>, count: u64) -> anyhow::Result<HashMa
         let Ok(line) = events.recv_timeout(wait) else {
             bail!("{confirmed} of {count} files confirmed after 120 s");
         };
-        if std::env::var_os("BENCH_DEBUG").is_some() {
-            eprintln!("{line}");
-        }
-        let field = |name: &str| -> Option<&str> {
-            let key = format!("\"{name}\":");
-            let rest = line.split(&key).nth(1)?;
-            Some(rest.trim_start_matches('"').split(['"', ',', '}']).next()?)
-        };
-        if field("type") != Some("state") {
-            continue;
-        }
-        let (Some(id), Some(at)) = (
-            field("file_id").and_then(|v| v.parse().ok()),
-            field("at_ms").and_then(|v| v.parse().ok()),
+        let event: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("not JSON: {line}"))?;
+        let (Some("state"), Some(id), Some(at)) = (
+            event["type"].as_str(),
+            event["file_id"].as_i64(),
+            event["at_ms"].as_i64(),
         ) else {
             continue;
         };
         let file = moments.entry(id).or_default();
-        match field("state") {
+        match event["state"].as_str() {
             Some("queued") => file.queued = Some(at),
             Some("uploading") => file.uploading = file.uploading.or(Some(at)),
-            Some("confirmed") => {
+            Some("confirmed") if file.confirmed.is_none() => {
                 file.confirmed = Some(at);
                 confirmed += 1;
             }

@@ -45,6 +45,8 @@ impl Transfer {
             let due = |r: &FileRow| r.next_retry_at.is_none_or(|at| at <= crate::journal::now());
             match self.shared.db(move |j| j.file(id)).await? {
                 Some(now) if now.state == FileState::Uploaded && due(&now) => now,
+                // (A file not due yet is reported as still `uploaded`: the error only ends
+                // this task quietly; the scheduler takes the file again when it is due.)
                 now => {
                     return Err(Error::StateChanged {
                         found: now.map_or("gone", |r| r.state.as_str()),
