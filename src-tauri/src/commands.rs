@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 use time::format_description::well_known::Rfc3339;
 
-use crate::desktop::{Desktop, Settings, SignIn};
+use crate::desktop::{Desktop, SignIn};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
 use crate::queue::{self, QueueItem};
+use crate::settings::Settings;
 use crate::shell;
 use crate::tray::TrayStatus;
 
@@ -355,8 +356,9 @@ pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<Settings> {
 pub(crate) async fn save_settings(
     app: tauri::AppHandle,
     desktop: Shared<'_>,
-    settings: Settings,
+    settings: serde_json::Value,
 ) -> CommandResult<()> {
+    let settings = Settings::from_page(settings)?;
     desktop.save_settings(&settings)?;
     shell::start_at_login(&app, settings.start_at_login)
 }

@@ -1,5 +1,5 @@
-//! The desktop's state around one engine: which server, which keychain, the watched folders and
-//! settings (plain JSON files in the data dir — never secrets), what the user picked, and the
+//! The desktop's state around one engine: which server, which keychain, the settings (a JSON
+//! file in the data dir, never a secret; see `settings`), what the user picked, and the
 //! background tasks.
 
 use std::path::{Path, PathBuf};
@@ -10,57 +10,14 @@ use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
 use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::token_server::TokenServer;
-use ferry_engine::transfer::TransferSettings;
 use ferry_engine::watch::Folder;
 use ferry_engine::{Engine, EngineConfig};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use crate::error::{CommandError, CommandResult};
 use crate::picks::Picks;
-
-/// Upload settings as the Settings screen shows them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Settings {
-    pub(crate) files: usize,
-    pub(crate) parts_in_flight: usize,
-    // "MiB" as the UI spells it; camelCase alone would give `partSizeMib`, which the Settings
-    // screen never read (found by the contract scenario). Files saved that way still load.
-    #[serde(rename = "partSizeMiB", alias = "partSizeMib")]
-    pub(crate) part_size_mib: u64,
-    #[serde(rename = "bandwidthMiBs", alias = "bandwidthMibs")]
-    pub(crate) bandwidth_mibs: Option<u64>,
-    pub(crate) start_at_login: bool,
-    pub(crate) notifications: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            files: 4,
-            parts_in_flight: 16,
-            part_size_mib: 8,
-            bandwidth_mibs: None,
-            start_at_login: false,
-            notifications: true,
-        }
-    }
-}
-
-impl Settings {
-    pub(crate) fn transfer(&self) -> TransferSettings {
-        TransferSettings {
-            // "Files at once" is what people see of big files; small ones go many at once.
-            big_files: self.files.max(1),
-            parts: self.parts_in_flight.max(1),
-            per_file_parts: self.parts_in_flight.max(1),
-            min_part_size: self.part_size_mib.max(5) * 1024 * 1024,
-            bandwidth: self.bandwidth_mibs.map(|m| m * 1024 * 1024),
-            ..TransferSettings::default()
-        }
-    }
-}
+use crate::settings::{self, Settings};
 
 pub(crate) struct Running {
     pub(crate) engine: Arc<Engine>,
@@ -187,40 +144,16 @@ impl Desktop {
         Ok(())
     }
 
-    fn read<T: for<'de> Deserialize<'de> + Default>(&self, name: &str) -> T {
-        std::fs::read_to_string(self.data_dir.join(name))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default()
-    }
-
-    fn write<T: Serialize>(&self, name: &str, value: &T) -> CommandResult<()> {
-        std::fs::create_dir_all(&self.data_dir)
-            .and_then(|()| {
-                std::fs::write(
-                    self.data_dir.join(name),
-                    serde_json::to_vec_pretty(value).unwrap_or_default(),
-                )
-            })
-            .map_err(|e| CommandError::new("io", format!("saving {name}: {e}")))
-    }
-
     pub(crate) fn server(&self) -> String {
         profile::remembered_server(&self.data_dir).unwrap_or_else(|| profile::DEFAULT_SERVER.into())
     }
 
     pub(crate) fn settings(&self) -> Settings {
-        self.read("settings.json")
+        settings::load(&self.data_dir)
     }
 
     pub(crate) fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
-        if settings.files == 0 || settings.parts_in_flight == 0 || settings.part_size_mib < 5 {
-            return Err(CommandError::new(
-                "invalid_settings",
-                "Parts must be at least 5 MiB and limits at least 1.",
-            ));
-        }
-        self.write("settings.json", settings)
+        settings::save(&self.data_dir, settings)
     }
 
     /// Watches a folder the user picked, for the signed-in account (kept by the engine).
@@ -364,7 +297,7 @@ impl Desktop {
         Ok(())
     }
 
-    /// Pauses, resumes (or retries) or cancels the signed-in account's files: `ids`, or all of
+    /// Pauses, resumes, retries (failed ones) or cancels the signed-in account's files: `ids`, or all of
     /// them. Another account's file is `forbidden`: it waits for its owner.
     pub(crate) async fn control(&self, action: &str, ids: Option<Vec<i64>>) -> CommandResult<()> {
         let engine = self.engine().await?;
@@ -377,7 +310,9 @@ impl Desktop {
         let ids = ids.as_deref();
         match action {
             "pause" => engine.transfer().pause(ids).await?,
-            "resume" | "retry" => engine.transfer().resume(ids).await?,
+            "resume" => engine.transfer().resume(ids).await?,
+            // Failed files only: what the user paused stays paused.
+            "retry" => engine.transfer().retry(ids).await?,
             "cancel" => engine.transfer().cancel(ids).await?,
             other => {
                 return Err(CommandError::new(

@@ -9,6 +9,7 @@ mod desktop;
 mod error;
 mod picks;
 mod queue;
+mod settings;
 mod shell;
 mod tray;
 
@@ -27,11 +28,20 @@ fn main() {
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             shell::show(app)
         }))
-        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Where the window was and how big, not whether it was shown: that is for how Ferry
+        // was started (at login: in the tray).
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::all()
+                        .difference(tauri_plugin_window_state::StateFlags::VISIBLE),
+                )
+                .build(),
+        )
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec![shell::HIDDEN]),
         ))
         .plugin(tauri_plugin_notification::init())
         .setup(|app| {
@@ -44,6 +54,10 @@ fn main() {
             app.manage(desktop);
             app.manage(tray);
             tray::build(&handle)?;
+            // The window is created hidden; it shows unless Ferry was started at login.
+            if !shell::started_hidden(std::env::args()) {
+                shell::show(&handle);
+            }
             Ok(())
         })
         .on_window_event(shell::window_event)

@@ -11,6 +11,14 @@ use crate::desktop::Desktop;
 use crate::error::{CommandError, CommandResult};
 use crate::tray::TrayStatus;
 
+/// The argument Ferry is started with at login: it starts in the tray, its window hidden.
+pub(crate) const HIDDEN: &str = "--hidden";
+
+/// Whether these arguments ask Ferry to start in the tray.
+pub(crate) fn started_hidden(mut args: impl Iterator<Item = String>) -> bool {
+    args.any(|a| a == HIDDEN)
+}
+
 /// Shows and focuses the main window.
 pub(crate) fn show(app: &AppHandle) {
     if let Some(window) = app.get_webview_window("main") {
@@ -85,4 +93,22 @@ pub(crate) fn start_at_login(app: &AppHandle, enabled: bool) -> CommandResult<()
         launcher.disable()
     };
     result.map_err(|e| CommandError::new("autostart", format!("start at login: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_at_login_means_started_in_the_tray() {
+        let args = |a: &[&str]| {
+            a.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert!(started_hidden(args(&["ferry-desktop", "--hidden"])));
+        assert!(!started_hidden(args(&["ferry-desktop"])));
+        assert!(!started_hidden(args(&["ferry-desktop", "--hiddenx"])));
+    }
 }

@@ -49,3 +49,38 @@ fn plain_http_to_another_computer_is_refused_before_anything_is_sent() {
     assert!(stderr.contains("[network]"), "{stderr}");
     assert!(started.elapsed().as_secs() < 30, "gives up in bounded time");
 }
+
+/// History names the computer as the OS knows it, not as a `HOSTNAME` variable says (apps
+/// started from a desktop or at login have none, or an inherited one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_names_the_computer_as_the_os_knows_it() {
+    let server = ferry_tests::TestServer::start().await;
+    let password = server.add_user("alice", ferry_protocol::Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("named.txt");
+    std::fs::write(&file, b"from this computer").unwrap();
+    let mut command = Command::new(ferry_bin());
+    command
+        .env("FERRY_DATA_DIR", dir.path().join("data"))
+        .env("FERRY_SERVER", &server.api)
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .env("FERRY_USER", "alice")
+        .env("FERRY_PASSWORD", &password)
+        .env("HOSTNAME", "not-this-computer")
+        .arg("upload")
+        .arg(&file)
+        .stdin(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let uname = Command::new("uname").arg("-n").output().unwrap();
+    let computer = String::from_utf8_lossy(&uname.stdout).trim().to_owned();
+    let page = server.history("alice", &password).await;
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].device.as_deref(), Some(computer.as_str()));
+}

@@ -293,9 +293,60 @@ async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_t
             *seen.entry((file_id, state)).or_default() += 1;
         }
     }
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "states told more than once: {twice:?}");
+    // (A retried upload would say `uploading` again; stored and confirmed happen once.)
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|((_, state), n)| {
+            matches!(state, FileState::Uploaded | FileState::Confirmed) && **n > 1
+        })
+        .collect();
+    assert!(twice.is_empty(), "told more than once: {twice:?}");
     for id in ids {
         assert_eq!(seen.get(&(id, FileState::Confirmed)), Some(&1), "file {id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_failed_files_leaves_the_files_the_user_paused_paused() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let (held, gone) = (dir.path().join("held.txt"), dir.path().join("gone.txt"));
+    std::fs::write(&held, b"paused by the user").unwrap();
+    std::fs::write(&gone, b"removed before its upload").unwrap();
+    let ids = engine.enqueue(&[held.clone(), gone.clone()]).await.unwrap();
+    engine.transfer().pause(Some(&ids[..1])).await.unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let state = |id: i64| engine.journal().file(id).unwrap().unwrap().state;
+    assert_eq!(
+        (state(ids[0]), state(ids[1])),
+        (FileState::Paused, FileState::Failed)
+    );
+
+    std::fs::write(&gone, b"back again").unwrap();
+    engine.transfer().retry(None).await.unwrap();
+    within(60, "the retry", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(
+        state(ids[1]),
+        FileState::Confirmed,
+        "the failed file was tried again"
+    );
+    assert_eq!(
+        state(ids[0]),
+        FileState::Paused,
+        "the paused file stays paused"
+    );
 }

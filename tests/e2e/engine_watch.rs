@@ -434,3 +434,46 @@ async fn a_watched_folder_nested_too_deep_is_reported_not_dropped() {
     );
     assert!(bottom.starts_with(&skipped.path), "{skipped:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_named_another_way_is_the_same_folder() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let folder = dir.path().join("scans");
+    std::fs::create_dir(&folder).unwrap();
+    let link = dir.path().join("scans-link");
+    std::os::unix::fs::symlink(&folder, &link).unwrap();
+    let watch = |path: std::path::PathBuf| Folder {
+        path,
+        prefix: String::new(),
+        excludes: Vec::new(),
+    };
+    engine.add_folder(watch(folder.clone())).await.unwrap();
+    for other in [
+        folder.join("."),
+        link.clone(),
+        dir.path().join("scans/../scans"),
+    ] {
+        let again = engine.add_folder(watch(other.clone())).await;
+        assert_eq!(
+            again.map_err(|e| e.code().to_owned()),
+            Err("duplicate".to_owned()),
+            "{}",
+            other.display()
+        );
+    }
+    assert_eq!(engine.folders().await.unwrap().len(), 1);
+    engine.set_folder_enabled(&link, false).await.unwrap();
+    assert!(!engine.folders().await.unwrap()[0].enabled);
+    engine.remove_folder(&folder.join(".")).await.unwrap();
+    assert!(engine.folders().await.unwrap().is_empty());
+}

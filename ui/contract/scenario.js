@@ -76,6 +76,14 @@ export async function scenario(backend, env) {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, partSizeMiB: 2 });
   });
+  await step("save settings with a bandwidth of 0", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, bandwidthMiBs: 0 });
+  });
+  await step("save settings with a word for a number", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, files: "four" });
+  });
   await step("folders", () => backend.folders());
   await step("watch a folder nobody picked", () => backend.addFolder({ pick: 424242, prefix: "", excludes: [] }));
   await step("queue by an unknown pick", () => backend.enqueue([424242]));
@@ -104,6 +112,8 @@ export async function scenario(backend, env) {
   await step("another account's file after resume all", () => backend.queue(), (q) => ({ rows: rows(q) }));
   await step("sign out of the other account", () => backend.signOut());
   await step("sign in again", () => backend.signIn(signIn()), (u) => ({ name: u.name }));
+  await step("retry failed files", () => backend.control("retry", null));
+  await step("the paused file after retrying failed ones", () => backend.queue(), (q) => ({ rows: rows(q) }));
   await step("resume the paused file", () => backend.control("resume", [file]));
   await step("uploaded", () => until("confirmed", async () => {
     const queue = await backend.queue();

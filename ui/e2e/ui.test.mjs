@@ -13,7 +13,8 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 // The header of the app server's CSV export (crates/ferry-server/src/uploads.rs).
 const SERVER_CSV_HEADER = "id,user,bucket,key,name,size,etag,checksum,device,started_at,completed_at,status,confirmed_by";
-const dist = join(here, "..", "dist");
+// The demo build: the page with its simulated backend (the build the app embeds has none).
+const dist = join(here, "..", "dist-demo");
 const shots = join(here, "..", "..", "docs", "screenshots");
 const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
 let server;
@@ -21,7 +22,7 @@ let browser;
 let base;
 
 before(async () => {
-  assert.ok(existsSync(join(dist, "index.html")), "build the UI first (npm run build)");
+  assert.ok(existsSync(join(dist, "index.html")), "build the demo UI first (npm run build:demo)");
   mkdirSync(shots, { recursive: true });
   server = createServer((req, res) => {
     const path = new URL(req.url, "http://x").pathname;
@@ -254,7 +255,13 @@ test("admins filter history by user, see the chart, and export CSV", async () =>
   const p = await page();
   await signIn(p, "admin", "admin-password");
   await p.getByRole("button", { name: "History" }).click();
-  await p.getByRole("img", { name: "Bytes uploaded per day" }).waitFor();
+  await p.getByRole("img", { name: "Uploads per day" }).waitFor();
+  // Each bar is as tall as the count printed on it (the seeded days have equal counts).
+  const bars = await p.locator("svg.chart rect").evaluateAll((rects) =>
+    rects.map((r, i) => [Number(document.querySelectorAll("svg.chart text.count")[i].textContent), Number(r.getAttribute("height"))]),
+  );
+  const [most, tallest] = bars.reduce((m, b) => (b[0] > m[0] ? b : m), [0, 0]);
+  assert.ok(bars.length > 1 && bars.every(([n, h]) => Math.abs(h - (tallest * n) / most) < 0.01), JSON.stringify(bars));
   await p.screenshot({ path: join(shots, "history-admin.png") });
   await p.getByLabel("User").fill("bob");
   await p.getByRole("button", { name: "Apply" }).click();

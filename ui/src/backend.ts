@@ -229,13 +229,21 @@ function failing(param: string | null): Record<string, number> {
   return out;
 }
 
-/** The desktop app's backend when running inside Tauri, the simulation otherwise. */
+/** The desktop app's backend when running inside Tauri. The simulation (with its demo
+ * accounts) exists only in the demo build (`npm run build:demo`, for the UI tests) and the dev
+ * server: the build the desktop app embeds has none, and says so outside the app. */
 export async function createBackend(): Promise<Backend> {
   const inTauri = typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
   if (inTauri) {
     const { TauriBackend } = await import("./backend/tauri");
     return new TauriBackend();
   }
+  if (import.meta.env.MODE === "demo" || import.meta.env.DEV) return demoBackend();
+  throw new BackendError("no_desktop", "This page is Ferry's window: open it in the Ferry app.");
+}
+
+/** The simulation, set up from the page's address (`?contract`, `?ttl=`, `?failing=`). */
+async function demoBackend(): Promise<Backend> {
   const { MemoryBackend } = await import("./backend/memory");
   const params = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
   const contract = params.has("contract");

@@ -300,8 +300,9 @@ impl Engine {
 
     /// Keeps a folder for the signed-in account and watches it now; `folder_watched_already`
     /// when it is kept already.
-    pub async fn add_folder(&self, folder: Folder) -> Result<()> {
+    pub async fn add_folder(&self, mut folder: Folder) -> Result<()> {
         let owner = self.owner()?;
+        folder.path = folder_path(&folder.path)?;
         let saved = SavedFolder {
             folder: folder.clone(),
             enabled: true,
@@ -326,11 +327,7 @@ impl Engine {
         let saved = self
             .journal
             .blocking(move |j| {
-                let mut saved = j
-                    .folders(&owner)?
-                    .into_iter()
-                    .find(|f| f.folder.path == wanted)
-                    .ok_or_else(|| Error::NoSuchFolder(wanted.display().to_string()))?;
+                let mut saved = kept_folder(j, &owner, &wanted)?;
                 saved.enabled = enabled;
                 j.save_folder(&owner, &saved)?;
                 Ok(saved)
@@ -339,7 +336,7 @@ impl Engine {
         if enabled {
             self.watcher.add(saved.folder)
         } else {
-            self.watcher.remove(path);
+            self.watcher.remove(&saved.folder.path);
             Ok(())
         }
     }
@@ -347,16 +344,16 @@ impl Engine {
     /// Stops watching a folder of the signed-in account and forgets it.
     pub async fn remove_folder(&self, path: &Path) -> Result<()> {
         let (owner, wanted) = (self.owner()?, path.to_owned());
-        self.watcher.remove(path);
-        let removed = self
+        let kept = self
             .journal
-            .blocking(move |j| j.remove_folder(&owner, &wanted))
+            .blocking(move |j| {
+                let kept = kept_folder(j, &owner, &wanted)?;
+                j.remove_folder(&owner, &kept.folder.path)?;
+                Ok(kept)
+            })
             .await?;
-        if removed {
-            Ok(())
-        } else {
-            Err(Error::NoSuchFolder(path.display().to_string()))
-        }
+        self.watcher.remove(&kept.folder.path);
+        Ok(())
     }
 
     /// Watches the signed-in account's kept folders (those turned on), and only those.
@@ -403,4 +400,20 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.transfer.abort_all();
     }
+}
+
+/// A folder's path as it is kept: its real path when it exists (links and `.`/`..`
+/// resolved), so one folder is one entry however it was named; else made absolute.
+fn folder_path(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).or_else(|_| crate::queue::clean_path(path))
+}
+
+/// The kept folder of `owner` named `path` (as listed, or any other name of it).
+fn kept_folder(journal: &Journal, owner: &Owner, path: &Path) -> Result<SavedFolder> {
+    let real = folder_path(path)?;
+    journal
+        .folders(owner)?
+        .into_iter()
+        .find(|f| f.folder.path == path || f.folder.path == real)
+        .ok_or_else(|| Error::NoSuchFolder(path.display().to_string()))
 }

@@ -30,15 +30,20 @@ pub fn keychain_service() -> &'static str {
 }
 
 /// The data dir: `FERRY_DATA_DIR`, else the platform's data dir (`$XDG_DATA_HOME` or
-/// `~/.local/share`) plus the flavour.
+/// `~/.local/share` on Linux, found from the user's account when `HOME` is unset; the roaming
+/// app data on Windows; Application Support on macOS) plus the flavour.
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FERRY_DATA_DIR") {
+    data_dir_from(std::env::var_os("FERRY_DATA_DIR"), dirs::data_dir())
+}
+
+/// [`data_dir`] from what the environment and the platform say. Never a relative path: an app
+/// started by the system (autostart) has a working directory nobody chose.
+fn data_dir_from(chosen: Option<std::ffi::OsString>, platform: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = chosen {
         return dir.into();
     }
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."))
+    platform
+        .unwrap_or_else(|| std::env::temp_dir().join("ferry-data"))
         .join(flavour())
 }
 
@@ -57,15 +62,13 @@ pub fn remember_server(data_dir: &Path, server: &str) -> Result<()> {
         .map_err(Error::io("remembering the server"))
 }
 
-/// This device's name in history: the host name, else `ferry`.
+/// This device's name in history: the computer's name as the OS has it (not `HOSTNAME`,
+/// which apps started from a desktop do not get), else `ferry`.
 pub fn device_name() -> String {
-    std::env::var("HOSTNAME")
+    gethostname::gethostname()
+        .into_string()
         .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
+        .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "ferry".into())
 }
@@ -205,5 +208,20 @@ mod tests {
         ] {
             assert_eq!(code(bad, true), "invalid_server", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_data_dir_is_never_relative_to_where_the_app_was_started() {
+        let platform = PathBuf::from("/home/ana/.local/share");
+        assert_eq!(
+            data_dir_from(None, Some(platform.clone())),
+            platform.join(flavour())
+        );
+        assert_eq!(
+            data_dir_from(Some("/srv/ferry".into()), Some(platform)),
+            PathBuf::from("/srv/ferry")
+        );
+        // No platform data dir (no home at all): still an absolute path.
+        assert!(data_dir_from(None, None).is_absolute());
     }
 }

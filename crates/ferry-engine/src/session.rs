@@ -76,7 +76,8 @@ impl Session {
         Ok(user)
     }
 
-    /// Restores the session kept in the keychain, if it is still valid on the server.
+    /// Restores the session kept in the keychain, if it is still valid on the server — or, when
+    /// the server cannot be reached, if it has not expired.
     pub async fn restore(&self) -> Result<Option<User>> {
         let Some(json) = self.in_keychain(|k, name| k.get(name)).await? else {
             return Ok(None);
@@ -95,6 +96,15 @@ impl Session {
             Err(err) if err.needs_sign_in() => {
                 self.in_keychain(|k, name| k.delete(name)).await?;
                 Ok(None)
+            }
+            // The server cannot be reached (a start before the network is up): the kept session
+            // is taken as it is until the server says otherwise — its first refusal asks for a
+            // sign-in, and uploads wait for the link meanwhile.
+            Err(err) if err.is_transient() && stored.expires_at > OffsetDateTime::now_utc() => {
+                tracing::warn!(error = %err, "the app server cannot be reached; using the kept session");
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some((token, stored.user.clone(), stored.expires_at));
+                Ok(Some(stored.user))
             }
             Err(err) => Err(err),
         }

@@ -411,3 +411,51 @@ async fn batch_answered_after_sign_in(other: &'static str) {
     }
     rig.assert_arrived_once(&engine, &events, &files).await;
 }
+
+/// Started before the network is up (autostart at login): the app server cannot be reached,
+/// so the session kept in the keychain is taken as it is — not as a sign-out — and the queue
+/// goes up once the server answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_later() {
+    use std::sync::Arc;
+
+    use ferry_engine::keychain::{Keychain, MemoryKeychain};
+    use ferry_engine::{Engine, EngineConfig};
+
+    let rig = Rig::start(|_| {}).await;
+    let keychain: Arc<dyn Keychain> = Arc::new(MemoryKeychain::default());
+    let kept = keychain.clone();
+    let (engine, _) = rig.engine(|c| c.keychain = kept).await;
+    engine.close().await;
+    drop(engine);
+
+    let down = rig.api.add(Rule::new(Action::ResetAfter(0)));
+    let engine = Engine::open(EngineConfig {
+        data_dir: rig.dir.path().join("data"),
+        server: rig.api.url(),
+        keychain,
+        events: ferry_engine::events::discard(),
+        transfer: Default::default(),
+        grant: Default::default(),
+        device: "test-device".into(),
+        token_server: None,
+    })
+    .unwrap();
+    let restored = within(60, "the restore", engine.restore()).await;
+    assert!(down.applied() > 0, "the server was tried");
+    assert_eq!(
+        restored
+            .expect("no error while the server is unreachable")
+            .map(|u| u.name),
+        Some("alice".to_owned()),
+        "the kept session is used"
+    );
+
+    let file = rig.file("after-the-outage.bin", 1000, 3);
+    engine.enqueue(std::slice::from_ref(&file.path)).await.unwrap();
+    down.remove();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+}

@@ -380,6 +380,10 @@ export class MemoryBackend implements Backend {
   }
 
   private filtered(query: HistoryQuery): UploadRecord[] {
+    const instant = (value: string, endOfDay: boolean) =>
+      /^\d{4}-\d{2}-\d{2}$/.test(value)
+        ? Date.parse(`${value}T00:00:00Z`) + (endOfDay ? 86_400_000 : 0)
+        : Date.parse(value);
     const me = this.signedIn();
     if (me.role !== "admin" && query.user && query.user !== me.name) {
       throw new BackendError("forbidden", "only admins see other users' uploads");
@@ -389,8 +393,10 @@ export class MemoryBackend implements Backend {
       if (query.user && row.user !== query.user) return false;
       if (query.status && row.status !== query.status) return false;
       if (query.q && !row.key.includes(query.q) && !row.name.includes(query.q)) return false;
-      if (query.since && row.completed_at < query.since) return false;
-      if (query.until && row.completed_at.slice(0, 10) > query.until) return false;
+      // As the server reads them: a bare date is a UTC day, "until" excludes its instant.
+      const done = Date.parse(row.completed_at);
+      if (query.since && done < instant(query.since, false)) return false;
+      if (query.until && done >= instant(query.until, true)) return false;
       return true;
     });
   }
@@ -442,8 +448,14 @@ export class MemoryBackend implements Backend {
   }
 
   async saveSettings(settings: Settings): Promise<void> {
-    if (settings.files < 1 || settings.partsInFlight < 1 || settings.partSizeMiB < 5) {
-      throw new BackendError("invalid_settings", "Parts must be at least 5 MiB and limits at least 1.");
+    // The desktop's rules (src-tauri/src/settings.rs).
+    const whole = (n: unknown, low: number, high: number) =>
+      typeof n === "number" && Number.isInteger(n) && n >= low && n <= high;
+    if (!whole(settings.files, 1, 16)) throw new BackendError("invalid_settings", "Files at once must be between 1 and 16.");
+    if (!whole(settings.partsInFlight, 1, 64)) throw new BackendError("invalid_settings", "Parts in flight must be between 1 and 64.");
+    if (!whole(settings.partSizeMiB, 5, 5120)) throw new BackendError("invalid_settings", "Parts must be between 5 MiB and 5 GiB.");
+    if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, Number.MAX_SAFE_INTEGER)) {
+      throw new BackendError("invalid_settings", "A bandwidth limit must be at least 1 MiB/s (leave it empty for none).");
     }
     this.config = { ...settings };
   }

@@ -99,8 +99,9 @@ export class Uploads {
     return { waitingForOthers: [...waiting].map(([account, files]) => ({ account, files })) };
   }
 
-  /** The engine's transitions (`ferry_engine::transfer`), on `user`'s files only; retry is
-   * resume. Pausing and cancelling keep the last error, resuming clears it. */
+  /** The engine's transitions (`ferry_engine::transfer`), on `user`'s files only; retry takes
+   * failed files only (paused ones stay paused). Pausing and cancelling keep the last error,
+   * resuming clears it. */
   control(user: User, action: Control, ids: number[] | null): void {
     const theirs = this.items.find((i) => ids?.includes(i.id) && i.ownerId !== user.id);
     if (theirs) {
@@ -109,7 +110,7 @@ export class Uploads {
     const from: Record<Control, FileState[]> = {
       pause: ["queued", "uploading", "failed"],
       resume: ["paused", "failed"],
-      retry: ["paused", "failed"],
+      retry: ["failed"],
       cancel: ["queued", "uploading", "paused", "failed"],
     };
     const to: Record<Control, FileState> = { pause: "paused", resume: "queued", retry: "queued", cancel: "cancelled" };

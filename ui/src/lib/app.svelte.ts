@@ -1,7 +1,7 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, SessionStatus } from "../backend";
+import { BackendError, type Backend, type CredentialStatus, type EngineEvent, type Overview, type QueueItem, type SessionStatus } from "../backend";
 import { retryingNow, retryScheduled, type RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
@@ -22,6 +22,10 @@ export class AppState {
   sessionExpired = $state(false);
   /** The last retry announced per file id, until the file moves on (progress or a new state). */
   retries = $state<Record<number, RetryNote>>({});
+  /** Why the start-up session check failed (the window says so, with a way to try again). */
+  startError = $state<string | null>(null);
+  /** Something the user asked for that failed, in words, until dismissed. */
+  notice = $state<string | null>(null);
   /** Other accounts' unfinished files on this computer. */
   waiting = $state<Overview["waitingForOthers"]>([]);
   private stops: (() => void)[] = [];
@@ -33,10 +37,24 @@ export class AppState {
 
   async start(): Promise<void> {
     this.stops.push(this.backend.onEvent((event) => this.handle(event)));
-    const clock = setInterval(() => (this.now = Date.now()), 250);
+    // Countdowns show seconds: once a second is enough, and nothing while the window is
+    // hidden (in the tray) — a window at rest should cost next to no CPU.
+    const clock = setInterval(() => {
+      if (typeof document === "undefined" || !document.hidden) this.now = Date.now();
+    }, 1000);
     this.stops.push(() => clearInterval(clock));
-    this.session = await this.backend.restore();
-    if (this.session.user) await this.reload();
+    await this.check();
+  }
+
+  /** Asks the backend whether a session is kept; a failure is shown, never a blank window. */
+  async check(): Promise<void> {
+    this.startError = null;
+    try {
+      this.session = await this.backend.restore();
+      if (this.session.user) await this.reload();
+    } catch (err) {
+      this.startError = words(err);
+    }
   }
 
   stop(): void {
@@ -115,8 +133,14 @@ export class AppState {
     await this.reload();
   }
 
+  /** Signs out; if the backend could not finish (the keychain, the server), says why and
+   * shows whatever session is left. */
   async signOut(): Promise<void> {
-    await this.backend.signOut();
+    try {
+      await this.backend.signOut();
+    } catch (err) {
+      this.notice = words(err);
+    }
     this.session = await this.backend.restore();
     this.queue = [];
     this.retries = {};
@@ -217,4 +241,9 @@ export class AppState {
     }
     return totals;
   }
+}
+
+/** An error in words for people. */
+export function words(err: unknown): string {
+  return err instanceof BackendError || err instanceof Error ? err.message : String(err);
 }

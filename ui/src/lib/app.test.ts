@@ -31,6 +31,39 @@ const signIn = {
 };
 
 describe("AppState over the memory backend", () => {
+  it("says when the start-up session check fails, and checks again on request", async () => {
+    const b = backend();
+    const restore = b.restore.bind(b);
+    let broken = true;
+    b.restore = async () => {
+      if (broken) throw new BackendError("keychain_unavailable", "The keychain is locked.");
+      return restore();
+    };
+    const app = new AppState(b);
+    await app.start();
+    expect(app.startError).toBe("The keychain is locked.");
+    expect(app.session).toBeNull();
+    broken = false;
+    await app.check();
+    expect(app.startError).toBeNull();
+    expect(app.session?.user).toBeNull();
+    app.stop();
+  });
+
+  it("signs out even when the backend fails to, and says why", async () => {
+    const b = backend();
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.signOut = async () => {
+      throw new BackendError("keychain_unavailable", "The keychain did not answer.");
+    };
+    await app.signOut();
+    expect(app.notice).toBe("The keychain did not answer.");
+    app.stop();
+  });
+
   it("follows a dropped file from queued to confirmed", async () => {
     const b = backend();
     const app = new AppState(b);

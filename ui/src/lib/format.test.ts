@@ -35,5 +35,10 @@ describe("format", () => {
     expect(signInMessage("network", "http://h")).toMatch(/Cannot reach the server at http:\/\/h/);
     expect(signInMessage("rate_limited", "x")).toMatch(/Too many failed attempts/);
     expect(signInMessage("keychain_unavailable", "x")).toMatch(/keychain/);
+    // A code without words of its own: what the backend said, and the code.
+    expect(signInMessage("disk_full", "x", "the disk is full (/home)")).toBe(
+      "Signing in failed: the disk is full (/home) (disk_full)",
+    );
+    expect(signInMessage("internal", "x")).toBe("Signing in failed (internal). Try again.");
   });
 });

@@ -44,8 +44,9 @@ export function percent(sent: number, size: number): number {
   return Math.min(100, Math.max(0, Math.round((sent / size) * 100)));
 }
 
-/** Plain words for an error code on the sign-in screen. */
-export function signInMessage(code: string, server: string): string {
+/** Plain words for an error code on the sign-in screen; for a code it has no words of its own
+ * for, what the backend said (with the code, for support). */
+export function signInMessage(code: string, server: string, said = ""): string {
   switch (code) {
     case "invalid_credentials":
       return "Wrong username or password.";
@@ -60,7 +61,7 @@ export function signInMessage(code: string, server: string): string {
     case "invalid_server":
       return "That is not a server address. Give it as https://host[:port].";
     default:
-      return "Signing in failed. Try again.";
+      return said ? `Signing in failed: ${said} (${code})` : `Signing in failed (${code}). Try again.`;
   }
 }
 

@@ -140,9 +140,25 @@ impl Journal {
     /// the app server found the object missing or different: then it is sent again). The
     /// attempts start again from zero: the user asked. Returns the files moved and where to.
     pub fn resume(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
+        self.restart(owner, ids, "('paused', 'failed')")
+    }
+
+    /// Like [`Journal::resume`], for failed files only: paused ones stay paused (the user
+    /// paused them; "retry" does not undo that).
+    pub fn retry(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
+        self.restart(owner, ids, "('failed')")
+    }
+
+    /// Moves `owner`'s files in one of `states` (an SQL list) back to work.
+    fn restart(
+        &self,
+        owner: &Owner,
+        ids: Option<&[i64]>,
+        states: &'static str,
+    ) -> Result<Vec<(i64, FileState)>> {
         let rows: Vec<FileRow> = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN ('paused', 'failed')"
+                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN {states}"
             ))?;
             stmt.query_map(params![owner.server, owner.user_id], file_from_row)?
                 .collect()

@@ -46,7 +46,7 @@ pub struct TransferSettings {
     pub big_files: usize,
     /// Confirmations of files that finish together go to the app server in one request.
     pub batch_confirmations: bool,
-    /// Parts in flight across all files, at most: the engine starts with a few and widens
+    /// Parts in flight across all files, at most: the engine starts with 8 and widens
     /// towards this while more parts in flight move more bytes (a distant store that caps
     /// each connection).
     pub parts: usize,
@@ -324,11 +324,28 @@ impl Transfer {
             .shared
             .db(move |j| j.resume(&owner, ids.as_deref()))
             .await?;
-        for (id, state) in resumed {
+        self.restarted(resumed);
+        Ok(())
+    }
+
+    /// Tries the signed-in account's failed files again (all when `ids` is `None`); paused
+    /// files stay paused — the user paused them.
+    pub async fn retry(&self, ids: Option<&[i64]>) -> Result<()> {
+        let (owner, ids) = (self.signed_in()?, ids.map(<[i64]>::to_vec));
+        let retried = self
+            .shared
+            .db(move |j| j.retry(&owner, ids.as_deref()))
+            .await?;
+        self.restarted(retried);
+        Ok(())
+    }
+
+    /// Tells of files moved back to work, and wakes the scheduler.
+    fn restarted(&self, moved: Vec<(i64, FileState)>) {
+        for (id, state) in moved {
             self.emit_state(id, state, None);
         }
         self.wake();
-        Ok(())
     }
 
     /// Cancels the signed-in account's files for good and aborts their multipart uploads.

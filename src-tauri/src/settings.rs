@@ -1,0 +1,176 @@
+//! The desktop's upload settings: what the Settings screen shows, what it may be set to, and
+//! `settings.json` in the data dir (never a secret), written whole or not at all. A file that
+//! cannot be read as settings is moved aside, not silently overwritten.
+
+use std::path::Path;
+
+use ferry_engine::transfer::TransferSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CommandError, CommandResult};
+
+const FILE: &str = "settings.json";
+
+/// Upload settings as the Settings screen shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Settings {
+    pub(crate) files: usize,
+    pub(crate) parts_in_flight: usize,
+    // "MiB" as the UI spells it; camelCase alone would give `partSizeMib`, which the Settings
+    // screen never read (found by the contract scenario). Files saved that way still load.
+    #[serde(rename = "partSizeMiB", alias = "partSizeMib")]
+    pub(crate) part_size_mib: u64,
+    #[serde(rename = "bandwidthMiBs", alias = "bandwidthMibs")]
+    pub(crate) bandwidth_mibs: Option<u64>,
+    pub(crate) start_at_login: bool,
+    pub(crate) notifications: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            files: 4,
+            parts_in_flight: 16,
+            part_size_mib: 8,
+            bandwidth_mibs: None,
+            start_at_login: false,
+            notifications: true,
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn transfer(&self) -> TransferSettings {
+        TransferSettings {
+            // "Files at once" is what people see of big files; small ones go many at once.
+            big_files: self.files.max(1),
+            parts: self.parts_in_flight.max(1),
+            per_file_parts: self.parts_in_flight.max(1),
+            min_part_size: self.part_size_mib.max(5) * 1024 * 1024,
+            bandwidth: self.bandwidth_mibs.map(|m| m.max(1) * 1024 * 1024),
+            ..TransferSettings::default()
+        }
+    }
+
+    /// Settings as the page sent them, or `invalid_settings` saying what is wrong: a field
+    /// that is not a number, or a value out of range.
+    pub(crate) fn from_page(value: serde_json::Value) -> CommandResult<Self> {
+        let settings: Self = serde_json::from_value(value).map_err(|err| {
+            CommandError::new(
+                "invalid_settings",
+                format!("The settings could not be read ({err}). Numbers only, please."),
+            )
+        })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> CommandResult<()> {
+        let wrong = |message: &str| Err(CommandError::new("invalid_settings", message));
+        if !(1..=16).contains(&self.files) {
+            return wrong("Files at once must be between 1 and 16.");
+        }
+        if !(1..=64).contains(&self.parts_in_flight) {
+            return wrong("Parts in flight must be between 1 and 64.");
+        }
+        if !(5..=5 * 1024).contains(&self.part_size_mib) {
+            return wrong("Parts must be between 5 MiB and 5 GiB.");
+        }
+        if self.bandwidth_mibs == Some(0) {
+            return wrong("A bandwidth limit must be at least 1 MiB/s (leave it empty for none).");
+        }
+        Ok(())
+    }
+}
+
+/// The settings kept in `dir`; the defaults when there are none. A file that is not settings
+/// (damaged, or written by something else) is kept as `settings.json.damaged` and the defaults
+/// are used.
+pub(crate) fn load(dir: &Path) -> Settings {
+    let path = dir.join(FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Settings::default();
+    };
+    match serde_json::from_str(&text) {
+        Ok(settings) => settings,
+        Err(err) => {
+            tracing::warn!(error = %err, "settings.json is damaged; using the defaults");
+            let _ = std::fs::rename(&path, dir.join(format!("{FILE}.damaged")));
+            Settings::default()
+        }
+    }
+}
+
+/// Keeps `settings` in `dir`: written to a file beside it, then renamed over it, so a crash
+/// leaves the old settings or the new ones, never half of them.
+pub(crate) fn save(dir: &Path, settings: &Settings) -> CommandResult<()> {
+    let failed = |e: std::io::Error| CommandError::new("io", format!("saving the settings: {e}"));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let text = serde_json::to_vec_pretty(settings).unwrap_or_default();
+    let next = dir.join(format!("{FILE}.next"));
+    std::fs::write(&next, text).map_err(failed)?;
+    std::fs::File::open(&next)
+        .and_then(|f| f.sync_all())
+        .map_err(failed)?;
+    std::fs::rename(&next, dir.join(FILE)).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn page(changes: serde_json::Value) -> serde_json::Value {
+        let mut value = serde_json::to_value(Settings::default()).unwrap();
+        for (key, v) in changes.as_object().unwrap() {
+            value[key] = v.clone();
+        }
+        value
+    }
+
+    #[test]
+    fn settings_out_of_range_or_not_numbers_are_refused_with_a_reason() {
+        for bad in [
+            json!({"bandwidthMiBs": 0}),
+            json!({"files": 0}),
+            json!({"partsInFlight": 65}),
+            json!({"partSizeMiB": 4}),
+            json!({"files": "x"}),
+            json!({"bandwidthMiBs": -1}),
+        ] {
+            let err = Settings::from_page(page(bad.clone())).unwrap_err();
+            assert_eq!(err.code(), "invalid_settings", "{bad}");
+        }
+        let fine = Settings::from_page(page(json!({"bandwidthMiBs": 3}))).unwrap();
+        assert_eq!(fine.transfer().bandwidth, Some(3 << 20));
+        assert_eq!(
+            Settings::from_page(page(json!({"bandwidthMiBs": null})))
+                .unwrap()
+                .bandwidth_mibs,
+            None
+        );
+    }
+
+    #[test]
+    fn saved_settings_load_back_and_a_damaged_file_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()), Settings::default(), "none saved yet");
+        let mine = Settings {
+            files: 2,
+            bandwidth_mibs: Some(5),
+            ..Settings::default()
+        };
+        save(dir.path(), &mine).unwrap();
+        assert_eq!(load(dir.path()), mine);
+        assert!(!dir.path().join("settings.json.next").exists());
+
+        std::fs::write(dir.path().join(FILE), b"{\"files\": 2, \"partsIn").unwrap();
+        assert_eq!(load(dir.path()), Settings::default());
+        assert_eq!(
+            std::fs::read(dir.path().join("settings.json.damaged")).unwrap(),
+            b"{\"files\": 2, \"partsIn"
+        );
+    }
+}
