@@ -70,7 +70,8 @@ pub struct FolderStatus {
 
 struct Watched {
     folder: Folder,
-    excludes: GlobSet,
+    /// Shared: every file taken looks it up.
+    excludes: Arc<GlobSet>,
     status: FolderStatus,
     watcher: Option<notify::RecommendedWatcher>,
     /// Which folder on which file system was watched: a folder unmounted (the mount point
@@ -209,7 +210,7 @@ impl Watcher {
         self.remove(&folder.path);
         self.folders().push(Watched {
             folder: folder.clone(),
-            excludes,
+            excludes: Arc::new(excludes),
             status: FolderStatus::default(),
             watcher: None,
             identity: None,
@@ -326,7 +327,7 @@ impl Watcher {
     }
 
     /// The folder a path belongs to, with its relative path.
-    fn owner(&self, path: &Path) -> Option<(Folder, GlobSet, PathBuf)> {
+    fn owner(&self, path: &Path) -> Option<(Folder, Arc<GlobSet>, PathBuf)> {
         self.folders().iter().find_map(|w| {
             let relative = path.strip_prefix(&w.folder.path).ok()?;
             Some((w.folder.clone(), w.excludes.clone(), relative.to_owned()))

@@ -452,7 +452,10 @@ async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_l
     );
 
     let file = rig.file("after-the-outage.bin", 1000, 3);
-    engine.enqueue(std::slice::from_ref(&file.path)).await.unwrap();
+    engine
+        .enqueue(std::slice::from_ref(&file.path))
+        .await
+        .unwrap();
     down.remove();
     let summary = within(120, "the upload", engine.run_until_idle())
         .await
