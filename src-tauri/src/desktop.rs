@@ -128,7 +128,10 @@ impl Desktop {
         Ok(())
     }
 
-    /// Resumes the session kept in the keychain for the remembered server, if it is still good.
+    /// Resumes the session kept in the keychain for the remembered server, if it is still good
+    /// — or, when the server cannot be reached (started before the network), while it has not
+    /// expired. No keychain is not an error here: the sign-in form offers memory only. Other
+    /// failures (the data dir in use, a damaged journal) are the window's to show.
     /// The remembered server passed [`profile::checked_server`] when the user signed in.
     pub(crate) async fn restore(&self) -> CommandResult<()> {
         if self.running.read().await.is_some() {
@@ -136,9 +139,12 @@ impl Desktop {
         }
         let server = self.server();
         let tokens = profile::remembered_token_server(&self.data_dir, &server);
-        if let Ok(engine) = self.open(&server, false, tokens)
-            && engine.restore().await.ok().flatten().is_some()
-        {
+        let engine = match self.open(&server, false, tokens) {
+            Ok(engine) => engine,
+            Err(err) if err.code() == "keychain_unavailable" => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if engine.restore_even_offline().await?.is_some() {
             self.start(engine).await?;
         }
         Ok(())
@@ -204,21 +210,21 @@ impl Desktop {
             return Ok(());
         };
         let old: Vec<Old> = serde_json::from_str(&text).unwrap_or_default();
-        let kept = engine.folders().await?;
         for folder in old {
-            if kept.iter().any(|k| k.folder.path == folder.path) {
-                continue;
-            }
             let path = folder.path.clone();
-            engine
+            let added = engine
                 .add_folder(Folder {
                     path: folder.path,
                     prefix: folder.prefix,
                     excludes: folder.excludes,
                 })
-                .await?;
-            if !folder.enabled {
-                engine.set_folder_enabled(&path, false).await?;
+                .await;
+            match added {
+                Ok(()) if !folder.enabled => engine.set_folder_enabled(&path, false).await?,
+                Ok(()) => {}
+                // Kept already, under this name or another (a link and its target, `a/../a`).
+                Err(ferry_engine::Error::FolderKnown(_)) => {}
+                Err(err) => return Err(err.into()),
             }
         }
         std::fs::rename(&file, self.data_dir.join("folders.json.adopted"))

@@ -32,10 +32,10 @@ fn main() {
         // was started (at login: in the tray).
         .plugin(
             tauri_plugin_window_state::Builder::default()
-                .with_state_flags(
-                    tauri_plugin_window_state::StateFlags::all()
-                        .difference(tauri_plugin_window_state::StateFlags::VISIBLE),
-                )
+                .with_state_flags(tauri_plugin_window_state::StateFlags::all().difference(
+                    tauri_plugin_window_state::StateFlags::VISIBLE
+                        | tauri_plugin_window_state::StateFlags::MAXIMIZED,
+                ))
                 .build(),
         )
         .plugin(tauri_plugin_dialog::init())
@@ -51,11 +51,17 @@ fn main() {
                 ferry_engine::profile::data_dir(),
                 shell::event_sink(handle.clone(), tray.clone()),
             ));
+            // An entry written by an earlier version may lack --hidden: written again.
+            if desktop.settings().start_at_login
+                && let Err(err) = shell::start_at_login(&handle, true)
+            {
+                tracing::warn!(code = %err.code(), "could not renew the start-at-login entry");
+            }
             app.manage(desktop);
             app.manage(tray);
             tray::build(&handle)?;
             // The window is created hidden; it shows unless Ferry was started at login.
-            if !shell::started_hidden(std::env::args()) {
+            if !shell::started_hidden(std::env::args_os()) {
                 shell::show(&handle);
             }
             Ok(())

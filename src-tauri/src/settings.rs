@@ -11,9 +11,13 @@ use crate::error::{CommandError, CommandResult};
 
 const FILE: &str = "settings.json";
 
-/// Upload settings as the Settings screen shows them.
+/// The highest bandwidth limit, MiB/s (100 GiB/s: no link is faster).
+const MAX_BANDWIDTH_MIBS: u64 = 100 * 1024;
+
+/// Upload settings as the Settings screen shows them. A field missing from a saved file (one
+/// written by another version) takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub(crate) struct Settings {
     pub(crate) files: usize,
     pub(crate) parts_in_flight: usize,
@@ -48,7 +52,9 @@ impl Settings {
             parts: self.parts_in_flight.max(1),
             per_file_parts: self.parts_in_flight.max(1),
             min_part_size: self.part_size_mib.max(5) * 1024 * 1024,
-            bandwidth: self.bandwidth_mibs.map(|m| m.max(1) * 1024 * 1024),
+            bandwidth: self
+                .bandwidth_mibs
+                .map(|m| m.clamp(1, MAX_BANDWIDTH_MIBS) * 1024 * 1024),
             ..TransferSettings::default()
         }
     }
@@ -77,8 +83,13 @@ impl Settings {
         if !(5..=5 * 1024).contains(&self.part_size_mib) {
             return wrong("Parts must be between 5 MiB and 5 GiB.");
         }
-        if self.bandwidth_mibs == Some(0) {
-            return wrong("A bandwidth limit must be at least 1 MiB/s (leave it empty for none).");
+        if self
+            .bandwidth_mibs
+            .is_some_and(|m| !(1..=MAX_BANDWIDTH_MIBS).contains(&m))
+        {
+            return wrong(
+                "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).",
+            );
         }
         Ok(())
     }
@@ -92,7 +103,12 @@ pub(crate) fn load(dir: &Path) -> Settings {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Settings::default();
     };
-    match serde_json::from_str(&text) {
+    match serde_json::from_str::<Settings>(&text) {
+        // Edited by hand out of range: the defaults, the file left as it is.
+        Ok(settings) if settings.check().is_err() => {
+            tracing::warn!("settings.json holds values out of range; using the defaults");
+            Settings::default()
+        }
         Ok(settings) => settings,
         Err(err) => {
             tracing::warn!(error = %err, "settings.json is damaged; using the defaults");
@@ -139,6 +155,7 @@ mod tests {
             json!({"partSizeMiB": 4}),
             json!({"files": "x"}),
             json!({"bandwidthMiBs": -1}),
+            json!({"bandwidthMiBs": 20_000_000_000_000u64}),
         ] {
             let err = Settings::from_page(page(bad.clone())).unwrap_err();
             assert_eq!(err.code(), "invalid_settings", "{bad}");
@@ -165,6 +182,20 @@ mod tests {
         save(dir.path(), &mine).unwrap();
         assert_eq!(load(dir.path()), mine);
         assert!(!dir.path().join("settings.json.next").exists());
+
+        // Written by another version: what it lacks takes the default.
+        std::fs::write(dir.path().join(FILE), b"{\"files\": 2}").unwrap();
+        assert_eq!(
+            load(dir.path()),
+            Settings {
+                files: 2,
+                ..Settings::default()
+            }
+        );
+        // Out of range (edited by hand): the defaults, the file untouched.
+        std::fs::write(dir.path().join(FILE), b"{\"partsInFlight\": 1000}").unwrap();
+        assert_eq!(load(dir.path()), Settings::default());
+        assert!(dir.path().join(FILE).exists());
 
         std::fs::write(dir.path().join(FILE), b"{\"files\": 2, \"partsIn").unwrap();
         assert_eq!(load(dir.path()), Settings::default());

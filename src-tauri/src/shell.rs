@@ -15,7 +15,7 @@ use crate::tray::TrayStatus;
 pub(crate) const HIDDEN: &str = "--hidden";
 
 /// Whether these arguments ask Ferry to start in the tray.
-pub(crate) fn started_hidden(mut args: impl Iterator<Item = String>) -> bool {
+pub(crate) fn started_hidden(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     args.any(|a| a == HIDDEN)
 }
 
@@ -103,7 +103,7 @@ mod tests {
     fn started_at_login_means_started_in_the_tray() {
         let args = |a: &[&str]| {
             a.iter()
-                .map(|s| s.to_string())
+                .map(std::ffi::OsString::from)
                 .collect::<Vec<_>>()
                 .into_iter()
         };

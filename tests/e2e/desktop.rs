@@ -240,8 +240,8 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     drop(driver);
 }
 
-/// An admin's history: everyone's uploads and the chart per day, whose bars are as tall as
-/// the counts printed on them.
+/// An admin's history in the real window: everyone's uploads and the chart per day (its
+/// bars' heights are checked in the UI tests, over several days of history).
 async fn admin_history(driver: &Driver, server: &TestServer) {
     let password = server.add_user("carol", Role::Admin);
     driver.click_text("Sign out").await;
@@ -249,23 +249,6 @@ async fn admin_history(driver: &Driver, server: &TestServer) {
     driver.sign_in_as(&server.api, "carol", &password).await;
     driver.click_text("History").await;
     driver.wait_for("svg.chart rect", 30).await;
-    let bars = driver
-        .script(
-            "return [...document.querySelectorAll('svg.chart rect')].map((r, i) =>              [Number(document.querySelectorAll('svg.chart text.count')[i].textContent),               Number(r.getAttribute('height'))]);",
-            json!([]),
-        )
-        .await;
-    let bars: Vec<(f64, f64)> = serde_json::from_value(bars).unwrap();
-    let (most_count, most_height) = bars.iter().fold(
-        (0.0, 0.0),
-        |m: (f64, f64), b| if b.0 > m.0 { *b } else { m },
-    );
-    for (count, height) in &bars {
-        assert!(
-            (height - most_height * count / most_count).abs() < 0.01,
-            "bars follow their counts: {bars:?}"
-        );
-    }
     driver.screenshot("history-admin").await;
 }
 

@@ -288,12 +288,25 @@ async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_t
         .unwrap();
     assert_eq!(summary.confirmed, ids.len() as u64, "{summary:?}");
     let mut seen = std::collections::HashMap::<(i64, FileState), usize>::new();
+    let mut retried = std::collections::HashMap::<i64, usize>::new();
     for event in events.events() {
-        if let Event::State { file_id, state, .. } = event {
-            *seen.entry((file_id, state)).or_default() += 1;
+        match event {
+            Event::State { file_id, state, .. } => *seen.entry((file_id, state)).or_default() += 1,
+            Event::Retrying {
+                file_id: Some(id), ..
+            } => *retried.entry(id).or_default() += 1,
+            _ => {}
         }
     }
-    // (A retried upload would say `uploading` again; stored and confirmed happen once.)
+    // Started once, plus once per retry of the whole file; stored and confirmed once.
+    for &id in &ids {
+        let starts = seen.get(&(id, FileState::Uploading)).copied().unwrap_or(0);
+        let retries = retried.get(&id).copied().unwrap_or(0);
+        assert!(
+            (1..=1 + retries).contains(&starts),
+            "file {id} started {starts} times with {retries} retries"
+        );
+    }
     let twice: Vec<_> = seen
         .iter()
         .filter(|((_, state), n)| {

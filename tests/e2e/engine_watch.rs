@@ -458,11 +458,8 @@ async fn a_folder_named_another_way_is_the_same_folder() {
         excludes: Vec::new(),
     };
     engine.add_folder(watch(folder.clone())).await.unwrap();
-    for other in [
-        folder.join("."),
-        link.clone(),
-        dir.path().join("scans/../scans"),
-    ] {
+    // (`Path` already takes `scans/.` for `scans`: these names are the file system's to tell.)
+    for other in [link.clone(), dir.path().join("scans/../scans")] {
         let again = engine.add_folder(watch(other.clone())).await;
         assert_eq!(
             again.map_err(|e| e.code().to_owned()),
@@ -474,6 +471,9 @@ async fn a_folder_named_another_way_is_the_same_folder() {
     assert_eq!(engine.folders().await.unwrap().len(), 1);
     engine.set_folder_enabled(&link, false).await.unwrap();
     assert!(!engine.folders().await.unwrap()[0].enabled);
-    engine.remove_folder(&folder.join(".")).await.unwrap();
+    engine
+        .remove_folder(&dir.path().join("scans-link/../scans"))
+        .await
+        .unwrap();
     assert!(engine.folders().await.unwrap().is_empty());
 }

@@ -263,7 +263,17 @@ test("admins filter history by user, see the chart, and export CSV", async () =>
   const [most, tallest] = bars.reduce((m, b) => (b[0] > m[0] ? b : m), [0, 0]);
   assert.ok(bars.length > 1 && bars.every(([n, h]) => Math.abs(h - (tallest * n) / most) < 0.01), JSON.stringify(bars));
   await p.screenshot({ path: join(shots, "history-admin.png") });
+  // Typing a filter asks the backend nothing; Apply does.
+  await p.evaluate(() => {
+    const backend = window.__ferry.backend;
+    const history = backend.history.bind(backend);
+    window.__asked = 0;
+    backend.history = (query) => (window.__asked++, history(query));
+  });
   await p.getByLabel("User").fill("bob");
+  await p.getByLabel("Search").pressSequentially("xls");
+  await p.getByLabel("Search").fill("");
+  assert.equal(await p.evaluate(() => window.__asked), 0);
   await p.getByRole("button", { name: "Apply" }).click();
   await p.waitForFunction(() => [...document.querySelectorAll('[data-testid="history-row"] td:first-child')].every((td) => td.textContent === "bob"));
   const users = await p.locator('[data-testid="history-row"] td:first-child').allInnerTexts();

@@ -3,6 +3,7 @@ import "./app.css";
 import App from "./App.svelte";
 import { createBackend } from "./backend";
 import { AppState } from "./lib/app.svelte";
+import { words } from "./lib/format";
 
 const target = document.getElementById("app");
 let backend;
@@ -17,4 +18,4 @@ const state = new AppState(backend);
 Object.assign(window, { __ferry: { backend } });
 // The window shows at once ("Checking your sign-in…"), then what the check found.
 if (target) mount(App, { target, props: { app: state } });
-void state.start();
+state.start().catch((err: unknown) => (state.startError = words(err)));

@@ -443,7 +443,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         command => {
-            if engine.restore().await?.is_none() {
+            // `watch` stays running: started before the network, it keeps the session it has
+            // and uploads once the server answers. A one-off command says the server is gone.
+            let restored = match command {
+                Command::Watch { .. } => engine.restore_even_offline().await?,
+                _ => engine.restore().await?,
+            };
+            if restored.is_none() {
                 match (std::env::var("FERRY_USER"), cli.memory_keychain) {
                     (Ok(user), _) => {
                         engine

@@ -19,7 +19,7 @@ use crate::journal::{FileRow, FileState, Journal, Owner, SavedFolder};
 use crate::keychain::Keychain;
 use crate::queue::{Intake, Intent};
 use crate::secret::Secret;
-use crate::session::Session;
+use crate::session::{Offline, Session};
 use crate::storage::Storage;
 use crate::transfer::{Summary, Transfer, TransferSettings};
 use crate::watch::Folder;
@@ -213,9 +213,17 @@ impl Engine {
         user
     }
 
-    /// Restores the session from the keychain.
+    /// Restores the session from the keychain (failing when the app server cannot be
+    /// reached).
     pub async fn restore(&self) -> Result<Option<User>> {
-        self.session.restore().await
+        self.session.restore(Offline::Fail).await
+    }
+
+    /// Restores the session from the keychain for an app that stays open: when the app server
+    /// cannot be reached (started before the network is up), the kept session is taken while it
+    /// has not expired, and the queue goes up once the server answers.
+    pub async fn restore_even_offline(&self) -> Result<Option<User>> {
+        self.session.restore(Offline::Keep).await
     }
 
     /// Stops this account's uploads, forgets its storage credentials and signs out; nothing
@@ -300,25 +308,27 @@ impl Engine {
 
     /// Keeps a folder for the signed-in account and watches it now; `folder_watched_already`
     /// when it is kept already.
-    pub async fn add_folder(&self, mut folder: Folder) -> Result<()> {
+    pub async fn add_folder(&self, folder: Folder) -> Result<()> {
         let owner = self.owner()?;
-        folder.path = folder_path(&folder.path)?;
-        let saved = SavedFolder {
-            folder: folder.clone(),
-            enabled: true,
-        };
-        self.journal
+        // Resolving the path reads the file system (a slow mount waits): on a blocking thread.
+        let saved = self
+            .journal
             .blocking(move |j| {
-                if j.folders(&owner)?
-                    .iter()
-                    .any(|f| f.folder.path == saved.folder.path)
-                {
+                let saved = SavedFolder {
+                    folder: Folder {
+                        path: folder_path(&folder.path)?,
+                        ..folder
+                    },
+                    enabled: true,
+                };
+                if kept_folder(j, &owner, &saved.folder.path).is_ok() {
                     return Err(Error::FolderKnown(saved.folder.path.display().to_string()));
                 }
-                j.save_folder(&owner, &saved)
+                j.save_folder(&owner, &saved)?;
+                Ok(saved)
             })
             .await?;
-        self.watcher.add(folder)
+        self.watcher.add(saved.folder)
     }
 
     /// Turns watching a kept folder of the signed-in account on or off.
@@ -405,15 +415,21 @@ impl Drop for Engine {
 /// A folder's path as it is kept: its real path when it exists (links and `.`/`..`
 /// resolved), so one folder is one entry however it was named; else made absolute.
 fn folder_path(path: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(path).or_else(|_| crate::queue::clean_path(path))
+    // `dunce`: on Windows the real path without the `\\?\` prefix people would see.
+    dunce::canonicalize(path).or_else(|_| crate::queue::clean_path(path))
 }
 
-/// The kept folder of `owner` named `path` (as listed, or any other name of it).
+/// The kept folder of `owner` named `path` (as listed, or any other name of it — also for
+/// folders kept under another name before paths were resolved).
 fn kept_folder(journal: &Journal, owner: &Owner, path: &Path) -> Result<SavedFolder> {
     let real = folder_path(path)?;
     journal
         .folders(owner)?
         .into_iter()
-        .find(|f| f.folder.path == path || f.folder.path == real)
+        .find(|f| {
+            f.folder.path == path
+                || f.folder.path == real
+                || folder_path(&f.folder.path).is_ok_and(|kept| kept == real)
+        })
         .ok_or_else(|| Error::NoSuchFolder(path.display().to_string()))
 }

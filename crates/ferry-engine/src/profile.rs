@@ -31,16 +31,34 @@ pub fn keychain_service() -> &'static str {
 
 /// The data dir: `FERRY_DATA_DIR`, else the platform's data dir (`$XDG_DATA_HOME` or
 /// `~/.local/share` on Linux, found from the user's account when `HOME` is unset; the roaming
-/// app data on Windows; Application Support on macOS) plus the flavour.
+/// app data on Windows; Application Support on macOS) plus the flavour — unless an earlier
+/// version's data dir (`$XDG_DATA_HOME` or `~/.local/share` everywhere) is there: it stays in use.
 pub fn data_dir() -> PathBuf {
-    data_dir_from(std::env::var_os("FERRY_DATA_DIR"), dirs::data_dir())
+    let earlier = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    data_dir_from(
+        std::env::var_os("FERRY_DATA_DIR"),
+        dirs::data_dir(),
+        earlier,
+    )
 }
 
 /// [`data_dir`] from what the environment and the platform say. Never a relative path: an app
 /// started by the system (autostart) has a working directory nobody chose.
-fn data_dir_from(chosen: Option<std::ffi::OsString>, platform: Option<PathBuf>) -> PathBuf {
+fn data_dir_from(
+    chosen: Option<std::ffi::OsString>,
+    platform: Option<PathBuf>,
+    earlier: Option<PathBuf>,
+) -> PathBuf {
     if let Some(dir) = chosen {
         return dir.into();
+    }
+    if let Some(kept) = earlier
+        .map(|base| base.join(flavour()))
+        .filter(|d| d.is_dir())
+    {
+        return kept;
     }
     platform
         .unwrap_or_else(|| std::env::temp_dir().join("ferry-data"))
@@ -212,16 +230,24 @@ mod tests {
 
     #[test]
     fn the_data_dir_is_never_relative_to_where_the_app_was_started() {
-        let platform = PathBuf::from("/home/ana/.local/share");
+        let platform = PathBuf::from("/home/ana/Library/Application Support");
+        let earlier = tempfile::tempdir().unwrap();
         assert_eq!(
-            data_dir_from(None, Some(platform.clone())),
-            platform.join(flavour())
+            data_dir_from(None, Some(platform.clone()), Some(earlier.path().into())),
+            platform.join(flavour()),
+            "nothing kept earlier"
+        );
+        std::fs::create_dir(earlier.path().join(flavour())).unwrap();
+        assert_eq!(
+            data_dir_from(None, Some(platform.clone()), Some(earlier.path().into())),
+            earlier.path().join(flavour()),
+            "an earlier version's data dir stays in use"
         );
         assert_eq!(
-            data_dir_from(Some("/srv/ferry".into()), Some(platform)),
+            data_dir_from(Some("/srv/ferry".into()), Some(platform), None),
             PathBuf::from("/srv/ferry")
         );
         // No platform data dir (no home at all): still an absolute path.
-        assert!(data_dir_from(None, None).is_absolute());
+        assert!(data_dir_from(None, None, None).is_absolute());
     }
 }

@@ -22,6 +22,16 @@ struct Stored {
     user: User,
 }
 
+/// What restoring a kept session does when the app server cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offline {
+    /// Fail with the network error (a command that is run once and should say so).
+    Fail,
+    /// Take the kept session while it has not expired; the server's first refusal asks for a
+    /// sign-in (an app started at login, before the network).
+    Keep,
+}
+
 /// The signed-in state of one app server.
 pub struct Session {
     api: ApiClient,
@@ -76,9 +86,10 @@ impl Session {
         Ok(user)
     }
 
-    /// Restores the session kept in the keychain, if it is still valid on the server — or, when
-    /// the server cannot be reached, if it has not expired.
-    pub async fn restore(&self) -> Result<Option<User>> {
+    /// Restores the session kept in the keychain, if it is still valid on the server. When the
+    /// server cannot be reached, `offline` says what to do: fail (a one-off command), or take
+    /// the kept session while it has not expired (an app started before the network is up).
+    pub async fn restore(&self, offline: Offline) -> Result<Option<User>> {
         let Some(json) = self.in_keychain(|k, name| k.get(name)).await? else {
             return Ok(None);
         };
@@ -100,7 +111,11 @@ impl Session {
             // The server cannot be reached (a start before the network is up): the kept session
             // is taken as it is until the server says otherwise — its first refusal asks for a
             // sign-in, and uploads wait for the link meanwhile.
-            Err(err) if err.is_transient() && stored.expires_at > OffsetDateTime::now_utc() => {
+            Err(err)
+                if offline == Offline::Keep
+                    && err.is_transient()
+                    && stored.expires_at > OffsetDateTime::now_utc() =>
+            {
                 tracing::warn!(error = %err, "the app server cannot be reached; using the kept session");
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
                     Some((token, stored.user.clone(), stored.expires_at));

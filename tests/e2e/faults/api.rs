@@ -412,25 +412,12 @@ async fn batch_answered_after_sign_in(other: &'static str) {
     rig.assert_arrived_once(&engine, &events, &files).await;
 }
 
-/// Started before the network is up (autostart at login): the app server cannot be reached,
-/// so the session kept in the keychain is taken as it is — not as a sign-out — and the queue
-/// goes up once the server answers again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_later() {
-    use std::sync::Arc;
-
-    use ferry_engine::keychain::{Keychain, MemoryKeychain};
-    use ferry_engine::{Engine, EngineConfig};
-
-    let rig = Rig::start(|_| {}).await;
-    let keychain: Arc<dyn Keychain> = Arc::new(MemoryKeychain::default());
-    let kept = keychain.clone();
-    let (engine, _) = rig.engine(|c| c.keychain = kept).await;
-    engine.close().await;
-    drop(engine);
-
-    let down = rig.api.add(Rule::new(Action::ResetAfter(0)));
-    let engine = Engine::open(EngineConfig {
+/// An engine on `rig`'s data dir and API proxy with `keychain` (holding a kept session).
+fn engine_on(
+    rig: &Rig,
+    keychain: std::sync::Arc<dyn ferry_engine::keychain::Keychain>,
+) -> ferry_engine::Engine {
+    ferry_engine::Engine::open(ferry_engine::EngineConfig {
         data_dir: rig.dir.path().join("data"),
         server: rig.api.url(),
         keychain,
@@ -440,9 +427,36 @@ async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_l
         device: "test-device".into(),
         token_server: None,
     })
-    .unwrap();
-    let restored = within(60, "the restore", engine.restore()).await;
-    assert!(down.applied() > 0, "the server was tried");
+    .unwrap()
+}
+
+/// Signs alice in on `rig` and closes that engine: her session is kept in the keychain it
+/// returns.
+async fn kept_session(rig: &Rig) -> std::sync::Arc<dyn ferry_engine::keychain::Keychain> {
+    let keychain: std::sync::Arc<dyn ferry_engine::keychain::Keychain> =
+        std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default());
+    let kept = keychain.clone();
+    let (engine, _) = rig.engine(|c| c.keychain = kept).await;
+    engine.close().await;
+    keychain
+}
+
+/// Started before the network is up (autostart at login): the app server cannot be reached,
+/// so the session kept in the keychain is taken as it is — not as a sign-out — and the queue
+/// waits, then goes up once the server answers again. A one-off restore says the server is
+/// unreachable instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_later() {
+    let rig = Rig::start(|_| {}).await;
+    let keychain = kept_session(&rig).await;
+    let down = rig.api.add(Rule::new(Action::ResetAfter(0)));
+    let engine = engine_on(&rig, keychain);
+    let once = within(60, "a one-off restore", engine.restore()).await;
+    assert_eq!(
+        once.map_err(|e| e.code().to_owned()).err().as_deref(),
+        Some("network")
+    );
+    let restored = within(60, "the restore", engine.restore_even_offline()).await;
     assert_eq!(
         restored
             .expect("no error while the server is unreachable")
@@ -456,9 +470,37 @@ async fn a_start_while_the_server_is_unreachable_keeps_the_session_and_uploads_l
         .enqueue(std::slice::from_ref(&file.path))
         .await
         .unwrap();
+    let run = tokio::spawn(async move {
+        let summary = within(180, "the upload", engine.run_until_idle()).await;
+        (engine, summary)
+    });
+    // The queue tries the server (for a grant) and waits while it is down.
+    let tried = down.applied();
+    within(60, "another try", async {
+        while down.applied() < tried + 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(!run.is_finished(), "the queue waits for the server");
     down.remove();
-    let summary = within(120, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
-    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    let (_engine, summary) = run.await.unwrap();
+    assert_eq!(summary.unwrap().confirmed, 1);
+}
+
+/// Offline, a kept session that has expired is not taken: the restore says the server cannot
+/// be reached (the window offers "Try again"), and nobody is signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_kept_session_is_not_taken_while_the_server_is_unreachable() {
+    let rig = Rig::start(|o| o.session_ttl = Duration::from_secs(2)).await;
+    let keychain = kept_session(&rig).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _down = rig.api.add(Rule::new(Action::ResetAfter(0)));
+    let engine = engine_on(&rig, keychain);
+    let restored = within(60, "the restore", engine.restore_even_offline()).await;
+    assert_eq!(
+        restored.map_err(|e| e.code().to_owned()),
+        Err("network".to_owned())
+    );
+    assert!(engine.session().user().is_none(), "nobody is signed in");
 }

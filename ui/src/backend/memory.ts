@@ -454,8 +454,8 @@ export class MemoryBackend implements Backend {
     if (!whole(settings.files, 1, 16)) throw new BackendError("invalid_settings", "Files at once must be between 1 and 16.");
     if (!whole(settings.partsInFlight, 1, 64)) throw new BackendError("invalid_settings", "Parts in flight must be between 1 and 64.");
     if (!whole(settings.partSizeMiB, 5, 5120)) throw new BackendError("invalid_settings", "Parts must be between 5 MiB and 5 GiB.");
-    if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, Number.MAX_SAFE_INTEGER)) {
-      throw new BackendError("invalid_settings", "A bandwidth limit must be at least 1 MiB/s (leave it empty for none).");
+    if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, 102_400)) {
+      throw new BackendError("invalid_settings", "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).");
     }
     this.config = { ...settings };
   }

@@ -1,7 +1,8 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import { BackendError, type Backend, type CredentialStatus, type EngineEvent, type Overview, type QueueItem, type SessionStatus } from "../backend";
+import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, SessionStatus } from "../backend";
+import { words } from "./format";
 import { retryingNow, retryScheduled, type RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
@@ -241,9 +242,4 @@ export class AppState {
     }
     return totals;
   }
-}
-
-/** An error in words for people. */
-export function words(err: unknown): string {
-  return err instanceof BackendError || err instanceof Error ? err.message : String(err);
 }

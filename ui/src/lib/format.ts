@@ -76,3 +76,8 @@ export function confirmedBy(by: "client" | "store" | "provider"): string {
       return "store's record";
   }
 }
+
+/** An error in words for people: the backend's sentence, or what was thrown. */
+export function words(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

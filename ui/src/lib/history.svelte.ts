@@ -3,7 +3,7 @@
 // back late is dropped.
 
 import { BackendError, type Backend, type DayStats, type HistoryQuery, type UploadRecord } from "../backend";
-import { words } from "./app.svelte";
+import { words } from "./format";
 
 export interface Filters {
   q: string;
@@ -71,42 +71,44 @@ export class HistoryView {
   /** Requests made; only the answer to the last is shown. */
   private asked = 0;
 
+  /** `backend` and `admin` are read when asked (the screen's props may change). */
   constructor(
-    readonly backend: Backend,
+    readonly backend: () => Backend,
     readonly admin: () => boolean,
   ) {}
 
   /** Takes the filters as typed and reads their first page. */
   apply(): Promise<void> {
     this.applied = { ...this.filters };
-    this.cursors = [];
-    return this.load();
+    return this.load(undefined, []);
   }
 
   nextPage(): Promise<void> {
     if (!this.next) return Promise.resolve();
-    this.cursors = [...this.cursors, this.next];
-    return this.load(this.next);
+    return this.load(this.next, [...this.cursors, this.next]);
   }
 
   previousPage(): Promise<void> {
-    this.cursors = this.cursors.slice(0, -1);
-    return this.load(this.cursors[this.cursors.length - 1]);
+    const before = this.cursors.slice(0, -1);
+    return this.load(before[before.length - 1], before);
   }
 
   /** The applied filters' rows as CSV (admins). */
   csv(): Promise<string> {
-    return this.backend.historyCsv(toQuery(this.applied));
+    return this.backend().historyCsv(toQuery(this.applied));
   }
 
-  private async load(cursor?: string): Promise<void> {
+  /** Reads the page at `cursor`; the pager moves to `cursors` (the pages before it) only
+   * when this answer is the one shown. */
+  private async load(cursor: string | undefined, cursors: string[]): Promise<void> {
     const ask = ++this.asked;
     const filters = this.applied;
     try {
-      const page = await this.backend.history(toQuery(filters, cursor));
-      const stats = this.admin() ? await this.backend.stats(toQuery(filters)) : [];
+      const page = await this.backend().history(toQuery(filters, cursor));
+      const stats = this.admin() ? await this.backend().stats(toQuery(filters)) : [];
       if (ask !== this.asked) return;
       this.rows = page.items;
+      this.cursors = cursors;
       this.next = page.next_cursor;
       this.stats = stats;
       this.error = null;

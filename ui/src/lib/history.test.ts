@@ -39,7 +39,7 @@ describe("the History screen's state", () => {
       }
       return page;
     };
-    const view = new HistoryView(b, () => false);
+    const view = new HistoryView(() => b, () => false);
     const first = view.apply();
     view.filters.q = "s";
     view.filters.q = "sc";

@@ -140,25 +140,27 @@ impl Journal {
     /// the app server found the object missing or different: then it is sent again). The
     /// attempts start again from zero: the user asked. Returns the files moved and where to.
     pub fn resume(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
-        self.restart(owner, ids, "('paused', 'failed')")
+        self.restart(owner, ids, &[FileState::Paused, FileState::Failed])
     }
 
     /// Like [`Journal::resume`], for failed files only: paused ones stay paused (the user
     /// paused them; "retry" does not undo that).
     pub fn retry(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
-        self.restart(owner, ids, "('failed')")
+        self.restart(owner, ids, &[FileState::Failed])
     }
 
-    /// Moves `owner`'s files in one of `states` (an SQL list) back to work.
+    /// Moves `owner`'s files in one of `states` back to work.
     fn restart(
         &self,
         owner: &Owner,
         ids: Option<&[i64]>,
-        states: &'static str,
+        states: &[FileState],
     ) -> Result<Vec<(i64, FileState)>> {
+        let states: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let rows: Vec<FileRow> = self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN {states}"
+                "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state IN ({})",
+                states.join(", ")
             ))?;
             stmt.query_map(params![owner.server, owner.user_id], file_from_row)?
                 .collect()
