@@ -170,8 +170,6 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     std::fs::create_dir_all(&home).unwrap();
     let driver = Driver::start(&home, &dir.path().join("data")).await;
     driver.wait_for("input[name=server]", 60).await;
-    // The sign-in form shown, to within the 0.2 s between looks.
-    let first_paint = driver.launched.elapsed();
     driver.screenshot("sign-in").await;
 
     // The contract: the app's own backend object, the real server, the real file dialog.
@@ -226,17 +224,6 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     settings_start_at_login(&driver, &home).await;
     admin_history(&driver, &server).await;
     other_server(&driver, &server, dir.path()).await;
-    let rest = rest::measure(driver.leader(), rest::idle_spell()).await;
-    assert!(
-        rest.processes >= 2,
-        "the app and its WebKit processes were found: {rest:?}"
-    );
-    assert_eq!(
-        driver.script("return 1 + 1;", json!([])).await,
-        json!(2),
-        "the window answers after its rest"
-    );
-    rest::report(first_paint, &rest);
     drop(driver);
 }
 

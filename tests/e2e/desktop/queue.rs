@@ -96,6 +96,8 @@ async fn the_window_shows_retrying_files_and_files_waiting_for_another_account()
     std::fs::create_dir_all(&home).unwrap();
     let driver = Driver::start(&home, &dir.path().join("data")).await;
     driver.wait_for("input[name=server]", 60).await;
+    // The sign-in form shown, to within the 0.2 s between looks.
+    let first_paint = driver.launched.elapsed();
     driver.sign_in_as(&server.api, "alice", &alice).await;
 
     // Refused for good once: Failed, with the store's reason and a Retry button.
@@ -200,6 +202,19 @@ async fn the_window_shows_retrying_files_and_files_waiting_for_another_account()
     );
     let theirs = server.history("bob", &bob).await;
     assert!(theirs.items.is_empty(), "nothing in bob's history");
+
+    // At rest: signed in, everything confirmed, grants of the server's usual 15 minutes.
+    let rest = super::rest::measure(driver.leader(), super::rest::idle_spell()).await;
+    assert!(
+        rest.processes >= 2,
+        "the app and its WebKit processes were found: {rest:?}"
+    );
+    assert_eq!(
+        driver.script("return 1 + 1;", json!([])).await,
+        json!(2),
+        "the window answers after its rest"
+    );
+    super::rest::report(first_paint, &rest);
 }
 
 /// Bob signs in on alice's data dir: alice's unfinished file is shown waiting for her, with no

@@ -96,6 +96,8 @@ pub(super) struct Rest {
     pub(super) cpu_percent: f64,
     /// Memory at its end (PSS summed), MiB.
     pub(super) memory_mib: f64,
+    /// CPU per process (name, percent of one core).
+    pub(super) by_process: Vec<(String, f64)>,
 }
 
 /// Measures the app started in session `leader` over `idle` of nobody using it.
@@ -107,26 +109,42 @@ pub(super) async fn measure(leader: u32, idle: Duration) -> Rest {
             .sum()
     };
     let family = app_and_children(leader);
-    let (start, began) = (ticks(&family), Instant::now());
+    let before: Vec<u64> = family.iter().map(|pid| ticks(&[*pid])).collect();
+    let began = Instant::now();
     tokio::time::sleep(idle).await;
-    let (end, idle_secs) = (ticks(&family), began.elapsed().as_secs_f64());
-    let cpu_secs = end.saturating_sub(start) as f64 / clock_ticks_per_second();
+    let idle_secs = began.elapsed().as_secs_f64();
+    let percent = |ticks: u64| 100.0 * ticks as f64 / clock_ticks_per_second() / idle_secs;
+    let by_process: Vec<(String, f64)> = family
+        .iter()
+        .zip(&before)
+        .map(|(pid, start)| {
+            let name = read_proc(*pid).map_or_else(|| pid.to_string(), |p| p.name);
+            (name, percent(ticks(&[*pid]).saturating_sub(*start)))
+        })
+        .collect();
     Rest {
         processes: family.len(),
         idle_secs,
-        cpu_percent: 100.0 * cpu_secs / idle_secs,
+        cpu_percent: by_process.iter().map(|(_, p)| p).sum(),
         memory_mib: family.iter().map(|pid| pss_kib(*pid)).sum::<u64>() as f64 / 1024.0,
+        by_process,
     }
 }
 
 /// Prints the figures, and writes them for the bench when it asks (`FERRY_DESKTOP_REPORT`).
 pub(super) fn report(first_paint: Duration, rest: &Rest) {
+    let split: Vec<String> = rest
+        .by_process
+        .iter()
+        .map(|(name, percent)| format!("{name} {percent:.2} %"))
+        .collect();
     eprintln!(
-        "desktop: first paint {} ms after launch; at rest for {:.0} s: {:.2} % CPU, {:.0} MiB \
-         (PSS of {} processes)",
+        "desktop: first paint {} ms after launch; at rest for {:.0} s: {:.2} % CPU ({}), \
+         {:.0} MiB (PSS of {} processes)",
         first_paint.as_millis(),
         rest.idle_secs,
         rest.cpu_percent,
+        split.join(", "),
         rest.memory_mib,
         rest.processes
     );
@@ -137,6 +155,7 @@ pub(super) fn report(first_paint: Duration, rest: &Rest) {
             "cpu_percent": rest.cpu_percent,
             "memory_mib": rest.memory_mib,
             "processes": rest.processes,
+            "by_process": rest.by_process,
         });
         std::fs::write(path, json.to_string()).expect("writing the desktop report");
     }

@@ -23,6 +23,10 @@ describe("format", () => {
     expect(duration(null)).toBe("—");
     const now = Date.parse("2026-01-01T00:00:00Z");
     expect(countdown("2026-01-01T00:01:05Z", now)).toBe("01:05");
+    expect(countdown("2026-01-01T00:02:00Z", now)).toBe("02:00");
+    // Beyond two minutes, whole minutes (rounded up): the text changes once a minute.
+    expect(countdown("2026-01-01T00:14:31Z", now)).toBe("15 min");
+    expect(countdown("2026-01-01T00:14:00Z", now)).toBe("14 min");
     expect(countdown("2025-12-31T23:59:00Z", now)).toBe("expired");
     expect(countdown(null, now)).toBe("—");
   });

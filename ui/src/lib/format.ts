@@ -29,12 +29,16 @@ export function duration(secs: number | null | undefined): string {
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
 }
 
-/** `mm:ss` until `iso` from `now`; `expired` once past. */
+/** `mm:ss` until `iso` from `now` in the last two minutes, whole minutes before that; `expired`
+ * once past. */
 export function countdown(iso: string | null, now: number): string {
   if (!iso) return "—";
   const left = Math.floor((Date.parse(iso) - now) / 1000);
   if (left <= 0) return "expired";
   const m = Math.floor(left / 60);
+  // Seconds only in the last two minutes: the text (and the window) changes once a minute
+  // before that, so a window at rest is not repainted every second.
+  if (left > 120) return `${Math.ceil(left / 60)} min`;
   return `${String(m).padStart(2, "0")}:${String(left % 60).padStart(2, "0")}`;
 }
 

@@ -1,5 +1,6 @@
-//! The desktop app at rest (target B6): the desktop end-to-end test (the real window under
-//! Xvfb, signed in, files uploaded, a folder watched) run with a rest of 60 s at its end; it
+//! The desktop app at rest (target B6): a desktop end-to-end test (the real window under
+//! Xvfb: files retried, failed, confirmed, two accounts) run with a rest of 60 s at its end,
+//! signed in with nothing left to do; it
 //! writes how soon the sign-in form was shown after launch and, over the rest, the CPU and
 //! memory of the app and its WebKit processes. A debug build, as the tests use (the release
 //! bundle is not built here).
@@ -29,7 +30,9 @@ pub(crate) fn run(root: &Path, path: &std::ffi::OsStr) -> anyhow::Result<String>
             "--",
             "--exact",
         ])
-        .arg("desktop::the_desktop_app_signs_in_uploads_and_watches_a_folder")
+        .arg(
+            "desktop::queue::the_window_shows_retrying_files_and_files_waiting_for_another_account",
+        )
         .current_dir(root)
         .env("PATH", path)
         .env("FERRY_DESKTOP_IDLE_SECS", REST_SECS.to_string())
@@ -45,7 +48,7 @@ pub(crate) fn run(root: &Path, path: &std::ffi::OsStr) -> anyhow::Result<String>
     let number = |name: &str| figures[name].as_f64().unwrap_or(f64::NAN);
     Ok(format!(
         "### The desktop app (debug build, under Xvfb)\n\n\
-         The desktop end-to-end test, with a rest at its end: signed in, a folder watched, \
+         A desktop end-to-end test, with a rest at its end: signed in, every file confirmed, \
          nothing to do. First paint is from the app's launch until its sign-in form was found \
          (looked for every 0.2 s); CPU is user + system of the app and the WebKit processes \
          it started, over the rest, in percent of one core; memory is their PSS summed.\n\n\
