@@ -40,8 +40,10 @@ pub(crate) struct SessionStatus {
 async fn status(desktop: &Desktop) -> SessionStatus {
     let running = desktop.running.read().await;
     let user = running.as_ref().and_then(|r| r.engine.session().user());
+    // Signed in and the server answering: a session kept through an offline start is not.
+    let reachable = running.as_ref().is_some_and(|r| r.engine.online());
     SessionStatus {
-        online: user.is_some(),
+        online: user.is_some() && reachable,
         session_expires_at: user.as_ref().and_then(|(_, at)| rfc3339(*at)),
         user: user.map(|(u, _)| u),
         server: desktop.server(),

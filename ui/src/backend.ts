@@ -163,6 +163,7 @@ export type EngineEvent =
   | { type: "credentials_refresh_failed"; error: { code: string; message: string } }
   | { type: "credentials_not_saved"; error: { code: string; message: string } }
   | { type: "session_expired" }
+  | { type: "connection"; online: boolean }
   | { type: "folder_error"; path: string; error: { code: string; message: string } };
 
 export interface SignInRequest {

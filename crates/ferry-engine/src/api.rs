@@ -26,6 +26,29 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: String,
     tokens: Option<std::sync::Arc<TokenServer>>,
+    reach: std::sync::Arc<Reach>,
+}
+
+/// Whether the server answered the last request (any answer counts; a network failure does
+/// not), and who is told when that changes.
+#[derive(Default)]
+struct Reach {
+    unreachable: std::sync::atomic::AtomicBool,
+    told: std::sync::OnceLock<crate::events::EventSink>,
+}
+
+impl Reach {
+    fn answered(&self, answered: bool) {
+        use std::sync::atomic::Ordering;
+        let was_unreachable = self.unreachable.swap(!answered, Ordering::SeqCst);
+        if was_unreachable != answered {
+            // No change: it answered before and does now, or failed before and does now.
+            return;
+        }
+        if let Some(events) = self.told.get() {
+            events(crate::events::Event::Connection { online: answered });
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -58,7 +81,29 @@ impl ApiClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             tokens: None,
+            reach: Default::default(),
         })
+    }
+
+    /// Whether the server answered the last request (true until a request fails to reach it).
+    pub fn reachable(&self) -> bool {
+        !self
+            .reach
+            .unreachable
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Tells `events` when the server stops answering or answers again
+    /// ([`crate::events::Event::Connection`]); set once.
+    pub fn tell(&self, events: crate::events::EventSink) {
+        let _ = self.reach.told.set(events);
+    }
+
+    /// Sends `request`, noting whether the server answered.
+    async fn reach(&self, request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let sent = request.send().await;
+        self.reach.answered(sent.is_ok());
+        sent
     }
 
     /// A client of a server that only hands out credentials; its token URL names it.
@@ -98,7 +143,7 @@ impl ApiClient {
             source,
         };
         let request = server.request(&self.http, authorization);
-        let response = request.send().await.map_err(network)?;
+        let response = self.reach(request).await.map_err(network)?;
         let status = response.status().as_u16();
         let body = read_body(operation, response, TOKEN_ANSWER_LIMIT)
             .await
@@ -135,7 +180,7 @@ impl ApiClient {
             target: self.base.clone(),
             source,
         };
-        let response = request.send().await.map_err(network)?;
+        let response = self.reach(request).await.map_err(network)?;
         let status = response.status().as_u16();
         let body = read_body(operation, response, API_ANSWER_LIMIT)
             .await
@@ -316,10 +361,7 @@ impl ApiClient {
             source,
         };
         let response = self
-            .http
-            .get(url)
-            .bearer_auth(token.expose())
-            .send()
+            .reach(self.http.get(url).bearer_auth(token.expose()))
             .await
             .map_err(network)?;
         let status = response.status().as_u16();

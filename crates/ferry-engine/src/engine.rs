@@ -136,6 +136,7 @@ impl Engine {
             Some(server) => ApiClient::for_token_server(server, timeout)?,
             None => ApiClient::with_timeout(&config.server, timeout)?,
         };
+        api.tell(config.events.clone());
         let session = Arc::new(Session::new(api, config.keychain));
         let credentials = Arc::new(Credentials::new(
             session.clone(),
@@ -211,6 +212,11 @@ impl Engine {
         drop(hold);
         self.transfer.wake();
         user
+    }
+
+    /// Whether the app server answered the engine's last request to it.
+    pub fn online(&self) -> bool {
+        self.session.api().reachable()
     }
 
     /// Restores the session from the keychain (failing when the app server cannot be

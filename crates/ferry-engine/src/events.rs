@@ -103,6 +103,12 @@ pub enum Event {
     },
     /// The session ended: uploads pause until the user signs in again.
     SessionExpired,
+    /// The app server stopped answering (`online: false`: uploads wait, and are tried again)
+    /// or answers again.
+    Connection {
+        /// Whether it answers.
+        online: bool,
+    },
     /// Something of the engine's own failed — the journal could not be written (a full disk,
     /// a damaged database) — and is being waited out; no file is lost, but nothing moves
     /// until it passes.

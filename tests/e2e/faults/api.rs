@@ -504,3 +504,35 @@ async fn an_expired_kept_session_is_not_taken_while_the_server_is_unreachable() 
     );
     assert!(engine.session().user().is_none(), "nobody is signed in");
 }
+
+/// The app server stops answering, then answers again: the engine says so once each way, and
+/// `online()` follows (the window's status bar says "Offline", then "Connected").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_says_when_the_app_server_stops_answering_and_answers_again() {
+    let rig = Rig::start(|_| {}).await;
+    let (engine, events) = rig.engine(|_| {}).await;
+    assert!(engine.online());
+    let down = rig.api.add(Rule::new(Action::ResetAfter(0)));
+    for _ in 0..2 {
+        let refused = within(60, "a history read", engine.history("limit=1")).await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(|e| e.code().to_owned()),
+            Err("network".to_owned())
+        );
+        assert!(!engine.online());
+    }
+    down.remove();
+    within(60, "a history read", engine.history("limit=1"))
+        .await
+        .unwrap();
+    assert!(engine.online());
+    let told: Vec<bool> = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Connection { online } => Some(online),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [false, true], "told once each way");
+}

@@ -223,6 +223,10 @@ export class AppState {
       case "session_expired":
         this.sessionExpired = true;
         break;
+      case "connection":
+        // The status bar says "Offline" while the app server does not answer.
+        if (this.session) this.session = { ...this.session, online: event.online && !!this.session.user };
+        break;
       case "folder_error":
         break;
     }

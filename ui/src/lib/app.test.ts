@@ -50,6 +50,20 @@ describe("AppState over the memory backend", () => {
     app.stop();
   });
 
+  it("says offline while the app server does not answer, and connected when it does again", async () => {
+    const b = backend();
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    expect(app.session?.online).toBe(true);
+    app.handle({ type: "connection", online: false });
+    expect(app.session?.online).toBe(false);
+    app.handle({ type: "connection", online: true });
+    expect(app.session?.online).toBe(true);
+    app.stop();
+  });
+
   it("signs out even when the backend fails to, and says why", async () => {
     const b = backend();
     const app = new AppState(b);
