@@ -59,7 +59,7 @@ async fn json_lines_give_each_files_states_in_order_with_times_and_a_result() {
             .collect();
         assert_eq!(
             states,
-            ["queued", "uploading", "uploaded", "confirmed"],
+            ["uploading", "uploaded", "confirmed"],
             "{}: {lines:#?}",
             result["path"]
         );
