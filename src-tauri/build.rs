@@ -6,7 +6,6 @@ const COMMANDS: &[&str] = &[
     "pick_files",
     "pick_folder",
     "queue",
-    "queue_items",
     "overview",
     "control",
     "credentials",

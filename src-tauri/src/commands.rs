@@ -145,19 +145,6 @@ pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> 
         .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
 }
 
-/// The queue's rows `ids` (files the window has not seen yet).
-#[tauri::command]
-pub(crate) async fn queue_items(
-    desktop: Shared<'_>,
-    ids: Vec<i64>,
-) -> CommandResult<Vec<QueueItem>> {
-    let engine = desktop.engine().await?;
-    let max_attempts = desktop.settings().transfer().max_attempts;
-    tokio::task::spawn_blocking(move || queue::items_by_id(&engine, &ids, max_attempts))
-        .await
-        .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
-}
-
 /// What the queue holds beyond this account's files.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

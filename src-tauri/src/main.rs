@@ -75,7 +75,6 @@ fn main() {
             commands::pick_files,
             commands::pick_folder,
             commands::queue,
-            commands::queue_items,
             commands::overview,
             commands::control,
             commands::credentials,

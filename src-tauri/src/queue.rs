@@ -103,26 +103,6 @@ pub(crate) fn items(engine: &Engine, max_attempts: u32) -> CommandResult<Vec<Que
         .collect())
 }
 
-/// The rows `ids` as the queue shows them (files new to the window, without reading the whole
-/// queue); ids it would not show (another account's finished files, unknown ids) are left out.
-/// Reads the journal: call it off the async threads.
-pub(crate) fn items_by_id(
-    engine: &Engine,
-    ids: &[i64],
-    max_attempts: u32,
-) -> CommandResult<Vec<QueueItem>> {
-    let me = engine.session().owner();
-    let mut items = Vec::new();
-    for &id in ids.iter().take(SHOWN) {
-        if let Some(row) = engine.journal().file(id)?
-            && (me.as_ref().is_some_and(|me| row.is_owned_by(me)) || !finished(row.state))
-        {
-            items.push(QueueItem::new(row, me.as_ref(), max_attempts));
-        }
-    }
-    Ok(items)
-}
-
 /// Refuses a control from the page on another account's file (`forbidden`: it waits for its
 /// owner), which the engine would skip without a word. Reads the journal: call it off the
 /// async threads.

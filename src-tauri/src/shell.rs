@@ -54,7 +54,7 @@ pub(crate) fn event_sink(app: AppHandle, tray: Arc<TrayStatus>) -> EventSink {
 }
 
 /// Files and folders dropped on the window are enqueued here, in Rust, with the paths the OS
-/// gave; the webview never sees them and is only told of each file queued.
+/// gave; the webview never sees them and is only told that the queue changed.
 pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
     if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
         let app = window.app_handle().clone();
@@ -63,9 +63,13 @@ pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
             let Some(desktop) = app.try_state::<Arc<Desktop>>().map(|d| d.inner().clone()) else {
                 return;
             };
-            // Each file queued is told by the engine (`state`, `queued`); the page adds it.
             match desktop.enqueue_dropped(&paths).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    let _ = app.emit(
+                        "ferry://event",
+                        serde_json::json!({"type": "queue_changed"}),
+                    );
+                }
                 Err(err) => {
                     tracing::warn!(code = %err.code(), "could not enqueue dropped files");
                     notify(

@@ -316,12 +316,6 @@ async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_t
     assert!(twice.is_empty(), "told more than once: {twice:?}");
     for id in ids {
         assert_eq!(seen.get(&(id, FileState::Confirmed)), Some(&1), "file {id}");
-        // Front ends add the file when told it is queued (no reading of the whole queue).
-        assert_eq!(
-            seen.get(&(id, FileState::Queued)),
-            Some(&1),
-            "file {id} queued"
-        );
     }
 }
 

@@ -119,10 +119,6 @@ export async function scenario(backend, env) {
     const queue = await backend.queue();
     return queue.length && queue.every((i) => i.state === "confirmed") ? queue : null;
   }), (q) => ({ states: q.map((i) => i.state), names: q.map((i) => i.name) }));
-  await step("queue items by id", async () => {
-    const queue = await backend.queue();
-    return backend.queueItems([queue[0].id, 987654]);
-  }, (q) => ({ names: q.map((i) => i.name) }));
   await step("overview", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
   await step("history", () => backend.history({ limit: 10 }), (p) => ({
     first: p.items[0] && { name: p.items[0].name, user: p.items[0].user, status: p.items[0].status },

@@ -157,7 +157,6 @@ export type EngineEvent =
       error: { code: string; message: string };
       retry_in_ms: number;
     }
-  // Sent by earlier desktop versions after a drop: the queue is read again.
   | { type: "queue_changed" }
   | { type: "credentials_refreshing" }
   | { type: "credentials_refreshed"; expires_at: string }
@@ -197,14 +196,12 @@ export interface Backend {
   signIn(request: SignInRequest): Promise<User>;
   signOut(): Promise<void>;
   /** Queues picked files and folders by pick id. Files dropped on the window are queued by
-   * the backend itself; each file queued is told as a `state` event. */
+   * the backend itself, which then sends `queue_changed`. */
   enqueue(ids: number[]): Promise<void>;
   pickFiles(): Promise<Picked[]>;
   pickFolder(): Promise<Picked | null>;
   /** The signed-in account's files and other accounts' unfinished ones, oldest first. */
   queue(): Promise<QueueItem[]>;
-  /** The rows `ids` (files the window has not seen yet), without reading the whole queue. */
-  queueItems(ids: number[]): Promise<QueueItem[]>;
   overview(): Promise<Overview>;
   /** Acts on the signed-in account's files (`null`: all of them); another account's file is
    * `forbidden`. */

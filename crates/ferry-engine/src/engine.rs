@@ -270,15 +270,6 @@ impl Engine {
                 Ok(intake.added)
             })
             .await?;
-        // Front ends add these rows as they are told of them (no reading of the whole queue).
-        let events = self.transfer.events();
-        for &id in &added.fresh {
-            events(crate::events::Event::State {
-                file_id: id,
-                state: FileState::Queued,
-                error: None,
-            });
-        }
         for id in &added.replaced {
             self.transfer.stop_file(*id);
         }

@@ -52,8 +52,6 @@ pub(crate) struct Added {
     pub(crate) replaced: Vec<i64>,
     /// Whether anything became runnable.
     pub(crate) queued: bool,
-    /// Rows that became `Queued` (new, or resumed): front ends are told of each.
-    pub(crate) fresh: Vec<i64>,
 }
 
 /// Adds files for one account.
@@ -204,7 +202,6 @@ impl<'a> Intake<'a> {
         let id = self.insert(path, &key, look, None)?;
         self.added.ids.push(id);
         self.added.queued = true;
-        self.added.fresh.push(id);
         Ok(())
     }
 
@@ -230,7 +227,6 @@ impl<'a> Intake<'a> {
                     FileState::Queued,
                 )?;
                 self.added.queued |= !resumed.is_empty();
-                self.added.fresh.extend(resumed);
                 Ok(Some(row.id))
             }
             (Intent::Found, state) if !state.is_final() => Ok(Some(row.id)),
@@ -254,7 +250,6 @@ impl<'a> Intake<'a> {
                     FileState::Queued,
                 )?;
                 self.added.queued |= !resumed.is_empty() || row.state == FileState::Queued;
-                self.added.fresh.extend(resumed);
                 Ok(Some(row.id))
             }
             // Stored and waiting for its confirmation: that one finishes; the new key is a new

@@ -304,8 +304,8 @@ export class MemoryBackend implements Backend {
   dropFiles(files: { name: string; size: number }[]): void {
     const user = this.user;
     if (!user) return;
-    // Each file queued is told as a `state` event, as the engine does.
     for (const file of files) this.uploads.add(user, file.name, `/home/${user.name}/Desktop/${file.name}`, file.size);
+    this.emit({ type: "queue_changed" });
   }
 
   /** Takes drops on `target` (the window) before the page can, like the desktop window. */
@@ -328,10 +328,6 @@ export class MemoryBackend implements Backend {
 
   async queue(): Promise<QueueItem[]> {
     return this.uploads.list(this.signedIn());
-  }
-
-  async queueItems(ids: number[]): Promise<QueueItem[]> {
-    return this.uploads.list(this.signedIn()).filter((i) => ids.includes(i.id));
   }
 
   async overview(): Promise<Overview> {

@@ -1,6 +1,6 @@
 // The desktop app's backend: each method is one Tauri command of `ferry-desktop`; engine events
 // arrive as the `ferry://event` event. Errors arrive as `{code, message}`. Files dropped on the
-// window never reach the page: Rust queues them, and the engine tells of each file queued.
+// window never reach the page: Rust queues them and sends `queue_changed`.
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
@@ -40,7 +40,6 @@ export class TauriBackend implements Backend {
   pickFiles = () => call<Picked[]>("pick_files");
   pickFolder = () => call<Picked | null>("pick_folder");
   queue = () => call<QueueItem[]>("queue");
-  queueItems = (ids: number[]) => call<QueueItem[]>("queue_items", { ids });
   overview = () => call<Overview>("overview");
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");

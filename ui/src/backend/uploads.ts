@@ -75,8 +75,6 @@ export class Uploads {
       item.error = { code: "excluded", message: "Partial downloads are left out." };
     }
     this.items.push(item);
-    // As the engine tells of each file it queues.
-    if (item.state === "queued") this.emitState(item);
   }
 
   /** Like the journal as the desktop reads it: `user`'s files and other accounts' unfinished

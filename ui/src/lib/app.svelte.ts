@@ -33,12 +33,6 @@ export class AppState {
   private loading: Promise<void> | null = null;
   /** A state changed since the queue read in flight was asked for: its answer may be older. */
   private stale = false;
-  /** Files told of but not in the queue yet, to read by id; those being read now; and those
-   * told of again meanwhile (their answer may be older than the event). */
-  private unseen = new Set<number>();
-  private reading = new Set<number>();
-  private again = new Set<number>();
-  private fetching: Promise<void> | null = null;
 
   constructor(readonly backend: Backend) {}
 
@@ -102,40 +96,6 @@ export class AppState {
       this.waiting = overview.waitingForOthers;
       if (this.stale) setTimeout(() => void this.loadQueue(), 500);
       return;
-    }
-  }
-
-  /** Reads a file the window has not seen yet by its id (files told of together share one
-   * read), and adds it to the queue; a file told of again while it was read is read again. */
-  fetchNew(id: number): Promise<void> {
-    (this.reading.has(id) ? this.again : this.unseen).add(id);
-    this.fetching ??= this.readNew().finally(() => (this.fetching = null));
-    return this.fetching;
-  }
-
-  private async readNew(): Promise<void> {
-    // Bounded: each round takes what was told of before it; a file read again is told of again.
-    for (let round = 0; this.unseen.size > 0 && round < 100; round++) {
-      const ids = [...this.unseen];
-      this.unseen.clear();
-      ids.forEach((id) => this.reading.add(id));
-      let items: QueueItem[];
-      try {
-        items = await this.backend.queueItems(ids);
-      } catch {
-        items = [];
-      } finally {
-        this.reading.clear();
-      }
-      // The answer stands for the files asked about (anything told of them meanwhile is in
-      // `again`, for one more read).
-      const fresh = new Map(items.map((i) => [i.id, i]));
-      const known = new Set(this.queue.map((i) => i.id));
-      const kept = this.queue.map((i) => fresh.get(i.id) ?? i);
-      const added = items.filter((i) => !known.has(i.id));
-      this.queue = added.length ? [...kept, ...added].sort((a, b) => a.id - b.id) : kept;
-      for (const id of this.again) this.unseen.add(id);
-      this.again.clear();
     }
   }
 
@@ -212,7 +172,6 @@ export class AppState {
       }
       case "state": {
         this.changed();
-        if (this.reading.has(event.file_id)) this.again.add(event.file_id);
         delete this.retries[event.file_id];
         const item = this.queue.find((i) => i.id === event.file_id);
         if (item) {
@@ -222,7 +181,7 @@ export class AppState {
           item.retryAt = null;
           if (event.state === "confirmed" || event.state === "uploaded") item.sent = item.size;
         } else {
-          void this.fetchNew(event.file_id);
+          void this.loadQueue();
         }
         break;
       }

@@ -50,30 +50,6 @@ describe("AppState over the memory backend", () => {
     app.stop();
   });
 
-  it("adds files as the engine tells of them, without reading the whole queue again", async () => {
-    const b = backend();
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
-    let whole = 0;
-    let byId = 0;
-    const queue = b.queue.bind(b);
-    const queueItems = b.queueItems.bind(b);
-    b.queue = () => (whole++, queue());
-    b.queueItems = (ids) => (byId++, queueItems(ids));
-    for (let i = 0; i < 50; i++) {
-      b.dropFiles([{ name: `drop-${i}.bin`, size: 64 * 1024 }]);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    await until(() => app.queue.length === 50 && app.queue.every((i) => i.state === "confirmed"));
-    expect(whole).toBe(0);
-    expect(byId).toBeGreaterThan(0);
-    expect(byId).toBeLessThanOrEqual(50);
-    expect(app.queue.map((i) => i.name)).toEqual([...Array(50).keys()].map((i) => `drop-${i}.bin`));
-    app.stop();
-  });
-
   it("says offline while the app server does not answer, and connected when it does again", async () => {
     const b = backend();
     const app = new AppState(b);
