@@ -30,21 +30,22 @@ pub struct ApiClient {
 }
 
 /// Whether the server answered the last request (any answer counts; a network failure does
-/// not), and who is told when that changes.
+/// not), and who is told when that changes. The change and its event happen under one lock, so
+/// events come in the order of the changes.
 #[derive(Default)]
 struct Reach {
-    unreachable: std::sync::atomic::AtomicBool,
+    unreachable: std::sync::Mutex<bool>,
     told: std::sync::OnceLock<crate::events::EventSink>,
 }
 
 impl Reach {
     fn answered(&self, answered: bool) {
-        use std::sync::atomic::Ordering;
-        let was_unreachable = self.unreachable.swap(!answered, Ordering::SeqCst);
-        if was_unreachable != answered {
+        let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if *unreachable != answered {
             // No change: it answered before and does now, or failed before and does now.
             return;
         }
+        *unreachable = !answered;
         if let Some(events) = self.told.get() {
             events(crate::events::Event::Connection { online: answered });
         }
@@ -87,10 +88,11 @@ impl ApiClient {
 
     /// Whether the server answered the last request (true until a request fails to reach it).
     pub fn reachable(&self) -> bool {
-        !self
+        !*self
             .reach
             .unreachable
-            .load(std::sync::atomic::Ordering::SeqCst)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Tells `events` when the server stops answering or answers again
@@ -102,7 +104,13 @@ impl ApiClient {
     /// Sends `request`, noting whether the server answered.
     async fn reach(&self, request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
         let sent = request.send().await;
-        self.reach.answered(sent.is_ok());
+        // A request that could not be built, or redirects without end, says nothing about
+        // whether the server answers.
+        match &sent {
+            Ok(_) => self.reach.answered(true),
+            Err(err) if !err.is_builder() && !err.is_redirect() => self.reach.answered(false),
+            Err(_) => {}
+        }
         sent
     }
 
