@@ -2,10 +2,8 @@
 //! happened, and the closing summary as JSON lines — what scripts (and the bench's
 //! watched-folder latency) read.
 
-use std::process::{Command, Stdio};
-
 use ferry_protocol::Role;
-use ferry_tests::{TestServer, bytes, ferry_bin};
+use ferry_tests::{TestServer, bytes, ferry_as, succeeds};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_give_each_files_states_in_order_with_times_and_a_result() {
@@ -15,27 +13,14 @@ async fn json_lines_give_each_files_states_in_order_with_times_and_a_result() {
     let (small, big) = (dir.path().join("small.txt"), dir.path().join("big.bin"));
     std::fs::write(&small, b"hello").unwrap();
     std::fs::write(&big, bytes(20 << 20, 5)).unwrap();
-    let mut command = Command::new(ferry_bin());
+    let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);
     command
-        .env("FERRY_DATA_DIR", dir.path().join("data"))
-        .env("FERRY_SERVER", &server.api)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .env("FERRY_USER", "alice")
-        .env("FERRY_PASSWORD", &password)
         // Half a second or so for the big file: progress is reported ten times a second.
         .env("FERRY_BANDWIDTH", (40 << 20).to_string())
         .args(["--json", "upload"])
         .arg(&small)
-        .arg(&big)
-        .stdin(Stdio::null());
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .arg(&big);
+    let output = succeeds(command).await;
     let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use ferry_tests::ferry_bin;
+use ferry_tests::{ferry_as, ferry_bin, succeeds};
 
 fn login(server: &str, extra: &[&str]) -> std::process::Output {
     let data = tempfile::tempdir().unwrap();
@@ -59,25 +59,12 @@ async fn history_names_the_computer_as_the_os_knows_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("named.txt");
     std::fs::write(&file, b"from this computer").unwrap();
-    let mut command = Command::new(ferry_bin());
+    let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);
     command
-        .env("FERRY_DATA_DIR", dir.path().join("data"))
-        .env("FERRY_SERVER", &server.api)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .env("FERRY_USER", "alice")
-        .env("FERRY_PASSWORD", &password)
         .env("HOSTNAME", "not-this-computer")
         .arg("upload")
-        .arg(&file)
-        .stdin(Stdio::null());
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .arg(&file);
+    succeeds(command).await;
     let uname = Command::new("uname").arg("-n").output().unwrap();
     let computer = String::from_utf8_lossy(&uname.stdout).trim().to_owned();
     let page = server.history("alice", &password).await;

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::{Role, UploadStatus};
-use ferry_tests::{TestServer, bytes, expected_etag, ferry_bin};
+use ferry_tests::{TestServer, bytes, expected_etag, ferry_as};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -14,16 +14,9 @@ const MIB: u64 = 1024 * 1024;
 const PARTS: u64 = 4;
 
 fn ferry(server: &TestServer, data_dir: &std::path::Path, password: &str) -> Command {
-    let mut command = Command::new(ferry_bin());
-    command
-        .env("FERRY_DATA_DIR", data_dir)
-        .env("FERRY_SERVER", &server.api)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .env("FERRY_USER", "alice")
-        .env("FERRY_PASSWORD", password)
-        // Four parts in flight at most: the bound below has teeth (a quarter of the file).
-        .env("FERRY_PARTS", PARTS.to_string())
-        .stdin(Stdio::null());
+    let mut command = ferry_as(server, data_dir, "alice", password);
+    // Four parts in flight at most: the bound below has teeth (a quarter of the file).
+    command.env("FERRY_PARTS", PARTS.to_string());
     command
 }
 

@@ -6,16 +6,18 @@ use std::time::Duration;
 use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
 use ferry_protocol::Role;
-use ferry_tests::{StoreClient, TestServer, bytes, engine, within};
+use ferry_tests::{Alice, StoreClient, TestServer, bytes, engine, within};
 
 const MIB: usize = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|c| {
         c.transfer.files = 8;
     })
     .await;
@@ -264,17 +266,13 @@ async fn pausing_stops_the_progress_reporter_and_a_new_key_aborts_the_old_upload
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_the_queue_is_read() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, events) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        events,
+        ..
+    } = Alice::start(|_| {}).await;
     // Many small files at once: confirmations end all the time while the scheduler reads the
     // queue, so a file it read as `uploaded` may have been confirmed by the time it looks.
     let folder = dir.path().join("many");
@@ -321,17 +319,12 @@ async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrying_failed_files_leaves_the_files_the_user_paused_paused() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
     let (held, gone) = (dir.path().join("held.txt"), dir.path().join("gone.txt"));
     std::fs::write(&held, b"paused by the user").unwrap();
     std::fs::write(&gone, b"removed before its upload").unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
 use ferry_protocol::{Role, UploadStatus};
-use ferry_tests::{TestServer, bytes, engine, expected_etag, within};
+use ferry_tests::{Alice, TestServer, bytes, engine, expected_etag, within};
 
 const MIB: usize = 1024 * 1024;
 const THRESHOLD: usize = 16 * MIB;
@@ -375,17 +375,12 @@ async fn no_secret_reaches_the_data_dir() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skewed_clock_is_corrected_from_the_store() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
     // As if this machine's clock were an hour behind the store's.
     let credentials = engine.credentials();
     credentials.correct_clock(time::OffsetDateTime::now_utc() - time::Duration::hours(1));

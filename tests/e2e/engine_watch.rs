@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ferry_engine::journal::FileState;
 use ferry_engine::watch::Folder;
 use ferry_protocol::Role;
-use ferry_tests::{TestServer, engine};
+use ferry_tests::{Alice, TestServer, engine};
 
 async fn confirmed(engine: &ferry_engine::Engine) -> usize {
     engine
@@ -437,17 +437,12 @@ async fn a_watched_folder_nested_too_deep_is_reported_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_named_another_way_is_the_same_folder() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
     let folder = dir.path().join("scans");
     std::fs::create_dir(&folder).unwrap();
     let link = dir.path().join("scans-link");

@@ -2,6 +2,7 @@
 //! `127.0.0.1:0` in a temporary data dir, an API client, and a store client that signs with the
 //! engine's SigV4 signer exactly as the uploader does.
 
+mod account;
 pub mod proxy;
 
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub mod native_store;
 pub mod raw_http;
 pub mod s3xml;
 pub mod server_process;
+
+pub use account::{Alice, ferry_as, succeeds};
 
 /// Every HTTP request of a test gives up after this long.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
