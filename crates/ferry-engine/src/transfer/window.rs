@@ -330,7 +330,10 @@ mod tests {
 
     #[test]
     fn the_user_ceiling_is_never_passed_and_a_small_one_is_kept() {
-        assert!(walk(7, 20, |w| w as f64).iter().all(|w| *w <= 7));
+        let widths = walk(7, 20, |w| w as f64);
+        assert!(widths.iter().all(|w| *w <= 7), "{widths:?}");
+        // It does climb to the ceiling: 4, then 7 (not 8).
+        assert_eq!(widths[0], 7, "{widths:?}");
         assert!(walk(2, 20, |w| w as f64).iter().all(|w| *w == 2));
         assert!(walk(1, 5, |w| w as f64).iter().all(|w| *w == 1));
     }
@@ -351,8 +354,13 @@ mod tests {
     fn idle_time_is_not_taken_for_a_slow_link() {
         let meter = Meter::new(4, 16);
         meter.lock().since = Instant::now() - Duration::from_secs(60);
+        meter.lock().amount = 1 << 30;
         meter.restart();
+        // The idle minute and what was counted in it are forgotten.
+        assert!(meter.lock().since.elapsed() < EPOCH);
+        assert_eq!(meter.lock().amount, 0);
         meter.starved();
+        // About one second of work follows.
         meter.lock().since = Instant::now() - EPOCH;
         for _ in 0..3 {
             assert_eq!(meter.done(8 << 20), None);
