@@ -55,6 +55,8 @@ pub(crate) struct Desktop {
     pub(crate) running: RwLock<Option<Running>>,
     /// Files and folders the user chose, which the webview refers to by id.
     pub(crate) picks: Picks,
+    /// The settings as saved, read from disk once (every notification and queue read asks).
+    settings: std::sync::RwLock<Settings>,
 }
 
 /// A sign-in as the form sends it.
@@ -73,6 +75,7 @@ pub(crate) struct SignIn {
 impl Desktop {
     pub(crate) fn new(data_dir: PathBuf, events: EventSink) -> Self {
         Self {
+            settings: std::sync::RwLock::new(settings::load(&data_dir)),
             data_dir,
             events,
             running: RwLock::new(None),
@@ -155,11 +158,17 @@ impl Desktop {
     }
 
     pub(crate) fn settings(&self) -> Settings {
-        settings::load(&self.data_dir)
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
+    /// Keeps `settings` on disk, then as the ones in use.
     pub(crate) fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
-        settings::save(&self.data_dir, settings)
+        settings::save(&self.data_dir, settings)?;
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings.clone();
+        Ok(())
     }
 
     /// Watches a folder the user picked, for the signed-in account (kept by the engine).

@@ -356,7 +356,6 @@ impl Watcher {
             .iter()
             .map(|(p, l)| (p.clone(), *l))
             .collect();
-        let mut took = false;
         for (path, previous) in paths {
             let meta = match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_file() => m,
@@ -397,7 +396,6 @@ impl Watcher {
                 Taken::Queued => {
                     // The scheduler starts it now, not after every other candidate's look.
                     self.transfer.wake();
-                    took = true;
                 }
                 Taken::Done => {}
             }
@@ -405,9 +403,6 @@ impl Watcher {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&path);
-        }
-        if took {
-            self.transfer.wake();
         }
         Ok(next)
     }
