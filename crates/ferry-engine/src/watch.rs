@@ -104,13 +104,19 @@ enum Inbox {
 
 /// What became of a stable file.
 enum Taken {
-    /// Queued for upload.
-    Queued,
-    /// Nothing more to do (excluded, known as it is, not in a watched folder).
+    /// Queued for upload as this row, for the watched folder.
+    Queued(PathBuf, i64),
+    /// Counted as skipped for the watched folder (excluded, or known as it is).
+    Skipped(PathBuf),
+    /// Nothing more to do (not in a watched folder, reached through a link).
     Done,
     /// Not now (signed out): looked at again later.
     Later,
 }
+
+/// Stable files taken in one journal transaction at most: a look at thousands of files
+/// commits once per this many, and other journal writers wait at most that long.
+const TAKEN_TOGETHER: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Look {
@@ -356,6 +362,7 @@ impl Watcher {
             .iter()
             .map(|(p, l)| (p.clone(), *l))
             .collect();
+        let mut settled_now = Vec::new();
         for (path, previous) in paths {
             let meta = match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_file() => m,
@@ -391,20 +398,49 @@ impl Watcher {
                     .insert(path, look);
                 continue;
             }
-            match self.take(&path)? {
+            settled_now.push(path);
+        }
+        for chunk in settled_now.chunks(TAKEN_TOGETHER) {
+            self.take_all(chunk)?;
+        }
+        Ok(next)
+    }
+
+    /// Takes stable files in one journal transaction, then tells what it queued (nothing is
+    /// told of a transaction that failed: its files stay candidates).
+    fn take_all(&self, paths: &[PathBuf]) -> Result<()> {
+        let taken = self.journal.transaction(|_| {
+            paths
+                .iter()
+                .map(|p| self.take(p))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut queued = false;
+        for (path, taken) in paths.iter().zip(taken) {
+            match taken {
                 Taken::Later => continue,
-                Taken::Queued => {
-                    // The scheduler starts it now, not after every other candidate's look.
-                    self.transfer.wake();
+                Taken::Queued(folder, id) => {
+                    self.count(&folder, true);
+                    (self.events)(Event::State {
+                        file_id: id,
+                        state: FileState::Queued,
+                        error: None,
+                    });
+                    queued = true;
                 }
+                Taken::Skipped(folder) => self.count(&folder, false),
                 Taken::Done => {}
             }
             self.candidates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&path);
+                .remove(path);
         }
-        Ok(next)
+        if queued {
+            // The scheduler starts them now, not after every other candidate's look.
+            self.transfer.wake();
+        }
+        Ok(())
     }
 
     /// Queues a stable file unless it is excluded or already known as it is (see
@@ -424,26 +460,16 @@ impl Watcher {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if excludes.is_match(&name) || excludes.is_match(&relative) {
-            self.count(&folder.path, false);
-            return Ok(Taken::Done);
+            return Ok(Taken::Skipped(folder.path));
         }
         let mut intake = Intake::new(&self.journal, &owner, Intent::Found);
         intake.add_file(path, &folder.prefix, &relative)?;
-        let Some(&id) = intake.added.ids.first() else {
-            return Ok(Taken::Done);
-        };
-        if !intake.added.queued {
+        match intake.added.ids.first() {
+            Some(&id) if intake.added.queued => Ok(Taken::Queued(folder.path, id)),
             // Known as it is: uploading, uploaded, cancelled or skipped before.
-            self.count(&folder.path, false);
-            return Ok(Taken::Done);
+            Some(_) => Ok(Taken::Skipped(folder.path)),
+            None => Ok(Taken::Done),
         }
-        self.count(&folder.path, true);
-        (self.events)(Event::State {
-            file_id: id,
-            state: FileState::Queued,
-            error: None,
-        });
-        Ok(Taken::Queued)
     }
 
     /// A folder nested too deep to scan: a skipped row says so (once, while it stays as it is).

@@ -21,6 +21,13 @@ use super::{Process, Setup};
 struct Trial {
     /// Milliseconds from taken as stable to started, one per file.
     stable_to_started: Vec<f64>,
+    /// Milliseconds the drop took (writing every file).
+    writing: f64,
+    /// Milliseconds from written to taken as stable, one per file: the n-th file written
+    /// against the n-th taken (files settle in the order they were written).
+    written_to_taken: Vec<f64>,
+    /// Likewise, from written to started.
+    written_to_started: Vec<f64>,
     /// Milliseconds from the drop's beginning to started, one per file.
     dropped_to_started: Vec<f64>,
     /// Milliseconds from the drop's beginning to confirmed, one per file.
@@ -99,15 +106,39 @@ fn trial(setup: &Setup, dir: &Path, count: u64, size: u64) -> anyhow::Result<Tri
     });
     let dropped = unix_ms();
     let block = vec![b'x'; size as usize];
+    let mut written = Vec::new();
     for i in 0..count {
         std::fs::write(folder.join(format!("dropped-{i:05}.bin")), &block)?;
+        written.push(unix_ms());
     }
+    let writing = (unix_ms() - dropped) as f64;
     let moments = collect(&events, count)?;
     Ok(Trial {
+        writing,
+        written_to_taken: by_rank(&written, &moments, |m| m.queued),
+        written_to_started: by_rank(&written, &moments, |m| m.uploading),
         stable_to_started: spans(&moments, |m| Some((m.queued?, m.uploading?))),
         dropped_to_started: spans(&moments, |m| Some((dropped, m.uploading?))),
         dropped_to_confirmed: spans(&moments, |m| Some((dropped, m.confirmed?))),
     })
+}
+
+/// Milliseconds from each moment in `written` (in order) to the same-ranked moment `of` the
+/// files.
+fn by_rank(
+    written: &[i64],
+    moments: &HashMap<i64, Moments>,
+    of: impl Fn(&Moments) -> Option<i64>,
+) -> Vec<f64> {
+    let mut then: Vec<i64> = moments.values().filter_map(of).collect();
+    then.sort_unstable();
+    let mut spans: Vec<f64> = written
+        .iter()
+        .zip(then)
+        .map(|(w, t)| (t - w) as f64)
+        .collect();
+    spans.sort_by(f64::total_cmp);
+    spans
 }
 
 /// Reads ferry's events until `count` files are confirmed (120 s at most).
@@ -177,9 +208,10 @@ impl Watched {
              `ferry --json watch` running and signed in; times from the events it prints. \
              Ferry takes a file once it was modified at least 2 s ago and kept its size over \
              two looks, so about 2 s of \"dropped →\" is that rule. Milliseconds, p50 / p95 \
-             over the files of each trial.\n\n\
-             | trial | taken as stable → started | dropped → started | dropped → confirmed | files |\n\
-             |---|---:|---:|---:|---:|\n",
+             over the files of each trial. \"writing\" is how long writing the files took; \
+             \"written →\" pairs the n-th file written with the n-th taken or started.\n\n\
+             | trial | writing | written → taken as stable | written → started | taken as stable → started | dropped → started | dropped → confirmed | files |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
             self.count,
             super::size_text(self.size)
         );
@@ -187,8 +219,11 @@ impl Watched {
         for (n, t) in self.trials.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {} |",
                 n + 1,
+                t.writing,
+                pair(&t.written_to_taken),
+                pair(&t.written_to_started),
                 pair(&t.stable_to_started),
                 pair(&t.dropped_to_started),
                 pair(&t.dropped_to_confirmed),

@@ -452,7 +452,7 @@ impl Journal {
         key: &str,
     ) -> Result<()> {
         let changed = self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
             let changed = tx.run(
                 "UPDATE files SET upload_id = ?2, part_size = ?3, bucket = ?4, object_key = ?5,
@@ -475,7 +475,7 @@ impl Journal {
     /// Forgets the multipart upload and its parts (after an abort or a changed file).
     pub fn reset_upload(&self, id: i64) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
             tx.run(
                 "UPDATE files SET upload_id = NULL, part_size = NULL, bytes_done = 0, updated_at = ?2
@@ -489,7 +489,7 @@ impl Journal {
     /// Records an acknowledged part.
     pub fn record_part(&self, id: i64, part: &PartRow) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             tx.run(
                 "INSERT INTO parts (file_id, number, size, etag, md5, crc64)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -536,7 +536,7 @@ impl Journal {
     /// the file left `Uploading` meanwhile (paused or cancelled): nothing is written.
     pub fn uploaded(&self, id: i64, object: &Uploaded<'_>) -> Result<()> {
         let changed = self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let changed = tx.run(
                 "UPDATE files SET state = 'uploaded', bucket = ?2, object_key = ?3, etag = ?4,
                      checksum = ?5, bytes_done = ?6, upload_id = NULL, error_code = NULL,

@@ -5,7 +5,9 @@
 //! only that account's session uploads or confirms it. States and their transitions are in
 //! [`state`]; every change of state is a compare-and-set against that table.
 //!
-//! WAL mode and one transaction per change keep it consistent after `kill -9` at any moment.
+//! WAL mode and one transaction per change (or per batch: the files a scheduler round starts,
+//! the files a watcher's look takes, a batch of confirmations) keep it consistent after
+//! `kill -9` at any moment.
 //! One engine per data dir holds it for writing (an OS file lock); at start, rows a crash left
 //! `Uploading` go back to `Queued` and resume from the store's part list. Readers (`ferry
 //! status`) open it read-only and change nothing.
@@ -45,9 +47,11 @@ impl Cached for Connection {
     }
 }
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OpenFlags};
 
 pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
@@ -155,9 +159,23 @@ pub struct Abandoned {
     pub upload_id: String,
 }
 
+/// A transaction begun by [`Journal::transaction`] and not committed: rolled back when
+/// dropped (an error or a panic inside, or a commit that failed).
+struct Open<'a>(&'a Journal);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.with(|c| match c.is_autocommit() {
+            true => Ok(()),
+            false => c.execute_batch("ROLLBACK"),
+        });
+    }
+}
+
 /// The journal database.
 pub struct Journal {
-    conn: Mutex<Option<Connection>>,
+    /// Re-entrant: [`Journal::transaction`] holds it while the calls it wraps take it again.
+    conn: ReentrantMutex<RefCell<Option<Connection>>>,
     lock: Mutex<Option<lock::DirLock>>,
 }
 
@@ -175,7 +193,7 @@ impl Journal {
             other => other,
         })?;
         Ok(Self {
-            conn: Mutex::new(Some(conn)),
+            conn: ReentrantMutex::new(RefCell::new(Some(conn))),
             lock: Mutex::new(Some(lock)),
         })
     }
@@ -230,7 +248,7 @@ impl Journal {
             conn
         };
         Ok(Self {
-            conn: Mutex::new(Some(conn)),
+            conn: ReentrantMutex::new(RefCell::new(Some(conn))),
             lock: Mutex::new(None),
         })
     }
@@ -238,7 +256,7 @@ impl Journal {
     /// Closes the database and lets go of the data dir; later calls fail with
     /// [`Error::Closed`].
     pub fn close(&self) {
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.conn.lock().borrow_mut() = None;
         *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -246,9 +264,26 @@ impl Journal {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.conn.lock();
+        let mut conn = held.borrow_mut();
         let conn = conn.as_mut().ok_or(Error::Closed)?;
         Ok(f(conn)?)
+    }
+
+    /// Runs `f` with every journal write it makes in one transaction: committed together
+    /// when it returns `Ok`, none of them kept when it fails (or panics). Other threads wait
+    /// meanwhile, so keep it short; a call inside another joins the outer transaction.
+    pub(crate) fn transaction<T>(&self, f: impl FnOnce(&Journal) -> Result<T>) -> Result<T> {
+        let _held = self.conn.lock();
+        if !self.with(|c| Ok(c.is_autocommit()))? {
+            return f(self);
+        }
+        self.with(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
+        let open = Open(self);
+        let value = f(self)?;
+        self.with(|c| c.execute_batch("COMMIT"))?;
+        std::mem::forget(open);
+        Ok(value)
     }
 
     /// Runs `f` on a blocking thread: SQLite waits on the disk, async workers must not.

@@ -43,7 +43,7 @@ impl Journal {
             return Ok(Vec::new());
         }
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let mut moved = Vec::with_capacity(ids.len());
             for &id in ids {
                 let changed = tx.run(
@@ -67,6 +67,47 @@ impl Journal {
             }
             tx.commit()?;
             Ok(moved)
+        })
+    }
+
+    /// Moves each of `owner`'s files in `rows` (id, state it was read in) to `Uploading`, in
+    /// one transaction: the scheduler's claim on the files it starts. Returns the ids moved —
+    /// a file whose state changed since it was read (paused, cancelled) is left as it is.
+    pub(crate) fn claim(&self, owner: &Owner, rows: &[(i64, FileState)]) -> Result<Vec<i64>> {
+        let to = FileState::Uploading;
+        let rows: Vec<_> = rows
+            .iter()
+            .filter(|(_, from)| to.reached_from().contains(from))
+            .collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let tx = c.savepoint()?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for &&(id, from) in &rows {
+                // As `set_state` to `Uploading`: an earlier upload's ETag is forgotten.
+                let changed = tx.run(
+                    &format!(
+                        "UPDATE files SET state = ?4, error_code = NULL, error_message = NULL,
+                             next_retry_at = NULL, updated_at = ?5, etag = NULL, checksum = NULL
+                         WHERE {OWNED} AND id = ?3 AND state = ?6"
+                    ),
+                    params![
+                        owner.server,
+                        owner.user_id,
+                        id,
+                        to.as_str(),
+                        now(),
+                        from.as_str()
+                    ],
+                )?;
+                if changed == 1 {
+                    claimed.push(id);
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
         })
     }
 
@@ -107,7 +148,7 @@ impl Journal {
             return Ok(Vec::new());
         }
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.savepoint()?;
             let mut moved = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(&format!(

@@ -19,7 +19,7 @@ pub(crate) mod throttle;
 mod upload;
 mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,6 +133,9 @@ pub struct Transfer {
     shared: Arc<Shared>,
     events: EventSink,
     running: Mutex<HashMap<i64, tokio::task::JoinHandle<()>>>,
+    /// Files stopped (paused, cancelled, replaced) with no task running since the scheduler
+    /// last chose files: if it claimed one of them, it does not start it.
+    stopped: Mutex<HashSet<i64>>,
     wake: Notify,
     signed_out: AtomicBool,
     /// While above zero, nothing new starts (the session is changing hands).
@@ -211,6 +214,7 @@ impl Transfer {
             }),
             events,
             running: Mutex::new(HashMap::new()),
+            stopped: Mutex::default(),
             wake: Notify::new(),
             signed_out: AtomicBool::new(false),
             holds: AtomicUsize::new(0),
@@ -269,11 +273,21 @@ impl Transfer {
         });
     }
 
-    /// Stops the upload of one file, if it is running (its row stays as it is).
+    /// Stops the upload of one file, if it is running (its row stays as it is); a file the
+    /// scheduler claimed but has not started yet is not started.
     pub fn stop_file(&self, id: i64) {
-        if let Some(task) = self.running().remove(&id) {
-            task.abort();
+        let mut running = self.running();
+        match running.remove(&id) {
+            Some(task) => task.abort(),
+            None => {
+                self.stopped().insert(id);
+            }
         }
+    }
+
+    /// Files stopped while no task ran for them (taken under the `running` lock).
+    fn stopped(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.stopped.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Aborts every upload in flight without waiting for the tasks to end.

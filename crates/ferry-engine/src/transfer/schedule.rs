@@ -15,10 +15,15 @@ use crate::journal::{FileRow, FileState, Owner};
 const JOURNAL_PAUSE: Duration = Duration::from_secs(5);
 
 impl Transfer {
-    /// Starts the upload of `row`. The entry is made under the lock the task takes to remove
-    /// it, so the task cannot end before it was recorded.
+    /// Starts the upload of `row`, unless the file was stopped since the scheduler claimed it
+    /// or the scheduler is held. The entry is made under the lock the task takes to remove it
+    /// (and `stop_file` and `stop` take to find it), so the task cannot end before it was
+    /// recorded and a stop either finds it or keeps it from starting.
     fn spawn(self: &Arc<Self>, row: FileRow, owner: Owner) {
         let mut running = self.running();
+        if self.holds.load(Ordering::SeqCst) > 0 || self.stopped().remove(&row.id) {
+            return;
+        }
         let this = self.clone();
         let id = row.id;
         let task = tokio::spawn(async move { this.process(row, owner).await });
@@ -54,9 +59,7 @@ impl Transfer {
                 }
             }
         } else {
-            self.shared
-                .db(move |j| j.expect_state(id, seen, FileState::Uploading))
-                .await?;
+            // Claimed by the scheduler: the journal has it `uploading` already.
             self.emit_state(id, FileState::Uploading, None);
             let sent = Arc::new(AtomicU64::new(row.bytes_done));
             let _reporter = self.progress_reporter(id, sent.clone());
@@ -229,66 +232,102 @@ impl Transfer {
     }
 
     /// Starts runnable files of `owner` in the free slots; rows left `uploading` without a
-    /// task (the journal failed as their task ended) go back to the queue first.
+    /// task (the journal failed as their task ended) go back to the queue first. The files
+    /// started are claimed (moved to `uploading`) in the same journal transaction hop that
+    /// chose them.
     async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
         let free = self.free_slots(busy.len());
+        let slots = Slots {
+            free,
+            big_free: self.shared.big_files.available_permits(),
+            big_from: self.shared.settings.single_put_threshold,
+        };
+        // Stops from here on are for files this hop may claim: `spawn` honours them.
+        self.stopped().clear();
         // Some rows may be big files waiting for a slot: look a little further for small ones.
         let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
-        let rows = self
+        let (picked, waiting) = self
             .shared
             .db(move |j| {
-                for id in j.uploading(&for_owner)? {
+                for &id in &j.uploading(&for_owner)? {
                     if !busy.contains(&id) {
                         j.set_state(id, FileState::Uploading, FileState::Queued)?;
                     }
                 }
                 if free == 0 {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), false));
                 }
-                j.runnable(&for_owner, limit)
+                let rows = j.runnable(&for_owner, limit)?;
+                let (mut picked, waiting) = slots.pick(rows, &busy);
+                let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
+                let claimed = j.claim(&for_owner, &read)?;
+                picked.retain_mut(|row| {
+                    let ours = claimed.contains(&row.id);
+                    if ours {
+                        row.state = FileState::Uploading;
+                    }
+                    ours || row.state == FileState::Uploaded
+                });
+                Ok((picked, waiting))
             })
             .await?;
+        // A file waiting for a slot makes a measurement that can tell whether more would help.
         if free == 0 {
+            // Full, and files were left waiting the last time: still waiting.
             if self.backlog.load(Ordering::Relaxed) {
-                // Full, and files were left waiting the last time: still waiting.
                 self.sending.starved();
             }
-            return Ok(());
+        } else {
+            if waiting {
+                self.sending.starved();
+            }
+            self.backlog.store(waiting, Ordering::Relaxed);
         }
-        // A file sent in parts waits for a big-file slot; it does not take one of the many
-        // slots small files share while it waits.
-        let mut big_free = self.shared.big_files.available_permits();
-        let big = |row: &FileRow| {
-            row.state != FileState::Uploaded
-                && row
-                    .size
-                    .is_some_and(|s| s >= self.shared.settings.single_put_threshold)
-        };
-        for row in rows {
+        if !picked.is_empty() && self.running().is_empty() {
+            // Nothing was in flight: the idle time before this is not measured.
+            self.sending.restart();
+        }
+        for row in picked {
+            // Signed out or held meanwhile: a claimed row with no task goes back to the queue
+            // at the next round.
             if self.owner().is_none() {
                 return Ok(());
             }
-            if self.running().contains_key(&row.id) || (big(&row) && big_free == 0) {
-                continue;
-            }
-            if self.free_slots(self.running().len()) == 0 {
-                // A file waits for a slot: a measurement that can tell whether more would help.
-                self.sending.starved();
-                self.backlog.store(true, Ordering::Relaxed);
-                return Ok(());
-            }
-            if big(&row) {
-                big_free -= 1;
-            }
-            if self.running().is_empty() {
-                // Nothing was in flight: the idle time before this is not measured.
-                self.sending.restart();
-            }
             self.spawn(row, owner.clone());
         }
-        // The rows ran out with slots to spare.
-        self.backlog.store(false, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// What the scheduler may start in one round.
+struct Slots {
+    /// File slots free.
+    free: usize,
+    /// Big-file slots free (files sent in parts).
+    big_free: usize,
+    /// Size from which a file is sent in parts.
+    big_from: u64,
+}
+
+impl Slots {
+    /// The rows to start, in order, and whether runnable rows were left waiting for a slot.
+    /// A file sent in parts waits for a big-file slot; it does not take one of the many slots
+    /// small files share while it waits.
+    fn pick(mut self, rows: Vec<FileRow>, busy: &[i64]) -> (Vec<FileRow>, bool) {
+        let mut picked = Vec::new();
+        for row in rows {
+            let big =
+                row.state != FileState::Uploaded && row.size.is_some_and(|s| s >= self.big_from);
+            if busy.contains(&row.id) || (big && self.big_free == 0) {
+                continue;
+            }
+            if picked.len() == self.free {
+                return (picked, true);
+            }
+            self.big_free -= usize::from(big);
+            picked.push(row);
+        }
+        (picked, false)
     }
 }

@@ -350,3 +350,89 @@ fn a_batch_of_confirmations_moves_only_files_still_uploaded() {
     // Again: nothing left to move.
     assert!(journal.confirm_uploaded(&alice(), &ids).unwrap().is_empty());
 }
+
+#[test]
+fn a_claim_moves_only_files_still_in_the_state_they_were_read_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let ids: Vec<i64> = ["/tmp/a", "/tmp/b", "/tmp/c", "/tmp/d"]
+        .iter()
+        .map(|p| {
+            journal
+                .add(&alice(), &new_file(Path::new(p)), None)
+                .unwrap()
+        })
+        .collect();
+    // b was paused after the scheduler read it; d failed earlier and is due again.
+    journal
+        .set_state(ids[1], FileState::Queued, FileState::Paused)
+        .unwrap();
+    journal
+        .set_state(ids[3], FileState::Queued, FileState::Uploading)
+        .unwrap();
+    journal.uploaded(ids[3], &uploaded("md5:d")).unwrap();
+    let read = [
+        (ids[0], FileState::Queued),
+        (ids[1], FileState::Queued),
+        (ids[2], FileState::Queued),
+        // Read as uploaded: only confirmed again, never claimed for sending.
+        (ids[3], FileState::Uploaded),
+    ];
+    let mut bob = alice();
+    bob.user_id += 1;
+    assert!(journal.claim(&bob, &read).unwrap().is_empty());
+    assert_eq!(journal.claim(&alice(), &read).unwrap(), [ids[0], ids[2]]);
+    let row = |id: i64| journal.file(id).unwrap().unwrap();
+    assert_eq!(row(ids[0]).state, FileState::Uploading);
+    assert_eq!(row(ids[1]).state, FileState::Paused);
+    assert_eq!(row(ids[3]).state, FileState::Uploaded);
+    assert_eq!(row(ids[3]).etag.as_deref(), Some("etag"));
+    // Claimed once: a second claim of the same reading moves nothing.
+    assert!(journal.claim(&alice(), &read).unwrap().is_empty());
+}
+
+#[test]
+fn a_transaction_keeps_all_its_writes_or_none_and_an_inner_one_joins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let add = |p: &str| journal.add(&alice(), &new_file(Path::new(p)), None);
+    let failed: Result<()> = journal.transaction(|j| {
+        j.add(&alice(), &new_file(Path::new("/tmp/a")), None)?;
+        // A write that uses its own savepoint inside, as a batch of confirmations does.
+        j.transaction(|j| j.add(&alice(), &new_file(Path::new("/tmp/b")), None))?;
+        Err(crate::error::Error::Closed)
+    });
+    assert!(failed.is_err());
+    assert!(journal.counts(&alice()).unwrap().is_empty(), "rolled back");
+    // A panic inside rolls back too, and the journal is usable after it.
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = journal.transaction(|j| -> Result<()> {
+            j.add(&alice(), &new_file(Path::new("/tmp/c")), None)?;
+            panic!("inside");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert!(journal.counts(&alice()).unwrap().is_empty(), "rolled back");
+    let ids = journal
+        .transaction(|_| Ok((add("/tmp/d")?, add("/tmp/e")?)))
+        .unwrap();
+    assert_eq!(journal.counts(&alice()).unwrap(), [(FileState::Queued, 2)]);
+    assert_ne!(ids.0, ids.1);
+    // Other writers wait for it rather than joining it: a thread's write made while a
+    // transaction is open lands after its commit and is not rolled back with it.
+    let (begun_tx, begun_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let other = s.spawn(move || {
+            begun_rx.recv().unwrap();
+            add("/tmp/f").unwrap()
+        });
+        let _: Result<()> = journal.transaction(|j| {
+            begun_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            j.add(&alice(), &new_file(Path::new("/tmp/g")), None)?;
+            Err(crate::error::Error::Closed)
+        });
+        other.join().unwrap();
+    });
+    assert_eq!(journal.counts(&alice()).unwrap(), [(FileState::Queued, 3)]);
+}
