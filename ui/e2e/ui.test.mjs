@@ -4,63 +4,26 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
-import { extname, join, dirname } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { shots, signIn, start } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
 // The header of the app server's CSV export (crates/ferry-server/src/uploads.rs).
 const SERVER_CSV_HEADER = "id,user,bucket,key,name,size,etag,checksum,device,started_at,completed_at,status,confirmed_by";
-// The demo build: the page with its simulated backend (the build the app embeds has none).
-const dist = join(here, "..", "dist-demo");
-const shots = join(here, "..", "..", "docs", "screenshots");
-const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
-let server;
-let browser;
-let base;
+let harness;
 
 before(async () => {
-  assert.ok(existsSync(join(dist, "index.html")), "build the demo UI first (npm run build:demo)");
-  mkdirSync(shots, { recursive: true });
-  server = createServer((req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    const file = join(dist, path === "/" ? "index.html" : path);
-    if (!file.startsWith(dist) || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
-    res.end(readFileSync(file));
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 30_000,
-  });
+  harness = await start();
 });
 
 after(async () => {
-  await browser?.close();
-  server?.close();
+  await harness?.stop();
 });
 
-async function page(query = "", colorScheme = "light") {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme, acceptDownloads: true });
-  const p = await context.newPage();
-  p.setDefaultTimeout(15_000);
-  await p.goto(`${base}/${query}`);
-  return p;
-}
-
-async function signIn(p, username, password) {
-  await p.getByLabel("Username").fill(username);
-  await p.getByLabel("Password").fill(password);
-  await p.getByRole("button", { name: "Sign in" }).click();
-}
+const page = (query, colorScheme) => harness.page(query, colorScheme);
 
 test("sign-in: a wrong password is explained, the right one opens the uploads", async () => {
   const p = await page();

@@ -234,16 +234,29 @@ export class AppState {
 
   /** Over the signed-in account's files that are not cancelled or skipped: bytes sent and
    * total, files on their way, files being retried, and files failed for good. */
-  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number } {
-    const totals = { sent: 0, size: 0, active: 0, retrying: 0, failed: 0 };
+  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number; done: number; files: number } {
+    const totals = { sent: 0, size: 0, active: 0, retrying: 0, failed: 0, done: 0, files: 0 };
     for (const item of this.queue) {
       if (!item.mine || item.state === "cancelled" || item.state === "skipped") continue;
       totals.sent += item.sent;
       totals.size += item.size;
+      totals.files++;
+      if (item.state === "confirmed") totals.done++;
       if (item.state === "uploading" || item.state === "queued") totals.active++;
       if (retryScheduled(item) || retryingNow(item, this.retries[item.id])) totals.retrying++;
       else if (item.state === "failed") totals.failed++;
     }
     return totals;
+  }
+
+  /** What screen readers are told of the queue: counts of files, which change as files
+   * start, finish or fail — never with each byte sent. */
+  get announcement(): string {
+    const { files, done, failed, retrying } = this.totals;
+    if (files === 0) return "";
+    const plural = (n: number) => `${n} file${n === 1 ? "" : "s"}`;
+    const trouble = [retrying ? `${retrying} retrying` : "", failed ? `${failed} failed` : ""].filter(Boolean).join(", ");
+    if (done === files) return `All ${plural(files)} uploaded.`;
+    return `${done} of ${plural(files)} uploaded${trouble ? `; ${trouble}` : ""}.`;
   }
 }
