@@ -51,7 +51,7 @@ pub enum Error {
         what: String,
     },
     /// The object store refused a request.
-    #[error("{operation}: the store answered {status} {code}: {message}")]
+    #[error("{operation}: the store answered {status} {code}: {message}{}", request_id.as_ref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
     Storage {
         /// The S3 operation.
         operation: &'static str,
@@ -61,6 +61,8 @@ pub enum Error {
         code: String,
         /// The store's message.
         message: String,
+        /// The store's id of the request, when it gave one (its support asks for it).
+        request_id: Option<String>,
     },
     /// The local file cannot be uploaded as it is.
     #[error("{path}: {reason}")]

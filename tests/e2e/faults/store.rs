@@ -389,6 +389,30 @@ async fn a_store_fault_that_never_heals_fails_the_file_with_a_reason_after_bound
             .expect("the failure was shown");
         assert_eq!(last.1.as_ref().map(|e| e.code.as_str()), Some(code));
     }
+    // The store's refusal carries its request id (what its support asks for): kept with the
+    // failure and shown.
+    let refused = engine
+        .journal()
+        .file(files[1].id(&engine))
+        .unwrap()
+        .unwrap();
+    let message = refused.error_message.unwrap_or_default();
+    assert!(
+        message.contains("SlowDown") && message.ends_with("(request id proxy)"),
+        "{message}"
+    );
+    let shown = failures(&events);
+    let last = shown
+        .iter()
+        .rev()
+        .find(|(id, _)| *id == refused.id)
+        .unwrap();
+    assert!(
+        last.1
+            .as_ref()
+            .is_some_and(|e| e.message.contains("request id proxy")),
+        "{last:?}"
+    );
     let small = rig.store.count("PUT", "doomed.txt");
     let parts = rig.store.count("PUT", "doomed.bin?partNumber=");
     rig.store.clear();

@@ -405,11 +405,24 @@ impl Storage {
         {
             self.credentials.correct_clock(server);
         }
+        // Every cloud names its request-id header differently; the error document has it too.
+        let request_id = error.request_id.or_else(|| {
+            [
+                "x-amz-request-id",
+                "x-oss-request-id",
+                "x-obs-request-id",
+                "x-jdcloud-request-id",
+            ]
+            .iter()
+            .find_map(|name| headers.get(*name)?.to_str().ok())
+            .map(str::to_owned)
+        });
         Err(Error::Storage {
             operation,
             status,
             message: error.message,
             code,
+            request_id,
         })
     }
 
@@ -609,6 +622,7 @@ impl Storage {
                 status: 500,
                 code: error.code,
                 message: error.message,
+                request_id: error.request_id,
             });
         }
         // With a callback the body is the app server's answer: the ETag is in the headers.

@@ -10,6 +10,8 @@ pub struct ErrorBody {
     pub code: String,
     /// `Message`.
     pub message: String,
+    /// `RequestId`: what the store's support asks for.
+    pub request_id: Option<String>,
 }
 
 /// One part of a `ListPartsResult`.
@@ -74,6 +76,8 @@ struct ErrorXml {
     code: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    request_id: String,
 }
 
 /// An error body, if `body` is one.
@@ -82,6 +86,7 @@ pub fn error(body: &[u8]) -> Option<ErrorBody> {
     Some(ErrorBody {
         code: parsed.code,
         message: parsed.message,
+        request_id: Some(parsed.request_id).filter(|id| !id.is_empty()),
     })
 }
 
@@ -321,7 +326,8 @@ mod tests {
             error(late.as_bytes()).unwrap(),
             ErrorBody {
                 code: "InternalError".into(),
-                message: "We encountered an internal error & <more>.".into()
+                message: "We encountered an internal error & <more>.".into(),
+                request_id: Some("656c76696e6727732072657175657374".into()),
             }
         );
         assert!(completed_etag(late.as_bytes()).is_err());
