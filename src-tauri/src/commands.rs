@@ -341,6 +341,22 @@ pub(crate) async fn history_csv(desktop: Shared<'_>, query: HistoryQuery) -> Com
         .await?)
 }
 
+/// Asks where to save the diagnostics zip (logs and a queue summary, secrets left out) and
+/// writes it; where it went, or nothing when the dialog was cancelled.
+#[tauri::command]
+pub(crate) async fn save_diagnostics(
+    app: tauri::AppHandle,
+    desktop: Shared<'_>,
+) -> CommandResult<Option<String>> {
+    let title = "Save Ferry's diagnostics";
+    let Some(path) = picks::save_as(&app, title, "ferry-diagnostics.zip").await else {
+        return Ok(None);
+    };
+    let engine = desktop.engine().await?;
+    engine.save_diagnostics(&desktop.data_dir, &path).await?;
+    Ok(Some(path.display().to_string()))
+}
+
 #[tauri::command]
 pub(crate) async fn stats(
     desktop: Shared<'_>,

@@ -18,12 +18,7 @@ use std::sync::Arc;
 use tauri::Manager;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    ferry_engine::diagnostics::log_to(&ferry_engine::profile::data_dir());
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             shell::show(app)
@@ -78,6 +73,7 @@ fn main() {
             commands::overview,
             commands::control,
             commands::credentials,
+            commands::save_diagnostics,
             commands::folders,
             commands::add_folder,
             commands::set_folder_enabled,

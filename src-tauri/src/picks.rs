@@ -108,6 +108,19 @@ pub(crate) async fn folder(app: &tauri::AppHandle) -> Option<PathBuf> {
     rx.await.ok().flatten().and_then(|f| f.into_path().ok())
 }
 
+/// Opens the system's save dialog with `name` proposed; where to save, if anywhere.
+pub(crate) async fn save_as(app: &tauri::AppHandle, title: &str, name: &str) -> Option<PathBuf> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .file()
+        .set_title(title)
+        .set_file_name(name)
+        .save_file(move |path| {
+            let _ = tx.send(path);
+        });
+    rx.await.ok().flatten().and_then(|f| f.into_path().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod crash_trials;
 mod credential_status;
 mod credential_storm;
 mod desktop;
+mod diagnostics;
 mod engine_accounts;
 mod engine_bad_input;
 mod engine_dialects;

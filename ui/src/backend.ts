@@ -217,6 +217,9 @@ export interface Backend {
   stats(query: HistoryQuery): Promise<DayStats[]>;
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
+  /** Asks where to save the diagnostics zip (logs and a queue summary, secrets left out) and
+   * writes it; where it went, or `null` when the dialog was cancelled. */
+  saveDiagnostics(): Promise<string | null>;
   onEvent(listener: (event: EngineEvent) => void): () => void;
 }
 

@@ -108,6 +108,13 @@ enum Command {
     },
     /// Sign out and forget the credentials.
     Logout,
+    /// Write a zip of the logs and a summary of the queue for whoever helps you (every secret
+    /// is left out). Works signed out and offline too.
+    Diagnostics {
+        /// Where to write the zip.
+        #[arg(default_value = "ferry-diagnostics.zip")]
+        out: PathBuf,
+    },
 }
 
 fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {
@@ -341,14 +348,9 @@ async fn status(
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    ferry_engine::diagnostics::log_to(&data_dir(&cli));
+    match run(cli).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
@@ -361,8 +363,12 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(profile::data_dir)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let data_dir = cli.data_dir.clone().unwrap_or_else(profile::data_dir);
+    let data_dir = data_dir(&cli);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let remembered = profile::remembered_server(&data_dir);
@@ -442,6 +448,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("signed out");
             Ok(true)
         }
+        Command::Diagnostics { out } => {
+            // The session's token is among the secrets left out: restored if there is one.
+            let _ = engine.restore_even_offline().await;
+            engine.save_diagnostics(&data_dir, &out).await?;
+            println!("diagnostics written to {}", out.display());
+            Ok(true)
+        }
         command => {
             // `watch` stays running: started before the network, it keeps the session it has
             // and uploads once the server answers. A one-off command says the server is gone.
@@ -509,7 +522,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     }
                     Ok(true)
                 }
-                Command::Login { .. } | Command::Logout | Command::Status => {
+                Command::Login { .. }
+                | Command::Logout
+                | Command::Status
+                | Command::Diagnostics { .. } => {
                     unreachable!("handled above")
                 }
             }

@@ -167,6 +167,18 @@ impl Credentials {
         );
     }
 
+    /// The secrets of the grant held now (its secret key and security token), to keep them
+    /// out of what is written for others to read (diagnostics).
+    pub(crate) async fn secrets(&self) -> Vec<String> {
+        match self.cached.lock().await.as_ref() {
+            Some(c) => vec![
+                c.grant.secret_access_key.clone(),
+                c.grant.security_token.clone(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     /// How many grants were fetched so far.
     pub fn refresh_count(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)

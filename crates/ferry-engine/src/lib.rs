@@ -6,6 +6,7 @@
 pub mod api;
 mod blocking;
 pub mod credentials;
+pub mod diagnostics;
 pub mod dialect;
 mod engine;
 mod error;

@@ -177,6 +177,15 @@ async fn the_window_shows_retrying_files_and_files_waiting_for_another_account()
         "{waiting}"
     );
     driver.screenshot("retrying").await;
+    let refused_text = wait_row(&driver, "refused.txt", "failed", 5, |_, _| true).await;
+    assert!(
+        refused_text["text"]
+            .as_str()
+            .unwrap()
+            .contains("(request id proxy)"),
+        "the store's request id: {refused_text}"
+    );
+    save_diagnostics(&driver, &home).await;
 
     // Retry the refused file: it goes up at once.
     driver.click_label("Retry refused.txt").await;
@@ -215,6 +224,39 @@ async fn the_window_shows_retrying_files_and_files_waiting_for_another_account()
         "the window answers after its rest"
     );
     super::rest::report(first_paint, &rest);
+}
+
+/// Settings → "Save diagnostics…" through the system's save dialog: the zip explains the
+/// failed file with the store's request id.
+async fn save_diagnostics(driver: &Driver, home: &Path) {
+    driver.click_text("Settings").await;
+    driver.click_text("Save diagnostics…").await;
+    let out = home.join("ferry-diagnostics.zip");
+    driver
+        .choose_in_dialog("Save Ferry's diagnostics", &out)
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let said = text_of(driver, "diagnostics").await;
+        if said.as_str().is_some_and(|t| t.starts_with("Saved to ")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not saved: {said}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    driver.screenshot("settings-diagnostics").await;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut summary = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("summary.txt").unwrap(), &mut summary).unwrap();
+    assert!(
+        summary.contains("refused.txt [failed] storage") && summary.contains("(request id proxy)"),
+        "{summary}"
+    );
+    assert!(
+        zip.by_name("logs/ferry.log").is_ok(),
+        "the app's log is in it"
+    );
+    driver.click_text("Uploads").await;
 }
 
 /// Bob signs in on alice's data dir: alice's unfinished file is shown waiting for her, with no

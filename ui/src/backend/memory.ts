@@ -419,6 +419,12 @@ export class MemoryBackend implements Backend {
     if (this.signedIn().role !== "admin") throw new BackendError("forbidden", "this is for admins only");
   }
 
+  /** The demo has no files to write: it says where the desktop would have saved them. */
+  async saveDiagnostics(): Promise<string | null> {
+    this.signedIn();
+    return "/home/alice/ferry-diagnostics.zip";
+  }
+
   async historyCsv(query: HistoryQuery): Promise<string> {
     this.admin();
     const lines = this.filtered(query).map((r) =>

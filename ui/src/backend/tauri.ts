@@ -49,6 +49,7 @@ export class TauriBackend implements Backend {
   removeFolder = (path: string) => call<void>("remove_folder", { path });
   history = (query: HistoryQuery) => call<UploadPage>("history", { query });
   historyCsv = (query: HistoryQuery) => call<string>("history_csv", { query });
+  saveDiagnostics = () => call<string | null>("save_diagnostics");
   stats = (query: HistoryQuery) => call<DayStats[]>("stats", { query });
   settings = () => call<Settings>("settings");
   saveSettings = (settings: Settings) => call<void>("save_settings", { settings });

@@ -1,0 +1,349 @@
+//! What a user sends when asking for help: a zip of Ferry's logs and a summary of its journal
+//! (states, the files that failed or wait, why, their attempts and the store's request ids),
+//! with every secret the engine holds — the session token, the storage secret and security
+//! token — and anything shaped like a credential or a signature replaced by `[redacted]`.
+//!
+//! The logs are written by the front ends through [`LogFile`]: one file in the data dir's
+//! `logs/`, kept under a size by turning it over once.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::journal::FileState;
+
+/// The log file's name in [`log_dir`]; the one before it has `.1` appended.
+pub const LOG_FILE: &str = "ferry.log";
+
+/// Bytes a log file reaches before it is turned over.
+const LOG_MAX: u64 = 4 * 1024 * 1024;
+
+/// What replaces a secret.
+const REDACTED: &str = "[redacted]";
+
+/// Files at most listed in the summary as failed or waiting.
+const TROUBLED_MOST: usize = 200;
+
+/// Where the logs of the data dir `data_dir` are.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("logs")
+}
+
+/// A log file that keeps itself small: at [`LOG_MAX`] bytes it becomes `ferry.log.1` (the one
+/// before is dropped) and a new one begins. Cloned writers share one file.
+#[derive(Clone)]
+pub struct LogFile {
+    inner: Arc<Mutex<Log>>,
+}
+
+struct Log {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    written: u64,
+}
+
+impl LogFile {
+    /// A log in [`log_dir`] of `data_dir` (made if missing). Nothing fails here: a log that
+    /// cannot be written is not written.
+    pub fn new(data_dir: &Path) -> Self {
+        let dir = log_dir(data_dir);
+        let _ = std::fs::create_dir_all(&dir);
+        Self {
+            inner: Arc::new(Mutex::new(Log {
+                path: dir.join(LOG_FILE),
+                file: None,
+                written: 0,
+            })),
+        }
+    }
+}
+
+impl Log {
+    fn open(&mut self) -> std::io::Result<&mut std::fs::File> {
+        if self.file.is_none() || self.written >= LOG_MAX {
+            if self.written >= LOG_MAX {
+                self.file = None;
+                let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.written = file.metadata().map_or(0, |m| m.len());
+            self.file = Some(file);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+}
+
+/// Sends the process's log to stderr (warnings, or `FERRY_LOG`) and to the data dir's log file
+/// (from `info`, or `FERRY_LOG`): what [`Engine::save_diagnostics`] packs.
+pub fn log_to(data_dir: &Path) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = |default: &str| {
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default))
+    };
+    let file = LogFile::new(data_dir);
+    let _ = tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter("warn")),
+        )
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || file.clone())
+                .with_filter(filter("info")),
+        )
+        .try_init();
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = log.open()?.write(buf)?;
+        log.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match log.file.as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Replaces secrets in text: the values given, and what follows the names credentials and
+/// signatures travel under (headers, query parameters, JSON fields).
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+/// Names whose value is a secret, however it is written after them (`name: v`, `name=v`,
+/// `"name":"v"`); matched without regard to case.
+const SECRET_NAMES: &[&str] = &[
+    "authorization",
+    "x-amz-security-token",
+    "x-oss-security-token",
+    "x-obs-security-token",
+    "security-token",
+    "securitytoken",
+    "security_token",
+    "x-amz-signature",
+    "x-oss-signature",
+    "signature",
+    "secret_access_key",
+    "secretaccesskey",
+    "accesskeysecret",
+    "session_token",
+    "sessiontoken",
+    "token",
+    "password",
+    "bearer",
+];
+
+impl Redactor {
+    /// A redactor of `secrets` (empty ones are ignored) and of every [`SECRET_NAMES`] value.
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+        // Longest first: a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self { secrets }
+    }
+
+    /// `text` with its secrets replaced.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+        for name in SECRET_NAMES {
+            out = redact_after(&out, name);
+        }
+        out
+    }
+}
+
+/// Replaces the value after each `name` (case-insensitive) that is followed by `:`, `=` or
+/// `":"` and optional spaces or quotes: up to the next space, quote, `&`, `,` or line end.
+fn redact_after(text: &str, name: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(name) {
+        let start = at + found;
+        let after = start + name.len();
+        // Part of a longer word (`tokens`, `my_token_count`): not a name.
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if word(lower[..start].chars().next_back()) {
+            out.push_str(&text[at..after]);
+            at = after;
+            continue;
+        }
+        let rest = &text[after..];
+        let skip = rest
+            .char_indices()
+            .find(|&(_, c)| !matches!(c, '"' | '\'' | ':' | '=' | ' '))
+            .map_or(rest.len(), |(i, _)| i);
+        let separated = rest[..skip].contains([':', '=']) || name == "bearer";
+        if !separated || skip == rest.len() {
+            out.push_str(&text[at..after]);
+            at = after;
+            continue;
+        }
+        let value = &rest[skip..];
+        let end = value
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | '}'))
+            .unwrap_or(value.len());
+        out.push_str(&text[at..after + skip]);
+        // "Authorization: AWS4-HMAC-SHA256 Credential=…": the scheme is a word, the rest too.
+        let value_end = if name == "authorization" {
+            value.find(['\n', '"']).unwrap_or(value.len())
+        } else {
+            end
+        };
+        out.push_str(REDACTED);
+        at = after + skip + value_end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+impl Engine {
+    /// Writes the diagnostics zip to `out`: `summary.txt` and the logs, secrets redacted.
+    pub async fn save_diagnostics(&self, data_dir: &Path, out: &Path) -> Result<()> {
+        let mut secrets: Vec<String> = self.credentials().secrets().await;
+        if let Ok(token) = self.session().token() {
+            secrets.push(token.expose().to_owned());
+        }
+        let redactor = Redactor::new(secrets);
+        let summary = self.summary_text().await;
+        let logs = log_dir(data_dir);
+        let out = out.to_owned();
+        crate::blocking::run("writing diagnostics", move || {
+            write_zip(&out, &redactor, &summary, &logs)
+        })
+        .await
+    }
+
+    /// The journal and session as words: nothing secret, but redacted anyway on the way out.
+    async fn summary_text(&self) -> String {
+        let mut text = format!(
+            "Ferry {} diagnostics, written {}\nOS: {} {}\n\n",
+            env!("CARGO_PKG_VERSION"),
+            time::OffsetDateTime::now_utc(),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+        );
+        let owner = self.session().owner();
+        match &owner {
+            Some(o) => text += &format!("Signed in as {} on {}\n", o.user_name, o.server),
+            None => text += "Not signed in\n",
+        }
+        let status = self.credentials().status();
+        text += &format!("Credentials: {status:?}\nOnline: {}\n\n", self.online());
+        let owner_for = owner.clone();
+        let journal = self.journal().clone();
+        let rows = crate::blocking::run("reading the journal", move || {
+            let counts = match &owner_for {
+                Some(o) => journal.counts(o)?,
+                None => Vec::new(),
+            };
+            Ok((counts, journal.files(10_000)?))
+        })
+        .await;
+        let (counts, files) = match rows {
+            Ok(rows) => rows,
+            Err(err) => return text + &format!("The journal could not be read: {err}\n"),
+        };
+        text += "Files per state:\n";
+        for (state, n) in counts {
+            text += &format!("  {:<10} {n}\n", state.as_str());
+        }
+        text += "\nFailed or waiting files (newest first):\n";
+        let troubled = files
+            .iter()
+            .filter(|f| f.error_code.is_some() || f.state == FileState::Failed)
+            .take(TROUBLED_MOST);
+        for f in troubled {
+            text += &format!(
+                "  #{} {} [{}] {} — {} ({} attempt(s){})\n",
+                f.id,
+                f.name,
+                f.state.as_str(),
+                f.error_code.as_deref().unwrap_or("-"),
+                f.error_message.as_deref().unwrap_or("-"),
+                f.attempts,
+                f.next_retry_at
+                    .map(|at| format!(", next try at Unix {at}"))
+                    .unwrap_or_default(),
+            );
+        }
+        text
+    }
+}
+
+fn write_zip(out: &Path, redactor: &Redactor, summary: &str, logs: &Path) -> Result<()> {
+    let io = |source: std::io::Error| Error::Io {
+        context: format!("writing {}", out.display()),
+        source,
+    };
+    let zipping = |e: zip::result::ZipError| io(std::io::Error::other(e));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(out).map_err(io)?);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("summary.txt", options).map_err(zipping)?;
+    zip.write_all(redactor.redact(summary).as_bytes())
+        .map_err(io)?;
+    for name in [format!("{LOG_FILE}.1"), LOG_FILE.to_owned()] {
+        let Ok(bytes) = std::fs::read(logs.join(&name)) else {
+            continue;
+        };
+        zip.start_file(format!("logs/{name}"), options)
+            .map_err(zipping)?;
+        let text = redactor.redact(&String::from_utf8_lossy(&bytes));
+        zip.write_all(text.as_bytes()).map_err(io)?;
+    }
+    zip.finish().map_err(zipping)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_what_follows_credential_names_are_redacted() {
+        let r = Redactor::new(["s3cr3t-value".to_owned(), String::new()]);
+        let cases = [
+            ("token s3cr3t-value leaked", "token [redacted] leaked"),
+            (
+                "GET /a?X-Amz-Signature=abc123&x=1",
+                "GET /a?X-Amz-Signature=[redacted]&x=1",
+            ),
+            (
+                "authorization: AWS4-HMAC-SHA256 Credential=AK/1/r/s3/aws4_request, Signature=ff\nnext",
+                "authorization: [redacted]\nnext",
+            ),
+            (
+                r#"{"token":"abc.def","n":1}"#,
+                r#"{"token":"[redacted]","n":1}"#,
+            ),
+            (
+                "x-oss-security-token: CAIS+x/y==",
+                "x-oss-security-token: [redacted]",
+            ),
+            ("Bearer eyJhbGciOi", "Bearer [redacted]"),
+            ("tokens: 5, my_token_count=3", "tokens: 5, my_token_count=3"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(r.redact(text), want, "{text}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The diagnostics zip a user sends for help: the journal summary and the logs, with every
+//! secret the engine holds redacted — even ones a log line leaked.
+
+use std::io::{Read, Write};
+
+use ferry_engine::diagnostics::LogFile;
+use ferry_engine::journal::FileState;
+use ferry_tests::{Alice, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked() {
+    let Alice {
+        server: _server,
+        password,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
+    let data = dir.path().join("data");
+    let (kept, gone) = (dir.path().join("kept.txt"), dir.path().join("gone.txt"));
+    std::fs::write(&kept, "kept").unwrap();
+    std::fs::write(&gone, "gone").unwrap();
+    engine.enqueue(&[kept, gone.clone()]).await.unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    let summary = within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!((summary.confirmed, summary.failed), (1, 1), "{summary:?}");
+
+    let grant = engine.credentials().current().await.unwrap();
+    let token = engine.session().token().unwrap().expose().to_owned();
+    let secrets = [
+        ("the session token", token.clone()),
+        ("the storage secret", grant.secret_access_key.clone()),
+        ("the security token", grant.security_token.clone()),
+        ("the password", password.clone()),
+    ];
+    // A log that leaked them, in the shapes they travel in.
+    let mut log = LogFile::new(&data);
+    writeln!(log, "INFO upload finished: kept.txt").unwrap();
+    writeln!(log, "DEBUG session {token} refreshed").unwrap();
+    writeln!(
+        log,
+        "DEBUG grant {{\"secret_access_key\":\"{}\"}}",
+        grant.secret_access_key
+    )
+    .unwrap();
+    writeln!(log, "DEBUG x-amz-security-token: {}", grant.security_token).unwrap();
+    writeln!(
+        log,
+        "DEBUG sign-in {{\"username\":\"alice\",\"password\":\"{password}\"}}"
+    )
+    .unwrap();
+    log.flush().unwrap();
+
+    let out = dir.path().join("ferry-diagnostics.zip");
+    engine.save_diagnostics(&data, &out).await.unwrap();
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).unwrap();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap();
+        entries.push((entry.name().to_owned(), text));
+    }
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["summary.txt", "logs/ferry.log"]);
+    for (what, secret) in &secrets {
+        assert!(secret.len() >= 8, "{what} is a real secret");
+        for (name, text) in &entries {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} is in {name}:\n{text}"
+            );
+        }
+    }
+    let (summary, log) = (&entries[0].1, &entries[1].1);
+    assert!(summary.contains("Signed in as alice"), "{summary}");
+    let failed = engine
+        .files(10)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.state == FileState::Failed)
+        .unwrap();
+    let line = format!(
+        "#{} gone.txt [failed] {}",
+        failed.id,
+        failed.error_code.unwrap()
+    );
+    assert!(summary.contains(&line), "{line} in:\n{summary}");
+    assert!(log.contains("upload finished: kept.txt"), "{log}");
+    assert_eq!(log.matches("[redacted]").count(), 4, "{log}");
+}
