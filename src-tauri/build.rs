@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "stats",
     "settings",
     "save_settings",
+    "save_diagnostics",
 ];
 
 /// What to run when the UI cannot be built from here; the one line a failed build shows.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tauri::Manager;
 
 fn main() {
-    ferry_engine::diagnostics::log_to(&ferry_engine::profile::data_dir());
+    ferry_engine::diagnostics::log_to(Some(&ferry_engine::profile::data_dir()));
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             shell::show(app)

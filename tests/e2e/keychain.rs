@@ -111,8 +111,8 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
     let page: ferry_protocol::UploadPage = client.get("/api/v1/uploads").await.json(200);
     assert_eq!(page.items.len(), 1);
     let mut found_etag = false;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for file in files_under(&data) {
+        let bytes = std::fs::read(file).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(&password), "the password is on disk");
         found_etag |= text.contains(&page.items[0].etag);
@@ -154,11 +154,12 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
             !outside_the_dump.contains(secret.as_str()),
             "a secret is in the output"
         );
-        for entry in std::fs::read_dir(&data).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for file in files_under(&data) {
+            let bytes = std::fs::read(&file).unwrap();
             assert!(
                 !String::from_utf8_lossy(&bytes).contains(secret.as_str()),
-                "a secret is in the data dir"
+                "a secret is in the data dir: {}",
+                file.display()
             );
         }
     }
@@ -221,4 +222,17 @@ async fn without_a_keychain_the_error_is_clear_and_memory_only_is_an_explicit_ch
         "{}",
         String::from_utf8_lossy(&memory.stderr)
     );
+}
+
+/// Every file under `dir`, in its folders too (the log file is in `logs/`).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(files_under(&path)),
+            false => files.push(path),
+        }
+    }
+    files
 }

@@ -91,9 +91,11 @@ for (const scheme of ["light", "dark"]) {
     await p.getByRole("cell", { name: "/home/alice/Photos", exact: true }).waitFor();
     await audit(p, "folders", found);
     await p.getByRole("button", { name: "Settings" }).click();
-    await p.getByRole("button", { name: "Save" }).click();
+    await p.getByRole("button", { name: "Save", exact: true }).click();
     await p.getByText(/^Saved\./).waitFor();
-    await audit(p, "settings", found);
+    await p.getByRole("button", { name: "Save diagnostics…" }).click();
+    await p.getByText(/^Saved to .*ferry-diagnostics\.zip\.$/).waitFor();
+    await audit(p, "settings, diagnostics saved", found);
     await p.getByRole("button", { name: "History" }).click();
     await p.getByRole("button", { name: "Apply" }).waitFor();
     await audit(p, "history", found);
@@ -130,7 +132,7 @@ test("every control is reached by Tab, with its focus visible", async () => {
   // Enter on a focused tab opens its screen.
   await p.getByRole("button", { name: "Settings" }).focus();
   await p.keyboard.press("Enter");
-  await p.getByRole("button", { name: "Save" }).waitFor();
+  await p.getByRole("button", { name: "Save", exact: true }).waitFor();
   await p.context().close();
 });
 

@@ -263,11 +263,11 @@ test("folders and settings screens, and dark mode", async () => {
   await p.getByRole("button", { name: "Settings" }).click();
   // Too small a part: the form refuses it before anything is saved.
   await p.getByLabel("Part size (MiB)").fill("2");
-  await p.getByRole("button", { name: "Save" }).click();
+  await p.getByRole("button", { name: "Save", exact: true }).click();
   assert.equal(await p.getByLabel("Part size (MiB)").evaluate((i) => i.validity.rangeUnderflow), true);
   assert.equal(await p.getByRole("status").count(), 0);
   await p.getByLabel("Part size (MiB)").fill("16");
-  await p.getByRole("button", { name: "Save" }).click();
+  await p.getByRole("button", { name: "Save", exact: true }).click();
   await p.getByText(/^Saved\./).waitFor();
   await p.screenshot({ path: join(shots, "settings-dark.png") });
   await p.context().close();

@@ -349,7 +349,9 @@ async fn status(
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    ferry_engine::diagnostics::log_to(&data_dir(&cli));
+    // `status` reads and changes nothing, the log file included.
+    let logs = (!matches!(cli.command, Command::Status)).then(|| data_dir(&cli));
+    ferry_engine::diagnostics::log_to(logs.as_deref());
     match run(cli).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,

@@ -44,6 +44,13 @@ struct Cached {
 }
 
 impl Cached {
+    fn secrets(&self) -> [String; 2] {
+        [
+            self.grant.secret_access_key.clone(),
+            self.grant.security_token.clone(),
+        ]
+    }
+
     /// When this grant should be replaced: at half its lifetime or when 5 minutes remain,
     /// whichever comes first. A grant shorter than 5 minutes would be due at once by the second
     /// rule, refreshing on every request; for those the half-life rule alone applies.
@@ -118,6 +125,8 @@ impl Drop for Refreshing<'_> {
 pub struct Credentials {
     session: Arc<Session>,
     cached: Mutex<Option<Cached>>,
+    /// Secrets of the grants held so far (for [`Credentials::secrets`]).
+    seen: std::sync::Mutex<Vec<String>>,
     tracker: std::sync::Mutex<Tracker>,
     events: EventSink,
     offset_ms: AtomicI64,
@@ -142,6 +151,7 @@ impl Credentials {
         Self {
             session,
             cached: Mutex::new(None),
+            seen: std::sync::Mutex::default(),
             tracker: std::sync::Mutex::new(Tracker::default()),
             events,
             offset_ms: AtomicI64::new(0),
@@ -167,15 +177,31 @@ impl Credentials {
         );
     }
 
-    /// The secrets of the grant held now (its secret key and security token), to keep them
-    /// out of what is written for others to read (diagnostics).
+    /// The secrets (secret key and security token) of every grant this process held and of
+    /// the one the keychain keeps for the signed-in account, to keep them out of what is
+    /// written for others to read (diagnostics). Never waits for a refresh under way.
     pub(crate) async fn secrets(&self) -> Vec<String> {
-        match self.cached.lock().await.as_ref() {
-            Some(c) => vec![
-                c.grant.secret_access_key.clone(),
-                c.grant.security_token.clone(),
-            ],
-            None => Vec::new(),
+        let mut secrets = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Ok(cached) = self.cached.try_lock()
+            && let Some(c) = cached.as_ref()
+        {
+            secrets.extend(c.secrets());
+        }
+        if let Some(owner) = self.session.owner()
+            && let Some(kept) = self.load_from_keychain(&owner).await
+        {
+            secrets.extend(kept.secrets());
+        }
+        secrets
+    }
+
+    /// Remembers the secrets of a grant taken into the cache (see [`Credentials::secrets`]).
+    fn seen(&self, cached: &Cached) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for secret in cached.secrets() {
+            if !seen.contains(&secret) {
+                seen.push(secret);
+            }
         }
     }
 
@@ -243,6 +269,9 @@ impl Credentials {
         }
         if cached.is_none() {
             *cached = self.load_from_keychain(owner).await;
+            if let Some(kept) = cached.as_ref() {
+                self.seen(kept);
+            }
             if let Some(c) = cached.as_ref() {
                 self.track(|t| {
                     t.status.expires_at = Some(c.grant.expires_at);
@@ -259,6 +288,7 @@ impl Credentials {
         }
         let fresh = self.fetch(owner, cached.as_ref()).await?;
         let grant = fresh.grant.clone();
+        self.seen(&fresh);
         *cached = Some(fresh);
         Ok(grant)
     }
@@ -276,6 +306,7 @@ impl Credentials {
         }
         let fresh = self.fetch(owner, None).await?;
         let grant = fresh.grant.clone();
+        self.seen(&fresh);
         *cached = Some(fresh);
         Ok(grant)
     }

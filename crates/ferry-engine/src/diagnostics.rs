@@ -63,14 +63,19 @@ impl LogFile {
 impl Log {
     fn open(&mut self) -> std::io::Result<&mut std::fs::File> {
         if self.file.is_none() || self.written >= LOG_MAX {
-            if self.written >= LOG_MAX {
-                self.file = None;
-                let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
-            }
+            // Full: kept as the one before, or (when it cannot be) begun again.
+            let full = self.written >= LOG_MAX;
+            let kept =
+                full && std::fs::rename(&self.path, self.path.with_extension("log.1")).is_ok();
+            self.file = None;
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .truncate(false)
                 .open(&self.path)?;
+            if full && !kept {
+                file.set_len(0)?;
+            }
             self.written = file.metadata().map_or(0, |m| m.len());
             self.file = Some(file);
         }
@@ -78,27 +83,27 @@ impl Log {
     }
 }
 
-/// Sends the process's log to stderr (warnings, or `FERRY_LOG`) and to the data dir's log file
-/// (from `info`, or `FERRY_LOG`): what [`Engine::save_diagnostics`] packs.
-pub fn log_to(data_dir: &Path) {
+/// Sends the process's log to stderr (warnings, or `FERRY_LOG`) and, given a data dir, to its
+/// log file (from `info`, or `FERRY_LOG`): what [`Engine::save_diagnostics`] packs.
+pub fn log_to(data_dir: Option<&Path>) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = |default: &str| {
         EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default))
     };
-    let file = LogFile::new(data_dir);
+    let file = data_dir.map(LogFile::new);
     let _ = tracing_subscriber::registry()
         .with(
             fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(filter("warn")),
         )
-        .with(
+        .with(file.map(|file| {
             fmt::layer()
                 .with_ansi(false)
                 .with_writer(move || file.clone())
-                .with_filter(filter("info")),
-        )
+                .with_filter(filter("info"))
+        }))
         .try_init();
 }
 
@@ -170,8 +175,11 @@ impl Redactor {
     }
 }
 
-/// Replaces the value after each `name` (case-insensitive) that is followed by `:`, `=` or
-/// `":"` and optional spaces or quotes: up to the next space, quote, `&`, `,` or line end.
+/// Replaces the value after each `name` (case-insensitive, not part of a longer word) that is
+/// followed by `:` or `=` with optional spaces, quotes or backslashes (escaped JSON) between: a
+/// quoted value up to its closing quote, else up to the next space, quote, `&`, `,`, `;` or
+/// `}` (`authorization`: to the end of the line). After `bearer` a space is enough, for values
+/// as long as a token.
 fn redact_after(text: &str, name: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
@@ -179,37 +187,47 @@ fn redact_after(text: &str, name: &str) -> String {
     while let Some(found) = lower[at..].find(name) {
         let start = at + found;
         let after = start + name.len();
-        // Part of a longer word (`tokens`, `my_token_count`): not a name.
+        out.push_str(&text[at..after]);
+        at = after;
         let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
         if word(lower[..start].chars().next_back()) {
-            out.push_str(&text[at..after]);
-            at = after;
             continue;
         }
         let rest = &text[after..];
         let skip = rest
-            .char_indices()
-            .find(|&(_, c)| !matches!(c, '"' | '\'' | ':' | '=' | ' '))
-            .map_or(rest.len(), |(i, _)| i);
-        let separated = rest[..skip].contains([':', '=']) || name == "bearer";
-        if !separated || skip == rest.len() {
-            out.push_str(&text[at..after]);
-            at = after;
+            .find(|c: char| !matches!(c, '"' | '\'' | '\\' | ':' | '=' | ' '))
+            .unwrap_or(rest.len());
+        let (between, value) = rest.split_at(skip);
+        let separated = between.contains([':', '='])
+            || (name == "bearer"
+                && between == " "
+                && value
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|v| v.len() >= 8));
+        if !separated || value.is_empty() {
             continue;
         }
-        let value = &rest[skip..];
-        let end = value
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | '}'))
-            .unwrap_or(value.len());
-        out.push_str(&text[at..after + skip]);
-        // "Authorization: AWS4-HMAC-SHA256 Credential=…": the scheme is a word, the rest too.
-        let value_end = if name == "authorization" {
-            value.find(['\n', '"']).unwrap_or(value.len())
-        } else {
-            end
+        let len = match between.chars().next_back() {
+            // Quoted: to the same quote (escaped the same way in escaped JSON).
+            Some(q @ ('"' | '\'')) => {
+                let close = if between.ends_with(&format!("\\{q}")) {
+                    format!("\\{q}")
+                } else {
+                    q.to_string()
+                };
+                value.find(close.as_str()).unwrap_or(value.len())
+            }
+            _ if name == "authorization" => value.find(['\n', '\r']).unwrap_or(value.len()),
+            _ => value
+                .find(|c: char| {
+                    c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '&' | ',' | ';' | '}')
+                })
+                .unwrap_or(value.len()),
         };
+        out.push_str(between);
         out.push_str(REDACTED);
-        at = after + skip + value_end;
+        at = after + skip + len;
     }
     out.push_str(&text[at..]);
     out
@@ -341,6 +359,23 @@ mod tests {
             ),
             ("Bearer eyJhbGciOi", "Bearer [redacted]"),
             ("tokens: 5, my_token_count=3", "tokens: 5, my_token_count=3"),
+            (
+                r#"{"password":"correct horse, battery"}"#,
+                r#"{"password":"[redacted]"}"#,
+            ),
+            (
+                r#"Debug { body: "{\"password\":\"p w\"}" }"#,
+                r#"Debug { body: "{\"password\":\"[redacted]\"}" }"#,
+            ),
+            ("No bearer token was sent", "No bearer token was sent"),
+            (
+                "authorization: Basic YWxpY2U6cHc=\r\nhost: x",
+                "authorization: [redacted]\r\nhost: x",
+            ),
+            (
+                "ünïcode password=ß∂ƒ next",
+                "ünïcode password=[redacted] next",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(r.redact(text), want, "{text}");

@@ -19,15 +19,16 @@ impl Transfer {
     /// or the scheduler is held. The entry is made under the lock the task takes to remove it
     /// (and `stop_file` and `stop` take to find it), so the task cannot end before it was
     /// recorded and a stop either finds it or keeps it from starting.
-    fn spawn(self: &Arc<Self>, row: FileRow, owner: Owner) {
+    fn spawn(self: &Arc<Self>, row: FileRow, owner: Owner) -> bool {
         let mut running = self.running();
         if self.holds.load(Ordering::SeqCst) > 0 || self.stopped().remove(&row.id) {
-            return;
+            return false;
         }
         let this = self.clone();
         let id = row.id;
         let task = tokio::spawn(async move { this.process(row, owner).await });
         running.insert(id, task);
+        true
     }
 
     async fn process(self: Arc<Self>, row: FileRow, owner: Owner) {
@@ -288,13 +289,25 @@ impl Transfer {
             // Nothing was in flight: the idle time before this is not measured.
             self.sending.restart();
         }
+        let mut unstarted = Vec::new();
         for row in picked {
-            // Signed out or held meanwhile: a claimed row with no task goes back to the queue
-            // at the next round.
-            if self.owner().is_none() {
-                return Ok(());
+            // Signed out, held or another account meanwhile, or stopped: a claimed row with no
+            // task goes back to the queue now (a stopped one has moved on already).
+            let claimed = row.state == FileState::Uploading;
+            let (id, ours) = (row.id, self.owner().as_ref() == Some(owner));
+            if !(ours && self.spawn(row, owner.clone())) && claimed {
+                unstarted.push(id);
             }
-            self.spawn(row, owner.clone());
+        }
+        if !unstarted.is_empty() {
+            self.shared
+                .db(move |j| {
+                    for id in unstarted {
+                        j.set_state(id, FileState::Uploading, FileState::Queued)?;
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         Ok(())
     }
