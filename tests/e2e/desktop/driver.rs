@@ -399,6 +399,9 @@ impl Driver {
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.xdotool(&["key", "--clearmodifiers", "ctrl+l"]).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // A save dialog proposes a name (its stem selected): the typed path replaces all of it.
+        self.xdotool(&["key", "--clearmodifiers", "ctrl+a"]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let text = path.to_str().expect("a UTF-8 path");
         self.xdotool(&["type", "--delay", "20", text]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
