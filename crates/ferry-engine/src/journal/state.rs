@@ -80,7 +80,8 @@ impl FileState {
             Paused => &[Queued, Uploading, Failed],
             // Uploaded: the app server refused the confirmation for good.
             Failed => &[Uploading, Uploaded],
-            Skipped => &[Queued],
+            // Uploading: its key was taken and the conflict rule leaves the object alone.
+            Skipped => &[Queued, Uploading],
             Cancelled => &[Queued, Uploading, Paused, Failed],
         }
     }
