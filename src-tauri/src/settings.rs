@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ferry_engine::transfer::{Conflict, TransferSettings};
+use ferry_engine::transfer::TransferSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CommandError, CommandResult};
@@ -29,8 +29,6 @@ pub(crate) struct Settings {
     pub(crate) bandwidth_mibs: Option<u64>,
     pub(crate) start_at_login: bool,
     pub(crate) notifications: bool,
-    /// When a file's key already holds an object: `overwrite`, `skip`, `rename`, `newer`.
-    pub(crate) on_conflict: Conflict,
 }
 
 impl Default for Settings {
@@ -42,7 +40,6 @@ impl Default for Settings {
             bandwidth_mibs: None,
             start_at_login: false,
             notifications: true,
-            on_conflict: Conflict::Overwrite,
         }
     }
 }
@@ -58,7 +55,6 @@ impl Settings {
             bandwidth: self
                 .bandwidth_mibs
                 .map(|m| m.clamp(1, MAX_BANDWIDTH_MIBS) * 1024 * 1024),
-            on_conflict: self.on_conflict,
             ..TransferSettings::default()
         }
     }

@@ -17,7 +17,6 @@ mod desktop;
 mod diagnostics;
 mod engine_accounts;
 mod engine_bad_input;
-mod engine_conflicts;
 mod engine_dialects;
 mod engine_queue;
 mod engine_upload;

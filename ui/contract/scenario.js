@@ -84,10 +84,6 @@ export async function scenario(backend, env) {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, files: "four" });
   });
-  await step("save settings with an unknown conflict rule", async () => {
-    const s = await backend.settings();
-    return backend.saveSettings({ ...s, onConflict: "ask-the-cat" });
-  });
   await step("folders", () => backend.folders());
   await step("watch a folder nobody picked", () => backend.addFolder({ pick: 424242, prefix: "", excludes: [] }));
   await step("queue by an unknown pick", () => backend.enqueue([424242]));

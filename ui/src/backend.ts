@@ -135,10 +135,6 @@ export interface DayStats {
   bytes: number;
 }
 
-/** What happens when a file's key is taken: overwrite it, skip the file, upload it as
- * `name (1).ext`, or overwrite only when the file is newer. */
-export type Conflict = "overwrite" | "skip" | "rename" | "newer";
-
 export interface Settings {
   files: number;
   partsInFlight: number;
@@ -146,8 +142,6 @@ export interface Settings {
   bandwidthMiBs: number | null;
   startAtLogin: boolean;
   notifications: boolean;
-  /** When a file's key already holds an object someone else put there. */
-  onConflict: Conflict;
 }
 
 export type EngineEvent =

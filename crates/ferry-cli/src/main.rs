@@ -67,11 +67,6 @@ struct Cli {
     /// With `--provider oss`: the signature (v4, v1).
     #[arg(long, env = "FERRY_SIGNATURE_VERSION", global = true, hide = true)]
     signature_version: Option<ferry_protocol::SignatureVersion>,
-    /// When a file's object key already holds an object someone else put there: overwrite it,
-    /// skip the file, rename (upload as `name (1).ext`), or overwrite only if the file is newer.
-    #[arg(long, env = "FERRY_ON_CONFLICT", global = true, default_value = "overwrite",
-          value_parser = ["overwrite", "skip", "rename", "newer"])]
-    on_conflict: String,
     /// Print every event (progress, state changes, retries) as one line of JSON on stdout,
     /// with `at_ms`, for scripts; the closing summary is JSON lines too.
     #[arg(long, env = "FERRY_JSON", global = true)]
@@ -417,7 +412,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         parts,
         per_file_parts: parts,
         files: cli.files.map_or(defaults.files, usize::from),
-        on_conflict: cli.on_conflict.parse().map_err(anyhow::Error::msg)?,
         ..defaults
     };
     let engine = Engine::open(EngineConfig {

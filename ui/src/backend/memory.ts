@@ -162,7 +162,6 @@ export class MemoryBackend implements Backend {
     bandwidthMiBs: null,
     startAtLogin: false,
     notifications: true,
-    onConflict: "overwrite",
   };
 
   constructor(options: MemoryOptions = {}) {
@@ -463,9 +462,6 @@ export class MemoryBackend implements Backend {
     if (!whole(settings.partSizeMiB, 5, 5120)) throw new BackendError("invalid_settings", "Parts must be between 5 MiB and 5 GiB.");
     if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, 102_400)) {
       throw new BackendError("invalid_settings", "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).");
-    }
-    if (!["overwrite", "skip", "rename", "newer"].includes(settings.onConflict)) {
-      throw new BackendError("invalid_settings", "The settings could not be read (an unknown conflict rule).");
     }
     this.config = { ...settings };
   }

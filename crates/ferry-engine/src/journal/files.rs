@@ -419,46 +419,6 @@ impl Journal {
         })
     }
 
-    /// Gives the file a new (relative) key: its upload goes under another name.
-    pub fn set_key(&self, id: i64, key: &str) -> Result<()> {
-        self.with(|c| {
-            c.run(
-                "UPDATE files SET key = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, key, now()],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Whether `owner` stored the object at `object_key` (the full key) with ETag `etag`: a
-    /// file of theirs uploaded or confirmed with it.
-    pub fn stored_by(&self, owner: &Owner, object_key: &str, etag: &str) -> Result<bool> {
-        let etags: Vec<String> = self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT etag FROM files WHERE {OWNED} AND object_key = ?3
-                 AND state IN ('uploaded', 'confirmed') AND etag IS NOT NULL"
-            ))?;
-            stmt.query_map(params![owner.server, owner.user_id, object_key], |r| {
-                r.get(0)
-            })?
-            .collect()
-        })?;
-        Ok(etags.iter().any(|e| crate::dialect::same_etag(e, etag)))
-    }
-
-    /// Records an uploading file skipped (its key taken, the conflict rule leaving the object
-    /// alone); `false` when it had left `uploading` meanwhile.
-    pub fn skip_uploading(&self, id: i64, code: &str, message: &str) -> Result<bool> {
-        self.with(|c| {
-            let changed = c.run(
-                "UPDATE files SET state = 'skipped', error_code = ?2, error_message = ?3,
-                     next_retry_at = NULL, updated_at = ?4 WHERE id = ?1 AND state = 'uploading'",
-                params![id, code, message, now()],
-            )?;
-            Ok(changed == 1)
-        })
-    }
-
     /// Records what the file looked like when its upload began.
     pub fn set_fingerprint(&self, id: i64, size: u64, mtime_ns: i64, sample: &str) -> Result<()> {
         self.with(|c| {

@@ -80,8 +80,7 @@ impl FileState {
             Paused => &[Queued, Uploading, Failed],
             // Uploaded: the app server refused the confirmation for good.
             Failed => &[Uploading, Uploaded],
-            // Uploading: its key was taken and the conflict rule leaves the object alone.
-            Skipped => &[Queued, Uploading],
+            Skipped => &[Queued],
             Cancelled => &[Queued, Uploading, Paused, Failed],
         }
     }

@@ -169,8 +169,6 @@ impl Stored {
 pub(crate) struct ObjectHead {
     pub(crate) size: u64,
     pub(crate) etag: String,
-    /// `Last-Modified`, when the store sent a readable one.
-    pub(crate) modified: Option<time::OffsetDateTime>,
 }
 
 /// The store client.
@@ -473,19 +471,8 @@ impl Storage {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let modified = reply
-            .headers
-            .get("last-modified")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
-            });
         match (size, reply.etag()) {
-            (Some(size), Some(etag)) => Ok(Some(ObjectHead {
-                size,
-                etag,
-                modified,
-            })),
+            (Some(size), Some(etag)) => Ok(Some(ObjectHead { size, etag })),
             _ => Err(Error::Protocol {
                 operation,
                 detail: "no Content-Length or ETag".into(),

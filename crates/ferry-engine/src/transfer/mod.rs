@@ -9,8 +9,6 @@
 //! finds its file paused or cancelled stops without writing. While the session changes hands
 //! the scheduler is held: nothing starts until every task of the old account has ended.
 
-mod conflict;
-pub use conflict::Conflict;
 mod callback;
 mod confirm;
 mod multipart;
@@ -62,8 +60,6 @@ pub struct TransferSettings {
     pub bandwidth: Option<u64>,
     /// Failed attempts after which a file waits for the user.
     pub max_attempts: u32,
-    /// What to do when a file's key already holds an object.
-    pub on_conflict: Conflict,
     /// A request that stops moving for this long — the store takes no more of its body, or
     /// gives no answer once it has it — is given up (and retried).
     pub stall_timeout: Duration,
@@ -81,7 +77,6 @@ impl Default for TransferSettings {
             min_part_size: 8 * 1024 * 1024,
             bandwidth: None,
             max_attempts: 8,
-            on_conflict: Conflict::Overwrite,
             stall_timeout: Duration::from_secs(60),
         }
     }

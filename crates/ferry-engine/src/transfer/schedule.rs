@@ -101,20 +101,6 @@ impl Transfer {
             }
             return;
         }
-        if err.code() == "exists" {
-            // The key was taken and the conflict rule leaves the object alone.
-            tracing::info!(file_id = id, error = %err, "skipped: the key is taken");
-            match self
-                .shared
-                .journal
-                .skip_uploading(id, err.code(), &err.to_string())
-            {
-                Ok(true) => self.emit_state(id, FileState::Skipped, Some(err)),
-                Ok(false) => {}
-                Err(journal) => self.journal_trouble("recording a skipped file", Some(journal)),
-            }
-            return;
-        }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
         let max = self.shared.settings.max_attempts;
         let again = attempts < max && (err.is_transient() || err.code() == "file_changed");

@@ -74,17 +74,6 @@ pub(crate) async fn upload(
     let (print, small) = note_fingerprint(shared, row, owner).await?;
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
-    let relative = super::conflict::resolve(shared, row, owner, &grant.prefix, &print).await?;
-    let renamed;
-    let row = if relative == row.key {
-        row
-    } else {
-        renamed = FileRow {
-            key: relative,
-            ..row.clone()
-        };
-        &renamed
-    };
     let key = format!("{}{}", grant.prefix, row.key);
     inside_grant(&grant, &key, &row.path)?;
     let target = Target {
