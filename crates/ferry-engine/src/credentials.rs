@@ -134,6 +134,9 @@ pub struct Credentials {
     ask: GrantRequest,
 }
 
+/// Secrets of earlier grants remembered for redaction, at most.
+const SEEN_MOST: usize = 64;
+
 /// The keychain entry of an account's grant.
 fn keychain_name(owner: &Owner) -> String {
     format!("grant:{}:{}", owner.server, owner.user_id)
@@ -203,6 +206,9 @@ impl Credentials {
                 seen.push(secret);
             }
         }
+        // The newest grants' (a log file holds a few hours of them at most).
+        let extra = seen.len().saturating_sub(SEEN_MOST);
+        seen.drain(..extra);
     }
 
     /// How many grants were fetched so far.

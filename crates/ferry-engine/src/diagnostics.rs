@@ -198,25 +198,23 @@ fn redact_after(text: &str, name: &str) -> String {
             .find(|c: char| !matches!(c, '"' | '\'' | '\\' | ':' | '=' | ' '))
             .unwrap_or(rest.len());
         let (between, value) = rest.split_at(skip);
+        // After "bearer", a word shaped like a token (long, with a digit or a token's
+        // punctuation): "Bearer eyJhbGciOi.eyJzdWIi.c2ln", not "bearer credentials".
+        let token_like = |v: &str| {
+            v.len() >= 8 && v.contains(|c: char| c.is_ascii_digit() || ".-_=+/".contains(c))
+        };
         let separated = between.contains([':', '='])
             || (name == "bearer"
                 && between == " "
-                && value
-                    .split_whitespace()
-                    .next()
-                    .is_some_and(|v| v.len() >= 8));
+                && value.split_whitespace().next().is_some_and(token_like));
         if !separated || value.is_empty() {
             continue;
         }
         let len = match between.chars().next_back() {
             // Quoted: to the same quote (escaped the same way in escaped JSON).
             Some(q @ ('"' | '\'')) => {
-                let close = if between.ends_with(&format!("\\{q}")) {
-                    format!("\\{q}")
-                } else {
-                    q.to_string()
-                };
-                value.find(close.as_str()).unwrap_or(value.len())
+                let escaped = between.ends_with(&format!("\\{q}"));
+                closing_quote(value, q, escaped)
             }
             _ if name == "authorization" => value.find(['\n', '\r']).unwrap_or(value.len()),
             _ => value
@@ -231,6 +229,30 @@ fn redact_after(text: &str, name: &str) -> String {
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// Where a value quoted with `quote` ends in `value`: at the closing quote — written `\\q`
+/// when the value sits in escaped JSON, else a `q` not escaped —, or at the end of the line
+/// when it never closes.
+fn closing_quote(value: &str, quote: char, escaped: bool) -> usize {
+    let line = value.find(['\n', '\r']).unwrap_or(value.len());
+    let mut backslashes = 0;
+    for (i, c) in value[..line].char_indices() {
+        if c == quote {
+            // Escaped JSON closes with one backslash before the quote; plain text with none
+            // (an odd count escapes the quote).
+            let closes = if escaped {
+                backslashes == 1
+            } else {
+                backslashes % 2 == 0
+            };
+            if closes {
+                return if escaped { i - 1 } else { i };
+            }
+        }
+        backslashes = if c == '\\' { backslashes + 1 } else { 0 };
+    }
+    line
 }
 
 impl Engine {
@@ -357,7 +379,16 @@ mod tests {
                 "x-oss-security-token: CAIS+x/y==",
                 "x-oss-security-token: [redacted]",
             ),
-            ("Bearer eyJhbGciOi", "Bearer [redacted]"),
+            ("Bearer eyJhbGciOi.eyJzdWIi.c2ln", "Bearer [redacted]"),
+            ("a bearer credentials scheme", "a bearer credentials scheme"),
+            (
+                r#"password: "pa\"ss word" and more"#,
+                r#"password: "[redacted]" and more"#,
+            ),
+            (
+                "password: \"never closed\nnext line",
+                "password: \"[redacted]\nnext line",
+            ),
             ("tokens: 5, my_token_count=3", "tokens: 5, my_token_count=3"),
             (
                 r#"{"password":"correct horse, battery"}"#,
