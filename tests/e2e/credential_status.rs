@@ -159,13 +159,14 @@ async fn each_refresh_is_announced_and_the_status_is_real() {
     assert_eq!(before.expires_at, None, "no grant before the first fetch");
     assert!(!before.refreshing);
 
-    // A slow app server: the refresh shows as under way while it lasts.
-    gate.set(Mode::Delay(Duration::from_millis(1500)));
+    // A slow app server: the refresh shows as under way while it lasts (3 s: long enough for
+    // a poll every 20 ms to see it on a loaded 2-core machine — 1.5 s was missed once).
+    gate.set(Mode::Delay(Duration::from_millis(3000)));
     let fetching = tokio::spawn({
         let credentials = credentials.clone();
         async move { credentials.current().await }
     });
-    until(5, "refreshing shows while the grant is fetched", || {
+    until(15, "refreshing shows while the grant is fetched", || {
         credentials.status().refreshing
     })
     .await;

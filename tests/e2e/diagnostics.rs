@@ -92,3 +92,49 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     assert!(log.contains("upload finished: kept.txt"), "{log}");
     assert_eq!(log.matches("[redacted]").count(), 4, "{log}");
 }
+
+/// `ferry diagnostics` from the command line, where help is most needed: the app server cannot
+/// be reached and nobody is signed in. The zip says so and holds the log of the run before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_writes_diagnostics_signed_out_and_offline() {
+    let server = ferry_tests::TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A first run that fails (wrong password) leaves its warning in the log.
+    let mut login = ferry_tests::ferry_as(&server, &data, "nobody", "wrong-password");
+    login.arg("upload").arg(dir.path());
+    let failed = tokio::task::spawn_blocking(move || login.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!failed.status.success());
+    drop(server);
+    let out = dir.path().join("help.zip");
+    let mut command = std::process::Command::new(ferry_tests::ferry_bin());
+    command
+        .env("FERRY_DATA_DIR", &data)
+        .env("FERRY_SERVER", "http://127.0.0.1:9")
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .arg("diagnostics")
+        .arg(&out);
+    let output = ferry_tests::succeeds(command).await;
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("diagnostics written to"), "{said}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut summary = String::new();
+    zip.by_name("summary.txt")
+        .unwrap()
+        .read_to_string(&mut summary)
+        .unwrap();
+    assert!(summary.contains("Not signed in"), "{summary}");
+    assert!(!summary.contains("wrong-password"), "{summary}");
+    let mut log = String::new();
+    zip.by_name("logs/ferry.log")
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("the command failed"),
+        "the failed run is in the log: {log}"
+    );
+    assert!(!log.contains("wrong-password"), "{log}");
+}

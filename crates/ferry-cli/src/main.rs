@@ -356,6 +356,8 @@ async fn main() -> std::process::ExitCode {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(err) => {
+            // In the log file too: what `ferry diagnostics` packs for whoever helps.
+            tracing::error!(target: ferry_engine::diagnostics::LOG_ONLY, error = %format!("{err:#}"), "the command failed");
             match err.downcast_ref::<ferry_engine::Error>() {
                 Some(engine) => eprintln!("error: {err:#} [{}]", engine.code()),
                 None => eprintln!("error: {err:#}"),

@@ -20,6 +20,10 @@ pub const LOG_FILE: &str = "ferry.log";
 /// Bytes a log file reaches before it is turned over.
 const LOG_MAX: u64 = 4 * 1024 * 1024;
 
+/// The target of events meant for the log file only (a front end already told the person,
+/// on stderr or in the window, in its own words).
+pub const LOG_ONLY: &str = "ferry::log_only";
+
 /// What replaces a secret.
 const REDACTED: &str = "[redacted]";
 
@@ -93,11 +97,9 @@ pub fn log_to(data_dir: Option<&Path>) {
     };
     let file = data_dir.map(LogFile::new);
     let _ = tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(filter("warn")),
-        )
+        .with(fmt::layer().with_writer(std::io::stderr).with_filter(
+            filter("warn").add_directive(format!("{LOG_ONLY}=off").parse().expect("a directive")),
+        ))
         .with(file.map(|file| {
             fmt::layer()
                 .with_ansi(false)
