@@ -38,76 +38,60 @@ impl Journal {
     /// Moves `owner`'s files of `ids` that are still `Uploaded` to `Confirmed`, in one
     /// transaction (a batch the app server recorded for `owner`); returns those moved.
     pub(crate) fn confirm_uploaded(&self, owner: &Owner, ids: &[i64]) -> Result<Vec<i64>> {
-        let (from, to) = (FileState::Uploaded, FileState::Confirmed);
-        if ids.is_empty() || !to.reached_from().contains(&from) {
-            return Ok(Vec::new());
-        }
-        self.with(|c| {
-            let tx = c.savepoint()?;
-            let mut moved = Vec::with_capacity(ids.len());
-            for &id in ids {
-                let changed = tx.run(
-                    &format!(
-                        "UPDATE files SET state = ?4, error_code = NULL, error_message = NULL,
-                             next_retry_at = NULL, updated_at = ?5
-                         WHERE {OWNED} AND id = ?3 AND state = ?6"
-                    ),
-                    params![
-                        owner.server,
-                        owner.user_id,
-                        id,
-                        to.as_str(),
-                        now(),
-                        from.as_str()
-                    ],
-                )?;
-                if changed == 1 {
-                    moved.push(id);
-                }
-            }
-            tx.commit()?;
-            Ok(moved)
-        })
+        let moves: Vec<_> = ids.iter().map(|&id| (id, FileState::Uploaded)).collect();
+        self.move_each(owner, &moves, FileState::Confirmed)
     }
 
     /// Moves each of `owner`'s files in `rows` (id, state it was read in) to `Uploading`, in
     /// one transaction: the scheduler's claim on the files it starts. Returns the ids moved —
     /// a file whose state changed since it was read (paused, cancelled) is left as it is.
     pub(crate) fn claim(&self, owner: &Owner, rows: &[(i64, FileState)]) -> Result<Vec<i64>> {
-        let to = FileState::Uploading;
-        let rows: Vec<_> = rows
+        self.move_each(owner, rows, FileState::Uploading)
+    }
+
+    /// Moves each of `owner`'s files in `moves` from the state given with it to `to`, in one
+    /// transaction, as [`Journal::set_state`] would one by one; returns the ids moved.
+    fn move_each(
+        &self,
+        owner: &Owner,
+        moves: &[(i64, FileState)],
+        to: FileState,
+    ) -> Result<Vec<i64>> {
+        let moves: Vec<_> = moves
             .iter()
             .filter(|(_, from)| to.reached_from().contains(from))
             .collect();
-        if rows.is_empty() {
+        if moves.is_empty() {
             return Ok(Vec::new());
         }
+        // A file that starts uploading again forgets an earlier upload's ETag.
+        let fresh = match to {
+            FileState::Uploading => ", etag = NULL, checksum = NULL",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE files SET state = ?4, error_code = NULL, error_message = NULL,
+                 next_retry_at = NULL, updated_at = ?5{fresh}
+             WHERE {OWNED} AND id = ?3 AND state = ?6"
+        );
         self.with(|c| {
             let tx = c.savepoint()?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for &&(id, from) in &rows {
-                // As `set_state` to `Uploading`: an earlier upload's ETag is forgotten.
-                let changed = tx.run(
-                    &format!(
-                        "UPDATE files SET state = ?4, error_code = NULL, error_message = NULL,
-                             next_retry_at = NULL, updated_at = ?5, etag = NULL, checksum = NULL
-                         WHERE {OWNED} AND id = ?3 AND state = ?6"
-                    ),
-                    params![
-                        owner.server,
-                        owner.user_id,
-                        id,
-                        to.as_str(),
-                        now(),
-                        from.as_str()
-                    ],
-                )?;
-                if changed == 1 {
-                    claimed.push(id);
+            let mut moved = Vec::with_capacity(moves.len());
+            for &&(id, from) in &moves {
+                let params = params![
+                    owner.server,
+                    owner.user_id,
+                    id,
+                    to.as_str(),
+                    now(),
+                    from.as_str()
+                ];
+                if tx.run(&sql, params)? == 1 {
+                    moved.push(id);
                 }
             }
             tx.commit()?;
-            Ok(claimed)
+            Ok(moved)
         })
     }
 
