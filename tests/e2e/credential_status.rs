@@ -159,9 +159,13 @@ async fn each_refresh_is_announced_and_the_status_is_real() {
     assert_eq!(before.expires_at, None, "no grant before the first fetch");
     assert!(!before.refreshing);
 
-    // A slow app server: the refresh shows as under way while it lasts (3 s: long enough for
-    // a poll every 20 ms to see it on a loaded 2-core machine — 1.5 s was missed once).
+    // A slow app server: the refresh shows as under way while it lasts. The gate closed the
+    // connection kept alive since the sign-in; the client is given a moment to see that, or
+    // its next request may go out on the dead connection and fail at once (seen twice in full
+    // runs on a loaded machine; the engine does not retry an app-server request that failed
+    // that way — noted as its own work).
     gate.set(Mode::Delay(Duration::from_millis(3000)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let fetching = tokio::spawn({
         let credentials = credentials.clone();
         async move { credentials.current().await }
