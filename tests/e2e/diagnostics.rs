@@ -107,6 +107,10 @@ async fn the_cli_writes_diagnostics_signed_out_and_offline() {
         .await
         .unwrap();
     assert!(!failed.status.success());
+    // Told once on stderr, in the CLI's words; the log line is for the file only.
+    let told = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(told.matches("error").count(), 1, "{told}");
+    assert!(!told.contains("the command failed"), "{told}");
     drop(server);
     let out = dir.path().join("help.zip");
     let mut command = std::process::Command::new(ferry_tests::ferry_bin());

@@ -361,6 +361,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_log_is_kept_once_as_the_one_before_and_a_new_one_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::new(dir.path());
+        let line = vec![b'x'; 64 * 1024];
+        // Two files' worth: the first full one is turned over, then the second one is.
+        for _ in 0..(2 * LOG_MAX / line.len() as u64 + 1) {
+            log.write_all(&line).unwrap();
+        }
+        writeln!(log, "the newest line").unwrap();
+        log.flush().unwrap();
+        let logs = log_dir(dir.path());
+        let now = std::fs::read_to_string(logs.join(LOG_FILE)).unwrap();
+        let before = std::fs::metadata(logs.join(format!("{LOG_FILE}.1"))).unwrap();
+        assert!(now.ends_with("the newest line\n"));
+        assert!(now.len() as u64 <= LOG_MAX, "{} bytes", now.len());
+        assert!(before.len() >= LOG_MAX && before.len() < LOG_MAX + line.len() as u64);
+        let names = std::fs::read_dir(&logs).unwrap().count();
+        assert_eq!(names, 2, "one log before the current one, no more");
+    }
+
+    #[test]
     fn secrets_and_what_follows_credential_names_are_redacted() {
         let r = Redactor::new(["s3cr3t-value".to_owned(), String::new()]);
         let cases = [
