@@ -27,17 +27,30 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
         .unwrap();
     assert_eq!((summary.confirmed, summary.failed), (1, 1), "{summary:?}");
 
-    let grant = engine.credentials().current().await.unwrap();
+    // A grant held earlier and replaced since: its secret is left out too, even bare.
+    let earlier = engine.credentials().current().await.unwrap();
+    let owner = engine.session().owner().unwrap();
+    let grant = engine
+        .credentials()
+        .after_rejection(&owner, &earlier.access_key_id)
+        .await
+        .unwrap();
+    assert_ne!(grant.secret_access_key, earlier.secret_access_key);
     let token = engine.session().token().unwrap().expose().to_owned();
     let secrets = [
         ("the session token", token.clone()),
         ("the storage secret", grant.secret_access_key.clone()),
         ("the security token", grant.security_token.clone()),
         ("the password", password.clone()),
+        (
+            "an earlier grant's secret",
+            earlier.secret_access_key.clone(),
+        ),
     ];
     // A log that leaked them, in the shapes they travel in.
     let mut log = LogFile::new(&data);
     writeln!(log, "INFO upload finished: kept.txt").unwrap();
+    writeln!(log, "DEBUG replaced {}", earlier.secret_access_key).unwrap();
     writeln!(log, "DEBUG session {token} refreshed").unwrap();
     writeln!(
         log,
@@ -90,7 +103,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     );
     assert!(summary.contains(&line), "{line} in:\n{summary}");
     assert!(log.contains("upload finished: kept.txt"), "{log}");
-    assert_eq!(log.matches("[redacted]").count(), 4, "{log}");
+    assert_eq!(log.matches("[redacted]").count(), 5, "{log}");
 }
 
 /// `ferry diagnostics` from the command line, where help is most needed: the app server cannot
