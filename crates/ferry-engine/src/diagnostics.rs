@@ -133,17 +133,14 @@ pub struct Redactor {
 }
 
 /// Names whose value is a secret, however it is written after them (`name: v`, `name=v`,
-/// `"name":"v"`); matched without regard to case.
+/// `"name":"v"`); matched without regard to case where no letter, digit or `_` comes before
+/// them — so `security-token` also finds `x-amz-security-token` and `x-oss-security-token`,
+/// and `signature` finds `X-Amz-Signature`.
 const SECRET_NAMES: &[&str] = &[
     "authorization",
-    "x-amz-security-token",
-    "x-oss-security-token",
-    "x-obs-security-token",
     "security-token",
     "securitytoken",
     "security_token",
-    "x-amz-signature",
-    "x-oss-signature",
     "signature",
     "secret_access_key",
     "secretaccesskey",
