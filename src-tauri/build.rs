@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "pick_files",
     "pick_folder",
     "queue",
+    "clear_finished",
     "overview",
     "control",
     "credentials",

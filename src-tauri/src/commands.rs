@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::desktop::{Desktop, SignIn};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
-use crate::queue::{self, QueueItem};
+use crate::queue::{self, QueuePage, QueueQuery};
 use crate::settings::Settings;
 use crate::shell;
 use crate::tray::TrayStatus;
@@ -135,14 +135,25 @@ pub(crate) async fn pick_folder(
     Ok(folder.map(|f| desktop.picks.remember(f)))
 }
 
-/// The queue, oldest first: this account's files and other accounts' unfinished ones.
+/// A page of the queue, oldest first (this account's files and other accounts' unfinished
+/// ones), and the totals over all of this account's files.
 #[tauri::command]
-pub(crate) async fn queue(desktop: Shared<'_>) -> CommandResult<Vec<QueueItem>> {
+pub(crate) async fn queue(
+    desktop: Shared<'_>,
+    query: Option<QueueQuery>,
+) -> CommandResult<QueuePage> {
     let engine = desktop.engine().await?;
     let max_attempts = desktop.settings().transfer().max_attempts;
-    tokio::task::spawn_blocking(move || queue::items(&engine, max_attempts))
+    let query = query.unwrap_or_default();
+    tokio::task::spawn_blocking(move || queue::page(&engine, &query, max_attempts))
         .await
         .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
+}
+
+/// Takes this account's finished files out of the queue's view; returns how many.
+#[tauri::command]
+pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
+    Ok(desktop.engine().await?.clear_finished().await?)
 }
 
 /// What the queue holds beyond this account's files.

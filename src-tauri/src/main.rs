@@ -70,6 +70,7 @@ fn main() {
             commands::pick_files,
             commands::pick_folder,
             commands::queue,
+            commands::clear_finished,
             commands::overview,
             commands::control,
             commands::credentials,

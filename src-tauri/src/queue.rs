@@ -4,13 +4,10 @@
 
 use ferry_engine::Engine;
 use ferry_engine::events::ErrorInfo;
-use ferry_engine::journal::{FileRow, FileState, Owner};
-use serde::Serialize;
+use ferry_engine::journal::{FileRow, FileState, Owner, PAGE_MOST, Show, Totals};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{CommandError, CommandResult};
-
-/// Rows the window lists at most (newest first from the journal).
-const SHOWN: usize = 500;
 
 /// One row of the queue, as `ui/src/backend.ts` reads it.
 #[derive(Debug, Serialize)]
@@ -33,14 +30,6 @@ pub(crate) struct QueueItem {
     owner: Option<String>,
     /// Whether it belongs to the signed-in account.
     mine: bool,
-}
-
-/// Files in these states are done with: nothing waits for their owner.
-fn finished(state: FileState) -> bool {
-    matches!(
-        state,
-        FileState::Confirmed | FileState::Skipped | FileState::Cancelled
-    )
 }
 
 /// The row's account as people read it: the user's name, with the server when it is not the
@@ -90,17 +79,137 @@ impl QueueItem {
     }
 }
 
-/// The queue, oldest first: the signed-in account's files, and other accounts' files that
-/// still wait for their owner. Reads the journal and the disk: call it off the async threads.
-pub(crate) fn items(engine: &Engine, max_attempts: u32) -> CommandResult<Vec<QueueItem>> {
+/// What the page asks for: which rows (`all`, `unfinished`, `failed`, `finished`), from
+/// where, how many.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct QueueQuery {
+    show: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Rows a page holds unless the page asks for another number.
+const PAGE_DEFAULT: u64 = 100;
+
+impl QueueQuery {
+    fn parse(&self) -> CommandResult<(Show, u64, u64)> {
+        let show = match self.show.as_deref().unwrap_or("all") {
+            "all" => Show::All,
+            "unfinished" => Show::Unfinished,
+            "failed" => Show::Failed,
+            "finished" => Show::Finished,
+            other => {
+                return Err(CommandError::new(
+                    "invalid_request",
+                    format!("show is all, unfinished, failed or finished, not {other:?}"),
+                ));
+            }
+        };
+        let limit = self.limit.unwrap_or(PAGE_DEFAULT);
+        if !(1..=PAGE_MOST).contains(&limit) {
+            return Err(CommandError::new(
+                "invalid_request",
+                format!("limit goes from 1 to {PAGE_MOST}"),
+            ));
+        }
+        Ok((show, self.offset.unwrap_or(0), limit))
+    }
+}
+
+/// A page of the queue and the totals over all of it, as `ui/src/backend.ts` reads them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct QueuePage {
+    items: Vec<QueueItem>,
+    /// Rows matching the filter, on all pages.
+    matching: u64,
+    /// Where this page starts (the last page's start when the rows asked for are gone).
+    offset: u64,
+    totals: QueueTotals,
+}
+
+/// The signed-in account's files in view, counted by the journal over all of them.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct QueueTotals {
+    /// Files not skipped or cancelled.
+    pub(crate) files: u64,
+    /// Confirmed.
+    pub(crate) done: u64,
+    /// On their way: queued, uploading, or uploaded and being confirmed.
+    pub(crate) active: u64,
+    /// Waiting for their next attempt (of the upload or of its confirmation).
+    pub(crate) retrying: u64,
+    /// Failed for good: they wait for the user.
+    pub(crate) failed: u64,
+    /// Paused by the user.
+    pub(crate) paused: u64,
+    /// Confirmed, skipped or cancelled: what "Clear finished" takes out of view.
+    pub(crate) finished: u64,
+    /// Bytes stored of those files (files uploading now have sent more: see `uploading`).
+    pub(crate) sent: u64,
+    /// Bytes of those files.
+    pub(crate) size: u64,
+    /// Files uploading now, with the bytes the journal holds as stored.
+    pub(crate) uploading: Vec<UploadingFile>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct UploadingFile {
+    pub(crate) id: i64,
+    pub(crate) sent: u64,
+}
+
+impl From<&Totals> for QueueTotals {
+    fn from(t: &Totals) -> Self {
+        use FileState::{Cancelled, Confirmed, Failed, Paused, Queued, Skipped, Uploaded};
+        let n = |s| t.count(s);
+        Self {
+            files: FileState::ALL.iter().map(|&s| n(s)).sum::<u64>() - n(Skipped) - n(Cancelled),
+            done: n(Confirmed),
+            active: n(Queued) + n(FileState::Uploading) + n(Uploaded) - t.uploaded_scheduled,
+            retrying: t.failed_scheduled + t.uploaded_scheduled,
+            failed: n(Failed) - t.failed_scheduled,
+            paused: n(Paused),
+            finished: n(Confirmed) + n(Skipped) + n(Cancelled),
+            sent: t.sent,
+            size: t.size,
+            uploading: t
+                .uploading
+                .iter()
+                .map(|&(id, sent)| UploadingFile { id, sent })
+                .collect(),
+        }
+    }
+}
+
+/// A page of the queue as the signed-in account sees it: its files and other accounts'
+/// unfinished ones (oldest first, the order they upload in), with the totals over all of the
+/// account's files. Reads the journal and the disk: call it off the async threads.
+pub(crate) fn page(
+    engine: &Engine,
+    query: &QueueQuery,
+    max_attempts: u32,
+) -> CommandResult<QueuePage> {
+    let (show, offset, limit) = query.parse()?;
     let me = engine.session().owner();
-    let rows = engine.files(SHOWN)?;
-    Ok(rows
-        .into_iter()
-        .rev()
-        .filter(|r| me.as_ref().is_some_and(|me| r.is_owned_by(me)) || !finished(r.state))
-        .map(|r| QueueItem::new(r, me.as_ref(), max_attempts))
-        .collect())
+    let journal = engine.journal();
+    let page = journal.page(me.as_ref(), show, offset, limit)?;
+    let totals = match &me {
+        Some(me) => QueueTotals::from(&journal.totals(me)?),
+        None => QueueTotals::default(),
+    };
+    Ok(QueuePage {
+        items: page
+            .rows
+            .into_iter()
+            .map(|r| QueueItem::new(r, me.as_ref(), max_attempts))
+            .collect(),
+        matching: page.matching,
+        offset: page.offset,
+        totals,
+    })
 }
 
 /// Refuses a control from the page on another account's file (`forbidden`: it waits for its
@@ -204,5 +313,66 @@ mod tests {
         assert_eq!(owner_label(&unowned, Some(&bob())), None);
         let item = QueueItem::new(unowned, Some(&bob()), 8);
         assert!(!item.mine);
+    }
+
+    #[test]
+    fn totals_say_what_is_on_its_way_retried_failed_and_finished() {
+        use FileState::*;
+        let totals = Totals {
+            counts: vec![
+                (Queued, 5),
+                (Uploading, 2),
+                (Uploaded, 3),
+                (Confirmed, 7),
+                (Paused, 1),
+                (Failed, 4),
+                (Skipped, 2),
+                (Cancelled, 1),
+            ],
+            failed_scheduled: 3,
+            uploaded_scheduled: 1,
+            size: 100,
+            sent: 60,
+            uploading: vec![(9, 4)],
+        };
+        let view = QueueTotals::from(&totals);
+        assert_eq!(
+            view,
+            QueueTotals {
+                files: 22,
+                done: 7,
+                active: 5 + 2 + 2,
+                retrying: 4,
+                failed: 1,
+                paused: 1,
+                finished: 10,
+                sent: 60,
+                size: 100,
+                uploading: vec![UploadingFile { id: 9, sent: 4 }],
+            }
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["uploading"][0]["sent"], 4);
+    }
+
+    #[test]
+    fn a_query_names_its_rows_and_a_page_size_the_journal_allows() {
+        let query = |show: Option<&str>, limit| QueueQuery {
+            show: show.map(str::to_owned),
+            offset: None,
+            limit,
+        };
+        assert_eq!(query(None, None).parse().unwrap(), (Show::All, 0, 100));
+        assert_eq!(
+            query(Some("failed"), Some(500)).parse().unwrap().0,
+            Show::Failed
+        );
+        for bad in [
+            query(Some("everything"), None),
+            query(None, Some(0)),
+            query(None, Some(501)),
+        ] {
+            assert_eq!(bad.parse().unwrap_err().code(), "invalid_request");
+        }
     }
 }

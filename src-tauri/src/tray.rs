@@ -9,21 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_engine::Status;
 use ferry_engine::events::Event;
-use ferry_engine::journal::{FileRow, FileState, Owner};
+use ferry_engine::journal::{FileState, Totals};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
 
 use crate::desktop::Desktop;
+use crate::queue::QueueTotals;
 use crate::shell::{notify, show};
 
 /// How long events gather before the status is counted again.
 const SETTLE: Duration = Duration::from_millis(300);
-/// Rows read (newest first) to find the files waiting for their next attempt; the engine's
-/// status counts files per state but not those.
-const SCANNED: usize = 2000;
 
 /// What the status line counts, for the signed-in account.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -187,12 +184,15 @@ impl TrayStatus {
         let Ok(status) = engine.status().await else {
             return;
         };
-        let me = engine.session().owner();
-        let Ok(Ok(rows)) = tokio::task::spawn_blocking(move || engine.files(SCANNED)).await else {
+        let Some(me) = engine.session().owner() else {
+            return;
+        };
+        let journal = engine.journal().clone();
+        let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || journal.totals(&me)).await else {
             return;
         };
         let announced = self.announced().clone();
-        let (summary, scheduled) = summarize(&status, me.as_ref(), &rows, &announced);
+        let summary = summarize(&totals, &status.waiting_for_others, &announced);
         self.set(&summary.text());
         if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
             notify(
@@ -202,51 +202,29 @@ impl TrayStatus {
             );
         }
         if self.confirmed.swap(false, Ordering::AcqRel)
-            && let Some((title, body)) = batch_notice(&status.counts, scheduled)
+            && let Some((title, body)) = batch_notice(&totals.counts, totals.failed_scheduled)
         {
             notify(&self.app, &title, &body);
         }
     }
 }
 
-/// The summary of `me`'s files from the engine's `status` and the journal's newest `rows`,
-/// and how many failed files wait for their next attempt. `announced`: files with a request
-/// retry announced since their bytes last moved.
-fn summarize(
-    status: &Status,
-    me: Option<&Owner>,
-    rows: &[FileRow],
-    announced: &HashSet<i64>,
-) -> (Summary, u64) {
-    let mut retrying = 0;
-    let mut scheduled_failed = 0;
-    for row in rows
+/// The summary of the signed-in account's files from the journal's `totals`, and other
+/// accounts' unfinished files. `announced`: files with a request retry announced since their
+/// bytes last moved.
+fn summarize(totals: &Totals, waiting: &[(String, u64)], announced: &HashSet<i64>) -> Summary {
+    let counted = QueueTotals::from(totals);
+    let retried_now = totals
+        .uploading
         .iter()
-        .filter(|r| me.is_some_and(|me| r.is_owned_by(me)))
-    {
-        let scheduled = row.next_retry_at.is_some()
-            && matches!(row.state, FileState::Failed | FileState::Uploaded);
-        if scheduled && row.state == FileState::Failed {
-            scheduled_failed += 1;
-        }
-        if scheduled || (row.state == FileState::Uploading && announced.contains(&row.id)) {
-            retrying += 1;
-        }
+        .filter(|(id, _)| announced.contains(id))
+        .count() as u64;
+    Summary {
+        active: counted.active,
+        retrying: counted.retrying + retried_now,
+        failed: counted.failed,
+        waiting: waiting.to_vec(),
     }
-    let count = |s: FileState| {
-        status
-            .counts
-            .iter()
-            .find(|(c, _)| *c == s)
-            .map_or(0, |(_, n)| *n)
-    };
-    let summary = Summary {
-        active: count(FileState::Queued) + count(FileState::Uploading) + count(FileState::Uploaded),
-        retrying,
-        failed: count(FileState::Failed).saturating_sub(scheduled_failed),
-        waiting: status.waiting_for_others.clone(),
-    };
-    (summary, scheduled_failed)
 }
 
 /// The tray icon with open, pause all, resume all and quit.
@@ -339,47 +317,29 @@ mod tests {
     #[test]
     fn files_waiting_for_a_retry_count_as_retrying_not_failed() {
         use FileState::*;
-        let here = "https://files.example.com";
-        let bob = Owner {
-            server: here.into(),
-            user_id: 2,
-            user_name: "bob".into(),
+        // Files 1 and 2 upload, 1 with a request retry announced; 3 failed files, 2 of them
+        // due again; 2 uploaded, 1 of them with its confirmation due again.
+        let totals = Totals {
+            counts: vec![(Uploading, 2), (Uploaded, 2), (Failed, 3), (Confirmed, 5)],
+            failed_scheduled: 2,
+            uploaded_scheduled: 1,
+            uploading: vec![(1, 0), (2, 0)],
+            ..Totals::default()
         };
-        let row = |id, state, user, retry: Option<i64>| FileRow {
-            id,
-            next_retry_at: retry,
-            ..crate::queue::test_row(state, Some(here), user)
-        };
-        let rows = [
-            row(1, Uploading, 2, None),
-            row(2, Failed, 2, Some(1)),
-            row(3, Uploaded, 2, Some(1)),
-            row(4, Failed, 2, None),
-            row(5, Failed, 1, Some(1)),
-            row(6, Uploading, 2, None),
-        ];
-        let status = Status {
-            account: Some("bob".into()),
-            counts: vec![(Uploading, 2), (Uploaded, 1), (Failed, 2)],
-            waiting_for_others: vec![("alice".into(), 1)],
-            credentials_expire_at: None,
-            recent: Vec::new(),
-        };
-        let announced = HashSet::from([1, 2]);
-        let (summary, scheduled) = summarize(&status, Some(&bob), &rows, &announced);
-        assert_eq!(scheduled, 1, "file 2: failed, due again");
+        let announced = HashSet::from([1, 9]);
+        let summary = summarize(&totals, &[("alice".into(), 1)], &announced);
         assert_eq!(
             summary,
             Summary {
                 active: 3,
-                retrying: 3,
+                retrying: 4,
                 failed: 1,
                 waiting: vec![("alice".into(), 1)],
             }
         );
         assert_eq!(
             summary.text(),
-            "uploading 3 files · 3 retrying · 1 failed · 1 waiting for alice"
+            "uploading 3 files · 4 retrying · 1 failed · 1 waiting for alice"
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ferry_engine::events::Event;
-use ferry_engine::journal::FileState;
+use ferry_engine::journal::{FileState, Show};
 use ferry_protocol::Role;
 use ferry_tests::{Alice, StoreClient, TestServer, bytes, engine, within};
 
@@ -34,6 +34,50 @@ async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
         .await
         .unwrap();
     assert_eq!(summary.failed, ids.len() as u64, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_finished_files_hides_them_and_never_makes_them_upload_again() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("once.bin");
+    std::fs::write(&file, bytes(MIB, 3)).unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    let first = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let me = engine.session().owner().unwrap();
+    let journal = engine.journal();
+    let shown = |show| journal.page(Some(&me), show, 0, 100).unwrap();
+
+    assert_eq!(engine.clear_finished().await.unwrap(), 1);
+    assert_eq!(shown(Show::All).matching, 0, "out of view");
+    assert_eq!(journal.totals(&me).unwrap().count(FileState::Confirmed), 0);
+
+    // Given again unchanged: not sent again, and back in view as it is.
+    let again = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
+    within(60, "the second run", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(server.history("alice", &password).await.items.len(), 1);
+    let page = shown(Show::All);
+    assert_eq!(
+        page.rows
+            .iter()
+            .map(|r| (r.id, r.state))
+            .collect::<Vec<_>>(),
+        vec![(first[0], FileState::Confirmed)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

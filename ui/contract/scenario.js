@@ -104,7 +104,7 @@ export async function scenario(backend, env) {
     backend.signIn(signIn({ username: env.other.username, password: env.other.password })),
     (u) => ({ name: u.name }),
   );
-  const rows = (q) => q.map((i) => ({ name: i.name, state: i.state, mine: i.mine, owner: i.owner }));
+  const rows = (page) => page.items.map((i) => ({ name: i.name, state: i.state, mine: i.mine, owner: i.owner }));
   await step("another account's queue", () => backend.queue(), (q) => ({ rows: rows(q) }));
   await step("overview as another account", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
   await step("resume another account's file", () => backend.control("resume", [file]));
@@ -116,9 +116,24 @@ export async function scenario(backend, env) {
   await step("the paused file after retrying failed ones", () => backend.queue(), (q) => ({ rows: rows(q) }));
   await step("resume the paused file", () => backend.control("resume", [file]));
   await step("uploaded", () => until("confirmed", async () => {
-    const queue = await backend.queue();
-    return queue.length && queue.every((i) => i.state === "confirmed") ? queue : null;
+    const { items } = await backend.queue();
+    return items.length && items.every((i) => i.state === "confirmed") ? items : null;
   }), (q) => ({ states: q.map((i) => i.state), names: q.map((i) => i.name) }));
+  await step("queue totals", () => backend.queue(), (p) => ({
+    matching: p.matching,
+    totals: { files: p.totals.files, done: p.totals.done, finished: p.totals.finished, active: p.totals.active },
+    sentIsSize: p.totals.sent === p.totals.size && p.totals.size > 0,
+  }));
+  await step("queue beyond its last page", () => backend.queue({ offset: 5000, limit: 100 }), (p) => ({
+    offset: p.offset,
+    names: p.items.map((i) => i.name),
+  }));
+  await step("failed files only", () => backend.queue({ show: "failed" }), (p) => ({ matching: p.matching }));
+  await step("queue by an unknown filter", () => backend.queue({ show: "everything" }));
+  await step("queue pages of 1000 rows", () => backend.queue({ limit: 1000 }));
+  await step("clear finished", () => backend.clearFinished(), (n) => ({ cleared: n }));
+  await step("queue after clearing", () => backend.queue(), (p) => ({ matching: p.matching, finished: p.totals.finished }));
+  await step("finished files after clearing", () => backend.queue({ show: "finished" }), (p) => ({ matching: p.matching }));
   await step("overview", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
   await step("history", () => backend.history({ limit: 10 }), (p) => ({
     first: p.items[0] && { name: p.items[0].name, user: p.items[0].user, status: p.items[0].status },
@@ -141,7 +156,7 @@ async function retryScheduled(backend, step, until, retries) {
   const queue = await step(
     "a retry is scheduled",
     () => until("a scheduled retry", async () => {
-      const queue = await backend.queue();
+      const { items: queue } = await backend.queue();
       return queue.length === 1 && queue[0].retryAt && retries.length >= 5 ? queue : null;
     }, 30000),
     ([i]) => ({

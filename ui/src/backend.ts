@@ -45,6 +45,49 @@ export interface QueueItem {
   mine: boolean;
 }
 
+/** Which rows a page of the queue lists. */
+export type Show = "all" | "unfinished" | "failed" | "finished";
+
+export interface QueueQuery {
+  show?: Show;
+  /** The first row (0-based). */
+  offset?: number;
+  /** Rows at most: 1 to 500, 100 unless asked. */
+  limit?: number;
+}
+
+/** The signed-in account's files in view, counted over all of them (not only a page). */
+export interface QueueTotals {
+  /** Files not skipped or cancelled. */
+  files: number;
+  /** Confirmed. */
+  done: number;
+  /** On their way: queued, uploading, or uploaded and being confirmed. */
+  active: number;
+  /** Waiting for their next attempt. */
+  retrying: number;
+  /** Failed for good: they wait for the user. */
+  failed: number;
+  paused: number;
+  /** Confirmed, skipped or cancelled: what "Clear finished" takes out of view. */
+  finished: number;
+  /** Bytes stored (files uploading now have sent more: see `uploading`). */
+  sent: number;
+  size: number;
+  /** Files uploading now, with the bytes stored so far. */
+  uploading: { id: number; sent: number }[];
+}
+
+/** A page of the queue, oldest first: the signed-in account's files and other accounts'
+ * unfinished ones; `matching` rows on all pages; `offset` where this page starts (the last
+ * page's start when the rows asked for are gone). */
+export interface QueuePage {
+  items: QueueItem[];
+  matching: number;
+  offset: number;
+  totals: QueueTotals;
+}
+
 /** What the queue holds beyond the signed-in account's files. */
 export interface Overview {
   /** Unfinished files of other accounts on this computer, per account. */
@@ -200,8 +243,12 @@ export interface Backend {
   enqueue(ids: number[]): Promise<void>;
   pickFiles(): Promise<Picked[]>;
   pickFolder(): Promise<Picked | null>;
-  /** The signed-in account's files and other accounts' unfinished ones, oldest first. */
-  queue(): Promise<QueueItem[]>;
+  /** A page of the queue and the totals over all of it (never the whole queue: it may hold
+   * 100 000 files). */
+  queue(query?: QueueQuery): Promise<QueuePage>;
+  /** Takes the signed-in account's finished files out of the queue's view (the journal keeps
+   * them, so unchanged files are still not sent again); how many. */
+  clearFinished(): Promise<number>;
   overview(): Promise<Overview>;
   /** Acts on the signed-in account's files (`null`: all of them); another account's file is
    * `forbidden`. */

@@ -392,6 +392,16 @@ impl Engine {
         self.journal.files(limit)
     }
 
+    /// Takes the signed-in account's finished files (confirmed, skipped, cancelled) out of
+    /// the queue's view; the journal keeps them, so unchanged files are still not sent again.
+    /// Returns how many.
+    pub async fn clear_finished(&self) -> Result<u64> {
+        let owner = self.session.owner().ok_or(Error::SignedOut)?;
+        self.journal
+            .blocking(move |journal| journal.clear_finished(&owner))
+            .await
+    }
+
     /// History as CSV (admins; `query` as in the API).
     pub async fn history_csv(&self, query: &str) -> Result<String> {
         let token = self.session.token()?;

@@ -189,8 +189,7 @@ impl<'a> Intake<'a> {
         if let Some(row) = &latest
             && let Some(id) = self.existing(row, &key, look)?
         {
-            self.added.ids.push(id);
-            return Ok(());
+            return self.keep(id);
         }
         if self
             .journal
@@ -299,10 +298,20 @@ impl<'a> Intake<'a> {
                     && row.error_code.as_deref() == Some(why.0)
                     && look.is_some_and(|l| l.matches(&row)) =>
             {
-                row.id
+                return self.keep(row.id);
             }
             _ => self.insert(path, key, look, Some(why))?,
         };
+        self.added.ids.push(id);
+        Ok(())
+    }
+
+    /// Takes an existing row as the file's: given again by the user, a row cleared from the
+    /// queue's view shows again (what a watcher finds again stays out of view).
+    fn keep(&mut self, id: i64) -> Result<()> {
+        if matches!(self.intent, Intent::Given { .. }) {
+            self.journal.reveal(id)?;
+        }
         self.added.ids.push(id);
         Ok(())
     }

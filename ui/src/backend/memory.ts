@@ -16,6 +16,8 @@ import {
   type Overview,
   type Picked,
   type QueueItem,
+  type QueuePage,
+  type QueueQuery,
   type SessionStatus,
   type Settings,
   type SignInRequest,
@@ -326,8 +328,12 @@ export class MemoryBackend implements Backend {
     return this.remember(FOLDER, null);
   }
 
-  async queue(): Promise<QueueItem[]> {
-    return this.uploads.list(this.signedIn());
+  async queue(query: QueueQuery = {}): Promise<QueuePage> {
+    return this.uploads.page(this.signedIn(), query);
+  }
+
+  async clearFinished(): Promise<number> {
+    return this.uploads.clearFinished(this.signedIn());
   }
 
   async overview(): Promise<Overview> {

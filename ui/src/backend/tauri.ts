@@ -15,7 +15,8 @@ import {
   type HistoryQuery,
   type Overview,
   type Picked,
-  type QueueItem,
+  type QueuePage,
+  type QueueQuery,
   type SessionStatus,
   type Settings,
   type SignInRequest,
@@ -39,7 +40,8 @@ export class TauriBackend implements Backend {
   enqueue = (ids: number[]) => call<void>("enqueue", { ids });
   pickFiles = () => call<Picked[]>("pick_files");
   pickFolder = () => call<Picked | null>("pick_folder");
-  queue = () => call<QueueItem[]>("queue");
+  queue = (query: QueueQuery = {}) => call<QueuePage>("queue", { query });
+  clearFinished = () => call<number>("clear_finished");
   overview = () => call<Overview>("overview");
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");

@@ -5,7 +5,19 @@
 // failed request is retried up to five times with announced backoff, then the file's attempt
 // fails and its next one is scheduled, up to eight — as the engine does.
 
-import { BackendError, type Control, type EngineEvent, type FileState, type Overview, type QueueItem, type User } from "../backend";
+import {
+  BackendError,
+  type Control,
+  type EngineEvent,
+  type FileState,
+  type Overview,
+  type QueueItem,
+  type QueuePage,
+  type QueueQuery,
+  type QueueTotals,
+  type Show,
+  type User,
+} from "../backend";
 
 /** Attempts per request (`ferry_engine::retry::ATTEMPTS`). */
 const REQUEST_ATTEMPTS = 5;
@@ -25,7 +37,19 @@ interface Item extends QueueItem {
   requestAttempt: number;
   /** A request retry waits until then (ms). */
   waitUntil: number;
+  /** Taken out of the queue's view by "Clear finished". */
+  cleared: boolean;
 }
+
+/** Rows a page holds unless asked, and at most (`ferry_engine::journal::PAGE_MOST`). */
+const PAGE_DEFAULT = 100;
+const PAGE_MOST = 500;
+const SHOWS: Record<Show, (state: FileState) => boolean> = {
+  all: () => true,
+  unfinished: (state) => !FINISHED.includes(state),
+  failed: (state) => state === "failed",
+  finished: (state) => FINISHED.includes(state),
+};
 
 export interface UploadsOptions {
   emit: (event: EngineEvent) => void;
@@ -69,6 +93,7 @@ export class Uploads {
       failingPuts: this.options.failingPuts[name] ?? 0,
       requestAttempt: 0,
       waitUntil: 0,
+      cleared: false,
     };
     if (name.endsWith(".part")) {
       item.state = "skipped";
@@ -77,17 +102,61 @@ export class Uploads {
     this.items.push(item);
   }
 
-  /** Like the journal as the desktop reads it: `user`'s files and other accounts' unfinished
-   * ones, oldest first; speed and ETA arrive only as progress events. */
-  list(user: User): QueueItem[] {
-    return this.items
-      .filter((i) => i.ownerId === user.id || !FINISHED.includes(i.state))
-      .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, ...item }) => ({
+  /** Like the journal as the desktop reads it: a page of `user`'s files in view and other
+   * accounts' unfinished ones, oldest first, and the totals over all of `user`'s; speed and
+   * ETA arrive only as progress events. */
+  page(user: User, query: QueueQuery): QueuePage {
+    const show = query.show ?? "all";
+    const limit = query.limit ?? PAGE_DEFAULT;
+    if (!SHOWS[show]) throw new BackendError("invalid_request", `show is all, unfinished, failed or finished, not "${show}"`);
+    if (!(limit >= 1 && limit <= PAGE_MOST)) throw new BackendError("invalid_request", `limit goes from 1 to ${PAGE_MOST}`);
+    const matching = this.items.filter(
+      (i) => !i.cleared && (i.ownerId === user.id || !FINISHED.includes(i.state)) && SHOWS[show](i.state),
+    );
+    let offset = query.offset ?? 0;
+    if (offset >= matching.length && matching.length > 0) offset = Math.floor((matching.length - 1) / limit) * limit;
+    const items = matching
+      .slice(offset, offset + limit)
+      .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, cleared: _c, ...item }) => ({
         ...item,
         rate: 0,
         etaSecs: null,
         mine: ownerId === user.id,
       }));
+    return { items, matching: matching.length, offset, totals: this.totals(user) };
+  }
+
+  private totals(user: User): QueueTotals {
+    const totals: QueueTotals = { files: 0, done: 0, active: 0, retrying: 0, failed: 0, paused: 0, finished: 0, sent: 0, size: 0, uploading: [] };
+    for (const item of this.items) {
+      if (item.ownerId !== user.id || item.cleared) continue;
+      const scheduled = item.retryAt !== null && (item.state === "failed" || item.state === "uploaded");
+      if (FINISHED.includes(item.state)) totals.finished++;
+      if (item.state === "skipped" || item.state === "cancelled") continue;
+      totals.files++;
+      totals.size += item.size;
+      const stored = item.state === "uploaded" || item.state === "confirmed";
+      // The journal holds whole parts; this simulation has none, so nothing until stored.
+      totals.sent += stored ? item.size : 0;
+      if (item.state === "confirmed") totals.done++;
+      if (item.state === "paused") totals.paused++;
+      if (scheduled) totals.retrying++;
+      else if (item.state === "failed") totals.failed++;
+      else if (["queued", "uploading", "uploaded"].includes(item.state)) totals.active++;
+      if (item.state === "uploading") totals.uploading.push({ id: item.id, sent: 0 });
+    }
+    return totals;
+  }
+
+  /** Takes `user`'s finished files out of view; how many. */
+  clearFinished(user: User): number {
+    let cleared = 0;
+    for (const item of this.items) {
+      if (item.ownerId !== user.id || item.cleared || !FINISHED.includes(item.state)) continue;
+      item.cleared = true;
+      cleared++;
+    }
+    return cleared;
   }
 
   overview(user: User): Overview {

@@ -1,15 +1,48 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, SessionStatus } from "../backend";
+import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, QueuePage, QueueTotals, SessionStatus, Show } from "../backend";
 import { words } from "./format";
-import { retryingNow, retryScheduled, type RetryNote } from "./queue";
+import type { RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
 
+/** Rows a page of the queue shows. */
+export const PAGE_ROWS = 100;
+/** Reads of the queue that events ask for come at most this often (ms): a queue of small
+ * files changes a thousand times a second. What the user asks for is read at once. */
+const READ_GAP = 250;
+const NO_TOTALS: QueueTotals = {
+  files: 0,
+  done: 0,
+  active: 0,
+  retrying: 0,
+  failed: 0,
+  paused: 0,
+  finished: 0,
+  sent: 0,
+  size: 0,
+  uploading: [],
+};
+
+/** Which page of the queue the window shows. */
+export interface QueueView {
+  show: Show;
+  offset: number;
+}
+
 export class AppState {
   session = $state<SessionStatus | null>(null);
+  /** The rows of the page shown. */
   queue = $state<QueueItem[]>([]);
+  /** The page shown; `matching`: rows on all pages of that filter. */
+  view = $state<QueueView>({ show: "all", offset: 0 });
+  matching = $state(0);
+  /** The account's files counted by the backend over the whole queue. */
+  counted = $state<QueueTotals>(NO_TOTALS);
+  /** Bytes sent of files uploading now, from progress events (the backend's totals count
+   * what the store acknowledged). */
+  live = $state<Record<number, number>>({});
   credentials = $state<CredentialStatus>({
     expiresAt: null,
     refreshing: false,
@@ -31,8 +64,13 @@ export class AppState {
   waiting = $state<Overview["waitingForOthers"]>([]);
   private stops: (() => void)[] = [];
   private loading: Promise<void> | null = null;
-  /** A state changed since the queue read in flight was asked for: its answer may be older. */
-  private stale = false;
+  /** A read is wanted after the one in flight. */
+  private again = false;
+  private readTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastRead = 0;
+  /** The last state each file was told to be in while a read was in flight: replayed over
+   * that read's answer, which may be older. */
+  private edits: Map<number, Pick<QueueItem, "state" | "error">> | null = null;
 
   constructor(readonly backend: Backend) {}
 
@@ -44,6 +82,7 @@ export class AppState {
       if (typeof document === "undefined" || !document.hidden) this.now = Date.now();
     }, 1000);
     this.stops.push(() => clearInterval(clock));
+    this.stops.push(() => this.readTimer && clearTimeout(this.readTimer));
     await this.check();
   }
 
@@ -67,36 +106,72 @@ export class AppState {
     this.credentials = await this.backend.credentials();
   }
 
-  /** Reads the queue and the overview again. Reads asked for while one is in flight share one
-   * more read after it, and an answer is taken only if no state changed while it was on its
-   * way — so an older snapshot never undoes a newer event. */
+  /** Reads the page shown, the totals and the overview now. Reads asked for while one is in
+   * flight share one more read after it; state events that arrive meanwhile are kept over its
+   * answer, so an older snapshot never undoes a newer event. */
   loadQueue(): Promise<void> {
-    this.stale = true;
+    this.again = true;
     this.loading ??= this.readQueue().finally(() => (this.loading = null));
     return this.loading;
   }
 
+  /** A read soon, for events: at most one per `READ_GAP`. */
+  private readSoon(): void {
+    if (this.readTimer) return;
+    const wait = Math.max(0, this.lastRead + READ_GAP - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      void this.loadQueue();
+    }, wait);
+  }
+
   private async readQueue(): Promise<void> {
-    // Bounded: under a flood of state changes, take the answer anyway after a few reads and
-    // read once more a little later.
-    for (let read = 1; this.stale; read++) {
-      this.stale = false;
-      let queue: QueueItem[];
+    // Bounded: under a flood of requests, the rest wait for a timed read.
+    for (let read = 0; this.again && read < 3; read++) {
+      this.again = false;
+      const view = { ...this.view };
+      this.edits = new Map();
+      let page: QueuePage;
       let overview: Overview;
       try {
-        [queue, overview] = await Promise.all([this.backend.queue(), this.backend.overview()]);
+        [page, overview] = await Promise.all([
+          this.backend.queue({ ...view, limit: PAGE_ROWS }),
+          this.backend.overview(),
+        ]);
       } catch {
+        this.edits = null;
         return; // Signed out meanwhile: there is no queue to show.
       }
-      if (this.stale && read < 5) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      this.lastRead = Date.now();
+      const edits = this.edits;
+      this.edits = null;
+      // The user went to another page meanwhile: that page is read next.
+      if (view.show !== this.view.show || view.offset !== this.view.offset) {
+        this.again = true;
         continue;
       }
-      this.setQueue(queue);
+      this.setPage(page, edits);
       this.waiting = overview.waitingForOthers;
-      if (this.stale) setTimeout(() => void this.loadQueue(), 500);
-      return;
     }
+    if (this.again) this.readSoon();
+  }
+
+  /** Shows the rows `show` (from the first page). */
+  showRows(show: Show): Promise<void> {
+    this.view = { show, offset: 0 };
+    return this.loadQueue();
+  }
+
+  /** Shows the page starting at row `offset`. */
+  goTo(offset: number): Promise<void> {
+    this.view = { ...this.view, offset: Math.max(0, offset) };
+    return this.loadQueue();
+  }
+
+  /** Takes finished files out of the queue's view. */
+  async clearFinished(): Promise<void> {
+    await this.backend.clearFinished();
+    await this.loadQueue();
   }
 
   /** Asks for files in the system dialog and queues them. */
@@ -116,20 +191,28 @@ export class AppState {
     await this.loadQueue();
   }
 
-  /** Takes a fresh queue; speed and ETA, which only progress events carry, are kept for files
-   * still uploading. */
-  private setQueue(items: QueueItem[]): void {
+  /** Takes a fresh page: events that came while it was read are applied over it, and speed
+   * and ETA, which only progress events carry, are kept for files still uploading. */
+  private setPage(page: QueuePage, edits: Map<number, Pick<QueueItem, "state" | "error">>): void {
     const before = new Map(this.queue.map((i) => [i.id, i]));
-    this.queue = items.map((item) => {
+    this.queue = page.items.map((fresh) => {
+      const edit = edits.get(fresh.id);
+      const item = edit ? { ...fresh, ...edit, retryAt: null } : fresh;
       const old = before.get(item.id);
       if (!old || item.state !== "uploading" || old.state !== "uploading") return item;
       return { ...item, rate: old.rate, etaSecs: old.etaSecs, sent: Math.max(item.sent, old.sent) };
     });
+    this.matching = page.matching;
+    this.view = { ...this.view, offset: page.offset };
+    this.counted = page.totals;
+    const uploading = new Set(page.totals.uploading.map((u) => u.id));
+    for (const id of Object.keys(this.live).map(Number)) if (!uploading.has(id)) delete this.live[id];
   }
 
   async signedIn(): Promise<void> {
     this.sessionExpired = false;
     this.retries = {};
+    this.view = { show: "all", offset: 0 };
     this.session = await this.backend.restore();
     await this.reload();
   }
@@ -144,19 +227,17 @@ export class AppState {
     }
     this.session = await this.backend.restore();
     this.queue = [];
+    this.counted = NO_TOTALS;
+    this.matching = 0;
+    this.live = {};
     this.retries = {};
     this.waiting = [];
-  }
-
-  /** Marks a queue read in flight as possibly older than what just happened. */
-  private changed(): void {
-    if (this.loading) this.stale = true;
   }
 
   handle(event: EngineEvent): void {
     switch (event.type) {
       case "queue_changed":
-        void this.loadQueue();
+        this.readSoon();
         break;
       case "progress": {
         const item = this.queue.find((i) => i.id === event.file_id);
@@ -166,13 +247,15 @@ export class AppState {
           item.rate = event.rate;
           item.etaSecs = event.eta_secs;
         }
+        this.live[event.file_id] = event.bytes;
         // Bytes move again: whatever was being retried went through.
         delete this.retries[event.file_id];
         break;
       }
       case "state": {
-        this.changed();
+        this.edits?.set(event.file_id, { state: event.state, error: event.error });
         delete this.retries[event.file_id];
+        delete this.live[event.file_id];
         const item = this.queue.find((i) => i.id === event.file_id);
         if (item) {
           item.state = event.state;
@@ -180,14 +263,13 @@ export class AppState {
           // The engine announces a state only when no retry is scheduled.
           item.retryAt = null;
           if (event.state === "confirmed" || event.state === "uploaded") item.sent = item.size;
-        } else {
-          void this.loadQueue();
         }
+        // The totals (and a file new to this page) come with the next read.
+        this.readSoon();
         break;
       }
       case "retrying":
         if (event.file_id === null) break;
-        this.changed();
         this.retries[event.file_id] = {
           operation: event.operation,
           attempt: event.attempt,
@@ -196,7 +278,7 @@ export class AppState {
         };
         // A request retried while the file uploads leaves it uploading; a failed attempt
         // leaves it failed (or uploaded) with a time for the next one: the journal says which.
-        void this.loadQueue();
+        this.readSoon();
         break;
       case "credentials_refreshing":
         this.credentials.refreshing = true;
@@ -232,21 +314,19 @@ export class AppState {
     }
   }
 
-  /** Over the signed-in account's files that are not cancelled or skipped: bytes sent and
-   * total, files on their way, files being retried, and files failed for good. */
-  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number; done: number; files: number } {
-    const totals = { sent: 0, size: 0, active: 0, retrying: 0, failed: 0, done: 0, files: 0 };
-    for (const item of this.queue) {
-      if (!item.mine || item.state === "cancelled" || item.state === "skipped") continue;
-      totals.sent += item.sent;
-      totals.size += item.size;
-      totals.files++;
-      if (item.state === "confirmed") totals.done++;
-      if (item.state === "uploading" || item.state === "queued") totals.active++;
-      if (retryScheduled(item) || retryingNow(item, this.retries[item.id])) totals.retrying++;
-      else if (item.state === "failed") totals.failed++;
+  /** Over the signed-in account's files that are not cancelled or skipped (all of them, not
+   * only the page shown): bytes sent and total, files on their way, files being retried, and
+   * files failed for good. */
+  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number; done: number; files: number; finished: number } {
+    const t = this.counted;
+    let sent = t.sent;
+    let retryingNow = 0;
+    for (const u of t.uploading) {
+      sent += Math.max(0, (this.live[u.id] ?? u.sent) - u.sent);
+      if (this.retries[u.id]) retryingNow++;
     }
-    return totals;
+    const { size, active, failed, done, files, finished } = t;
+    return { sent, size, active, retrying: t.retrying + retryingNow, failed, done, files, finished };
   }
 
   /** What screen readers are told of the queue: counts of files, which change as files

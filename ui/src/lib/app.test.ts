@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { BackendError, CSV_HEADER } from "../backend";
 import { MemoryBackend } from "../backend/memory";
-import { AppState } from "./app.svelte";
+import { AppState, PAGE_ROWS } from "./app.svelte";
 
 const backends: MemoryBackend[] = [];
 function backend(options = {}) {
@@ -207,11 +207,11 @@ describe("AppState over the memory backend", () => {
     expect(app.queue.map((i) => [i.name, i.mine, i.owner])).toEqual([["stuck.bin", false, "alice"]]);
     expect(app.waiting).toEqual([{ account: "alice", files: 1 }]);
     expect(app.totals).toMatchObject({ size: 0, active: 0, retrying: 0, failed: 0 });
-    const [before] = await b.queue();
+    const [before] = (await b.queue()).items;
     await expect(b.control("cancel", [before?.id ?? -1])).rejects.toMatchObject({ code: "forbidden" });
     await b.control("cancel", null);
     await b.control("pause", null);
-    expect((await b.queue())[0]).toMatchObject({ name: "stuck.bin", state: before?.state, mine: false });
+    expect((await b.queue()).items[0]).toMatchObject({ name: "stuck.bin", state: before?.state, mine: false });
     expect(["queued", "failed"]).toContain(before?.state);
     app.stop();
   }, 20_000);
@@ -235,6 +235,89 @@ describe("AppState over the memory backend", () => {
     b.dropFiles([{ name: "missing.txt", size: 3 }]);
     await new Promise((r) => setTimeout(r, 600));
     expect(app.queue.map((i) => i.state)).toEqual(["failed"]);
+    app.stop();
+  });
+
+  it("shows a page of a long queue with the totals of all of it, and pages through it", async () => {
+    // 1 000 files of 1 KiB that barely move: a few upload, the rest wait.
+    const b = backend({ rate: 1 });
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles(Array.from({ length: 1000 }, (_, i) => ({ name: `f${String(i).padStart(4, "0")}.bin`, size: 1024 })));
+    await until(() => app.matching === 1000);
+    expect(app.queue).toHaveLength(PAGE_ROWS);
+    expect(app.queue[0]?.name).toBe("f0000.bin");
+    // Counted over every file, not over the rows shown.
+    expect(app.totals).toMatchObject({ files: 1000, size: 1000 * 1024, done: 0 });
+    await app.goTo(900);
+    expect(app.queue.map((i) => i.name)).toEqual(Array.from({ length: 100 }, (_, i) => `f0${900 + i}.bin`));
+    // Beyond the end: the last page.
+    await app.goTo(5000);
+    expect(app.view.offset).toBe(900);
+    await b.control("cancel", [app.queue[0]?.id ?? -1]);
+    await app.showRows("finished");
+    expect(app.queue.map((i) => [i.name, i.state])).toEqual([["f0900.bin", "cancelled"]]);
+    expect(app.totals).toMatchObject({ files: 999, finished: 1 });
+    await app.clearFinished();
+    expect([app.matching, app.totals.finished]).toEqual([0, 0]);
+    await app.showRows("all");
+    expect(app.matching).toBe(999);
+    app.stop();
+  }, 20_000);
+
+  it("reads the queue a few times a second however many events arrive", async () => {
+    const b = backend({ rate: 1 });
+    let reads = 0;
+    const read = b.queue.bind(b);
+    b.queue = async (query) => {
+      reads++;
+      return read(query);
+    };
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles([{ name: "a.bin", size: 10 }]);
+    await until(() => app.matching === 1);
+    const id = app.queue[0]?.id ?? -1;
+    reads = 0;
+    // 500 events in half a second (a queue of small files), then a second of quiet.
+    for (let i = 0; i < 50; i++) {
+      for (let j = 0; j < 10; j++) app.handle({ type: "queue_changed" });
+      app.handle({ type: "state", file_id: id, state: "uploading", error: null });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(reads).toBeGreaterThan(0);
+    expect(reads).toBeLessThanOrEqual(8);
+    app.stop();
+  }, 20_000);
+
+  it("keeps a state told while the page was read over that read's older answer", async () => {
+    const b = backend({ rate: 1 });
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles([{ name: "a.bin", size: 10 }]);
+    await until(() => app.matching === 1);
+    const id = app.queue[0]?.id ?? -1;
+    // A read whose answer is taken before the file is confirmed and arrives after.
+    const read = b.queue.bind(b);
+    let release = () => {};
+    b.queue = async (query) => {
+      const snapshot = await read(query);
+      await new Promise<void>((r) => (release = r));
+      return snapshot;
+    };
+    const reading = app.loadQueue();
+    await new Promise((r) => setTimeout(r, 50));
+    app.handle({ type: "state", file_id: id, state: "confirmed", error: null });
+    release();
+    await reading;
+    expect(app.queue[0]?.state).toBe("confirmed");
     app.stop();
   });
 });

@@ -14,6 +14,11 @@ export function bytes(n: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
 }
 
+/** A count with thousands grouped: `100,000`. */
+export function count(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
 /** Bytes per second as `12 MiB/s`. */
 export function rate(n: number): string {
   return n > 0 ? `${bytes(n)}/s` : "—";

@@ -14,6 +14,7 @@
 
 mod files;
 mod folders;
+mod listing;
 mod lock;
 mod state;
 mod transitions;
@@ -56,6 +57,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
 pub use self::folders::SavedFolder;
+pub use self::listing::{PAGE_MOST, Page, Show, Totals};
 pub use self::state::FileState;
 use crate::error::{Error, Result};
 
@@ -147,6 +149,11 @@ ALTER TABLE parts ADD COLUMN crc64 INTEGER;
     r#"
 CREATE INDEX files_by_owner_state_id ON files (server, user_id, state, id);
 CREATE INDEX files_by_owner_key ON files (server, user_id, key);
+"#,
+    // "Clear finished" takes finished rows out of the queue's view; the journal keeps them
+    // (they still say which files were uploaded unchanged).
+    r#"
+ALTER TABLE files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -1,0 +1,361 @@
+//! The queue as people look at it: a page of rows at a time and totals counted by the journal
+//! over every row, so a queue of 100 000 files is never read whole; and "Clear finished",
+//! which takes finished rows out of that view while the journal keeps them (they still say
+//! which files were uploaded unchanged, so nothing is sent twice).
+
+use rusqlite::params;
+
+use super::files::{COLUMNS, OWNED, file_from_row};
+use super::state::sql_list;
+use super::{Cached, FileRow, FileState, Journal, Owner};
+use crate::error::Result;
+
+/// Rows a page holds at most.
+pub const PAGE_MOST: u64 = 500;
+
+/// Which rows of the queue a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    /// Every row of the account, and other accounts' unfinished ones.
+    #[default]
+    All,
+    /// Rows not finished (queued, uploading, uploaded, paused, failed).
+    Unfinished,
+    /// Failed rows, those waiting for their next attempt included.
+    Failed,
+    /// Finished rows (confirmed, skipped, cancelled).
+    Finished,
+}
+
+impl Show {
+    /// The filter as SQL over `state` (fixed strings, never user input).
+    fn sql(self) -> String {
+        let finished = sql_list(FINISHED);
+        match self {
+            Show::All => "1".into(),
+            Show::Unfinished => format!("state NOT IN ({finished})"),
+            Show::Failed => "state = 'failed'".into(),
+            Show::Finished => format!("state IN ({finished})"),
+        }
+    }
+}
+
+/// States nothing more happens in: the rows "Clear finished" takes out of the view.
+const FINISHED: &[FileState] = &[
+    FileState::Confirmed,
+    FileState::Skipped,
+    FileState::Cancelled,
+];
+
+/// Rows `offset..offset + limit` of the queue in id order (the order the scheduler takes
+/// them), and how many rows match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The rows.
+    pub rows: Vec<FileRow>,
+    /// Rows matching the filter, on every page.
+    pub matching: u64,
+    /// Where the page starts: as asked, or the last page's start when the rows asked for are
+    /// gone (cleared, or fewer since).
+    pub offset: u64,
+}
+
+/// The account's rows in view (not cleared), counted over all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Rows per state.
+    pub counts: Vec<(FileState, u64)>,
+    /// Failed rows with a next attempt set (they retry by themselves).
+    pub failed_scheduled: u64,
+    /// Uploaded rows whose confirmation waits for its next attempt.
+    pub uploaded_scheduled: u64,
+    /// Bytes over rows not skipped or cancelled: sizes.
+    pub size: u64,
+    /// Bytes over the same rows the store holds: the whole size once uploaded, else the parts
+    /// acknowledged (files uploading now send more than this; see `uploading`).
+    pub sent: u64,
+    /// Uploading rows: (id, bytes the journal holds as acknowledged).
+    pub uploading: Vec<(i64, u64)>,
+}
+
+impl Totals {
+    /// Rows in `state`.
+    pub fn count(&self, state: FileState) -> u64 {
+        self.counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Rows in view: the owner's, and other accounts' unfinished ones (they wait for their
+/// owner); `?1`, `?2` are the owner, both null when nobody is signed in.
+fn in_view() -> String {
+    let finished = sql_list(FINISHED);
+    format!(
+        "cleared = 0 AND ((server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
+         OR state NOT IN ({finished}))"
+    )
+}
+
+impl Journal {
+    /// A page of the queue as `owner` sees it (`None`: signed out, other accounts' unfinished
+    /// rows only). `limit` is at most [`PAGE_MOST`].
+    pub fn page(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<Page> {
+        let limit = limit.clamp(1, PAGE_MOST);
+        let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
+        let filter = format!("{} AND {}", in_view(), show.sql());
+        self.with(|c| {
+            let matching: u64 = c.row(
+                &format!("SELECT count(*) FROM files WHERE {filter}"),
+                params![server, user],
+                |r| r.get(0),
+            )?;
+            let offset = if offset >= matching && matching > 0 {
+                (matching - 1) / limit * limit
+            } else {
+                offset
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE {filter} ORDER BY id LIMIT ?3 OFFSET ?4"
+            ))?;
+            let rows = stmt
+                .query_map(params![server, user, limit, offset], file_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Page {
+                rows,
+                matching,
+                offset,
+            })
+        })
+    }
+
+    /// `owner`'s rows in view, counted.
+    pub fn totals(&self, owner: &Owner) -> Result<Totals> {
+        let stored = sql_list(&[FileState::Uploaded, FileState::Confirmed]);
+        self.with(|c| {
+            let mut totals = Totals::default();
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT state, count(*), sum(next_retry_at IS NOT NULL),
+                    sum(coalesce(size, 0)),
+                    sum(CASE WHEN state IN ({stored}) THEN coalesce(size, 0) ELSE bytes_done END)
+                 FROM files WHERE {OWNED} AND cleared = 0 GROUP BY state"
+            ))?;
+            let mut rows = stmt.query(params![owner.server, owner.user_id])?;
+            while let Some(r) = rows.next()? {
+                let state = FileState::parse(&r.get::<_, String>(0)?);
+                let (n, scheduled): (u64, u64) = (r.get(1)?, r.get(2)?);
+                totals.counts.push((state, n));
+                match state {
+                    FileState::Failed => totals.failed_scheduled = scheduled,
+                    FileState::Uploaded => totals.uploaded_scheduled = scheduled,
+                    _ => {}
+                }
+                if !matches!(state, FileState::Skipped | FileState::Cancelled) {
+                    totals.size += r.get::<_, u64>(3)?;
+                    totals.sent += r.get::<_, u64>(4)?;
+                }
+            }
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT id, bytes_done FROM files WHERE {OWNED} AND state = 'uploading'
+                 ORDER BY id"
+            ))?;
+            totals.uploading = stmt
+                .query_map(params![owner.server, owner.user_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(totals)
+        })
+    }
+
+    /// Takes `owner`'s finished rows (confirmed, skipped, cancelled) out of the queue's view;
+    /// returns how many. The rows stay in the journal.
+    pub fn clear_finished(&self, owner: &Owner) -> Result<u64> {
+        let finished = sql_list(FINISHED);
+        self.with(|c| {
+            let n = c.execute(
+                &format!(
+                    "UPDATE files SET cleared = 1
+                     WHERE {OWNED} AND cleared = 0 AND state IN ({finished})"
+                ),
+                params![owner.server, owner.user_id],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Puts a cleared row back in view (a file the user gives again, already uploaded).
+    pub(crate) fn reveal(&self, id: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET cleared = 0 WHERE id = ?1 AND cleared = 1",
+                [id],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::journal::NewFile;
+
+    fn owner(user_id: i64) -> Owner {
+        Owner {
+            server: "https://ferry.example".into(),
+            user_id,
+            user_name: if user_id == 1 { "alice" } else { "bob" }.into(),
+        }
+    }
+
+    /// Adds `n` rows of `who`, 10 bytes each, and returns their ids.
+    fn add(journal: &Journal, who: &Owner, n: usize) -> Vec<i64> {
+        (0..n)
+            .map(|i| {
+                let path = PathBuf::from(format!("/q/{}/{i}.bin", who.user_id));
+                let file = NewFile {
+                    path: &path,
+                    key: &format!("{i}.bin"),
+                    name: &format!("{i}.bin"),
+                    size: Some(10),
+                    mtime_ns: Some(1),
+                };
+                journal.add(who, &file, None).unwrap()
+            })
+            .collect()
+    }
+
+    /// Puts rows in `state` as the scheduler would leave them (bytes, a next attempt).
+    fn set(journal: &Journal, ids: &[i64], state: FileState, bytes: u64, retry: Option<i64>) {
+        for &id in ids {
+            journal
+                .with(|c| {
+                    c.execute(
+                        "UPDATE files SET state = ?2, bytes_done = ?3, next_retry_at = ?4
+                         WHERE id = ?1",
+                        params![id, state.as_str(), bytes, retry],
+                    )
+                })
+                .unwrap();
+        }
+    }
+
+    fn ids(page: &Page) -> Vec<i64> {
+        page.rows.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn a_page_is_a_slice_in_id_order_with_the_count_of_every_matching_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let (alice, bob) = (owner(1), owner(2));
+        let mine = add(&journal, &alice, 250);
+        let theirs = add(&journal, &bob, 3);
+        set(&journal, &mine[..100], FileState::Confirmed, 10, None);
+        set(&journal, &mine[100..110], FileState::Failed, 0, Some(5));
+        set(&journal, &theirs[..1], FileState::Confirmed, 10, None);
+
+        let page = journal.page(Some(&alice), Show::All, 100, 100).unwrap();
+        // Alice's 250 and bob's two unfinished rows; bob's confirmed one is not hers to see.
+        assert_eq!(page.matching, 252);
+        assert_eq!((page.offset, ids(&page)), (100, mine[100..200].to_vec()));
+        let last = journal.page(Some(&alice), Show::All, 200, 100).unwrap();
+        assert_eq!(ids(&last)[..50], mine[200..]);
+        assert_eq!(ids(&last)[50..], theirs[1..]);
+
+        let failed = journal.page(Some(&alice), Show::Failed, 0, 100).unwrap();
+        assert_eq!(
+            (failed.matching, ids(&failed)),
+            (10, mine[100..110].to_vec())
+        );
+        let finished = journal.page(Some(&alice), Show::Finished, 0, 500).unwrap();
+        assert_eq!(
+            (finished.matching, ids(&finished)),
+            (100, mine[..100].to_vec())
+        );
+        let unfinished = journal
+            .page(Some(&alice), Show::Unfinished, 0, 500)
+            .unwrap();
+        assert_eq!(unfinished.matching, 152);
+
+        // Rows asked for that are gone: the last page there is.
+        let beyond = journal.page(Some(&alice), Show::Failed, 40, 20).unwrap();
+        assert_eq!((beyond.offset, ids(&beyond)), (0, mine[100..110].to_vec()));
+        // A limit beyond the most a page holds is the most.
+        let big = journal.page(Some(&alice), Show::All, 0, 100_000).unwrap();
+        assert_eq!(big.rows.len() as u64, PAGE_MOST.min(252));
+        // Signed out: unfinished rows of everyone, which wait for their owners.
+        let nobody = journal.page(None, Show::All, 0, 500).unwrap();
+        assert_eq!(nobody.matching, 150 + 2);
+    }
+
+    #[test]
+    fn totals_count_every_row_of_the_account_not_only_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let (alice, bob) = (owner(1), owner(2));
+        let mine = add(&journal, &alice, 1200);
+        add(&journal, &bob, 7);
+        set(&journal, &mine[..600], FileState::Confirmed, 10, None);
+        set(&journal, &mine[600..602], FileState::Uploading, 4, None);
+        set(&journal, &mine[602..605], FileState::Failed, 0, Some(9));
+        set(&journal, &mine[605..606], FileState::Failed, 0, None);
+        set(&journal, &mine[606..608], FileState::Uploaded, 0, Some(9));
+        set(&journal, &mine[608..609], FileState::Uploaded, 0, None);
+        set(&journal, &mine[609..619], FileState::Cancelled, 3, None);
+
+        let totals = journal.totals(&alice).unwrap();
+        assert_eq!(totals.count(FileState::Confirmed), 600);
+        assert_eq!(totals.count(FileState::Queued), 1200 - 619);
+        assert_eq!(totals.count(FileState::Cancelled), 10);
+        assert_eq!(
+            (totals.failed_scheduled, totals.count(FileState::Failed)),
+            (3, 4)
+        );
+        assert_eq!(
+            (totals.uploaded_scheduled, totals.count(FileState::Uploaded)),
+            (2, 3)
+        );
+        // Cancelled rows count for nothing; uploaded and confirmed ones for their size.
+        assert_eq!(totals.size, (1200 - 10) * 10);
+        assert_eq!(totals.sent, 600 * 10 + 2 * 4 + 3 * 10);
+        assert_eq!(totals.uploading, vec![(mine[600], 4), (mine[601], 4)]);
+    }
+
+    #[test]
+    fn clearing_takes_finished_rows_out_of_view_and_the_journal_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let (alice, bob) = (owner(1), owner(2));
+        let mine = add(&journal, &alice, 6);
+        let theirs = add(&journal, &bob, 2);
+        set(&journal, &mine[..2], FileState::Confirmed, 10, None);
+        set(&journal, &mine[2..3], FileState::Skipped, 0, None);
+        set(&journal, &mine[3..4], FileState::Cancelled, 0, None);
+        set(&journal, &mine[4..5], FileState::Failed, 0, None);
+        set(&journal, &theirs[..1], FileState::Confirmed, 10, None);
+
+        assert_eq!(journal.clear_finished(&alice).unwrap(), 4);
+        assert_eq!(journal.clear_finished(&alice).unwrap(), 0, "once");
+        let page = journal.page(Some(&alice), Show::All, 0, 100).unwrap();
+        assert_eq!(ids(&page), vec![mine[4], mine[5], theirs[1]]);
+        let totals = journal.totals(&alice).unwrap();
+        assert_eq!((totals.count(FileState::Confirmed), totals.size), (0, 20));
+        // Bob's finished row is his to clear.
+        let his = journal.page(Some(&bob), Show::Finished, 0, 100).unwrap();
+        assert_eq!(ids(&his), vec![theirs[0]]);
+        // The rows are still the journal's word on those files.
+        let row = journal.file(mine[0]).unwrap().unwrap();
+        assert_eq!(row.state, FileState::Confirmed);
+        let latest = journal.latest_for_path(&alice, &row.path).unwrap().unwrap();
+        assert_eq!(latest.id, mine[0]);
+
+        journal.reveal(mine[0]).unwrap();
+        let page = journal.page(Some(&alice), Show::Finished, 0, 100).unwrap();
+        assert_eq!(ids(&page), vec![mine[0]]);
+    }
+}
