@@ -56,7 +56,7 @@ async fn wait_row(
 }
 
 /// The text of the element marked `test_id`, or `null`.
-async fn text_of(driver: &Driver, test_id: &str) -> Value {
+pub(super) async fn text_of(driver: &Driver, test_id: &str) -> Value {
     driver
         .script(
             "return document.querySelector(`[data-testid=\"${arguments[0]}\"]`)?.innerText ?? null;",
@@ -81,7 +81,7 @@ fn number_before(text: &str, marker: &str) -> u32 {
 }
 
 /// Adds `path` through the system's file dialog.
-async fn add_file(driver: &Driver, path: &Path) {
+pub(super) async fn add_file(driver: &Driver, path: &Path) {
     driver.click_text("Add files…").await;
     driver.choose_in_dialog(FILES_DIALOG, path).await;
 }
@@ -282,7 +282,7 @@ async fn another_account_sees_the_file_waiting(driver: &Driver, api: &str, passw
     driver.screenshot("waiting").await;
 
     let queue = driver.invoke("queue", json!({})).await.unwrap();
-    let item = queue
+    let item = queue["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -308,7 +308,7 @@ async fn another_account_sees_the_file_waiting(driver: &Driver, api: &str, passw
         assert_eq!(reply, Ok(Value::Null), "{action} all");
     }
     let after = driver.invoke("queue", json!({})).await.unwrap();
-    let still = after
+    let still = after["items"]
         .as_array()
         .unwrap()
         .iter()

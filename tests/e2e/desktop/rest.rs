@@ -41,7 +41,7 @@ fn all_processes() -> HashMap<u32, Proc> {
 
 /// The app (named `ferry-desktop`, in the session `leader` started) and every process below
 /// it (WebKit's web and network processes).
-fn app_and_children(leader: u32) -> Vec<u32> {
+pub(super) fn app_and_children(leader: u32) -> Vec<u32> {
     let procs = all_processes();
     let Some(app) = procs
         .iter()
@@ -67,7 +67,7 @@ fn app_and_children(leader: u32) -> Vec<u32> {
 }
 
 /// Proportional set size of `pid` (shared pages split among their users), KiB.
-fn pss_kib(pid: u32) -> u64 {
+pub(super) fn pss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .ok()
         .and_then(|text| {
