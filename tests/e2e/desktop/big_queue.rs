@@ -144,17 +144,22 @@ async fn a_long_queue_is_shown_a_page_at_a_time_with_totals_over_all_of_it() {
 
     // What the app and WebKit hold with the long queue shown.
     let family = super::rest::app_and_children(driver.leader());
-    let memory_mib = family
+    let by_process: Vec<(String, f64)> = family
         .iter()
-        .map(|pid| super::rest::pss_kib(*pid))
-        .sum::<u64>() as f64
-        / 1024.0;
+        .map(|pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            (
+                name.trim().to_owned(),
+                super::rest::pss_kib(*pid) as f64 / 1024.0,
+            )
+        })
+        .collect();
+    let memory_mib: f64 = by_process.iter().map(|(_, mib)| mib).sum();
     eprintln!(
         "long queue: {n} files; added → first page with all counted {} ms; Last page {} ms; \
-         {memory_mib:.0} MiB (PSS of {} processes)",
+         {memory_mib:.0} MiB (PSS: {by_process:?})",
         shown_after.as_millis(),
         last_page_after.as_millis(),
-        family.len()
     );
     if let Some(path) = std::env::var_os("FERRY_QUEUE_REPORT") {
         let json = json!({
@@ -163,6 +168,7 @@ async fn a_long_queue_is_shown_a_page_at_a_time_with_totals_over_all_of_it() {
             "last_page_ms": last_page_after.as_millis() as u64,
             "memory_mib": memory_mib,
             "processes": family.len(),
+            "by_process": by_process,
         });
         std::fs::write(path, json.to_string()).expect("writing the queue report");
     }
