@@ -181,18 +181,22 @@ impl TrayStatus {
             self.set("signed out");
             return;
         };
-        let Ok(status) = engine.status().await else {
-            return;
-        };
         let Some(me) = engine.session().owner() else {
+            self.set("signed out");
             return;
         };
         let journal = engine.journal().clone();
-        let Ok(Ok(totals)) = tokio::task::spawn_blocking(move || journal.totals(&me)).await else {
+        let counted = tokio::task::spawn_blocking(move || {
+            Ok::<_, ferry_engine::Error>((
+                journal.totals(&me)?,
+                journal.waiting_for_others(Some(&me))?,
+            ))
+        });
+        let Ok(Ok((totals, waiting))) = counted.await else {
             return;
         };
         let announced = self.announced().clone();
-        let summary = summarize(&totals, &status.waiting_for_others, &announced);
+        let summary = summarize(&totals, &waiting, &announced);
         self.set(&summary.text());
         if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
             notify(

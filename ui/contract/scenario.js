@@ -99,6 +99,15 @@ export async function scenario(backend, env) {
   await step("queue the same pick again", () => backend.enqueue(ids));
   const file = await retryScheduled(backend, step, until, retries);
   stopListening();
+  await step("totals while a retry is scheduled", () => backend.queue(), (p) => ({
+    totals: {
+      files: p.totals.files,
+      active: p.totals.active,
+      retrying: p.totals.retrying,
+      failed: p.totals.failed,
+      uploading: p.totals.uploading.length,
+    },
+  }));
   await step("pause the file waiting for its retry", () => backend.control("pause", [file]));
   await step("sign in as another account", () =>
     backend.signIn(signIn({ username: env.other.username, password: env.other.password })),

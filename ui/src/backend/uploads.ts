@@ -44,12 +44,7 @@ interface Item extends QueueItem {
 /** Rows a page holds unless asked, and at most (`ferry_engine::journal::PAGE_MOST`). */
 const PAGE_DEFAULT = 100;
 const PAGE_MOST = 500;
-const SHOWS: Record<Show, (state: FileState) => boolean> = {
-  all: () => true,
-  unfinished: (state) => !FINISHED.includes(state),
-  failed: (state) => state === "failed",
-  finished: (state) => FINISHED.includes(state),
-};
+const SHOWS: Record<Show, true> = { all: true, unfinished: true, failed: true, finished: true };
 
 export interface UploadsOptions {
   emit: (event: EngineEvent) => void;
@@ -108,13 +103,25 @@ export class Uploads {
   page(user: User, query: QueueQuery): QueuePage {
     const show = query.show ?? "all";
     const limit = query.limit ?? PAGE_DEFAULT;
-    if (!SHOWS[show]) throw new BackendError("invalid_request", `show is all, unfinished, failed or finished, not "${show}"`);
-    if (!(limit >= 1 && limit <= PAGE_MOST)) throw new BackendError("invalid_request", `limit goes from 1 to ${PAGE_MOST}`);
-    const matching = this.items.filter(
-      (i) => !i.cleared && (i.ownerId === user.id || !FINISHED.includes(i.state)) && SHOWS[show](i.state),
-    );
+    if (!Object.hasOwn(SHOWS, show)) throw new BackendError("invalid_request", `show is all, unfinished, failed or finished, not "${show}"`);
+    if (!(Number.isInteger(limit) && limit >= 1 && limit <= PAGE_MOST)) throw new BackendError("invalid_request", `limit goes from 1 to ${PAGE_MOST}`);
+    if (query.offset !== undefined && !(Number.isInteger(query.offset) && query.offset >= 0)) {
+      throw new BackendError("invalid_request", "offset is a row number from 0");
+    }
+    // As the journal lists them (`journal::listing`): unfinished rows in upload order (other
+    // accounts' too), then the account's finished rows newest first.
+    const shown = this.items.filter((i) => !i.cleared);
+    const unfinished = shown.filter((i) => !FINISHED.includes(i.state));
+    const mine = shown.filter((i) => i.ownerId === user.id);
+    const finished = mine.filter((i) => FINISHED.includes(i.state)).reverse();
+    const matching = {
+      all: [...unfinished, ...finished],
+      unfinished,
+      failed: mine.filter((i) => i.state === "failed"),
+      finished,
+    }[show];
     let offset = query.offset ?? 0;
-    if (offset >= matching.length && matching.length > 0) offset = Math.floor((matching.length - 1) / limit) * limit;
+    if (offset >= matching.length) offset = Math.floor(Math.max(0, matching.length - 1) / limit) * limit;
     const items = matching
       .slice(offset, offset + limit)
       .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, cleared: _c, ...item }) => ({

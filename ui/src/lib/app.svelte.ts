@@ -1,7 +1,18 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import type { Backend, CredentialStatus, EngineEvent, Overview, QueueItem, QueuePage, QueueTotals, SessionStatus, Show } from "../backend";
+import type {
+  Backend,
+  CredentialStatus,
+  EngineEvent,
+  FileState,
+  Overview,
+  QueueItem,
+  QueuePage,
+  QueueTotals,
+  SessionStatus,
+  Show,
+} from "../backend";
 import { words } from "./format";
 import type { RetryNote } from "./queue";
 
@@ -25,7 +36,16 @@ const NO_TOTALS: QueueTotals = {
   uploading: [],
 };
 
-/** Which page of the queue the window shows. */
+/** A state the engine told of, on a row: no retry is scheduled then (the engine announces a
+ * state only when none is), and a stored file has sent all its bytes. */
+function applyState(item: QueueItem, state: FileState, error: QueueItem["error"]): void {
+  item.state = state;
+  item.error = error;
+  item.retryAt = null;
+  if (state === "confirmed" || state === "uploaded") item.sent = item.size;
+}
+
+/** Which page of the queue the window asks for. */
 export interface QueueView {
   show: Show;
   offset: number;
@@ -38,6 +58,8 @@ export class AppState {
   /** The page shown; `matching`: rows on all pages of that filter. */
   view = $state<QueueView>({ show: "all", offset: 0 });
   matching = $state(0);
+  /** Where the page shown starts (the page asked for is `view`). */
+  offset = $state(0);
   /** The account's files counted by the backend over the whole queue. */
   counted = $state<QueueTotals>(NO_TOTALS);
   /** Bytes sent of files uploading now, from progress events (the backend's totals count
@@ -63,11 +85,18 @@ export class AppState {
   /** Other accounts' unfinished files on this computer. */
   waiting = $state<Overview["waitingForOthers"]>([]);
   private stops: (() => void)[] = [];
-  private loading: Promise<void> | null = null;
-  /** A read is wanted after the one in flight. */
-  private again = false;
+  /** Reads asked for (one per `loadQueue`) and the newest one answered: a caller waits until
+   * a read begun after its call is in. */
+  private asked = 0;
+  private answered = 0;
+  private waiters: { read: number; resolve: () => void }[] = [];
+  private reading = false;
+  /** An event asked for a read while one was in flight or the window was hidden. */
+  private wanted = false;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private lastRead = 0;
+  /** Changes at each sign-in and sign-out: an answer read for another session is dropped. */
+  private epoch = 0;
   /** The last state each file was told to be in while a read was in flight: replayed over
    * that read's answer, which may be older. */
   private edits: Map<number, Pick<QueueItem, "state" | "error">> | null = null;
@@ -82,7 +111,15 @@ export class AppState {
       if (typeof document === "undefined" || !document.hidden) this.now = Date.now();
     }, 1000);
     this.stops.push(() => clearInterval(clock));
-    this.stops.push(() => this.readTimer && clearTimeout(this.readTimer));
+    this.stops.push(() => this.cancelRead());
+    if (typeof document !== "undefined") {
+      // Hidden, the window reads nothing for events; shown again, it catches up once.
+      const shown = () => {
+        if (!document.hidden && this.wanted) this.readSoon();
+      };
+      document.addEventListener("visibilitychange", shown);
+      this.stops.push(() => document.removeEventListener("visibilitychange", shown));
+    }
     await this.check();
   }
 
@@ -106,18 +143,26 @@ export class AppState {
     this.credentials = await this.backend.credentials();
   }
 
-  /** Reads the page shown, the totals and the overview now. Reads asked for while one is in
-   * flight share one more read after it; state events that arrive meanwhile are kept over its
-   * answer, so an older snapshot never undoes a newer event. */
+  /** Reads the page asked for, the totals and the overview now (after the read in flight,
+   * if any); resolves once that read is in. State events that arrive during a read are kept
+   * over its answer, so an older snapshot never undoes a newer event. */
   loadQueue(): Promise<void> {
-    this.again = true;
-    this.loading ??= this.readQueue().finally(() => (this.loading = null));
-    return this.loading;
+    const read = ++this.asked;
+    const done = new Promise<void>((resolve) => this.waiters.push({ read, resolve }));
+    void this.pump();
+    return done;
   }
 
-  /** A read soon, for events: at most one per `READ_GAP`. */
+  /** A read soon, for events: one at a time, `READ_GAP` after the last one ended, none while
+   * the window is hidden. */
   private readSoon(): void {
+    const hidden = typeof document !== "undefined" && document.hidden;
+    if (hidden || this.reading) {
+      this.wanted = true;
+      return;
+    }
     if (this.readTimer) return;
+    this.wanted = false;
     const wait = Math.max(0, this.lastRead + READ_GAP - Date.now());
     this.readTimer = setTimeout(() => {
       this.readTimer = null;
@@ -125,35 +170,56 @@ export class AppState {
     }, wait);
   }
 
-  private async readQueue(): Promise<void> {
-    // Bounded: under a flood of requests, the rest wait for a timed read.
-    for (let read = 0; this.again && read < 3; read++) {
-      this.again = false;
-      const view = { ...this.view };
-      this.edits = new Map();
-      let page: QueuePage;
-      let overview: Overview;
-      try {
-        [page, overview] = await Promise.all([
-          this.backend.queue({ ...view, limit: PAGE_ROWS }),
-          this.backend.overview(),
-        ]);
-      } catch {
-        this.edits = null;
-        return; // Signed out meanwhile: there is no queue to show.
+  private cancelRead(): void {
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
+    this.wanted = false;
+  }
+
+  /** Reads until every read asked for is in. Bounded by the calls: events ask through
+   * `readSoon`, at most one call per `READ_GAP`. */
+  private async pump(): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    try {
+      while (this.answered < this.asked) {
+        const read = this.asked;
+        await this.readOnce();
+        this.answered = read;
+        this.waiters = this.waiters.filter((w) => {
+          if (w.read > read) return true;
+          w.resolve();
+          return false;
+        });
       }
-      this.lastRead = Date.now();
-      const edits = this.edits;
-      this.edits = null;
-      // The user went to another page meanwhile: that page is read next.
-      if (view.show !== this.view.show || view.offset !== this.view.offset) {
-        this.again = true;
-        continue;
-      }
-      this.setPage(page, edits);
-      this.waiting = overview.waitingForOthers;
+    } finally {
+      this.reading = false;
     }
-    if (this.again) this.readSoon();
+    if (this.wanted) this.readSoon();
+  }
+
+  private async readOnce(): Promise<void> {
+    const view = { ...this.view };
+    const epoch = this.epoch;
+    const edits = new Map<number, Pick<QueueItem, "state" | "error">>();
+    this.edits = edits;
+    let page: QueuePage;
+    let overview: Overview;
+    try {
+      [page, overview] = await Promise.all([
+        this.backend.queue({ ...view, limit: PAGE_ROWS }),
+        this.backend.overview(),
+      ]);
+    } catch {
+      return; // Signed out meanwhile: there is no queue to show.
+    } finally {
+      this.edits = null;
+      this.lastRead = Date.now();
+    }
+    // Another session, or the user went to another page meanwhile (that page is read next).
+    if (epoch !== this.epoch || view.show !== this.view.show || view.offset !== this.view.offset) return;
+    this.setPage(page, edits);
+    this.waiting = overview.waitingForOthers;
   }
 
   /** Shows the rows `show` (from the first page). */
@@ -196,13 +262,15 @@ export class AppState {
   private setPage(page: QueuePage, edits: Map<number, Pick<QueueItem, "state" | "error">>): void {
     const before = new Map(this.queue.map((i) => [i.id, i]));
     this.queue = page.items.map((fresh) => {
-      const edit = edits.get(fresh.id);
-      const item = edit ? { ...fresh, ...edit, retryAt: null } : fresh;
+      const item = { ...fresh };
+      const edit = edits.get(item.id);
+      if (edit) applyState(item, edit.state, edit.error);
       const old = before.get(item.id);
       if (!old || item.state !== "uploading" || old.state !== "uploading") return item;
       return { ...item, rate: old.rate, etaSecs: old.etaSecs, sent: Math.max(item.sent, old.sent) };
     });
     this.matching = page.matching;
+    this.offset = page.offset;
     this.view = { ...this.view, offset: page.offset };
     this.counted = page.totals;
     const uploading = new Set(page.totals.uploading.map((u) => u.id));
@@ -210,6 +278,8 @@ export class AppState {
   }
 
   async signedIn(): Promise<void> {
+    this.epoch++;
+    this.cancelRead();
     this.sessionExpired = false;
     this.retries = {};
     this.view = { show: "all", offset: 0 };
@@ -226,9 +296,12 @@ export class AppState {
       this.notice = words(err);
     }
     this.session = await this.backend.restore();
+    this.epoch++;
+    this.cancelRead();
     this.queue = [];
     this.counted = NO_TOTALS;
     this.matching = 0;
+    this.offset = 0;
     this.live = {};
     this.retries = {};
     this.waiting = [];
@@ -257,13 +330,7 @@ export class AppState {
         delete this.retries[event.file_id];
         delete this.live[event.file_id];
         const item = this.queue.find((i) => i.id === event.file_id);
-        if (item) {
-          item.state = event.state;
-          item.error = event.error;
-          // The engine announces a state only when no retry is scheduled.
-          item.retryAt = null;
-          if (event.state === "confirmed" || event.state === "uploaded") item.sent = item.size;
-        }
+        if (item) applyState(item, event.state, event.error);
         // The totals (and a file new to this page) come with the next read.
         this.readSoon();
         break;

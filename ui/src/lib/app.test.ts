@@ -307,9 +307,14 @@ describe("AppState over the memory backend", () => {
     // A read whose answer is taken before the file is confirmed and arrives after.
     const read = b.queue.bind(b);
     let release = () => {};
+    let held = false;
     b.queue = async (query) => {
       const snapshot = await read(query);
-      await new Promise<void>((r) => (release = r));
+      // Only the first read is held: later ones (for the event below) answer at once.
+      if (!held) {
+        held = true;
+        await new Promise<void>((r) => (release = r));
+      }
       return snapshot;
     };
     const reading = app.loadQueue();
@@ -318,6 +323,59 @@ describe("AppState over the memory backend", () => {
     release();
     await reading;
     expect(app.queue[0]?.state).toBe("confirmed");
+    app.stop();
+  });
+
+  it("leaves a gap after each slow read before the next one events ask for", async () => {
+    const b = backend({ rate: 1 });
+    const read = b.queue.bind(b);
+    const reads: { start: number; end: number }[] = [];
+    b.queue = async (query) => {
+      const start = Date.now();
+      const page = await read(query);
+      await new Promise((r) => setTimeout(r, 150));
+      reads.push({ start, end: Date.now() });
+      return page;
+    };
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    reads.length = 0;
+    // Events all the time for 1.5 s.
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      app.handle({ type: "queue_changed" });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 600));
+    expect(reads.length).toBeGreaterThan(1);
+    for (let i = 1; i < reads.length; i++) {
+      const gap = (reads[i]?.start ?? 0) - (reads[i - 1]?.end ?? 0);
+      expect(gap).toBeGreaterThanOrEqual(240);
+    }
+    app.stop();
+  }, 20_000);
+
+  it("drops a read answered for the account that just signed out", async () => {
+    const b = backend({ rate: 1 });
+    const app = new AppState(b);
+    await app.start();
+    await app.backend.signIn(signIn);
+    await app.signedIn();
+    b.dropFiles([{ name: "a.bin", size: 10 }]);
+    await until(() => app.matching === 1);
+    const read = b.queue.bind(b);
+    b.queue = async (query) => {
+      const page = await read(query);
+      await new Promise((r) => setTimeout(r, 200));
+      return page;
+    };
+    const reading = app.loadQueue();
+    await new Promise((r) => setTimeout(r, 20));
+    await app.signOut();
+    await reading;
+    expect([app.queue.length, app.matching, app.totals.files]).toEqual([0, 0, 0]);
     app.stop();
   });
 });

@@ -2,12 +2,17 @@
 //! over every row, so a queue of 100 000 files is never read whole; and "Clear finished",
 //! which takes finished rows out of that view while the journal keeps them (they still say
 //! which files were uploaded unchanged, so nothing is sent twice).
+//!
+//! "All" lists the unfinished rows first, in the order they upload in (the account's and
+//! other accounts' waiting for their owner), then the account's finished rows, newest first:
+//! page one shows what is happening, not the thousands already done. Counts come from one
+//! pass over a covering index (`files_tally`), never from the rows themselves.
 
 use rusqlite::params;
 
 use super::files::{COLUMNS, OWNED, file_from_row};
 use super::state::sql_list;
-use super::{Cached, FileRow, FileState, Journal, Owner};
+use super::{FileRow, FileState, Journal, Owner};
 use crate::error::Result;
 
 /// Rows a page holds at most.
@@ -16,28 +21,16 @@ pub const PAGE_MOST: u64 = 500;
 /// Which rows of the queue a page lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Show {
-    /// Every row of the account, and other accounts' unfinished ones.
+    /// Unfinished rows (the account's and other accounts'), then the account's finished ones.
     #[default]
     All,
-    /// Rows not finished (queued, uploading, uploaded, paused, failed).
+    /// Rows not finished (queued, uploading, uploaded, paused, failed), other accounts'
+    /// included (they wait for their owner).
     Unfinished,
-    /// Failed rows, those waiting for their next attempt included.
+    /// The account's failed rows, those waiting for their next attempt included.
     Failed,
-    /// Finished rows (confirmed, skipped, cancelled).
+    /// The account's finished rows (confirmed, skipped, cancelled), newest first.
     Finished,
-}
-
-impl Show {
-    /// The filter as SQL over `state` (fixed strings, never user input).
-    fn sql(self) -> String {
-        let finished = sql_list(FINISHED);
-        match self {
-            Show::All => "1".into(),
-            Show::Unfinished => format!("state NOT IN ({finished})"),
-            Show::Failed => "state = 'failed'".into(),
-            Show::Finished => format!("state IN ({finished})"),
-        }
-    }
 }
 
 /// States nothing more happens in: the rows "Clear finished" takes out of the view.
@@ -46,6 +39,41 @@ const FINISHED: &[FileState] = &[
     FileState::Skipped,
     FileState::Cancelled,
 ];
+
+/// Rows in view per state: the owner's, and everyone else's.
+#[derive(Debug, Default)]
+struct Tally {
+    mine: Vec<(FileState, u64)>,
+    others: Vec<(FileState, u64)>,
+}
+
+impl Tally {
+    fn sum(counts: &[(FileState, u64)], pick: impl Fn(FileState) -> bool) -> u64 {
+        counts
+            .iter()
+            .filter(|(s, _)| pick(*s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Rows not finished, in view: the owner's and other accounts'.
+    fn unfinished(&self) -> u64 {
+        Self::sum(&self.mine, |s| !s.is_final()) + Self::sum(&self.others, |s| !s.is_final())
+    }
+
+    fn finished(&self) -> u64 {
+        Self::sum(&self.mine, FileState::is_final)
+    }
+
+    fn matching(&self, show: Show) -> u64 {
+        match show {
+            Show::All => self.unfinished() + self.finished(),
+            Show::Unfinished => self.unfinished(),
+            Show::Failed => Self::sum(&self.mine, |s| s == FileState::Failed),
+            Show::Finished => self.finished(),
+        }
+    }
+}
 
 /// Rows `offset..offset + limit` of the queue in id order (the order the scheduler takes
 /// them), and how many rows match in all.
@@ -88,40 +116,49 @@ impl Totals {
     }
 }
 
-/// Rows in view: the owner's, and other accounts' unfinished ones (they wait for their
-/// owner); `?1`, `?2` are the owner, both null when nobody is signed in.
-fn in_view() -> String {
-    let finished = sql_list(FINISHED);
-    format!(
-        "cleared = 0 AND ((server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
-         OR state NOT IN ({finished}))"
-    )
-}
-
 impl Journal {
     /// A page of the queue as `owner` sees it (`None`: signed out, other accounts' unfinished
     /// rows only). `limit` is at most [`PAGE_MOST`].
     pub fn page(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<Page> {
         let limit = limit.clamp(1, PAGE_MOST);
         let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
-        let filter = format!("{} AND {}", in_view(), show.sql());
+        let finished = sql_list(FINISHED);
         self.with(|c| {
-            let matching: u64 = c.row(
-                &format!("SELECT count(*) FROM files WHERE {filter}"),
-                params![server, user],
-                |r| r.get(0),
-            )?;
-            let offset = if offset >= matching && matching > 0 {
-                (matching - 1) / limit * limit
+            let tally = tally(c, server, user)?;
+            let matching = tally.matching(show);
+            let offset = if offset >= matching {
+                matching.saturating_sub(1) / limit * limit
             } else {
                 offset
             };
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM files WHERE {filter} ORDER BY id LIMIT ?3 OFFSET ?4"
-            ))?;
-            let rows = stmt
-                .query_map(params![server, user, limit, offset], file_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            let unfinished = format!("cleared = 0 AND state NOT IN ({finished}) ORDER BY id");
+            let mine = "server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL AND cleared = 0";
+            let done = format!("{mine} AND state IN ({finished}) ORDER BY id DESC");
+            let failed = format!("{mine} AND state = 'failed' ORDER BY id");
+            let read = |filter: &str, from: u64, most: u64| -> rusqlite::Result<Vec<FileRow>> {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM files WHERE {filter} LIMIT ?3 OFFSET ?4"
+                ))?;
+                stmt.query_map(params![server, user, most, from], file_from_row)?
+                    .collect()
+            };
+            let rows = match show {
+                Show::All => {
+                    let split = tally.unfinished();
+                    let mut rows = Vec::new();
+                    if offset < split {
+                        rows = read(&unfinished, offset, limit)?;
+                    }
+                    let left = limit - rows.len() as u64;
+                    if left > 0 {
+                        rows.extend(read(&done, offset.saturating_sub(split), left)?);
+                    }
+                    rows
+                }
+                Show::Unfinished => read(&unfinished, offset, limit)?,
+                Show::Failed => read(&failed, offset, limit)?,
+                Show::Finished => read(&done, offset, limit)?,
+            };
             Ok(Page {
                 rows,
                 matching,
@@ -132,15 +169,9 @@ impl Journal {
 
     /// `owner`'s rows in view, counted.
     pub fn totals(&self, owner: &Owner) -> Result<Totals> {
-        let stored = sql_list(&[FileState::Uploaded, FileState::Confirmed]);
         self.with(|c| {
             let mut totals = Totals::default();
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT state, count(*), sum(next_retry_at IS NOT NULL),
-                    sum(coalesce(size, 0)),
-                    sum(CASE WHEN state IN ({stored}) THEN coalesce(size, 0) ELSE bytes_done END)
-                 FROM files WHERE {OWNED} AND cleared = 0 GROUP BY state"
-            ))?;
+            let mut stmt = c.prepare_cached(&totals_sql())?;
             let mut rows = stmt.query(params![owner.server, owner.user_id])?;
             while let Some(r) = rows.next()? {
                 let state = FileState::parse(&r.get::<_, String>(0)?);
@@ -197,6 +228,43 @@ impl Journal {
     }
 }
 
+/// Rows in view per state, the owner's (`?1`, `?2`) apart.
+const TALLY_SQL: &str = "SELECT server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL, state, count(*)
+     FROM files INDEXED BY files_tally WHERE cleared = 0 GROUP BY 1, 2";
+
+/// The owner's (`?1`, `?2`) rows in view per state: count, with a next attempt, bytes, bytes
+/// stored.
+fn totals_sql() -> String {
+    let stored = sql_list(&[FileState::Uploaded, FileState::Confirmed]);
+    format!(
+        "SELECT state, count(*), sum(next_retry_at IS NOT NULL), sum(coalesce(size, 0)),
+            sum(CASE WHEN state IN ({stored}) THEN coalesce(size, 0) ELSE bytes_done END)
+         FROM files WHERE {OWNED} AND cleared = 0 GROUP BY state"
+    )
+}
+
+/// Rows in view per state, the owner's apart (one pass over the covering index).
+fn tally(
+    c: &rusqlite::Connection,
+    server: Option<&String>,
+    user: Option<i64>,
+) -> rusqlite::Result<Tally> {
+    let mut stmt = c.prepare_cached(TALLY_SQL)?;
+    let mut tally = Tally::default();
+    let mut rows = stmt.query(params![server, user])?;
+    while let Some(r) = rows.next()? {
+        let mine: bool = r.get(0)?;
+        let state = FileState::parse(&r.get::<_, String>(1)?);
+        let counts = if mine {
+            &mut tally.mine
+        } else {
+            &mut tally.others
+        };
+        counts.push((state, r.get(2)?));
+    }
+    Ok(tally)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -249,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn a_page_is_a_slice_in_id_order_with_the_count_of_every_matching_row() {
+    fn all_lists_what_is_on_its_way_in_upload_order_then_what_finished_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
         let (alice, bob) = (owner(1), owner(2));
@@ -258,15 +326,22 @@ mod tests {
         set(&journal, &mine[..100], FileState::Confirmed, 10, None);
         set(&journal, &mine[100..110], FileState::Failed, 0, Some(5));
         set(&journal, &theirs[..1], FileState::Confirmed, 10, None);
+        set(&journal, &theirs[1..2], FileState::Failed, 0, None);
+        let newest_first = |ids: &[i64]| ids.iter().rev().copied().collect::<Vec<_>>();
 
-        let page = journal.page(Some(&alice), Show::All, 100, 100).unwrap();
-        // Alice's 250 and bob's two unfinished rows; bob's confirmed one is not hers to see.
-        assert_eq!(page.matching, 252);
-        assert_eq!((page.offset, ids(&page)), (100, mine[100..200].to_vec()));
+        // Alice's 150 unfinished rows and bob's 2 (waiting for him), then her 100 finished
+        // ones; bob's confirmed row is not hers to see.
+        let page = journal.page(Some(&alice), Show::All, 0, 100).unwrap();
+        assert_eq!((page.matching, ids(&page)), (252, mine[100..200].to_vec()));
+        let middle = journal.page(Some(&alice), Show::All, 100, 100).unwrap();
+        let mut want = mine[200..].to_vec();
+        want.extend(&theirs[1..]);
+        want.extend(newest_first(&mine[..100])[..48].iter());
+        assert_eq!((middle.offset, ids(&middle)), (100, want));
         let last = journal.page(Some(&alice), Show::All, 200, 100).unwrap();
-        assert_eq!(ids(&last)[..50], mine[200..]);
-        assert_eq!(ids(&last)[50..], theirs[1..]);
+        assert_eq!(ids(&last), newest_first(&mine[..100])[48..].to_vec());
 
+        // Failed and Finished are the account's own rows.
         let failed = journal.page(Some(&alice), Show::Failed, 0, 100).unwrap();
         assert_eq!(
             (failed.matching, ids(&failed)),
@@ -275,22 +350,48 @@ mod tests {
         let finished = journal.page(Some(&alice), Show::Finished, 0, 500).unwrap();
         assert_eq!(
             (finished.matching, ids(&finished)),
-            (100, mine[..100].to_vec())
+            (100, newest_first(&mine[..100]))
         );
         let unfinished = journal
             .page(Some(&alice), Show::Unfinished, 0, 500)
             .unwrap();
         assert_eq!(unfinished.matching, 152);
+        assert_eq!(unfinished.rows.len(), 152);
 
         // Rows asked for that are gone: the last page there is.
         let beyond = journal.page(Some(&alice), Show::Failed, 40, 20).unwrap();
         assert_eq!((beyond.offset, ids(&beyond)), (0, mine[100..110].to_vec()));
+        let far = journal
+            .page(Some(&alice), Show::All, u64::MAX, 100)
+            .unwrap();
+        assert_eq!((far.offset, far.rows.len()), (200, 52));
         // A limit beyond the most a page holds is the most.
         let big = journal.page(Some(&alice), Show::All, 0, 100_000).unwrap();
         assert_eq!(big.rows.len() as u64, PAGE_MOST.min(252));
         // Signed out: unfinished rows of everyone, which wait for their owners.
         let nobody = journal.page(None, Show::All, 0, 500).unwrap();
-        assert_eq!(nobody.matching, 150 + 2);
+        assert_eq!((nobody.matching, nobody.rows.len()), (152, 152));
+    }
+
+    #[test]
+    fn counting_the_queue_reads_an_index_not_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            journal
+                .with(|c| {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let steps: Vec<String> = stmt
+                        .query_map(params!["s", 1], |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok(steps.join(" | "))
+                })
+                .unwrap()
+        };
+        let tally = plan(TALLY_SQL);
+        assert!(tally.contains("COVERING INDEX files_tally"), "{tally}");
+        let totals = plan(&totals_sql());
+        assert!(totals.contains("COVERING INDEX files_tally"), "{totals}");
     }
 
     #[test]

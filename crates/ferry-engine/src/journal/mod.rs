@@ -154,6 +154,7 @@ CREATE INDEX files_by_owner_key ON files (server, user_id, key);
     // (they still say which files were uploaded unchanged).
     r#"
 ALTER TABLE files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX files_tally ON files (server, user_id, cleared, state, next_retry_at, size, bytes_done);
 "#,
 ];
 
