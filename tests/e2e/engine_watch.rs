@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferry_engine::journal::FileState;
+use ferry_engine::journal::{FileState, Show};
 use ferry_engine::watch::Folder;
 use ferry_protocol::Role;
 use ferry_tests::{Alice, TestServer, engine};
@@ -306,6 +306,8 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
     }
     let id = rows_of(&engine, &cancelled)[0].id;
     engine.transfer().cancel(Some(&[id])).await.unwrap();
+    // Cleared from the queue's view: what the watcher finds again stays out of it.
+    assert_eq!(engine.clear_finished().await.unwrap(), 2);
     task.abort();
     let _ = task.await;
     engine.close().await;
@@ -317,6 +319,9 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         task.abort();
         let _ = task.await;
+        let me = engine.session().owner().unwrap();
+        let shown = engine.journal().page(Some(&me), Show::All, 0, 100).unwrap();
+        assert_eq!(shown.matching, 0, "{:?}", shown.rows);
         let skipped_rows = rows_of(&engine, &skipped);
         assert_eq!(skipped_rows.len(), 1, "{skipped_rows:?}");
         assert_eq!(skipped_rows[0].state, FileState::Skipped);
