@@ -38,19 +38,15 @@ async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clearing_finished_files_hides_them_and_never_makes_them_upload_again() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
+    let Alice {
+        server,
+        password,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
     let file = dir.path().join("once.bin");
     std::fs::write(&file, bytes(MIB, 3)).unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
     let first = engine.enqueue(std::slice::from_ref(&file)).await.unwrap();
     within(60, "the upload", engine.run_until_idle())
         .await

@@ -30,6 +30,15 @@ const signIn = {
   allowInsecure: false,
 };
 
+/** An app started on `b` with alice signed in. */
+async function signedInApp(b: MemoryBackend): Promise<AppState> {
+  const app = new AppState(b);
+  await app.start();
+  await app.backend.signIn(signIn);
+  await app.signedIn();
+  return app;
+}
+
 describe("AppState over the memory backend", () => {
   it("says when the start-up session check fails, and checks again on request", async () => {
     const b = backend();
@@ -52,10 +61,7 @@ describe("AppState over the memory backend", () => {
 
   it("says offline while the app server does not answer, and connected when it does again", async () => {
     const b = backend();
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     expect(app.session?.online).toBe(true);
     app.handle({ type: "connection", online: false });
     expect(app.session?.online).toBe(false);
@@ -66,10 +72,7 @@ describe("AppState over the memory backend", () => {
 
   it("signs out even when the backend fails to, and says why", async () => {
     const b = backend();
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.signOut = async () => {
       throw new BackendError("keychain_unavailable", "The keychain did not answer.");
     };
@@ -80,10 +83,7 @@ describe("AppState over the memory backend", () => {
 
   it("follows a dropped file from queued to confirmed", async () => {
     const b = backend();
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     // The window takes the drop; the page only hears that the queue changed.
     b.dropFiles([{ name: "a.bin", size: 4 * 1024 * 1024 }]);
     await until(() => app.queue.length === 1);
@@ -171,10 +171,7 @@ describe("AppState over the memory backend", () => {
     // The store answers 503 to seven PUTs: four request retries, the first attempt fails, the
     // second gets through after two more retries. Backoff at a tenth of the real one.
     const b = backend({ failingPuts: { "flaky.bin": 7 }, backoffScale: 0.1 });
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles([{ name: "flaky.bin", size: 1024 }]);
     await until(() => app.queue.length === 1);
     const id = app.queue[0]?.id ?? -1;
@@ -194,10 +191,7 @@ describe("AppState over the memory backend", () => {
 
   it("shows another account's unfinished files waiting for their owner, out of the totals", async () => {
     const b = backend({ failingPuts: { "stuck.bin": 1000 }, backoffScale: 0.1 });
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles([{ name: "stuck.bin", size: 1024 }, { name: "done.bin", size: 1024 }]);
     await until(() => app.queue.some((i) => i.name === "done.bin" && i.state === "confirmed"));
     await until(() => app.queue.some((i) => i.name === "stuck.bin" && i.retryAt !== null));
@@ -227,10 +221,7 @@ describe("AppState over the memory backend", () => {
       await new Promise((r) => setTimeout(r, delays.shift() ?? 0));
       return snapshot;
     };
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     delays.push(300);
     b.dropFiles([{ name: "missing.txt", size: 3 }]);
     await new Promise((r) => setTimeout(r, 600));
@@ -241,10 +232,7 @@ describe("AppState over the memory backend", () => {
   it("shows a page of a long queue with the totals of all of it, and pages through it", async () => {
     // 1 000 files of 1 KiB that barely move: a few upload, the rest wait.
     const b = backend({ rate: 1 });
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles(Array.from({ length: 1000 }, (_, i) => ({ name: `f${String(i).padStart(4, "0")}.bin`, size: 1024 })));
     await until(() => app.matching === 1000);
     expect(app.queue).toHaveLength(PAGE_ROWS);
@@ -275,10 +263,7 @@ describe("AppState over the memory backend", () => {
       reads++;
       return read(query);
     };
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles([{ name: "a.bin", size: 10 }]);
     await until(() => app.matching === 1);
     const id = app.queue[0]?.id ?? -1;
@@ -297,10 +282,7 @@ describe("AppState over the memory backend", () => {
 
   it("keeps a state told while the page was read over that read's older answer", async () => {
     const b = backend({ rate: 1 });
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles([{ name: "a.bin", size: 10 }]);
     await until(() => app.matching === 1);
     const id = app.queue[0]?.id ?? -1;
@@ -337,10 +319,7 @@ describe("AppState over the memory backend", () => {
       reads.push({ start, end: Date.now() });
       return page;
     };
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     reads.length = 0;
     // Events all the time for 1.5 s.
     const until = Date.now() + 1500;
@@ -359,10 +338,7 @@ describe("AppState over the memory backend", () => {
 
   it("drops a read answered for the account that just signed out", async () => {
     const b = backend({ rate: 1 });
-    const app = new AppState(b);
-    await app.start();
-    await app.backend.signIn(signIn);
-    await app.signedIn();
+    const app = await signedInApp(b);
     b.dropFiles([{ name: "a.bin", size: 10 }]);
     await until(() => app.matching === 1);
     const read = b.queue.bind(b);
