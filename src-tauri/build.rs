@@ -7,7 +7,6 @@ const COMMANDS: &[&str] = &[
     "pick_folder",
     "queue",
     "clear_finished",
-    "overview",
     "control",
     "credentials",
     "folders",

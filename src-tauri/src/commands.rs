@@ -156,31 +156,6 @@ pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
     Ok(desktop.engine().await?.clear_finished().await?)
 }
 
-/// What the queue holds beyond this account's files.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Overview {
-    waiting_for_others: Vec<Waiting>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Waiting {
-    account: String,
-    files: u64,
-}
-
-#[tauri::command]
-pub(crate) async fn overview(desktop: Shared<'_>) -> CommandResult<Overview> {
-    let status = desktop.engine().await?.status().await?;
-    Ok(Overview {
-        waiting_for_others: status
-            .waiting_for_others
-            .into_iter()
-            .map(|(account, files)| Waiting { account, files })
-            .collect(),
-    })
-}
-
 /// Pause, resume, retry or cancel this account's files (`ids`, or all of them).
 #[tauri::command]
 pub(crate) async fn control(

@@ -71,7 +71,6 @@ fn main() {
             commands::pick_folder,
             commands::queue,
             commands::clear_finished,
-            commands::overview,
             commands::control,
             commands::credentials,
             commands::save_diagnostics,

@@ -127,6 +127,15 @@ pub(crate) struct QueuePage {
     /// Where this page starts (the last page's start when the rows asked for are gone).
     offset: u64,
     totals: QueueTotals,
+    /// Unfinished files of other accounts on this computer, per account.
+    waiting_for_others: Vec<Waiting>,
+}
+
+/// Another account's unfinished files: they wait for it to sign in.
+#[derive(Debug, Serialize)]
+pub(crate) struct Waiting {
+    account: String,
+    files: u64,
 }
 
 /// The signed-in account's files in view, counted by the journal over all of them.
@@ -194,21 +203,22 @@ pub(crate) fn page(
 ) -> CommandResult<QueuePage> {
     let (show, offset, limit) = query.parse()?;
     let me = engine.session().owner();
-    let journal = engine.journal();
-    let page = journal.page(me.as_ref(), show, offset, limit)?;
-    let totals = match &me {
-        Some(me) => QueueTotals::from(&journal.totals(me)?),
-        None => QueueTotals::default(),
-    };
+    let view = engine.journal().view(me.as_ref(), show, offset, limit)?;
     Ok(QueuePage {
-        items: page
+        items: view
+            .page
             .rows
             .into_iter()
             .map(|r| QueueItem::new(r, me.as_ref(), max_attempts))
             .collect(),
-        matching: page.matching,
-        offset: page.offset,
-        totals,
+        matching: view.page.matching,
+        offset: view.page.offset,
+        totals: QueueTotals::from(&view.totals),
+        waiting_for_others: view
+            .waiting
+            .into_iter()
+            .map(|(account, files)| Waiting { account, files })
+            .collect(),
     })
 }
 

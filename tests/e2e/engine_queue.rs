@@ -53,7 +53,7 @@ async fn clearing_finished_files_hides_them_and_never_makes_them_upload_again() 
         .unwrap();
     let me = engine.session().owner().unwrap();
     let journal = engine.journal();
-    let shown = |show| journal.page(Some(&me), show, 0, 100).unwrap();
+    let shown = |show| journal.view(Some(&me), show, 0, 100).unwrap().page;
 
     assert_eq!(engine.clear_finished().await.unwrap(), 1);
     assert_eq!(shown(Show::All).matching, 0, "out of view");

@@ -320,7 +320,11 @@ async fn skipped_and_cancelled_files_keep_one_row_across_restarts() {
         task.abort();
         let _ = task.await;
         let me = engine.session().owner().unwrap();
-        let shown = engine.journal().page(Some(&me), Show::All, 0, 100).unwrap();
+        let shown = engine
+            .journal()
+            .view(Some(&me), Show::All, 0, 100)
+            .unwrap()
+            .page;
         assert_eq!(shown.matching, 0, "{:?}", shown.rows);
         let skipped_rows = rows_of(&engine, &skipped);
         assert_eq!(skipped_rows.len(), 1, "{skipped_rows:?}");

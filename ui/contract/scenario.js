@@ -109,13 +109,16 @@ export async function scenario(backend, env) {
     },
   }));
   await step("pause the file waiting for its retry", () => backend.control("pause", [file]));
+  await step("totals with the file paused", () => backend.queue(), (p) => ({
+    totals: { paused: p.totals.paused, retrying: p.totals.retrying, failed: p.totals.failed, active: p.totals.active },
+  }));
   await step("sign in as another account", () =>
     backend.signIn(signIn({ username: env.other.username, password: env.other.password })),
     (u) => ({ name: u.name }),
   );
   const rows = (page) => page.items.map((i) => ({ name: i.name, state: i.state, mine: i.mine, owner: i.owner }));
   await step("another account's queue", () => backend.queue(), (q) => ({ rows: rows(q) }));
-  await step("overview as another account", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
+  await step("files waiting as another account", () => backend.queue(), (p) => ({ waiting: p.waitingForOthers }));
   await step("resume another account's file", () => backend.control("resume", [file]));
   await step("resume all as another account", () => backend.control("resume", null));
   await step("another account's file after resume all", () => backend.queue(), (q) => ({ rows: rows(q) }));
@@ -143,7 +146,7 @@ export async function scenario(backend, env) {
   await step("clear finished", () => backend.clearFinished(), (n) => ({ cleared: n }));
   await step("queue after clearing", () => backend.queue(), (p) => ({ matching: p.matching, finished: p.totals.finished }));
   await step("finished files after clearing", () => backend.queue({ show: "finished" }), (p) => ({ matching: p.matching }));
-  await step("overview", () => backend.overview(), (o) => ({ waiting: o.waitingForOthers }));
+  await step("files waiting for others", () => backend.queue(), (p) => ({ waiting: p.waitingForOthers }));
   await step("history", () => backend.history({ limit: 10 }), (p) => ({
     first: p.items[0] && { name: p.items[0].name, user: p.items[0].user, status: p.items[0].status },
   }));

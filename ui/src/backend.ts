@@ -86,10 +86,6 @@ export interface QueuePage {
   matching: number;
   offset: number;
   totals: QueueTotals;
-}
-
-/** What the queue holds beyond the signed-in account's files. */
-export interface Overview {
   /** Unfinished files of other accounts on this computer, per account. */
   waitingForOthers: { account: string; files: number }[];
 }
@@ -249,7 +245,6 @@ export interface Backend {
   /** Takes the signed-in account's finished files out of the queue's view (the journal keeps
    * them, so unchanged files are still not sent again); how many. */
   clearFinished(): Promise<number>;
-  overview(): Promise<Overview>;
   /** Acts on the signed-in account's files (`null`: all of them); another account's file is
    * `forbidden`. */
   control(action: Control, ids: number[] | null): Promise<void>;

@@ -13,7 +13,6 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
-  type Overview,
   type Picked,
   type QueueItem,
   type QueuePage,
@@ -334,10 +333,6 @@ export class MemoryBackend implements Backend {
 
   async clearFinished(): Promise<number> {
     return this.uploads.clearFinished(this.signedIn());
-  }
-
-  async overview(): Promise<Overview> {
-    return this.uploads.overview(this.signedIn());
   }
 
   async control(action: Control, ids: number[] | null): Promise<void> {

@@ -13,7 +13,6 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
-  type Overview,
   type Picked,
   type QueuePage,
   type QueueQuery,
@@ -42,7 +41,6 @@ export class TauriBackend implements Backend {
   pickFolder = () => call<Picked | null>("pick_folder");
   queue = (query: QueueQuery = {}) => call<QueuePage>("queue", { query });
   clearFinished = () => call<number>("clear_finished");
-  overview = () => call<Overview>("overview");
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");
   folders = () => call<FolderItem[]>("folders");

@@ -10,7 +10,6 @@ import {
   type Control,
   type EngineEvent,
   type FileState,
-  type Overview,
   type QueueItem,
   type QueuePage,
   type QueueQuery,
@@ -130,7 +129,7 @@ export class Uploads {
         etaSecs: null,
         mine: ownerId === user.id,
       }));
-    return { items, matching: matching.length, offset, totals: this.totals(user) };
+    return { items, matching: matching.length, offset, totals: this.totals(user), waitingForOthers: this.waiting(user) };
   }
 
   private totals(user: User): QueueTotals {
@@ -166,13 +165,13 @@ export class Uploads {
     return cleared;
   }
 
-  overview(user: User): Overview {
+  private waiting(user: User): QueuePage["waitingForOthers"] {
     const waiting = new Map<string, number>();
     for (const item of this.items) {
       if (item.ownerId === user.id || FINISHED.includes(item.state) || !item.owner) continue;
       waiting.set(item.owner, (waiting.get(item.owner) ?? 0) + 1);
     }
-    return { waitingForOthers: [...waiting].map(([account, files]) => ({ account, files })) };
+    return [...waiting].map(([account, files]) => ({ account, files }));
   }
 
   /** The engine's transitions (`ferry_engine::transfer`), on `user`'s files only; retry takes

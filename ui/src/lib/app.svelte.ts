@@ -6,7 +6,6 @@ import type {
   CredentialStatus,
   EngineEvent,
   FileState,
-  Overview,
   QueueItem,
   QueuePage,
   QueueTotals,
@@ -83,7 +82,7 @@ export class AppState {
   /** Something the user asked for that failed, in words, until dismissed. */
   notice = $state<string | null>(null);
   /** Other accounts' unfinished files on this computer. */
-  waiting = $state<Overview["waitingForOthers"]>([]);
+  waiting = $state<QueuePage["waitingForOthers"]>([]);
   private stops: (() => void)[] = [];
   /** Reads asked for (one per `loadQueue`) and the newest one answered: a caller waits until
    * a read begun after its call is in. */
@@ -143,7 +142,7 @@ export class AppState {
     this.credentials = await this.backend.credentials();
   }
 
-  /** Reads the page asked for, the totals and the overview now (after the read in flight,
+  /** Reads the page asked for, the totals and the accounts whose files wait, now (after the read in flight,
    * if any); resolves once that read is in. State events that arrive during a read are kept
    * over its answer, so an older snapshot never undoes a newer event. */
   loadQueue(): Promise<void> {
@@ -204,12 +203,8 @@ export class AppState {
     const edits = new Map<number, Pick<QueueItem, "state" | "error">>();
     this.edits = edits;
     let page: QueuePage;
-    let overview: Overview;
     try {
-      [page, overview] = await Promise.all([
-        this.backend.queue({ ...view, limit: PAGE_ROWS }),
-        this.backend.overview(),
-      ]);
+      page = await this.backend.queue({ ...view, limit: PAGE_ROWS });
     } catch {
       return; // Signed out meanwhile: there is no queue to show.
     } finally {
@@ -219,7 +214,7 @@ export class AppState {
     // Another session, or the user went to another page meanwhile (that page is read next).
     if (epoch !== this.epoch || view.show !== this.view.show || view.offset !== this.view.offset) return;
     this.setPage(page, edits);
-    this.waiting = overview.waitingForOthers;
+    this.waiting = page.waitingForOthers;
   }
 
   /** Shows the rows `show` (from the first page). */

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::state::sql_list;
+use super::state::sql_final;
 use super::{Cached, FileState, Journal, Owner, now};
 use crate::error::Result;
 
@@ -161,13 +161,21 @@ pub struct NewFile<'a> {
 /// Where a new row starts: queued, or skipped with a code and a reason.
 pub type Skip<'a> = Option<(&'a str, &'a str)>;
 
+/// The SQL of [`Journal::waiting_for_others`]: `?1`, `?2` the owner (null: nobody). Reads the
+/// partial index of unfinished rows, never the journal's history.
+pub(super) fn waiting_sql() -> String {
+    let finished = sql_final();
+    format!(
+        "SELECT coalesce(user_name, 'an unknown account'), server, count(*) FROM files
+         WHERE state NOT IN ({finished})
+           AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
+         GROUP BY server, user_id ORDER BY min(id)"
+    )
+}
+
 /// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
 pub(super) fn live_with_key_sql() -> String {
-    let finished = sql_list(&[
-        FileState::Confirmed,
-        FileState::Skipped,
-        FileState::Cancelled,
-    ]);
+    let finished = sql_final();
     format!(
         "SELECT id FROM files WHERE {OWNED} AND key = ?3 AND path != ?4
          AND state NOT IN ({finished}) LIMIT 1"
@@ -342,19 +350,9 @@ impl Journal {
     /// Unfinished files of accounts other than `owner` (`None`: everyone's), by account:
     /// `("bart at https://…", 3)`; rows from before owners existed count as an unknown account.
     pub fn waiting_for_others(&self, owner: Option<&Owner>) -> Result<Vec<(String, u64)>> {
-        let finished = sql_list(&[
-            FileState::Confirmed,
-            FileState::Skipped,
-            FileState::Cancelled,
-        ]);
         let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT coalesce(user_name, 'an unknown account'), server, count(*) FROM files
-                 WHERE state NOT IN ({finished})
-                   AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
-                 GROUP BY server, user_id ORDER BY min(id)"
-            ))?;
+            let mut stmt = c.prepare_cached(&waiting_sql())?;
             stmt.query_map(params![server, user], |r| {
                 let name: String = r.get(0)?;
                 let server: Option<String> = r.get(1)?;

@@ -5,14 +5,18 @@
 //!
 //! "All" lists the unfinished rows first, in the order they upload in (the account's and
 //! other accounts' waiting for their owner), then the account's finished rows, newest first:
-//! page one shows what is happening, not the thousands already done. Counts come from one
-//! pass over a covering index (`files_tally`), never from the rows themselves.
+//! page one shows what is happening, not the thousands already done. Counts come from
+//! indexes, never from the rows: the account's from a covering index over its rows in view
+//! (`files_tally`; cleared rows fall outside its range), other accounts' from partial indexes
+//! that hold unfinished rows only (`files_unfinished`, `files_unfinished_owner`); the finished
+//! rows in view are listed from their own (`files_finished`). A read's cost follows the queue
+//! in view, not the journal's history.
 
 use rusqlite::params;
 
 use super::files::{COLUMNS, OWNED, file_from_row};
-use super::state::sql_list;
-use super::{FileRow, FileState, Journal, Owner};
+use super::state::sql_final;
+use super::{Cached, FileRow, FileState, Journal, Owner};
 use crate::error::Result;
 
 /// Rows a page holds at most.
@@ -33,46 +37,15 @@ pub enum Show {
     Finished,
 }
 
-/// States nothing more happens in: the rows "Clear finished" takes out of the view.
-const FINISHED: &[FileState] = &[
-    FileState::Confirmed,
-    FileState::Skipped,
-    FileState::Cancelled,
-];
-
-/// Rows in view per state: the owner's, and everyone else's.
-#[derive(Debug, Default)]
-struct Tally {
-    mine: Vec<(FileState, u64)>,
-    others: Vec<(FileState, u64)>,
-}
-
-impl Tally {
-    fn sum(counts: &[(FileState, u64)], pick: impl Fn(FileState) -> bool) -> u64 {
-        counts
-            .iter()
-            .filter(|(s, _)| pick(*s))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// Rows not finished, in view: the owner's and other accounts'.
-    fn unfinished(&self) -> u64 {
-        Self::sum(&self.mine, |s| !s.is_final()) + Self::sum(&self.others, |s| !s.is_final())
-    }
-
-    fn finished(&self) -> u64 {
-        Self::sum(&self.mine, FileState::is_final)
-    }
-
-    fn matching(&self, show: Show) -> u64 {
-        match show {
-            Show::All => self.unfinished() + self.finished(),
-            Show::Unfinished => self.unfinished(),
-            Show::Failed => Self::sum(&self.mine, |s| s == FileState::Failed),
-            Show::Finished => self.finished(),
-        }
-    }
+/// A page of the queue with what the window shows around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// The page.
+    pub page: Page,
+    /// The account's rows in view, counted (none signed out).
+    pub totals: Totals,
+    /// Unfinished rows of other accounts, by account (as [`Journal::waiting_for_others`]).
+    pub waiting: Vec<(String, u64)>,
 }
 
 /// Rows `offset..offset + limit` of the queue in id order (the order the scheduler takes
@@ -118,52 +91,76 @@ impl Totals {
 
 impl Journal {
     /// A page of the queue as `owner` sees it (`None`: signed out, other accounts' unfinished
-    /// rows only). `limit` is at most [`PAGE_MOST`].
-    pub fn page(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<Page> {
+    /// rows only), with the account's totals and the accounts whose files wait. `limit` is at
+    /// most [`PAGE_MOST`].
+    pub fn view(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<View> {
         let limit = limit.clamp(1, PAGE_MOST);
-        let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
-        let finished = sql_list(FINISHED);
-        self.with(|c| {
-            let tally = tally(c, server, user)?;
-            let matching = tally.matching(show);
-            let offset = if offset >= matching {
-                matching.saturating_sub(1) / limit * limit
-            } else {
-                offset
-            };
-            let unfinished = format!("cleared = 0 AND state NOT IN ({finished}) ORDER BY id");
-            let mine = "server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL AND cleared = 0";
-            let done = format!("{mine} AND state IN ({finished}) ORDER BY id DESC");
-            let failed = format!("{mine} AND state = 'failed' ORDER BY id");
-            let read = |filter: &str, from: u64, most: u64| -> rusqlite::Result<Vec<FileRow>> {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM files WHERE {filter} LIMIT ?3 OFFSET ?4"
-                ))?;
-                stmt.query_map(params![server, user, most, from], file_from_row)?
-                    .collect()
-            };
-            let rows = match show {
-                Show::All => {
-                    let split = tally.unfinished();
-                    let mut rows = Vec::new();
-                    if offset < split {
-                        rows = read(&unfinished, offset, limit)?;
-                    }
-                    let left = limit - rows.len() as u64;
-                    if left > 0 {
-                        rows.extend(read(&done, offset.saturating_sub(split), left)?);
-                    }
-                    rows
+        let totals = match owner {
+            Some(owner) => self.totals(owner)?,
+            None => Totals::default(),
+        };
+        let waiting = self.waiting_for_others(owner)?;
+        let sum = |pick: fn(FileState) -> bool| -> u64 {
+            totals
+                .counts
+                .iter()
+                .filter(|(s, _)| pick(*s))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let unfinished = sum(|s| !s.is_final()) + waiting.iter().map(|(_, n)| n).sum::<u64>();
+        let finished = sum(FileState::is_final);
+        let matching = match show {
+            Show::All => unfinished + finished,
+            Show::Unfinished => unfinished,
+            Show::Failed => totals.count(FileState::Failed),
+            Show::Finished => finished,
+        };
+        let offset = if offset >= matching {
+            matching.saturating_sub(1) / limit * limit
+        } else {
+            offset
+        };
+        let rows = match show {
+            Show::All => {
+                let mut rows = Vec::new();
+                if offset < unfinished {
+                    rows = self.rows(owner, Show::Unfinished, offset, limit)?;
                 }
-                Show::Unfinished => read(&unfinished, offset, limit)?,
-                Show::Failed => read(&failed, offset, limit)?,
-                Show::Finished => read(&done, offset, limit)?,
-            };
-            Ok(Page {
+                let left = limit - rows.len() as u64;
+                if left > 0 {
+                    let from = offset.saturating_sub(unfinished);
+                    rows.extend(self.rows(owner, Show::Finished, from, left)?);
+                }
+                rows
+            }
+            show => self.rows(owner, show, offset, limit)?,
+        };
+        Ok(View {
+            page: Page {
                 rows,
                 matching,
                 offset,
-            })
+            },
+            totals,
+            waiting,
+        })
+    }
+
+    /// Rows `offset..offset + limit` of one list (not `All`, which is two).
+    fn rows(
+        &self,
+        owner: Option<&Owner>,
+        show: Show,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<FileRow>> {
+        let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
+        let sql = rows_sql(show);
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            stmt.query_map(params![server, user, limit, offset], file_from_row)?
+                .collect()
         })
     }
 
@@ -203,7 +200,7 @@ impl Journal {
     /// Takes `owner`'s finished rows (confirmed, skipped, cancelled) out of the queue's view;
     /// returns how many. The rows stay in the journal.
     pub fn clear_finished(&self, owner: &Owner) -> Result<u64> {
-        let finished = sql_list(FINISHED);
+        let finished = sql_final();
         self.with(|c| {
             let n = c.execute(
                 &format!(
@@ -219,7 +216,7 @@ impl Journal {
     /// Puts a cleared row back in view (a file the user gives again, already uploaded).
     pub(crate) fn reveal(&self, id: i64) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            c.run(
                 "UPDATE files SET cleared = 0 WHERE id = ?1 AND cleared = 1",
                 [id],
             )?;
@@ -228,41 +225,30 @@ impl Journal {
     }
 }
 
-/// Rows in view per state, the owner's (`?1`, `?2`) apart.
-const TALLY_SQL: &str = "SELECT server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL, state, count(*)
-     FROM files INDEXED BY files_tally WHERE cleared = 0 GROUP BY 1, 2";
+/// The SQL of a list's rows: `?1`, `?2` the owner, `?3` the limit, `?4` the offset.
+fn rows_sql(show: Show) -> String {
+    let finished = sql_final();
+    let filter = match show {
+        // Unfinished rows are never cleared; the partial index `files_unfinished` holds them
+        // in id order (its condition written exactly so).
+        Show::All | Show::Unfinished => format!("state NOT IN ({finished}) ORDER BY id"),
+        Show::Failed => format!("{OWNED} AND state = 'failed' ORDER BY id"),
+        Show::Finished => {
+            format!("{OWNED} AND cleared = 0 AND state IN ({finished}) ORDER BY id DESC")
+        }
+    };
+    format!("SELECT {COLUMNS} FROM files WHERE {filter} LIMIT ?3 OFFSET ?4")
+}
 
 /// The owner's (`?1`, `?2`) rows in view per state: count, with a next attempt, bytes, bytes
 /// stored.
 fn totals_sql() -> String {
-    let stored = sql_list(&[FileState::Uploaded, FileState::Confirmed]);
+    let stored = super::state::sql_list(&[FileState::Uploaded, FileState::Confirmed]);
     format!(
         "SELECT state, count(*), sum(next_retry_at IS NOT NULL), sum(coalesce(size, 0)),
             sum(CASE WHEN state IN ({stored}) THEN coalesce(size, 0) ELSE bytes_done END)
          FROM files WHERE {OWNED} AND cleared = 0 GROUP BY state"
     )
-}
-
-/// Rows in view per state, the owner's apart (one pass over the covering index).
-fn tally(
-    c: &rusqlite::Connection,
-    server: Option<&String>,
-    user: Option<i64>,
-) -> rusqlite::Result<Tally> {
-    let mut stmt = c.prepare_cached(TALLY_SQL)?;
-    let mut tally = Tally::default();
-    let mut rows = stmt.query(params![server, user])?;
-    while let Some(r) = rows.next()? {
-        let mine: bool = r.get(0)?;
-        let state = FileState::parse(&r.get::<_, String>(1)?);
-        let counts = if mine {
-            &mut tally.mine
-        } else {
-            &mut tally.others
-        };
-        counts.push((state, r.get(2)?));
-    }
-    Ok(tally)
 }
 
 #[cfg(test)]
@@ -271,6 +257,17 @@ mod tests {
 
     use super::*;
     use crate::journal::NewFile;
+
+    /// The page of [`Journal::view`].
+    trait Paged {
+        fn page(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<Page>;
+    }
+
+    impl Paged for Journal {
+        fn page(&self, owner: Option<&Owner>, show: Show, offset: u64, limit: u64) -> Result<Page> {
+            Ok(self.view(owner, show, offset, limit)?.page)
+        }
+    }
 
     fn owner(user_id: i64) -> Owner {
         Owner {
@@ -365,33 +362,59 @@ mod tests {
             .page(Some(&alice), Show::All, u64::MAX, 100)
             .unwrap();
         assert_eq!((far.offset, far.rows.len()), (200, 52));
-        // A limit beyond the most a page holds is the most.
-        let big = journal.page(Some(&alice), Show::All, 0, 100_000).unwrap();
-        assert_eq!(big.rows.len() as u64, PAGE_MOST.min(252));
         // Signed out: unfinished rows of everyone, which wait for their owners.
         let nobody = journal.page(None, Show::All, 0, 500).unwrap();
         assert_eq!((nobody.matching, nobody.rows.len()), (152, 152));
     }
 
     #[test]
-    fn counting_the_queue_reads_an_index_not_the_rows() {
+    fn reading_the_queue_reads_indexes_never_the_whole_journal() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
-        let plan = |sql: &str| -> String {
+        let plan = |sql: &str| -> Vec<String> {
             journal
                 .with(|c| {
                     let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let steps: Vec<String> = stmt
-                        .query_map(params!["s", 1], |r| r.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    Ok(steps.join(" | "))
+                    let values: Vec<rusqlite::types::Value> = (0..stmt.parameter_count())
+                        .map(|_| rusqlite::types::Value::Integer(1))
+                        .collect();
+                    stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                        r.get::<_, String>(3)
+                    })?
+                    .collect()
                 })
                 .unwrap()
         };
-        let tally = plan(TALLY_SQL);
-        assert!(tally.contains("COVERING INDEX files_tally"), "{tally}");
-        let totals = plan(&totals_sql());
+        let queries = [
+            ("totals", totals_sql()),
+            ("unfinished", rows_sql(Show::Unfinished)),
+            ("failed", rows_sql(Show::Failed)),
+            ("finished", rows_sql(Show::Finished)),
+            ("waiting", crate::journal::files::waiting_sql()),
+        ];
+        for (name, sql) in queries {
+            let steps = plan(&sql);
+            // A bare scan reads every row the journal ever kept.
+            assert!(
+                steps.iter().all(|s| s != "SCAN files") && !steps.is_empty(),
+                "{name} reads the whole journal: {steps:?}"
+            );
+        }
+        for show in [Show::Unfinished, Show::Failed, Show::Finished] {
+            let steps = plan(&rows_sql(show)).join(" | ");
+            assert!(
+                !steps.contains("TEMP B-TREE"),
+                "{show:?} sorts its rows: {steps}"
+            );
+        }
+        let finished = plan(&rows_sql(Show::Finished)).join(" | ");
+        assert!(finished.contains("files_finished"), "{finished}");
+        let unfinished = plan(&rows_sql(Show::Unfinished)).join(" | ");
+        assert!(unfinished.contains("files_unfinished"), "{unfinished}");
+        let totals = plan(&totals_sql()).join(" | ");
         assert!(totals.contains("COVERING INDEX files_tally"), "{totals}");
+        let waiting = plan(&crate::journal::files::waiting_sql()).join(" | ");
+        assert!(waiting.contains("files_unfinished_owner"), "{waiting}");
     }
 
     #[test]
@@ -425,6 +448,9 @@ mod tests {
         assert_eq!(totals.size, (1200 - 10) * 10);
         assert_eq!(totals.sent, 600 * 10 + 2 * 4 + 3 * 10);
         assert_eq!(totals.uploading, vec![(mine[600], 4), (mine[601], 4)]);
+        // A limit beyond the most a page holds is the most.
+        let big = journal.page(Some(&alice), Show::All, 0, 100_000).unwrap();
+        assert_eq!(big.rows.len() as u64, PAGE_MOST);
     }
 
     #[test]

@@ -151,10 +151,19 @@ CREATE INDEX files_by_owner_state_id ON files (server, user_id, state, id);
 CREATE INDEX files_by_owner_key ON files (server, user_id, key);
 "#,
     // "Clear finished" takes finished rows out of the queue's view; the journal keeps them
-    // (they still say which files were uploaded unchanged).
+    // (they still say which files were uploaded unchanged). The queue's view is counted and
+    // listed from indexes of the rows in view: the account's (cleared rows outside the
+    // range) and the unfinished and finished ones (partial; their conditions are written as
+    // `journal::listing` writes its queries, which SQLite needs to use them).
     r#"
 ALTER TABLE files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX files_tally ON files (server, user_id, cleared, state, next_retry_at, size, bytes_done);
+CREATE INDEX files_unfinished ON files (id)
+    WHERE state NOT IN ('confirmed','skipped','cancelled');
+CREATE INDEX files_unfinished_owner ON files (server, user_id)
+    WHERE state NOT IN ('confirmed','skipped','cancelled');
+CREATE INDEX files_finished ON files (server, user_id, id)
+    WHERE cleared = 0 AND state IN ('confirmed','skipped','cancelled');
 "#,
 ];
 

@@ -63,9 +63,12 @@ impl FileState {
             .unwrap_or(Failed)
     }
 
+    /// The states nothing more happens in.
+    pub const FINAL: [FileState; 3] = [Confirmed, Skipped, Cancelled];
+
     /// Whether nothing more will happen to the file on its own.
     pub fn is_final(self) -> bool {
-        matches!(self, Confirmed | Skipped | Cancelled)
+        Self::FINAL.contains(&self)
     }
 
     /// The states a file may come from to reach `self`.
@@ -89,6 +92,13 @@ impl FileState {
     pub(crate) fn sql_sources(self) -> String {
         sql_list(self.reached_from())
     }
+}
+
+/// `'confirmed','skipped','cancelled'`: the final states for SQL, in the one order the partial
+/// indexes of unfinished rows are written with (SQLite uses such an index only for a query
+/// whose condition is written the same way).
+pub(crate) fn sql_final() -> String {
+    sql_list(&FileState::FINAL)
 }
 
 /// `'a','b'` for an SQL `IN (…)` of states (fixed strings, never user input).
