@@ -354,5 +354,41 @@ describe("AppState over the memory backend", () => {
     expect([app.queue.length, app.matching, app.totals.files]).toEqual([0, 0, 0]);
     app.stop();
   });
+
+  it("reads nothing for events while hidden in the tray, and once when shown again", async () => {
+    // A document that can be hidden, as the webview's is when the window goes to the tray.
+    const listeners: (() => void)[] = [];
+    const doc = {
+      hidden: false,
+      addEventListener: (_: string, f: () => void) => listeners.push(f),
+      removeEventListener: () => {},
+    };
+    (globalThis as { document?: unknown }).document = doc;
+    try {
+      const b = backend({ rate: 1 });
+      let reads = 0;
+      const read = b.queue.bind(b);
+      b.queue = async (query) => {
+        reads++;
+        return read(query);
+      };
+      const app = await signedInApp(b);
+      doc.hidden = true;
+      reads = 0;
+      for (let i = 0; i < 20; i++) {
+        app.handle({ type: "queue_changed" });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(reads).toBe(0);
+      doc.hidden = false;
+      for (const shown of listeners) shown();
+      await until(() => reads > 0);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(reads).toBe(1);
+      app.stop();
+    } finally {
+      delete (globalThis as { document?: unknown }).document;
+    }
+  });
 });
 
