@@ -4,7 +4,9 @@
 use std::io::{Read, Write};
 
 use ferry_engine::diagnostics::LogFile;
-use ferry_engine::journal::FileState;
+use std::path::Path;
+
+use ferry_engine::journal::{FileState, NewFile, Owner};
 use ferry_tests::{Alice, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,6 +68,31 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     .unwrap();
     log.flush().unwrap();
 
+    // Another account's failed file on the same computer is not this user's to send.
+    let bob = Owner {
+        user_id: owner.user_id + 1,
+        user_name: "bob".into(),
+        ..owner.clone()
+    };
+    let theirs = NewFile {
+        path: Path::new("/elsewhere/bobs-private-report.pdf"),
+        key: "bobs-private-report.pdf",
+        name: "bobs-private-report.pdf",
+        size: Some(1),
+        mtime_ns: Some(1),
+    };
+    let id = engine.journal().add(&bob, &theirs, None).unwrap();
+    assert!(
+        engine
+            .journal()
+            .set_state(id, FileState::Queued, FileState::Uploading)
+            .unwrap()
+    );
+    engine
+        .journal()
+        .fail(id, "storage", "refused", None)
+        .unwrap();
+
     let out = dir.path().join("ferry-diagnostics.zip");
     engine.save_diagnostics(&data, &out).await.unwrap();
 
@@ -94,7 +121,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
         .files(10)
         .unwrap()
         .into_iter()
-        .find(|f| f.state == FileState::Failed)
+        .find(|f| f.state == FileState::Failed && f.name == "gone.txt")
         .unwrap();
     let line = format!(
         "#{} gone.txt [failed] {}",
@@ -102,6 +129,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
         failed.error_code.unwrap()
     );
     assert!(summary.contains(&line), "{line} in:\n{summary}");
+    assert!(!summary.contains("bobs-private-report"), "{summary}");
     assert!(log.contains("upload finished: kept.txt"), "{log}");
     assert_eq!(log.matches("[redacted]").count(), 5, "{log}");
 }
@@ -154,4 +182,46 @@ async fn the_cli_writes_diagnostics_signed_out_and_offline() {
         "the failed run is in the log: {log}"
     );
     assert!(!log.contains("wrong-password"), "{log}");
+}
+
+/// `ferry diagnostics` while the app (or `ferry watch`) runs on the same data dir — when help
+/// is needed most: it reads the journal without taking it, and the engine goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_writes_diagnostics_while_the_app_holds_the_data_dir() {
+    let Alice {
+        server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
+    let data = dir.path().join("data");
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, "a").unwrap();
+    engine.enqueue(&[file]).await.unwrap();
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let out = dir.path().join("help.zip");
+    let mut command = std::process::Command::new(ferry_tests::ferry_bin());
+    command
+        .env("FERRY_DATA_DIR", &data)
+        .env("FERRY_SERVER", &server.api)
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .arg("diagnostics")
+        .arg(&out);
+    let output = ferry_tests::succeeds(command).await;
+    assert!(String::from_utf8_lossy(&output.stdout).contains("diagnostics written to"));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut summary = String::new();
+    zip.by_name("summary.txt")
+        .unwrap()
+        .read_to_string(&mut summary)
+        .unwrap();
+    // This process's memory keychain holds no session: nobody's files are listed.
+    assert!(
+        summary.contains("Not signed in: no files are listed"),
+        "{summary}"
+    );
+    // The engine still holds its data dir and works.
+    assert!(engine.journal().file(1).unwrap().is_some());
 }

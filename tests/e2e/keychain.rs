@@ -20,6 +20,7 @@ async fn the_session_lives_in_the_secret_service_and_nowhere_on_disk() {
     std::fs::create_dir_all(&home).unwrap();
     let file = dir.path().join("keychain.txt");
     std::fs::write(&file, b"uploaded with the session from the keychain").unwrap();
+    let zip = dir.path().join("help.zip");
     let ferry = ferry_bin();
     let base = format!(
         "{} --data-dir {} --server {}",
@@ -39,6 +40,8 @@ echo "--- entries after upload"
 secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
 echo "--- status"
 {base} status
+echo "--- diagnostics"
+{base} diagnostics {zip}
 echo "--- secrets"
 secret-tool search --all service ferry-dev 2>/dev/null | grep '^secret = ' || true
 echo "--- end of secrets"
@@ -48,6 +51,7 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
 "#,
         password = shell_quote(&password),
         file = shell_quote(file.to_str().unwrap()),
+        zip = shell_quote(zip.to_str().unwrap()),
     );
     let output = tokio::task::spawn_blocking(move || {
         Command::new("timeout")
@@ -144,6 +148,29 @@ secret-tool search --all service ferry-dev 2>&1 | grep -c '^\[' || true
         secrets.len(),
         stderr.len()
     );
+    // `ferry diagnostics`, another process than the one that signed in: it names the account
+    // the keychain keeps and leaves the keychain's secrets out of every entry.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        entries.push((entry.name().to_owned(), text));
+    }
+    assert!(
+        entries[0].1.contains("Signed in as alice"),
+        "{}",
+        entries[0].1
+    );
+    for secret in &secrets {
+        for (name, text) in &entries {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret is in the diagnostics' {name}"
+            );
+        }
+    }
     let outside_the_dump = stdout.replace(kept, "");
     for secret in &secrets {
         assert!(

@@ -398,8 +398,16 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
     };
     let keychain = keychain(cli.memory_keychain)?;
-    if let Command::Status = cli.command {
-        return status(&data_dir, &server, keychain).await;
+    match &cli.command {
+        Command::Status => return status(&data_dir, &server, keychain).await,
+        // Without taking the data dir: the app or `ferry watch` may be running.
+        Command::Diagnostics { out } => {
+            ferry_engine::diagnostics::save_diagnostics_of(&data_dir, &server, keychain, out)
+                .await?;
+            println!("diagnostics written to {}", out.display());
+            return Ok(true);
+        }
+        _ => {}
     }
     let progress = progress_bar(!cli.json);
     let events = if cli.json {
@@ -452,13 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("signed out");
             Ok(true)
         }
-        Command::Diagnostics { out } => {
-            // The session's token is among the secrets left out: restored if there is one.
-            let _ = engine.restore_even_offline().await;
-            engine.save_diagnostics(&data_dir, &out).await?;
-            println!("diagnostics written to {}", out.display());
-            Ok(true)
-        }
+        Command::Status | Command::Diagnostics { .. } => unreachable!("handled above"),
         command => {
             // `watch` stays running: started before the network, it keeps the session it has
             // and uploads once the server answers. A one-off command says the server is gone.

@@ -190,7 +190,9 @@ impl Credentials {
         {
             secrets.extend(c.secrets());
         }
-        if let Some(owner) = self.session.owner()
+        let owner = self.session.owner();
+        let owner = owner.or_else(|| self.session.stored_owner().ok().flatten());
+        if let Some(owner) = owner
             && let Some(kept) = self.load_from_keychain(&owner).await
         {
             secrets.extend(kept.secrets());

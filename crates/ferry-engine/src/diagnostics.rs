@@ -10,9 +10,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::credentials::Credentials;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::journal::FileState;
+use crate::journal::{Journal, Owner};
+use crate::keychain::Keychain;
 
 /// The log file's name in [`log_dir`]; the one before it has `.1` appended.
 pub const LOG_FILE: &str = "ferry.log";
@@ -254,6 +256,13 @@ fn closing_quote(value: &str, quote: char, escaped: bool) -> usize {
     line
 }
 
+/// What the summary tells of the session, besides the journal.
+struct Session {
+    owner: Option<Owner>,
+    /// The credentials' state, in words.
+    credentials: String,
+}
+
 impl Engine {
     /// Writes the diagnostics zip to `out`: `summary.txt` and the logs, secrets redacted.
     pub async fn save_diagnostics(&self, data_dir: &Path, out: &Path) -> Result<()> {
@@ -261,71 +270,123 @@ impl Engine {
         if let Ok(token) = self.session().token() {
             secrets.push(token.expose().to_owned());
         }
-        let redactor = Redactor::new(secrets);
-        let summary = self.summary_text().await;
-        let logs = log_dir(data_dir);
-        let out = out.to_owned();
-        crate::blocking::run("writing diagnostics", move || {
-            write_zip(&out, &redactor, &summary, &logs)
-        })
-        .await
-    }
-
-    /// The journal and session as words: nothing secret, but redacted anyway on the way out.
-    async fn summary_text(&self) -> String {
-        let mut text = format!(
-            "Ferry {} diagnostics, written {}\nOS: {} {}\n\n",
-            env!("CARGO_PKG_VERSION"),
-            time::OffsetDateTime::now_utc(),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-        );
-        let owner = self.session().owner();
-        match &owner {
-            Some(o) => text += &format!("Signed in as {} on {}\n", o.user_name, o.server),
-            None => text += "Not signed in\n",
-        }
-        let status = self.credentials().status();
-        text += &format!("Credentials: {status:?}\nOnline: {}\n\n", self.online());
-        let owner_for = owner.clone();
-        let journal = self.journal().clone();
-        let rows = crate::blocking::run("reading the journal", move || {
-            let counts = match &owner_for {
-                Some(o) => journal.counts(o)?,
-                None => Vec::new(),
-            };
-            Ok((counts, journal.files(10_000)?))
-        })
-        .await;
-        let (counts, files) = match rows {
-            Ok(rows) => rows,
-            Err(err) => return text + &format!("The journal could not be read: {err}\n"),
+        let session = Session {
+            owner: self.session().owner(),
+            credentials: format!(
+                "Credentials: {:?}\nOnline: {}",
+                self.credentials().status(),
+                self.online()
+            ),
         };
-        text += "Files per state:\n";
-        for (state, n) in counts {
-            text += &format!("  {:<10} {n}\n", state.as_str());
-        }
-        text += "\nFailed or waiting files (newest first):\n";
-        let troubled = files
-            .iter()
-            .filter(|f| f.error_code.is_some() || f.state == FileState::Failed)
-            .take(TROUBLED_MOST);
-        for f in troubled {
-            text += &format!(
-                "  #{} {} [{}] {} — {} ({} attempt(s){})\n",
-                f.id,
-                f.name,
-                f.state.as_str(),
-                f.error_code.as_deref().unwrap_or("-"),
-                f.error_message.as_deref().unwrap_or("-"),
-                f.attempts,
-                f.next_retry_at
-                    .map(|at| format!(", next try at Unix {at}"))
-                    .unwrap_or_default(),
-            );
-        }
-        text
+        write(self.journal().clone(), session, secrets, data_dir, out).await
     }
+}
+
+/// Writes the diagnostics zip for `data_dir` without taking it — the app or `ferry watch`
+/// may hold it, which is when help is needed: the journal read-only, the session and grant
+/// the keychain keeps for `server` (to name the account and leave their secrets out). Asks
+/// no server anything.
+pub async fn save_diagnostics_of(
+    data_dir: &Path,
+    server: &str,
+    keychain: Arc<dyn Keychain>,
+    out: &Path,
+) -> Result<()> {
+    let journal = Arc::new(Journal::open_read_only(&data_dir.join("journal.db"))?);
+    let session = Arc::new(crate::session::Session::new(
+        crate::api::ApiClient::new(server)?,
+        keychain,
+    ));
+    let owner = session.stored_owner()?;
+    let credentials = Credentials::new(
+        session.clone(),
+        crate::events::discard(),
+        ferry_protocol::GrantRequest::default(),
+    );
+    let mut secrets = credentials.secrets().await;
+    secrets.extend(session.stored_token()?.map(|t| t.expose().to_owned()));
+    let expires = match &owner {
+        Some(owner) => credentials.stored_expiry(owner).await,
+        None => None,
+    };
+    let session = Session {
+        owner,
+        credentials: format!("Credentials kept in the keychain until: {expires:?}"),
+    };
+    write(journal, session, secrets, data_dir, out).await
+}
+
+/// The summary and the logs, redacted, into the zip at `out` (written beside it first, so a
+/// failure leaves no half a zip and an old one is replaced only by a whole new one).
+async fn write(
+    journal: Arc<Journal>,
+    session: Session,
+    secrets: Vec<String>,
+    data_dir: &Path,
+    out: &Path,
+) -> Result<()> {
+    let redactor = Redactor::new(secrets);
+    let logs = log_dir(data_dir);
+    let out = out.to_owned();
+    crate::blocking::run("writing diagnostics", move || {
+        let summary = summary_text(&journal, &session);
+        let mut part = out.clone().into_os_string();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let written = write_zip(&part, &redactor, &summary, &logs).and_then(|()| {
+            std::fs::rename(&part, &out).map_err(Error::io(format!("writing {}", out.display())))
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written
+    })
+    .await
+}
+
+/// The journal and session as words: nothing secret, but redacted anyway on the way out. Lists
+/// the signed-in account's files only (others' are not this user's to send).
+fn summary_text(journal: &Journal, session: &Session) -> String {
+    let mut text = format!(
+        "Ferry {} diagnostics, written {}\nOS: {} {}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        time::OffsetDateTime::now_utc(),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    );
+    let Some(owner) = &session.owner else {
+        return text + "Not signed in: no files are listed\n";
+    };
+    text += &format!(
+        "Signed in as {} on {}\n{}\n\n",
+        owner.user_name, owner.server, session.credentials
+    );
+    let read = journal
+        .counts(owner)
+        .and_then(|counts| Ok((counts, journal.troubled(owner, TROUBLED_MOST)?)));
+    let (counts, troubled) = match read {
+        Ok(read) => read,
+        Err(err) => return text + &format!("The journal could not be read: {err}\n"),
+    };
+    text += "Files per state:\n";
+    for (state, n) in counts {
+        text += &format!("  {:<10} {n}\n", state.as_str());
+    }
+    text += "\nFailed or waiting files (newest first):\n";
+    for f in troubled {
+        let next = f.next_retry_at.map(|at| format!(", next try at Unix {at}"));
+        text += &format!(
+            "  #{} {} [{}] {} — {} ({} attempt(s){})\n",
+            f.id,
+            f.name,
+            f.state.as_str(),
+            f.error_code.as_deref().unwrap_or("-"),
+            f.error_message.as_deref().unwrap_or("-"),
+            f.attempts,
+            next.unwrap_or_default(),
+        );
+    }
+    text
 }
 
 fn write_zip(out: &Path, redactor: &Redactor, summary: &str, logs: &Path) -> Result<()> {

@@ -125,19 +125,28 @@ impl Session {
         }
     }
 
-    /// The account of the session kept in the keychain, without asking the server whether it
-    /// is still valid (for status displays that must not touch the network).
-    pub fn stored_owner(&self) -> Result<Option<Owner>> {
+    /// The session kept in the keychain, read without asking the server anything.
+    fn stored(&self) -> Result<Option<Stored>> {
         let Some(json) = self.keychain.get(&entry_name(self.api.base()))? else {
             return Ok(None);
         };
-        Ok(serde_json::from_str::<Stored>(json.expose())
-            .ok()
-            .map(|stored| Owner {
-                server: self.api.base().to_owned(),
-                user_id: stored.user.id,
-                user_name: stored.user.name,
-            }))
+        Ok(serde_json::from_str::<Stored>(json.expose()).ok())
+    }
+
+    /// The account of the session kept in the keychain, without asking the server whether it
+    /// is still valid (for status displays that must not touch the network).
+    pub fn stored_owner(&self) -> Result<Option<Owner>> {
+        Ok(self.stored()?.map(|stored| Owner {
+            server: self.api.base().to_owned(),
+            user_id: stored.user.id,
+            user_name: stored.user.name,
+        }))
+    }
+
+    /// The token of the session kept in the keychain (what diagnostics written by another
+    /// process than the one signed in leave out).
+    pub(crate) fn stored_token(&self) -> Result<Option<Secret>> {
+        Ok(self.stored()?.map(|stored| Secret::new(stored.token)))
     }
 
     /// Ends the session here and on the server (best effort there).

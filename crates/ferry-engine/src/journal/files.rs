@@ -368,6 +368,23 @@ impl Journal {
         })
     }
 
+    /// `owner`'s files that failed or whose confirmation waits for its next attempt, newest
+    /// first, at most `limit`.
+    pub fn troubled(&self, owner: &Owner, limit: usize) -> Result<Vec<FileRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE {OWNED}
+                   AND (state = 'failed' OR (state = 'uploaded' AND next_retry_at IS NOT NULL))
+                 ORDER BY id DESC LIMIT ?3"
+            ))?;
+            stmt.query_map(
+                params![owner.server, owner.user_id, limit as i64],
+                file_from_row,
+            )?
+            .collect()
+        })
+    }
+
     /// Records a failure of an uploading file (or of a confirmation refused for good);
     /// `retry_at` when the error may pass by itself. Returns the attempts so far, or `None`
     /// when the file had left those states (paused or cancelled meanwhile).
