@@ -334,11 +334,12 @@ pub(crate) async fn save_diagnostics(
     app: tauri::AppHandle,
     desktop: Shared<'_>,
 ) -> CommandResult<Option<String>> {
+    // Before the dialog: asking where to save what cannot be written helps nobody.
+    let engine = desktop.engine().await?;
     let title = "Save Ferry's diagnostics";
     let Some(path) = picks::save_as(&app, title, "ferry-diagnostics.zip").await else {
         return Ok(None);
     };
-    let engine = desktop.engine().await?;
     engine.save_diagnostics(&desktop.data_dir, &path).await?;
     Ok(Some(path.display().to_string()))
 }

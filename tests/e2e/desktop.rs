@@ -197,6 +197,9 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
     );
     assert_contract(&steps);
     assert_eq!(busy.applied(), 5, "the scenario's file met the fault");
+    // Signed out (the scenario ends so): diagnostics are refused before any dialog opens.
+    let refused = driver.invoke("save_diagnostics", json!({})).await;
+    assert_eq!(refused.unwrap_err()["code"], json!("signed_out"));
 
     driver.sign_in(&server.api, &password).await;
     let file = dir.path().join("from-the-desktop.txt");
