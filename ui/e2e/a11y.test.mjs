@@ -85,6 +85,16 @@ for (const scheme of ["light", "dark"]) {
     await dropFiles(p, ["stuck.bin", "fine.txt", "missing.txt"]);
     await p.locator('[data-testid="item"][data-state="retrying"]').waitFor();
     await audit(p, "uploads, retrying and done", found);
+    await dropFiles(p, Array.from({ length: 150 }, (_, i) => `page-${i}.txt`), 1024);
+    await p.getByRole("navigation", { name: "Queue pages" }).waitFor();
+    await audit(p, "uploads, a queue of two pages", found);
+    // Paging by keyboard onto the last page disables "Last": the focus moves to the range,
+    // which says where the page is, rather than to nowhere.
+    await p.getByRole("button", { name: "Last" }).focus();
+    await p.keyboard.press("Enter");
+    await p.getByTestId("range").filter({ hasText: /^101–/ }).waitFor();
+    assert.equal(await p.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName), "range");
+    await p.getByRole("button", { name: "First" }).click();
     await p.getByRole("button", { name: "Folders" }).click();
     await p.getByRole("button", { name: "Choose…" }).click();
     await p.getByRole("button", { name: "Watch folder" }).click();

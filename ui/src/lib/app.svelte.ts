@@ -22,6 +22,9 @@ export const PAGE_ROWS = 100;
 /** Reads of the queue that events ask for come at most this often (ms): a queue of small
  * files changes a thousand times a second. What the user asks for is read at once. */
 const READ_GAP = 250;
+/** Screen readers are told how the queue goes at most this often (ms), at once when a file
+ * fails or all are done: a queue of small files finishes hundreds a second. */
+const ANNOUNCE_GAP = 10_000;
 const NO_TOTALS: QueueTotals = {
   files: 0,
   done: 0,
@@ -57,6 +60,11 @@ export class AppState {
   /** The page shown; `matching`: rows on all pages of that filter. */
   view = $state<QueueView>({ show: "all", offset: 0 });
   matching = $state(0);
+  /** What the live region says (see `announcement`), changed at most every `ANNOUNCE_GAP`. */
+  spoken = $state("");
+  private spokenAt = 0;
+  private spokenFailed = 0;
+  private announceTimer: ReturnType<typeof setTimeout> | null = null;
   /** Where the page shown starts (the page asked for is `view`). */
   offset = $state(0);
   /** The account's files counted by the backend over the whole queue. */
@@ -111,6 +119,7 @@ export class AppState {
     }, 1000);
     this.stops.push(() => clearInterval(clock));
     this.stops.push(() => this.cancelRead());
+    this.stops.push(() => this.announceTimer && clearTimeout(this.announceTimer));
     if (typeof document !== "undefined") {
       // Hidden, the window reads nothing for events; shown again, it catches up once.
       const shown = () => {
@@ -270,6 +279,27 @@ export class AppState {
     this.counted = page.totals;
     const uploading = new Set(page.totals.uploading.map((u) => u.id));
     for (const id of Object.keys(this.live).map(Number)) if (!uploading.has(id)) delete this.live[id];
+    this.announce();
+  }
+
+  /** Tells screen readers the queue's words when they changed: at once when a file failed,
+   * all are done or the queue emptied, otherwise not sooner than `ANNOUNCE_GAP` after the last
+   * time (then the newest words). */
+  private announce(): void {
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announceTimer = null;
+    const words = this.announcement;
+    if (words === this.spoken) return;
+    const { failed, done, files } = this.totals;
+    const urgent = words === "" || failed !== this.spokenFailed || done === files;
+    const wait = this.spokenAt + ANNOUNCE_GAP - Date.now();
+    if (urgent || wait <= 0) {
+      this.spoken = words;
+      this.spokenAt = Date.now();
+      this.spokenFailed = failed;
+      return;
+    }
+    this.announceTimer = setTimeout(() => this.announce(), wait);
   }
 
   async signedIn(): Promise<void> {
@@ -298,6 +328,7 @@ export class AppState {
     this.matching = 0;
     this.offset = 0;
     this.live = {};
+    this.announce();
     this.retries = {};
     this.waiting = [];
   }

@@ -390,5 +390,20 @@ describe("AppState over the memory backend", () => {
       delete (globalThis as { document?: unknown }).document;
     }
   });
+
+  it("tells screen readers how the queue goes a few times, not with every file", async () => {
+    const b = backend({ rate: 50 * 1024 * 1024 });
+    const app = await signedInApp(b);
+    const told: string[] = [];
+    const watch = setInterval(() => {
+      if (app.spoken !== told[told.length - 1]) told.push(app.spoken);
+    }, 2);
+    b.dropFiles(Array.from({ length: 300 }, (_, i) => ({ name: `s${i}.bin`, size: 1024 })));
+    await until(() => app.spoken === "All 300 files uploaded.", 15_000);
+    clearInterval(watch);
+    // The first words, perhaps one change within the 10 s, and the end: never one per read.
+    expect(told.filter(Boolean).length).toBeLessThanOrEqual(4);
+    app.stop();
+  }, 20_000);
 });
 
