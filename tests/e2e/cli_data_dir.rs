@@ -83,3 +83,23 @@ async fn a_second_uploader_on_the_same_data_dir_is_refused_and_status_changes_no
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+/// `ferry status` reads and changes nothing — the log file included (it may run every few
+/// seconds from a script or a shell prompt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_writes_no_log() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut status = ferry(&server, &data_dir, &password);
+    status.arg("status");
+    let status = output(status).await;
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let logs = ferry_engine::diagnostics::log_dir(&data_dir);
+    assert!(!logs.exists(), "{} was written", logs.display());
+}

@@ -344,3 +344,83 @@ impl Slots {
         (picked, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::journal::{Journal, NewFile};
+
+    /// Rows of `sizes` as the journal hands them out (queued, in id order), the last `uploaded`
+    /// ones waiting for their confirmation.
+    fn rows(sizes: &[u64], uploaded: usize) -> Vec<FileRow> {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let owner = Owner {
+            server: "https://ferry.example".into(),
+            user_id: 1,
+            user_name: "alice".into(),
+        };
+        for (i, size) in sizes.iter().enumerate() {
+            let path = PathBuf::from(format!("/f/{i}"));
+            let key = format!("{i}");
+            let file = NewFile {
+                path: &path,
+                key: &key,
+                name: &key,
+                size: Some(*size),
+                mtime_ns: Some(1),
+            };
+            journal.add(&owner, &file, None).unwrap();
+        }
+        let mut rows = journal.runnable(&owner, 100).unwrap();
+        let from = rows.len() - uploaded;
+        for row in &mut rows[from..] {
+            row.state = FileState::Uploaded;
+        }
+        rows
+    }
+
+    fn ids(rows: &[FileRow]) -> Vec<i64> {
+        rows.iter().map(|r| r.id).collect()
+    }
+
+    const BIG: u64 = 100;
+
+    #[test]
+    fn small_files_fill_the_free_slots_in_order_and_say_when_more_wait() {
+        let slots = |free| Slots {
+            free,
+            big_free: 4,
+            big_from: BIG,
+        };
+        let (picked, waiting) = slots(2).pick(rows(&[1, 1, 1], 0), &[]);
+        assert_eq!((ids(&picked), waiting), (vec![1, 2], true));
+        let (picked, waiting) = slots(3).pick(rows(&[1, 1, 1], 0), &[]);
+        assert_eq!((ids(&picked), waiting), (vec![1, 2, 3], false));
+        // A file already being sent is not started twice.
+        let (picked, _) = slots(3).pick(rows(&[1, 1, 1], 0), &[2]);
+        assert_eq!(ids(&picked), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_file_sent_in_parts_waits_for_a_big_slot_without_taking_a_small_files_one() {
+        let slots = Slots {
+            free: 3,
+            big_free: 1,
+            big_from: BIG,
+        };
+        // Two big files, one big slot: the second waits and the small ones behind it go.
+        let (picked, waiting) = slots.pick(rows(&[BIG, BIG, 1, 1], 0), &[]);
+        assert_eq!((ids(&picked), waiting), (vec![1, 3, 4], false));
+        // A big file's confirmation is a small request: it needs no big slot.
+        let none_big = Slots {
+            free: 3,
+            big_free: 0,
+            big_from: BIG,
+        };
+        let (picked, _) = none_big.pick(rows(&[BIG, BIG], 1), &[]);
+        assert_eq!(ids(&picked), vec![2]);
+    }
+}
