@@ -134,6 +134,32 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     assert_eq!(log.matches("[redacted]").count(), 5, "{log}");
 }
 
+/// Runs `ferry diagnostics OUT` on `data` against `server` (memory keychain); the zip's
+/// summary.
+async fn cli_diagnostics(
+    data: &Path,
+    server: &str,
+    out: &Path,
+) -> (String, zip::ZipArchive<std::fs::File>) {
+    let mut command = std::process::Command::new(ferry_tests::ferry_bin());
+    command
+        .env("FERRY_DATA_DIR", data)
+        .env("FERRY_SERVER", server)
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .arg("diagnostics")
+        .arg(out);
+    let output = ferry_tests::succeeds(command).await;
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("diagnostics written to"), "{said}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(out).unwrap()).unwrap();
+    let mut summary = String::new();
+    zip.by_name("summary.txt")
+        .unwrap()
+        .read_to_string(&mut summary)
+        .unwrap();
+    (summary, zip)
+}
+
 /// `ferry diagnostics` from the command line, where help is most needed: the app server cannot
 /// be reached and nobody is signed in. The zip says so and holds the log of the run before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,22 +180,7 @@ async fn the_cli_writes_diagnostics_signed_out_and_offline() {
     assert!(!told.contains("the command failed"), "{told}");
     drop(server);
     let out = dir.path().join("help.zip");
-    let mut command = std::process::Command::new(ferry_tests::ferry_bin());
-    command
-        .env("FERRY_DATA_DIR", &data)
-        .env("FERRY_SERVER", "http://127.0.0.1:9")
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .arg("diagnostics")
-        .arg(&out);
-    let output = ferry_tests::succeeds(command).await;
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.contains("diagnostics written to"), "{said}");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
-    let mut summary = String::new();
-    zip.by_name("summary.txt")
-        .unwrap()
-        .read_to_string(&mut summary)
-        .unwrap();
+    let (summary, mut zip) = cli_diagnostics(&data, "http://127.0.0.1:9", &out).await;
     assert!(summary.contains("Not signed in"), "{summary}");
     assert!(!summary.contains("wrong-password"), "{summary}");
     let mut log = String::new();
@@ -202,21 +213,7 @@ async fn the_cli_writes_diagnostics_while_the_app_holds_the_data_dir() {
         .await
         .unwrap();
     let out = dir.path().join("help.zip");
-    let mut command = std::process::Command::new(ferry_tests::ferry_bin());
-    command
-        .env("FERRY_DATA_DIR", &data)
-        .env("FERRY_SERVER", &server.api)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .arg("diagnostics")
-        .arg(&out);
-    let output = ferry_tests::succeeds(command).await;
-    assert!(String::from_utf8_lossy(&output.stdout).contains("diagnostics written to"));
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
-    let mut summary = String::new();
-    zip.by_name("summary.txt")
-        .unwrap()
-        .read_to_string(&mut summary)
-        .unwrap();
+    let (summary, _) = cli_diagnostics(&data, &server.api, &out).await;
     // This process's memory keychain holds no session: nobody's files are listed.
     assert!(
         summary.contains("Not signed in: no files are listed"),

@@ -371,20 +371,7 @@ mod tests {
     fn reading_the_queue_reads_indexes_never_the_whole_journal() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
-        let plan = |sql: &str| -> Vec<String> {
-            journal
-                .with(|c| {
-                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let values: Vec<rusqlite::types::Value> = (0..stmt.parameter_count())
-                        .map(|_| rusqlite::types::Value::Integer(1))
-                        .collect();
-                    stmt.query_map(rusqlite::params_from_iter(values), |r| {
-                        r.get::<_, String>(3)
-                    })?
-                    .collect()
-                })
-                .unwrap()
-        };
+        let plan = |sql: &str| journal.query_plan(sql);
         let queries = [
             ("totals", totals_sql()),
             ("unfinished", rows_sql(Show::Unfinished)),

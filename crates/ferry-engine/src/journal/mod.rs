@@ -167,6 +167,25 @@ CREATE INDEX files_finished ON files (server, user_id, id)
 "#,
 ];
 
+#[cfg(test)]
+impl Journal {
+    /// The steps of SQLite's plan for `sql` (every parameter bound to 1): what tests read to
+    /// know a query uses an index.
+    pub(crate) fn query_plan(&self, sql: &str) -> Vec<String> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let values: Vec<rusqlite::types::Value> = (0..stmt.parameter_count())
+                .map(|_| rusqlite::types::Value::Integer(1))
+                .collect();
+            stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })?
+            .collect()
+        })
+        .unwrap()
+    }
+}
+
 /// A multipart upload the engine began and no longer needs, still to be aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Abandoned {
