@@ -300,3 +300,69 @@ async fn boto3_uploads_multipart_and_is_refused_outside_the_rules() {
     refused["key"] = json!(format!("{}boto3/refused.bin", grant.prefix));
     check_refusals(&server, &carol, "s3", "s3_upload.py", refused, expected).await;
 }
+
+/// What a refused step of `no_overwrite` answered: `(status, code)`, or `(200, "")` if allowed.
+fn step(answer: &Value, name: &str) -> (u64, String) {
+    let step = &answer[name];
+    match step["ok"].as_bool() {
+        Some(true) => (200, String::new()),
+        _ => (
+            step["status"].as_u64().unwrap_or(0),
+            step["code"].as_str().unwrap_or_default().to_owned(),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_forbid_overwriting_leave_an_existing_object_alone_for_boto3_and_oss2() {
+    let server = TestServer::start().await;
+    let dave = server.user("dave", Role::User).await;
+    // boto3: `If-None-Match: *` on PutObject and CompleteMultipartUpload, as S3 answers it.
+    let grant_s3 = grant(&dave, "s3", json!({})).await;
+    let key = format!("{}boto3/kept.txt", grant_s3.prefix);
+    let case = json!({
+        "grant": grant_s3, "token": grant_s3.security_token, "action": "no_overwrite",
+        "key": key,
+    });
+    let answer = run_sdk("s3_upload.py", &case).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let precondition = (412, "PreconditionFailed".to_owned());
+    assert_eq!(step(&answer, "put"), precondition, "{answer}");
+    assert_eq!(step(&answer, "complete"), precondition, "{answer}");
+    assert_eq!(step(&answer, "fresh"), (200, String::new()), "{answer}");
+    let stored = server
+        .server
+        .object_bytes(&grant_s3.bucket, &key)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(&b"first"[..]),
+        "boto3 overwrote {key}"
+    );
+    // oss2: `x-oss-forbid-overwrite: true` on PutObject, InitiateMultipartUpload and
+    // CompleteMultipartUpload, as OSS answers it; `false` overwrites; another value is refused.
+    for auth in ["v4", "v1"] {
+        let grant_oss = grant(&dave, "oss", json!({ "signature_version": auth })).await;
+        let key = format!("{}oss2/kept-{auth}.txt", grant_oss.prefix);
+        let case = json!({
+            "grant": grant_oss, "token": grant_oss.security_token, "auth": auth,
+            "addressing": "endpoint", "action": "no_overwrite", "key": key,
+        });
+        let answer = run_sdk("oss_upload.py", &case).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+        let exists = (409, "FileAlreadyExists".to_owned());
+        for refused in ["put", "initiate", "complete"] {
+            assert_eq!(step(&answer, refused), exists, "{refused}: {answer}");
+        }
+        assert_eq!(step(&answer, "fresh"), (200, String::new()), "{answer}");
+        assert_eq!(step(&answer, "allowed"), (200, String::new()), "{answer}");
+        assert_eq!(step(&answer, "bad").0, 400, "{answer}");
+        let stored = server
+            .server
+            .object_bytes(&grant_oss.bucket, &key)
+            .await
+            .unwrap();
+        assert_eq!(stored.as_deref(), Some(&b"fourth"[..]), "{auth}: {answer}");
+    }
+}

@@ -1,7 +1,8 @@
 """Uploads a file to the embedded store with Alibaba's oss2 SDK and a Ferry grant.
 
 Reads one case as JSON on stdin: {"grant": <Ferry grant>, "token": <security token to send>,
-"auth": "v4" | "v1", "addressing": "endpoint" | "cname", "action": "multipart" | "presigned_put",
+"auth": "v4" | "v1", "addressing": "endpoint" | "cname",
+"action": "multipart" | "presigned_put" | "no_overwrite",
 "key": ..., "file": ..., "part_size": ...}. Prints one JSON line: what the store answered.
 """
 
@@ -74,10 +75,55 @@ def presigned_put(bucket, case):
     return {"ok": True, "etag": result.etag, "crc64": result.crc, "url": url}
 
 
+def refusal(call):
+    """What the store answered `call`: {"ok": True} or the error's status and code."""
+    try:
+        call()
+        return {"ok": True}
+    except oss2.exceptions.OssError as err:
+        return {"ok": False, "status": err.status, "code": err.code}
+
+
+def no_overwrite(bucket, case):
+    """Writes the key, then tries to write it again with `x-oss-forbid-overwrite: true`: in one
+    PUT, at InitiateMultipartUpload and at Complete; a new key with it; a value OSS refuses."""
+    key = case["key"]
+    forbid = {"x-oss-forbid-overwrite": "true"}
+    bucket.put_object(key, b"first")
+    again = refusal(lambda: bucket.put_object(key, b"second", headers=forbid))
+    initiate = refusal(lambda: bucket.init_multipart_upload(key, headers=forbid))
+    upload_id = bucket.init_multipart_upload(key).upload_id
+    part = bucket.upload_part(key, upload_id, 1, b"third")
+    parts = [oss2.models.PartInfo(1, part.etag)]
+    complete = refusal(
+        lambda: bucket.complete_multipart_upload(key, upload_id, parts, headers=forbid)
+    )
+    fresh = refusal(lambda: bucket.put_object(key + ".new", b"new", headers=forbid))
+    allowed = refusal(
+        lambda: bucket.put_object(key, b"fourth", headers={"x-oss-forbid-overwrite": "false"})
+    )
+    bad = refusal(
+        lambda: bucket.put_object(key, b"fifth", headers={"x-oss-forbid-overwrite": "abc"})
+    )
+    return {
+        "ok": True,
+        "put": again,
+        "initiate": initiate,
+        "complete": complete,
+        "fresh": fresh,
+        "allowed": allowed,
+        "bad": bad,
+    }
+
+
 def main():
     case = json.load(sys.stdin)
     bucket = bucket_for(case)
-    action = {"multipart": multipart, "presigned_put": presigned_put}[case["action"]]
+    action = {
+        "multipart": multipart,
+        "presigned_put": presigned_put,
+        "no_overwrite": no_overwrite,
+    }[case["action"]]
     try:
         answer = action(bucket, case)
     except oss2.exceptions.OssError as err:

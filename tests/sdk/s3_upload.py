@@ -1,8 +1,8 @@
 """Uploads a file to the embedded store with boto3 and a Ferry grant (path-style SigV4).
 
 Reads one case as JSON on stdin: {"grant": <Ferry grant>, "token": <security token to send>,
-"action": "multipart", "key": ..., "file": ..., "part_size": ...}. Prints one JSON line: what
-the store answered.
+"action": "multipart" | "no_overwrite", "key": ..., "file": ..., "part_size": ...}. Prints one
+JSON line: what the store answered.
 """
 
 import json
@@ -58,11 +58,53 @@ def multipart(client, case):
     }
 
 
+def refusal(call):
+    """What the store answered `call`: {"ok": True} or the error's status and code."""
+    try:
+        call()
+        return {"ok": True}
+    except botocore.exceptions.ClientError as err:
+        return {
+            "ok": False,
+            "status": err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+            "code": err.response.get("Error", {}).get("Code"),
+        }
+
+
+def no_overwrite(client, case):
+    """Writes the key, then tries to write it again with `If-None-Match: *`, in one PUT and in a
+    multipart upload's Complete; and a new key with the same condition."""
+    bucket, key = case["grant"]["bucket"], case["key"]
+    client.put_object(Bucket=bucket, Key=key, Body=b"first")
+    again = refusal(
+        lambda: client.put_object(Bucket=bucket, Key=key, Body=b"second", IfNoneMatch="*")
+    )
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = client.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"third"
+    )
+    complete = refusal(
+        lambda: client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+            IfNoneMatch="*",
+        )
+    )
+    fresh = refusal(
+        lambda: client.put_object(Bucket=bucket, Key=key + ".new", Body=b"new", IfNoneMatch="*")
+    )
+    return {"ok": True, "put": again, "complete": complete, "fresh": fresh}
+
+
 def main():
     case = json.load(sys.stdin)
     client = client_for(case)
     try:
-        answer = {"multipart": multipart}[case["action"]](client, case)
+        answer = {"multipart": multipart, "no_overwrite": no_overwrite}[case["action"]](
+            client, case
+        )
     except botocore.exceptions.ClientError as err:
         error = err.response.get("Error", {})
         answer = {

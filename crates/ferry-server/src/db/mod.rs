@@ -14,7 +14,7 @@ use rusqlite::Connection;
 pub(crate) use self::accounts::{GrantRow, UserRow};
 pub(crate) use self::history::{ClientConfirmation, HistoryFilter, Recorded, StoredUpload};
 pub(crate) use self::objects::{
-    MultipartRow, NotCompleted, ObjectRow, PartRow, blob_list, blob_names,
+    IfExists, MultipartRow, NotCompleted, ObjectRow, PartRow, blob_list, blob_names,
 };
 
 /// Errors of the database layer.

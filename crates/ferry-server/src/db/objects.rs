@@ -33,9 +33,20 @@ pub(crate) fn blob_names(column: &str) -> Vec<String> {
     column.split_whitespace().map(str::to_owned).collect()
 }
 
-/// Why a Complete committed nothing.
+/// What a write does when the key already holds an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfExists {
+    /// The new object replaces it (a plain write).
+    Replace,
+    /// Nothing is written (`If-None-Match: *`, `x-oss-forbid-overwrite: true`).
+    Refuse,
+}
+
+/// Why a write (a PUT or a Complete) committed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NotCompleted {
+    /// The key holds an object and the write was not to replace it.
+    Exists,
     /// The upload is no longer open (completed or aborted meanwhile).
     Closed,
     /// A part was sent again after the caller chose the parts: its chosen blob is gone.
@@ -88,12 +99,14 @@ fn multipart_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MultipartRow>
 }
 
 /// Replaces the object at its key and records the upload in history; returns the blobs of the
-/// object it replaced, if any.
+/// object it replaced, if any — or `Exists` when there is one and `if_exists` refuses it (the
+/// check and the write are one transaction: no other write comes in between).
 fn upsert_object(
     tx: &Connection,
     object: &ObjectRow,
     started_at: i64,
-) -> rusqlite::Result<Vec<String>> {
+    if_exists: IfExists,
+) -> rusqlite::Result<Result<Vec<String>, NotCompleted>> {
     let old: Option<String> = tx
         .query_row(
             "SELECT blob FROM objects WHERE bucket = ?1 AND key = ?2",
@@ -101,6 +114,9 @@ fn upsert_object(
             |row| row.get(0),
         )
         .optional()?;
+    if old.is_some() && if_exists == IfExists::Refuse {
+        return Ok(Err(NotCompleted::Exists));
+    }
     tx.execute(
         "INSERT INTO objects (bucket, key, size, etag, blob, user_id, created_at, crc64)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -119,7 +135,7 @@ fn upsert_object(
         ],
     )?;
     history::record_stored(tx, object, started_at)?;
-    Ok(old.as_deref().map(blob_names).unwrap_or_default())
+    Ok(Ok(old.as_deref().map(blob_names).unwrap_or_default()))
 }
 
 impl Db {
@@ -158,14 +174,18 @@ impl Db {
         &self,
         object: ObjectRow,
         started_at: i64,
+        if_exists: IfExists,
         on_commit: impl FnOnce() + Send + 'static,
-    ) -> Result<Vec<String>, DbError> {
+    ) -> Result<Result<Vec<String>, NotCompleted>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            let old = upsert_object(&tx, &object, started_at)?;
+            let old = match upsert_object(&tx, &object, started_at, if_exists)? {
+                Ok(old) => old,
+                Err(refused) => return Ok(Err(refused)),
+            };
             tx.commit()?;
             on_commit();
-            Ok(old)
+            Ok(Ok(old))
         })
         .await
     }
@@ -274,10 +294,20 @@ impl Db {
         &self,
         upload: MultipartRow,
         object: ObjectRow,
+        if_exists: IfExists,
         on_commit: impl FnOnce() + Send + 'static,
     ) -> Result<Result<Vec<String>, NotCompleted>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
+            // Refused before the upload is closed: it stays open, to be completed otherwise.
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2)",
+                params![object.bucket, object.key],
+                |row| row.get(0),
+            )?;
+            if exists && if_exists == IfExists::Refuse {
+                return Ok(Err(NotCompleted::Exists));
+            }
             let closed = tx.execute(
                 "UPDATE multipart_uploads SET state = 'completed'
                  WHERE upload_id = ?1 AND state = 'open'",
@@ -310,7 +340,10 @@ impl Db {
                 "DELETE FROM parts WHERE upload_id = ?1",
                 [&upload.upload_id],
             )?;
-            unused.extend(upsert_object(&tx, &object, upload.initiated_at)?);
+            match upsert_object(&tx, &object, upload.initiated_at, IfExists::Replace)? {
+                Ok(old) => unused.extend(old),
+                Err(refused) => return Ok(Err(refused)),
+            }
             tx.commit()?;
             on_commit();
             Ok(Ok(unused))
@@ -443,7 +476,10 @@ mod tests {
             created_at: 2,
             crc64: None,
         };
-        let outcome = db.complete_multipart(upload, object, || {}).await.unwrap();
+        let outcome = db
+            .complete_multipart(upload, object, IfExists::Replace, || {})
+            .await
+            .unwrap();
         assert!(
             outcome.is_err(),
             "committed an object naming a deleted blob"

@@ -5,14 +5,14 @@
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
     CompleteMultipartUploadOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, ETag,
-    HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListPartsInput, ListPartsOutput, MultipartUpload, Part, PutObjectInput, PutObjectOutput,
-    StreamingBlob, Timestamp, UploadPartInput, UploadPartOutput,
+    ETagCondition, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload, Part,
+    PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use time::OffsetDateTime;
 
-use super::core::{Core, ListedPart, StoreError, Upload, UploadListing};
+use super::core::{Core, IfExists, ListedPart, StoreError, Upload, UploadListing};
 use crate::grants::Principal;
 
 /// The embedded store's S3 implementation.
@@ -25,6 +25,23 @@ pub(crate) struct Backend {
 pub(crate) fn to_s3_error(err: StoreError) -> S3Error {
     let code = S3ErrorCode::from_bytes(err.code().as_bytes()).unwrap_or(S3ErrorCode::InternalError);
     S3Error::with_message(code, err.to_string())
+}
+
+/// What a write's conditions ask for, as S3 takes them: `If-None-Match: *` writes only a new
+/// object; other conditions (`If-Match`, `If-None-Match` with an ETag) are not implemented
+/// here, and refused rather than ignored — a write the client made conditional never
+/// overwrites unconditionally.
+fn if_exists(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<IfExists> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(IfExists::Replace),
+        (None, Some(ETagCondition::Any)) => Ok(IfExists::Refuse),
+        _ => Err(to_s3_error(StoreError::NotImplemented(
+            "of the conditions on a write, this store implements If-None-Match: * only".into(),
+        ))),
+    }
 }
 
 fn principal<T>(req: &S3Request<T>) -> S3Result<Principal> {
@@ -71,10 +88,11 @@ impl S3 for Backend {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let who = principal(&req)?;
         let input = req.input;
+        let if_exists = if_exists(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let body = upload(input.body, input.content_md5, input.content_length);
         let stored = self
             .core
-            .put_object(&who, &input.bucket, &input.key, body)
+            .put_object(&who, &input.bucket, &input.key, body, if_exists)
             .await
             .map_err(to_s3_error)?;
         Ok(S3Response::new(PutObjectOutput {
@@ -228,9 +246,17 @@ impl S3 for Backend {
                 etag: p.e_tag.map(|t| t.value().to_owned()),
             })
             .collect();
+        let if_exists = if_exists(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let stored = self
             .core
-            .complete(&who, &input.bucket, &input.key, &input.upload_id, &listed)
+            .complete(
+                &who,
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                &listed,
+                if_exists,
+            )
             .await
             .map_err(to_s3_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {

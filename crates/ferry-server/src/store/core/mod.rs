@@ -12,7 +12,8 @@ use futures::Stream;
 mod multipart;
 
 use super::blobs::{Blobs, WriteError, Written};
-use crate::db::{Db, DbError, MultipartRow, ObjectRow, PartRow};
+pub(crate) use crate::db::IfExists;
+use crate::db::{Db, DbError, MultipartRow, NotCompleted, ObjectRow, PartRow};
 use crate::grants::Principal;
 
 /// Smallest part allowed, except the last one.
@@ -52,6 +53,10 @@ pub(crate) enum StoreError {
     MalformedXml(String),
     #[error("{0}")]
     AccessDenied(String),
+    #[error("an object exists at this key and the write was not to replace it")]
+    AlreadyExists,
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("the store failed; see its log")]
     Internal,
 }
@@ -73,6 +78,8 @@ impl StoreError {
             Self::EntityTooSmall(_) => "EntityTooSmall",
             Self::MalformedXml(_) => "MalformedXML",
             Self::AccessDenied(_) => "AccessDenied",
+            Self::AlreadyExists => "PreconditionFailed",
+            Self::NotImplemented(_) => "NotImplemented",
             Self::Internal => "InternalError",
         }
     }
@@ -83,6 +90,8 @@ impl StoreError {
         match self {
             Self::NoSuchUpload(_) | Self::NoSuchKey => S::NOT_FOUND,
             Self::AccessDenied(_) => S::FORBIDDEN,
+            Self::AlreadyExists => S::PRECONDITION_FAILED,
+            Self::NotImplemented(_) => S::NOT_IMPLEMENTED,
             Self::Internal => S::INTERNAL_SERVER_ERROR,
             _ => S::BAD_REQUEST,
         }
@@ -259,13 +268,15 @@ impl Core {
         }
     }
 
-    /// PutObject: stores the body as the object at `bucket/key` (one history row per upload).
+    /// PutObject: stores the body as the object at `bucket/key` (one history row per upload);
+    /// with [`IfExists::Refuse`], only if the key holds no object when it is committed.
     pub(crate) async fn put_object<S, E>(
         &self,
         who: &Principal,
         bucket: &str,
         key: &str,
         upload: Upload<S>,
+        if_exists: IfExists,
     ) -> Result<Stored, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -289,13 +300,30 @@ impl Core {
             crc64: stored.crc64,
         };
         let blob = written.blob;
+        // Refused: the blob is not kept (dropping it removes it).
         let replaced = self
             .db
-            .put_object(object, started_at, move || blob.keep())
+            .put_object(object, started_at, if_exists, move || blob.keep())
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .map_err(|_: NotCompleted| StoreError::AlreadyExists)?;
         self.blobs.remove(replaced).await;
         Ok(stored)
+    }
+
+    /// Refuses a write that is not to replace an object when `bucket/key` holds one (checked
+    /// again when the write commits: this only spares sending what would be refused).
+    pub(crate) async fn check_new(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_exists: IfExists,
+    ) -> Result<(), StoreError> {
+        match (if_exists, self.head(bucket, key).await) {
+            (IfExists::Refuse, Ok(_)) => Err(StoreError::AlreadyExists),
+            (_, Err(StoreError::NoSuchKey) | Ok(_)) => Ok(()),
+            (_, Err(err)) => Err(err),
+        }
     }
 
     /// HeadObject: what is known of the object at `bucket/key`.

@@ -10,7 +10,7 @@ use super::{
     Core, ListedPart, MAX_LIST, MAX_PART_NUMBER, MIN_PART_SIZE, PartPage, StoreError, Stored,
     Upload, UploadListing, UploadPage, db_err, internal,
 };
-use crate::db::{MultipartRow, ObjectRow, PartRow};
+use crate::db::{IfExists, MultipartRow, ObjectRow, PartRow};
 use crate::grants::Principal;
 use crate::store::crc64;
 
@@ -244,6 +244,7 @@ impl Core {
         key: &str,
         upload_id: &str,
         listed: &[ListedPart],
+        if_exists: IfExists,
     ) -> Result<Stored, StoreError> {
         let upload = self.open_upload(who, bucket, key, upload_id).await?;
         let chosen = self.chosen_parts(upload_id, listed).await?;
@@ -269,11 +270,12 @@ impl Core {
         };
         match self
             .db
-            .complete_multipart(upload, object, || {})
+            .complete_multipart(upload, object, if_exists, || {})
             .await
             .map_err(db_err)?
         {
             Ok(unused) => self.blobs.remove(unused).await,
+            Err(crate::db::NotCompleted::Exists) => return Err(StoreError::AlreadyExists),
             Err(crate::db::NotCompleted::Closed) => {
                 return Err(StoreError::NoSuchUpload(format!(
                     "upload {upload_id} was closed meanwhile"

@@ -5,6 +5,7 @@
 use ferry_protocol::Provider;
 
 use super::signature::AuthError;
+use crate::store::core::StoreError;
 
 /// A vendor dialect served by the native front.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,27 @@ const fn named(status: u16, code: &'static str, ec: Option<&'static str>) -> Nam
 }
 
 impl Dialect {
+    /// The header that makes a write refuse to replace an object (OBS documents none).
+    pub(crate) fn forbid_overwrite_header(self) -> Option<&'static str> {
+        match self {
+            Self::Oss => Some("x-oss-forbid-overwrite"),
+            Self::Obs => None,
+        }
+    }
+
+    /// A store refusal as the dialect names it: OSS answers a write it may not make because
+    /// the object exists `409 FileAlreadyExists`; the rest are S3's codes in both.
+    pub(crate) fn store_refusal(self, err: &StoreError) -> Named {
+        match (self, err) {
+            (Self::Oss, StoreError::AlreadyExists) => named(409, "FileAlreadyExists", None),
+            _ => Named {
+                status: err.status(),
+                code: err.code(),
+                ec: None,
+            },
+        }
+    }
+
     /// The grants this front accepts are minted for this provider.
     pub(crate) fn provider(self) -> Provider {
         match self {

@@ -52,14 +52,7 @@ impl Failure {
     fn respond(&self, reply: &Reply) -> HttpResponse {
         match self {
             Self::Auth(err) => reply.error(reply.dialect.auth_refusal(err), &err.to_string()),
-            Self::Store(err) => {
-                let named = dialect::Named {
-                    status: err.status(),
-                    code: err.code(),
-                    ec: None,
-                };
-                reply.error(named, &err.to_string())
-            }
+            Self::Store(err) => reply.error(reply.dialect.store_refusal(err), &err.to_string()),
         }
     }
 }

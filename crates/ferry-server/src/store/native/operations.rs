@@ -16,7 +16,7 @@ use super::request::Received;
 use crate::callbacks::{Asked, Committed, Delivery, Outcome, Vendor};
 use crate::grants::Principal;
 use crate::store::admission::MAX_XML_BODY;
-use crate::store::core::{Core, ListedPart, StoreError, Stored, Upload, UploadListing};
+use crate::store::core::{Core, IfExists, ListedPart, StoreError, Stored, Upload, UploadListing};
 use crate::store::rules::Operation;
 
 /// Longest a CompleteMultipartUpload body may take to arrive (it is small).
@@ -197,12 +197,27 @@ impl Call<'_> {
         response
     }
 
+    /// Whether the write may replace an object: the dialect's forbid-overwrite header, `true`
+    /// or `false` (any case); another value is refused, as OSS does.
+    fn if_exists(&self) -> Result<IfExists, Failure> {
+        let Some(name) = self.reply.dialect.forbid_overwrite_header() else {
+            return Ok(IfExists::Replace);
+        };
+        match self.received.header(name).map(str::trim) {
+            None => Ok(IfExists::Replace),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(IfExists::Replace),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(IfExists::Refuse),
+            Some(v) => Err(invalid(format!("{name} is {v:?}; it takes true or false"))),
+        }
+    }
+
     async fn put_object(&self, body: Incoming) -> Answer {
         let asked = self.asked_callback()?;
+        let if_exists = self.if_exists()?;
         let upload = self.upload(body)?;
         let stored = self
             .core
-            .put_object(self.who, self.bucket(), self.key(), upload)
+            .put_object(self.who, self.bucket(), self.key(), upload, if_exists)
             .await?;
         let plain = self
             .reply
@@ -211,6 +226,10 @@ impl Call<'_> {
     }
 
     async fn create(&self) -> Answer {
+        // OSS checks the condition when the upload begins too: nothing is sent in vain.
+        self.core
+            .check_new(self.bucket(), self.key(), self.if_exists()?)
+            .await?;
         let upload_id = self
             .core
             .create_multipart(self.who, self.bucket(), self.key())
@@ -280,10 +299,18 @@ impl Call<'_> {
             ));
         }
         let asked = self.asked_callback()?;
+        let if_exists = self.if_exists()?;
         let listed = self.listed_parts(body).await?;
         let stored = self
             .core
-            .complete(self.who, self.bucket(), self.key(), upload_id, &listed)
+            .complete(
+                self.who,
+                self.bucket(),
+                self.key(),
+                upload_id,
+                &listed,
+                if_exists,
+            )
             .await?;
         let document = reply::Completed {
             xmlns: self.reply.dialect.xmlns(),
