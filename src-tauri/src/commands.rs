@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::credentials::CredentialStatus;
 use ferry_engine::journal::SavedFolder;
 use ferry_engine::secret::Secret;
@@ -251,12 +252,20 @@ pub(crate) struct NewFolder {
     pick: u64,
     prefix: String,
     excludes: Vec<String>,
+    /// What its files do when their key already holds an object (ask when not said).
+    #[serde(default, rename = "onConflict")]
+    on_conflict: OnConflict,
 }
 
 #[tauri::command]
 pub(crate) async fn add_folder(desktop: Shared<'_>, folder: NewFolder) -> CommandResult<()> {
     desktop
-        .add_folder(folder.pick, folder.prefix, folder.excludes)
+        .add_folder(
+            folder.pick,
+            folder.prefix,
+            folder.excludes,
+            folder.on_conflict,
+        )
         .await
 }
 

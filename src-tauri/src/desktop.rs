@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
 use ferry_engine::profile;
@@ -177,6 +178,7 @@ impl Desktop {
         pick: u64,
         prefix: String,
         excludes: Vec<String>,
+        on_conflict: OnConflict,
     ) -> CommandResult<()> {
         let engine = self.engine().await?;
         let path = self.picks.take(&[pick])?.remove(0);
@@ -185,6 +187,7 @@ impl Desktop {
                 path,
                 prefix,
                 excludes,
+                on_conflict,
             })
             .await?;
         Ok(())
@@ -226,6 +229,8 @@ impl Desktop {
                     path: folder.path,
                     prefix: folder.prefix,
                     excludes: folder.excludes,
+                    // They replaced what was at their keys: they still do.
+                    on_conflict: OnConflict::Overwrite,
                 })
                 .await;
             match added {

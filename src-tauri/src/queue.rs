@@ -273,6 +273,7 @@ pub(crate) fn test_row(state: FileState, server: Option<&str>, user: i64) -> Fil
         user_id: Some(user),
         user_name: Some(if user == 1 { "alice" } else { "bob" }.into()),
         initiating_at: None,
+        on_conflict: ferry_engine::conflict::OnConflict::Ask,
     }
 }
 

@@ -80,6 +80,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
         name: "bobs-private-report.pdf",
         size: Some(1),
         mtime_ns: Some(1),
+        on_conflict: ferry_engine::conflict::OnConflict::Ask,
     };
     let id = engine.journal().add(&bob, &theirs, None).unwrap();
     assert!(

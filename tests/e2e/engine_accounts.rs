@@ -109,6 +109,7 @@ async fn a_file_confirmed_for_one_account_is_still_uploaded_for_another() {
         watcher
             .add(Folder {
                 path: folder.clone(),
+                on_conflict: ferry_engine::conflict::OnConflict::Ask,
                 prefix: String::new(),
                 excludes: vec![],
             })
@@ -294,6 +295,7 @@ async fn watched_folders_belong_to_the_account_that_added_them() {
     engine
         .add_folder(Folder {
             path: barts.clone(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: String::new(),
             excludes: vec![],
         })
@@ -302,6 +304,7 @@ async fn watched_folders_belong_to_the_account_that_added_them() {
     let duplicate = engine
         .add_folder(Folder {
             path: barts.clone(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: String::new(),
             excludes: vec![],
         })

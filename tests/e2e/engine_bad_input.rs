@@ -298,6 +298,7 @@ async fn a_watched_folder_unmounted_and_mounted_again_is_watched_again() {
     watcher
         .add(Folder {
             path: folder.clone(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: String::new(),
             excludes: vec![],
         })

@@ -6,6 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::Event;
 use ferry_engine::journal::FileState;
 use ferry_engine::watch::Folder;
@@ -62,6 +63,7 @@ per_dialect!(
     pause_and_cancel_keep_or_release_what_was_sent,
     a_killed_upload_resumes_from_the_parts_the_store_has,
     a_watched_folder_uploads_what_appears_in_it,
+    an_object_at_the_key_is_replaced_only_when_the_rule_says_so,
 );
 
 /// The store's list of open multipart uploads, asked in the grant's own dialect.
@@ -323,6 +325,7 @@ async fn a_watched_folder_uploads_what_appears_in_it(ask: GrantRequest) {
     engine
         .add_folder(Folder {
             path: folder.clone(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: "watched".into(),
             excludes: vec![],
         })
@@ -389,4 +392,176 @@ async fn the_server_chooses_the_dialect_when_the_client_does_not() {
         .unwrap();
     assert_eq!(summary.confirmed, 1, "{summary:?}");
     assert_stored(&server, &password, &[("/default.bin".into(), data)]).await;
+}
+
+/// Writes `files` (`name`, bytes) into `folder`; their paths.
+fn write_files(folder: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Vec<std::path::PathBuf> {
+    std::fs::create_dir_all(folder).unwrap();
+    files
+        .iter()
+        .map(|(name, data)| {
+            let path = folder.join(name);
+            std::fs::write(&path, data).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Sets a file's modification time.
+fn set_mtime(path: &std::path::Path, at: std::time::SystemTime) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(at).unwrap();
+}
+
+async fn an_object_at_the_key_is_replaced_only_when_the_rule_says_so(ask: GrantRequest) {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.grant = ask.clone();
+    })
+    .await;
+    let grant = engine.credentials().current().await.unwrap();
+    let names = ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt", "big.bin"];
+    let old: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                *n,
+                bytes(
+                    if *n == "big.bin" { 17 * MIB } else { 100 + i },
+                    400 + i as u64,
+                ),
+            )
+        })
+        .collect();
+    // The first copies: no object is there yet, so asking never comes up.
+    let first = dir.path().join("first").join("same");
+    write_files(&first, &old);
+    engine.enqueue(std::slice::from_ref(&first)).await.unwrap();
+    let summary = within(120, "the first upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, names.len() as u64, "{summary:?}");
+    let key = |name: &str| format!("{}same/{name}", grant.prefix);
+    let stored = |name: &str| {
+        let (server, bucket, key) = (&server, grant.bucket.clone(), key(name));
+        async move { server.server.object_bytes(&bucket, &key).await.unwrap() }
+    };
+    // Other files at the same keys (another folder named the same): each waits for a decision,
+    // nothing at the store changes, and the big one opened no multipart upload.
+    let new: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                *n,
+                bytes(
+                    if *n == "big.bin" { 17 * MIB } else { 200 + i },
+                    500 + i as u64,
+                ),
+            )
+        })
+        .collect();
+    let second = dir.path().join("second").join("same");
+    let paths = write_files(&second, &new);
+    engine.enqueue(std::slice::from_ref(&second)).await.unwrap();
+    within(120, "the second upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    // The rows of the second copies, in the order of `names`.
+    let ids: Vec<i64> = paths
+        .iter()
+        .map(|path| {
+            engine
+                .journal()
+                .latest_for_path(&engine.session().owner().unwrap(), path)
+        })
+        .map(|row| row.unwrap().unwrap().id)
+        .collect();
+    for (id, (name, data)) in ids.iter().zip(&old) {
+        let row = engine.journal().file(*id).unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.error_code.as_deref(), row.next_retry_at),
+            (FileState::Failed, Some("exists"), None),
+            "{name}: {row:?}"
+        );
+        assert_eq!(
+            stored(name).await.as_deref(),
+            Some(data.as_slice()),
+            "{name}"
+        );
+    }
+    assert!(
+        !open_uploads(&grant).await.contains("big.bin"),
+        "no upload was begun"
+    );
+    // Each answer does what it says.
+    let hour = Duration::from_secs(3600);
+    set_mtime(&paths[3], std::time::SystemTime::now() - 48 * hour);
+    set_mtime(&paths[4], std::time::SystemTime::now() + hour);
+    let answers = [
+        OnConflict::Overwrite,
+        OnConflict::Rename,
+        OnConflict::Skip,
+        OnConflict::Newer,
+        OnConflict::Newer,
+        OnConflict::Overwrite,
+    ];
+    for (id, rule) in ids.iter().zip(answers) {
+        assert_eq!(engine.decide(Some(&[*id]), rule).await.unwrap(), 1);
+    }
+    within(120, "the decided upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    let state = |id: i64| {
+        let row = engine.journal().file(id).unwrap().unwrap();
+        (row.state, row.error_code)
+    };
+    let confirmed = (FileState::Confirmed, None);
+    assert_eq!(state(ids[0]), confirmed);
+    assert_eq!(stored("a.txt").await.as_deref(), Some(new[0].1.as_slice()));
+    assert_eq!(state(ids[1]), confirmed);
+    assert_eq!(stored("b.txt").await.as_deref(), Some(old[1].1.as_slice()));
+    assert_eq!(
+        stored("b (1).txt").await.as_deref(),
+        Some(new[1].1.as_slice())
+    );
+    assert_eq!(state(ids[2]), (FileState::Skipped, Some("exists".into())));
+    assert_eq!(stored("c.txt").await.as_deref(), Some(old[2].1.as_slice()));
+    assert_eq!(
+        state(ids[3]),
+        (FileState::Skipped, Some("not_newer".into()))
+    );
+    assert_eq!(stored("d.txt").await.as_deref(), Some(old[3].1.as_slice()));
+    assert_eq!(state(ids[4]), confirmed);
+    assert_eq!(stored("e.txt").await.as_deref(), Some(new[4].1.as_slice()));
+    assert_eq!(state(ids[5]), confirmed);
+    assert_eq!(
+        stored("big.bin").await.as_deref(),
+        Some(new[5].1.as_slice())
+    );
+    // "Apply to all": one answer for every file waiting for one; renamed past the name taken.
+    let third = dir.path().join("third").join("same");
+    let newest = vec![("b.txt", bytes(300, 600)), ("c.txt", bytes(301, 601))];
+    write_files(&third, &newest);
+    engine.enqueue(std::slice::from_ref(&third)).await.unwrap();
+    within(120, "the third upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(engine.decide(None, OnConflict::Rename).await.unwrap(), 2);
+    let summary = within(120, "the renamed upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    assert_eq!(
+        stored("b (2).txt").await.as_deref(),
+        Some(newest[0].1.as_slice())
+    );
+    assert_eq!(
+        stored("c (1).txt").await.as_deref(),
+        Some(newest[1].1.as_slice())
+    );
+    assert_eq!(stored("c.txt").await.as_deref(), Some(old[2].1.as_slice()));
 }

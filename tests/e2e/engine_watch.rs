@@ -49,6 +49,7 @@ async fn watch(
     watcher
         .add(Folder {
             path: folder.to_owned(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: "inbox".into(),
             excludes: vec!["*.log".into()],
         })
@@ -204,6 +205,7 @@ fn start_watching(
     watcher
         .add(Folder {
             path: folder.to_owned(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: String::new(),
             excludes: vec![],
         })
@@ -266,6 +268,7 @@ async fn a_file_waiting_for_its_retry_gets_no_second_row_on_rescan() {
     watcher
         .add(Folder {
             path: folder.clone(),
+            on_conflict: ferry_engine::conflict::OnConflict::Ask,
             prefix: String::new(),
             excludes: vec![],
         })
@@ -460,6 +463,7 @@ async fn a_folder_named_another_way_is_the_same_folder() {
         path,
         prefix: String::new(),
         excludes: Vec::new(),
+        on_conflict: ferry_engine::conflict::OnConflict::Ask,
     };
     engine.add_folder(watch(folder.clone())).await.unwrap();
     // (`Path` already takes `scans/.` for `scans`: these names are the file system's to tell.)

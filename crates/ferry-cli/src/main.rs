@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::journal::FileState;
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
@@ -87,6 +88,11 @@ enum Command {
         /// Send files again even if they were uploaded unchanged before.
         #[arg(long)]
         force: bool,
+        /// When an object is already at a file's key (not put there by this file): ask (the
+        /// file waits, and a later run with another choice settles it), skip, overwrite,
+        /// rename (keep both: `name (1).ext`), or newer (overwrite if the file is newer).
+        #[arg(long, default_value = "ask", value_name = "RULE")]
+        on_conflict: OnConflict,
     },
     /// Watch a folder and upload what appears in it (until Ctrl-C).
     Watch {
@@ -97,6 +103,10 @@ enum Command {
         /// Extra glob patterns to leave out (repeatable).
         #[arg(long)]
         exclude: Vec<String>,
+        /// When an object is already at a file's key: ask, skip, overwrite, rename or newer
+        /// (as for `upload`).
+        #[arg(long, default_value = "ask", value_name = "RULE")]
+        on_conflict: OnConflict,
     },
     /// Show the queue (reads it without disturbing a running upload).
     Status,
@@ -169,7 +179,7 @@ fn progress_bar(shown: bool) -> Arc<Progress> {
 async fn upload(
     engine: &Engine,
     paths: &[PathBuf],
-    force: bool,
+    (force, on_conflict): (bool, OnConflict),
     progress: &Arc<Progress>,
     json: bool,
 ) -> anyhow::Result<bool> {
@@ -178,11 +188,7 @@ async fn upload(
             eprintln!("{}: no such file or folder", path.display());
         }
     }
-    let ids = if force {
-        engine.enqueue_forced(paths).await?
-    } else {
-        engine.enqueue(paths).await?
-    };
+    let ids = engine.enqueue_with(paths, force, on_conflict).await?;
     let mut already = std::collections::HashSet::new();
     let mut total = 0;
     for id in &ids {
@@ -199,12 +205,16 @@ async fn upload(
     engine.run_until_idle().await?;
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
+    let mut asking = 0;
     for id in ids {
         let Some(row) = engine.journal().file(id)? else {
             continue;
         };
         let confirmed = row.state == FileState::Confirmed;
         all_confirmed &= confirmed;
+        asking += usize::from(
+            row.state == FileState::Failed && row.error_code.as_deref() == Some("exists"),
+        );
         let outcome = Outcome {
             file_id: id,
             already: already.contains(&id),
@@ -220,6 +230,12 @@ async fn upload(
             } else {
                 outcome.text()
             }
+        );
+    }
+    if asking > 0 {
+        eprintln!(
+            "{asking} file(s) wait: an object is already at their key. Run the same command \
+             again with --on-conflict overwrite, rename (keep both), skip or newer."
         );
     }
     Ok(all_confirmed && paths.iter().all(|p| std::fs::symlink_metadata(p).is_ok()))
@@ -479,13 +495,16 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
             match command {
-                Command::Upload { paths, force } => {
-                    upload(&engine, &paths, force, &progress, cli.json).await
-                }
+                Command::Upload {
+                    paths,
+                    force,
+                    on_conflict,
+                } => upload(&engine, &paths, (force, on_conflict), &progress, cli.json).await,
                 Command::Watch {
                     dir,
                     prefix,
                     exclude,
+                    on_conflict,
                 } => {
                     let dir = std::fs::canonicalize(&dir)
                         .with_context(|| format!("{}", dir.display()))?;
@@ -494,6 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                         path: dir.clone(),
                         prefix,
                         excludes: exclude,
+                        on_conflict,
                     })?;
                     eprintln!("watching {} (Ctrl-C stops)", dir.display());
                     let transfer = engine.transfer().clone();

@@ -12,6 +12,7 @@ use ferry_protocol::{GrantRequest, UploadPage, User};
 use time::OffsetDateTime;
 
 use crate::api::ApiClient;
+use crate::conflict::OnConflict;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
@@ -64,6 +65,8 @@ pub struct Status {
 
 /// An open engine.
 pub struct Engine {
+    /// What files given without a rule do when their key already holds an object.
+    on_conflict: std::sync::Mutex<OnConflict>,
     journal: Arc<Journal>,
     session: Arc<Session>,
     credentials: Arc<Credentials>,
@@ -169,6 +172,7 @@ impl Engine {
             transfer.events(),
         );
         Ok(Self {
+            on_conflict: std::sync::Mutex::new(OnConflict::default()),
             journal,
             session,
             credentials,
@@ -248,22 +252,31 @@ impl Engine {
     /// per file. A file's key is its path relative to the parent of what was given
     /// (`dir/a.txt` for `dir`). A file already confirmed unchanged at the same key is not sent
     /// again: its confirmed row is returned.
+    /// A file whose key holds an object at the store does what [`Engine::on_conflict`] says.
     pub async fn enqueue(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
-        self.add(paths, false).await
+        self.enqueue_with(paths, false, self.on_conflict()).await
     }
 
     /// Like [`Engine::enqueue`], but files already confirmed unchanged are sent again.
     pub async fn enqueue_forced(&self, paths: &[PathBuf]) -> Result<Vec<i64>> {
-        self.add(paths, true).await
+        self.enqueue_with(paths, true, self.on_conflict()).await
     }
 
-    async fn add(&self, paths: &[PathBuf], force: bool) -> Result<Vec<i64>> {
+    /// Like [`Engine::enqueue`] (or [`Engine::enqueue_forced`] with `force`), the files doing
+    /// what `on_conflict` says when their key already holds an object at the store.
+    pub async fn enqueue_with(
+        &self,
+        paths: &[PathBuf],
+        force: bool,
+        on_conflict: OnConflict,
+    ) -> Result<Vec<i64>> {
         let owner = self.owner()?;
         let paths = paths.to_vec();
         let added = self
             .journal
             .blocking(move |journal| {
-                let mut intake = Intake::new(journal, &owner, Intent::Given { force });
+                let mut intake =
+                    Intake::new(journal, &owner, Intent::Given { force }).on_conflict(on_conflict);
                 for path in &paths {
                     intake.add_given(path)?;
                 }
@@ -278,6 +291,38 @@ impl Engine {
         }
         self.transfer.wake();
         Ok(added.ids)
+    }
+
+    /// What files given without a rule of their own do when their key already holds an object
+    /// at the store (at first: ask).
+    pub fn on_conflict(&self) -> OnConflict {
+        *self
+            .on_conflict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets [`Engine::on_conflict`] for files given from now on.
+    pub fn set_on_conflict(&self, rule: OnConflict) {
+        *self
+            .on_conflict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rule;
+    }
+
+    /// Settles the signed-in account's files waiting for a decision about an object at their
+    /// key — those of `ids`, or with `None` all of them and every file still to come in the
+    /// queue that would ask ("apply to all") — with `rule`, and queues them again. Returns
+    /// the files queued again.
+    pub async fn decide(&self, ids: Option<&[i64]>, rule: OnConflict) -> Result<u64> {
+        let owner = self.owner()?;
+        let ids = ids.map(<[i64]>::to_vec);
+        let queued = self
+            .journal
+            .blocking(move |j| j.decide(&owner, ids.as_deref(), rule))
+            .await?;
+        self.transfer.wake();
+        Ok(queued)
     }
 
     /// What the queue holds, for the signed-in account and the others.

@@ -74,6 +74,17 @@ pub enum Error {
         /// Words for people.
         reason: String,
     },
+    /// The file was not sent on purpose: its conflict rule leaves the object at the store as
+    /// it is (`exists`: skip; `not_newer`: overwrite only if newer). The file is skipped.
+    #[error("{path}: {reason}")]
+    Kept {
+        /// The file.
+        path: String,
+        /// Stable code: `exists`, `not_newer`.
+        code: &'static str,
+        /// Words for people.
+        reason: String,
+    },
     /// The journal failed (`disk_full` when the disk under it has no room left).
     #[error("journal: {0}{hint}", hint = disk_full_hint(.0))]
     Journal(#[from] rusqlite::Error),
@@ -170,7 +181,7 @@ impl Error {
             Self::Network { .. } => "network",
             Self::Timeout { .. } => "timeout",
             Self::Storage { .. } => "storage",
-            Self::File { code, .. } => code,
+            Self::File { code, .. } | Self::Kept { code, .. } => code,
             Self::Journal(err) if is_disk_full(err) => "disk_full",
             Self::Journal(_) => "journal",
             Self::Sign(_) => "signing",

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod blocking;
+pub mod conflict;
 pub mod credentials;
 pub mod diagnostics;
 pub mod dialect;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::conflict::{OnConflict, renamed_from};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Journal, NewFile, Owner, Skip};
 
@@ -61,6 +62,8 @@ pub(crate) struct Intake<'a> {
     intent: Intent,
     /// Keys taken in this batch, by the path that took them.
     batch: HashMap<String, PathBuf>,
+    /// What the files added do when their key holds an object at the store.
+    on_conflict: OnConflict,
     pub(crate) added: Added,
 }
 
@@ -112,8 +115,16 @@ impl<'a> Intake<'a> {
             owner,
             intent,
             batch: HashMap::new(),
+            on_conflict: OnConflict::default(),
             added: Added::default(),
         }
+    }
+
+    /// What the files added do when their key already holds an object at the store (given
+    /// again, a file waiting in the queue takes the rule too).
+    pub(crate) fn on_conflict(mut self, rule: OnConflict) -> Self {
+        self.on_conflict = rule;
+        self
     }
 
     /// Adds what the user gave: files, and folders walked recursively. A file's key is its
@@ -181,11 +192,18 @@ impl<'a> Intake<'a> {
             Ok(key) => key,
             Err(refusal) => return self.refuse(path, "", look, refusal),
         };
+        let latest = self.journal.latest_for_path(self.owner, path)?;
+        // Kept beside another object last time (`name (1).ext`): that copy is its own.
+        let key = match &latest {
+            Some(row) if row.state == FileState::Confirmed && renamed_from(&row.key, &key) => {
+                row.key.clone()
+            }
+            _ => key,
+        };
         if self.batch.get(&key).is_some_and(|p| p != path) {
             return self.refuse(path, &key, look, KEY_CONFLICT);
         }
         self.batch.insert(key.clone(), path.to_owned());
-        let latest = self.journal.latest_for_path(self.owner, path)?;
         if let Some(row) = &latest
             && let Some(id) = self.existing(row, &key, look)?
         {
@@ -198,7 +216,16 @@ impl<'a> Intake<'a> {
         {
             return self.refuse(path, &key, look, KEY_CONFLICT);
         }
-        let id = self.insert(path, &key, look, None)?;
+        // A file whose last upload went to this same key replaces its own object without
+        // asking: what is there is its earlier version, not someone else's file.
+        let own = latest
+            .as_ref()
+            .is_some_and(|row| row.state == FileState::Confirmed && row.key == key);
+        let rule = match own {
+            true => OnConflict::Overwrite,
+            false => self.on_conflict,
+        };
+        let id = self.insert(path, &key, look, None, rule)?;
         self.added.ids.push(id);
         self.added.queued = true;
         Ok(())
@@ -242,6 +269,7 @@ impl<'a> Intake<'a> {
             }
             (Intent::Given { .. }, state) if state.is_final() => Ok(None),
             (Intent::Given { .. }, _) if row.key == key => {
+                self.journal.set_on_conflict(&[row.id], self.on_conflict)?;
                 let resumed = self.journal.move_states(
                     self.owner,
                     Some(&[row.id]),
@@ -300,7 +328,7 @@ impl<'a> Intake<'a> {
             {
                 return self.keep(row.id);
             }
-            _ => self.insert(path, key, look, Some(why))?,
+            _ => self.insert(path, key, look, Some(why), self.on_conflict)?,
         };
         self.added.ids.push(id);
         Ok(())
@@ -316,7 +344,14 @@ impl<'a> Intake<'a> {
         Ok(())
     }
 
-    fn insert(&self, path: &Path, key: &str, look: Option<Look>, skip: Skip<'_>) -> Result<i64> {
+    fn insert(
+        &self,
+        path: &Path,
+        key: &str,
+        look: Option<Look>,
+        skip: Skip<'_>,
+        on_conflict: OnConflict,
+    ) -> Result<i64> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -327,6 +362,7 @@ impl<'a> Intake<'a> {
             name: &name,
             size: look.map(|l| l.size),
             mtime_ns: look.map(|l| l.mtime_ns),
+            on_conflict,
         };
         self.journal.add(self.owner, &file, skip)
     }

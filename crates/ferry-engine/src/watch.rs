@@ -14,6 +14,7 @@ use notify::{RecursiveMode, Watcher as _};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::conflict::OnConflict;
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event, EventSink};
 use crate::journal::{FileState, Journal};
@@ -53,6 +54,8 @@ pub struct Folder {
     pub prefix: String,
     /// Extra glob patterns to exclude (matched against the name and the relative path).
     pub excludes: Vec<String>,
+    /// What its files do when their key already holds an object at the store.
+    pub on_conflict: OnConflict,
 }
 
 /// What the watcher knows of a folder.
@@ -462,7 +465,8 @@ impl Watcher {
         if excludes.is_match(&name) || excludes.is_match(&relative) {
             return Ok(Taken::Skipped(folder.path));
         }
-        let mut intake = Intake::new(&self.journal, &owner, Intent::Found);
+        let mut intake =
+            Intake::new(&self.journal, &owner, Intent::Found).on_conflict(folder.on_conflict);
         intake.add_file(path, &folder.prefix, &relative)?;
         match intake.added.ids.first() {
             Some(&id) if intake.added.queued => Ok(Taken::Queued(folder.path, id)),

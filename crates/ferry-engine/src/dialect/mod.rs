@@ -151,6 +151,28 @@ impl Dialect {
         }
     }
 
+    /// The header that makes a write refuse to replace an object, if the dialect has one: S3's
+    /// `If-None-Match: *` (AWS, MinIO, Ceph, the embedded store), OSS's
+    /// `x-oss-forbid-overwrite`. OBS documents none.
+    pub fn only_new_header(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::S3 => Some(("if-none-match", "*")),
+            Self::OssV4 | Self::OssV1 => Some(("x-oss-forbid-overwrite", "true")),
+            Self::Obs => None,
+        }
+    }
+
+    /// Whether the store of `grant` may ignore [`Dialect::only_new_header`], so a write that
+    /// must not replace an object looks first: OBS has no such header, and JD Cloud's S3 API
+    /// does not document `If-None-Match` on writes.
+    pub fn looks_before_writing(grant: &Grant) -> bool {
+        let jd_cloud = reqwest::Url::parse(&grant.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.ends_with("jdcloud-oss.com")))
+            .unwrap_or(false);
+        Self::of(grant).only_new_header().is_none() || jd_cloud
+    }
+
     /// The header in which the store answers a CRC-64 of what it stored, if it does.
     pub fn crc64_header(self) -> Option<&'static str> {
         match self {

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::state::sql_final;
 use super::{Cached, FileState, Journal, Owner, now};
+use crate::conflict::OnConflict;
 use crate::error::Result;
 
 /// One file of the journal.
@@ -60,6 +61,8 @@ pub struct FileRow {
     /// When a multipart upload was being begun and its id not journaled yet (store time, Unix
     /// seconds).
     pub initiating_at: Option<i64>,
+    /// What happens when its key already holds an object at the store.
+    pub on_conflict: OnConflict,
 }
 
 impl FileRow {
@@ -87,7 +90,7 @@ pub struct PartRow {
 pub(super) const COLUMNS: &str =
     "id, path, key, name, size, mtime_ns, sample, state, attempts, next_retry_at,
     error_code, error_message, upload_id, part_size, object_key, bucket, etag, checksum, bytes_done,
-    server, user_id, user_name, initiating_at";
+    server, user_id, user_name, initiating_at, on_conflict";
 
 /// `server = ? AND user_id = ?` for an owner, as parameters `?1`, `?2`.
 pub(super) const OWNED: &str = "server = ?1 AND user_id = ?2";
@@ -140,6 +143,7 @@ pub(super) fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
         user_id: row.get(20)?,
         user_name: row.get(21)?,
         initiating_at: row.get(22)?,
+        on_conflict: OnConflict::parse(&row.get::<_, String>(23)?).unwrap_or_default(),
     })
 }
 
@@ -156,6 +160,8 @@ pub struct NewFile<'a> {
     pub size: Option<u64>,
     /// Modification time (ns since the epoch) when found.
     pub mtime_ns: Option<i64>,
+    /// What happens when its key already holds an object at the store.
+    pub on_conflict: OnConflict,
 }
 
 /// Where a new row starts: queued, or skipped with a code and a reason.
@@ -224,8 +230,9 @@ impl Journal {
             };
             c.run(
                 "INSERT INTO files (path, display_path, key, name, size, mtime_ns, state,
-                     error_code, error_message, created_at, updated_at, server, user_id, user_name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
+                     error_code, error_message, created_at, updated_at, server, user_id, user_name,
+                     on_conflict)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     path_bytes(file.path),
                     file.path.to_string_lossy(),
@@ -240,6 +247,7 @@ impl Journal {
                     owner.server,
                     owner.user_id,
                     owner.user_name,
+                    file.on_conflict.as_str(),
                 ],
             )?;
             Ok(c.last_insert_rowid())

@@ -22,7 +22,7 @@ impl Journal {
     pub fn folders(&self, owner: &Owner) -> Result<Vec<SavedFolder>> {
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT path, prefix, excludes, enabled FROM folders
+                "SELECT path, prefix, excludes, enabled, on_conflict FROM folders
                  WHERE server = ?1 AND user_id = ?2 ORDER BY rowid",
             )?;
             stmt.query_map(params![owner.server, owner.user_id], |r| {
@@ -30,6 +30,8 @@ impl Journal {
                 Ok(SavedFolder {
                     folder: Folder {
                         path: path_from(r.get(0)?),
+                        on_conflict: crate::conflict::OnConflict::parse(&r.get::<_, String>(4)?)
+                            .unwrap_or_default(),
                         prefix: r.get(1)?,
                         excludes: serde_json::from_str(&excludes).unwrap_or_default(),
                     },
@@ -46,10 +48,12 @@ impl Journal {
             serde_json::to_string(&saved.folder.excludes).unwrap_or_else(|_| "[]".into());
         self.with(|c| {
             c.execute(
-                "INSERT INTO folders (server, user_id, path, display_path, prefix, excludes, enabled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO folders (server, user_id, path, display_path, prefix, excludes, enabled,
+                     on_conflict)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (server, user_id, path) DO UPDATE SET prefix = excluded.prefix,
-                     excludes = excluded.excludes, enabled = excluded.enabled",
+                     excludes = excluded.excludes, enabled = excluded.enabled,
+                     on_conflict = excluded.on_conflict",
                 params![
                     owner.server,
                     owner.user_id,
@@ -57,7 +61,8 @@ impl Journal {
                     saved.folder.path.to_string_lossy(),
                     saved.folder.prefix,
                     excludes,
-                    saved.enabled
+                    saved.enabled,
+                    saved.folder.on_conflict.as_str()
                 ],
             )?;
             Ok(())

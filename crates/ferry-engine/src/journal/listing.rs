@@ -288,6 +288,7 @@ mod tests {
                     name: &format!("{i}.bin"),
                     size: Some(10),
                     mtime_ns: Some(1),
+                    on_conflict: crate::conflict::OnConflict::Ask,
                 };
                 journal.add(who, &file, None).unwrap()
             })

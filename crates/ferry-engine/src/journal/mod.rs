@@ -12,6 +12,7 @@
 //! `Uploading` go back to `Queued` and resume from the store's part list. Readers (`ferry
 //! status`) open it read-only and change nothing.
 
+mod conflicts;
 mod files;
 mod folders;
 mod listing;
@@ -164,6 +165,12 @@ CREATE INDEX files_unfinished_owner ON files (server, user_id)
     WHERE state NOT IN ('confirmed','skipped','cancelled');
 CREATE INDEX files_finished ON files (server, user_id, id)
     WHERE cleared = 0 AND state IN ('confirmed','skipped','cancelled');
+"#,
+    // What a file does when its key already holds an object at the store (`conflict`), and
+    // what a watched folder's files do. Rows from before asked nobody: they overwrote.
+    r#"
+ALTER TABLE files ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'overwrite';
+ALTER TABLE folders ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'ask';
 "#,
 ];
 

@@ -7,7 +7,8 @@
 //! Queued ──► Uploading ──► Uploaded ──► Confirmed
 //!   │  ▲         │  │
 //!   │  └─Paused◄─┘  └─► Failed(attempts, retry at) ──► Uploading (when due)
-//!   └─► Skipped(reason)        any unfinished state ──► Cancelled
+//!   └─► Skipped(reason) ◄─ Uploading (an object at the key, left alone)
+//!                              any unfinished state ──► Cancelled
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,8 @@ impl FileState {
             Paused => &[Queued, Uploading, Failed],
             // Uploaded: the app server refused the confirmation for good.
             Failed => &[Uploading, Uploaded],
-            Skipped => &[Queued],
+            // Uploading: its rule left the object already at its key alone.
+            Skipped => &[Queued, Uploading],
             Cancelled => &[Queued, Uploading, Paused, Failed],
         }
     }

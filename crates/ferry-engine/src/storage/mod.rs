@@ -97,6 +97,9 @@ pub(crate) struct Payload {
     /// The dialect's callback headers (signed like the others), when the store is to call the
     /// app server back once the object is stored.
     pub(crate) callback: Vec<(String, String)>,
+    /// Whether the write may replace an object at its key (a write that may not is sent with
+    /// the dialect's condition, where it has one).
+    pub(crate) write: Option<crate::conflict::Write>,
 }
 
 /// A successful reply.
@@ -169,6 +172,8 @@ impl Stored {
 pub(crate) struct ObjectHead {
     pub(crate) size: u64,
     pub(crate) etag: String,
+    /// `Last-Modified`, when the store gives one that can be read.
+    pub(crate) modified: Option<time::OffsetDateTime>,
 }
 
 /// The store client.
@@ -323,6 +328,11 @@ impl Storage {
     ) -> Result<Reply> {
         let dialect = Dialect::of(grant);
         let mut headers = payload.callback.clone();
+        if payload.write == Some(crate::conflict::Write::OnlyNew)
+            && let Some((name, value)) = dialect.only_new_header()
+        {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
         if let Some(md5) = &payload.content_md5 {
             headers.push(("content-md5".to_owned(), md5.clone()));
         }
@@ -471,8 +481,19 @@ impl Storage {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        let modified = reply
+            .headers
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
+            });
         match (size, reply.etag()) {
-            (Some(size), Some(etag)) => Ok(Some(ObjectHead { size, etag })),
+            (Some(size), Some(etag)) => Ok(Some(ObjectHead {
+                size,
+                etag,
+                modified,
+            })),
             _ => Err(Error::Protocol {
                 operation,
                 detail: "no Content-Length or ETag".into(),
@@ -592,6 +613,7 @@ impl Storage {
         upload_id: &str,
         parts: &[(u32, String)],
         callback: Vec<(String, String)>,
+        write: crate::conflict::Write,
     ) -> Result<Stored> {
         let operation = "CompleteMultipartUpload";
         let query = format!("uploadId={}", uri_encode(upload_id, false));
@@ -599,6 +621,7 @@ impl Storage {
         let payload = Payload {
             body: Body::Bytes(Bytes::from(xml::complete_request(parts))),
             callback,
+            write: Some(write),
             ..Default::default()
         };
         let reply = self

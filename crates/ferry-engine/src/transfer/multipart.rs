@@ -281,6 +281,7 @@ impl PartJob {
             content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
             progress: None,
             callback: Vec::new(),
+            write: None,
         };
         let stored = self
             .shared
@@ -360,6 +361,7 @@ async fn finish(
             upload_id,
             &listed,
             callback::headers(shared, &grant, row),
+            target.write,
         )
         .await
     {

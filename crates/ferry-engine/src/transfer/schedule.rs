@@ -101,6 +101,15 @@ impl Transfer {
             }
             return;
         }
+        if let Error::Kept { code, reason, .. } = err {
+            // Its rule left the object at its key alone: skipped, not failed.
+            match self.shared.journal.skip_uploading(id, code, reason) {
+                Ok(true) => self.emit_state(id, FileState::Skipped, Some(err)),
+                Ok(false) => {}
+                Err(journal) => self.journal_trouble("recording a skipped file", Some(journal)),
+            }
+            return;
+        }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
         let max = self.shared.settings.max_attempts;
         let again = attempts < max && (err.is_transient() || err.code() == "file_changed");
@@ -371,6 +380,7 @@ mod tests {
                 name: &key,
                 size: Some(*size),
                 mtime_ns: Some(1),
+                on_conflict: crate::conflict::OnConflict::Ask,
             };
             journal.add(&owner, &file, None).unwrap();
         }

@@ -13,7 +13,8 @@ use super::source::{
     Fingerprint, changed, changed_under, crc64_of, fingerprint_now, hash_span, look, md5_of,
 };
 use super::{Shared, callback};
-use crate::dialect::same_etag;
+use crate::conflict::{self, Write};
+use crate::dialect::{Dialect, same_etag};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Owner, Uploaded};
 use crate::storage::{Body, Payload, Stored, Who};
@@ -74,18 +75,101 @@ pub(crate) async fn upload(
     let (print, small) = note_fingerprint(shared, row, owner).await?;
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
-    let key = format!("{}{}", grant.prefix, row.key);
-    inside_grant(&grant, &key, &row.path)?;
-    let target = Target {
-        bucket: &grant.bucket,
-        key: &key,
-        owner,
+    inside_grant(&grant, &format!("{}{}", grant.prefix, row.key), &row.path)?;
+    let big = print.size >= shared.settings.single_put_threshold;
+    let _big_slot = match big {
+        true => Some(shared.big_files.clone().acquire_owned().await),
+        false => None,
     };
-    if print.size >= shared.settings.single_put_threshold {
-        let _big_slot = shared.big_files.clone().acquire_owned().await;
-        return super::multipart::multipart(shared, row, &print, &target, sent).await;
+    let who = Who::file(owner, row.id);
+    // The file as just looked at (its modification time decides "overwrite if newer").
+    let mut row = FileRow {
+        size: Some(print.size),
+        mtime_ns: Some(print.mtime_ns),
+        ..row.clone()
+    };
+    let mut settled = match row.upload_id {
+        // Begun already: its key was settled then; the condition still guards its Complete.
+        Some(_) => conflict::begun(&row, &grant.prefix),
+        None => {
+            let looks_first = big || Dialect::looks_before_writing(&grant);
+            conflict::settle(shared, &row, &who, &grant.prefix, looks_first).await?
+        }
+    };
+    // A write refused because an object appeared at the key is settled again, a few times.
+    for attempt in 0..MAX_REFUSED_WRITES {
+        if attempt > 0 {
+            // Its key may have changed (keep both), its multipart upload begun.
+            row = fresh(shared, &row).await?;
+        }
+        let row = &row;
+        inside_grant(&grant, &settled.key, &row.path)?;
+        let target = Target {
+            bucket: &grant.bucket,
+            key: &settled.key,
+            owner,
+            write: settled.write,
+        };
+        let written = match big {
+            true => super::multipart::multipart(shared, row, &print, &target, sent).await,
+            false => {
+                put_and_record(
+                    shared,
+                    row,
+                    print.clone(),
+                    small.clone(),
+                    &target,
+                    sent,
+                    &grant,
+                )
+                .await
+            }
+        };
+        let refused = match written {
+            Err(err) if conflict::is_exists_refusal(&err) => err,
+            other => return other,
+        };
+        tracing::info!(file_id = row.id, error = %refused, "an object appeared at the key");
+        match conflict::refused(shared, row, &who, &grant.prefix, &settled.key).await {
+            Ok(next) => settled = next,
+            // Skipped: a multipart upload whose Complete was refused is let go of. (Asked:
+            // it is kept, to be completed at once if the answer is to overwrite.)
+            Err(kept @ Error::Kept { .. }) => {
+                abandon(shared, &fresh(shared, row).await?, owner).await?;
+                return Err(kept);
+            }
+            Err(err) => return Err(err),
+        }
     }
-    let object = put_whole(shared, row, &print, small, &target, sent, &grant).await?;
+    Err(Error::Protocol {
+        operation: "uploading the file",
+        detail: format!("the store refused {MAX_REFUSED_WRITES} writes for objects at the key"),
+    })
+}
+
+/// Writes a refused for an object at their key, at most, before the attempt is given up.
+const MAX_REFUSED_WRITES: usize = 3;
+
+/// `row` as the journal has it now (a key changed to keep both, an upload begun).
+async fn fresh(shared: &Arc<Shared>, row: &FileRow) -> Result<FileRow> {
+    let id = row.id;
+    Ok(shared
+        .db(move |j| j.file(id))
+        .await?
+        .unwrap_or_else(|| row.clone()))
+}
+
+/// Sends a file in one PUT and records it `Uploaded`.
+async fn put_and_record(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: Fingerprint,
+    small: Option<Bytes>,
+    target: &Target<'_>,
+    sent: &Arc<AtomicU64>,
+    grant: &ferry_protocol::Grant,
+) -> Result<FileRow> {
+    let object = put_whole(shared, row, &print, small, target, sent, grant).await?;
     // The file must still be what was hashed: checked in the hop that records it.
     let (id, path, recorded) = (row.id, row.path.clone(), object.clone());
     shared
@@ -152,13 +236,29 @@ async fn put_whole(
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
         progress: Some(sent.clone()),
         callback: callback::headers(shared, grant, row),
+        write: Some(target.write),
     };
     let who = Who::file(target.owner, row.id);
+    let expected = hex::encode(md5);
     let stored = match shared.storage.put_object(&who, target.key, payload).await {
         Ok(stored) => stored,
+        // Refused for an object at the key: this very file is there already when a PUT sent
+        // again after its answer was lost finds its own first try (or someone stored the
+        // same bytes).
+        Err(err) if conflict::is_exists_refusal(&err) => {
+            match shared.storage.head(&who, target.key).await? {
+                Some(head) if head.size == print.size && same_etag(&head.etag, &expected) => {
+                    Stored {
+                        etag: head.etag,
+                        crc64: None,
+                        callback: None,
+                    }
+                }
+                _ => return Err(err),
+            }
+        }
         Err(err) => return Err(changed_under(path, print, err).await),
     };
-    let expected = hex::encode(md5);
     check_stored(&stored, &expected, crc)?;
     callback::report(shared, row.id, stored.callback.as_ref());
     Ok(Object {
@@ -228,11 +328,12 @@ pub(super) fn check_stored(stored: &Stored, md5_hex: &str, crc: u64) -> Result<(
     }
 }
 
-/// Where a multipart upload goes and for whom.
+/// Where an upload goes, for whom, and whether it may replace an object there.
 pub(super) struct Target<'a> {
     pub(super) bucket: &'a str,
     pub(super) key: &'a str,
     pub(super) owner: &'a Owner,
+    pub(super) write: Write,
 }
 
 /// Refuses to go on when the signed-in account is no longer the file's owner (a sign-out or

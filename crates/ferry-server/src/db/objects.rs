@@ -299,7 +299,17 @@ impl Db {
     ) -> Result<Result<Vec<String>, NotCompleted>, DbError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            // Refused before the upload is closed: it stays open, to be completed otherwise.
+            let closed = tx.execute(
+                "UPDATE multipart_uploads SET state = 'completed'
+                 WHERE upload_id = ?1 AND state = 'open'",
+                [&upload.upload_id],
+            )?;
+            // (A Complete sent again after its answer was lost finds its upload closed, not
+            // the object it made.)
+            if closed != 1 {
+                return Ok(Err(NotCompleted::Closed));
+            }
+            // Refused: nothing is committed, the upload stays open, to be completed otherwise.
             let exists: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1 AND key = ?2)",
                 params![object.bucket, object.key],
@@ -307,14 +317,6 @@ impl Db {
             )?;
             if exists && if_exists == IfExists::Refuse {
                 return Ok(Err(NotCompleted::Exists));
-            }
-            let closed = tx.execute(
-                "UPDATE multipart_uploads SET state = 'completed'
-                 WHERE upload_id = ?1 AND state = 'open'",
-                [&upload.upload_id],
-            )?;
-            if closed != 1 {
-                return Ok(Err(NotCompleted::Closed));
             }
             // The parts the object names are its bytes now; the others (uploaded, not
             // listed) are no longer referenced. A part sent again since the caller chose them

@@ -17,6 +17,7 @@ fn new_file(path: &Path) -> NewFile<'_> {
         name: "a.bin",
         size: None,
         mtime_ns: None,
+        on_conflict: crate::conflict::OnConflict::Ask,
     }
 }
 

@@ -1,0 +1,101 @@
+//! What the journal keeps of conflicts — a file's rule for an object already at its key, the
+//! decisions that settle files waiting for one, a key changed to keep both, and a file
+//! skipped by its rule.
+
+use rusqlite::params;
+
+use super::files::OWNED;
+use super::state::{sql_final, sql_list};
+use super::{Cached, FileState, Journal, Owner, now};
+use crate::conflict::OnConflict;
+use crate::error::Result;
+
+/// `AND id IN (…)` for `ids` (numbers, never user text), or nothing for every id.
+fn among(ids: Option<&[i64]>) -> String {
+    match ids {
+        None => String::new(),
+        Some(ids) => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(" AND id IN ({})", list.join(","))
+        }
+    }
+}
+
+impl Journal {
+    /// Gives `owner`'s files waiting for a decision about an object at their key (those of
+    /// `ids`, or all) the rule `rule`, and queues them again; with no `ids` ("apply to all")
+    /// every unfinished file of `owner` that would ask gets it too. Returns the files queued
+    /// again.
+    pub fn decide(&self, owner: &Owner, ids: Option<&[i64]>, rule: OnConflict) -> Result<u64> {
+        let (among, finished) = (among(ids), sql_final());
+        let queue_from = sql_list(&[FileState::Failed]);
+        self.with(|c| {
+            let tx = c.savepoint()?;
+            let waiting =
+                format!("{OWNED} AND state IN ({queue_from}) AND error_code = 'exists'{among}");
+            tx.execute(
+                &format!("UPDATE files SET on_conflict = ?3 WHERE {waiting}"),
+                params![owner.server, owner.user_id, rule.as_str()],
+            )?;
+            if ids.is_none() {
+                tx.execute(
+                    &format!(
+                        "UPDATE files SET on_conflict = ?3 WHERE {OWNED} AND on_conflict = 'ask'
+                             AND state NOT IN ({finished})"
+                    ),
+                    params![owner.server, owner.user_id, rule.as_str()],
+                )?;
+            }
+            let queued = tx.execute(
+                &format!(
+                    "UPDATE files SET state = 'queued', error_code = NULL, error_message = NULL,
+                         next_retry_at = NULL, attempts = 0, updated_at = ?3
+                     WHERE {waiting} AND on_conflict <> 'ask'"
+                ),
+                params![owner.server, owner.user_id, now()],
+            )?;
+            tx.commit()?;
+            Ok(queued as u64)
+        })
+    }
+
+    /// Sets the rule of the files `ids` (files given again with a rule of their own).
+    pub(crate) fn set_on_conflict(&self, ids: &[i64], rule: OnConflict) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "UPDATE files SET on_conflict = ?1 WHERE 1 = 1{}",
+                    among(Some(ids))
+                ),
+                [rule.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Changes the key of file `id` (below the grant's prefix): kept beside an object at its
+    /// old key.
+    pub(crate) fn set_key(&self, id: i64, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.run(
+                "UPDATE files SET key = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, key, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Moves file `id` from `Uploading` to `Skipped` with `code` and `message`: its rule left
+    /// the object at its key alone. `false` when it was not uploading any more.
+    pub(crate) fn skip_uploading(&self, id: i64, code: &str, message: &str) -> Result<bool> {
+        self.with(|c| {
+            let changed = c.run(
+                "UPDATE files SET state = 'skipped', error_code = ?2, error_message = ?3,
+                     next_retry_at = NULL, upload_id = NULL, part_size = NULL, updated_at = ?4
+                 WHERE id = ?1 AND state = 'uploading'",
+                params![id, code, message, now()],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+}
