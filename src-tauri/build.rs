@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "credentials",
     "folders",
     "add_folder",
+    "decide",
     "set_folder_enabled",
     "remove_folder",
     "history",

@@ -157,6 +157,25 @@ pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
     Ok(desktop.engine().await?.clear_finished().await?)
 }
 
+/// Settles this account's files waiting for a decision about an object at their key (`ids`,
+/// or all of them and every file still to come that would ask) with `rule`; how many were
+/// queued again.
+#[tauri::command]
+pub(crate) async fn decide(
+    desktop: Shared<'_>,
+    ids: Option<Vec<i64>>,
+    rule: OnConflict,
+) -> CommandResult<u64> {
+    let engine = desktop.engine().await?;
+    if let Some(ids) = ids.clone() {
+        let checked = engine.clone();
+        tokio::task::spawn_blocking(move || queue::check_mine(&checked, &ids))
+            .await
+            .map_err(|e| CommandError::new("internal", format!("checking the files: {e}")))??;
+    }
+    Ok(engine.decide(ids.as_deref(), rule).await?)
+}
+
 /// Pause, resume, retry or cancel this account's files (`ids`, or all of them).
 #[tauri::command]
 pub(crate) async fn control(
@@ -208,6 +227,7 @@ pub(crate) struct FolderItem {
     queued: u64,
     skipped: u64,
     error: Option<String>,
+    on_conflict: OnConflict,
 }
 
 impl FolderItem {
@@ -223,6 +243,7 @@ impl FolderItem {
             path: kept.folder.path,
             prefix: kept.folder.prefix,
             excludes: kept.folder.excludes,
+            on_conflict: kept.folder.on_conflict,
             enabled: kept.enabled,
         }
     }
@@ -374,5 +395,9 @@ pub(crate) async fn save_settings(
 ) -> CommandResult<()> {
     let settings = Settings::from_page(settings)?;
     desktop.save_settings(&settings)?;
+    // Applied at once to files added from now on (no sign-in needed).
+    if let Ok(engine) = desktop.engine().await {
+        engine.set_on_conflict(settings.on_conflict);
+    }
     shell::start_at_login(&app, settings.start_at_login)
 }

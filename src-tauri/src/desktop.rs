@@ -268,6 +268,7 @@ impl Desktop {
             device: profile::device_name(),
             token_server: tokens,
         })?;
+        engine.set_on_conflict(self.settings().on_conflict);
         Ok(Arc::new(engine))
     }
 

@@ -76,6 +76,7 @@ fn main() {
             commands::save_diagnostics,
             commands::folders,
             commands::add_folder,
+            commands::decide,
             commands::set_folder_enabled,
             commands::remove_folder,
             commands::history,

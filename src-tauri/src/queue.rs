@@ -129,6 +129,25 @@ pub(crate) struct QueuePage {
     totals: QueueTotals,
     /// Unfinished files of other accounts on this computer, per account.
     waiting_for_others: Vec<Waiting>,
+    /// The account's files waiting for a decision about an object at their key.
+    conflicts: Conflicts,
+}
+
+/// Files waiting for a decision: how many, and the one asked about first.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Conflicts {
+    count: u64,
+    first: Option<Conflict>,
+}
+
+/// A file whose key holds an object at the store.
+#[derive(Debug, Serialize)]
+pub(crate) struct Conflict {
+    id: i64,
+    name: String,
+    path: String,
+    /// Its key below the account's upload prefix.
+    key: String,
 }
 
 /// Another account's unfinished files: they wait for it to sign in.
@@ -204,7 +223,24 @@ pub(crate) fn page(
     let (show, offset, limit) = query.parse()?;
     let me = engine.session().owner();
     let view = engine.journal().view(me.as_ref(), show, offset, limit)?;
+    let conflicts = match &me {
+        // Only failed files can be waiting for a decision: none, nothing to read.
+        Some(me) if view.totals.count(FileState::Failed) > 0 => {
+            let asking = engine.journal().asking(me)?;
+            Conflicts {
+                count: asking.count,
+                first: asking.first.map(|row| Conflict {
+                    id: row.id,
+                    path: row.path.display().to_string(),
+                    name: row.name,
+                    key: row.key,
+                }),
+            }
+        }
+        _ => Conflicts::default(),
+    };
     Ok(QueuePage {
+        conflicts,
         items: view
             .page
             .rows

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::transfer::TransferSettings;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,9 @@ pub(crate) struct Settings {
     pub(crate) bandwidth_mibs: Option<u64>,
     pub(crate) start_at_login: bool,
     pub(crate) notifications: bool,
+    /// What files added by hand do when their key already holds an object at the store
+    /// (applied at once, also to the running engine).
+    pub(crate) on_conflict: OnConflict,
 }
 
 impl Default for Settings {
@@ -40,6 +44,7 @@ impl Default for Settings {
             bandwidth_mibs: None,
             start_at_login: false,
             notifications: true,
+            on_conflict: OnConflict::Ask,
         }
     }
 }

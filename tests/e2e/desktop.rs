@@ -8,6 +8,7 @@
 
 mod big_queue;
 mod capabilities;
+mod conflicts;
 mod driver;
 mod queue;
 mod rest;

@@ -84,6 +84,12 @@ export async function scenario(backend, env) {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, files: "four" });
   });
+  await step("save settings with an unknown rule for files already at the store", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, onConflict: "replace" });
+  });
+  await step("decide with no file waiting", () => backend.decide(null, "rename"), (n) => ({ queued: n }));
+  await step("decide by an unknown rule", () => backend.decide(null, "explode"));
   await step("folders", () => backend.folders());
   await step("watch a folder nobody picked", () => backend.addFolder({ pick: 424242, prefix: "", excludes: [] }));
   await step("queue by an unknown pick", () => backend.enqueue([424242]));

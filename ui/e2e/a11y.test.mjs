@@ -85,6 +85,12 @@ for (const scheme of ["light", "dark"]) {
     await dropFiles(p, ["stuck.bin", "fine.txt", "missing.txt"]);
     await p.locator('[data-testid="item"][data-state="retrying"]').waitFor();
     await audit(p, "uploads, retrying and done", found);
+    // notes.txt is at the store already (alice's history): the window asks what to do.
+    await dropFiles(p, ["notes.txt"], 1024);
+    await p.getByTestId("conflict").waitFor();
+    await audit(p, "uploads, a file already at the store", found);
+    await p.getByRole("button", { name: "Keep both" }).click();
+    await p.getByTestId("conflict").waitFor({ state: "detached" });
     await dropFiles(p, Array.from({ length: 150 }, (_, i) => `page-${i}.txt`), 1024);
     await p.getByRole("navigation", { name: "Queue pages" }).waitFor();
     await audit(p, "uploads, a queue of two pages", found);

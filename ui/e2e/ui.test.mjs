@@ -119,6 +119,39 @@ test("a file the store keeps refusing says it is retrying: which request, why, w
   await p.context().close();
 });
 
+test("a file already at the store is asked about: keep both, skip, or the same for all", async () => {
+  const p = await page();
+  await signIn(p, "alice", "alice-password");
+  // notes.txt, budget.xlsx and draft.docx are at the store already (alice's history).
+  const transfer = await p.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    for (const name of ["notes.txt", "budget.xlsx", "draft.docx", "fresh.txt"]) dt.items.add(new File(["x"], name));
+    return dt;
+  });
+  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
+  const prompt = p.getByTestId("conflict");
+  await prompt.getByText("3 files are already at the store").waitFor();
+  assert.match(await prompt.innerText(), /notes\.txt would go to notes\.txt/);
+  const asking = await rowShows(p, "notes.txt", /already at the store/);
+  assert.equal(asking.state, "asking");
+  assert.deepEqual(asking.buttons, ["Cancel"]);
+  await rowShows(p, "fresh.txt", "confirmed");
+  await p.screenshot({ path: join(shots, "conflict.png") });
+  // One file: kept beside the other; the prompt moves on to the next.
+  await prompt.getByRole("button", { name: "Keep both" }).click();
+  await prompt.getByText("2 files are already at the store").waitFor();
+  await rowShows(p, "notes.txt", "confirmed");
+  // The rest at once.
+  await prompt.getByTestId("apply-to-all").check();
+  await prompt.getByRole("button", { name: "Skip" }).click();
+  await prompt.waitFor({ state: "detached" });
+  await rowShows(p, "budget.xlsx", "skipped");
+  await rowShows(p, "draft.docx", "skipped");
+  await p.getByRole("button", { name: "History" }).click();
+  await p.getByRole("cell", { name: "uploads/1/notes (1).txt" }).waitFor();
+  await p.context().close();
+});
+
 test("another account's unfinished file waits for its owner, with no actions", async () => {
   const p = await page("?failing=stuck.bin:1000", "dark");
   await signIn(p, "alice", "alice-password");

@@ -45,6 +45,29 @@ export interface QueueItem {
   mine: boolean;
 }
 
+/** What a file does when an object is already at its key in the store (not one it put there
+ * itself): wait for the user, leave the object, replace it, keep both (`name (1).ext`), or
+ * replace it only if the file is newer. */
+export type OnConflict = "ask" | "skip" | "overwrite" | "rename" | "newer";
+
+/** Words for each rule, as the settings and the folder form offer them. */
+export const CONFLICT_RULES: Record<OnConflict, string> = {
+  ask: "Ask me",
+  skip: "Skip the file",
+  overwrite: "Overwrite",
+  rename: "Keep both (rename)",
+  newer: "Overwrite if newer",
+};
+
+/** A file waiting for a decision about the object already at its key. */
+export interface Conflict {
+  id: number;
+  name: string;
+  path: string;
+  /** Its key below the account's upload prefix. */
+  key: string;
+}
+
 /** Which rows a page of the queue lists. */
 export type Show = "all" | "unfinished" | "failed" | "finished";
 
@@ -88,6 +111,8 @@ export interface QueuePage {
   totals: QueueTotals;
   /** Unfinished files of other accounts on this computer, per account. */
   waitingForOthers: { account: string; files: number }[];
+  /** The account's files waiting for a decision: how many, and the first (oldest). */
+  conflicts: { count: number; first: Conflict | null };
 }
 
 export interface CredentialStatus {
@@ -129,6 +154,7 @@ export interface FolderItem {
   queued: number;
   skipped: number;
   error: string | null;
+  onConflict: OnConflict;
 }
 
 export interface HistoryQuery {
@@ -181,6 +207,8 @@ export interface Settings {
   bandwidthMiBs: number | null;
   startAtLogin: boolean;
   notifications: boolean;
+  /** What files added by hand do when their key already holds an object (applied at once). */
+  onConflict: OnConflict;
 }
 
 export type EngineEvent =
@@ -251,7 +279,11 @@ export interface Backend {
   credentials(): Promise<CredentialStatus>;
   folders(): Promise<FolderItem[]>;
   /** Watches a folder; `pick` is the id `pickFolder` gave. */
-  addFolder(folder: { pick: number; prefix: string; excludes: string[] }): Promise<void>;
+  addFolder(folder: { pick: number; prefix: string; excludes: string[]; onConflict: OnConflict }): Promise<void>;
+  /** Settles files waiting for a decision about an object at their key (`ids`; `null`: all of
+   * them, and every file still to come that would ask) with `rule`; how many were queued
+   * again. Another account's file is `forbidden`. */
+  decide(ids: number[] | null, rule: OnConflict): Promise<number>;
   setFolderEnabled(path: string, enabled: boolean): Promise<void>;
   removeFolder(path: string): Promise<void>;
   history(query: HistoryQuery): Promise<UploadPage>;

@@ -5,6 +5,7 @@
 
 import {
   BackendError,
+  CONFLICT_RULES,
   CSV_HEADER,
   type Backend,
   type Control,
@@ -13,6 +14,7 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
+  type OnConflict,
   type Picked,
   type QueueItem,
   type QueuePage,
@@ -163,6 +165,7 @@ export class MemoryBackend implements Backend {
     bandwidthMiBs: null,
     startAtLogin: false,
     notifications: true,
+    onConflict: "ask",
   };
 
   constructor(options: MemoryOptions = {}) {
@@ -176,7 +179,8 @@ export class MemoryBackend implements Backend {
       now: this.now,
       failingPuts: options.failingPuts ?? {},
       backoffScale: options.backoffScale ?? 1,
-      confirmed: (item, user) => this.confirmed(item, user),
+      confirmed: (item, user, key) => this.confirmed(item, user, key),
+      stored: (user, key) => this.rows.some((r) => r.key === `uploads/${user.id}/${key}`),
     });
     this.timer = setInterval(() => this.tick(options.tickMs ?? 100), options.tickMs ?? 100);
   }
@@ -217,13 +221,13 @@ export class MemoryBackend implements Backend {
   }
 
   /** A confirmed file's history row, as the app server records it. */
-  private confirmed(item: QueueItem, user: User): void {
+  private confirmed(item: QueueItem, user: User, key: string): void {
     const now = this.now();
     this.rows.unshift({
       id: Math.max(0, ...this.rows.map((r) => r.id)) + 1,
       user: user.name,
       bucket: "ferry",
-      key: `uploads/${user.id}/${item.name}`,
+      key: `uploads/${user.id}/${key}`,
       name: item.name,
       size: item.size,
       etag: `${item.id.toString(16)}d41d8cd98f00b204`,
@@ -296,7 +300,7 @@ export class MemoryBackend implements Backend {
       this.picks.delete(id);
       if (!pick) continue;
       const name = pick.path.split("/").pop() ?? pick.path;
-      this.uploads.add(this.signedIn(), name, pick.path, pick.size ?? 2 * MIB);
+      this.uploads.add(this.signedIn(), name, pick.path, pick.size ?? 2 * MIB, this.config.onConflict);
     }
   }
 
@@ -305,7 +309,9 @@ export class MemoryBackend implements Backend {
   dropFiles(files: { name: string; size: number }[]): void {
     const user = this.user;
     if (!user) return;
-    for (const file of files) this.uploads.add(user, file.name, `/home/${user.name}/Desktop/${file.name}`, file.size);
+    for (const file of files) {
+      this.uploads.add(user, file.name, `/home/${user.name}/Desktop/${file.name}`, file.size, this.config.onConflict);
+    }
     this.emit({ type: "queue_changed" });
   }
 
@@ -343,6 +349,11 @@ export class MemoryBackend implements Backend {
     this.uploads.control(user, action, ids);
   }
 
+  async decide(ids: number[] | null, rule: OnConflict): Promise<number> {
+    if (!(rule in CONFLICT_RULES)) throw new BackendError("invalid_request", `unknown rule ${rule}`);
+    return this.uploads.decide(this.signedIn(), ids, rule);
+  }
+
   async credentials(): Promise<CredentialStatus> {
     this.signedIn();
     return {
@@ -359,15 +370,15 @@ export class MemoryBackend implements Backend {
     return this.folderList.map((f) => ({ ...f }));
   }
 
-  async addFolder(folder: { pick: number; prefix: string; excludes: string[] }): Promise<void> {
+  async addFolder(folder: { pick: number; prefix: string; excludes: string[]; onConflict: OnConflict }): Promise<void> {
     const pick = this.picks.get(folder.pick);
     if (!pick) throw new BackendError("unknown_pick", `Nothing was picked as ${folder.pick}: choose the folder again.`);
     this.picks.delete(folder.pick);
     if (this.folderList.some((f) => f.path === pick.path)) {
       throw new BackendError("duplicate", "That folder is watched already.");
     }
-    const { prefix, excludes } = folder;
-    this.folderList.push({ path: pick.path, prefix, excludes, enabled: true, lastScan: null, queued: 0, skipped: 0, error: null });
+    const { prefix, excludes, onConflict } = folder;
+    this.folderList.push({ path: pick.path, prefix, excludes, onConflict, enabled: true, lastScan: null, queued: 0, skipped: 0, error: null });
   }
 
   async setFolderEnabled(path: string, enabled: boolean): Promise<void> {
@@ -463,6 +474,9 @@ export class MemoryBackend implements Backend {
     if (!whole(settings.partSizeMiB, 5, 5120)) throw new BackendError("invalid_settings", "Parts must be between 5 MiB and 5 GiB.");
     if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, 102_400)) {
       throw new BackendError("invalid_settings", "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).");
+    }
+    if (!(settings.onConflict in CONFLICT_RULES)) {
+      throw new BackendError("invalid_settings", "The settings could not be read: onConflict is not one of ask, skip, overwrite, rename, newer.");
     }
     this.config = { ...settings };
   }

@@ -13,6 +13,7 @@ import {
   type EngineEvent,
   type FolderItem,
   type HistoryQuery,
+  type OnConflict,
   type Picked,
   type QueuePage,
   type QueueQuery,
@@ -44,7 +45,9 @@ export class TauriBackend implements Backend {
   control = (action: Control, ids: number[] | null) => call<void>("control", { action, ids });
   credentials = () => call<CredentialStatus>("credentials");
   folders = () => call<FolderItem[]>("folders");
-  addFolder = (folder: { pick: number; prefix: string; excludes: string[] }) => call<void>("add_folder", { folder });
+  addFolder = (folder: { pick: number; prefix: string; excludes: string[]; onConflict: OnConflict }) =>
+    call<void>("add_folder", { folder });
+  decide = (ids: number[] | null, rule: OnConflict) => call<number>("decide", { ids, rule });
   setFolderEnabled = (path: string, enabled: boolean) => call<void>("set_folder_enabled", { path, enabled });
   removeFolder = (path: string) => call<void>("remove_folder", { path });
   history = (query: HistoryQuery) => call<UploadPage>("history", { query });

@@ -10,6 +10,7 @@ import {
   type Control,
   type EngineEvent,
   type FileState,
+  type OnConflict,
   type QueueItem,
   type QueuePage,
   type QueueQuery,
@@ -38,6 +39,20 @@ interface Item extends QueueItem {
   waitUntil: number;
   /** Taken out of the queue's view by "Clear finished". */
   cleared: boolean;
+  /** Its key below the account's prefix (its name, or a numbered copy's). */
+  key: string;
+  /** What it does when its key holds an object. */
+  rule: OnConflict;
+}
+
+/** `name (n).ext`, as the engine numbers a copy kept beside an object (`conflict::numbered`). */
+export function numbered(key: string, n: number): string {
+  const slash = key.lastIndexOf("/");
+  const dir = key.slice(0, slash + 1);
+  const name = key.slice(slash + 1);
+  const dot = name.lastIndexOf(".");
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  return `${dir}${stem} (${n})${ext}`;
 }
 
 /** Rows a page holds unless asked, and at most (`ferry_engine::journal::PAGE_MOST`). */
@@ -52,8 +67,10 @@ export interface UploadsOptions {
   failingPuts: Record<string, number>;
   /** Scales every backoff (1: the engine's). */
   backoffScale: number;
-  /** A file of the signed-in account was confirmed. */
-  confirmed: (item: QueueItem, user: User) => void;
+  /** A file of the signed-in account was confirmed at `key`. */
+  confirmed: (item: QueueItem, user: User, key: string) => void;
+  /** Whether the store holds an object at `key` of `user`'s prefix. */
+  stored: (user: User, key: string) => boolean;
 }
 
 export class Uploads {
@@ -67,7 +84,7 @@ export class Uploads {
   }
 
   /** Adds a file for `user`; `.part` files are skipped, as the engine's default excludes. */
-  add(user: User, name: string, path: string, size: number): void {
+  add(user: User, name: string, path: string, size: number, rule: OnConflict): void {
     const item: Item = {
       id: this.nextId++,
       name,
@@ -88,6 +105,8 @@ export class Uploads {
       requestAttempt: 0,
       waitUntil: 0,
       cleared: false,
+      key: name,
+      rule,
     };
     if (name.endsWith(".part")) {
       item.state = "skipped";
@@ -123,13 +142,54 @@ export class Uploads {
     if (offset >= matching.length) offset = Math.floor(Math.max(0, matching.length - 1) / limit) * limit;
     const items = matching
       .slice(offset, offset + limit)
-      .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, cleared: _c, ...item }) => ({
+      .map(({ ownerId, failingPuts: _f, requestAttempt: _r, waitUntil: _w, cleared: _c, key: _k, rule: _u, ...item }) => ({
         ...item,
         rate: 0,
         etaSecs: null,
         mine: ownerId === user.id,
       }));
-    return { items, matching: matching.length, offset, totals: this.totals(user), waitingForOthers: this.waiting(user) };
+    const asking = this.asking(user);
+    const first = asking[0];
+    return {
+      items,
+      matching: matching.length,
+      offset,
+      totals: this.totals(user),
+      waitingForOthers: this.waiting(user),
+      conflicts: {
+        count: asking.length,
+        first: first ? { id: first.id, name: first.name, path: first.path, key: first.key } : null,
+      },
+    };
+  }
+
+  /** `user`'s files waiting for a decision about an object at their key, oldest first. */
+  private asking(user: User): Item[] {
+    return this.items.filter((i) => i.ownerId === user.id && i.state === "failed" && i.error?.code === "exists");
+  }
+
+  /** As `Engine::decide`: the waiting files of `ids` (or all, and every unfinished file that
+   * would ask) take `rule` and are queued again; how many. */
+  decide(user: User, ids: number[] | null, rule: OnConflict): number {
+    const theirs = this.items.find((i) => ids?.includes(i.id) && i.ownerId !== user.id);
+    if (theirs) {
+      throw new BackendError("forbidden", `${theirs.name} belongs to ${theirs.owner}: it waits for them to sign in.`);
+    }
+    const waiting = this.asking(user).filter((i) => !ids || ids.includes(i.id));
+    if (!ids) {
+      for (const item of this.items) {
+        if (item.ownerId === user.id && item.rule === "ask" && !FINISHED.includes(item.state)) item.rule = rule;
+      }
+    }
+    if (rule === "ask") return 0;
+    for (const item of waiting) {
+      item.rule = rule;
+      item.state = "queued";
+      item.error = null;
+      item.attempts = 0;
+      this.emitState(item);
+    }
+    return waiting.length;
   }
 
   private totals(user: User): QueueTotals {
@@ -218,12 +278,12 @@ export class Uploads {
     for (const item of mine) {
       const due = item.state === "failed" && item.retryAt !== null && Date.parse(item.retryAt) <= now;
       if ((item.state === "queued" || due) && active < slots) {
-        if (this.start(item)) active++;
+        if (this.start(item, user)) active++;
         continue;
       }
       if (item.state === "uploaded") {
         item.state = "confirmed";
-        this.options.confirmed(item, user);
+        this.options.confirmed(item, user, item.key);
         this.emitState(item);
         continue;
       }
@@ -233,7 +293,8 @@ export class Uploads {
 
   /** Starts an attempt; `false` when the file is gone before its turn (`missing.txt`, as a
    * file deleted after it was queued: failed for good). */
-  private start(item: Item): boolean {
+  private start(item: Item, user: User): boolean {
+    if (!this.settle(item, user)) return false;
     if (item.name === "missing.txt") {
       item.state = "failed";
       item.attempts++;
@@ -247,6 +308,31 @@ export class Uploads {
     item.requestAttempt = 0;
     this.emitState(item);
     return true;
+  }
+
+  /** Applies the file's rule when its key holds an object (`conflict::settle`); `false` when
+   * the file does not go (it waits for a decision, or is skipped). The simulation's files are
+   * always newer than what the store holds. */
+  private settle(item: Item, user: User): boolean {
+    if (item.rule === "overwrite" || item.rule === "newer" || !this.options.stored(user, item.key)) return true;
+    if (item.rule === "rename") {
+      let n = 1;
+      while (n < 99 && this.options.stored(user, numbered(item.key, n))) n++;
+      item.key = numbered(item.key, n);
+      return true;
+    }
+    const message = `${item.key} is already at the store; choose to overwrite it, keep both (upload under another name) or skip the file`;
+    if (item.rule === "skip") {
+      item.state = "skipped";
+      item.error = { code: "exists", message: `${item.key} is already at the store; skipped, as asked` };
+    } else {
+      item.state = "failed";
+      item.attempts++;
+      item.retryAt = null;
+      item.error = { code: "exists", message };
+    }
+    this.emitState(item, item.error);
+    return false;
   }
 
   /** One tick of sending: a refused PUT is retried or fails the attempt; otherwise bytes go. */

@@ -6,6 +6,7 @@ import type {
   CredentialStatus,
   EngineEvent,
   FileState,
+  OnConflict,
   QueueItem,
   QueuePage,
   QueueTotals,
@@ -91,6 +92,8 @@ export class AppState {
   notice = $state<string | null>(null);
   /** Other accounts' unfinished files on this computer. */
   waiting = $state<QueuePage["waitingForOthers"]>([]);
+  /** The account's files waiting for a decision about an object at their key. */
+  conflicts = $state<QueuePage["conflicts"]>({ count: 0, first: null });
   private stops: (() => void)[] = [];
   /** Reads asked for (one per `loadQueue`) and the newest one answered: a caller waits until
    * a read begun after its call is in. */
@@ -224,6 +227,7 @@ export class AppState {
     if (epoch !== this.epoch || view.show !== this.view.show || view.offset !== this.view.offset) return;
     this.setPage(page, edits);
     this.waiting = page.waitingForOthers;
+    this.conflicts = page.conflicts;
   }
 
   /** Shows the rows `show` (from the first page). */
@@ -236,6 +240,15 @@ export class AppState {
   goTo(offset: number): Promise<void> {
     this.view = { ...this.view, offset: Math.max(0, offset) };
     return this.loadQueue();
+  }
+
+  /** Settles the file asked about (or, with `all`, every file waiting and every one still to
+   * come that would ask) with `rule`, then reads the queue. */
+  async decide(rule: OnConflict, all: boolean): Promise<void> {
+    const first = this.conflicts.first;
+    if (!first && !all) return;
+    await this.backend.decide(all || !first ? null : [first.id], rule);
+    await this.loadQueue();
   }
 
   /** Takes finished files out of the queue's view. */
@@ -331,6 +344,7 @@ export class AppState {
     this.announce();
     this.retries = {};
     this.waiting = [];
+    this.conflicts = { count: 0, first: null };
   }
 
   handle(event: EngineEvent): void {

@@ -406,5 +406,27 @@ describe("AppState over the memory backend", () => {
     expect(told.filter(Boolean).length).toBeLessThanOrEqual(4);
     app.stop();
   }, 20_000);
-});
 
+  it("asks about files already at the store, one at a time or all at once, and settles them", async () => {
+    // The seeded history has alice's notes.txt, budget.xlsx and draft.docx at the store.
+    const b = backend({
+      picked: { "/home/alice/notes.txt": 10, "/home/alice/budget.xlsx": 20, "/home/alice/draft.docx": 30, "/home/alice/new.txt": 40 },
+    });
+    const app = await signedInApp(b);
+    await app.addFiles();
+    await until(() => app.conflicts.count === 3, 5000);
+    expect(app.conflicts.first?.name).toBe("notes.txt");
+    await until(() => app.queue.find((i) => i.name === "new.txt")?.state === "confirmed");
+    // One file: kept beside the other.
+    await app.decide("rename", false);
+    expect(app.conflicts.count).toBe(2);
+    await until(() => app.queue.find((i) => i.name === "notes.txt")?.state === "confirmed");
+    const keys = (await b.history({ limit: 100 })).items.map((r) => r.key);
+    expect(keys).toContain("uploads/1/notes (1).txt");
+    // The rest at once: skipped.
+    await app.decide("skip", true);
+    await until(() => app.conflicts.count === 0 && app.queue.filter((i) => i.state === "skipped").length === 2);
+    expect(app.conflicts.first).toBeNull();
+    app.stop();
+  });
+});

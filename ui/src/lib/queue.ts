@@ -16,8 +16,9 @@ export interface RetryNote {
 }
 
 /** What a row shows: the journal's state, or `retrying` (a failed file or a confirmation
- * that will be tried again by itself), or `waiting` (another account's file). */
-export type Phase = FileState | "retrying" | "waiting";
+ * that will be tried again by itself), or `waiting` (another account's file), or `asking` (an
+ * object is already at its key: the user decides, in the prompt above the queue). */
+export type Phase = FileState | "retrying" | "waiting" | "asking";
 
 export interface RowView {
   phase: Phase;
@@ -90,6 +91,10 @@ export function rowView(item: QueueItem, note: RetryNote | undefined, now: numbe
   if (note && retryingNow(item, note)) {
     const detail = `retrying ${note.operation}: ${note.reason}, attempt ${note.attempt} of ${note.maxAttempts}`;
     return { phase: "uploading", label: "uploading", detail, actions };
+  }
+  if (item.mine && item.state === "failed" && item.error?.code === "exists") {
+    // Retrying would only ask again: the prompt's answers settle it.
+    return { phase: "asking", label: "asking", detail: item.error.message, actions: ["cancel"] };
   }
   const why = item.state === "failed" || item.state === "skipped" ? (item.error?.message ?? null) : null;
   return { phase: item.state, label: item.state, detail: why, actions };

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::files::OWNED;
+use super::files::{COLUMNS, FileRow, OWNED, file_from_row};
 use super::state::{sql_final, sql_list};
 use super::{Cached, FileState, Journal, Owner, now};
 use crate::conflict::OnConflict;
@@ -21,7 +21,41 @@ fn among(ids: Option<&[i64]>) -> String {
     }
 }
 
+/// The files of an account that wait for a decision about an object at their key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asking {
+    /// How many.
+    pub count: u64,
+    /// The oldest of them: the one the window asks about first.
+    pub first: Option<FileRow>,
+}
+
 impl Journal {
+    /// `owner`'s files waiting for a decision about an object at their key (read from the
+    /// index of each state's rows in id order: failed rows only).
+    pub fn asking(&self, owner: &Owner) -> Result<Asking> {
+        self.with(|c| {
+            let waiting = format!("{OWNED} AND state = 'failed' AND error_code = 'exists'");
+            let count: u64 = c.row(
+                &format!("SELECT count(*) FROM files WHERE {waiting}"),
+                params![owner.server, owner.user_id],
+                |r| r.get(0),
+            )?;
+            if count == 0 {
+                return Ok(Asking::default());
+            }
+            let first = c.row(
+                &format!("SELECT {COLUMNS} FROM files WHERE {waiting} ORDER BY id LIMIT 1"),
+                params![owner.server, owner.user_id],
+                file_from_row,
+            )?;
+            Ok(Asking {
+                count,
+                first: Some(first),
+            })
+        })
+    }
+
     /// Gives `owner`'s files waiting for a decision about an object at their key (those of
     /// `ids`, or all) the rule `rule`, and queues them again; with no `ids` ("apply to all")
     /// every unfinished file of `owner` that would ask gets it too. Returns the files queued

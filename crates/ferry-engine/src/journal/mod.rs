@@ -56,6 +56,7 @@ use std::sync::{Arc, Mutex};
 use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OpenFlags};
 
+pub use self::conflicts::Asking;
 pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
 pub use self::folders::SavedFolder;
 pub use self::listing::{PAGE_MOST, Page, Show, Totals};
