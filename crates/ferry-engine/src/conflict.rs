@@ -134,37 +134,87 @@ pub(crate) fn renamed_from(key: &str, original: &str) -> bool {
     (1..=MAX_RENAMES).any(|n| numbered(original, n) == key)
 }
 
+/// How a file's write finds out about an object at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Looking {
+    /// The object is looked at before anything is sent (a multipart upload, a store that
+    /// cannot refuse).
+    pub(crate) first: bool,
+    /// The store refuses a conditional write when the key holds an object.
+    pub(crate) store_refuses: bool,
+}
+
+/// What a look (HEAD) at a key found.
+enum Look {
+    Missing,
+    Found(ObjectHead),
+    /// The grant may not look (its policy allows writes only).
+    Forbidden,
+}
+
+async fn look(shared: &Shared, who: &Who<'_>, key: &str) -> Result<Look> {
+    match shared.storage.head(who, key).await {
+        Ok(None) => Ok(Look::Missing),
+        Ok(Some(object)) => Ok(Look::Found(object)),
+        Err(Error::Storage { status: 403, .. }) => Ok(Look::Forbidden),
+        Err(err) => Err(err),
+    }
+}
+
 /// Applies `row`'s rule to its write to `prefix` + `row.key`: the key and the write's
 /// condition, or the error that ends this attempt (`exists` to ask, [`Error::Kept`] to skip).
-/// `looks_first`: the object is looked at before anything is sent (a multipart upload, a store
-/// without conditional writes).
 pub(crate) async fn settle(
     shared: &Arc<Shared>,
     row: &FileRow,
     who: &Who<'_>,
     prefix: &str,
-    looks_first: bool,
+    looking: Looking,
 ) -> Result<Settled> {
     let key = format!("{prefix}{}", row.key);
     let rule = row.on_conflict;
+    let only_new = |key| Settled {
+        key,
+        write: Write::OnlyNew,
+    };
     if rule == OnConflict::Overwrite {
         return Ok(Settled {
             key,
             write: Write::Replace,
         });
     }
-    if !looks_first && rule != OnConflict::Newer {
-        return Ok(Settled {
-            key,
-            write: Write::OnlyNew,
-        });
+    if !looking.first && rule != OnConflict::Newer {
+        return Ok(only_new(key));
     }
-    match shared.storage.head(who, &key).await? {
-        None => Ok(Settled {
-            key,
-            write: Write::OnlyNew,
+    match look(shared, who, &key).await? {
+        Look::Missing => Ok(only_new(key)),
+        Look::Found(object) => found(shared, row, who, prefix, key, &object).await,
+        // The store's refusal will tell (rules that need the object's date cannot be kept).
+        Look::Forbidden if looking.store_refuses && rule != OnConflict::Newer => Ok(only_new(key)),
+        Look::Forbidden => unknown(row, &key),
+    }
+}
+
+/// A file whose key cannot be looked at, on a store that cannot refuse to replace (or for a
+/// rule that needs the object's date): skipped if its rule says skip, else it waits for the
+/// user like a file whose key is taken — never sent over what may be there.
+fn unknown(row: &FileRow, key: &str) -> Result<Settled> {
+    let path = row.path.display().to_string();
+    let why = "the storage credentials may not look at stored files, and this store cannot \
+               refuse to replace one";
+    match row.on_conflict {
+        OnConflict::Skip => Err(Error::Kept {
+            path,
+            code: "exists",
+            reason: format!("{key} may be at the store already ({why}); skipped, as asked"),
         }),
-        Some(object) => found(shared, row, who, prefix, key, &object).await,
+        _ => Err(Error::File {
+            path,
+            code: "exists",
+            reason: format!(
+                "{key} may be at the store already ({why}); choose Overwrite to send it \
+                 anyway, or Skip"
+            ),
+        }),
     }
 }
 
@@ -188,13 +238,22 @@ pub(crate) async fn refused(
     prefix: &str,
     key: &str,
 ) -> Result<Settled> {
-    match shared.storage.head(who, key).await? {
+    match look(shared, who, key).await? {
         // Gone again meanwhile: the write is tried again as it was.
-        None => Ok(Settled {
+        Look::Missing => Ok(Settled {
             key: key.to_owned(),
             write: Write::OnlyNew,
         }),
-        Some(object) => found(shared, row, who, prefix, key.to_owned(), &object).await,
+        Look::Found(object) => found(shared, row, who, prefix, key.to_owned(), &object).await,
+        // The store refused for an object there; which one cannot be read.
+        Look::Forbidden => match row.on_conflict {
+            OnConflict::Skip => Err(Error::Kept {
+                path: row.path.display().to_string(),
+                code: "exists",
+                reason: format!("{key} is already at the store; skipped, as asked"),
+            }),
+            _ => Err(exists(row, key)),
+        },
     }
 }
 
@@ -256,7 +315,13 @@ async fn rename(
     for n in 1..=MAX_RENAMES {
         let candidate = numbered(&row.key, n);
         let key = format!("{prefix}{candidate}");
-        if shared.storage.head(who, &key).await?.is_none() {
+        let free = match look(shared, who, &key).await? {
+            Look::Missing => true,
+            Look::Found(_) => false,
+            // A free name cannot be found by looking.
+            Look::Forbidden => return Err(exists(row, &format!("{prefix}{}", row.key))),
+        };
+        if free {
             let id = row.id;
             shared.db(move |j| j.set_key(id, &candidate)).await?;
             return Ok(Settled {

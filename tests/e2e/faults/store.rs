@@ -784,3 +784,82 @@ async fn a_late_complete_failure_is_seen_even_when_a_callback_was_asked_for() {
         Some(std::fs::read(&source.path).unwrap())
     );
 }
+
+/// A grant whose policy allows writes only: every HEAD is refused.
+fn no_looking(rig: &Rig) -> ferry_tests::proxy::RuleHandle {
+    rig.store
+        .add(Rule::new(Action::s3_error(403, "AccessDenied", "writes only")).method("HEAD"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_may_not_look_still_never_replaces_an_object_where_the_store_can_refuse() {
+    let rig = Rig::start(|_| {}).await;
+    let heads = no_looking(&rig);
+    let free = rig.file("free.bin", 17 * MIB, 40);
+    let taken = rig.file("taken.bin", 17 * MIB, 41);
+    let (engine, _) = rig.engine(|_| {}).await;
+    let grant = engine.credentials().current().await.unwrap();
+    let key = format!("{}taken.bin", grant.prefix);
+    let theirs = ferry_tests::StoreClient::new((*grant).clone())
+        .put(&key, b"theirs".to_vec())
+        .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    let taken_path = taken.path.clone();
+    let summary = Rig::upload_all(&engine, &[free, taken], 90, "the upload").await;
+    assert!(heads.applied() >= 2, "both multipart uploads looked first");
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    let owner = engine.session().owner().unwrap();
+    let row = engine
+        .journal()
+        .latest_for_path(&owner, &taken_path)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.state, row.error_code.as_deref()),
+        (FileState::Failed, Some("exists")),
+        "the conditional Complete was refused: {row:?}"
+    );
+    let stored = rig.server.server.object_bytes(&grant.bucket, &key).await;
+    assert_eq!(stored.unwrap().as_deref(), Some(&b"theirs"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_may_not_look_asks_before_writing_where_the_store_cannot_refuse() {
+    use ferry_engine::conflict::OnConflict;
+    use ferry_protocol::{GrantRequest, Provider, SignatureVersion};
+    let rig = Rig::start(|_| {}).await;
+    no_looking(&rig);
+    let file = rig.file("obs.txt", 1000, 42);
+    let (engine, _) = rig
+        .engine(|c| {
+            c.grant = GrantRequest {
+                ttl_seconds: None,
+                provider: Some(Provider::Obs),
+                signature_version: Some(SignatureVersion::V4),
+            }
+        })
+        .await;
+    let summary = Rig::upload_all(&engine, std::slice::from_ref(&file), 60, "the upload").await;
+    assert_eq!(summary.confirmed, 0, "{summary:?}");
+    let id = file.id(&engine);
+    let row = engine.journal().file(id).unwrap().unwrap();
+    assert_eq!(row.error_code.as_deref(), Some("exists"), "{row:?}");
+    assert!(
+        row.error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("may be at the store"),
+        "{row:?}"
+    );
+    assert_eq!(
+        engine
+            .decide(Some(&[id]), OnConflict::Overwrite)
+            .await
+            .unwrap(),
+        1
+    );
+    let summary = within(60, "the decided upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+}

@@ -92,8 +92,12 @@ pub(crate) async fn upload(
         // Begun already: its key was settled then; the condition still guards its Complete.
         Some(_) => conflict::begun(&row, &grant.prefix),
         None => {
-            let looks_first = big || Dialect::looks_before_writing(&grant);
-            conflict::settle(shared, &row, &who, &grant.prefix, looks_first).await?
+            let store_refuses = !Dialect::looks_before_writing(&grant);
+            let looking = conflict::Looking {
+                first: big || !store_refuses,
+                store_refuses,
+            };
+            conflict::settle(shared, &row, &who, &grant.prefix, looking).await?
         }
     };
     // A write refused because an object appeared at the key is settled again, a few times.
