@@ -157,6 +157,9 @@ pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
     Ok(desktop.engine().await?.clear_finished().await?)
 }
 
+/// Files one decision names at most (all of them: no list).
+const MAX_DECIDED: usize = 1000;
+
 /// Settles this account's files waiting for a decision about an object at their key (`ids`,
 /// or all of them and every file still to come that would ask) with `rule`; how many were
 /// queued again.
@@ -167,6 +170,12 @@ pub(crate) async fn decide(
     rule: OnConflict,
 ) -> CommandResult<u64> {
     let engine = desktop.engine().await?;
+    if ids.as_ref().is_some_and(|ids| ids.len() > MAX_DECIDED) {
+        return Err(CommandError::new(
+            "invalid_request",
+            format!("decide at most {MAX_DECIDED} files at once, or all of them"),
+        ));
+    }
     if let Some(ids) = ids.clone() {
         let checked = engine.clone();
         tokio::task::spawn_blocking(move || queue::check_mine(&checked, &ids))

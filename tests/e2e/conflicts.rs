@@ -232,3 +232,43 @@ async fn a_watched_folders_rule_is_kept_and_applied_and_a_changed_file_updates_i
     assert_eq!(stored("page (2).txt").await.unwrap(), None);
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_updates_its_own_object_but_not_one_written_over_it_since() {
+    let alice = Alice::start(|_| {}).await;
+    let engine = &alice.engine;
+    let file = alice.dir.path().join("notes.txt");
+    let grant = engine.credentials().current().await.unwrap();
+    let key = format!("{}notes.txt", grant.prefix);
+    let stored = || alice.server.server.object_bytes(&grant.bucket, &key);
+    let upload = |text: &'static str| {
+        let file = file.clone();
+        async move {
+            std::fs::write(&file, text).unwrap();
+            let id = engine.enqueue(std::slice::from_ref(&file)).await.unwrap()[0];
+            within(60, "the upload", engine.run_until_idle())
+                .await
+                .unwrap();
+            engine.journal().file(id).unwrap().unwrap()
+        }
+    };
+    assert_eq!(upload("one").await.state, FileState::Confirmed);
+    // Changed: the object at its key is its own earlier version, replaced without asking.
+    assert_eq!(upload("two, longer").await.state, FileState::Confirmed);
+    assert_eq!(
+        stored().await.unwrap().as_deref(),
+        Some(&b"two, longer"[..])
+    );
+    // Someone else writes the key; the file changes again: that object is not its own.
+    let put = StoreClient::new((*grant).clone())
+        .put(&key, b"theirs".to_vec())
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let row = upload("three, longer still").await;
+    assert_eq!(
+        (row.state, row.error_code.as_deref()),
+        (FileState::Failed, Some("exists")),
+        "{row:?}"
+    );
+    assert_eq!(stored().await.unwrap().as_deref(), Some(&b"theirs"[..]));
+}

@@ -288,6 +288,13 @@ fn progress_events(progress: Arc<Progress>) -> EventSink {
         Event::SessionExpired => progress
             .bar
             .println("the session expired: sign in again (ferry login)"),
+        // (`ferry upload` says it again at the end, for all of them.)
+        Event::State {
+            error: Some(error), ..
+        } if error.code == "exists" => progress.bar.println(format!(
+            "waiting: {} (settle it with --on-conflict overwrite, rename, skip or newer)",
+            error.message
+        )),
         Event::Retrying {
             operation,
             attempt,

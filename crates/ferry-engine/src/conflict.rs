@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::dialect::same_etag;
 use crate::error::{Error, Result};
 use crate::journal::FileRow;
 use crate::storage::{ObjectHead, Who};
@@ -131,7 +132,9 @@ pub(crate) fn numbered(key: &str, n: u32) -> String {
 
 /// Whether `key` is `original` renamed to keep both (`name (n).ext`).
 pub(crate) fn renamed_from(key: &str, original: &str) -> bool {
-    (1..=MAX_RENAMES).any(|n| numbered(original, n) == key)
+    // Only a key longer by " (n)" can be one: most are not, and cost a comparison of lengths.
+    let extra = key.len().saturating_sub(original.len());
+    (4..=5).contains(&extra) && (1..=MAX_RENAMES).any(|n| numbered(original, n) == key)
 }
 
 /// How a file's write finds out about an object at its key.
@@ -257,7 +260,8 @@ pub(crate) async fn refused(
     }
 }
 
-/// What `row`'s rule does with the object found at `key`.
+/// What `row`'s rule does with the object found at `key` — unless the object is the file's
+/// own earlier version (what it stored there and had confirmed, same ETag), which it updates.
 async fn found(
     shared: &Arc<Shared>,
     row: &FileRow,
@@ -266,7 +270,18 @@ async fn found(
     key: String,
     object: &ObjectHead,
 ) -> Result<Settled> {
-    match row.on_conflict {
+    let (owner, path, id, at) = (who.owner.clone(), row.path.clone(), row.id, key.clone());
+    let (ours, rule) = shared
+        .db(move |j| Ok((j.own_object(&owner, &path, &at)?, j.on_conflict_of(id)?)))
+        .await?;
+    if ours.is_some_and(|etag| same_etag(&etag, &object.etag)) {
+        return Ok(Settled {
+            key,
+            write: Write::Replace,
+        });
+    }
+    // The rule as it is now: a decision for all may have come while the file uploaded.
+    match rule.unwrap_or(row.on_conflict) {
         OnConflict::Overwrite => Ok(Settled {
             key,
             write: Write::Replace,
@@ -287,11 +302,14 @@ fn newer(row: &FileRow, key: String, object: &ObjectHead) -> Result<Settled> {
     let file = row
         .mtime_ns
         .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns.into()).ok());
+    // In whole seconds: `Last-Modified` has no finer ones.
     match (file, object.modified) {
-        (Some(file), Some(stored)) if file > stored => Ok(Settled {
-            key,
-            write: Write::Replace,
-        }),
+        (Some(file), Some(stored)) if file.unix_timestamp() > stored.unix_timestamp() => {
+            Ok(Settled {
+                key,
+                write: Write::Replace,
+            })
+        }
         (_, None) => Err(Error::Protocol {
             operation: "comparing the file with the object at the store",
             detail: "the store gave no Last-Modified".into(),
@@ -321,9 +339,13 @@ async fn rename(
             // A free name cannot be found by looking.
             Look::Forbidden => return Err(exists(row, &format!("{prefix}{}", row.key))),
         };
-        if free {
-            let id = row.id;
-            shared.db(move |j| j.set_key(id, &candidate)).await?;
+        // Free at the store and not another queued file's key: journaled as this file's.
+        let (owner, id) = (who.owner.clone(), row.id);
+        if free
+            && shared
+                .db(move |j| j.claim_key(&owner, id, &candidate))
+                .await?
+        {
             return Ok(Settled {
                 key,
                 write: Write::OnlyNew,
@@ -332,7 +354,7 @@ async fn rename(
     }
     Err(Error::File {
         path: row.path.display().to_string(),
-        code: "exists",
+        code: "no_free_name",
         reason: format!(
             "{} and {MAX_RENAMES} numbered copies are already at the store",
             row.key

@@ -211,6 +211,8 @@ impl Error {
                 code: ErrorCode::BrokerRefused,
                 ..
             } => false,
+            // AWS: a conditional write raced another write to the key; try again.
+            Self::Storage { code, .. } if code == "ConditionalRequestConflict" => true,
             Self::Server { status, .. } | Self::Storage { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }

@@ -193,11 +193,9 @@ impl<'a> Intake<'a> {
             Err(refusal) => return self.refuse(path, "", look, refusal),
         };
         let latest = self.journal.latest_for_path(self.owner, path)?;
-        // Kept beside another object last time (`name (1).ext`): that copy is its own.
+        // Kept beside another object (`name (1).ext`): that copy is its own.
         let key = match &latest {
-            Some(row) if row.state == FileState::Confirmed && renamed_from(&row.key, &key) => {
-                row.key.clone()
-            }
+            Some(row) if renamed_from(&row.key, &key) => row.key.clone(),
             _ => key,
         };
         if self.batch.get(&key).is_some_and(|p| p != path) {
@@ -216,16 +214,7 @@ impl<'a> Intake<'a> {
         {
             return self.refuse(path, &key, look, KEY_CONFLICT);
         }
-        // A file whose last upload went to this same key replaces its own object without
-        // asking: what is there is its earlier version, not someone else's file.
-        let own = latest
-            .as_ref()
-            .is_some_and(|row| row.state == FileState::Confirmed && row.key == key);
-        let rule = match own {
-            true => OnConflict::Overwrite,
-            false => self.on_conflict,
-        };
-        let id = self.insert(path, &key, look, None, rule)?;
+        let id = self.insert(path, &key, look, None, self.on_conflict)?;
         self.added.ids.push(id);
         self.added.queued = true;
         Ok(())
@@ -236,6 +225,22 @@ impl<'a> Intake<'a> {
     fn existing(&mut self, row: &FileRow, key: &str, look: Option<Look>) -> Result<Option<i64>> {
         let unchanged = look.is_some_and(|l| l.matches(row));
         match (self.intent, row.state) {
+            // Waiting for a decision, found by a folder whose rule now says what to do (the
+            // rule changed, or `ferry watch --on-conflict` says it): settled by that rule.
+            (Intent::Found, FileState::Failed)
+                if row.error_code.as_deref() == Some("exists")
+                    && self.on_conflict != OnConflict::Ask =>
+            {
+                self.journal.set_on_conflict(&[row.id], self.on_conflict)?;
+                let resumed = self.journal.move_states(
+                    self.owner,
+                    Some(&[row.id]),
+                    &[FileState::Failed],
+                    FileState::Queued,
+                )?;
+                self.added.queued |= !resumed.is_empty();
+                Ok(Some(row.id))
+            }
             // Failed for good because it was gone or unreadable, or failed and changed since:
             // found again as it is now, it is tried again.
             (Intent::Found, FileState::Failed)
@@ -269,7 +274,10 @@ impl<'a> Intake<'a> {
             }
             (Intent::Given { .. }, state) if state.is_final() => Ok(None),
             (Intent::Given { .. }, _) if row.key == key => {
-                self.journal.set_on_conflict(&[row.id], self.on_conflict)?;
+                // Given again with a choice, a waiting file takes it (asking again undoes none).
+                if self.on_conflict != OnConflict::Ask {
+                    self.journal.set_on_conflict(&[row.id], self.on_conflict)?;
+                }
                 let resumed = self.journal.move_states(
                     self.owner,
                     Some(&[row.id]),

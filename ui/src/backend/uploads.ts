@@ -316,10 +316,16 @@ export class Uploads {
   private settle(item: Item, user: User): boolean {
     if (item.rule === "overwrite" || item.rule === "newer" || !this.options.stored(user, item.key)) return true;
     if (item.rule === "rename") {
-      let n = 1;
-      while (n < 99 && this.options.stored(user, numbered(item.key, n))) n++;
-      item.key = numbered(item.key, n);
-      return true;
+      const n = [...Array(99).keys()].map((i) => i + 1).find((i) => !this.options.stored(user, numbered(item.key, i)));
+      if (n !== undefined) {
+        item.key = numbered(item.key, n);
+        return true;
+      }
+      item.state = "failed";
+      item.attempts++;
+      item.error = { code: "no_free_name", message: `${item.key} and 99 numbered copies are already at the store` };
+      this.emitState(item, item.error);
+      return false;
     }
     const message = `${item.key} is already at the store; choose to overwrite it, keep both (upload under another name) or skip the file`;
     if (item.rule === "skip") {

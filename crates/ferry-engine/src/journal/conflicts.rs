@@ -2,7 +2,7 @@
 //! decisions that settle files waiting for one, a key changed to keep both, and a file
 //! skipped by its rule.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::files::{COLUMNS, FileRow, OWNED, file_from_row};
 use super::state::{sql_final, sql_list};
@@ -107,15 +107,66 @@ impl Journal {
         })
     }
 
-    /// Changes the key of file `id` (below the grant's prefix): kept beside an object at its
-    /// old key.
-    pub(crate) fn set_key(&self, id: i64, key: &str) -> Result<()> {
+    /// Takes `key` (below the grant's prefix) for file `id` of `owner`, kept beside an object
+    /// at its old key — unless another unfinished file of `owner` has that key (`false`).
+    pub(crate) fn claim_key(&self, owner: &Owner, id: i64, key: &str) -> Result<bool> {
         self.with(|c| {
-            c.run(
-                "UPDATE files SET key = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, key, now()],
+            let tx = c.savepoint()?;
+            let taken: bool = tx.query_row(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM files WHERE {OWNED} AND key = ?3 AND id != ?4
+                         AND state NOT IN ({}))",
+                    sql_final()
+                ),
+                params![owner.server, owner.user_id, key, id],
+                |r| r.get(0),
             )?;
-            Ok(())
+            if !taken {
+                tx.execute(
+                    "UPDATE files SET key = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, key, now()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(!taken)
+        })
+    }
+
+    /// The ETag of what file `path` of `owner` last stored at the full key `object_key` and
+    /// had confirmed, if it did: an object there with that ETag is the file's own earlier
+    /// version.
+    pub(crate) fn own_object(
+        &self,
+        owner: &Owner,
+        path: &std::path::Path,
+        object_key: &str,
+    ) -> Result<Option<String>> {
+        self.with(|c| {
+            c.row(
+                &format!(
+                    "SELECT etag FROM files WHERE {OWNED} AND path = ?3 AND object_key = ?4
+                         AND state = 'confirmed' ORDER BY id DESC LIMIT 1"
+                ),
+                params![
+                    owner.server,
+                    owner.user_id,
+                    super::files::path_bytes(path),
+                    object_key
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// The rule file `id` has now (a decision may have come while it uploaded).
+    pub(crate) fn on_conflict_of(&self, id: i64) -> Result<Option<OnConflict>> {
+        self.with(|c| {
+            c.row("SELECT on_conflict FROM files WHERE id = ?1", [id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map(|rule| rule.and_then(|r| OnConflict::parse(&r)))
         })
     }
 

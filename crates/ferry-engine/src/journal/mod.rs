@@ -168,10 +168,11 @@ CREATE INDEX files_finished ON files (server, user_id, id)
     WHERE cleared = 0 AND state IN ('confirmed','skipped','cancelled');
 "#,
     // What a file does when its key already holds an object at the store (`conflict`), and
-    // what a watched folder's files do. Rows from before asked nobody: they overwrote.
+    // what a watched folder's files do. Files and folders from before asked nobody: they
+    // overwrote, and still do until told otherwise.
     r#"
 ALTER TABLE files ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'overwrite';
-ALTER TABLE folders ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'ask';
+ALTER TABLE folders ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'overwrite';
 "#,
 ];
 

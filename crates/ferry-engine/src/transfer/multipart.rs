@@ -353,6 +353,11 @@ async fn finish(
         .storage
         .grant(&Who::file(target.owner, row.id))
         .await?;
+    if target.looks_before_complete {
+        // A store that cannot refuse: what appeared at the key while the parts went is found
+        // now, before the Complete would replace it.
+        found_before_complete(shared, row, target).await?;
+    }
     let stored = match shared
         .storage
         .complete(
@@ -376,6 +381,25 @@ async fn finish(
                 callback: None,
             }
         }
+        // Refused for an object at the key: its own, when a Complete sent again after its
+        // answer was lost finds what the first one made.
+        Err(err) if crate::conflict::is_exists_refusal(&err) => {
+            // (A grant that may not look leaves the refusal as it is.)
+            match shared
+                .storage
+                .head(&Who::file(target.owner, row.id), target.key)
+                .await
+            {
+                Ok(Some(head)) if head.size == print.size && same_etag(&head.etag, &expected) => {
+                    Stored {
+                        etag: head.etag,
+                        crc64: None,
+                        callback: None,
+                    }
+                }
+                _ => return Err(err),
+            }
+        }
         Err(err) => return Err(err),
     };
     check_object(&stored, &expected, &parts)?;
@@ -392,6 +416,28 @@ async fn finish(
         .db(move |j| j.uploaded(id, &recorded.as_uploaded()))
         .await?;
     Ok(object.onto(row))
+}
+
+/// Refuses (as a store would, `412`) to complete over an object that is at the key now.
+async fn found_before_complete(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    target: &Target<'_>,
+) -> Result<()> {
+    match shared
+        .storage
+        .head(&Who::file(target.owner, row.id), target.key)
+        .await?
+    {
+        None => Ok(()),
+        Some(_) => Err(Error::Storage {
+            operation: "CompleteMultipartUpload",
+            status: 412,
+            code: "PreconditionFailed".into(),
+            message: "an object was stored at the key while the parts were sent".into(),
+            request_id: None,
+        }),
+    }
 }
 
 /// Checks the object a Complete made: by the CRC-64 of the whole, combined from the parts', when

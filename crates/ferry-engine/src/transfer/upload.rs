@@ -88,11 +88,11 @@ pub(crate) async fn upload(
         mtime_ns: Some(print.mtime_ns),
         ..row.clone()
     };
+    let store_refuses = !Dialect::looks_before_writing(&grant);
     let mut settled = match row.upload_id {
         // Begun already: its key was settled then; the condition still guards its Complete.
         Some(_) => conflict::begun(&row, &grant.prefix),
         None => {
-            let store_refuses = !Dialect::looks_before_writing(&grant);
             let looking = conflict::Looking {
                 first: big || !store_refuses,
                 store_refuses,
@@ -113,6 +113,7 @@ pub(crate) async fn upload(
             key: &settled.key,
             owner,
             write: settled.write,
+            looks_before_complete: !store_refuses && settled.write == Write::OnlyNew,
         };
         let written = match big {
             true => super::multipart::multipart(shared, row, &print, &target, sent).await,
@@ -250,8 +251,9 @@ async fn put_whole(
         // again after its answer was lost finds its own first try (or someone stored the
         // same bytes).
         Err(err) if conflict::is_exists_refusal(&err) => {
-            match shared.storage.head(&who, target.key).await? {
-                Some(head) if head.size == print.size && same_etag(&head.etag, &expected) => {
+            // (A grant that may not look leaves the refusal as it is.)
+            match shared.storage.head(&who, target.key).await {
+                Ok(Some(head)) if head.size == print.size && same_etag(&head.etag, &expected) => {
                     Stored {
                         etag: head.etag,
                         crc64: None,
@@ -338,6 +340,8 @@ pub(super) struct Target<'a> {
     pub(super) key: &'a str,
     pub(super) owner: &'a Owner,
     pub(super) write: Write,
+    /// The store cannot refuse the write: a multipart upload looks again before completing.
+    pub(super) looks_before_complete: bool,
 }
 
 /// Refuses to go on when the signed-in account is no longer the file's owner (a sign-out or
