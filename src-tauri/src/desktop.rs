@@ -267,6 +267,7 @@ impl Desktop {
             grant: Default::default(),
             device: profile::device_name(),
             token_server: tokens,
+            network: Default::default(),
         })?;
         engine.set_on_conflict(self.settings().on_conflict);
         Ok(Arc::new(engine))

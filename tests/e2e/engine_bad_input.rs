@@ -252,6 +252,7 @@ async fn a_damaged_journal_is_left_alone_with_a_clear_error() {
         grant: Default::default(),
         device: "test".into(),
         token_server: None,
+        network: Default::default(),
     });
     let err = result.err().expect("a damaged journal is refused");
     assert_eq!(err.code(), "journal_damaged", "{err}");

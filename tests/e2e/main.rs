@@ -24,6 +24,7 @@ mod engine_upload;
 mod engine_watch;
 mod faults;
 mod keychain;
+mod network;
 mod sdk_clients;
 mod server_abuse;
 mod server_api;

@@ -352,8 +352,12 @@ async fn an_endless_answer_is_cut_off_with_a_clear_error() {
             prefix: Some("u/{user}/".into()),
         },
     };
-    let client =
-        ferry_engine::api::ApiClient::for_token_server(server, Duration::from_secs(10)).unwrap();
+    let client = ferry_engine::api::ApiClient::for_token_server(
+        &Default::default(),
+        server,
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let err = within(
         30,
         "signing in",

@@ -17,6 +17,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub mod native_store;
+pub mod network;
 pub mod raw_http;
 pub mod s3xml;
 pub mod server_process;
@@ -610,6 +611,7 @@ pub async fn engine(
         grant: Default::default(),
         device: "test-device".into(),
         token_server: None,
+        network: Default::default(),
     };
     adjust(&mut config);
     let engine = ferry_engine::Engine::open(config).expect("engine opens");

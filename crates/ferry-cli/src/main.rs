@@ -12,6 +12,7 @@ use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::journal::FileState;
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
 use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::token_server::TokenServer;
@@ -45,6 +46,17 @@ struct Cli {
     /// and the storage credentials then cross the network unencrypted).
     #[arg(long, env = "FERRY_ALLOW_INSECURE_HTTP", global = true)]
     allow_insecure_http: bool,
+    /// Reach the app server and the store through this proxy: http://, https://, socks5:// or
+    /// socks5h://host:port (hosts in NO_PROXY still go directly); `direct` for none. Default:
+    /// the environment's HTTPS_PROXY / HTTP_PROXY / ALL_PROXY.
+    #[arg(long, env = "FERRY_PROXY", global = true, value_name = "URL")]
+    proxy: Option<String>,
+    /// The proxy's user name (its password from FERRY_PROXY_PASSWORD).
+    #[arg(long, env = "FERRY_PROXY_USER", global = true)]
+    proxy_user: Option<String>,
+    /// Trust the CA certificates in this PEM file too (a company's TLS inspection).
+    #[arg(long, env = "FERRY_CA_FILE", global = true, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Keep secrets in memory only (no OS keychain): nothing survives this process.
     #[arg(long, env = "FERRY_MEMORY_KEYCHAIN", global = true)]
     memory_keychain: bool,
@@ -125,6 +137,26 @@ enum Command {
         #[arg(default_value = "ferry-diagnostics.zip")]
         out: PathBuf,
     },
+}
+
+/// The network the flags describe (the proxy's password from `FERRY_PROXY_PASSWORD`, never a
+/// flag: flags show in the process list).
+fn network(cli: &Cli) -> Network {
+    let proxy = match cli.proxy.as_deref().map(str::trim) {
+        None | Some("") => ProxyChoice::System,
+        Some("direct") => ProxyChoice::Direct,
+        Some(url) => ProxyChoice::Manual(ManualProxy {
+            url: url.to_owned(),
+            user: cli.proxy_user.clone(),
+            password: std::env::var("FERRY_PROXY_PASSWORD")
+                .ok()
+                .map(ferry_engine::secret::Secret::new),
+        }),
+    };
+    Network {
+        proxy,
+        extra_ca: cli.ca_file.clone(),
+    }
 }
 
 fn keychain(memory: bool) -> anyhow::Result<Arc<dyn Keychain>> {
@@ -460,6 +492,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         },
         device: profile::device_name(),
         token_server: token_server.clone(),
+        network: network(&cli),
     })?;
     match cli.command {
         Command::Login { user } => {

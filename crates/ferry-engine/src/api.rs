@@ -3,6 +3,7 @@
 //! only hands out credentials ([`TokenServer`]): then signing in and grants go to its token
 //! endpoint, confirmations are not sent and history is this computer's own.
 
+use crate::network::Network;
 use std::time::Duration;
 
 use ferry_protocol::{
@@ -69,15 +70,13 @@ impl ApiClient {
 
     /// A client whose requests give up after `timeout`.
     pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10).min(timeout))
-            .timeout(timeout)
-            .build()
-            .map_err(|source| Error::Network {
-                operation: "starting the HTTP client",
-                target: base.to_owned(),
-                source,
-            })?;
+        Self::on(&Network::default(), base, timeout)
+    }
+
+    /// A client on `network` (its proxy, its CA certificates) whose requests give up after
+    /// `timeout`.
+    pub fn on(network: &Network, base: &str, timeout: Duration) -> Result<Self> {
+        let http = network.client(Duration::from_secs(10).min(timeout), |b| b.timeout(timeout))?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -114,9 +113,42 @@ impl ApiClient {
         sent
     }
 
+    /// Whether the server answers at all (any HTTP answer, an error status too: the way there
+    /// works) — for "Test connection".
+    pub async fn answers(&self) -> Result<()> {
+        let operation = "reaching the app server";
+        let url = match self.tokens {
+            Some(_) => self.base.clone(),
+            None => format!("{}/healthz", self.base),
+        };
+        let response = self
+            .reach(self.http.get(url))
+            .await
+            .map_err(|source| Error::Network {
+                operation,
+                target: self.base.clone(),
+                source,
+            })?;
+        self.through_proxy(&response)
+    }
+
+    /// Refuses an answer that is the proxy's `407`, not the server's.
+    fn through_proxy(&self, response: &reqwest::Response) -> Result<()> {
+        match response.status() {
+            reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED => Err(Error::ProxyRefused {
+                target: self.base.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// A client of a server that only hands out credentials; its token URL names it.
-    pub fn for_token_server(server: TokenServer, timeout: Duration) -> Result<Self> {
-        let mut client = Self::with_timeout(&server.token_url, timeout)?;
+    pub fn for_token_server(
+        network: &Network,
+        server: TokenServer,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut client = Self::on(network, &server.token_url, timeout)?;
         client.base = server.token_url.clone();
         client.tokens = Some(std::sync::Arc::new(server));
         Ok(client)
@@ -152,6 +184,7 @@ impl ApiClient {
         };
         let request = server.request(&self.http, authorization);
         let response = self.reach(request).await.map_err(network)?;
+        self.through_proxy(&response)?;
         let status = response.status().as_u16();
         let body = read_body(operation, response, TOKEN_ANSWER_LIMIT)
             .await
@@ -189,6 +222,7 @@ impl ApiClient {
             source,
         };
         let response = self.reach(request).await.map_err(network)?;
+        self.through_proxy(&response)?;
         let status = response.status().as_u16();
         let body = read_body(operation, response, API_ANSWER_LIMIT)
             .await
@@ -372,6 +406,7 @@ impl ApiClient {
             .reach(self.http.get(url).bearer_auth(token.expose()))
             .await
             .map_err(network)?;
+        self.through_proxy(&response)?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(network)?;
         if (200..300).contains(&status) {

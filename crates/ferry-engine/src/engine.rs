@@ -45,6 +45,17 @@ pub struct EngineConfig {
     /// A server that only hands out credentials, instead of one with Ferry's API at `server`
     /// (whose token URL then names the server).
     pub token_server: Option<crate::token_server::TokenServer>,
+    /// How the app server and the store are reached (proxy, extra CA certificates).
+    pub network: crate::network::Network,
+}
+
+/// What "Test connection" found.
+#[derive(Debug)]
+pub struct ConnectionCheck {
+    /// The app server answered (or why not).
+    pub server: Result<()>,
+    /// The store answered the account's grant (or why not); `None` signed out.
+    pub store: Option<Result<()>>,
 }
 
 /// What the queue of a data dir holds.
@@ -136,8 +147,8 @@ impl Engine {
         };
         let timeout = config.transfer.stall_timeout;
         let api = match config.token_server {
-            Some(server) => ApiClient::for_token_server(server, timeout)?,
-            None => ApiClient::with_timeout(&config.server, timeout)?,
+            Some(server) => ApiClient::for_token_server(&config.network, server, timeout)?,
+            None => ApiClient::on(&config.network, &config.server, timeout)?,
         };
         api.tell(config.events.clone());
         let session = Arc::new(Session::new(api, config.keychain));
@@ -151,6 +162,7 @@ impl Engine {
             .bandwidth
             .map(|b| Arc::new(crate::transfer::throttle::Throttle::new(b)));
         let storage = Storage::new(
+            &config.network,
             credentials.clone(),
             throttle,
             config.events.clone(),
@@ -323,6 +335,17 @@ impl Engine {
             .await?;
         self.transfer.wake();
         Ok(queued)
+    }
+
+    /// Checks the way to the app server and, signed in, to the store, each on its own: which
+    /// step fails and why (a proxy, a certificate, a host that does not answer).
+    pub async fn check_connection(&self) -> ConnectionCheck {
+        let server = self.session.api().answers().await;
+        let store = match self.session.owner() {
+            Some(_) => Some(self.transfer.store_answers().await),
+            None => None,
+        };
+        ConnectionCheck { server, store }
     }
 
     /// What the queue holds, for the signed-in account and the others.

@@ -30,8 +30,10 @@ pub enum Error {
         /// HTTP status.
         status: u16,
     },
-    /// The app server or the store could not be reached, or the connection broke.
-    #[error("{operation}: cannot reach {target}: {source}")]
+    /// The app server or the store could not be reached, or the connection broke (the
+    /// message carries the whole chain of causes: a certificate no CA vouches for, a proxy
+    /// that would not connect).
+    #[error("{operation}: cannot reach {target}: {}", causes(source))]
     Network {
         /// What the engine was doing.
         operation: &'static str,
@@ -138,6 +140,18 @@ pub enum Error {
         /// What SQLite said.
         detail: String,
     },
+    /// The proxy would not carry a request without (other) credentials (`407`).
+    #[error(
+        "the proxy refused to carry requests to {target} (407 Proxy Authentication Required): check the proxy's user name and password"
+    )]
+    ProxyRefused {
+        /// Where the request was going.
+        target: String,
+    },
+    /// The network settings cannot be used: a proxy that is not an address, a CA file that
+    /// holds no certificate (`invalid_network`).
+    #[error("{0}")]
+    InvalidNetwork(String),
     /// The app server's address is not one (`invalid_server`).
     #[error("invalid server address: {0}")]
     InvalidServer(String),
@@ -194,6 +208,8 @@ impl Error {
             Self::Closed => "closed",
             Self::JournalDamaged { .. } => "journal_damaged",
             Self::InvalidServer(_) => "invalid_server",
+            Self::InvalidNetwork(_) => "invalid_network",
+            Self::ProxyRefused { .. } => "proxy_refused",
             Self::JournalOutdated(_) => "journal_outdated",
             Self::FolderKnown(_) => "duplicate",
             Self::NoSuchFolder(_) => "not_found",
@@ -237,6 +253,22 @@ impl Error {
         let context = context.into();
         move |source| Self::Io { context, source }
     }
+}
+
+/// An error and its causes, each said once: `a: b: c`.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    for _ in 0..8 {
+        let Some(cause) = next else { break };
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// Whether SQLite failed for want of disk space.

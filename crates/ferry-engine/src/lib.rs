@@ -15,6 +15,7 @@ pub mod events;
 pub mod journal;
 mod key;
 pub mod keychain;
+pub mod network;
 pub mod policy;
 pub mod profile;
 pub use ferry_sign::secret;
@@ -26,5 +27,5 @@ pub mod token_server;
 pub mod transfer;
 pub mod watch;
 
-pub use crate::engine::{Engine, EngineConfig, Status, read_status};
+pub use crate::engine::{ConnectionCheck, Engine, EngineConfig, Status, read_status};
 pub use crate::error::{Error, Result};

@@ -426,6 +426,7 @@ fn engine_on(
         grant: Default::default(),
         device: "test-device".into(),
         token_server: None,
+        network: Default::default(),
     })
     .unwrap()
 }

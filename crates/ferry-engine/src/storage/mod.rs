@@ -189,6 +189,7 @@ pub(crate) struct Storage {
 impl Storage {
     /// A client whose requests give up when nothing moves for `stall` (see [`Stall`]).
     pub(crate) fn new(
+        network: &crate::network::Network,
         credentials: Arc<Credentials>,
         throttle: Option<Arc<Throttle>>,
         events: EventSink,
@@ -197,15 +198,7 @@ impl Storage {
         // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
         // timeout runs from the start of the request. The stall watch below times out what
         // stops moving instead.
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(16)
-            .build()
-            .map_err(|source| Error::Network {
-                operation: "starting the HTTP client",
-                target: String::new(),
-                source,
-            })?;
+        let http = network.client(Duration::from_secs(10), |b| b.pool_max_idle_per_host(16))?;
         Ok(Self {
             http,
             credentials,
@@ -381,6 +374,13 @@ impl Storage {
                 })
             });
         let response = match response {
+            Ok(response)
+                if response.status() == reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED =>
+            {
+                return Err(Error::ProxyRefused {
+                    target: target.clone(),
+                });
+            }
             Ok(response) if response.status().is_success() => response,
             other => {
                 // Not taken: the bytes this attempt counted will be sent again.

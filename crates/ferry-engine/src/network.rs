@@ -1,0 +1,209 @@
+//! How Ferry reaches the app server and the store: through the system's proxy (the
+//! environment's `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`), directly, or through
+//! a proxy the user names — HTTP, HTTPS or SOCKS5, with a user name and password — and trusting
+//! extra CA certificates (a PEM file: a company's TLS inspection) beside the built-in ones.
+//! Both HTTP clients (the app server's and the store's) are built here, the same way.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// How to reach the network.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    /// Which proxy, if any.
+    pub proxy: ProxyChoice,
+    /// A PEM file of CA certificates to trust besides the built-in ones.
+    pub extra_ca: Option<PathBuf>,
+}
+
+/// Which proxy requests go through.
+#[derive(Debug, Clone, Default)]
+pub enum ProxyChoice {
+    /// The system's: the environment's `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`, except for
+    /// hosts in `NO_PROXY`.
+    #[default]
+    System,
+    /// None: every request goes directly.
+    Direct,
+    /// This one (hosts in the environment's `NO_PROXY` still go directly).
+    Manual(ManualProxy),
+}
+
+/// A proxy the user names.
+#[derive(Clone)]
+pub struct ManualProxy {
+    /// `http://host:port`, `https://host:port`, `socks5://host:port` (names resolved by the
+    /// proxy: `socks5h://`).
+    pub url: String,
+    /// The user name, when the proxy asks for one.
+    pub user: Option<String>,
+    /// Its password (kept in the keychain by the front ends, never in settings).
+    pub password: Option<Secret>,
+}
+
+impl std::fmt::Debug for ManualProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualProxy")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+fn invalid(what: impl Into<String>) -> Error {
+    Error::InvalidNetwork(what.into())
+}
+
+impl ManualProxy {
+    /// The proxy as reqwest takes it: HTTP(S) proxies get the credentials as
+    /// `Proxy-Authorization`, SOCKS5 ones in the URL (where its handshake reads them).
+    fn proxy(&self) -> Result<reqwest::Proxy> {
+        let mut url = reqwest::Url::parse(self.url.trim())
+            .map_err(|e| invalid(format!("the proxy {:?} is not an address: {e}", self.url)))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(format!("the proxy {:?} names no host", self.url)));
+        }
+        let socks = matches!(url.scheme(), "socks5" | "socks5h");
+        if !socks && !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "the proxy {:?} is not http://, https://, socks5:// or socks5h://",
+                self.url
+            )));
+        }
+        let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
+        if socks && let Some(user) = &self.user {
+            let _ = url.set_username(user);
+            let _ = url.set_password(Some(password));
+        }
+        let mut proxy = reqwest::Proxy::all(url.as_str())
+            .map_err(|e| invalid(format!("the proxy {:?}: {e}", self.url)))?
+            .no_proxy(reqwest::NoProxy::from_env());
+        if !socks && let Some(user) = &self.user {
+            proxy = proxy.basic_auth(user, password);
+        }
+        Ok(proxy)
+    }
+}
+
+impl Network {
+    /// A client builder set up for this network: proxy, extra CA certificates, and a connect
+    /// timeout of at most 10 s.
+    pub(crate) fn builder(&self, connect_timeout: Duration) -> Result<reqwest::ClientBuilder> {
+        let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+        builder = match &self.proxy {
+            // reqwest reads the environment's proxies by itself.
+            ProxyChoice::System => builder,
+            ProxyChoice::Direct => builder.no_proxy(),
+            ProxyChoice::Manual(manual) => builder.proxy(manual.proxy()?),
+        };
+        if let Some(path) = &self.extra_ca {
+            for certificate in extra_certificates(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        Ok(builder)
+    }
+
+    /// A client for this network that gives up on a connection after `connect_timeout`.
+    pub(crate) fn client(
+        &self,
+        connect_timeout: Duration,
+        shape: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client> {
+        shape(self.builder(connect_timeout)?)
+            .build()
+            .map_err(|source| Error::Network {
+                operation: "starting the HTTP client",
+                target: String::new(),
+                source,
+            })
+    }
+}
+
+/// The certificates of a PEM file; a file that holds none, or cannot be read, is an error
+/// that names it.
+fn extra_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| {
+        invalid(format!(
+            "the CA certificates file {shown} cannot be read: {e}"
+        ))
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| invalid(format!("{shown} is not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(invalid(format!("{shown} holds no PEM certificate")));
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manual(url: &str) -> Network {
+        Network {
+            proxy: ProxyChoice::Manual(ManualProxy {
+                url: url.into(),
+                user: Some("me".into()),
+                password: Some(Secret::new("pw")),
+            }),
+            extra_ca: None,
+        }
+    }
+
+    #[test]
+    fn proxies_are_http_https_or_socks5_and_bad_ones_are_named() {
+        for good in [
+            "http://127.0.0.1:3128",
+            "https://proxy.example:8443",
+            "socks5://10.0.0.1:1080",
+            "socks5h://p:1080",
+        ] {
+            assert!(
+                manual(good).builder(Duration::from_secs(1)).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in ["ftp://p:21", "not a url", "http://"] {
+            let err = manual(bad).builder(Duration::from_secs(1)).unwrap_err();
+            assert_eq!(err.code(), "invalid_network", "{bad}");
+            assert!(err.to_string().contains(bad.trim()), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "nothing here").unwrap();
+        let network = Network {
+            proxy: ProxyChoice::System,
+            extra_ca: Some(path.clone()),
+        };
+        let err = network.builder(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.code(), "invalid_network");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        let missing = Network {
+            extra_ca: Some(dir.path().join("gone.pem")),
+            ..network
+        };
+        assert!(
+            missing
+                .builder(Duration::from_secs(1))
+                .unwrap_err()
+                .to_string()
+                .contains("gone.pem")
+        );
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let shown = format!("{:?}", manual("http://p:1"));
+        assert!(!shown.contains("pw"), "{shown}");
+    }
+}

@@ -1,0 +1,269 @@
+//! Ferry behind the networks companies have, on loopback: an HTTP proxy with a password, a
+//! SOCKS5 proxy with a user name and password, the environment's proxy and `NO_PROXY` (the
+//! `ferry` command, a process of its own), and TLS inspection — the app server and the store
+//! behind a TLS front whose certificate a private CA signed. Each test signs in, uploads a
+//! small file and one in parts, and checks what the proxy saw.
+
+use std::time::Duration;
+
+use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
+use ferry_engine::secret::Secret;
+use ferry_protocol::Role;
+use ferry_tests::network::{Login, LoopbackProxy, TlsFront, private_ca};
+use ferry_tests::{TestServer, bytes, engine, ferry_as, within};
+
+const MIB: usize = 1024 * 1024;
+
+fn port_of(url: &str) -> u16 {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port())
+        .unwrap_or_else(|| panic!("a port in {url}"))
+}
+
+fn through(url: String, login: Option<&Login>) -> Network {
+    Network {
+        proxy: ProxyChoice::Manual(ManualProxy {
+            url,
+            user: login.map(|l| l.user.clone()),
+            password: login.map(|l| Secret::new(l.password.clone())),
+        }),
+        extra_ca: None,
+    }
+}
+
+fn login(password: &str) -> Login {
+    Login {
+        user: "corp\\alice".into(),
+        password: password.into(),
+    }
+}
+
+/// Uploads a small file and a 20 MiB one (in parts) with `engine`; both must be confirmed.
+async fn upload_two(engine: &ferry_engine::Engine, dir: &std::path::Path) {
+    let small = dir.join("small.txt");
+    let big = dir.join("big.bin");
+    std::fs::write(&small, b"through the proxy").unwrap();
+    std::fs::write(&big, bytes(20 * MIB, 900)).unwrap();
+    engine.enqueue(&[small, big]).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 2, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_http_proxy_with_a_password_and_not_without_it() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("pr0xy pass:word");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.network = through(proxy.url("http"), Some(&door));
+    })
+    .await;
+    upload_two(&engine, dir.path()).await;
+    let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
+    assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
+    assert!(
+        proxy.seen.to_port(store) >= 4,
+        "PUT, then the parts: {:?}",
+        proxy.seen.all()
+    );
+    assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
+    // A wrong password: the proxy says no, and so does the sign-in, naming the proxy.
+    let wrong = ferry_engine::Engine::open(ferry_engine::EngineConfig {
+        data_dir: dir.path().join("data-wrong"),
+        server: server.api.clone(),
+        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
+        events: std::sync::Arc::new(|_| {}),
+        transfer: Default::default(),
+        grant: Default::default(),
+        device: "test-device".into(),
+        token_server: None,
+        network: through(proxy.url("http"), Some(&login("wrong"))),
+    })
+    .unwrap();
+    let err = wrong
+        .sign_in("alice", &Secret::new(password.clone()), "test-device")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "proxy_refused", "{err}");
+    assert!(err.to_string().contains("407"), "{err}");
+    assert!(!proxy.refused.all().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_socks5_proxy_with_a_user_name_and_password() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("s0cks");
+    let proxy = LoopbackProxy::socks5(Some(door.clone())).await;
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.network = through(proxy.url("socks5h"), Some(&door));
+    })
+    .await;
+    upload_two(&engine, dir.path()).await;
+    let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
+    assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
+    assert!(proxy.seen.to_port(store) > 0, "{:?}", proxy.seen.all());
+    assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_inspection_is_trusted_with_the_companys_ca_file_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let api_front = TlsFront::start(&cert, &key).await;
+    let store_front = TlsFront::start(&cert, &key).await;
+    let store_url = store_front.url();
+    let server = TestServer::start_with(|o| o.store_public_url = Some(store_url)).await;
+    let socket = |url: &str| url.trim_start_matches("http://").parse().unwrap();
+    api_front.set_upstream(socket(&server.api));
+    store_front.set_upstream(socket(&server.server.store_url()));
+    let password = server.add_user("alice", Role::User);
+    // Through a proxy too: https:// goes as CONNECT tunnels.
+    let proxy = LoopbackProxy::http(None).await;
+    let https = |data: &str, extra_ca: Option<std::path::PathBuf>| ferry_engine::EngineConfig {
+        data_dir: dir.path().join(data),
+        server: api_front.url(),
+        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
+        events: std::sync::Arc::new(|_| {}),
+        transfer: Default::default(),
+        grant: Default::default(),
+        device: "test-device".into(),
+        token_server: None,
+        network: Network {
+            extra_ca,
+            ..through(proxy.url("http"), None)
+        },
+    };
+    let untrusting = ferry_engine::Engine::open(https("data-1", None)).unwrap();
+    let err = untrusting
+        .sign_in("alice", &Secret::new(password.clone()), "test-device")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "network", "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let engine = ferry_engine::Engine::open(https("data-2", Some(ca))).unwrap();
+    within(
+        30,
+        "the sign-in",
+        engine.sign_in("alice", &Secret::new(password.clone()), "test-device"),
+    )
+    .await
+    .unwrap();
+    upload_two(&engine, dir.path()).await;
+    let connects = proxy.seen.all();
+    assert!(
+        connects.iter().all(|c| c.starts_with("CONNECT ")),
+        "{connects:?}"
+    );
+    assert!(
+        proxy.seen.to_port(store_front.addr.port()) > 0,
+        "{connects:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ferry_command_takes_the_environments_proxy_and_its_no_proxy() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = LoopbackProxy::http(None).await;
+    let file = dir.path().join("env.txt");
+    std::fs::write(&file, b"by the environment's proxy").unwrap();
+    let run = |data: &str, no_proxy: &str| {
+        let mut command = ferry_as(&server, &dir.path().join(data), "alice", &password);
+        command
+            .env("HTTP_PROXY", proxy.url("http"))
+            .env("HTTPS_PROXY", proxy.url("http"))
+            .env("NO_PROXY", no_proxy)
+            .env_remove("ALL_PROXY")
+            .args(["upload", "--force"])
+            .arg(&file);
+        command
+    };
+    let output = tokio::task::spawn_blocking({
+        let mut command = run("data-1", "");
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let via = proxy.seen.all().len();
+    assert!(
+        via >= 2,
+        "sign-in, grant, PUT, confirmation: {:?}",
+        proxy.seen.all()
+    );
+    let output = tokio::task::spawn_blocking({
+        let mut command = run("data-2", "127.0.0.1");
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        proxy.seen.all().len(),
+        via,
+        "NO_PROXY: nothing went through the proxy"
+    );
+    let _ = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_says_which_step_fails() {
+    // A store nobody answers for (its address is a port just let go of).
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let server = TestServer::start_with(|o| o.store_public_url = Some(dead.clone())).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("right");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.network = through(proxy.url("http"), Some(&door));
+    })
+    .await;
+    let check = within(60, "the check", engine.check_connection()).await;
+    assert!(check.server.is_ok(), "{check:?}");
+    let store = check.store.expect("signed in: the store is checked");
+    let err = store.unwrap_err();
+    assert_eq!(err.code(), "network", "{err}");
+    assert!(err.to_string().contains(&dead), "names the store: {err}");
+    // The proxy's password changed: the app server step says so.
+    let server2 = TestServer::start().await;
+    let other = ferry_engine::Engine::open(ferry_engine::EngineConfig {
+        data_dir: dir.path().join("data-2"),
+        server: server2.api.clone(),
+        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
+        events: std::sync::Arc::new(|_| {}),
+        transfer: Default::default(),
+        grant: Default::default(),
+        device: "test-device".into(),
+        token_server: None,
+        network: through(proxy.url("http"), Some(&login("old"))),
+    })
+    .unwrap();
+    let check = within(60, "the check", other.check_connection()).await;
+    assert_eq!(check.server.unwrap_err().code(), "proxy_refused");
+    assert!(
+        check.store.is_none(),
+        "signed out: the store is not checked"
+    );
+}
