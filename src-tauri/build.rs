@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "folders",
     "add_folder",
     "decide",
+    "check_connection",
     "set_folder_enabled",
     "remove_folder",
     "history",

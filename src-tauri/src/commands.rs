@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ferry_engine::conflict::OnConflict;
 use ferry_engine::credentials::CredentialStatus;
+use ferry_engine::events::ErrorInfo;
 use ferry_engine::journal::SavedFolder;
 use ferry_engine::secret::Secret;
 use ferry_engine::watch::FolderStatus;
@@ -155,6 +156,39 @@ pub(crate) async fn queue(
 #[tauri::command]
 pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
     Ok(desktop.engine().await?.clear_finished().await?)
+}
+
+/// One step of "Test connection": whether it answered, or the error's code and words.
+#[derive(Serialize)]
+pub(crate) struct Step {
+    ok: bool,
+    error: Option<ErrorInfo>,
+}
+
+impl From<ferry_engine::Result<()>> for Step {
+    fn from(result: ferry_engine::Result<()>) -> Self {
+        Self {
+            ok: result.is_ok(),
+            error: result.err().map(|e| ErrorInfo::from(&e)),
+        }
+    }
+}
+
+/// What "Test connection" found: the app server, and (signed in) the store.
+#[derive(Serialize)]
+pub(crate) struct ConnectionReport {
+    server: Step,
+    store: Option<Step>,
+}
+
+/// Tests the way to the app server and to the store, each on its own.
+#[tauri::command]
+pub(crate) async fn check_connection(desktop: Shared<'_>) -> CommandResult<ConnectionReport> {
+    let check = desktop.engine().await?.check_connection().await;
+    Ok(ConnectionReport {
+        server: check.server.into(),
+        store: check.store.map(Step::from),
+    })
 }
 
 /// Files one decision names at most (all of them: no list).
@@ -391,18 +425,46 @@ pub(crate) async fn stats(
     Ok(desktop.engine().await?.stats(&query.to_query()).await?.rows)
 }
 
+/// The settings as the page shows them: the saved ones, and whether a proxy password is kept
+/// (never the password).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SettingsView {
+    #[serde(flatten)]
+    settings: Settings,
+    proxy_password_saved: bool,
+}
+
 #[tauri::command]
-pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<Settings> {
-    Ok(desktop.settings())
+pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<SettingsView> {
+    Ok(SettingsView {
+        settings: desktop.settings(),
+        proxy_password_saved: desktop.proxy_password().is_some(),
+    })
 }
 
 #[tauri::command]
 pub(crate) async fn save_settings(
     app: tauri::AppHandle,
     desktop: Shared<'_>,
-    settings: serde_json::Value,
+    mut settings: serde_json::Value,
 ) -> CommandResult<()> {
+    // The proxy's password goes to the keychain, never into settings.json.
+    let password = settings
+        .as_object_mut()
+        .and_then(|page| {
+            page.remove("proxyPasswordSaved");
+            page.remove("proxyPassword")
+        })
+        .and_then(|p| p.as_str().map(str::to_owned))
+        .filter(|p| !p.is_empty())
+        .map(Secret::new);
     let settings = Settings::from_page(settings)?;
+    if settings.proxy_user.trim().is_empty() {
+        desktop.keep_proxy_password(None)?;
+    } else if let Some(password) = &password {
+        desktop.keep_proxy_password(Some(password))?;
+    }
     desktop.save_settings(&settings)?;
     // Applied at once to files added from now on (no sign-in needed).
     if let Ok(engine) = desktop.engine().await {

@@ -49,6 +49,8 @@ impl Drop for Running {
     }
 }
 
+/// The keychain entry of the manual proxy's password.
+const PROXY_PASSWORD: &str = "proxy-password";
 /// The desktop app's state.
 pub(crate) struct Desktop {
     pub(crate) data_dir: PathBuf,
@@ -165,6 +167,22 @@ impl Desktop {
             .clone()
     }
 
+    /// The manual proxy's password, from the OS keychain (none without one).
+    pub(crate) fn proxy_password(&self) -> Option<Secret> {
+        let keychain = OsKeychain::open(profile::keychain_service()).ok()?;
+        keychain.get(PROXY_PASSWORD).ok().flatten()
+    }
+
+    /// Keeps the manual proxy's password in the OS keychain (`None`: forgets it).
+    pub(crate) fn keep_proxy_password(&self, password: Option<&Secret>) -> CommandResult<()> {
+        let keychain = OsKeychain::open(profile::keychain_service())?;
+        match password {
+            Some(password) => keychain.set(PROXY_PASSWORD, password)?,
+            None => keychain.delete(PROXY_PASSWORD)?,
+        }
+        Ok(())
+    }
+
     /// Keeps `settings` on disk, then as the ones in use.
     pub(crate) fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
         settings::save(&self.data_dir, settings)?;
@@ -267,7 +285,7 @@ impl Desktop {
             grant: Default::default(),
             device: profile::device_name(),
             token_server: tokens,
-            network: Default::default(),
+            network: self.settings().network(self.proxy_password()),
         })?;
         engine.set_on_conflict(self.settings().on_conflict);
         Ok(Arc::new(engine))

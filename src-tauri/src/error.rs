@@ -20,6 +20,12 @@ impl CommandError {
     pub(crate) fn code(&self) -> &str {
         &self.code
     }
+
+    /// The words the user reads.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<ferry_engine::Error> for CommandError {

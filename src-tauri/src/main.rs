@@ -77,6 +77,7 @@ fn main() {
             commands::folders,
             commands::add_folder,
             commands::decide,
+            commands::check_connection,
             commands::set_folder_enabled,
             commands::remove_folder,
             commands::history,

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use ferry_engine::conflict::OnConflict;
+use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
+use ferry_engine::secret::Secret;
 use ferry_engine::transfer::TransferSettings;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,23 @@ pub(crate) struct Settings {
     /// What files added by hand do when their key already holds an object at the store
     /// (applied at once, also to the running engine).
     pub(crate) on_conflict: OnConflict,
+    /// `system` (the environment's proxy), `direct` or `manual` (`proxy_url`).
+    pub(crate) proxy_mode: ProxyMode,
+    pub(crate) proxy_url: String,
+    /// The manual proxy's user name; its password is in the keychain, never here.
+    pub(crate) proxy_user: String,
+    /// A PEM file of CA certificates to trust too.
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+}
+
+/// Which proxy the settings choose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ProxyMode {
+    #[default]
+    System,
+    Direct,
+    Manual,
 }
 
 impl Default for Settings {
@@ -45,6 +64,10 @@ impl Default for Settings {
             start_at_login: false,
             notifications: true,
             on_conflict: OnConflict::Ask,
+            proxy_mode: ProxyMode::System,
+            proxy_url: String::new(),
+            proxy_user: String::new(),
+            ca_file: None,
         }
     }
 }
@@ -64,6 +87,23 @@ impl Settings {
         }
     }
 
+    /// The network the settings describe, with the proxy's `password` (from the keychain).
+    pub(crate) fn network(&self, password: Option<Secret>) -> Network {
+        let user = Some(self.proxy_user.trim().to_owned()).filter(|u| !u.is_empty());
+        Network {
+            proxy: match self.proxy_mode {
+                ProxyMode::System => ProxyChoice::System,
+                ProxyMode::Direct => ProxyChoice::Direct,
+                ProxyMode::Manual => ProxyChoice::Manual(ManualProxy {
+                    url: self.proxy_url.trim().to_owned(),
+                    password: user.as_ref().and(password),
+                    user,
+                }),
+            },
+            extra_ca: self.ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
+        }
+    }
+
     /// Settings as the page sent them, or `invalid_settings` saying what is wrong: a field
     /// that is not a number, or a value out of range.
     pub(crate) fn from_page(value: serde_json::Value) -> CommandResult<Self> {
@@ -73,7 +113,7 @@ impl Settings {
                 format!("The settings could not be read ({err}). Numbers only, please."),
             )
         })?;
-        settings.check()?;
+        settings.check_all()?;
         Ok(settings)
     }
 
@@ -97,6 +137,21 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// [`Settings::check`], and the network settings usable: a manual proxy with an address,
+    /// a CA file that holds certificates (read now: when the page sends them).
+    fn check_all(&self) -> CommandResult<()> {
+        self.check()?;
+        if self.proxy_mode == ProxyMode::Manual && self.proxy_url.trim().is_empty() {
+            return Err(CommandError::new(
+                "invalid_settings",
+                "Give the proxy's address, as http://host:port or socks5://host:port.",
+            ));
+        }
+        self.network(None)
+            .check()
+            .map_err(|err| CommandError::new("invalid_settings", err.to_string()))
     }
 }
 
@@ -173,6 +228,46 @@ mod tests {
                 .bandwidth_mibs,
             None
         );
+    }
+
+    #[test]
+    fn network_settings_are_refused_with_a_reason_unless_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_certs = dir.path().join("no-certs.pem");
+        std::fs::write(&no_certs, "not a certificate").unwrap();
+        for (bad, says) in [
+            (
+                json!({"proxyMode": "manual", "proxyUrl": " "}),
+                "proxy's address",
+            ),
+            (
+                json!({"proxyMode": "manual", "proxyUrl": "ftp://p:21"}),
+                "ftp://p:21",
+            ),
+            (json!({"caFile": no_certs}), "no-certs.pem"),
+            (json!({"caFile": dir.path().join("gone.pem")}), "gone.pem"),
+            (json!({"proxyMode": "sometimes"}), "could not be read"),
+        ] {
+            let err = Settings::from_page(page(bad.clone())).unwrap_err();
+            assert_eq!(err.code(), "invalid_settings", "{bad}");
+            assert!(err.message().contains(says), "{bad}: {err:?}");
+        }
+        let manual = Settings::from_page(page(json!({
+            "proxyMode": "manual", "proxyUrl": "socks5h://proxy:1080", "proxyUser": "me"
+        })))
+        .unwrap();
+        let network = manual.network(Some(Secret::new("pw")));
+        assert!(
+            matches!(network.proxy, ProxyChoice::Manual(ref m) if m.user.as_deref() == Some("me"))
+        );
+        // Saved, a CA file that went away later does not cost the other settings.
+        let ca = Settings {
+            files: 3,
+            ca_file: Some(dir.path().join("gone.pem")),
+            ..Settings::default()
+        };
+        save(dir.path(), &ca).unwrap();
+        assert_eq!(load(dir.path()), ca);
     }
 
     #[test]

@@ -88,6 +88,14 @@ export async function scenario(backend, env) {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, onConflict: "replace" });
   });
+  await step("save settings with a proxy that is not one", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, proxyMode: "manual", proxyUrl: "ftp://proxy.example:21" });
+  });
+  await step("test the connection", () => backend.checkConnection(), (r) => ({
+    server: r.server.ok,
+    store: r.store && r.store.ok,
+  }));
   await step("decide with no file waiting", () => backend.decide(null, "rename"), (n) => ({ queued: n }));
   await step("decide by an unknown rule", () => backend.decide(null, "explode"));
   await step("folders", () => backend.folders());

@@ -305,3 +305,32 @@ test("folders and settings screens, and dark mode", async () => {
   await p.screenshot({ path: join(shots, "settings-dark.png") });
   await p.context().close();
 });
+
+test("network settings: a proxy with a password kept apart, a refused address, and Test connection", async () => {
+  const p = await page();
+  await signIn(p, "alice", "alice-password");
+  await p.getByRole("button", { name: "Settings" }).click();
+  await p.getByTestId("proxy-mode").selectOption("manual");
+  await p.getByLabel("Proxy address").fill("ftp://proxy.example:21");
+  await p.getByRole("button", { name: "Save", exact: true }).click();
+  await p.getByText(/is not http:\/\/, https:\/\/, socks5:\/\/ or socks5h:\/\//).waitFor();
+  await p.getByLabel("Proxy address").fill("http://proxy.example:3128");
+  await p.getByLabel("Proxy user name").fill("corp\\alice");
+  await p.getByLabel("Proxy password").fill("s3cret");
+  await p.getByRole("button", { name: "Save", exact: true }).click();
+  await p.getByText(/^Saved\./).waitFor();
+  assert.equal(await p.getByLabel("Proxy password").inputValue(), "", "the password is not kept in the page");
+  assert.equal(await p.getByLabel("Proxy password").getAttribute("placeholder"), "kept in the keychain");
+  await p.getByRole("button", { name: "Test connection" }).click();
+  const report = p.getByTestId("connection-report");
+  await report.getByText("App server: answers").waitFor();
+  await report.getByText("Storage: answers").waitFor();
+  await p.screenshot({ path: join(shots, "settings-network.png") });
+  // A proxy that does not answer: each step says so.
+  await p.getByLabel("Proxy address").fill("http://unreachable.example:3128");
+  await p.getByRole("button", { name: "Save", exact: true }).click();
+  await p.getByText(/^Saved\./).waitFor();
+  await p.getByRole("button", { name: "Test connection" }).click();
+  await report.getByText(/App server: .*the proxy does not answer/).waitFor();
+  await p.context().close();
+});

@@ -209,6 +209,29 @@ export interface Settings {
   notifications: boolean;
   /** What files added by hand do when their key already holds an object (applied at once). */
   onConflict: OnConflict;
+  /** The system's proxy (the environment's), none, or the one named here. */
+  proxyMode: "system" | "direct" | "manual";
+  /** `http://host:port`, `https://…`, `socks5://…` or `socks5h://…`. */
+  proxyUrl: string;
+  proxyUser: string;
+  /** A PEM file of CA certificates to trust too (a company's TLS inspection). */
+  caFile: string | null;
+  /** Whether the proxy's password is kept in the keychain (read only; never the password). */
+  proxyPasswordSaved?: boolean;
+  /** A new password for the proxy, sent only to be kept in the keychain. */
+  proxyPassword?: string;
+}
+
+/** One step of "Test connection": whether it answered, or why not. */
+export interface ConnectionStep {
+  ok: boolean;
+  error: { code: string; message: string } | null;
+}
+
+/** What "Test connection" found: the app server, and (signed in) the store. */
+export interface ConnectionReport {
+  server: ConnectionStep;
+  store: ConnectionStep | null;
 }
 
 export type EngineEvent =
@@ -291,6 +314,8 @@ export interface Backend {
   stats(query: HistoryQuery): Promise<DayStats[]>;
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
+  /** Tests the way to the app server and to the store, each on its own. */
+  checkConnection(): Promise<ConnectionReport>;
   /** Asks where to save the diagnostics zip (logs and a queue summary, secrets left out) and
    * writes it; where it went, or `null` when the dialog was cancelled. */
   saveDiagnostics(): Promise<string | null>;

@@ -90,6 +90,12 @@ impl ManualProxy {
 }
 
 impl Network {
+    /// Refuses settings that cannot be used (a proxy that is not an address, a CA file with no
+    /// certificate), with the reason.
+    pub fn check(&self) -> Result<()> {
+        self.builder(Duration::from_secs(10)).map(|_| ())
+    }
+
     /// A client builder set up for this network: proxy, extra CA certificates, and a connect
     /// timeout of at most 10 s.
     pub(crate) fn builder(&self, connect_timeout: Duration) -> Result<reqwest::ClientBuilder> {

@@ -9,6 +9,7 @@ import {
   CSV_HEADER,
   type Backend,
   type Control,
+  type ConnectionReport,
   type CredentialStatus,
   type DayStats,
   type EngineEvent,
@@ -166,7 +167,12 @@ export class MemoryBackend implements Backend {
     startAtLogin: false,
     notifications: true,
     onConflict: "ask",
+    proxyMode: "system",
+    proxyUrl: "",
+    proxyUser: "",
+    caFile: null,
   };
+  private proxyPassword: string | null = null;
 
   constructor(options: MemoryOptions = {}) {
     this.ttl = (options.grantTtlSecs ?? 120) * 1000;
@@ -462,7 +468,17 @@ export class MemoryBackend implements Backend {
   }
 
   async settings(): Promise<Settings> {
-    return { ...this.config };
+    return { ...this.config, proxyPasswordSaved: this.proxyPassword !== null };
+  }
+
+  /** The demo's network always answers, but for a proxy at an address with "unreachable". */
+  async checkConnection(): Promise<ConnectionReport> {
+    this.signedIn();
+    const proxy = this.config.proxyMode === "manual" && this.config.proxyUrl.includes("unreachable");
+    const step = proxy
+      ? { ok: false, error: { code: "network", message: `reaching the app server: cannot reach ${this.server}: the proxy does not answer` } }
+      : { ok: true, error: null };
+    return { server: step, store: proxy ? { ...step } : { ok: true, error: null } };
   }
 
   async saveSettings(settings: Settings): Promise<void> {
@@ -475,10 +491,21 @@ export class MemoryBackend implements Backend {
     if (settings.bandwidthMiBs !== null && !whole(settings.bandwidthMiBs, 1, 102_400)) {
       throw new BackendError("invalid_settings", "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).");
     }
+    if (!["system", "direct", "manual"].includes(settings.proxyMode)) {
+      throw new BackendError("invalid_settings", "The settings could not be read: proxyMode is not one of system, direct, manual.");
+    }
+    if (settings.proxyMode === "manual" && !/^(https?|socks5h?):\/\/[^/\s]+/.test(settings.proxyUrl.trim())) {
+      throw new BackendError("invalid_settings", settings.proxyUrl.trim()
+        ? `the proxy "${settings.proxyUrl}" is not http://, https://, socks5:// or socks5h://`
+        : "Give the proxy's address, as http://host:port or socks5://host:port.");
+    }
     if (!(settings.onConflict in CONFLICT_RULES)) {
       throw new BackendError("invalid_settings", "The settings could not be read: onConflict is not one of ask, skip, overwrite, rename, newer.");
     }
-    this.config = { ...settings };
+    const { proxyPassword, proxyPasswordSaved: _saved, ...kept } = settings;
+    if (!kept.proxyUser.trim()) this.proxyPassword = null;
+    else if (proxyPassword) this.proxyPassword = proxyPassword;
+    this.config = kept;
   }
 
   onEvent(listener: (event: EngineEvent) => void): () => void {

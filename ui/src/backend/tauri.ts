@@ -7,6 +7,7 @@ import { listen } from "@tauri-apps/api/event";
 import {
   BackendError,
   type Backend,
+  type ConnectionReport,
   type Control,
   type CredentialStatus,
   type DayStats,
@@ -56,6 +57,7 @@ export class TauriBackend implements Backend {
   stats = (query: HistoryQuery) => call<DayStats[]>("stats", { query });
   settings = () => call<Settings>("settings");
   saveSettings = (settings: Settings) => call<void>("save_settings", { settings });
+  checkConnection = () => call<ConnectionReport>("check_connection");
   onEvent(listener: (event: EngineEvent) => void): () => void {
     let stop: (() => void) | null = null;
     let stopped = false;
