@@ -181,13 +181,25 @@ pub(crate) struct ConnectionReport {
     store: Option<Step>,
 }
 
-/// Tests the way to the app server and to the store, each on its own.
+/// Tests the way to the app server and (signed in) to the store, each on its own, with the
+/// network settings as saved.
 #[tauri::command]
 pub(crate) async fn check_connection(desktop: Shared<'_>) -> CommandResult<ConnectionReport> {
-    let check = desktop.engine().await?.check_connection().await;
-    Ok(ConnectionReport {
-        server: check.server.into(),
-        store: check.store.map(Step::from),
+    let network = desktop.network()?;
+    Ok(match desktop.engine().await {
+        Ok(engine) => {
+            let check = engine.check_connection(&network).await;
+            ConnectionReport {
+                server: check.server.into(),
+                store: check.store.map(Step::from),
+            }
+        }
+        Err(_) => ConnectionReport {
+            server: ferry_engine::check_server(&network, &desktop.server())
+                .await
+                .into(),
+            store: None,
+        },
     })
 }
 
@@ -439,7 +451,7 @@ pub(crate) struct SettingsView {
 pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<SettingsView> {
     Ok(SettingsView {
         settings: desktop.settings(),
-        proxy_password_saved: desktop.proxy_password().is_some(),
+        proxy_password_saved: desktop.proxy_password().ok().flatten().is_some(),
     })
 }
 
@@ -460,11 +472,7 @@ pub(crate) async fn save_settings(
         .filter(|p| !p.is_empty())
         .map(Secret::new);
     let settings = Settings::from_page(settings)?;
-    if settings.proxy_user.trim().is_empty() {
-        desktop.keep_proxy_password(None)?;
-    } else if let Some(password) = &password {
-        desktop.keep_proxy_password(Some(password))?;
-    }
+    desktop.keep_proxy_password(&settings, password.as_ref())?;
     desktop.save_settings(&settings)?;
     // Applied at once to files added from now on (no sign-in needed).
     if let Ok(engine) = desktop.engine().await {

@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 
 use crate::error::{CommandError, CommandResult};
 use crate::picks::Picks;
-use crate::settings::{self, Settings};
+use crate::settings::{self, ProxyMode, Settings};
 
 pub(crate) struct Running {
     pub(crate) engine: Arc<Engine>,
@@ -167,18 +167,46 @@ impl Desktop {
             .clone()
     }
 
-    /// The manual proxy's password, from the OS keychain (none without one).
-    pub(crate) fn proxy_password(&self) -> Option<Secret> {
-        let keychain = OsKeychain::open(profile::keychain_service()).ok()?;
-        keychain.get(PROXY_PASSWORD).ok().flatten()
+    /// The manual proxy's password, from the OS keychain — read only when a manual proxy with
+    /// a user name is set; a keychain that cannot be read is an error (not a wrong password).
+    pub(crate) fn proxy_password(&self) -> CommandResult<Option<Secret>> {
+        let settings = self.settings();
+        if settings.proxy_mode != ProxyMode::Manual || settings.proxy_user.trim().is_empty() {
+            return Ok(None);
+        }
+        let keychain = OsKeychain::open(profile::keychain_service())?;
+        Ok(keychain.get(PROXY_PASSWORD)?)
     }
 
-    /// Keeps the manual proxy's password in the OS keychain (`None`: forgets it).
-    pub(crate) fn keep_proxy_password(&self, password: Option<&Secret>) -> CommandResult<()> {
-        let keychain = OsKeychain::open(profile::keychain_service())?;
+    /// The network the saved settings describe, the proxy's password from the keychain.
+    pub(crate) fn network(&self) -> CommandResult<ferry_engine::network::Network> {
+        Ok(self.settings().network(self.proxy_password()?))
+    }
+
+    /// Keeps the manual proxy's password of `next` in the OS keychain: a new one given is
+    /// kept; without one, a kept password stays only while the proxy's address and user do (it
+    /// is never sent to another proxy). The keychain is not touched when nothing changes for
+    /// it, so settings save without one.
+    pub(crate) fn keep_proxy_password(
+        &self,
+        next: &Settings,
+        password: Option<&Secret>,
+    ) -> CommandResult<()> {
+        let before = self.settings();
+        let same = before.proxy_url.trim() == next.proxy_url.trim()
+            && before.proxy_user.trim() == next.proxy_user.trim();
+        let keychain = || OsKeychain::open(profile::keychain_service());
         match password {
-            Some(password) => keychain.set(PROXY_PASSWORD, password)?,
-            None => keychain.delete(PROXY_PASSWORD)?,
+            Some(password) if !next.proxy_user.trim().is_empty() => {
+                keychain()?.set(PROXY_PASSWORD, password)?
+            }
+            _ if same => {}
+            // Forgotten; no keychain means there is nothing kept to forget.
+            _ => {
+                if let Ok(keychain) = keychain() {
+                    keychain.delete(PROXY_PASSWORD)?;
+                }
+            }
         }
         Ok(())
     }
@@ -285,7 +313,7 @@ impl Desktop {
             grant: Default::default(),
             device: profile::device_name(),
             token_server: tokens,
-            network: self.settings().network(self.proxy_password()),
+            network: self.network()?,
         })?;
         engine.set_on_conflict(self.settings().on_conflict);
         Ok(Arc::new(engine))

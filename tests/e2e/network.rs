@@ -4,8 +4,6 @@
 //! behind a TLS front whose certificate a private CA signed. Each test signs in, uploads a
 //! small file and one in parts, and checks what the proxy saw.
 
-use std::time::Duration;
-
 use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
 use ferry_engine::secret::Secret;
 use ferry_protocol::Role;
@@ -85,10 +83,9 @@ async fn through_an_http_proxy_with_a_password_and_not_without_it() {
         network: through(proxy.url("http"), Some(&login("wrong"))),
     })
     .unwrap();
-    let err = wrong
-        .sign_in("alice", &Secret::new(password.clone()), "test-device")
-        .await
-        .unwrap_err();
+    let secret = Secret::new(password.clone());
+    let signing_in = wrong.sign_in("alice", &secret, "test-device");
+    let err = within(60, "the sign-in", signing_in).await.unwrap_err();
     assert_eq!(err.code(), "proxy_refused", "{err}");
     assert!(err.to_string().contains("407"), "{err}");
     assert!(!proxy.refused.all().is_empty());
@@ -141,10 +138,9 @@ async fn tls_inspection_is_trusted_with_the_companys_ca_file_and_refused_without
         },
     };
     let untrusting = ferry_engine::Engine::open(https("data-1", None)).unwrap();
-    let err = untrusting
-        .sign_in("alice", &Secret::new(password.clone()), "test-device")
-        .await
-        .unwrap_err();
+    let secret = Secret::new(password.clone());
+    let signing_in = untrusting.sign_in("alice", &secret, "test-device");
+    let err = within(60, "the sign-in", signing_in).await.unwrap_err();
     assert_eq!(err.code(), "network", "{err}");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
@@ -189,12 +185,11 @@ async fn the_ferry_command_takes_the_environments_proxy_and_its_no_proxy() {
             .arg(&file);
         command
     };
-    let output = tokio::task::spawn_blocking({
+    let running = tokio::task::spawn_blocking({
         let mut command = run("data-1", "");
         move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    });
+    let output = within(120, "ferry upload", running).await.unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -206,12 +201,11 @@ async fn the_ferry_command_takes_the_environments_proxy_and_its_no_proxy() {
         "sign-in, grant, PUT, confirmation: {:?}",
         proxy.seen.all()
     );
-    let output = tokio::task::spawn_blocking({
+    let running = tokio::task::spawn_blocking({
         let mut command = run("data-2", "127.0.0.1");
         move || command.output().unwrap()
-    })
-    .await
-    .unwrap();
+    });
+    let output = within(120, "ferry upload", running).await.unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -222,7 +216,6 @@ async fn the_ferry_command_takes_the_environments_proxy_and_its_no_proxy() {
         via,
         "NO_PROXY: nothing went through the proxy"
     );
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,30 +233,111 @@ async fn test_connection_says_which_step_fails() {
         c.network = through(proxy.url("http"), Some(&door));
     })
     .await;
-    let check = within(60, "the check", engine.check_connection()).await;
+    let network = through(proxy.url("http"), Some(&door));
+    let check = within(60, "the check", engine.check_connection(&network)).await;
     assert!(check.server.is_ok(), "{check:?}");
     let store = check.store.expect("signed in: the store is checked");
     let err = store.unwrap_err();
     assert_eq!(err.code(), "network", "{err}");
     assert!(err.to_string().contains(&dead), "names the store: {err}");
-    // The proxy's password changed: the app server step says so.
-    let server2 = TestServer::start().await;
-    let other = ferry_engine::Engine::open(ferry_engine::EngineConfig {
-        data_dir: dir.path().join("data-2"),
-        server: server2.api.clone(),
-        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
-        events: std::sync::Arc::new(|_| {}),
-        transfer: Default::default(),
-        grant: Default::default(),
-        device: "test-device".into(),
-        token_server: None,
-        network: through(proxy.url("http"), Some(&login("old"))),
-    })
-    .unwrap();
-    let check = within(60, "the check", other.check_connection()).await;
+    // The settings being tried, not the session's: a password the proxy no longer takes.
+    let stale = through(proxy.url("http"), Some(&login("old")));
+    let check = within(60, "the check", engine.check_connection(&stale)).await;
     assert_eq!(check.server.unwrap_err().code(), "proxy_refused");
+    assert_eq!(check.store.unwrap().unwrap_err().code(), "proxy_refused");
+    // Signed out: the app server only, on the settings given.
+    let server2 = TestServer::start().await;
+    let alone = within(
+        60,
+        "the check",
+        ferry_engine::check_server(&network, &server2.api),
+    )
+    .await;
+    assert!(alone.is_ok(), "{alone:?}");
+    let refused = ferry_engine::check_server(&stale, &server2.api).await;
+    assert_eq!(refused.unwrap_err().code(), "proxy_refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_proxy_password_is_named_as_such_for_tunnels_and_socks_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let front = TlsFront::start(&cert, &key).await;
+    let server = TestServer::start().await;
+    front.set_upstream(server.api.trim_start_matches("http://").parse().unwrap());
+    let secret = "wr0ng-but-secret";
+    let tunnel = LoopbackProxy::http(Some(login("right"))).await;
+    let socks = LoopbackProxy::socks5(Some(login("right"))).await;
+    // An https:// server: through the HTTP proxy, a CONNECT tunnel.
+    for (proxy, url) in [
+        (&tunnel, tunnel.url("http")),
+        (&socks, socks.url("socks5h")),
+    ] {
+        let network = Network {
+            extra_ca: Some(ca.clone()),
+            ..through(url.clone(), Some(&login(secret)))
+        };
+        let err = within(
+            60,
+            "the check",
+            ferry_engine::check_server(&network, &front.url()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "proxy_refused", "{url}: {err}");
+        assert!(!err.to_string().contains(secret), "{url}: {err}");
+        assert!(
+            !proxy.refused.all().is_empty(),
+            "{url}: the proxy turned it away"
+        );
+    }
     assert!(
-        check.store.is_none(),
-        "signed out: the store is not checked"
+        tunnel.refused.all()[0].starts_with("CONNECT "),
+        "{:?}",
+        tunnel.refused.all()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ferry_command_takes_a_proxy_its_login_and_a_ca_file_from_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let api_front = TlsFront::start(&cert, &key).await;
+    let store_front = TlsFront::start(&cert, &key).await;
+    let store_url = store_front.url();
+    let server = TestServer::start_with(|o| o.store_public_url = Some(store_url)).await;
+    let socket = |url: &str| url.trim_start_matches("http://").parse().unwrap();
+    api_front.set_upstream(socket(&server.api));
+    store_front.set_upstream(socket(&server.server.store_url()));
+    let password = server.add_user("alice", Role::User);
+    let door = login("flag-pass");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let file = dir.path().join("flags.txt");
+    std::fs::write(&file, b"by the flags").unwrap();
+    let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);
+    command
+        .env("FERRY_SERVER", api_front.url())
+        .env("FERRY_PROXY_PASSWORD", &door.password)
+        .arg("--proxy")
+        .arg(proxy.url("http"))
+        .args(["--proxy-user", &door.user, "--ca-file"])
+        .arg(&ca)
+        .arg("upload")
+        .arg(&file);
+    let running = tokio::task::spawn_blocking(move || command.output().unwrap());
+    let output = within(120, "ferry upload", running).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains(&door.password), "{stderr}");
+    assert!(
+        proxy.seen.to_port(api_front.addr.port()) > 0,
+        "{:?}",
+        proxy.seen.all()
+    );
+    assert!(
+        proxy.seen.to_port(store_front.addr.port()) > 0,
+        "{:?}",
+        proxy.seen.all()
+    );
+    assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
 }

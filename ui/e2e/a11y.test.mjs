@@ -76,6 +76,11 @@ for (const scheme of ["light", "dark"]) {
     await p.getByTestId("insecure-warning").waitFor();
     await audit(p, "sign-in, plain http to another computer", found);
     await p.getByLabel("Server").fill(server);
+    await p.getByTestId("network-toggle").click();
+    await p.getByTestId("proxy-mode").selectOption("manual");
+    await audit(p, "sign-in, network settings", found);
+    await p.getByTestId("proxy-mode").selectOption("system");
+    await p.getByTestId("network-toggle").click();
     await signIn(p, "alice", "wrong");
     await p.getByRole("alert").waitFor();
     await audit(p, "sign-in, wrong password", found);

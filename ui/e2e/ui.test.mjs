@@ -298,7 +298,7 @@ test("folders and settings screens, and dark mode", async () => {
   await p.getByLabel("Part size (MiB)").fill("2");
   await p.getByRole("button", { name: "Save", exact: true }).click();
   assert.equal(await p.getByLabel("Part size (MiB)").evaluate((i) => i.validity.rangeUnderflow), true);
-  assert.equal(await p.getByRole("status").count(), 0);
+  assert.equal(await p.getByText(/^Saved\./).count(), 0, "nothing was saved");
   await p.getByLabel("Part size (MiB)").fill("16");
   await p.getByRole("button", { name: "Save", exact: true }).click();
   await p.getByText(/^Saved\./).waitFor();
@@ -306,31 +306,43 @@ test("folders and settings screens, and dark mode", async () => {
   await p.context().close();
 });
 
-test("network settings: a proxy with a password kept apart, a refused address, and Test connection", async () => {
+test("network settings: before signing in, a proxy with a password kept apart, a refused address, Test connection", async () => {
   const p = await page();
+  // Signed out: the sign-in screen offers the network settings, and tests the app server.
+  await p.getByTestId("network-toggle").click();
+  await p.getByRole("button", { name: "Test connection" }).click();
+  const report = p.getByTestId("connection-report");
+  await report.getByText("App server: answers").waitFor();
+  await report.getByText("Storage: sign in to test it").waitFor();
+  await p.getByTestId("network-toggle").click();
   await signIn(p, "alice", "alice-password");
   await p.getByRole("button", { name: "Settings" }).click();
   await p.getByTestId("proxy-mode").selectOption("manual");
   await p.getByLabel("Proxy address").fill("ftp://proxy.example:21");
-  await p.getByRole("button", { name: "Save", exact: true }).click();
-  await p.getByText(/is not http:\/\/, https:\/\/, socks5:\/\/ or socks5h:\/\//).waitFor();
+  await p.getByRole("button", { name: "Save network settings" }).click();
+  await report.getByText(/is not http:\/\/, https:\/\/, socks5:\/\/ or socks5h:\/\//).waitFor();
   await p.getByLabel("Proxy address").fill("http://proxy.example:3128");
   await p.getByLabel("Proxy user name").fill("corp\\alice");
   await p.getByLabel("Proxy password").fill("s3cret");
-  await p.getByRole("button", { name: "Save", exact: true }).click();
-  await p.getByText(/^Saved\./).waitFor();
+  await p.getByRole("button", { name: "Save network settings" }).click();
+  await report.getByText(/^Saved\./).waitFor();
   assert.equal(await p.getByLabel("Proxy password").inputValue(), "", "the password is not kept in the page");
-  assert.equal(await p.getByLabel("Proxy password").getAttribute("placeholder"), "kept in the keychain");
+  await p.getByText("A password is kept in the system keychain").waitFor();
+  // The other settings' Save keeps the network as saved.
+  await p.getByRole("button", { name: "Save", exact: true }).click();
+  await p.getByText(/^Saved\. Upload limits/).waitFor();
+  assert.equal(await p.getByLabel("Proxy address").inputValue(), "http://proxy.example:3128");
   await p.getByRole("button", { name: "Test connection" }).click();
-  const report = p.getByTestId("connection-report");
   await report.getByText("App server: answers").waitFor();
   await report.getByText("Storage: answers").waitFor();
   await p.screenshot({ path: join(shots, "settings-network.png") });
-  // A proxy that does not answer: each step says so.
+  // Another proxy: the password of the first is not sent there.
   await p.getByLabel("Proxy address").fill("http://unreachable.example:3128");
-  await p.getByRole("button", { name: "Save", exact: true }).click();
-  await p.getByText(/^Saved\./).waitFor();
+  await p.getByRole("button", { name: "Save network settings" }).click();
+  await report.getByText(/^Saved\./).waitFor();
+  await p.getByText("The password is kept in the system keychain, never in Ferry's files.").waitFor();
   await p.getByRole("button", { name: "Test connection" }).click();
   await report.getByText(/App server: .*the proxy does not answer/).waitFor();
+  await report.getByText(/Storage: reaching the storage: .*the proxy does not answer/).waitFor();
   await p.context().close();
 });

@@ -142,6 +142,9 @@ enum Command {
 /// The network the flags describe (the proxy's password from `FERRY_PROXY_PASSWORD`, never a
 /// flag: flags show in the process list).
 fn network(cli: &Cli) -> Network {
+    if cli.proxy_user.is_none() && std::env::var_os("FERRY_PROXY_PASSWORD").is_some() {
+        eprintln!("FERRY_PROXY_PASSWORD is set but no --proxy-user: the password is not used");
+    }
     let proxy = match cli.proxy.as_deref().map(str::trim) {
         None | Some("") => ProxyChoice::System,
         Some("direct") => ProxyChoice::Direct,

@@ -113,8 +113,8 @@ impl ApiClient {
         sent
     }
 
-    /// Whether the server answers at all (any HTTP answer, an error status too: the way there
-    /// works) — for "Test connection".
+    /// Whether the server answers — Ferry's: its `/healthz` says ok; a token server: any
+    /// answer that is not a gateway's or proxy's failure — for "Test connection".
     pub async fn answers(&self) -> Result<()> {
         let operation = "reaching the app server";
         let url = match self.tokens {
@@ -124,12 +124,32 @@ impl ApiClient {
         let response = self
             .reach(self.http.get(url))
             .await
-            .map_err(|source| Error::Network {
+            .map_err(|source| Error::unreached(operation, &self.base, source))?;
+        self.through_proxy(&response)?;
+        let status = response.status();
+        let fine = match self.tokens {
+            Some(_) => status.as_u16() < 500,
+            None => status.is_success(),
+        };
+        match fine {
+            true => Ok(()),
+            false => Err(Error::Server {
                 operation,
-                target: self.base.clone(),
-                source,
-            })?;
-        self.through_proxy(&response)
+                code: ErrorCode::Unknown,
+                message: format!(
+                    "{} answered {status}, not the app server's health",
+                    self.base
+                ),
+                status: status.as_u16(),
+            }),
+        }
+    }
+
+    /// The same client on another network (for "Test connection" with the settings as saved).
+    pub fn on_network(&self, network: &Network, timeout: Duration) -> Result<Self> {
+        let mut client = Self::on(network, &self.base, timeout)?;
+        client.tokens = self.tokens.clone();
+        Ok(client)
     }
 
     /// Refuses an answer that is the proxy's `407`, not the server's.
@@ -177,11 +197,7 @@ impl ApiClient {
         operation: &'static str,
         signing_in: bool,
     ) -> Result<Vec<u8>> {
-        let network = |source| Error::Network {
-            operation,
-            target: self.base.clone(),
-            source,
-        };
+        let network = |source| Error::unreached(operation, &self.base, source);
         let request = server.request(&self.http, authorization);
         let response = self.reach(request).await.map_err(network)?;
         self.through_proxy(&response)?;
@@ -216,11 +232,7 @@ impl ApiClient {
         operation: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<T> {
-        let network = |source| Error::Network {
-            operation,
-            target: self.base.clone(),
-            source,
-        };
+        let network = |source| Error::unreached(operation, &self.base, source);
         let response = self.reach(request).await.map_err(network)?;
         self.through_proxy(&response)?;
         let status = response.status().as_u16();
@@ -397,11 +409,7 @@ impl ApiClient {
         self.ferry_api()?;
         let operation = "exporting history";
         let url = format!("{}?{query}", self.url("/uploads.csv"));
-        let network = |source| Error::Network {
-            operation,
-            target: self.base.clone(),
-            source,
-        };
+        let network = |source| Error::unreached(operation, &self.base, source);
         let response = self
             .reach(self.http.get(url).bearer_auth(token.expose()))
             .await

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::journal::{FileRow, FileState, Journal, Owner, SavedFolder};
 use crate::keychain::Keychain;
+use crate::network::Network;
 use crate::queue::{Intake, Intent};
 use crate::secret::Secret;
 use crate::session::{Offline, Session};
@@ -47,6 +48,28 @@ pub struct EngineConfig {
     pub token_server: Option<crate::token_server::TokenServer>,
     /// How the app server and the store are reached (proxy, extra CA certificates).
     pub network: crate::network::Network,
+}
+
+/// Longest each step of "Test connection" may take.
+const CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn within_check(step: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::time::timeout(CHECK_TIME, step)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                operation: "testing the connection",
+                target: String::new(),
+                what: format!("no answer within {} s", CHECK_TIME.as_secs()),
+            })
+        })
+}
+
+/// Checks only the way to the app server at `server` on `network` (signed out, there is no
+/// grant to reach the store with).
+pub async fn check_server(network: &Network, server: &str) -> Result<()> {
+    let api = ApiClient::on(network, server, CHECK_TIME)?;
+    within_check(api.answers()).await
 }
 
 /// What "Test connection" found.
@@ -337,15 +360,28 @@ impl Engine {
         Ok(queued)
     }
 
-    /// Checks the way to the app server and, signed in, to the store, each on its own: which
-    /// step fails and why (a proxy, a certificate, a host that does not answer).
-    pub async fn check_connection(&self) -> ConnectionCheck {
-        let server = self.session.api().answers().await;
+    /// Checks the way to the app server and, signed in, to the store, each on its own and
+    /// on `network` (the settings as saved, which this engine may not run on yet): which step
+    /// fails and why (a proxy, a certificate, a host that does not answer). One request each,
+    /// no retry, at most [`CHECK_TIME`] each.
+    pub async fn check_connection(&self, network: &Network) -> ConnectionCheck {
+        let server = match self.session.api().on_network(network, CHECK_TIME) {
+            Ok(api) => within_check(api.answers()).await,
+            Err(err) => Err(err),
+        };
         let store = match self.session.owner() {
-            Some(_) => Some(self.transfer.store_answers().await),
+            Some(owner) => Some(within_check(self.store_answers(network, &owner)).await),
             None => None,
         };
         ConnectionCheck { server, store }
+    }
+
+    async fn store_answers(&self, network: &Network, owner: &Owner) -> Result<()> {
+        let events: crate::events::EventSink = Arc::new(|_| {});
+        let storage = Storage::new(network, self.credentials.clone(), None, events, CHECK_TIME)?;
+        storage
+            .probe(&crate::storage::Who { owner, file: None })
+            .await
     }
 
     /// What the queue holds, for the signed-in account and the others.

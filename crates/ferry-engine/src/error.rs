@@ -186,6 +186,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// A request that did not get through: the proxy's refusal of its credentials (a `407` to
+    /// a CONNECT, a SOCKS5 login turned down) is [`Error::ProxyRefused`], the rest
+    /// [`Error::Network`].
+    pub(crate) fn unreached(operation: &'static str, target: &str, source: reqwest::Error) -> Self {
+        let chain = causes(&source);
+        let refused = [
+            "proxy authorization required",
+            "credentials not accepted",
+            "server does not support user/pass authentication",
+        ];
+        if refused.iter().any(|r| chain.contains(r)) {
+            return Self::ProxyRefused {
+                target: target.to_owned(),
+            };
+        }
+        Self::Network {
+            operation,
+            target: target.to_owned(),
+            source,
+        }
+    }
+
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -221,7 +243,12 @@ impl Error {
     /// Whether trying again later may succeed (network trouble, 5xx, 429, throttling).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Network { .. } | Self::Timeout { .. } | Self::UploadLost { .. } => true,
+            // A proxy that refuses now may take the credentials again (or be fixed): files wait
+            // and try again rather than fail for good.
+            Self::Network { .. }
+            | Self::Timeout { .. }
+            | Self::UploadLost { .. }
+            | Self::ProxyRefused { .. } => true,
             // The cloud's STS said no (a policy, a role): asking again soon will not change it.
             Self::Server {
                 code: ErrorCode::BrokerRefused,

@@ -60,12 +60,19 @@ fn invalid(what: impl Into<String>) -> Error {
 
 impl ManualProxy {
     /// The proxy as reqwest takes it: HTTP(S) proxies get the credentials as
-    /// `Proxy-Authorization`, SOCKS5 ones in the URL (where its handshake reads them).
+    /// `Proxy-Authorization`, SOCKS5 ones for their RFC 1929 login. (reqwest keeps them inside
+    /// its `Proxy`, whose Debug output would show them: no client is ever Debug-printed.)
     fn proxy(&self) -> Result<reqwest::Proxy> {
         let mut url = reqwest::Url::parse(self.url.trim())
             .map_err(|e| invalid(format!("the proxy {:?} is not an address: {e}", self.url)))?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid(format!("the proxy {:?} names no host", self.url)));
+        }
+        // A password in the address would end up wherever the address is kept or shown.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                "give the proxy's user name and password in their own fields, not in its address",
+            ));
         }
         let socks = matches!(url.scheme(), "socks5" | "socks5h");
         if !socks && !matches!(url.scheme(), "http" | "https") {
@@ -133,7 +140,20 @@ impl Network {
 /// The certificates of a PEM file; a file that holds none, or cannot be read, is an error
 /// that names it.
 fn extra_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    /// A bundle of every public CA is ~220 KiB; more is not a CA file.
+    const MOST: u64 = 1024 * 1024;
     let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(invalid(format!("{shown} is not a file of CA certificates")));
+        }
+        Ok(meta) if meta.len() > MOST => {
+            return Err(invalid(format!(
+                "{shown} is over 1 MiB: not a file of CA certificates"
+            )));
+        }
+        _ => {}
+    }
     let pem = std::fs::read(path).map_err(|e| {
         invalid(format!(
             "the CA certificates file {shown} cannot be read: {e}"
@@ -180,6 +200,11 @@ mod tests {
             assert_eq!(err.code(), "invalid_network", "{bad}");
             assert!(err.to_string().contains(bad.trim()), "{err}");
         }
+        let err = manual("http://me:hunter2@p:3128")
+            .builder(Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_network");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
@@ -205,6 +230,12 @@ mod tests {
                 .to_string()
                 .contains("gone.pem")
         );
+        let folder = Network {
+            extra_ca: Some(dir.path().to_owned()),
+            ..Network::default()
+        };
+        let err = folder.builder(Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("not a file"), "{err}");
     }
 
     #[test]

@@ -473,12 +473,16 @@ export class MemoryBackend implements Backend {
 
   /** The demo's network always answers, but for a proxy at an address with "unreachable". */
   async checkConnection(): Promise<ConnectionReport> {
-    this.signedIn();
     const proxy = this.config.proxyMode === "manual" && this.config.proxyUrl.includes("unreachable");
-    const step = proxy
-      ? { ok: false, error: { code: "network", message: `reaching the app server: cannot reach ${this.server}: the proxy does not answer` } }
-      : { ok: true, error: null };
-    return { server: step, store: proxy ? { ...step } : { ok: true, error: null } };
+    const step = (operation: string, target: string) =>
+      proxy
+        ? { ok: false, error: { code: "network", message: `${operation}: cannot reach ${target}: the proxy does not answer` } }
+        : { ok: true, error: null };
+    return {
+      server: step("reaching the app server", this.server),
+      // Signed out there is no grant to reach the storage with.
+      store: this.user ? step("reaching the storage", "http://127.0.0.1:8481") : null,
+    };
   }
 
   async saveSettings(settings: Settings): Promise<void> {
@@ -503,8 +507,11 @@ export class MemoryBackend implements Backend {
       throw new BackendError("invalid_settings", "The settings could not be read: onConflict is not one of ask, skip, overwrite, rename, newer.");
     }
     const { proxyPassword, proxyPasswordSaved: _saved, ...kept } = settings;
-    if (!kept.proxyUser.trim()) this.proxyPassword = null;
-    else if (proxyPassword) this.proxyPassword = proxyPassword;
+    const host = (url: string) => url.trim().replace(/^[a-z0-9]+:\/\//i, "").split("/")[0];
+    const moved = host(kept.proxyUrl) !== host(this.config.proxyUrl) || kept.proxyUser.trim() !== this.config.proxyUser.trim();
+    if (proxyPassword) this.proxyPassword = proxyPassword;
+    // A password belongs to its proxy and user: another one forgets it.
+    else if (!kept.proxyUser.trim() || moved) this.proxyPassword = null;
     this.config = kept;
   }
 

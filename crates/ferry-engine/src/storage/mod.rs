@@ -366,11 +366,7 @@ impl Storage {
                         reason: "the file changed while it was being uploaded; starting again"
                             .into(),
                     },
-                    None => Error::Network {
-                        operation,
-                        target: target.clone(),
-                        source,
-                    },
+                    None => Error::unreached(operation, target, source),
                 })
             });
         let response = match response {
@@ -455,6 +451,37 @@ impl Storage {
             )
             .await?;
         Stored::from_headers("PutObject", &reply, asked)
+    }
+
+    /// Whether the store answers `who`'s grant, in one request and no retry (for "Test
+    /// connection"): a listing of the open uploads under a key of the grant's prefix. Its own
+    /// XML answer, a refusal too, is the store's (a proxy's or gateway's page is not).
+    pub(crate) async fn probe(&self, who: &Who<'_>) -> Result<()> {
+        let grant = self.grant(who).await?;
+        let query = format!(
+            "prefix={}&uploads=",
+            uri_encode(&format!("{}.ferry-connection-check", grant.prefix), false)
+        );
+        let operation = "reaching the storage";
+        let sent = self
+            .send_once(
+                operation,
+                &reqwest::Method::GET,
+                &grant,
+                None,
+                &query,
+                &Payload::default(),
+            )
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(Error::Storage { status, code, .. })
+                if status < 500 && !code.starts_with("HTTP") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// HeadObject: the object's size and ETag, or `None` when there is none.

@@ -265,23 +265,6 @@ impl Transfer {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the store answers the signed-in account's grant at all (a HEAD of a key under
-    /// its prefix: found, missing or refused, an answer is an answer) — for "Test connection".
-    pub async fn store_answers(&self) -> Result<()> {
-        let owner = self.shared.session.owner().ok_or(Error::SignedOut)?;
-        let who = crate::storage::Who {
-            owner: &owner,
-            file: None,
-        };
-        let grant = self.shared.storage.grant(&who).await?;
-        let key = format!("{}.ferry-connection-check", grant.prefix);
-        match self.shared.storage.head(&who, &key).await {
-            Ok(_) => Ok(()),
-            Err(Error::Storage { status, .. }) if status < 500 && status != 407 => Ok(()),
-            Err(err) => Err(err),
-        }
-    }
-
     fn emit_state(&self, id: i64, state: FileState, error: Option<&Error>) {
         (self.events)(Event::State {
             file_id: id,
