@@ -10,6 +10,7 @@ mod big_queue;
 mod capabilities;
 mod conflicts;
 mod driver;
+mod installed;
 mod network;
 mod queue;
 mod rest;

@@ -2,6 +2,7 @@
 //! builds, starts or tests everything. Product code never lives here.
 
 mod bench;
+mod bundle;
 mod deps;
 mod soak;
 
@@ -10,9 +11,12 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask <run | test | bench | soak>
+const USAGE: &str = "usage: cargo xtask <run | test | bundle | bench | soak>
   run    build and start ferry-server with the embedded store and demo accounts
-  test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests
+  test   everything CI runs: system packages, fmt, clippy, unit and end-to-end tests, and the
+         .deb installed and started
+  bundle the desktop app as a .deb (release build; --debug: the debug build), with the Tauri
+         bundler; prints where it went
   bench  ferry against s5cmd, the aws CLI and rclone on the embedded store (medians of
          --reps N rounds, 3 by default); writes docs/benchmarks.md and .svg; --quick: a
          small run with debug builds that only checks the harness
@@ -30,6 +34,10 @@ fn main() {
             deps::ensure_test_tools().and_then(|path| bench::bench(&root, &path, &args))
         }
         "soak" => deps::ensure_test_tools().and_then(|path| soak::soak(&root, &path)),
+        "bundle" => {
+            let debug = std::env::args().skip(2).any(|a| a == "--debug");
+            bundle::deb(&root, debug).map(|deb| println!("{}", deb.display()))
+        }
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -114,6 +122,9 @@ fn test(root: &Path) -> anyhow::Result<()> {
         Some(&path),
     )?;
     step(&root.join("ui"), "npm", &["run", "e2e"])?;
+    // Installable: the .deb of the debug build (built above: no second profile of Tauri),
+    // installed, started and signed in to, then removed.
+    bundle::install_and_test(root, &path)?;
     // The benchmark harness, kept working (debug builds, small sizes; nothing asserted).
     bench::bench(root, &path, &["--quick".to_owned()])?;
     eprintln!(
@@ -125,7 +136,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
 
 /// The UI: install exactly the locked packages, then (for tests) type-check and unit-test it,
 /// then build it into `ui/dist`, which the desktop app embeds.
-fn ui_build(root: &Path, checks: bool) -> anyhow::Result<()> {
+pub(crate) fn ui_build(root: &Path, checks: bool) -> anyhow::Result<()> {
     deps::ensure_node()?;
     let ui = root.join("ui");
     step(&ui, "npm", &["ci", "--no-audit", "--no-fund"])?;

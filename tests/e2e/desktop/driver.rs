@@ -35,6 +35,10 @@ impl Drop for Driver {
 }
 
 fn desktop_bin() -> PathBuf {
+    // The installed package's (`cargo xtask test` installs the .deb for `desktop::installed`).
+    if let Some(installed) = std::env::var_os("FERRY_DESKTOP_BIN") {
+        return PathBuf::from(installed);
+    }
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()

@@ -68,6 +68,8 @@ async fn a_proxy_set_in_the_window_carries_the_next_session_and_its_password_sta
     assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
 
     driver.click_text("Settings").await;
+    // The network panel shows once it has read the settings.
+    driver.wait_for("[data-testid=connection-report]", 30).await;
     driver.click_text("Test connection").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
