@@ -341,3 +341,89 @@ async fn the_ferry_command_takes_a_proxy_its_login_and_a_ca_file_from_its_flags(
     );
     assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
 }
+
+/// `ferry upload FILE` in a desktop session of its own (a session bus, dconf under `home`)
+/// whose GNOME proxy setting is manual, through `proxy`, bypassed for `ignore_hosts`.
+fn in_a_gnome_session(
+    server: &TestServer,
+    password: &str,
+    home: &std::path::Path,
+    proxy: &LoopbackProxy,
+    ignore_hosts: &str,
+    file: &std::path::Path,
+) -> std::process::Command {
+    let set = |key: &str, value: &str| format!("gsettings set {key} {value} && ");
+    let script = [
+        set("org.gnome.system.proxy", "mode manual"),
+        set("org.gnome.system.proxy.http", "host 127.0.0.1"),
+        set(
+            "org.gnome.system.proxy.http",
+            &format!("port {}", proxy.addr.port()),
+        ),
+        set(
+            "org.gnome.system.proxy",
+            &format!("ignore-hosts \"{ignore_hosts}\""),
+        ),
+        "exec \"$@\"".to_owned(),
+    ]
+    .concat();
+    let mut command = std::process::Command::new("dbus-run-session");
+    command
+        .args(["--", "sh", "-c", &script, "sh"])
+        .arg(ferry_tests::ferry_bin())
+        .args(["upload", "--force"])
+        .arg(file)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("FERRY_DATA_DIR", home.join("data"))
+        .env("FERRY_SERVER", &server.api)
+        .env("FERRY_MEMORY_KEYCHAIN", "true")
+        .env("FERRY_USER", "alice")
+        .env("FERRY_PASSWORD", password)
+        .stdin(std::process::Stdio::null());
+    for name in [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktops_proxy_setting_is_followed_when_the_environment_names_none() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = LoopbackProxy::http(None).await;
+    let file = dir.path().join("gnome.txt");
+    std::fs::write(&file, b"by the desktop's proxy").unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let command = in_a_gnome_session(&server, &password, &home, &proxy, "[]", &file);
+    let run = |mut command: std::process::Command| {
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let output = within(120, "ferry upload", run(command)).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let via = proxy.seen.to_port(port_of(&server.api));
+    assert!(via > 0, "through GNOME's proxy: {:?}", proxy.seen.all());
+    assert!(proxy.seen.to_port(port_of(&server.server.store_url())) > 0);
+    // Loopback among the hosts GNOME's setting leaves out: straight there.
+    let before = proxy.seen.all().len();
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let command = in_a_gnome_session(&server, &password, &other, &proxy, "['127.0.0.0/8']", &file);
+    let output = within(120, "ferry upload", run(command)).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(proxy.seen.all().len(), before, "{:?}", proxy.seen.all());
+}

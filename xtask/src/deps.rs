@@ -228,6 +228,11 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
         "libsecret-tools",
         "rclone",
         "chromium",
+        // The desktop's proxy setting as GNOME keeps it (the engine reads it with gsettings).
+        "libglib2.0-bin",
+        "dconf-service",
+        "dconf-gsettings-backend",
+        "gsettings-desktop-schemas",
     ])?;
     ensure_apt(DESKTOP_PACKAGES)?;
     let path = path_with(python_scripts_dir());

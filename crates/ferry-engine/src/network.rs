@@ -1,5 +1,6 @@
 //! How Ferry reaches the app server and the store: through the system's proxy (the
-//! environment's `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`), directly, or through
+//! environment's `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`; with none of those,
+//! on Linux, the desktop's own setting as GNOME keeps it), directly, or through
 //! a proxy the user names — HTTP, HTTPS or SOCKS5, with a user name and password — and trusting
 //! extra CA certificates (a PEM file: a company's TLS inspection) beside the built-in ones.
 //! Both HTTP clients (the app server's and the store's) are built here, the same way.
@@ -108,8 +109,11 @@ impl Network {
     pub(crate) fn builder(&self, connect_timeout: Duration) -> Result<reqwest::ClientBuilder> {
         let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
         builder = match &self.proxy {
-            // reqwest reads the environment's proxies by itself.
-            ProxyChoice::System => builder,
+            // reqwest reads the environment's proxies by itself; without any, the desktop's.
+            ProxyChoice::System => match desktop::proxy() {
+                Some(proxy) => builder.proxy(proxy),
+                None => builder,
+            },
             ProxyChoice::Direct => builder.no_proxy(),
             ProxyChoice::Manual(manual) => builder.proxy(manual.proxy()?),
         };
@@ -165,6 +169,109 @@ fn extra_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate
         return Err(invalid(format!("{shown} holds no PEM certificate")));
     }
     Ok(certificates)
+}
+
+/// The desktop's proxy setting (GNOME's `org.gnome.system.proxy`, read with `gsettings`),
+/// used when the environment names no proxy: a GUI app started from the desktop rarely has
+/// `HTTPS_PROXY`. Only "manual" is followed (an automatic PAC script is not run); its
+/// `ignore-hosts` go directly.
+mod desktop {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// Longest `gsettings` may take to answer, each time.
+    const WAIT: Duration = Duration::from_secs(2);
+
+    /// The environment names a proxy of its own (then reqwest follows it).
+    fn environment_has_one() -> bool {
+        [
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "ALL_PROXY",
+            "https_proxy",
+            "http_proxy",
+            "all_proxy",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    }
+
+    /// One `gsettings get`, its value without quotes; `None` without gsettings or a schema.
+    fn get(schema: &str, key: &str) -> Option<String> {
+        let mut child = Command::new("gsettings")
+            .args(["get", schema, key])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => break,
+                Ok(Some(_)) | Err(_) => return None,
+                Ok(None) if started.elapsed() > WAIT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+        Some(out.trim().trim_matches('\'').to_owned())
+    }
+
+    /// `host:port` of one of GNOME's proxies, if set.
+    fn endpoint(kind: &str) -> Option<String> {
+        let schema = format!("org.gnome.system.proxy.{kind}");
+        let host = get(&schema, "host").filter(|h| !h.is_empty())?;
+        let port = get(&schema, "port")?
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)?;
+        Some(format!("{host}:{port}"))
+    }
+
+    /// The hosts GNOME's `ignore-hosts` list (`['localhost', '127.0.0.0/8']`).
+    fn ignored() -> String {
+        get("org.gnome.system.proxy", "ignore-hosts")
+            .unwrap_or_default()
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|h| h.trim().trim_matches('\'').to_owned())
+            .filter(|h| !h.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The desktop's proxy for every request, when it has a manual one and the environment
+    /// has none.
+    pub(super) fn proxy() -> Option<reqwest::Proxy> {
+        if !cfg!(target_os = "linux") || environment_has_one() {
+            return None;
+        }
+        if get("org.gnome.system.proxy", "mode")? != "manual" {
+            return None;
+        }
+        let url = endpoint("https")
+            .or_else(|| endpoint("http"))
+            .map(|at| format!("http://{at}"))
+            .or_else(|| endpoint("socks").map(|at| format!("socks5h://{at}")))?;
+        let no_proxy = reqwest::NoProxy::from_string(&ignored());
+        let mut proxy = reqwest::Proxy::all(&url).ok()?.no_proxy(no_proxy);
+        // GNOME keeps the HTTP proxy's login in its settings (not its keychain).
+        let http = "org.gnome.system.proxy.http";
+        if url.starts_with("http://") && get(http, "use-authentication").as_deref() == Some("true")
+        {
+            let user = get(http, "authentication-user").unwrap_or_default();
+            let password = get(http, "authentication-password").unwrap_or_default();
+            proxy = proxy.basic_auth(&user, &password);
+        }
+        tracing::info!(proxy = %url, "the desktop's proxy setting is used");
+        Some(proxy)
+    }
 }
 
 #[cfg(test)]
