@@ -182,9 +182,13 @@ pub(crate) struct ConnectionReport {
 }
 
 /// Tests the way to the app server and (signed in) to the store, each on its own, with the
-/// network settings as saved.
+/// network settings as saved; signed out, the way to `server` (the one the sign-in form
+/// names), or the remembered one.
 #[tauri::command]
-pub(crate) async fn check_connection(desktop: Shared<'_>) -> CommandResult<ConnectionReport> {
+pub(crate) async fn check_connection(
+    desktop: Shared<'_>,
+    server: Option<String>,
+) -> CommandResult<ConnectionReport> {
     let network = desktop.network()?;
     Ok(match desktop.engine().await {
         Ok(engine) => {
@@ -194,12 +198,17 @@ pub(crate) async fn check_connection(desktop: Shared<'_>) -> CommandResult<Conne
                 store: check.store.map(Step::from),
             }
         }
-        Err(_) => ConnectionReport {
-            server: ferry_engine::check_server(&network, &desktop.server())
-                .await
-                .into(),
-            store: None,
-        },
+        Err(_) => {
+            // Only asked for its health: plain http:// elsewhere is fine for that.
+            let server = match server.filter(|s| !s.trim().is_empty()) {
+                Some(typed) => ferry_engine::profile::checked_server(&typed, true)?,
+                None => desktop.server(),
+            };
+            ConnectionReport {
+                server: ferry_engine::check_server(&network, &server).await.into(),
+                store: None,
+            }
+        }
     })
 }
 
@@ -471,7 +480,7 @@ pub(crate) async fn save_settings(
         .and_then(|p| p.as_str().map(str::to_owned))
         .filter(|p| !p.is_empty())
         .map(Secret::new);
-    let settings = Settings::from_page(settings)?;
+    let settings = Settings::from_page(settings, &desktop.settings())?;
     desktop.keep_proxy_password(&settings, password.as_ref())?;
     desktop.save_settings(&settings)?;
     // Applied at once to files added from now on (no sign-in needed).

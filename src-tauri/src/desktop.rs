@@ -49,8 +49,16 @@ impl Drop for Running {
     }
 }
 
-/// The keychain entry of the manual proxy's password.
-const PROXY_PASSWORD: &str = "proxy-password";
+/// The keychain entry of the password of the manual proxy at `url` for `user`: another
+/// address or user never finds it (a password is never sent to another proxy, even when the
+/// keychain could not forget it).
+fn proxy_entry(settings: &Settings) -> String {
+    format!(
+        "proxy-password {} at {}",
+        settings.proxy_user.trim(),
+        settings.proxy_url.trim()
+    )
+}
 /// The desktop app's state.
 pub(crate) struct Desktop {
     pub(crate) data_dir: PathBuf,
@@ -175,7 +183,7 @@ impl Desktop {
             return Ok(None);
         }
         let keychain = OsKeychain::open(profile::keychain_service())?;
-        Ok(keychain.get(PROXY_PASSWORD)?)
+        Ok(keychain.get(&proxy_entry(&settings))?)
     }
 
     /// The network the saved settings describe, the proxy's password from the keychain.
@@ -183,30 +191,31 @@ impl Desktop {
         Ok(self.settings().network(self.proxy_password()?))
     }
 
-    /// Keeps the manual proxy's password of `next` in the OS keychain: a new one given is
-    /// kept; without one, a kept password stays only while the proxy's address and user do (it
-    /// is never sent to another proxy). The keychain is not touched when nothing changes for
-    /// it, so settings save without one.
+    /// Keeps a new password of `next`'s proxy in the OS keychain (under its address and
+    /// user); the one of another address or user is forgotten when the keychain allows. The
+    /// keychain is not needed when no password is given (settings save without one).
     pub(crate) fn keep_proxy_password(
         &self,
         next: &Settings,
         password: Option<&Secret>,
     ) -> CommandResult<()> {
-        let before = self.settings();
-        let same = before.proxy_url.trim() == next.proxy_url.trim()
-            && before.proxy_user.trim() == next.proxy_user.trim();
+        if password.is_some() && next.proxy_user.trim().is_empty() {
+            return Err(CommandError::new(
+                "invalid_settings",
+                "A proxy password goes with a user name: give the user name too.",
+            ));
+        }
         let keychain = || OsKeychain::open(profile::keychain_service());
-        match password {
-            Some(password) if !next.proxy_user.trim().is_empty() => {
-                keychain()?.set(PROXY_PASSWORD, password)?
-            }
-            _ if same => {}
-            // Forgotten; no keychain means there is nothing kept to forget.
-            _ => {
-                if let Ok(keychain) = keychain() {
-                    keychain.delete(PROXY_PASSWORD)?;
-                }
-            }
+        if let Some(password) = password {
+            keychain()?.set(&proxy_entry(next), password)?;
+        }
+        let before = self.settings();
+        if proxy_entry(&before) != proxy_entry(next)
+            && !before.proxy_user.trim().is_empty()
+            && let Ok(keychain) = keychain()
+            && let Err(err) = keychain.delete(&proxy_entry(&before))
+        {
+            tracing::warn!(code = %err.code(), "could not forget the old proxy password");
         }
         Ok(())
     }

@@ -106,14 +106,15 @@ impl Settings {
 
     /// Settings as the page sent them, or `invalid_settings` saying what is wrong: a field
     /// that is not a number, or a value out of range.
-    pub(crate) fn from_page(value: serde_json::Value) -> CommandResult<Self> {
+    /// `before`: the settings saved now (a CA file already saved is not read again).
+    pub(crate) fn from_page(value: serde_json::Value, before: &Settings) -> CommandResult<Self> {
         let settings: Self = serde_json::from_value(value).map_err(|err| {
             CommandError::new(
                 "invalid_settings",
                 format!("The settings could not be read ({err}). Numbers only, please."),
             )
         })?;
-        settings.check_all()?;
+        settings.check_all(before)?;
         Ok(settings)
     }
 
@@ -140,8 +141,9 @@ impl Settings {
     }
 
     /// [`Settings::check`], and the network settings usable: a manual proxy with an address,
-    /// a CA file that holds certificates (read now: when the page sends them).
-    fn check_all(&self) -> CommandResult<()> {
+    /// and a CA file that holds certificates — read when it is new (`before` had another): a
+    /// file gone since does not stop the other settings from being saved.
+    fn check_all(&self, before: &Settings) -> CommandResult<()> {
         self.check()?;
         if self.proxy_mode == ProxyMode::Manual && self.proxy_url.trim().is_empty() {
             return Err(CommandError::new(
@@ -149,7 +151,11 @@ impl Settings {
                 "Give the proxy's address, as http://host:port or socks5://host:port.",
             ));
         }
-        self.network(None)
+        let mut network = self.network(None);
+        if self.ca_file == before.ca_file {
+            network.extra_ca = None;
+        }
+        network
             .check()
             .map_err(|err| CommandError::new("invalid_settings", err.to_string()))
     }
@@ -217,13 +223,14 @@ mod tests {
             json!({"bandwidthMiBs": -1}),
             json!({"bandwidthMiBs": 20_000_000_000_000u64}),
         ] {
-            let err = Settings::from_page(page(bad.clone())).unwrap_err();
+            let err = Settings::from_page(page(bad.clone()), &Settings::default()).unwrap_err();
             assert_eq!(err.code(), "invalid_settings", "{bad}");
         }
-        let fine = Settings::from_page(page(json!({"bandwidthMiBs": 3}))).unwrap();
+        let fine =
+            Settings::from_page(page(json!({"bandwidthMiBs": 3})), &Settings::default()).unwrap();
         assert_eq!(fine.transfer().bandwidth, Some(3 << 20));
         assert_eq!(
-            Settings::from_page(page(json!({"bandwidthMiBs": null})))
+            Settings::from_page(page(json!({"bandwidthMiBs": null})), &Settings::default())
                 .unwrap()
                 .bandwidth_mibs,
             None
@@ -248,13 +255,16 @@ mod tests {
             (json!({"caFile": dir.path().join("gone.pem")}), "gone.pem"),
             (json!({"proxyMode": "sometimes"}), "could not be read"),
         ] {
-            let err = Settings::from_page(page(bad.clone())).unwrap_err();
+            let err = Settings::from_page(page(bad.clone()), &Settings::default()).unwrap_err();
             assert_eq!(err.code(), "invalid_settings", "{bad}");
             assert!(err.message().contains(says), "{bad}: {err:?}");
         }
-        let manual = Settings::from_page(page(json!({
-            "proxyMode": "manual", "proxyUrl": "socks5h://proxy:1080", "proxyUser": "me"
-        })))
+        let manual = Settings::from_page(
+            page(json!({
+                "proxyMode": "manual", "proxyUrl": "socks5h://proxy:1080", "proxyUser": "me"
+            })),
+            &Settings::default(),
+        )
         .unwrap();
         let network = manual.network(Some(Secret::new("pw")));
         assert!(
@@ -268,6 +278,12 @@ mod tests {
         };
         save(dir.path(), &ca).unwrap();
         assert_eq!(load(dir.path()), ca);
+        let page_again = serde_json::to_value(Settings {
+            files: 5,
+            ..ca.clone()
+        })
+        .unwrap();
+        assert_eq!(Settings::from_page(page_again, &ca).unwrap().files, 5);
     }
 
     #[test]

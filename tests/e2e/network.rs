@@ -4,6 +4,7 @@
 //! behind a TLS front whose certificate a private CA signed. Each test signs in, uploads a
 //! small file and one in parts, and checks what the proxy saw.
 
+use ferry_engine::journal::FileState;
 use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
 use ferry_engine::secret::Secret;
 use ferry_protocol::Role;
@@ -87,7 +88,7 @@ async fn through_an_http_proxy_with_a_password_and_not_without_it() {
     let signing_in = wrong.sign_in("alice", &secret, "test-device");
     let err = within(60, "the sign-in", signing_in).await.unwrap_err();
     assert_eq!(err.code(), "proxy_refused", "{err}");
-    assert!(err.to_string().contains("407"), "{err}");
+    assert!(err.to_string().contains("user name and password"), "{err}");
     assert!(!proxy.refused.all().is_empty());
 }
 
@@ -426,4 +427,66 @@ async fn the_desktops_proxy_setting_is_followed_when_the_environment_names_none(
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(proxy.seen.all().len(), before, "{:?}", proxy.seen.all());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_starts_refusing_stops_the_queue_after_one_try_per_file_in_flight() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("before");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.network = through(proxy.url("http"), Some(&door));
+        c.transfer.files = 2;
+    })
+    .await;
+    // The grant is in hand: what follows goes to the store.
+    engine.credentials().current().await.unwrap();
+    proxy.set_login(Some(login("changed by IT")));
+    let files: Vec<_> = (0..20)
+        .map(|i| {
+            let path = dir.path().join(format!("f{i}.txt"));
+            std::fs::write(&path, format!("file {i}")).unwrap();
+            path
+        })
+        .collect();
+    engine.enqueue(&files).await.unwrap();
+    let err = within(60, "the refusal", engine.run_until_idle())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "proxy_refused", "{err}");
+    // No request retried, and no file tried after the first refusals: a lockout counter sees
+    // a few failed logins, not 20 × 5 × 8.
+    let refusals = proxy.refused.all().len();
+    assert!(
+        (1..=2).contains(&refusals),
+        "{refusals} refused: {:?}",
+        proxy.refused.all()
+    );
+    let retried = events.events().iter().any(|e| {
+        matches!(e, ferry_engine::events::Event::Retrying { error, .. } if error.code == "proxy_refused")
+    });
+    assert!(!retried, "a proxy's refusal is not retried");
+    let owner = engine.session().owner().unwrap();
+    let queued = files
+        .iter()
+        .filter(|f| {
+            engine
+                .journal()
+                .latest_for_path(&owner, f)
+                .unwrap()
+                .unwrap()
+                .state
+                == FileState::Queued
+        })
+        .count();
+    assert!(queued >= 18, "{queued} still queued");
+    // Fixed (the old password works again), the user retries: everything goes.
+    proxy.set_login(Some(door));
+    engine.transfer().retry(None).await.unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 20, "{summary:?}");
 }

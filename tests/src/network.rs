@@ -56,6 +56,8 @@ pub struct LoopbackProxy {
     pub seen: Seen,
     /// Clients turned away for a missing or wrong password.
     pub refused: Seen,
+    /// The login it asks for now.
+    login: Arc<Mutex<Option<Login>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -91,9 +93,12 @@ impl LoopbackProxy {
         let addr = listener.local_addr().expect("its address");
         let (seen, refused) = (Seen::default(), Seen::default());
         let (s, r) = (seen.clone(), refused.clone());
+        let login = Arc::new(Mutex::new(login));
+        let wanted = login.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (s, r, login) = (s.clone(), r.clone(), login.clone());
+                let login = wanted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let (s, r) = (s.clone(), r.clone());
                 tokio::spawn(async move {
                     let relay = async {
                         match kind {
@@ -109,8 +114,14 @@ impl LoopbackProxy {
             addr,
             seen,
             refused,
+            login,
             task,
         }
+    }
+
+    /// Asks for another login from the next connection on (a password changed by IT).
+    pub fn set_login(&self, login: Option<Login>) {
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = login;
     }
 
     /// `http://127.0.0.1:port` (or `socks5://…` for a SOCKS5 proxy, as `scheme` says).

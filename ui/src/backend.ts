@@ -314,8 +314,9 @@ export interface Backend {
   stats(query: HistoryQuery): Promise<DayStats[]>;
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
-  /** Tests the way to the app server and to the store, each on its own. */
-  checkConnection(): Promise<ConnectionReport>;
+  /** Tests the way to the app server and (signed in) to the store, each on its own, with the
+   * network settings as saved; signed out, the way to `server` (the sign-in form's). */
+  checkConnection(server?: string): Promise<ConnectionReport>;
   /** Asks where to save the diagnostics zip (logs and a queue summary, secrets left out) and
    * writes it; where it went, or `null` when the dialog was cancelled. */
   saveDiagnostics(): Promise<string | null>;

@@ -24,6 +24,12 @@ pub(crate) fn deb(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
         build.push("--release");
     }
     step(root, &cargo(), &build)?;
+    let dir = root
+        .join("target")
+        .join(if debug { "debug" } else { "release" })
+        .join("bundle/deb");
+    // An older version's package is not taken for this one.
+    let _ = std::fs::remove_dir_all(&dir);
     let tauri = root.join("ui/node_modules/.bin/tauri");
     let tauri = tauri.to_str().context("a UTF-8 path")?;
     let mut args = vec!["bundle", "--bundles", "deb", "--config", BUNDLE];
@@ -31,10 +37,6 @@ pub(crate) fn deb(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
         args.push("--debug");
     }
     step(&root.join("src-tauri"), tauri, &args)?;
-    let dir = root
-        .join("target")
-        .join(if debug { "debug" } else { "release" })
-        .join("bundle/deb");
     let deb = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -43,40 +45,70 @@ pub(crate) fn deb(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
     Ok(deb)
 }
 
-/// Bundles the debug build, installs the `.deb` (`dpkg -i`, as root), runs
-/// `desktop::installed` against the installed app, and removes the package again.
+/// The test the installed package runs.
+const INSTALLED_TEST: &str =
+    "desktop::installed::the_installed_package_starts_signs_in_and_uploads";
+
+/// `command` run as root: as it is for root, through `sudo -n` otherwise.
+fn as_root(args: &[&str]) -> Vec<String> {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    sudo.iter().chain(args).map(|s| (*s).to_owned()).collect()
+}
+
+fn run_as_root(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let command = as_root(args);
+    let words: Vec<&str> = command.iter().map(String::as_str).collect();
+    step(root, words[0], &words[1..])
+}
+
+/// Bundles the debug build, installs the `.deb` (refusing to replace a `ferry` package
+/// installed already), runs [`INSTALLED_TEST`] against the installed app, and removes the
+/// package again — whatever the install or the test did.
 pub(crate) fn install_and_test(root: &Path, path: &std::ffi::OsStr) -> anyhow::Result<()> {
+    let installed = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "ferry"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("installed"));
+    if installed {
+        bail!("a `ferry` package is installed on this machine: remove it (dpkg -r ferry) first");
+    }
     let deb = deb(root, true)?;
     let deb = deb.to_str().context("a UTF-8 path")?;
-    step(root, "dpkg", &["-i", deb])?;
-    let args = [
-        "test",
-        "-p",
-        "ferry-tests",
-        "--test",
-        "e2e",
-        "desktop::installed::",
-        "--",
-        "--ignored",
-    ];
-    eprintln!(
-        "==> FERRY_DESKTOP_BIN=/usr/bin/ferry-desktop cargo {}",
-        args.join(" ")
-    );
-    let tested = std::process::Command::new(cargo())
-        .args(args)
-        .current_dir(root)
-        .env("PATH", path)
-        .env("FERRY_DESKTOP_BIN", "/usr/bin/ferry-desktop")
-        .status()
-        .context("starting cargo test");
-    let removed = step(root, "dpkg", &["-r", "ferry"]);
-    if !tested?.success() {
-        bail!("the installed package's test failed");
-    }
+    let tested = run_as_root(root, &["dpkg", "-i", deb]).and_then(|()| {
+        eprintln!("==> FERRY_DESKTOP_BIN=/usr/bin/ferry-desktop cargo test … {INSTALLED_TEST}");
+        let output = std::process::Command::new(cargo())
+            .args([
+                "test",
+                "-p",
+                "ferry-tests",
+                "--test",
+                "e2e",
+                INSTALLED_TEST,
+                "--",
+            ])
+            .args(["--ignored", "--exact"])
+            .current_dir(root)
+            .env("PATH", path)
+            .env("FERRY_DESKTOP_BIN", "/usr/bin/ferry-desktop")
+            .output()
+            .context("starting cargo test")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        eprint!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        // Exactly that test ran and passed (a renamed test must not pass by running none).
+        if !output.status.success() || !stdout.contains("test result: ok. 1 passed") {
+            bail!("the installed package's test failed");
+        }
+        Ok(())
+    });
+    let removed = run_as_root(root, &["dpkg", "--purge", "ferry"]);
+    tested?;
     removed?;
     if Path::new("/usr/bin/ferry-desktop").exists() {
-        bail!("dpkg -r ferry left /usr/bin/ferry-desktop behind");
+        bail!("dpkg --purge ferry left /usr/bin/ferry-desktop behind");
     }
     Ok(())
 }

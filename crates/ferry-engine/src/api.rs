@@ -127,9 +127,10 @@ impl ApiClient {
             .map_err(|source| Error::unreached(operation, &self.base, source))?;
         self.through_proxy(&response)?;
         let status = response.status();
+        let body = response.text().await.unwrap_or_default();
         let fine = match self.tokens {
             Some(_) => status.as_u16() < 500,
-            None => status.is_success(),
+            None => status.is_success() && body.trim() == "ok",
         };
         match fine {
             true => Ok(()),

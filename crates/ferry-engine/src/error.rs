@@ -142,7 +142,7 @@ pub enum Error {
     },
     /// The proxy would not carry a request without (other) credentials (`407`).
     #[error(
-        "the proxy refused to carry requests to {target} (407 Proxy Authentication Required): check the proxy's user name and password"
+        "the proxy refused to carry requests to {target} without other credentials: check the proxy's user name and password (Settings → Network), then retry"
     )]
     ProxyRefused {
         /// Where the request was going.
@@ -243,12 +243,9 @@ impl Error {
     /// Whether trying again later may succeed (network trouble, 5xx, 429, throttling).
     pub fn is_transient(&self) -> bool {
         match self {
-            // A proxy that refuses now may take the credentials again (or be fixed): files wait
-            // and try again rather than fail for good.
-            Self::Network { .. }
-            | Self::Timeout { .. }
-            | Self::UploadLost { .. }
-            | Self::ProxyRefused { .. } => true,
+            // (Not a proxy's refusal: trying its credentials again and again can lock the
+            // account they belong to. The scheduler stops on the first one.)
+            Self::Network { .. } | Self::Timeout { .. } | Self::UploadLost { .. } => true,
             // The cloud's STS said no (a policy, a role): asking again soon will not change it.
             Self::Server {
                 code: ErrorCode::BrokerRefused,

@@ -59,15 +59,33 @@ fn invalid(what: impl Into<String>) -> Error {
     Error::InvalidNetwork(what.into())
 }
 
+/// `url` as it may be shown: a user name and password in it replaced by `…@`.
+fn shown(url: &str) -> String {
+    let url = url.trim();
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}…@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 impl ManualProxy {
     /// The proxy as reqwest takes it: HTTP(S) proxies get the credentials as
     /// `Proxy-Authorization`, SOCKS5 ones for their RFC 1929 login. (reqwest keeps them inside
     /// its `Proxy`, whose Debug output would show them: no client is ever Debug-printed.)
     fn proxy(&self) -> Result<reqwest::Proxy> {
-        let mut url = reqwest::Url::parse(self.url.trim())
-            .map_err(|e| invalid(format!("the proxy {:?} is not an address: {e}", self.url)))?;
+        let mut url = reqwest::Url::parse(self.url.trim()).map_err(|e| {
+            invalid(format!(
+                "the proxy {:?} is not an address: {e}",
+                shown(&self.url)
+            ))
+        })?;
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid(format!("the proxy {:?} names no host", self.url)));
+            return Err(invalid(format!(
+                "the proxy {:?} names no host",
+                shown(&self.url)
+            )));
         }
         // A password in the address would end up wherever the address is kept or shown.
         if !url.username().is_empty() || url.password().is_some() {
@@ -79,7 +97,7 @@ impl ManualProxy {
         if !socks && !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "the proxy {:?} is not http://, https://, socks5:// or socks5h://",
-                self.url
+                shown(&self.url)
             )));
         }
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
@@ -88,7 +106,7 @@ impl ManualProxy {
             let _ = url.set_password(Some(password));
         }
         let mut proxy = reqwest::Proxy::all(url.as_str())
-            .map_err(|e| invalid(format!("the proxy {:?}: {e}", self.url)))?
+            .map_err(|e| invalid(format!("the proxy {:?}: {e}", shown(&self.url))))?
             .no_proxy(reqwest::NoProxy::from_env());
         if !socks && let Some(user) = &self.user {
             proxy = proxy.basic_auth(user, password);

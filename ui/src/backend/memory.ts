@@ -83,6 +83,11 @@ export function checkServer(server: string, allowInsecure: boolean): string {
   return url.href.replace(/\/$/, "");
 }
 
+/** Whether a save carries a new proxy password. */
+function proxyPasswordGiven(settings: Settings): boolean {
+  return typeof settings.proxyPassword === "string" && settings.proxyPassword !== "";
+}
+
 /** A CSV field as the app server writes it: quoted when needed, formulas defused. */
 function csvField(value: string): string {
   const v = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
@@ -472,14 +477,15 @@ export class MemoryBackend implements Backend {
   }
 
   /** The demo's network always answers, but for a proxy at an address with "unreachable". */
-  async checkConnection(): Promise<ConnectionReport> {
+  async checkConnection(server?: string): Promise<ConnectionReport> {
+    const target = this.user || !server ? this.server : checkServer(server, true);
     const proxy = this.config.proxyMode === "manual" && this.config.proxyUrl.includes("unreachable");
     const step = (operation: string, target: string) =>
       proxy
         ? { ok: false, error: { code: "network", message: `${operation}: cannot reach ${target}: the proxy does not answer` } }
         : { ok: true, error: null };
     return {
-      server: step("reaching the app server", this.server),
+      server: step("reaching the app server", target),
       // Signed out there is no grant to reach the storage with.
       store: this.user ? step("reaching the storage", "http://127.0.0.1:8481") : null,
     };
@@ -498,6 +504,12 @@ export class MemoryBackend implements Backend {
     if (!["system", "direct", "manual"].includes(settings.proxyMode)) {
       throw new BackendError("invalid_settings", "The settings could not be read: proxyMode is not one of system, direct, manual.");
     }
+    if (/^[a-z0-9]+:\/\/[^/@]*@/i.test(settings.proxyUrl.trim())) {
+      throw new BackendError("invalid_settings", "give the proxy's user name and password in their own fields, not in its address");
+    }
+    if (proxyPasswordGiven(settings) && !settings.proxyUser.trim()) {
+      throw new BackendError("invalid_settings", "A proxy password goes with a user name: give the user name too.");
+    }
     if (settings.proxyMode === "manual" && !/^(https?|socks5h?):\/\/[^/\s]+/.test(settings.proxyUrl.trim())) {
       throw new BackendError("invalid_settings", settings.proxyUrl.trim()
         ? `the proxy "${settings.proxyUrl}" is not http://, https://, socks5:// or socks5h://`
@@ -507,8 +519,8 @@ export class MemoryBackend implements Backend {
       throw new BackendError("invalid_settings", "The settings could not be read: onConflict is not one of ask, skip, overwrite, rename, newer.");
     }
     const { proxyPassword, proxyPasswordSaved: _saved, ...kept } = settings;
-    const host = (url: string) => url.trim().replace(/^[a-z0-9]+:\/\//i, "").split("/")[0];
-    const moved = host(kept.proxyUrl) !== host(this.config.proxyUrl) || kept.proxyUser.trim() !== this.config.proxyUser.trim();
+    // As the desktop keys it in the keychain: by address and user.
+    const moved = kept.proxyUrl.trim() !== this.config.proxyUrl.trim() || kept.proxyUser.trim() !== this.config.proxyUser.trim();
     if (proxyPassword) this.proxyPassword = proxyPassword;
     // A password belongs to its proxy and user: another one forgets it.
     else if (!kept.proxyUser.trim() || moved) this.proxyPassword = null;

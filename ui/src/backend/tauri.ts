@@ -57,7 +57,7 @@ export class TauriBackend implements Backend {
   stats = (query: HistoryQuery) => call<DayStats[]>("stats", { query });
   settings = () => call<Settings>("settings");
   saveSettings = (settings: Settings) => call<void>("save_settings", { settings });
-  checkConnection = () => call<ConnectionReport>("check_connection");
+  checkConnection = (server?: string) => call<ConnectionReport>("check_connection", { server: server ?? null });
   onEvent(listener: (event: EngineEvent) => void): () => void {
     let stop: (() => void) | null = null;
     let stopped = false;

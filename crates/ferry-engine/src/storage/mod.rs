@@ -474,7 +474,19 @@ impl Storage {
             )
             .await;
         match sent {
-            Ok(_) => Ok(()),
+            // The listing itself, not a captive portal's page.
+            Ok(reply)
+                if String::from_utf8_lossy(&reply.body).contains("ListMultipartUploadsResult") =>
+            {
+                Ok(())
+            }
+            Ok(reply) => Err(Error::Protocol {
+                operation,
+                detail: format!(
+                    "{} answered {} with something that is not a store's listing",
+                    grant.endpoint, reply.status
+                ),
+            }),
             Err(Error::Storage { status, code, .. })
                 if status < 500 && !code.starts_with("HTTP") =>
             {

@@ -138,6 +138,8 @@ pub struct Transfer {
     stopped: Mutex<HashSet<i64>>,
     wake: Notify,
     signed_out: AtomicBool,
+    /// Where a proxy refused the credentials: nothing starts until the user acts.
+    proxy_refused: Mutex<Option<String>>,
     /// While above zero, nothing new starts (the session is changing hands).
     holds: AtomicUsize,
     /// Tasks done sending and waiting for their confirmation: they hold no file slot.
@@ -217,6 +219,7 @@ impl Transfer {
             stopped: Mutex::default(),
             wake: Notify::new(),
             signed_out: AtomicBool::new(false),
+            proxy_refused: Mutex::new(None),
             holds: AtomicUsize::new(0),
             confirming: AtomicUsize::new(0),
             sending: window::Meter::new(FILES_START, files),
@@ -250,6 +253,7 @@ impl Transfer {
     /// Wakes the scheduler (new files, resumed files, signed in again).
     pub fn wake(&self) {
         self.signed_out.store(false, Ordering::Relaxed);
+        *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.wake.notify_one();
     }
 
@@ -304,10 +308,21 @@ impl Transfer {
 
     /// The account to act for: the signed-in one, unless the scheduler is held.
     fn owner(&self) -> Option<Owner> {
-        if self.signed_out.load(Ordering::Relaxed) || self.holds.load(Ordering::SeqCst) > 0 {
+        if self.signed_out.load(Ordering::Relaxed)
+            || self.holds.load(Ordering::SeqCst) > 0
+            || self.stopped_by_proxy().is_some()
+        {
             return None;
         }
         self.shared.session.owner()
+    }
+
+    /// Where a proxy refused the credentials, while that stops the scheduler.
+    fn stopped_by_proxy(&self) -> Option<String> {
+        self.proxy_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn signed_in(&self) -> Result<Owner> {

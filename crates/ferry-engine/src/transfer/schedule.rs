@@ -101,6 +101,12 @@ impl Transfer {
             }
             return;
         }
+        if let Error::ProxyRefused { target } = err {
+            // Every other file would meet the same refusal (and each try may count against the
+            // proxy account's lockout): nothing starts until the user acts — retries, adds
+            // files, signs in again with other network settings.
+            *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(target.clone());
+        }
         if let Error::Kept { code, reason, .. } = err {
             // Its rule left the object at its key alone: skipped, not failed.
             match self.shared.journal.skip_uploading(id, code, reason) {
@@ -173,7 +179,10 @@ impl Transfer {
         loop {
             let Some(owner) = self.owner() else {
                 if self.running().is_empty() && self.holds.load(Ordering::SeqCst) == 0 {
-                    return Err(Error::SignedOut);
+                    return Err(match self.stopped_by_proxy() {
+                        Some(target) => Error::ProxyRefused { target },
+                        None => Error::SignedOut,
+                    });
                 }
                 self.wait(Duration::from_millis(200)).await;
                 continue;
