@@ -402,6 +402,12 @@ impl Desktop {
     }
 
     /// The running engine, or `signed_out`.
+    /// Whether an account is signed in (uploads and watched folders run), without waiting:
+    /// for window events, which cannot wait.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.try_read().map_or(true, |r| r.is_some())
+    }
+
     pub(crate) async fn engine(&self) -> CommandResult<Arc<Engine>> {
         self.running
             .read()

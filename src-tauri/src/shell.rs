@@ -56,6 +56,9 @@ pub(crate) fn event_sink(app: AppHandle, tray: Arc<TrayStatus>) -> EventSink {
 /// Files and folders dropped on the window are enqueued here, in Rust, with the paths the OS
 /// gave; the webview never sees them and is only told that the queue changed.
 pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
+    if let WindowEvent::CloseRequested { api, .. } = event {
+        return close_requested(window, api);
+    }
     if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
         let app = window.app_handle().clone();
         let paths = paths.clone();
@@ -81,6 +84,83 @@ pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
             }
         });
     }
+}
+
+/// Whether the notification that the window went to the tray was shown (once a run).
+static SAID_IN_TRAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Closing the window never stops uploads: signed in, the window hides to the tray (uploads
+/// and watched folders go on; the first time, a notification says so and how to quit).
+/// Signed out, closing quits.
+fn close_requested(window: &Window, api: &tauri::CloseRequestApi) {
+    let app = window.app_handle();
+    let signed_in = app
+        .try_state::<Arc<Desktop>>()
+        .is_some_and(|d| d.is_running());
+    if !signed_in {
+        return;
+    }
+    api.prevent_close();
+    let _ = window.hide();
+    if !SAID_IN_TRAY.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        notify(
+            app,
+            "Ferry is still running",
+            "Uploads and watched folders go on. Open Ferry or quit it from its icon in the tray.",
+        );
+    }
+}
+
+/// Quits — after asking, when files are still on their way (they resume at the next start).
+pub(crate) fn quit(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let going = match app.try_state::<Arc<Desktop>>() {
+            Some(desktop) => files_on_their_way(&desktop).await,
+            None => 0,
+        };
+        if going == 0 || confirm_quit(&app, going).await {
+            app.exit(0);
+        }
+    });
+}
+
+/// The signed-in account's files queued, uploading or being confirmed.
+async fn files_on_their_way(desktop: &Desktop) -> u64 {
+    let Ok(engine) = desktop.engine().await else {
+        return 0;
+    };
+    let Ok(status) = engine.status().await else {
+        return 0;
+    };
+    use ferry_engine::journal::FileState::{Queued, Uploaded, Uploading};
+    status
+        .counts
+        .iter()
+        .filter(|(state, _)| matches!(state, Queued | Uploading | Uploaded))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+async fn confirm_quit(app: &AppHandle, going: u64) -> bool {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+    let (answer, asked) = tokio::sync::oneshot::channel();
+    let files = if going == 1 { "file is" } else { "files are" };
+    app.dialog()
+        .message(format!(
+            "{going} {files} still on the way. Quit anyway? They go on from where they \
+             stopped the next time Ferry starts."
+        ))
+        .title("Quit Ferry?")
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            "Quit".into(),
+            "Keep uploading".into(),
+        ))
+        .show(move |yes| {
+            let _ = answer.send(yes);
+        });
+    asked.await.unwrap_or(false)
 }
 
 /// Turns starting Ferry at login on or off (the desktop's autostart entry).

@@ -247,7 +247,7 @@ pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
     builder
         .on_menu_event(|app, event| match event.id.as_ref() {
             "open" => show(app),
-            "quit" => app.exit(0),
+            "quit" => crate::shell::quit(app),
             action @ ("pause" | "resume") => {
                 let app = app.clone();
                 let action = action.to_owned();

@@ -8,6 +8,7 @@
 
 mod big_queue;
 mod capabilities;
+mod closing;
 mod conflicts;
 mod driver;
 mod installed;

@@ -162,6 +162,8 @@ const PYTHON_SDKS: &[&str] = &[
     "huaweicloudsdkcore==3.1.219",
     "huaweicloudsdkiam==3.1.219",
     "jdcloud-sdk==1.6.354",
+    // Closes the desktop window as a window manager would (`tests/tools/close_window.py`).
+    "python-xlib==0.33",
 ];
 
 /// Whether every SDK is installed at its pinned version.
@@ -175,7 +177,7 @@ fn python_sdks_present() -> bool {
         .collect();
     let script = format!(
         "from importlib.metadata import version\n{}\nimport oss2, obs, boto3, moto.server, \
-         aliyunsdksts, huaweicloudsdkiam, jdcloud_sdk, flask",
+         aliyunsdksts, huaweicloudsdkiam, jdcloud_sdk, flask, Xlib",
         checks.join("\n")
     );
     succeeds("python3", &["-c", &script])

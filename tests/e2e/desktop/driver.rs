@@ -364,6 +364,35 @@ impl Driver {
         self.wait_for("[data-testid=drop]", 10).await;
     }
 
+    /// Asks the window to close as a window manager's close button does; how many windows
+    /// were asked.
+    pub(super) async fn close_window(&self) -> u32 {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/close_window.py");
+        let mut command = tokio::process::Command::new("python3");
+        command
+            .arg(script)
+            .arg("Ferry")
+            .env("DISPLAY", &self.display.0)
+            .env("XAUTHORITY", &self.display.1)
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .expect("close_window.py finishes")
+            .expect("python3 with python-xlib (xtask installs it)");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// Whether the app's window is shown.
+    pub(super) async fn window_shown(&self) -> bool {
+        let found = self
+            .xdotool(&["search", "--onlyvisible", "--name", "^Ferry$"])
+            .await;
+        !String::from_utf8_lossy(&found.stdout).trim().is_empty()
+    }
+
     async fn xdotool(&self, args: &[&str]) -> std::process::Output {
         let mut command = tokio::process::Command::new("xdotool");
         command
