@@ -15,6 +15,7 @@ mod installed;
 mod network;
 mod queue;
 mod rest;
+mod tray;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -164,6 +164,8 @@ const PYTHON_SDKS: &[&str] = &[
     "jdcloud-sdk==1.6.354",
     // Closes the desktop window as a window manager would (`tests/tools/close_window.py`).
     "python-xlib==0.33",
+    // The desktop session's tray host and notification daemon (`tests/tools/desktop_shell.py`).
+    "dbus-next==0.2.3",
 ];
 
 /// Whether every SDK is installed at its pinned version.
@@ -177,7 +179,7 @@ fn python_sdks_present() -> bool {
         .collect();
     let script = format!(
         "from importlib.metadata import version\n{}\nimport oss2, obs, boto3, moto.server, \
-         aliyunsdksts, huaweicloudsdkiam, jdcloud_sdk, flask, Xlib",
+         aliyunsdksts, huaweicloudsdkiam, jdcloud_sdk, flask, Xlib, dbus_next",
         checks.join("\n")
     );
     succeeds("python3", &["-c", &script])

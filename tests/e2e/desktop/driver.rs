@@ -20,6 +20,8 @@ pub(super) struct Driver {
     display: (String, String),
     /// When the app was asked to start (the WebDriver session's request).
     pub(super) launched: Instant,
+    /// The app's home (its desktop session's shell writes under `shell/`).
+    home: PathBuf,
 }
 
 impl Drop for Driver {
@@ -80,11 +82,21 @@ impl Driver {
     pub(super) async fn start(home: &Path, data: &Path) -> Self {
         let port = free_port();
         let display_file = home.join("display");
+        // A desktop session's tray host and notification daemon, up before the app starts
+        // (a tray icon registers with the host it finds then).
+        let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/desktop_shell.py");
+        let shell_dir = home.join("shell");
         let script = format!(
             "echo \"$DISPLAY $XAUTHORITY\" > '{}'; \
              eval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\"; \
+             python3 '{}' '{}' 2> '{}' & \
+             for i in $(seq 100); do [ -e '{}' ] && break; sleep 0.05; done; \
              exec WebKitWebDriver --port={port}",
-            display_file.display()
+            display_file.display(),
+            shell.display(),
+            shell_dir.display(),
+            home.join("shell.log").display(),
+            shell_dir.join("ready").display(),
         );
         let mut command = Command::new("setsid");
         command
@@ -145,6 +157,7 @@ impl Driver {
             session,
             display,
             launched,
+            home: home.to_owned(),
         };
         // The contract scenario waits for an upload inside one script call.
         driver
@@ -362,6 +375,82 @@ impl Driver {
         // The app reopens on the screen it was on; uploads is where the next steps start.
         self.click_text("Uploads").await;
         self.wait_for("[data-testid=drop]", 10).await;
+    }
+
+    /// Where the desktop session's shell (`tests/tools/desktop_shell.py`) writes what it sees.
+    fn shell_dir(&self) -> PathBuf {
+        self.home.join("shell")
+    }
+
+    /// The tray icons as the StatusNotifier host sees them (title, status, menu labels).
+    pub(super) async fn tray(&self) -> Value {
+        let path = self.shell_dir().join("tray.json");
+        tokio::fs::read_to_string(path)
+            .await
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The notifications the session's daemon got, in order (app, summary, body).
+    pub(super) async fn notifications(&self) -> Vec<Value> {
+        let path = self.shell_dir().join("notifications.jsonl");
+        tokio::fs::read_to_string(path)
+            .await
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Clicks the tray menu's item `label` (through the host, as a person would).
+    pub(super) async fn tray_click(&self, label: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut commands = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.shell_dir().join("commands"))
+            .await
+            .expect("the shell's command file");
+        commands
+            .write_all(format!("click {label}\n").as_bytes())
+            .await
+            .expect("write the command");
+    }
+
+    /// Whether a window titled `title` shows within 30 s.
+    pub(super) async fn dialog_shown(&self, title: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.dialog_open(title).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+
+    /// Presses `key` in the window titled `title`, and waits until it is gone.
+    pub(super) async fn answer_dialog(&self, title: &str, key: &str) {
+        let found = self
+            .xdotool(&["search", "--onlyvisible", "--name", title])
+            .await;
+        let window = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no {title:?} dialog"))
+            .to_owned();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.xdotool(&["windowfocus", "--sync", &window]).await;
+        self.xdotool(&["key", "--clearmodifiers", key]).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.dialog_open(title).await {
+            assert!(
+                Instant::now() < deadline,
+                "the {title:?} dialog stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Asks the window to close as a window manager's close button does; how many windows

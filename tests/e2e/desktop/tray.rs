@@ -1,0 +1,207 @@
+//! The tray and the notifications as a desktop session sees them: a StatusNotifier host and a
+//! notification daemon on the app's session bus (`tests/tools/desktop_shell.py`). The tray's
+//! title says how the queue goes, its menu holds Open Ferry / Pause all / Resume all / Quit and
+//! each does what it says (Quit asks while files are on their way), and the notifications tell
+//! of a failure, of the window going to the tray, and of a batch done — truthful when some
+//! file failed.
+
+use std::time::{Duration, Instant};
+
+use ferry_protocol::Role;
+use ferry_tests::proxy::{Action, Rule};
+use serde_json::Value;
+
+use super::driver::Driver;
+use super::queue::add_file;
+use super::server_behind_store_proxy;
+
+/// Waits until `check` holds for what `read` gives; that value.
+async fn until<T: std::fmt::Debug>(
+    driver: &Driver,
+    what: &str,
+    read: impl AsyncFn() -> T,
+    check: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = read().await;
+        if check(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            driver.screenshot("failure").await;
+            panic!("{what} not seen within 60 s: {value:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The text the tray shows beside the icon.
+fn title(tray: &Value) -> String {
+    tray[0]["label"].as_str().unwrap_or_default().to_owned()
+}
+
+fn summaries(notes: &[Value]) -> Vec<String> {
+    notes
+        .iter()
+        .map(|n| n["summary"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
+    let (server, store) = server_behind_store_proxy(|_| {}).await;
+    let password = server.add_user("alice", Role::User);
+    let _slow = store.add(
+        Rule::new(Action::Latency(Duration::from_secs(5)))
+            .method("PUT")
+            .target("slow"),
+    );
+    let _refused = store.add(
+        Rule::new(Action::s3_error(400, "InvalidRequest", "Not here."))
+            .method("PUT")
+            .target("refused.txt"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let driver = Driver::start(&home, &dir.path().join("data")).await;
+    driver.wait_for("input[name=server]", 60).await;
+    driver.sign_in_as(&server.api, "alice", &password).await;
+
+    let tray = until(
+        &driver,
+        "the tray, idle",
+        async || driver.tray().await,
+        |t| title(t) == "idle",
+    )
+    .await;
+    let labels: Vec<&str> = tray[0]["menu"]
+        .as_array()
+        .expect("a menu")
+        .iter()
+        .map(|m| m["label"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        labels,
+        ["Open Ferry", "Pause all", "Resume all", "Quit"],
+        "{tray}"
+    );
+
+    // One file refused for good: the tray and a notification say so.
+    let refused = dir.path().join("refused.txt");
+    std::fs::write(&refused, "refused").unwrap();
+    add_file(&driver, &refused).await;
+    until(
+        &driver,
+        "the failure in the tray",
+        async || driver.tray().await,
+        |t| title(t) == "1 failed",
+    )
+    .await;
+    let notes = until(
+        &driver,
+        "the failure notified",
+        async || driver.notifications().await,
+        |n| summaries(n).iter().any(|s| s == "An upload failed"),
+    )
+    .await;
+    assert!(notes.iter().all(|n| n["app"] != Value::Null), "{notes:?}");
+    // One slow at the store: on its way beside the failed one.
+    let slow = dir.path().join("slow-1.txt");
+    std::fs::write(&slow, "slow").unwrap();
+    add_file(&driver, &slow).await;
+    until(
+        &driver,
+        "uploading and failed in the tray",
+        async || driver.tray().await,
+        |t| title(t) == "uploading 1 file · 1 failed",
+    )
+    .await;
+    // The batch ends with one file failed: the notice says so, not "all done".
+    let notes = until(
+        &driver,
+        "the batch notice",
+        async || driver.notifications().await,
+        |n| {
+            summaries(n)
+                .iter()
+                .any(|s| s.starts_with("Uploads finished"))
+        },
+    )
+    .await;
+    let done = notes
+        .iter()
+        .find(|n| {
+            n["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Uploads finished")
+        })
+        .unwrap();
+    assert_eq!(done["summary"], "Uploads finished, 1 failed", "{done}");
+    assert!(
+        done["body"]
+            .as_str()
+            .unwrap()
+            .contains("1 file confirmed, 1 failed"),
+        "{done}"
+    );
+    until(
+        &driver,
+        "the tray after the batch",
+        async || driver.tray().await,
+        |t| title(t) == "1 failed",
+    )
+    .await;
+
+    // Closed: hidden to the tray, and the first time a notification says so; the tray opens it.
+    assert!(driver.close_window().await >= 1);
+    until(
+        &driver,
+        "the tray notice",
+        async || driver.notifications().await,
+        |n| summaries(n).iter().any(|s| s == "Ferry is still running"),
+    )
+    .await;
+    until(
+        &driver,
+        "the window hidden",
+        async || driver.window_shown().await,
+        |shown| !shown,
+    )
+    .await;
+    driver.tray_click("Open Ferry").await;
+    until(
+        &driver,
+        "the window shown",
+        async || driver.window_shown().await,
+        |shown| *shown,
+    )
+    .await;
+
+    // Pause all from the tray pauses the file on its way; Resume all sends it on.
+    let file = dir.path().join("slow-2.txt");
+    std::fs::write(&file, "slow again").unwrap();
+    add_file(&driver, &file).await;
+    driver.tray_click("Pause all").await;
+    driver
+        .wait_for("[data-testid=item][data-state=paused]", 30)
+        .await;
+    driver.tray_click("Resume all").await;
+    driver
+        .wait_for("[data-testid=item][data-state=uploading]", 30)
+        .await;
+    // Quit while it is on its way: asked first; "Keep uploading" keeps the app.
+    driver.tray_click("Quit").await;
+    assert!(driver.dialog_shown("Quit Ferry?").await, "Quit asks first");
+    driver.answer_dialog("Quit Ferry?", "Escape").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        driver
+            .script("return document.title", serde_json::json!([]))
+            .await,
+        serde_json::json!("Ferry"),
+        "the app still runs"
+    );
+}
