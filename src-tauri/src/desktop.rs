@@ -403,9 +403,19 @@ impl Desktop {
 
     /// The running engine, or `signed_out`.
     /// Whether an account is signed in (uploads and watched folders run), without waiting:
-    /// for window events, which cannot wait.
+    /// for window events, which cannot wait. (A lock busy for a sign-in or out says nothing:
+    /// then not.)
     pub(crate) fn is_running(&self) -> bool {
-        self.running.try_read().map_or(true, |r| r.is_some())
+        self.running.try_read().is_ok_and(|r| r.is_some())
+    }
+
+    /// Stops uploads in flight (waiting at most `wait`) and lets go of the journal, for Quit:
+    /// what is cut off resumes at the next start from what the journal holds.
+    pub(crate) async fn shut_down(&self, wait: std::time::Duration) {
+        let running = self.running.write().await.take();
+        if let Some(running) = running {
+            let _ = tokio::time::timeout(wait, running.end()).await;
+        }
     }
 
     pub(crate) async fn engine(&self) -> CommandResult<Arc<Engine>> {

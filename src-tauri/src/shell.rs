@@ -101,25 +101,72 @@ fn close_requested(window: &Window, api: &tauri::CloseRequestApi) {
         return;
     }
     api.prevent_close();
-    let _ = window.hide();
+    // Without a tray to bring it back from (a desktop with no StatusNotifier host), the window
+    // is minimised instead of hidden: it must stay reachable.
+    let tray = tray_host_present();
+    let _ = if tray {
+        window.hide()
+    } else {
+        window.minimize()
+    };
     if !SAID_IN_TRAY.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let where_ = if tray {
+            "Open Ferry or quit it from its icon in the tray."
+        } else {
+            "Ferry is minimised; quit it from its window."
+        };
         notify(
             app,
             "Ferry is still running",
-            "Uploads and watched folders go on. Open Ferry or quit it from its icon in the tray.",
+            &format!("Uploads and watched folders go on. {where_}"),
         );
     }
 }
 
+/// Whether the session has a tray to show Ferry's icon in (a StatusNotifier host: someone
+/// owns `org.kde.StatusNotifierWatcher` on the session bus), asked with `gdbus` (at most 2 s).
+fn tray_host_present() -> bool {
+    let asked = std::process::Command::new("timeout")
+        .args([
+            "2",
+            "gdbus",
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.DBus",
+        ])
+        .args(["--object-path", "/org/freedesktop/DBus"])
+        .args(["--method", "org.freedesktop.DBus.NameHasOwner"])
+        .arg("org.kde.StatusNotifierWatcher")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    asked.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("true"))
+}
+
+/// A Quit is being asked about: another click waits for that answer.
+static ASKING_TO_QUIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Quits — after asking, when files are still on their way (they resume at the next start).
 pub(crate) fn quit(app: &AppHandle) {
+    use std::sync::atomic::Ordering;
+    if ASKING_TO_QUIT.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let going = match app.try_state::<Arc<Desktop>>() {
-            Some(desktop) => files_on_their_way(&desktop).await,
+        let desktop = app.try_state::<Arc<Desktop>>().map(|d| d.inner().clone());
+        let going = match &desktop {
+            Some(desktop) => files_on_their_way(desktop).await,
             None => 0,
         };
-        if going == 0 || confirm_quit(&app, going).await {
+        let quit = going == 0 || confirm_quit(&app, going).await;
+        ASKING_TO_QUIT.store(false, Ordering::Release);
+        if quit {
+            // Uploads in flight stop and the journal is closed before the process ends.
+            if let Some(desktop) = desktop {
+                desktop.shut_down(std::time::Duration::from_secs(5)).await;
+            }
             app.exit(0);
         }
     });

@@ -10,7 +10,12 @@ from Xlib import X, display, protocol
 
 def windows(window):
     yield window
-    for child in window.query_tree().children:
+    try:
+        children = window.query_tree().children
+    except Exception:
+        # Gone while it was looked at.
+        return
+    for child in children:
         yield from windows(child)
 
 

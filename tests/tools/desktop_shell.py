@@ -151,14 +151,25 @@ async def main():
             json.dump(states, f)
         os.replace(tmp, os.path.join(OUT, "tray.json"))
         if os.path.exists(commands):
-            lines = open(commands).read().splitlines()
-            for line in lines[done:]:
+            with open(commands, "rb") as f:
+                f.seek(done)
+                pending = f.read().decode()
+            # Whole lines only (one may be half written); a click whose item is not seen yet
+            # waits for the next round.
+            while "\n" in pending:
+                line, _, rest = pending.partition("\n")
                 verb, _, label = line.partition(" ")
+                clicked = False
                 for state, menu in menus:
                     for entry in state.get("menu", []):
                         if verb == "click" and entry["label"] == label:
                             await menu.call_event(entry["id"], "clicked", Variant("s", ""), 0)
-            done = len(lines)
+                            clicked = True
+                if not clicked:
+                    print(f"not clicked yet: {line}", file=sys.stderr)
+                    break
+                done += len(line.encode()) + 1
+                pending = rest
         await asyncio.sleep(0.2)
 
 

@@ -23,7 +23,7 @@ async fn closing_the_window_while_uploading_hides_it_and_the_upload_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let driver = Driver::start(&home, &dir.path().join("data")).await;
+    let driver = Driver::start_in_desktop(&home, &dir.path().join("data")).await;
     driver.wait_for("input[name=server]", 60).await;
     driver.sign_in_as(&server.api, "alice", &password).await;
     assert!(driver.window_shown().await, "the window is shown");

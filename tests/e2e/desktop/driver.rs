@@ -80,23 +80,37 @@ async fn read_display(file: &Path) -> (String, String) {
 
 impl Driver {
     pub(super) async fn start(home: &Path, data: &Path) -> Self {
+        Self::start_with(home, data, false).await
+    }
+
+    /// Like [`Driver::start`], in a desktop session with a tray host and a notification daemon
+    /// (`tests/tools/desktop_shell.py`, up before the app: a tray icon registers with the host
+    /// it finds then).
+    pub(super) async fn start_in_desktop(home: &Path, data: &Path) -> Self {
+        Self::start_with(home, data, true).await
+    }
+
+    async fn start_with(home: &Path, data: &Path, desktop: bool) -> Self {
         let port = free_port();
         let display_file = home.join("display");
-        // A desktop session's tray host and notification daemon, up before the app starts
-        // (a tray icon registers with the host it finds then).
         let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/desktop_shell.py");
         let shell_dir = home.join("shell");
+        let session = match desktop {
+            true => format!(
+                "python3 '{}' '{}' 2> '{}' & \
+                 for i in $(seq 200); do [ -e '{}' ] && break; sleep 0.05; done; ",
+                shell.display(),
+                shell_dir.display(),
+                home.join("shell.log").display(),
+                shell_dir.join("ready").display(),
+            ),
+            false => String::new(),
+        };
         let script = format!(
             "echo \"$DISPLAY $XAUTHORITY\" > '{}'; \
              eval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\"; \
-             python3 '{}' '{}' 2> '{}' & \
-             for i in $(seq 100); do [ -e '{}' ] && break; sleep 0.05; done; \
-             exec WebKitWebDriver --port={port}",
+             {session}exec WebKitWebDriver --port={port}",
             display_file.display(),
-            shell.display(),
-            shell_dir.display(),
-            home.join("shell.log").display(),
-            shell_dir.join("ready").display(),
         );
         let mut command = Command::new("setsid");
         command
@@ -133,6 +147,13 @@ impl Driver {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let display = read_display(&display_file).await;
+        if desktop {
+            let log = std::fs::read_to_string(home.join("shell.log")).unwrap_or_default();
+            assert!(
+                shell_dir.join("ready").exists(),
+                "the desktop shell did not start: {log}"
+            );
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "webkitgtk:browserOptions": {"binary": desktop_bin(), "args": []}
         }}});

@@ -33,7 +33,7 @@ async fn row(driver: &Driver, name: &str) -> Value {
 }
 
 /// Waits until the row of `name` passes `check`; the row as it was then.
-async fn wait_row(
+pub(super) async fn wait_row(
     driver: &Driver,
     name: &str,
     what: &str,

@@ -12,7 +12,7 @@ use ferry_tests::proxy::{Action, Rule};
 use serde_json::Value;
 
 use super::driver::Driver;
-use super::queue::add_file;
+use super::queue::{add_file, wait_row};
 use super::server_behind_store_proxy;
 
 /// Waits until `check` holds for what `read` gives; that value.
@@ -57,6 +57,11 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
             .method("PUT")
             .target("slow"),
     );
+    let _held = store.add(
+        Rule::new(Action::Latency(Duration::from_secs(120)))
+            .method("PUT")
+            .target("held.txt"),
+    );
     let _refused = store.add(
         Rule::new(Action::s3_error(400, "InvalidRequest", "Not here."))
             .method("PUT")
@@ -65,7 +70,7 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let driver = Driver::start(&home, &dir.path().join("data")).await;
+    let driver = Driver::start_in_desktop(&home, &dir.path().join("data")).await;
     driver.wait_for("input[name=server]", 60).await;
     driver.sign_in_as(&server.api, "alice", &password).await;
 
@@ -106,7 +111,11 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
         |n| summaries(n).iter().any(|s| s == "An upload failed"),
     )
     .await;
-    assert!(notes.iter().all(|n| n["app"] != Value::Null), "{notes:?}");
+    let named = |n: &Value| n["app"].as_str().is_some_and(|a| !a.is_empty());
+    assert!(
+        notes.iter().all(named),
+        "each notification names the app: {notes:?}"
+    );
     // One slow at the store: on its way beside the failed one.
     let slow = dir.path().join("slow-1.txt");
     std::fs::write(&slow, "slow").unwrap();
@@ -180,23 +189,33 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
     )
     .await;
 
-    // Pause all from the tray pauses the file on its way; Resume all sends it on.
-    let file = dir.path().join("slow-2.txt");
-    std::fs::write(&file, "slow again").unwrap();
+    // Pause all from the tray pauses the file on its way; Resume all sends it on. (This one
+    // the store holds for two minutes: it is still on its way when Quit is clicked.)
+    let file = dir.path().join("held.txt");
+    std::fs::write(&file, "held at the store").unwrap();
     add_file(&driver, &file).await;
+    let state = |s: &'static str| move |_: &str, r: &Value| r["state"] == serde_json::json!(s);
+    wait_row(&driver, "held.txt", "uploading", 30, state("uploading")).await;
     driver.tray_click("Pause all").await;
-    driver
-        .wait_for("[data-testid=item][data-state=paused]", 30)
-        .await;
+    wait_row(&driver, "held.txt", "paused", 30, state("paused")).await;
     driver.tray_click("Resume all").await;
-    driver
-        .wait_for("[data-testid=item][data-state=uploading]", 30)
-        .await;
+    wait_row(
+        &driver,
+        "held.txt",
+        "uploading again",
+        30,
+        state("uploading"),
+    )
+    .await;
     // Quit while it is on its way: asked first; "Keep uploading" keeps the app.
     driver.tray_click("Quit").await;
     assert!(driver.dialog_shown("Quit Ferry?").await, "Quit asks first");
     driver.answer_dialog("Quit Ferry?", "Escape").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !driver.tray().await[0]["menu"].is_null(),
+        "the tray icon is still there"
+    );
     assert_eq!(
         driver
             .script("return document.title", serde_json::json!([]))
