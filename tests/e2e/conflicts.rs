@@ -71,6 +71,12 @@ async fn ferry_upload_waits_for_a_choice_and_a_run_with_one_settles_it() {
         out.contains("failed") && out.contains("already at the store"),
         "{out}"
     );
+    let path = mine.join("report.txt").display().to_string();
+    assert_eq!(out.matches(&path).count(), 1, "the path said once: {out}");
+    assert!(
+        !err.contains("WARN"),
+        "a file waiting for a choice is no warning: {err}"
+    );
     assert!(err.contains("--on-conflict"), "{err}");
     assert_eq!(stored("/report.txt").await.as_deref(), Some(&b"theirs"[..]));
     // The same command with a choice settles the waiting file: kept beside theirs.

@@ -295,7 +295,14 @@ impl Outcome {
                 self.key
             ),
             (false, FileState::Confirmed) => format!("confirmed  {}", self.key),
-            (false, state) => format!("{:<10} {}: {}", state.as_str(), self.path, self.error),
+            (false, state) => {
+                // A file's error starts with its path already: said once.
+                let why = self
+                    .error
+                    .strip_prefix(&format!("{}: ", self.path))
+                    .unwrap_or(&self.error);
+                format!("{:<10} {}: {why}", state.as_str(), self.path)
+            }
         }
     }
 

@@ -133,7 +133,12 @@ impl Transfer {
             return;
         }
         let at = retry_at.map(|w| crate::journal::now() + w.as_secs() as i64);
-        tracing::warn!(file_id = id, error = %err, retry_at = at, "upload failed");
+        // A file waiting for a decision about an object at its key failed nothing.
+        if err.code() == "exists" {
+            tracing::info!(file_id = id, error = %err, "waiting for a decision");
+        } else {
+            tracing::warn!(file_id = id, error = %err, retry_at = at, "upload failed");
+        }
         match self
             .shared
             .journal
