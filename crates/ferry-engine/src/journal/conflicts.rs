@@ -184,3 +184,63 @@ impl Journal {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::journal::NewFile;
+
+    fn alice() -> Owner {
+        Owner {
+            server: "https://ferry.example".into(),
+            user_id: 1,
+            user_name: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn a_decision_for_no_file_or_unknown_files_settles_nothing_and_fails_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let file = NewFile {
+            path: Path::new("/f/a.txt"),
+            key: "a.txt",
+            name: "a.txt",
+            size: Some(1),
+            mtime_ns: Some(1),
+            on_conflict: OnConflict::Ask,
+        };
+        let id = journal.add(&alice(), &file, None).unwrap();
+        journal
+            .set_state(id, FileState::Queued, FileState::Uploading)
+            .unwrap();
+        journal.fail(id, "exists", "taken", None).unwrap();
+        // An empty list from a page, ids nobody has: nothing queued, the waiting file kept.
+        assert_eq!(
+            journal
+                .decide(&alice(), Some(&[]), OnConflict::Overwrite)
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            journal
+                .decide(&alice(), Some(&[9999]), OnConflict::Skip)
+                .unwrap(),
+            0
+        );
+        journal.set_on_conflict(&[], OnConflict::Rename).unwrap();
+        let row = journal.file(id).unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.on_conflict),
+            (FileState::Failed, OnConflict::Ask)
+        );
+        assert_eq!(
+            journal
+                .decide(&alice(), Some(&[id]), OnConflict::Skip)
+                .unwrap(),
+            1
+        );
+    }
+}
