@@ -10,7 +10,7 @@ use ferry_engine::conflict::OnConflict;
 use ferry_engine::journal::FileState;
 use ferry_engine::watch::Folder;
 use ferry_protocol::Role;
-use ferry_tests::{Alice, StoreClient, TestServer, bytes, engine, ferry_as, within};
+use ferry_tests::{Alice, StoreClient, TestServer, bytes, ferry_as, within};
 
 const MIB: usize = 1024 * 1024;
 
@@ -175,19 +175,10 @@ async fn an_object_written_during_a_multipart_upload_is_kept_until_the_user_says
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_folders_rule_is_kept_and_applied_and_a_changed_file_updates_its_own_object() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("scans");
+    let alice = Alice::start(|_| {}).await;
+    let (engine, server) = (&alice.engine, &alice.server);
+    let folder = alice.dir.path().join("scans");
     std::fs::create_dir(&folder).unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
     let grant = engine.credentials().current().await.unwrap();
     let store = StoreClient::new((*grant).clone());
     let key = |name: &str| format!("{}scans/{name}", grant.prefix);

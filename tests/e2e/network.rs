@@ -38,6 +38,36 @@ fn login(password: &str) -> Login {
     }
 }
 
+/// An engine on `network` for the app server at `server`, not signed in (secrets in memory).
+fn unsigned(server: &str, data_dir: std::path::PathBuf, network: Network) -> ferry_engine::Engine {
+    ferry_engine::Engine::open(ferry_engine::EngineConfig {
+        data_dir,
+        server: server.to_owned(),
+        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
+        events: std::sync::Arc::new(|_| {}),
+        transfer: Default::default(),
+        grant: Default::default(),
+        device: "test-device".into(),
+        token_server: None,
+        network,
+    })
+    .expect("the engine opens")
+}
+
+/// The app server and its store behind TLS fronts whose certificate a private CA signed (as a
+/// company's TLS inspection would): the CA file, the fronts (API, store), the server.
+async fn behind_tls(dir: &std::path::Path) -> (std::path::PathBuf, TlsFront, TlsFront, TestServer) {
+    let (ca, cert, key) = private_ca(dir);
+    let api_front = TlsFront::start(&cert, &key).await;
+    let store_front = TlsFront::start(&cert, &key).await;
+    let store_url = store_front.url();
+    let server = TestServer::start_with(|o| o.store_public_url = Some(store_url)).await;
+    let socket = |url: &str| url.trim_start_matches("http://").parse().unwrap();
+    api_front.set_upstream(socket(&server.api));
+    store_front.set_upstream(socket(&server.server.store_url()));
+    (ca, api_front, store_front, server)
+}
+
 /// Uploads a small file and a 20 MiB one (in parts) with `engine`; both must be confirmed.
 async fn upload_two(engine: &ferry_engine::Engine, dir: &std::path::Path) {
     let small = dir.join("small.txt");
@@ -72,18 +102,11 @@ async fn through_an_http_proxy_with_a_password_and_not_without_it() {
     );
     assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
     // A wrong password: the proxy says no, and so does the sign-in, naming the proxy.
-    let wrong = ferry_engine::Engine::open(ferry_engine::EngineConfig {
-        data_dir: dir.path().join("data-wrong"),
-        server: server.api.clone(),
-        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
-        events: std::sync::Arc::new(|_| {}),
-        transfer: Default::default(),
-        grant: Default::default(),
-        device: "test-device".into(),
-        token_server: None,
-        network: through(proxy.url("http"), Some(&login("wrong"))),
-    })
-    .unwrap();
+    let wrong = unsigned(
+        &server.api,
+        dir.path().join("data-wrong"),
+        through(proxy.url("http"), Some(&login("wrong"))),
+    );
     let secret = Secret::new(password.clone());
     let signing_in = wrong.sign_in("alice", &secret, "test-device");
     let err = within(60, "the sign-in", signing_in).await.unwrap_err();
@@ -113,32 +136,18 @@ async fn through_a_socks5_proxy_with_a_user_name_and_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_inspection_is_trusted_with_the_companys_ca_file_and_refused_without_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = private_ca(dir.path());
-    let api_front = TlsFront::start(&cert, &key).await;
-    let store_front = TlsFront::start(&cert, &key).await;
-    let store_url = store_front.url();
-    let server = TestServer::start_with(|o| o.store_public_url = Some(store_url)).await;
-    let socket = |url: &str| url.trim_start_matches("http://").parse().unwrap();
-    api_front.set_upstream(socket(&server.api));
-    store_front.set_upstream(socket(&server.server.store_url()));
+    let (ca, api_front, store_front, server) = behind_tls(dir.path()).await;
     let password = server.add_user("alice", Role::User);
     // Through a proxy too: https:// goes as CONNECT tunnels.
     let proxy = LoopbackProxy::http(None).await;
-    let https = |data: &str, extra_ca: Option<std::path::PathBuf>| ferry_engine::EngineConfig {
-        data_dir: dir.path().join(data),
-        server: api_front.url(),
-        keychain: std::sync::Arc::new(ferry_engine::keychain::MemoryKeychain::default()),
-        events: std::sync::Arc::new(|_| {}),
-        transfer: Default::default(),
-        grant: Default::default(),
-        device: "test-device".into(),
-        token_server: None,
-        network: Network {
+    let https = |data: &str, extra_ca: Option<std::path::PathBuf>| {
+        let network = Network {
             extra_ca,
             ..through(proxy.url("http"), None)
-        },
+        };
+        unsigned(&api_front.url(), dir.path().join(data), network)
     };
-    let untrusting = ferry_engine::Engine::open(https("data-1", None)).unwrap();
+    let untrusting = https("data-1", None);
     let secret = Secret::new(password.clone());
     let signing_in = untrusting.sign_in("alice", &secret, "test-device");
     let err = within(60, "the sign-in", signing_in).await.unwrap_err();
@@ -147,7 +156,7 @@ async fn tls_inspection_is_trusted_with_the_companys_ca_file_and_refused_without
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
     );
-    let engine = ferry_engine::Engine::open(https("data-2", Some(ca))).unwrap();
+    let engine = https("data-2", Some(ca));
     within(
         30,
         "the sign-in",
@@ -302,14 +311,7 @@ async fn a_wrong_proxy_password_is_named_as_such_for_tunnels_and_socks_and_never
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ferry_command_takes_a_proxy_its_login_and_a_ca_file_from_its_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = private_ca(dir.path());
-    let api_front = TlsFront::start(&cert, &key).await;
-    let store_front = TlsFront::start(&cert, &key).await;
-    let store_url = store_front.url();
-    let server = TestServer::start_with(|o| o.store_public_url = Some(store_url)).await;
-    let socket = |url: &str| url.trim_start_matches("http://").parse().unwrap();
-    api_front.set_upstream(socket(&server.api));
-    store_front.set_upstream(socket(&server.server.store_url()));
+    let (ca, api_front, store_front, server) = behind_tls(dir.path()).await;
     let password = server.add_user("alice", Role::User);
     let door = login("flag-pass");
     let proxy = LoopbackProxy::http(Some(door.clone())).await;

@@ -232,14 +232,7 @@ impl<'a> Intake<'a> {
                     && self.on_conflict != OnConflict::Ask =>
             {
                 self.journal.set_on_conflict(&[row.id], self.on_conflict)?;
-                let resumed = self.journal.move_states(
-                    self.owner,
-                    Some(&[row.id]),
-                    &[FileState::Failed],
-                    FileState::Queued,
-                )?;
-                self.added.queued |= !resumed.is_empty();
-                Ok(Some(row.id))
+                self.retry_found(row.id)
             }
             // Failed for good because it was gone or unreadable, or failed and changed since:
             // found again as it is now, it is tried again.
@@ -251,14 +244,7 @@ impl<'a> Intake<'a> {
                             Some("file_missing" | "file_unreadable")
                         )) =>
             {
-                let resumed = self.journal.move_states(
-                    self.owner,
-                    Some(&[row.id]),
-                    &[FileState::Failed],
-                    FileState::Queued,
-                )?;
-                self.added.queued |= !resumed.is_empty();
-                Ok(Some(row.id))
+                self.retry_found(row.id)
             }
             (Intent::Found, state) if !state.is_final() => Ok(Some(row.id)),
             (Intent::Found, FileState::Confirmed) if row.key == key && unchanged => {
@@ -295,6 +281,18 @@ impl<'a> Intake<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// Queues a failed file a watched folder found again; its row stands for the file.
+    fn retry_found(&mut self, id: i64) -> Result<Option<i64>> {
+        let resumed = self.journal.move_states(
+            self.owner,
+            Some(&[id]),
+            &[FileState::Failed],
+            FileState::Queued,
+        )?;
+        self.added.queued |= !resumed.is_empty();
+        Ok(Some(id))
     }
 
     /// Cancels a row whose file is now wanted at another key, and leaves its multipart upload
