@@ -19,7 +19,7 @@ use crate::desktop::{Desktop, SignIn};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
 use crate::queue::{self, QueuePage, QueueQuery};
-use crate::settings::Settings;
+use crate::settings::{self, Settings};
 use crate::shell;
 use crate::tray::TrayStatus;
 
@@ -189,26 +189,10 @@ pub(crate) async fn check_connection(
     desktop: Shared<'_>,
     server: Option<String>,
 ) -> CommandResult<ConnectionReport> {
-    let network = desktop.network()?;
-    Ok(match desktop.engine().await {
-        Ok(engine) => {
-            let check = engine.check_connection(&network).await;
-            ConnectionReport {
-                server: check.server.into(),
-                store: check.store.map(Step::from),
-            }
-        }
-        Err(_) => {
-            // Only asked for its health: plain http:// elsewhere is fine for that.
-            let server = match server.filter(|s| !s.trim().is_empty()) {
-                Some(typed) => ferry_engine::profile::checked_server(&typed, true)?,
-                None => desktop.server(),
-            };
-            ConnectionReport {
-                server: ferry_engine::check_server(&network, &server).await.into(),
-                store: None,
-            }
-        }
+    let check = desktop.check_connection(server).await?;
+    Ok(ConnectionReport {
+        server: check.server.into(),
+        store: check.store.map(Step::from),
     })
 }
 
@@ -470,16 +454,7 @@ pub(crate) async fn save_settings(
     desktop: Shared<'_>,
     mut settings: serde_json::Value,
 ) -> CommandResult<()> {
-    // The proxy's password goes to the keychain, never into settings.json.
-    let password = settings
-        .as_object_mut()
-        .and_then(|page| {
-            page.remove("proxyPasswordSaved");
-            page.remove("proxyPassword")
-        })
-        .and_then(|p| p.as_str().map(str::to_owned))
-        .filter(|p| !p.is_empty())
-        .map(Secret::new);
+    let password = settings::take_proxy_password(&mut settings);
     let settings = Settings::from_page(settings, &desktop.settings())?;
     desktop.keep_proxy_password(&settings, password.as_ref())?;
     desktop.save_settings(&settings)?;

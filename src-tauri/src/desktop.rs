@@ -220,6 +220,28 @@ impl Desktop {
         Ok(())
     }
 
+    /// "Test connection" with the network settings as saved: signed in, the app server and
+    /// the store; signed out, only `server` (the one the sign-in form names; the remembered
+    /// one without it).
+    pub(crate) async fn check_connection(
+        &self,
+        server: Option<String>,
+    ) -> CommandResult<ferry_engine::ConnectionCheck> {
+        let network = self.network()?;
+        if let Ok(engine) = self.engine().await {
+            return Ok(engine.check_connection(&network).await);
+        }
+        // Only asked for its health: plain http:// elsewhere is fine for that.
+        let server = match server.filter(|s| !s.trim().is_empty()) {
+            Some(typed) => profile::checked_server(&typed, true)?,
+            None => self.server(),
+        };
+        Ok(ferry_engine::ConnectionCheck {
+            server: ferry_engine::check_server(&network, &server).await,
+            store: None,
+        })
+    }
+
     /// Keeps `settings` on disk, then as the ones in use.
     pub(crate) fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
         settings::save(&self.data_dir, settings)?;

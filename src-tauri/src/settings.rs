@@ -161,6 +161,15 @@ impl Settings {
     }
 }
 
+/// Takes the proxy's password (and the read-only `proxyPasswordSaved`) out of the page's
+/// settings: it goes to the keychain, never into `settings.json`. An empty one is none.
+pub(crate) fn take_proxy_password(page: &mut serde_json::Value) -> Option<Secret> {
+    let page = page.as_object_mut()?;
+    page.remove("proxyPasswordSaved");
+    let password = page.remove("proxyPassword")?;
+    Some(Secret::new(password.as_str()?)).filter(|p| !p.expose().is_empty())
+}
+
 /// The settings kept in `dir`; the defaults when there are none. A file that is not settings
 /// (damaged, or written by something else) is kept as `settings.json.damaged` and the defaults
 /// are used.

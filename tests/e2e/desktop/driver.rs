@@ -453,16 +453,7 @@ impl Driver {
 
     /// Presses `key` in the window titled `title`, and waits until it is gone.
     pub(super) async fn answer_dialog(&self, title: &str, key: &str) {
-        let found = self
-            .xdotool(&["search", "--onlyvisible", "--name", title])
-            .await;
-        let window = String::from_utf8_lossy(&found.stdout)
-            .lines()
-            .next()
-            .unwrap_or_else(|| panic!("no {title:?} dialog"))
-            .to_owned();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        self.xdotool(&["windowfocus", "--sync", &window]).await;
+        self.focus_dialog(title).await;
         self.xdotool(&["key", "--clearmodifiers", key]).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.dialog_open(title).await {
@@ -525,7 +516,8 @@ impl Driver {
 
     /// In the system's file dialog titled `title` (once it opens), chooses `path` as a person
     /// would: Ctrl+L for the location, the path, Enter; then waits for the dialog to close.
-    pub(super) async fn choose_in_dialog(&self, title: &str, path: &Path) {
+    /// Waits for the window titled `title` to show and gives it the keyboard.
+    async fn focus_dialog(&self, title: &str) {
         let found = self
             .xdotool(&["search", "--sync", "--onlyvisible", "--name", title])
             .await;
@@ -537,6 +529,10 @@ impl Driver {
         // GTK needs a moment after mapping before it takes keys.
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.xdotool(&["windowfocus", "--sync", &window]).await;
+    }
+
+    pub(super) async fn choose_in_dialog(&self, title: &str, path: &Path) {
+        self.focus_dialog(title).await;
         // Out of "Recent" (where a typed folder cannot be chosen) into the home folder.
         self.xdotool(&["key", "--clearmodifiers", "alt+Home"]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
