@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "settings",
     "save_settings",
     "save_diagnostics",
+    "locale",
 ];
 
 /// What to run when the UI cannot be built from here; the one line a failed build shows.

@@ -217,7 +217,8 @@ pub(crate) async fn decide(
     }
     if let Some(ids) = ids.clone() {
         let checked = engine.clone();
-        tokio::task::spawn_blocking(move || queue::check_mine(&checked, &ids))
+        let words = desktop.words();
+        tokio::task::spawn_blocking(move || queue::check_mine(&checked, &ids, words))
             .await
             .map_err(|e| CommandError::new("internal", format!("checking the files: {e}")))??;
     }
@@ -414,7 +415,7 @@ pub(crate) async fn save_diagnostics(
 ) -> CommandResult<Option<String>> {
     // Before the dialog: asking where to save what cannot be written helps nobody.
     let engine = desktop.engine().await?;
-    let title = "Save Ferry's diagnostics";
+    let title = desktop.words().save_diagnostics_title;
     let Some(path) = picks::save_as(&app, title, "ferry-diagnostics.zip").await else {
         return Ok(None);
     };
@@ -448,19 +449,30 @@ pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<SettingsView>
     })
 }
 
+/// Saves the settings the page sent; a new language shows in the tray at once (the page words
+/// itself again: see [`locale`]).
 #[tauri::command]
 pub(crate) async fn save_settings(
     app: tauri::AppHandle,
     desktop: Shared<'_>,
+    tray: Tray<'_>,
     mut settings: serde_json::Value,
 ) -> CommandResult<()> {
     let password = settings::take_proxy_password(&mut settings);
-    let settings = Settings::from_page(settings, &desktop.settings())?;
+    let settings = Settings::from_page(settings, &desktop.settings(), desktop.words())?;
     desktop.keep_proxy_password(&settings, password.as_ref())?;
     desktop.save_settings(&settings)?;
+    tray.relabel();
     // Applied at once to files added from now on (no sign-in needed).
     if let Ok(engine) = desktop.engine().await {
         engine.set_on_conflict(settings.on_conflict);
     }
     shell::start_at_login(&app, settings.start_at_login)
+}
+
+/// The language the app speaks, as the page names its catalogs: `"en"` or `"zh-CN"` (the one
+/// the settings choose, or the OS's). The page asks at start and after saving settings.
+#[tauri::command]
+pub(crate) async fn locale(desktop: Shared<'_>) -> CommandResult<&'static str> {
+    Ok(desktop.lang().tag())
 }

@@ -5,6 +5,7 @@ use ferry_engine::profile;
 use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 
 use crate::error::{CommandError, CommandResult};
+use crate::words;
 
 /// Asks the user, natively, to allow plain `http://` to `server` when it is another computer;
 /// `insecure_server` unless they do. An address that needs no consent passes at once.
@@ -14,17 +15,14 @@ pub(crate) async fn insecure_server(app: &tauri::AppHandle, server: &str) -> Com
         _ => return Ok(()),
     };
     let (answer, asked) = tokio::sync::oneshot::channel();
+    let words = words::current(app);
     app.dialog()
-        .message(format!(
-            "{host} would be reached without encryption (http://). Your password, your \
-             session and your storage credentials could be read by anyone on the way.\n\n\
-             Connect anyway?"
-        ))
-        .title("Connect without encryption?")
+        .message((words.insecure_question)(&host))
+        .title(words.insecure_title)
         .kind(MessageDialogKind::Warning)
         .buttons(MessageDialogButtons::OkCancelCustom(
-            "Connect without encryption".into(),
-            "Cancel".into(),
+            words.insecure_connect.into(),
+            words.cancel.into(),
         ))
         .show(move |yes| {
             let _ = answer.send(yes);
@@ -34,7 +32,7 @@ pub(crate) async fn insecure_server(app: &tauri::AppHandle, server: &str) -> Com
     } else {
         Err(CommandError::new(
             "insecure_server",
-            format!("Not connected: {host} was not allowed without encryption."),
+            (words.insecure_refused)(&host),
         ))
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::RwLock;
 use crate::error::{CommandError, CommandResult};
 use crate::picks::Picks;
 use crate::settings::{self, ProxyMode, Settings};
+use crate::words::{Lang, Words};
 
 pub(crate) struct Running {
     pub(crate) engine: Arc<Engine>,
@@ -175,6 +176,17 @@ impl Desktop {
             .clone()
     }
 
+    /// The language the settings choose, the OS's when they leave it to the system (asked
+    /// each time: a change in the settings shows in the next sentence).
+    pub(crate) fn lang(&self) -> Lang {
+        self.settings().language.resolve()
+    }
+
+    /// The app's sentences in [`Desktop::lang`].
+    pub(crate) fn words(&self) -> &'static Words {
+        self.lang().words()
+    }
+
     /// The manual proxy's password, from the OS keychain — read only when a manual proxy with
     /// a user name is set; a keychain that cannot be read is an error (not a wrong password).
     pub(crate) fn proxy_password(&self) -> CommandResult<Option<Secret>> {
@@ -202,7 +214,7 @@ impl Desktop {
         if password.is_some() && next.proxy_user.trim().is_empty() {
             return Err(CommandError::new(
                 "invalid_settings",
-                "A proxy password goes with a user name: give the user name too.",
+                self.words().proxy_password_needs_user,
             ));
         }
         let keychain = || OsKeychain::open(profile::keychain_service());
@@ -258,7 +270,7 @@ impl Desktop {
         on_conflict: OnConflict,
     ) -> CommandResult<()> {
         let engine = self.engine().await?;
-        let path = self.picks.take(&[pick])?.remove(0);
+        let path = self.picks.take(&[pick], self.words())?.remove(0);
         engine
             .add_folder(Folder {
                 path,
@@ -385,7 +397,7 @@ impl Desktop {
     /// Adds what the user picked (by pick id) to the queue.
     pub(crate) async fn enqueue_picked(&self, ids: &[u64]) -> CommandResult<()> {
         let engine = self.engine().await?;
-        engine.enqueue(&self.picks.take(ids)?).await?;
+        engine.enqueue(&self.picks.take(ids, self.words())?).await?;
         Ok(())
     }
 
@@ -402,7 +414,8 @@ impl Desktop {
         let engine = self.engine().await?;
         if let Some(ids) = ids.clone() {
             let scope = engine.clone();
-            tokio::task::spawn_blocking(move || crate::queue::check_mine(&scope, &ids))
+            let words = self.words();
+            tokio::task::spawn_blocking(move || crate::queue::check_mine(&scope, &ids, words))
                 .await
                 .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))??;
         }
@@ -446,6 +459,6 @@ impl Desktop {
             .await
             .as_ref()
             .map(|r| r.engine.clone())
-            .ok_or_else(|| CommandError::new("signed_out", "Sign in first."))
+            .ok_or_else(|| CommandError::new("signed_out", self.words().sign_in_first))
     }
 }

@@ -12,6 +12,7 @@ mod queue;
 mod settings;
 mod shell;
 mod tray;
+mod words;
 
 use std::sync::Arc;
 
@@ -53,8 +54,8 @@ fn main() {
                 tracing::warn!(code = %err.code(), "could not renew the start-at-login entry");
             }
             app.manage(desktop);
+            tray::build(&handle, &tray)?;
             app.manage(tray);
-            tray::build(&handle)?;
             // The window is created hidden; it shows unless Ferry was started at login.
             if !shell::started_hidden(std::env::args_os()) {
                 shell::show(&handle);
@@ -85,6 +86,7 @@ fn main() {
             commands::stats,
             commands::settings,
             commands::save_settings,
+            commands::locale,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));
     if let Err(err) = result {

@@ -10,10 +10,7 @@ use serde::Serialize;
 use tauri_plugin_dialog::DialogExt;
 
 use crate::error::{CommandError, CommandResult};
-
-/// The dialogs' titles (the desktop test finds the dialogs by them).
-const FILES_TITLE: &str = "Add files to Ferry";
-const FOLDER_TITLE: &str = "Choose a folder for Ferry";
+use crate::words::{self, Words};
 
 /// Picks kept at most; the oldest are forgotten first (a pick is normally used at once).
 const MAX_PICKS: usize = 10_000;
@@ -67,13 +64,14 @@ impl Picks {
         picked
     }
 
-    /// The paths of `ids`, each usable once; nothing is taken when one id is unknown.
-    pub(crate) fn take(&self, ids: &[u64]) -> CommandResult<Vec<PathBuf>> {
+    /// The paths of `ids`, each usable once; nothing is taken when one id is unknown (the
+    /// error worded in `words`).
+    pub(crate) fn take(&self, ids: &[u64], words: &Words) -> CommandResult<Vec<PathBuf>> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(unknown) = ids.iter().find(|id| !inner.paths.contains_key(id)) {
+        if let Some(&unknown) = ids.iter().find(|id| !inner.paths.contains_key(id)) {
             return Err(CommandError::new(
                 "unknown_pick",
-                format!("Nothing was picked as {unknown}: choose the files again."),
+                (words.unknown_pick)(unknown),
             ));
         }
         Ok(ids.iter().filter_map(|id| inner.paths.remove(id)).collect())
@@ -85,7 +83,7 @@ pub(crate) async fn files(app: &tauri::AppHandle) -> Vec<PathBuf> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog()
         .file()
-        .set_title(FILES_TITLE)
+        .set_title(words::current(app).add_files_title)
         .pick_files(move |files| {
             let _ = tx.send(files.unwrap_or_default());
         });
@@ -101,7 +99,7 @@ pub(crate) async fn folder(app: &tauri::AppHandle) -> Option<PathBuf> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog()
         .file()
-        .set_title(FOLDER_TITLE)
+        .set_title(words::current(app).choose_folder_title)
         .pick_folder(move |folder| {
             let _ = tx.send(folder);
         });
@@ -136,9 +134,15 @@ mod tests {
         let b = picks.remember(dir.clone());
         assert_eq!((a.name.as_str(), a.size), ("a.txt", Some(5)));
         assert_eq!(b.size, None, "folders have no size");
-        let err = picks.take(&[a.id, 999]).unwrap_err();
+        let err = picks.take(&[a.id, 999], &words::EN).unwrap_err();
         assert_eq!(err.code(), "unknown_pick");
-        assert_eq!(picks.take(&[a.id, b.id]).unwrap(), vec![file, dir]);
-        assert_eq!(picks.take(&[a.id]).unwrap_err().code(), "unknown_pick");
+        assert_eq!(
+            picks.take(&[a.id, b.id], &words::EN).unwrap(),
+            vec![file, dir]
+        );
+        assert_eq!(
+            picks.take(&[a.id], &words::EN).unwrap_err().code(),
+            "unknown_pick"
+        );
     }
 }

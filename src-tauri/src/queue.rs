@@ -8,6 +8,7 @@ use ferry_engine::journal::{FileRow, FileState, Owner, PAGE_MOST, Show, Totals};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CommandError, CommandResult};
+use crate::words::Words;
 
 /// One row of the queue, as `ui/src/backend.ts` reads it.
 #[derive(Debug, Serialize)]
@@ -259,13 +260,13 @@ pub(crate) fn page(
 }
 
 /// Refuses a control from the page on another account's file (`forbidden`: it waits for its
-/// owner), which the engine would skip without a word. Reads the journal: call it off the
-/// async threads.
-pub(crate) fn check_mine(engine: &Engine, ids: &[i64]) -> CommandResult<()> {
+/// owner), which the engine would skip without a word; signed out, `signed_out` worded in
+/// `words`. Reads the journal: call it off the async threads.
+pub(crate) fn check_mine(engine: &Engine, ids: &[i64], words: &Words) -> CommandResult<()> {
     let me = engine
         .session()
         .owner()
-        .ok_or_else(|| CommandError::new("signed_out", "Sign in first."))?;
+        .ok_or_else(|| CommandError::new("signed_out", words.sign_in_first))?;
     for &id in ids {
         if let Some(theirs) = engine.journal().file(id)?.filter(|r| !r.is_owned_by(&me)) {
             let owner = owner_label(&theirs, Some(&me)).unwrap_or("its owner".into());

@@ -11,6 +11,7 @@ use ferry_engine::transfer::TransferSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CommandError, CommandResult};
+use crate::words::{EN, Language, Words};
 
 const FILE: &str = "settings.json";
 
@@ -42,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) proxy_user: String,
     /// A PEM file of CA certificates to trust too.
     pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// The language of the window, the tray and notifications: `system`, `en` or `zh-CN`.
+    pub(crate) language: Language,
 }
 
 /// Which proxy the settings choose.
@@ -68,6 +71,7 @@ impl Default for Settings {
             proxy_url: String::new(),
             proxy_user: String::new(),
             ca_file: None,
+            language: Language::System,
         }
     }
 }
@@ -104,38 +108,40 @@ impl Settings {
         }
     }
 
-    /// Settings as the page sent them, or `invalid_settings` saying what is wrong: a field
-    /// that is not a number, or a value out of range.
+    /// Settings as the page sent them, or `invalid_settings` saying in `words` what is wrong:
+    /// a field that is not a number or not one of its choices, or a value out of range.
     /// `before`: the settings saved now (a CA file already saved is not read again).
-    pub(crate) fn from_page(value: serde_json::Value, before: &Settings) -> CommandResult<Self> {
+    pub(crate) fn from_page(
+        value: serde_json::Value,
+        before: &Settings,
+        words: &Words,
+    ) -> CommandResult<Self> {
         let settings: Self = serde_json::from_value(value).map_err(|err| {
             CommandError::new(
                 "invalid_settings",
-                format!("The settings could not be read ({err}). Numbers only, please."),
+                (words.settings_unreadable)(&err.to_string()),
             )
         })?;
-        settings.check_all(before)?;
+        settings.check_all(before, words)?;
         Ok(settings)
     }
 
-    fn check(&self) -> CommandResult<()> {
+    fn check(&self, words: &Words) -> CommandResult<()> {
         let wrong = |message: &str| Err(CommandError::new("invalid_settings", message));
         if !(1..=16).contains(&self.files) {
-            return wrong("Files at once must be between 1 and 16.");
+            return wrong(words.files_range);
         }
         if !(1..=64).contains(&self.parts_in_flight) {
-            return wrong("Parts in flight must be between 1 and 64.");
+            return wrong(words.parts_range);
         }
         if !(5..=5 * 1024).contains(&self.part_size_mib) {
-            return wrong("Parts must be between 5 MiB and 5 GiB.");
+            return wrong(words.part_size_range);
         }
         if self
             .bandwidth_mibs
             .is_some_and(|m| !(1..=MAX_BANDWIDTH_MIBS).contains(&m))
         {
-            return wrong(
-                "A bandwidth limit must be between 1 and 102400 MiB/s (leave it empty for none).",
-            );
+            return wrong(words.bandwidth_range);
         }
         Ok(())
     }
@@ -143,13 +149,10 @@ impl Settings {
     /// [`Settings::check`], and the network settings usable: a manual proxy with an address,
     /// and a CA file that holds certificates — read when it is new (`before` had another): a
     /// file gone since does not stop the other settings from being saved.
-    fn check_all(&self, before: &Settings) -> CommandResult<()> {
-        self.check()?;
+    fn check_all(&self, before: &Settings, words: &Words) -> CommandResult<()> {
+        self.check(words)?;
         if self.proxy_mode == ProxyMode::Manual && self.proxy_url.trim().is_empty() {
-            return Err(CommandError::new(
-                "invalid_settings",
-                "Give the proxy's address, as http://host:port or socks5://host:port.",
-            ));
+            return Err(CommandError::new("invalid_settings", words.proxy_address));
         }
         let mut network = self.network(None);
         if self.ca_file == before.ca_file {
@@ -171,16 +174,17 @@ pub(crate) fn take_proxy_password(page: &mut serde_json::Value) -> Option<Secret
 }
 
 /// The settings kept in `dir`; the defaults when there are none. A file that is not settings
-/// (damaged, or written by something else) is kept as `settings.json.damaged` and the defaults
-/// are used.
+/// (damaged, written by something else, or naming a choice this version does not know) is kept
+/// as `settings.json.damaged` and the defaults are used — but for a language this version does
+/// not speak, which is only taken as the system's.
 pub(crate) fn load(dir: &Path) -> Settings {
     let path = dir.join(FILE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Settings::default();
     };
-    match serde_json::from_str::<Settings>(&text) {
+    match serde_json::from_str::<Settings>(&without_unknown_language(&text)) {
         // Edited by hand out of range: the defaults, the file left as it is.
-        Ok(settings) if settings.check().is_err() => {
+        Ok(settings) if settings.check(&EN).is_err() => {
             tracing::warn!("settings.json holds values out of range; using the defaults");
             Settings::default()
         }
@@ -191,6 +195,22 @@ pub(crate) fn load(dir: &Path) -> Settings {
             Settings::default()
         }
     }
+}
+
+/// `text` with a language this version does not speak (one a later version saved) taken out:
+/// it is then the system's, and the other settings are kept.
+fn without_unknown_language(text: &str) -> String {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(text) else {
+        return text.to_owned();
+    };
+    let known = fields
+        .get("language")
+        .is_none_or(|l| serde_json::from_value::<Language>(l.clone()).is_ok());
+    if known {
+        return text.to_owned();
+    }
+    fields.remove("language");
+    serde_json::Value::Object(fields).to_string()
 }
 
 /// Keeps `settings` in `dir`: written to a file beside it, then renamed over it, so a crash
@@ -232,16 +252,22 @@ mod tests {
             json!({"bandwidthMiBs": -1}),
             json!({"bandwidthMiBs": 20_000_000_000_000u64}),
         ] {
-            let err = Settings::from_page(page(bad.clone()), &Settings::default()).unwrap_err();
+            let err =
+                Settings::from_page(page(bad.clone()), &Settings::default(), &EN).unwrap_err();
             assert_eq!(err.code(), "invalid_settings", "{bad}");
         }
         let fine =
-            Settings::from_page(page(json!({"bandwidthMiBs": 3})), &Settings::default()).unwrap();
+            Settings::from_page(page(json!({"bandwidthMiBs": 3})), &Settings::default(), &EN)
+                .unwrap();
         assert_eq!(fine.transfer().bandwidth, Some(3 << 20));
         assert_eq!(
-            Settings::from_page(page(json!({"bandwidthMiBs": null})), &Settings::default())
-                .unwrap()
-                .bandwidth_mibs,
+            Settings::from_page(
+                page(json!({"bandwidthMiBs": null})),
+                &Settings::default(),
+                &EN
+            )
+            .unwrap()
+            .bandwidth_mibs,
             None
         );
     }
@@ -264,7 +290,8 @@ mod tests {
             (json!({"caFile": dir.path().join("gone.pem")}), "gone.pem"),
             (json!({"proxyMode": "sometimes"}), "could not be read"),
         ] {
-            let err = Settings::from_page(page(bad.clone()), &Settings::default()).unwrap_err();
+            let err =
+                Settings::from_page(page(bad.clone()), &Settings::default(), &EN).unwrap_err();
             assert_eq!(err.code(), "invalid_settings", "{bad}");
             assert!(err.message().contains(says), "{bad}: {err:?}");
         }
@@ -273,6 +300,7 @@ mod tests {
                 "proxyMode": "manual", "proxyUrl": "socks5h://proxy:1080", "proxyUser": "me"
             })),
             &Settings::default(),
+            &EN,
         )
         .unwrap();
         let network = manual.network(Some(Secret::new("pw")));
@@ -292,7 +320,7 @@ mod tests {
             ..ca.clone()
         })
         .unwrap();
-        assert_eq!(Settings::from_page(page_again, &ca).unwrap().files, 5);
+        assert_eq!(Settings::from_page(page_again, &ca, &EN).unwrap().files, 5);
     }
 
     #[test]
@@ -328,5 +356,53 @@ mod tests {
             std::fs::read(dir.path().join("settings.json.damaged")).unwrap(),
             b"{\"files\": 2, \"partsIn"
         );
+    }
+
+    #[test]
+    fn the_language_is_one_of_three_and_an_old_file_has_the_systems() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), b"{\"files\": 2}").unwrap();
+        assert_eq!(load(dir.path()).language, Language::System);
+
+        let chinese = Settings::from_page(
+            page(json!({"language": "zh-CN"})),
+            &Settings::default(),
+            &EN,
+        )
+        .unwrap();
+        assert_eq!(chinese.language, Language::ZhCn);
+        assert_eq!(serde_json::to_value(&chinese).unwrap()["language"], "zh-CN");
+        save(dir.path(), &chinese).unwrap();
+        assert_eq!(load(dir.path()), chinese);
+        assert_eq!(
+            serde_json::to_value(Settings::default()).unwrap()["language"],
+            "system"
+        );
+
+        for bad in ["fr", "zh", "EN"] {
+            let err =
+                Settings::from_page(page(json!({"language": bad})), &Settings::default(), &EN)
+                    .unwrap_err();
+            assert_eq!(err.code(), "invalid_settings", "{bad}");
+        }
+        // A language this version does not speak (a later one saved it): the system's, and
+        // the other settings kept, the file left as it is.
+        std::fs::write(
+            dir.path().join(FILE),
+            b"{\"files\": 2, \"language\": \"fr\"}",
+        )
+        .unwrap();
+        let kept = load(dir.path());
+        assert_eq!((kept.files, kept.language), (2, Language::System));
+        assert!(!dir.path().join("settings.json.damaged").exists());
+    }
+
+    #[test]
+    fn a_refusal_is_worded_in_the_language_asked_for() {
+        let zh = crate::words::Lang::ZhCn.words();
+        let err =
+            Settings::from_page(page(json!({"files": 0})), &Settings::default(), zh).unwrap_err();
+        assert_eq!(err.code(), "invalid_settings");
+        assert_eq!(err.message(), "同时上传的文件数必须在 1 到 16 之间。");
     }
 }

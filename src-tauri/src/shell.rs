@@ -10,6 +10,7 @@ use tauri_plugin_notification::NotificationExt;
 use crate::desktop::Desktop;
 use crate::error::{CommandError, CommandResult};
 use crate::tray::TrayStatus;
+use crate::words;
 
 /// The argument Ferry is started with at login: it starts in the tray, its window hidden.
 pub(crate) const HIDDEN: &str = "--hidden";
@@ -44,11 +45,8 @@ pub(crate) fn event_sink(app: AppHandle, tray: Arc<TrayStatus>) -> EventSink {
         let _ = app.emit("ferry://event", &event);
         tray.observe(&event);
         if let Event::SessionExpired = event {
-            notify(
-                &app,
-                "Signed out",
-                "Your session ended. Sign in again to continue uploading.",
-            );
+            let words = words::current(&app);
+            notify(&app, words.session_ended, words.session_ended_body);
         }
     })
 }
@@ -75,11 +73,8 @@ pub(crate) fn window_event(window: &Window, event: &WindowEvent) {
                 }
                 Err(err) => {
                     tracing::warn!(code = %err.code(), "could not enqueue dropped files");
-                    notify(
-                        &app,
-                        "Not added",
-                        "Sign in first; dropped files are uploaded once you are signed in.",
-                    );
+                    let words = words::current(&app);
+                    notify(&app, words.not_added, words.not_added_body);
                 }
             }
         });
@@ -110,16 +105,13 @@ fn close_requested(window: &Window, api: &tauri::CloseRequestApi) {
         window.minimize()
     };
     if !SAID_IN_TRAY.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        let where_ = if tray {
-            "Open Ferry or quit it from its icon in the tray."
+        let words = words::current(app);
+        let body = if tray {
+            words.still_running_in_tray
         } else {
-            "Ferry is minimised; quit it from its window."
+            words.still_running_minimised
         };
-        notify(
-            app,
-            "Ferry is still running",
-            &format!("Uploads and watched folders go on. {where_}"),
-        );
+        notify(app, words.still_running, body);
     }
 }
 
@@ -192,17 +184,14 @@ async fn files_on_their_way(desktop: &Desktop) -> u64 {
 async fn confirm_quit(app: &AppHandle, going: u64) -> bool {
     use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
     let (answer, asked) = tokio::sync::oneshot::channel();
-    let files = if going == 1 { "file is" } else { "files are" };
+    let words = words::current(app);
     app.dialog()
-        .message(format!(
-            "{going} {files} still on the way. Quit anyway? They go on from where they \
-             stopped the next time Ferry starts."
-        ))
-        .title("Quit Ferry?")
+        .message((words.quit_question)(going))
+        .title(words.quit_title)
         .kind(MessageDialogKind::Warning)
         .buttons(MessageDialogButtons::OkCancelCustom(
-            "Quit".into(),
-            "Keep uploading".into(),
+            words.quit.into(),
+            words.keep_uploading.into(),
         ))
         .show(move |yes| {
             let _ = answer.send(yes);

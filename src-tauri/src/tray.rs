@@ -2,7 +2,8 @@
 //! what the queue does — files uploading, files being retried, files failed for good, and
 //! files waiting for another account to sign in. The line is recomputed from the engine's
 //! status a moment after events arrive (events in a burst share one recount), and the
-//! notifications for a failed file and a finished queue go out from the same recount.
+//! notifications for a failed file and a finished queue go out from the same recount. Menu and
+//! line speak the language the settings choose, and are worded again when it changes.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +14,12 @@ use ferry_engine::events::Event;
 use ferry_engine::journal::{FileState, Totals};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager};
+use tauri::{AppHandle, Manager, Wry};
 
 use crate::desktop::Desktop;
 use crate::queue::QueueTotals;
 use crate::shell::{notify, show};
+use crate::words::{self, Lang, Words};
 
 /// How long events gather before the status is counted again.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -36,24 +38,24 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    /// The status line: "uploading 3 files · 1 retrying · 2 failed · 4 waiting for alice".
-    pub(crate) fn text(&self) -> String {
+    /// The status line in `words`' language: "uploading 3 files · 1 retrying · 2 failed · 4
+    /// waiting for alice", or "正在上传 3 个文件 · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录".
+    pub(crate) fn text(&self, words: &Words) -> String {
         let mut parts = Vec::new();
         if self.active > 0 {
-            let files = if self.active == 1 { "file" } else { "files" };
-            parts.push(format!("uploading {} {files}", self.active));
+            parts.push((words.uploading)(self.active));
         }
         if self.retrying > 0 {
-            parts.push(format!("{} retrying", self.retrying));
+            parts.push((words.retrying)(self.retrying));
         }
         if self.failed > 0 {
-            parts.push(format!("{} failed", self.failed));
+            parts.push((words.failed)(self.failed));
         }
         if parts.is_empty() {
-            parts.push("idle".to_owned());
+            parts.push(words.idle.to_owned());
         }
         for (account, files) in &self.waiting {
-            parts.push(format!("{files} waiting for {account}"));
+            parts.push((words.waiting_for)(*files, account));
         }
         parts.join(" · ")
     }
@@ -61,8 +63,12 @@ impl Summary {
 
 /// The notification for a queue that just ran empty (`counts`: files per state in the
 /// journal; `retrying`: failed files waiting for their next attempt), or `None` while files
-/// are still on their way.
-pub(crate) fn batch_notice(counts: &[(FileState, u64)], retrying: u64) -> Option<(String, String)> {
+/// are still on their way. Worded in `words`' language.
+pub(crate) fn batch_notice(
+    counts: &[(FileState, u64)],
+    retrying: u64,
+    words: &Words,
+) -> Option<(String, String)> {
     let count = |state: FileState| {
         counts
             .iter()
@@ -76,15 +82,11 @@ pub(crate) fn batch_notice(counts: &[(FileState, u64)], retrying: u64) -> Option
     }
     let (confirmed, failed) = (count(FileState::Confirmed), count(FileState::Failed));
     if failed == 0 {
-        return Some((
-            "Uploads finished".into(),
-            "Every file in the queue is confirmed.".into(),
-        ));
+        return Some((words.uploads_finished.into(), words.all_confirmed.into()));
     }
-    let files = if confirmed == 1 { "file" } else { "files" };
     Some((
-        format!("Uploads finished, {failed} failed"),
-        format!("{confirmed} {files} confirmed, {failed} failed. Open Ferry to see why and retry."),
+        (words.finished_failed)(failed),
+        (words.finished_failed_body)(confirmed, failed),
     ))
 }
 
@@ -100,6 +102,8 @@ pub(crate) struct TrayStatus {
     failed: AtomicBool,
     /// A file was confirmed since the last recount.
     confirmed: AtomicBool,
+    /// The language the menu was built in.
+    lang: Mutex<Lang>,
 }
 
 impl TrayStatus {
@@ -110,11 +114,16 @@ impl TrayStatus {
             scheduled: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             confirmed: AtomicBool::new(false),
+            lang: Mutex::new(Lang::En),
         })
     }
 
     fn announced(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
         self.announced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lang(&self) -> std::sync::MutexGuard<'_, Lang> {
+        self.lang.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes note of an engine event; recounts soon when it may change the status.
@@ -142,7 +151,7 @@ impl TrayStatus {
             Event::CredentialsRefreshed { .. } => self.recount_soon(),
             Event::SessionExpired => {
                 self.announced().clear();
-                self.set("signed out");
+                self.set_signed_out();
             }
             _ => {}
         }
@@ -161,11 +170,32 @@ impl TrayStatus {
         });
     }
 
-    fn set(&self, text: &str) {
+    /// Words the menu and the status line again when the settings now choose another language
+    /// than the one the menu was built in (the menu's ids stay the same).
+    pub(crate) fn relabel(self: &Arc<Self>) {
+        let lang = words::lang(&self.app);
+        if std::mem::replace(&mut *self.lang(), lang) == lang {
+            return;
+        }
+        let Some(tray) = self.app.tray_by_id("main") else {
+            return;
+        };
+        if let Err(err) = menu(&self.app, lang.words()).and_then(|m| tray.set_menu(Some(m))) {
+            tracing::warn!(error = %err, "could not word the tray's menu again");
+        }
+        self.recount_soon();
+    }
+
+    fn set(&self, words: &Words, text: &str) {
         if let Some(tray) = self.app.tray_by_id("main") {
-            let _ = tray.set_tooltip(Some(format!("Ferry — {text}")));
+            let _ = tray.set_tooltip(Some((words.tooltip)(text)));
             let _ = tray.set_title(Some(text));
         }
+    }
+
+    fn set_signed_out(&self) {
+        let words = words::current(&self.app);
+        self.set(words, words.signed_out);
     }
 
     async fn recount(&self) {
@@ -178,11 +208,11 @@ impl TrayStatus {
         };
         let Ok(engine) = desktop.engine().await else {
             self.announced().clear();
-            self.set("signed out");
+            self.set_signed_out();
             return;
         };
         let Some(me) = engine.session().owner() else {
-            self.set("signed out");
+            self.set_signed_out();
             return;
         };
         let journal = engine.journal().clone();
@@ -197,16 +227,14 @@ impl TrayStatus {
         };
         let announced = self.announced().clone();
         let summary = summarize(&totals, &waiting, &announced);
-        self.set(&summary.text());
+        let words = desktop.words();
+        self.set(words, &summary.text(words));
         if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
-            notify(
-                &self.app,
-                "An upload failed",
-                "Open Ferry to see why and retry.",
-            );
+            notify(&self.app, words.upload_failed, words.upload_failed_body);
         }
         if self.confirmed.swap(false, Ordering::AcqRel)
-            && let Some((title, body)) = batch_notice(&totals.counts, totals.failed_scheduled)
+            && let Some((title, body)) =
+                batch_notice(&totals.counts, totals.failed_scheduled, words)
         {
             notify(&self.app, &title, &body);
         }
@@ -231,16 +259,25 @@ fn summarize(totals: &Totals, waiting: &[(String, u64)], announced: &HashSet<i64
     }
 }
 
-/// The tray icon with open, pause all, resume all and quit.
-pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
-    let open = MenuItem::with_id(app, "open", "Open Ferry", true, None::<&str>)?;
-    let pause = MenuItem::with_id(app, "pause", "Pause all", true, None::<&str>)?;
-    let resume = MenuItem::with_id(app, "resume", "Resume all", true, None::<&str>)?;
-    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-    let menu = Menu::with_items(app, &[&open, &pause, &resume, &quit])?;
+/// The tray's menu in `words`' language: open, pause all, resume all and quit (their ids never
+/// change with the language).
+fn menu(app: &AppHandle, words: &Words) -> tauri::Result<Menu<Wry>> {
+    let item = |id: &str, text: &str| MenuItem::with_id(app, id, text, true, None::<&str>);
+    let open = item("open", words.open_ferry)?;
+    let pause = item("pause", words.pause_all)?;
+    let resume = item("resume", words.resume_all)?;
+    let quit = item("quit", words.quit)?;
+    Menu::with_items(app, &[&open, &pause, &resume, &quit])
+}
+
+/// The tray icon with its menu, in the language Ferry speaks (`status` takes note of it).
+pub(crate) fn build(app: &AppHandle, status: &TrayStatus) -> tauri::Result<()> {
+    let lang = words::lang(app);
+    *status.lang() = lang;
+    let words = lang.words();
     let mut builder = TrayIconBuilder::with_id("main")
-        .menu(&menu)
-        .tooltip("Ferry — signed out");
+        .menu(&menu(app, words)?)
+        .tooltip((words.tooltip)(words.signed_out));
     if let Some(icon) = app.default_window_icon() {
         builder = builder.icon(icon.clone());
     }
@@ -270,20 +307,21 @@ pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::words::{EN, ZH_CN};
 
     #[test]
     fn the_finished_notice_says_how_many_failed() {
         use FileState::*;
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Queued, 1)], 0), None);
-        let (_, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0).unwrap();
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Queued, 1)], 0, &EN), None);
+        let (_, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0, &EN).unwrap();
         assert_eq!(body, "Every file in the queue is confirmed.");
-        let (title, body) = batch_notice(&[(Confirmed, 3), (Failed, 2)], 0).unwrap();
+        let (title, body) = batch_notice(&[(Confirmed, 3), (Failed, 2)], 0, &EN).unwrap();
         assert_eq!(title, "Uploads finished, 2 failed");
         assert_eq!(
             body,
             "3 files confirmed, 2 failed. Open Ferry to see why and retry."
         );
-        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 1)], 0).unwrap();
+        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 1)], 0, &EN).unwrap();
         assert_eq!(title, "Uploads finished, 1 failed");
         assert_eq!(
             body,
@@ -295,25 +333,28 @@ mod tests {
     fn a_queue_with_files_waiting_to_be_retried_is_not_finished() {
         use FileState::*;
         // Two files failed; one of them is tried again by itself in a moment.
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 1), None);
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 2), None);
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 1, &EN), None);
+        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 2, &EN), None);
     }
 
     #[test]
     fn the_status_line_names_retrying_failed_and_waiting_files() {
         let mut summary = Summary::default();
-        assert_eq!(summary.text(), "idle");
+        assert_eq!(summary.text(&EN), "idle");
         summary.active = 1;
-        assert_eq!(summary.text(), "uploading 1 file");
+        assert_eq!(summary.text(&EN), "uploading 1 file");
         summary.active = 3;
         summary.retrying = 1;
         summary.failed = 2;
-        assert_eq!(summary.text(), "uploading 3 files · 1 retrying · 2 failed");
+        assert_eq!(
+            summary.text(&EN),
+            "uploading 3 files · 1 retrying · 2 failed"
+        );
         summary.active = 0;
         summary.failed = 0;
         summary.waiting = vec![("alice".into(), 4), ("bob at https://x.example".into(), 1)];
         assert_eq!(
-            summary.text(),
+            summary.text(&EN),
             "1 retrying · 4 waiting for alice · 1 waiting for bob at https://x.example"
         );
     }
@@ -342,8 +383,40 @@ mod tests {
             }
         );
         assert_eq!(
-            summary.text(),
+            summary.text(&EN),
             "uploading 3 files · 4 retrying · 1 failed · 1 waiting for alice"
+        );
+    }
+
+    #[test]
+    fn the_status_line_and_the_finished_notice_speak_chinese() {
+        use FileState::*;
+        let mut summary = Summary::default();
+        assert_eq!(summary.text(&ZH_CN), "空闲");
+        summary.active = 3;
+        summary.retrying = 1;
+        summary.failed = 2;
+        summary.waiting = vec![("alice".into(), 4)];
+        assert_eq!(
+            summary.text(&ZH_CN),
+            "正在上传 3 个文件 · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录"
+        );
+        assert_eq!((ZH_CN.tooltip)("空闲"), "Ferry — 空闲");
+
+        let (title, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0, &ZH_CN).unwrap();
+        assert_eq!(
+            (title.as_str(), body.as_str()),
+            ("上传完成", "队列中的文件均已确认。")
+        );
+        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 2)], 0, &ZH_CN).unwrap();
+        assert_eq!(title, "上传完成，2 个失败");
+        assert_eq!(
+            body,
+            "1 个文件已确认，2 个失败。打开 Ferry 查看原因并重试。"
+        );
+        assert_eq!(
+            batch_notice(&[(Confirmed, 3), (Failed, 2)], 1, &ZH_CN),
+            None
         );
     }
 }

@@ -12,6 +12,7 @@ mod closing;
 mod conflicts;
 mod driver;
 mod installed;
+mod language;
 mod network;
 mod queue;
 mod rest;

@@ -88,6 +88,19 @@ export async function scenario(backend, env) {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, onConflict: "replace" });
   });
+  await step("save settings in Chinese", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, language: "zh-CN" });
+  });
+  await step("the language after choosing Chinese", () => backend.locale(), (locale) => ({ locale }));
+  await step("save settings with an unknown language", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, language: "fr" });
+  });
+  await step("save settings in the system's language", async () => {
+    const s = await backend.settings();
+    return backend.saveSettings({ ...s, language: "system" });
+  });
   await step("save settings with a proxy that is not one", async () => {
     const s = await backend.settings();
     return backend.saveSettings({ ...s, proxyMode: "manual", proxyUrl: "ftp://proxy.example:21" });

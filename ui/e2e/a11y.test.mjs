@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { signIn, start } from "./harness.mjs";
+import { dropFiles, signIn, start, tour } from "./harness.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
@@ -54,77 +54,12 @@ async function tabStops(p) {
   return stops;
 }
 
-async function dropFiles(p, names, size = 2 * 1024 * 1024) {
-  const transfer = await p.evaluateHandle(
-    ([names, size]) => {
-      const dt = new DataTransfer();
-      for (const name of names) dt.items.add(new File([new Uint8Array(size)], name));
-      return dt;
-    },
-    [names, size],
-  );
-  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
-}
 
 for (const scheme of ["light", "dark"]) {
   test(`every screen passes axe-core's audit (${scheme})`, async () => {
     const p = await harness.page("?failing=stuck.bin:1000", scheme);
     const found = {};
-    await audit(p, "sign-in", found);
-    const server = await p.getByLabel("Server").inputValue();
-    await p.getByLabel("Server").fill("http://192.0.2.7:8080");
-    await p.getByTestId("insecure-warning").waitFor();
-    await audit(p, "sign-in, plain http to another computer", found);
-    await p.getByLabel("Server").fill(server);
-    await p.getByTestId("network-toggle").click();
-    await p.getByTestId("proxy-mode").selectOption("manual");
-    await audit(p, "sign-in, network settings", found);
-    await p.getByTestId("proxy-mode").selectOption("system");
-    await p.getByTestId("network-toggle").click();
-    await signIn(p, "alice", "wrong");
-    await p.getByRole("alert").waitFor();
-    await audit(p, "sign-in, wrong password", found);
-    await signIn(p, "alice", "alice-password");
-    await p.getByText("Drop files or folders here").waitFor();
-    await audit(p, "uploads, empty", found);
-    await dropFiles(p, ["stuck.bin", "fine.txt", "missing.txt"]);
-    await p.locator('[data-testid="item"][data-state="retrying"]').waitFor();
-    await audit(p, "uploads, retrying and done", found);
-    // notes.txt is at the store already (alice's history): the window asks what to do.
-    await dropFiles(p, ["notes.txt"], 1024);
-    await p.getByTestId("conflict").waitFor();
-    await audit(p, "uploads, a file already at the store", found);
-    await p.getByRole("button", { name: "Keep both" }).click();
-    await p.getByTestId("conflict").waitFor({ state: "detached" });
-    await dropFiles(p, Array.from({ length: 150 }, (_, i) => `page-${i}.txt`), 1024);
-    await p.getByRole("navigation", { name: "Queue pages" }).waitFor();
-    await audit(p, "uploads, a queue of two pages", found);
-    // Paging by keyboard onto the last page disables "Last": the focus moves to the range,
-    // which says where the page is, rather than to nowhere.
-    await p.getByRole("button", { name: "Last" }).focus();
-    await p.keyboard.press("Enter");
-    await p.getByTestId("range").filter({ hasText: /^101–/ }).waitFor();
-    assert.equal(await p.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName), "range");
-    await p.getByRole("button", { name: "First" }).click();
-    await p.getByRole("button", { name: "Folders" }).click();
-    await p.getByRole("button", { name: "Choose…" }).click();
-    await p.getByRole("button", { name: "Watch folder" }).click();
-    await p.getByRole("cell", { name: "/home/alice/Photos", exact: true }).waitFor();
-    await audit(p, "folders", found);
-    await p.getByRole("button", { name: "Settings" }).click();
-    await p.getByRole("button", { name: "Save", exact: true }).click();
-    await p.getByText(/^Saved\./).waitFor();
-    await p.getByRole("button", { name: "Save diagnostics…" }).click();
-    await p.getByText(/^Saved to .*ferry-diagnostics\.zip\.$/).waitFor();
-    await audit(p, "settings, diagnostics saved", found);
-    await p.getByRole("button", { name: "History" }).click();
-    await p.getByRole("button", { name: "Apply" }).waitFor();
-    await audit(p, "history", found);
-    await p.getByRole("button", { name: "Sign out" }).click();
-    await signIn(p, "admin", "admin-password");
-    await p.getByRole("button", { name: "History" }).click();
-    await p.getByRole("img", { name: "Uploads per day" }).waitFor();
-    await audit(p, "history, admin with chart", found);
+    await tour(p, (screen) => audit(p, screen, found));
     await p.context().close();
     const failing = Object.entries(found).filter(([, v]) => v.length > 0);
     assert.equal(failing.length, 0, failing.map(([screen, v]) => `${screen}:\n  ${v.join("\n  ")}`).join("\n"));

@@ -36,9 +36,10 @@ export async function start() {
     timeout: 30_000,
   });
   return {
-    /** A new page at `query`, in the given colour scheme. */
-    async page(query = "", colorScheme = "light") {
-      const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme, acceptDownloads: true });
+    /** A new page at `query`, in the given colour scheme, in a browser whose language (the
+     * demo's stand-in for the OS's) is `locale`. */
+    async page(query = "", colorScheme = "light", locale = "en-US") {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme, locale, acceptDownloads: true });
       const p = await context.newPage();
       p.setDefaultTimeout(15_000);
       await p.goto(`${base}/${query}`);
@@ -51,8 +52,93 @@ export async function start() {
   };
 }
 
+/** The sentence at `path` (`uploads.drop`) of the catalog the page speaks now. */
+export async function say(p, path) {
+  await p.waitForFunction(() => window.__ferry?.text);
+  const said = await p.evaluate((path) => path.split(".").reduce((at, key) => at?.[key], window.__ferry.text()), path);
+  assert.equal(typeof said, "string", `the catalog has a sentence at ${path}`);
+  return said;
+}
+
 export async function signIn(p, username, password) {
-  await p.getByLabel("Username").fill(username);
-  await p.getByLabel("Password").fill(password);
-  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByLabel(await say(p, "signIn.username")).fill(username);
+  await p.getByLabel(await say(p, "signIn.password")).fill(password);
+  await p.getByRole("button", { name: await say(p, "signIn.submit"), exact: true }).click();
+}
+
+/** Drops files of `size` bytes named `names` on the page's drop area. */
+export async function dropFiles(p, names, size = 2 * 1024 * 1024) {
+  const transfer = await p.evaluateHandle(
+    ([names, size]) => {
+      const dt = new DataTransfer();
+      for (const name of names) dt.items.add(new File([new Uint8Array(size)], name));
+      return dt;
+    },
+    [names, size],
+  );
+  await p.dispatchEvent('[data-testid="drop"]', "drop", { dataTransfer: transfer });
+}
+
+/** Goes through every screen and state worth seeing — sign-in (with its warnings, network
+ * settings and a refusal), the queue (retrying, a conflict, two pages), folders, settings,
+ * history (a user's, an admin's with its chart) — in whatever language the page speaks, and
+ * calls `at(screen)` on each. The page must be opened with `?failing=stuck.bin:1000`. */
+export async function tour(p, at) {
+  const button = async (path, options = {}) => p.getByRole("button", { name: await say(p, path), ...options });
+  await at("sign-in");
+  const serverField = p.getByLabel(await say(p, "signIn.server"));
+  const server = await serverField.inputValue();
+  await serverField.fill("http://192.0.2.7:8080");
+  await p.getByTestId("insecure-warning").waitFor();
+  await at("sign-in, plain http to another computer");
+  await serverField.fill(server);
+  await p.getByTestId("network-toggle").click();
+  await p.getByTestId("proxy-mode").selectOption("manual");
+  await at("sign-in, network settings");
+  await p.getByTestId("proxy-mode").selectOption("system");
+  await p.getByTestId("network-toggle").click();
+  await signIn(p, "alice", "wrong");
+  await p.getByRole("alert").waitFor();
+  await at("sign-in, wrong password");
+  await signIn(p, "alice", "alice-password");
+  await p.getByText(await say(p, "uploads.drop")).waitFor();
+  await at("uploads, empty");
+  await dropFiles(p, ["stuck.bin", "fine.txt", "missing.txt"]);
+  await p.locator('[data-testid="item"][data-state="retrying"]').waitFor();
+  await at("uploads, retrying and done");
+  // notes.txt is at the store already (alice's history): the window asks what to do.
+  await dropFiles(p, ["notes.txt"], 1024);
+  await p.getByTestId("conflict").waitFor();
+  await at("uploads, a file already at the store");
+  await (await button("conflict.answers.rename.text")).click();
+  await p.getByTestId("conflict").waitFor({ state: "detached" });
+  await dropFiles(p, Array.from({ length: 150 }, (_, i) => `page-${i}.txt`), 1024);
+  await p.getByRole("navigation", { name: await say(p, "uploads.pages") }).waitFor();
+  await at("uploads, a queue of two pages");
+  // Paging by keyboard onto the last page disables "Last": the focus moves to the range,
+  // which says where the page is, rather than to nowhere.
+  await (await button("uploads.last")).focus();
+  await p.keyboard.press("Enter");
+  await p.getByTestId("range").filter({ hasText: /\b101–/ }).waitFor();
+  assert.equal(await p.evaluate(() => document.activeElement?.dataset.testid ?? document.activeElement?.tagName), "range");
+  await (await button("uploads.first")).click();
+  await (await button("app.screens.folders", { exact: true })).click();
+  await (await button("folders.choose")).click();
+  await (await button("folders.watch")).click();
+  await p.getByRole("cell", { name: "/home/alice/Photos", exact: true }).waitFor();
+  await at("folders");
+  await (await button("app.screens.settings", { exact: true })).click();
+  await (await button("settings.save", { exact: true })).click();
+  await p.getByText(await say(p, "settings.saved")).waitFor();
+  await (await button("settings.saveDiagnostics")).click();
+  await p.getByTestId("diagnostics").filter({ hasText: /ferry-diagnostics\.zip/ }).waitFor();
+  await at("settings, diagnostics saved");
+  await (await button("app.screens.history", { exact: true })).click();
+  await (await button("history.apply")).waitFor();
+  await at("history");
+  await (await button("app.signOut")).click();
+  await signIn(p, "admin", "admin-password");
+  await (await button("app.screens.history", { exact: true })).click();
+  await p.getByRole("img", { name: await say(p, "history.perDay") }).waitFor();
+  await at("history, admin with chart");
 }

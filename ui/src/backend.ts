@@ -2,6 +2,8 @@
 // `MemoryBackend` simulates everything in the page, for UI tests and for looking at the UI in a
 // browser. The UI never talks to storage or the app server itself.
 
+import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
+
 export type Role = "user" | "admin";
 export interface User {
   id: number;
@@ -50,14 +52,12 @@ export interface QueueItem {
  * replace it only if the file is newer. */
 export type OnConflict = "ask" | "skip" | "overwrite" | "rename" | "newer";
 
-/** Words for each rule, as the settings and the folder form offer them. */
-export const CONFLICT_RULES: Record<OnConflict, string> = {
-  ask: "Ask me",
-  skip: "Skip the file",
-  overwrite: "Overwrite",
-  rename: "Keep both (rename)",
-  newer: "Overwrite if newer",
-};
+/** Every rule, in the order the settings and the folder form offer them (their words are in
+ * the catalogs, `rules`). */
+export const CONFLICT_RULES: readonly OnConflict[] = ["ask", "skip", "overwrite", "rename", "newer"];
+
+/** The window's language as chosen in Settings: the system's, or one of its catalogs. */
+export type Language = "system" | "en" | "zh-CN";
 
 /** A file waiting for a decision about the object already at its key. */
 export interface Conflict {
@@ -209,6 +209,8 @@ export interface Settings {
   notifications: boolean;
   /** What files added by hand do when their key already holds an object (applied at once). */
   onConflict: OnConflict;
+  /** The window's (and the tray's and notifications') language; applied at once. */
+  language: Language;
   /** The system's proxy (the environment's), none, or the one named here. */
   proxyMode: "system" | "direct" | "manual";
   /** `http://host:port`, `https://…`, `socks5://…` or `socks5h://…`. */
@@ -313,6 +315,8 @@ export interface Backend {
   historyCsv(query: HistoryQuery): Promise<string>;
   stats(query: HistoryQuery): Promise<DayStats[]>;
   settings(): Promise<Settings>;
+  /** The language the window speaks: the one chosen in Settings, or the system's. */
+  locale(): Promise<Locale>;
   saveSettings(settings: Settings): Promise<void>;
   /** Tests the way to the app server and (signed in) to the store, each on its own, with the
    * network settings as saved; signed out, the way to `server` (the sign-in form's). */
@@ -343,7 +347,8 @@ export async function createBackend(): Promise<Backend> {
     return new TauriBackend();
   }
   if (import.meta.env.MODE === "demo" || import.meta.env.DEV) return demoBackend();
-  throw new BackendError("no_desktop", "This page is Ferry's window: open it in the Ferry app.");
+  const tag = typeof navigator === "undefined" ? null : navigator.language;
+  throw new BackendError("no_desktop", CATALOGS[localeOf(tag)].app.notInApp);
 }
 
 /** The simulation, set up from the page's address (`?contract`, `?ttl=`, `?failing=`). */

@@ -30,6 +30,8 @@ pub(crate) const DESKTOP_PACKAGES: &[&str] = &[
     "xauth",
     "webkit2gtk-driver",
     "xdotool",
+    // Chinese glyphs for the window's Simplified Chinese screens (screenshots under Xvfb).
+    "fonts-wqy-microhei",
 ];
 
 /// Installs the Debian packages that are not installed yet (one `apt-get update` first).
@@ -239,8 +241,34 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
         "gsettings-desktop-schemas",
     ])?;
     ensure_apt(DESKTOP_PACKAGES)?;
+    ensure_chinese_locale()?;
     let path = path_with(python_scripts_dir());
     ensure_aws_cli(&path)?;
     ensure_python_sdks()?;
     Ok(path)
+}
+
+/// The `zh_CN.UTF-8` locale, which the desktop test of the Chinese window starts the app in
+/// (as a Chinese desktop session would: GTK and the file dialog in it too): generated from the
+/// `locales` package's data when the machine has not got it.
+fn ensure_chinese_locale() -> anyhow::Result<()> {
+    let listed = Command::new("locale").arg("-a").output()?;
+    if String::from_utf8_lossy(&listed.stdout).lines().any(|l| l == "zh_CN.utf8") {
+        return Ok(());
+    }
+    ensure_apt(&["locales"])?;
+    let define = ["localedef", "-i", "zh_CN", "-f", "UTF-8", "zh_CN.UTF-8"];
+    let mut command = if is_root() {
+        Command::new(define[0])
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg(define[0]);
+        sudo
+    };
+    eprintln!("==> {}", define.join(" "));
+    let status = command.args(&define[1..]).status()?;
+    if !status.success() {
+        bail!("{} failed ({status})", define.join(" "));
+    }
+    Ok(())
 }

@@ -78,19 +78,28 @@ async fn read_display(file: &Path) -> (String, String) {
     }
 }
 
+/// The locale the tests' sessions have unless one asks for another.
+const ENGLISH: &str = "C.UTF-8";
+
 impl Driver {
     pub(super) async fn start(home: &Path, data: &Path) -> Self {
-        Self::start_with(home, data, false).await
+        Self::start_with(home, data, false, ENGLISH).await
     }
 
     /// Like [`Driver::start`], in a desktop session with a tray host and a notification daemon
     /// (`tests/tools/desktop_shell.py`, up before the app: a tray icon registers with the host
     /// it finds then).
     pub(super) async fn start_in_desktop(home: &Path, data: &Path) -> Self {
-        Self::start_with(home, data, true).await
+        Self::start_with(home, data, true, ENGLISH).await
     }
 
-    async fn start_with(home: &Path, data: &Path, desktop: bool) -> Self {
+    /// Like [`Driver::start_in_desktop`], in a session whose locale is `lang` (`LANG`, as a
+    /// desktop session sets it; the other tests run in `C.UTF-8`, whatever this machine's is).
+    pub(super) async fn start_in_desktop_speaking(home: &Path, data: &Path, lang: &str) -> Self {
+        Self::start_with(home, data, true, lang).await
+    }
+
+    async fn start_with(home: &Path, data: &Path, desktop: bool, lang: &str) -> Self {
         let port = free_port();
         let display_file = home.join("display");
         let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/desktop_shell.py");
@@ -128,6 +137,10 @@ impl Driver {
             .env("HOME", home)
             .env("FERRY_DATA_DIR", data)
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env("LANG", lang)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANGUAGE")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -381,11 +394,16 @@ impl Driver {
         self.submit_sign_in().await;
     }
 
-    /// Presses "Sign in" on a filled-in form and waits for the uploads to open.
+    /// Presses "Sign in" on a filled-in form and waits for the uploads to open (in any
+    /// language: the form's submit button, the header's screens).
     pub(super) async fn submit_sign_in(&self) {
-        self.click_text("Sign in").await;
+        self.script(
+            "document.querySelector('form button[type=submit]').click()",
+            json!([]),
+        )
+        .await;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.find("nav[aria-label=Screens]").await.is_none() {
+        while self.find("header nav").await.is_none() {
             if Instant::now() > deadline {
                 let alert = self.script("return document.querySelector('[role=alert]')?.textContent ?? document.body.innerText", json!([])).await;
                 self.screenshot("failure").await;
@@ -393,8 +411,13 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        // The app reopens on the screen it was on; uploads is where the next steps start.
-        self.click_text("Uploads").await;
+        // The app reopens on the screen it was on; uploads (the first) is where the next steps
+        // start.
+        self.script(
+            "document.querySelector('header nav button').click()",
+            json!([]),
+        )
+        .await;
         self.wait_for("[data-testid=drop]", 10).await;
     }
 
@@ -496,15 +519,35 @@ impl Driver {
 
     async fn xdotool(&self, args: &[&str]) -> std::process::Output {
         let mut command = tokio::process::Command::new("xdotool");
+        // (A UTF-8 locale: titles that are not ASCII are converted through it.)
         command
             .args(args)
             .env("DISPLAY", &self.display.0)
             .env("XAUTHORITY", &self.display.1)
+            .env("LC_ALL", "C.UTF-8")
             .kill_on_drop(true);
         tokio::time::timeout(Duration::from_secs(60), command.output())
             .await
             .unwrap_or_else(|_| panic!("xdotool {args:?} did not finish within 60 s"))
             .expect("xdotool (xtask installs it)")
+    }
+
+    /// The titles of the shown windows whose title matches `pattern`.
+    pub(super) async fn window_titles(&self, pattern: &str) -> Vec<String> {
+        let found = self
+            .xdotool(&[
+                "search",
+                "--onlyvisible",
+                "--name",
+                pattern,
+                "getwindowname",
+                "%@",
+            ])
+            .await;
+        String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     async fn dialog_open(&self, title: &str) -> bool {

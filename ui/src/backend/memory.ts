@@ -3,6 +3,7 @@
 // in a browser; it behaves like the desktop app as seen through `Backend` — the contract
 // scenario (`ui/contract/`) runs on both and expects the same shapes and outcomes.
 
+import { localeOf, type Locale } from "../lib/i18n.svelte";
 import {
   BackendError,
   CONFLICT_RULES,
@@ -172,6 +173,7 @@ export class MemoryBackend implements Backend {
     startAtLogin: false,
     notifications: true,
     onConflict: "ask",
+    language: "system",
     proxyMode: "system",
     proxyUrl: "",
     proxyUser: "",
@@ -361,7 +363,7 @@ export class MemoryBackend implements Backend {
   }
 
   async decide(ids: number[] | null, rule: OnConflict): Promise<number> {
-    if (!(rule in CONFLICT_RULES)) throw new BackendError("invalid_request", `unknown rule ${rule}`);
+    if (!CONFLICT_RULES.includes(rule)) throw new BackendError("invalid_request", `unknown rule ${rule}`);
     return this.uploads.decide(this.signedIn(), ids, rule);
   }
 
@@ -472,6 +474,12 @@ export class MemoryBackend implements Backend {
     return [...byDay.values()].sort((a, b) => a.day.localeCompare(b.day));
   }
 
+  /** The language chosen, or the browser's (which stands for the OS's). */
+  async locale(): Promise<Locale> {
+    if (this.config.language !== "system") return this.config.language;
+    return localeOf(typeof navigator === "undefined" ? null : navigator.language);
+  }
+
   async settings(): Promise<Settings> {
     return { ...this.config, proxyPasswordSaved: this.proxyPassword !== null };
   }
@@ -515,7 +523,10 @@ export class MemoryBackend implements Backend {
         ? `the proxy "${settings.proxyUrl}" is not http://, https://, socks5:// or socks5h://`
         : "Give the proxy's address, as http://host:port or socks5://host:port.");
     }
-    if (!(settings.onConflict in CONFLICT_RULES)) {
+    if (!["system", "en", "zh-CN"].includes(settings.language)) {
+      throw new BackendError("invalid_settings", "The settings could not be read: language is not one of system, en, zh-CN.");
+    }
+    if (!CONFLICT_RULES.includes(settings.onConflict)) {
       throw new BackendError("invalid_settings", "The settings could not be read: onConflict is not one of ask, skip, overwrite, rename, newer.");
     }
     const { proxyPassword, proxyPasswordSaved: _saved, ...kept } = settings;

@@ -4,6 +4,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import type { Locale } from "../lib/i18n.svelte";
 import {
   BackendError,
   type Backend,
@@ -56,6 +57,7 @@ export class TauriBackend implements Backend {
   saveDiagnostics = () => call<string | null>("save_diagnostics");
   stats = (query: HistoryQuery) => call<DayStats[]>("stats", { query });
   settings = () => call<Settings>("settings");
+  locale = () => call<Locale>("locale");
   saveSettings = (settings: Settings) => call<void>("save_settings", { settings });
   checkConnection = (server?: string) => call<ConnectionReport>("check_connection", { server: server ?? null });
   onEvent(listener: (event: EngineEvent) => void): () => void {

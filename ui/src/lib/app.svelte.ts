@@ -13,7 +13,8 @@ import type {
   SessionStatus,
   Show,
 } from "../backend";
-import { words } from "./format";
+import { count, said, type Said } from "./format";
+import { text } from "./i18n.svelte";
 import type { RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
@@ -87,9 +88,9 @@ export class AppState {
   /** The last retry announced per file id, until the file moves on (progress or a new state). */
   retries = $state<Record<number, RetryNote>>({});
   /** Why the start-up session check failed (the window says so, with a way to try again). */
-  startError = $state<string | null>(null);
+  startError = $state<Said | null>(null);
   /** Something the user asked for that failed, in words, until dismissed. */
-  notice = $state<string | null>(null);
+  notice = $state<Said | null>(null);
   /** Other accounts' unfinished files on this computer. */
   waiting = $state<QueuePage["waitingForOthers"]>([]);
   /** The account's files waiting for a decision about an object at their key. */
@@ -141,7 +142,7 @@ export class AppState {
       this.session = await this.backend.restore();
       if (this.session.user) await this.reload();
     } catch (err) {
-      this.startError = words(err);
+      this.startError = said(err);
     }
   }
 
@@ -331,7 +332,7 @@ export class AppState {
     try {
       await this.backend.signOut();
     } catch (err) {
-      this.notice = words(err);
+      this.notice = said(err);
     }
     this.session = await this.backend.restore();
     this.epoch++;
@@ -381,6 +382,7 @@ export class AppState {
           operation: event.operation,
           attempt: event.attempt,
           maxAttempts: event.max_attempts,
+          code: event.error.code,
           reason: event.error.message,
         };
         // A request retried while the file uploads leaves it uploading; a failed attempt
@@ -441,9 +443,10 @@ export class AppState {
   get announcement(): string {
     const { files, done, failed, retrying } = this.totals;
     if (files === 0) return "";
-    const plural = (n: number) => `${n} file${n === 1 ? "" : "s"}`;
-    const trouble = [retrying ? `${retrying} retrying` : "", failed ? `${failed} failed` : ""].filter(Boolean).join(", ");
-    if (done === files) return `All ${plural(files)} uploaded.`;
-    return `${done} of ${plural(files)} uploaded${trouble ? `; ${trouble}` : ""}.`;
+    const t = text().announce;
+    if (done === files) return t.allDone(count(files), files);
+    const trouble = [retrying ? t.retrying(count(retrying)) : "", failed ? t.failed(count(failed)) : ""].filter(Boolean);
+    const said = t.done(count(done), count(files), files);
+    return `${said}${trouble.length ? `${t.then}${trouble.join(t.and)}` : ""}${t.end}`;
   }
 }

@@ -61,7 +61,7 @@ describe("AppState over the memory backend", () => {
     };
     const app = new AppState(b);
     await app.start();
-    expect(app.startError).toBe("The keychain is locked.");
+    expect(app.startError?.message).toBe("The keychain is locked.");
     expect(app.session).toBeNull();
     broken = false;
     await app.check();
@@ -88,7 +88,7 @@ describe("AppState over the memory backend", () => {
       throw new BackendError("keychain_unavailable", "The keychain did not answer.");
     };
     await app.signOut();
-    expect(app.notice).toBe("The keychain did not answer.");
+    expect(app.notice?.message).toBe("The keychain did not answer.");
     app.stop();
   });
 

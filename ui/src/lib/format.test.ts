@@ -35,14 +35,15 @@ describe("format", () => {
     expect(percent(50, 200)).toBe(25);
     expect(percent(500, 200)).toBe(100);
     expect(percent(0, 0)).toBe(100);
-    expect(signInMessage("invalid_credentials", "x")).toMatch(/Wrong username or password/);
-    expect(signInMessage("network", "http://h")).toMatch(/Cannot reach the server at http:\/\/h/);
-    expect(signInMessage("rate_limited", "x")).toMatch(/Too many failed attempts/);
-    expect(signInMessage("keychain_unavailable", "x")).toMatch(/keychain/);
+    expect(signInMessage("invalid_credentials", "x").text).toMatch(/Wrong username or password/);
+    expect(signInMessage("network", "http://h").text).toMatch(/Cannot reach the server at http:\/\/h/);
+    expect(signInMessage("rate_limited", "x").text).toMatch(/Too many failed attempts/);
+    expect(signInMessage("keychain_unavailable", "x").text).toMatch(/keychain/);
     // A code without words of its own: what the backend said, and the code.
-    expect(signInMessage("disk_full", "x", "the disk is full (/home)")).toBe(
-      "Signing in failed: the disk is full (/home) (disk_full)",
-    );
-    expect(signInMessage("internal", "x")).toBe("Signing in failed (internal). Try again.");
+    expect(signInMessage("disk_full", "x", "the disk is full (/home)")).toEqual({
+      text: "Signing in failed:",
+      said: "the disk is full (/home) (disk_full)",
+    });
+    expect(signInMessage("internal", "x")).toEqual({ text: "Signing in failed (internal). Try again.", said: null });
   });
 });

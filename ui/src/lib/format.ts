@@ -1,4 +1,7 @@
-// How numbers read in the UI.
+// How numbers, sizes, times and errors read in the UI, in the window's language.
+
+import { BackendError } from "../backend";
+import { locale, text } from "./i18n.svelte";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
@@ -11,12 +14,25 @@ export function bytes(n: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+  if (unit === 0) return `${count(value)} B`;
+  const digits = value < 10 ? 1 : 0;
+  const shown = value.toLocaleString(locale(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${shown} ${UNITS[unit]}`;
 }
 
-/** A count with thousands grouped: `100,000`. */
+/** A count with thousands grouped as the language does: `100,000`. */
 export function count(n: number): string {
-  return n.toLocaleString("en-US");
+  return n.toLocaleString(locale());
+}
+
+/** A date and time, as the language writes them. */
+export function dateTime(iso: string): string {
+  return new Date(iso).toLocaleString(locale());
+}
+
+/** A time of day, as the language writes it. */
+export function timeOfDay(iso: string): string {
+  return new Date(iso).toLocaleTimeString(locale());
 }
 
 /** Bytes per second as `12 MiB/s`. */
@@ -39,11 +55,11 @@ export function duration(secs: number | null | undefined): string {
 export function countdown(iso: string | null, now: number): string {
   if (!iso) return "—";
   const left = Math.floor((Date.parse(iso) - now) / 1000);
-  if (left <= 0) return "expired";
+  if (left <= 0) return text().time.expired;
   const m = Math.floor(left / 60);
   // Seconds only in the last two minutes: the text (and the window) changes once a minute
   // before that, so a window at rest is not repainted every second.
-  if (left > 120) return `${Math.ceil(left / 60)} min`;
+  if (left > 120) return text().time.minutes(Math.ceil(left / 60));
   return `${String(m).padStart(2, "0")}:${String(left % 60).padStart(2, "0")}`;
 }
 
@@ -54,39 +70,47 @@ export function percent(sent: number, size: number): number {
 }
 
 /** Plain words for an error code on the sign-in screen; for a code it has no words of its own
- * for, what the backend said (with the code, for support). */
-export function signInMessage(code: string, server: string, said = ""): string {
-  switch (code) {
-    case "invalid_credentials":
-      return "Wrong username or password.";
-    case "network":
-      return `Cannot reach the server at ${server}. Check the address and your connection.`;
-    case "rate_limited":
-      return "Too many failed attempts. Wait a few minutes, then try again.";
-    case "keychain_unavailable":
-      return "This computer has no keychain Ferry can use to keep your sign-in safe.";
-    case "insecure_server":
-      return `${server} is not encrypted (http://). Use https://, or tick "Connect without encryption anyway".`;
-    case "invalid_server":
-      return "That is not a server address. Give it as https://host[:port].";
-    default:
-      return said ? `Signing in failed: ${said} (${code})` : `Signing in failed (${code}). Try again.`;
-  }
+ * for, what the backend said (`said`, with the code, for support). */
+export function signInMessage(code: string, server: string, said = ""): { text: string; said: string | null } {
+  const t = text().signIn;
+  const known = t.errors[code];
+  if (known) return { text: known(server), said: null };
+  return said ? { text: t.failedSaid, said: `${said} (${code})` } : { text: t.failed(code), said: null };
 }
 
 /** Who vouched for a history row, in words: the store's callback, the uploader, or only the store's own record. */
 export function confirmedBy(by: "client" | "store" | "provider"): string {
-  switch (by) {
-    case "provider":
-      return "provider callback";
-    case "client":
-      return "client";
-    case "store":
-      return "store's record";
-  }
+  return text().history.confirmedBy[by];
 }
 
 /** An error in words for people: the backend's sentence, or what was thrown. */
 export function words(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** What the backend said when something failed: its stable code and its own sentence (in
+ * English; the window puts its language's sentence for the code before it, see `Said.svelte`). */
+export interface Said {
+  code: string;
+  message: string;
+}
+
+/** `err` as a `Said`; what is not the backend's error is `internal`. */
+export function said(err: unknown): Said {
+  if (err instanceof BackendError) return { code: err.code, message: err.message };
+  return { code: "internal", message: words(err) };
+}
+
+/** Whether the backend's `message` is already in the window's language (the desktop words
+ * its own sentences in it; the engine's are English). */
+export function inWindowLanguage(message: string): boolean {
+  return locale() === "zh-CN" && /[\u3400-\u9fff]/.test(message);
+}
+
+/** The window's sentence for `code`, said before the backend's own (none in English, whose
+ * backend sentences say more). */
+export function codeSentence(code: string): string | null {
+  if (locale() === "en") return null;
+  const t = text();
+  return t.errors[code] ?? t.errorUnknown;
 }

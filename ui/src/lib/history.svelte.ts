@@ -3,7 +3,7 @@
 // back late is dropped.
 
 import { BackendError, type Backend, type DayStats, type HistoryQuery, type UploadRecord } from "../backend";
-import { words } from "./format";
+import { said, type Said } from "./format";
 
 export interface Filters {
   q: string;
@@ -66,7 +66,7 @@ export class HistoryView {
   next = $state<string | null>(null);
   /** The server keeps no history (it only hands out credentials). */
   localOnly = $state(false);
-  error = $state<string | null>(null);
+  error = $state<Said | null>(null);
   private applied: Filters = { q: "", user: "", status: "", since: "", until: "" };
   /** Requests made; only the answer to the last is shown. */
   private asked = 0;
@@ -118,7 +118,7 @@ export class HistoryView {
         this.localOnly = true;
         return;
       }
-      this.error = words(err);
+      this.error = said(err);
     }
   }
 }

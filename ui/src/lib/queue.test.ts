@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { QueueItem } from "../backend";
-import { retryIn, rowView, waitingText } from "./queue";
+import { detailText, retryIn, rowView, waitingText, type RowView } from "./queue";
 
+/** The words under a row's badge, as one text. */
+const text = (detail: RowView["detail"]) => (detail ? detailText(detail) : null);
 const now = Date.parse("2026-01-01T00:00:00Z");
 const base: QueueItem = {
   id: 1,
@@ -26,38 +28,38 @@ describe("a queue row", () => {
     const item: QueueItem = { ...base, state: "failed", error: slowDown, attempts: 2, retryAt: "2026-01-01T00:00:12Z" };
     const view = rowView(item, undefined, now);
     expect(view.phase).toBe("retrying");
-    expect(view.detail).toBe(`Retrying in 12 s — ${slowDown.message} (attempt 2 of 8)`);
+    expect(text(view.detail)).toBe(`Retrying in 12 s — ${slowDown.message} (attempt 2 of 8)`);
     expect(view.actions).toEqual(["retry", "pause", "cancel"]);
-    expect(rowView(item, undefined, now + 12_500).detail).toBe(`Retrying now — ${slowDown.message} (attempt 2 of 8)`);
+    expect(text(rowView(item, undefined, now + 12_500).detail)).toBe(`Retrying now — ${slowDown.message} (attempt 2 of 8)`);
   });
 
   it("says which request is retried while the file uploads, until progress resumes", () => {
     const item: QueueItem = { ...base, state: "uploading", sent: 40 };
-    const note = { operation: "UploadPart", attempt: 3, maxAttempts: 5, reason: "network: connection reset" };
+    const note = { operation: "UploadPart", attempt: 3, maxAttempts: 5, code: "network", reason: "network: connection reset" };
     const view = rowView(item, note, now);
     expect(view.phase).toBe("uploading");
-    expect(view.detail).toBe("retrying UploadPart: network: connection reset, attempt 3 of 5");
+    expect(text(view.detail)).toBe("retrying UploadPart: network: connection reset, attempt 3 of 5");
     expect(view.actions).toEqual(["pause", "cancel"]);
     expect(rowView(item, undefined, now).detail).toBeNull();
     // The confirmation's request, retried after the bytes are all in the store.
-    const confirming = { operation: "confirming the upload", attempt: 1, maxAttempts: 5, reason: "network: connection refused" };
+    const confirming = { operation: "confirming the upload", attempt: 1, maxAttempts: 5, code: "network", reason: "network: connection refused" };
     const uploaded = rowView({ ...item, state: "uploaded", sent: 100 }, confirming, now);
-    expect(uploaded.detail).toBe("retrying confirming the upload: network: connection refused, attempt 1 of 5");
+    expect(text(uploaded.detail)).toBe("retrying confirming the upload: network: connection refused, attempt 1 of 5");
   });
 
   it("shows a file failed for good as failed, with its reason and Retry", () => {
     const item: QueueItem = { ...base, state: "failed", error: { code: "file_missing", message: "The file no longer exists." }, attempts: 1 };
     const view = rowView(item, undefined, now);
     expect(view.phase).toBe("failed");
-    expect(view.detail).toBe("The file no longer exists.");
+    expect(text(view.detail)).toBe("The file no longer exists.");
     expect(view.actions).toEqual(["retry", "cancel"]);
   });
 
   it("shows another account's file waiting for its owner, with no actions", () => {
     const theirs: QueueItem = { ...base, state: "failed", error: slowDown, retryAt: "2026-01-01T00:00:12Z", mine: false };
     const view = rowView(theirs, undefined, now);
-    expect(view).toEqual({ phase: "waiting", label: "waiting", detail: "Waiting for alice to sign in", actions: [] });
-    expect(rowView({ ...theirs, owner: null }, undefined, now).detail).toBe("Waiting for its owner to sign in");
+    expect(view).toEqual({ phase: "waiting", label: "waiting", detail: { before: "Waiting for alice to sign in", said: null, after: null }, actions: [] });
+    expect(text(rowView({ ...theirs, owner: null }, undefined, now).detail)).toBe("Waiting for its owner to sign in");
   });
 
   it("offers only what the engine can do in each state", () => {
@@ -69,7 +71,7 @@ describe("a queue row", () => {
     // A confirmation waiting for its next attempt cannot be hurried, paused or cancelled.
     const confirming = rowView({ ...base, state: "uploaded", retryAt: "2026-01-01T00:01:05Z", attempts: 1, error: slowDown }, undefined, now);
     expect(confirming.phase).toBe("retrying");
-    expect(confirming.detail).toBe(`Retrying in 1 min 5 s — ${slowDown.message} (attempt 1 of 8)`);
+    expect(text(confirming.detail)).toBe(`Retrying in 1 min 5 s — ${slowDown.message} (attempt 1 of 8)`);
     expect(confirming.actions).toEqual([]);
   });
 });

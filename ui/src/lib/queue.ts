@@ -2,6 +2,9 @@
 // account), the words under it, and the actions the engine would take from there.
 
 import type { Control, FileState, QueueItem } from "../backend";
+import { count } from "./format";
+import { text } from "./i18n.svelte";
+import type { Said } from "./format";
 
 /** A retry the engine announced for a file (a `retrying` event), shown until it moves on. */
 export interface RetryNote {
@@ -11,7 +14,8 @@ export interface RetryNote {
   attempt: number;
   /** Attempts there will be at most. */
   maxAttempts: number;
-  /** Why the last attempt failed. */
+  /** Why the last attempt failed: the error's code and the engine's sentence. */
+  code: string;
   reason: string;
 }
 
@@ -24,10 +28,25 @@ export interface RowView {
   phase: Phase;
   /** The state as the row's badge says it. */
   label: string;
-  /** The words under the badge: why, and what happens next. */
-  detail: string | null;
+  /** The words under the badge: what happens next (in the window's language) around why (what
+   * the backend said, if it said anything). */
+  detail: Detail | null;
   /** What the user can do with the file, in the order the buttons appear. */
   actions: Control[];
+}
+
+/** The words under a row's badge: `before` and `after` in the window's language, `said` the
+ * backend's error between them. */
+export interface Detail {
+  before: string | null;
+  said: Said | null;
+  after: string | null;
+}
+
+/** A row's words as plain text (the backend's sentence as it said it). */
+export function detailText(detail: Detail): string {
+  const { before, said, after } = detail;
+  return `${before ?? ""}${before && said ? " " : ""}${said?.message ?? ""}${after ?? ""}`;
 }
 
 /** Files in these states are done with: nothing waits for their owner. */
@@ -36,15 +55,16 @@ const FINISHED: FileState[] = ["confirmed", "skipped", "cancelled"];
 /** Milliseconds as `12 s`, `1 min 5 s`, `10 min`. */
 export function retryIn(ms: number): string {
   const secs = Math.max(0, Math.ceil(ms / 1000));
-  if (secs < 60) return `${secs} s`;
+  const t = text().time;
+  if (secs < 60) return t.seconds(secs);
   const rest = secs % 60;
-  return rest ? `${Math.floor(secs / 60)} min ${rest} s` : `${secs / 60} min`;
+  return rest ? t.minutesSeconds(Math.floor(secs / 60), rest) : t.minutes(secs / 60);
 }
 
 /** "3 files waiting for alice · 1 file waiting for bob" (empty when nobody waits). */
 export function waitingText(waiting: { account: string; files: number }[]): string {
   return waiting
-    .map(({ account, files }) => `${files} ${files === 1 ? "file" : "files"} waiting for ${account}`)
+    .map(({ account, files }) => text().uploads.waitingFor(count(files), files, account))
     .join(" · ");
 }
 
@@ -76,26 +96,30 @@ function actionsFor(item: QueueItem): Control[] {
 
 /** How the row of `item` reads at `now` (ms), given the last retry announced for it. */
 export function rowView(item: QueueItem, note: RetryNote | undefined, now: number): RowView {
+  const t = text().row;
+  const view = (phase: Phase, detail: Detail | null, actions: Control[]) => ({ phase, label: t.states[phase], detail, actions });
+  const said = (said: Said | null) => said && { before: null, said, after: null };
   if (!item.mine && !FINISHED.includes(item.state)) {
-    const owner = item.owner ?? "its owner";
-    return { phase: "waiting", label: "waiting", detail: `Waiting for ${owner} to sign in`, actions: [] };
+    const owner = item.owner ?? t.itsOwner;
+    return view("waiting", { before: t.waitingForOwner(owner), said: null, after: null }, []);
   }
   const actions = item.mine ? actionsFor(item) : [];
   if (retryScheduled(item) && item.retryAt) {
     const left = Date.parse(item.retryAt) - now;
-    const when = left > 0 ? `in ${retryIn(left)}` : "now";
-    const reason = item.error?.message ?? "the last attempt failed";
-    const detail = `Retrying ${when} — ${reason} (attempt ${item.attempts} of ${item.maxAttempts})`;
-    return { phase: "retrying", label: "retrying", detail, actions };
+    const when = left > 0 ? t.retryIn(retryIn(left)) : t.retryNow;
+    const why = item.error ?? { code: "internal", message: t.lastFailed };
+    const after = t.attemptOf(item.attempts, item.maxAttempts);
+    return view("retrying", { before: t.retryingWhen(when), said: why, after }, actions);
   }
   if (note && retryingNow(item, note)) {
-    const detail = `retrying ${note.operation}: ${note.reason}, attempt ${note.attempt} of ${note.maxAttempts}`;
-    return { phase: "uploading", label: "uploading", detail, actions };
+    const why = { code: note.code, message: note.reason };
+    const after = t.requestAttempt(note.attempt, note.maxAttempts);
+    return view("uploading", { before: t.retryingRequest(note.operation), said: why, after }, actions);
   }
   if (item.mine && item.state === "failed" && item.error?.code === "exists") {
     // Retrying would only ask again: the prompt's answers settle it.
-    return { phase: "asking", label: "asking", detail: item.error.message, actions: ["cancel"] };
+    return view("asking", said(item.error), ["cancel"]);
   }
-  const why = item.state === "failed" || item.state === "skipped" ? (item.error?.message ?? null) : null;
-  return { phase: item.state, label: item.state, detail: why, actions };
+  const why = item.state === "failed" || item.state === "skipped" ? (item.error ?? null) : null;
+  return view(item.state, said(why), actions);
 }

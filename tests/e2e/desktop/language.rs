@@ -1,0 +1,179 @@
+//! The app in the OS's language and in the one chosen in Settings: started in a session whose
+//! locale is Chinese (`LANG=zh_CN.UTF-8`), the window, the file dialog and the tray's menu and
+//! title are in Simplified Chinese — a failed file explained in it too — and switching to
+//! English in Settings turns the window and the tray to English at once, without a restart.
+
+use std::time::{Duration, Instant};
+
+use ferry_protocol::Role;
+use ferry_tests::proxy::{Action, Rule};
+use serde_json::{Value, json};
+
+use super::driver::Driver;
+use super::queue::wait_row;
+use super::server_behind_store_proxy;
+
+/// Waits until the tray (as the session's StatusNotifier host sees it) passes `check`.
+async fn tray_until(driver: &Driver, what: &str, check: impl Fn(&str, &[String]) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tray = driver.tray().await;
+        let title = tray[0]["label"].as_str().unwrap_or_default().to_owned();
+        let menu: Vec<String> = tray[0]["menu"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|i| i["label"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if check(&title, &menu) {
+            return tray;
+        }
+        if Instant::now() > deadline {
+            driver.screenshot("failure").await;
+            panic!("{what} not seen in the tray within 60 s: {tray}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Clicks the header's button for screen number `n` (0: uploads … 3: settings), whatever its
+/// words.
+async fn open_screen(driver: &Driver, n: usize) {
+    driver
+        .script(
+            "document.querySelectorAll('header nav button')[arguments[0]].click()",
+            json!([n]),
+        )
+        .await;
+}
+
+async fn page_text(driver: &Driver) -> String {
+    let text = driver
+        .script("return document.body.innerText", json!([]))
+        .await;
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_settings() {
+    let (server, store) = server_behind_store_proxy(|_| {}).await;
+    let password = server.add_user("alice", Role::User);
+    let _refused = store.add(
+        Rule::new(Action::s3_error(400, "InvalidRequest", "Not here."))
+            .method("PUT")
+            .target("refused.txt"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let data = dir.path().join("data");
+    let driver = Driver::start_in_desktop_speaking(&home, &data, "zh_CN.UTF-8").await;
+    driver.wait_for("input[name=server]", 60).await;
+
+    // Signed out: the form and the tray in Chinese, from the OS's locale alone.
+    let lang = driver
+        .script("return document.documentElement.lang", json!([]))
+        .await;
+    assert_eq!(lang, json!("zh-CN"));
+    assert_eq!(
+        driver
+            .script("return document.querySelector('h1').textContent", json!([]))
+            .await,
+        json!("登录 Ferry")
+    );
+    tray_until(&driver, "the Chinese menu, signed out", |title, menu| {
+        title == "未登录" && menu == ["打开 Ferry", "暂停全部", "继续全部", "退出"]
+    })
+    .await;
+
+    // Filled in by script: WebKitWebDriver's typing under this locale drops Shift (":" comes
+    // out as ";").
+    driver
+        .script(
+            "for (const [name, value] of Object.entries(arguments[0])) { \
+               const input = document.querySelector(`input[name=${name}]`); \
+               input.value = value; input.dispatchEvent(new Event('input', {bubbles: true})); }",
+            json!([{"server": server.api, "username": "alice", "password": password}]),
+        )
+        .await;
+    driver.submit_sign_in().await;
+    // A file the store refuses, added through the system's dialog (its title in Chinese too).
+    let refused = dir.path().join("refused.txt");
+    std::fs::write(&refused, "refused").unwrap();
+    driver.click_text("添加文件…").await;
+    // (xdotool matches titles byte by byte: the dialog is found by its ASCII end, then its
+    // whole title read.)
+    let dialog = ". Ferry$";
+    if !driver.dialog_shown(dialog).await {
+        driver.screenshot("failure").await;
+        panic!("no file dialog: {:?}", driver.window_titles(".").await);
+    }
+    assert_eq!(driver.window_titles(dialog).await, ["添加文件到 Ferry"]);
+    driver.choose_in_dialog(dialog, &refused).await;
+    let row = wait_row(
+        &driver,
+        "refused.txt",
+        "failed, in Chinese",
+        60,
+        |text, row| {
+            row["state"] == "failed" && text.contains("失败") && text.contains("InvalidRequest")
+        },
+    )
+    .await;
+    // The window's own sentence for the code, then the store's words as it said them.
+    assert!(
+        row["text"].as_str().unwrap().contains("存储服务拒绝了请求"),
+        "{row}"
+    );
+    assert_eq!(row["buttons"], json!(["重试", "取消"]), "{row}");
+    tray_until(&driver, "the failure, in Chinese", |title, _| {
+        title == "1 个失败"
+    })
+    .await;
+    driver.screenshot("zh-failed").await;
+
+    // English chosen in Settings: the window and the tray change at once.
+    open_screen(&driver, 3).await;
+    driver.wait_for("[data-testid=language]", 10).await;
+    driver
+        .script(
+            "const s = document.querySelector('[data-testid=language]'); s.value = 'en'; \
+             s.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    driver.click_text("保存").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !page_text(&driver).await.contains("Uploads") {
+        assert!(
+            Instant::now() < deadline,
+            "the window still in Chinese: {}",
+            page_text(&driver).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        driver
+            .script("return document.documentElement.lang", json!([]))
+            .await,
+        json!("en")
+    );
+    tray_until(&driver, "the English menu", |title, menu| {
+        title == "1 failed" && menu == ["Open Ferry", "Pause all", "Resume all", "Quit"]
+    })
+    .await;
+    open_screen(&driver, 0).await;
+    wait_row(
+        &driver,
+        "refused.txt",
+        "failed, in English",
+        10,
+        |text, row| row["state"] == "failed" && text.contains("failed") && !text.contains("失败"),
+    )
+    .await;
+    // Kept: the next start speaks English although the OS still speaks Chinese.
+    let saved = std::fs::read_to_string(data.join("settings.json")).unwrap();
+    assert!(saved.contains("\"language\": \"en\""), "{saved}");
+}
