@@ -1,7 +1,8 @@
 //! The app in the OS's language and in the one chosen in Settings: started in a session whose
 //! locale is Chinese (`LANG=zh_CN.UTF-8`), the window, the file dialog and the tray's menu and
-//! title are in Simplified Chinese — a failed file explained in it too — and switching to
-//! English in Settings turns the window and the tray to English at once, without a restart.
+//! title are in Simplified Chinese — a failed file explained in it too, and a file already at
+//! the store asked about — and switching to English in Settings turns the window and the tray
+//! to English at once, without a restart.
 
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,42 @@ async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_setting
     .await;
     driver.screenshot("zh-failed").await;
 
+    // A file whose key holds another already: asked about, in Chinese.
+    for copy in ["first", "second"] {
+        let folder = dir.path().join(copy);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("notes.txt"), copy).unwrap();
+        driver.click_text("添加文件…").await;
+        assert!(driver.dialog_shown(dialog).await, "no file dialog");
+        driver
+            .choose_in_dialog(dialog, &folder.join("notes.txt"))
+            .await;
+        if copy == "first" {
+            wait_row(&driver, "notes.txt", "confirmed", 60, |_, row| {
+                row["state"] == "confirmed"
+            })
+            .await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let prompt = driver
+            .script(
+                "return document.querySelector('[data-testid=conflict]')?.innerText ?? ''",
+                json!([]),
+            )
+            .await;
+        if prompt
+            .as_str()
+            .is_some_and(|p| p.contains("一个文件在存储中已存在") && p.contains("保留两者"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no prompt in Chinese: {prompt}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    driver.screenshot("zh-conflict").await;
+
     // English chosen in Settings: the window and the tray change at once.
     open_screen(&driver, 3).await;
     driver.wait_for("[data-testid=language]", 10).await;
@@ -161,7 +198,8 @@ async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_setting
         json!("en")
     );
     tray_until(&driver, "the English menu", |title, menu| {
-        title == "1 failed" && menu == ["Open Ferry", "Pause all", "Resume all", "Quit"]
+        // (The file asked about counts as failed too while it waits.)
+        title.ends_with(" failed") && menu == ["Open Ferry", "Pause all", "Resume all", "Quit"]
     })
     .await;
     open_screen(&driver, 0).await;
