@@ -30,7 +30,8 @@ pub(crate) async fn insecure_server(app: &tauri::AppHandle, server: &str) -> Com
     if asked.await.unwrap_or(false) {
         Ok(())
     } else {
-        Err(CommandError::new(
+        Err(CommandError::worded(
+            words,
             "insecure_server",
             (words.insecure_refused)(&host),
         ))

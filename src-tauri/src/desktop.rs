@@ -212,9 +212,11 @@ impl Desktop {
         password: Option<&Secret>,
     ) -> CommandResult<()> {
         if password.is_some() && next.proxy_user.trim().is_empty() {
-            return Err(CommandError::new(
+            let words = self.words();
+            return Err(CommandError::worded(
+                words,
                 "invalid_settings",
-                self.words().proxy_password_needs_user,
+                words.proxy_password_needs_user,
             ));
         }
         let keychain = || OsKeychain::open(profile::keychain_service());
@@ -459,6 +461,9 @@ impl Desktop {
             .await
             .as_ref()
             .map(|r| r.engine.clone())
-            .ok_or_else(|| CommandError::new("signed_out", self.words().sign_in_first))
+            .ok_or_else(|| {
+                let words = self.words();
+                CommandError::worded(words, "signed_out", words.sign_in_first)
+            })
     }
 }

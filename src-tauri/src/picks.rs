@@ -69,7 +69,8 @@ impl Picks {
     pub(crate) fn take(&self, ids: &[u64], words: &Words) -> CommandResult<Vec<PathBuf>> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&unknown) = ids.iter().find(|id| !inner.paths.contains_key(id)) {
-            return Err(CommandError::new(
+            return Err(CommandError::worded(
+                words,
                 "unknown_pick",
                 (words.unknown_pick)(unknown),
             ));

@@ -266,7 +266,7 @@ pub(crate) fn check_mine(engine: &Engine, ids: &[i64], words: &Words) -> Command
     let me = engine
         .session()
         .owner()
-        .ok_or_else(|| CommandError::new("signed_out", words.sign_in_first))?;
+        .ok_or_else(|| CommandError::worded(words, "signed_out", words.sign_in_first))?;
     for &id in ids {
         if let Some(theirs) = engine.journal().file(id)?.filter(|r| !r.is_owned_by(&me)) {
             let owner = owner_label(&theirs, Some(&me)).unwrap_or("its owner".into());

@@ -117,7 +117,8 @@ impl Settings {
         words: &Words,
     ) -> CommandResult<Self> {
         let settings: Self = serde_json::from_value(value).map_err(|err| {
-            CommandError::new(
+            CommandError::worded(
+                words,
                 "invalid_settings",
                 (words.settings_unreadable)(&err.to_string()),
             )
@@ -127,7 +128,7 @@ impl Settings {
     }
 
     fn check(&self, words: &Words) -> CommandResult<()> {
-        let wrong = |message: &str| Err(CommandError::new("invalid_settings", message));
+        let wrong = |message: &str| Err(CommandError::worded(words, "invalid_settings", message));
         if !(1..=16).contains(&self.files) {
             return wrong(words.files_range);
         }
@@ -152,7 +153,11 @@ impl Settings {
     fn check_all(&self, before: &Settings, words: &Words) -> CommandResult<()> {
         self.check(words)?;
         if self.proxy_mode == ProxyMode::Manual && self.proxy_url.trim().is_empty() {
-            return Err(CommandError::new("invalid_settings", words.proxy_address));
+            return Err(CommandError::worded(
+                words,
+                "invalid_settings",
+                words.proxy_address,
+            ));
         }
         let mut network = self.network(None);
         if self.ca_file == before.ca_file {

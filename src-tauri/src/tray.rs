@@ -173,16 +173,21 @@ impl TrayStatus {
     /// Words the menu and the status line again when the settings now choose another language
     /// than the one the menu was built in (the menu's ids stay the same).
     pub(crate) fn relabel(self: &Arc<Self>) {
+        // Held while the menu is made and set: two saves in a row set their menus in order,
+        // and the language is noted only once its menu is in place.
+        let mut shown = self.lang();
         let lang = words::lang(&self.app);
-        if std::mem::replace(&mut *self.lang(), lang) == lang {
+        if *shown == lang {
             return;
         }
         let Some(tray) = self.app.tray_by_id("main") else {
             return;
         };
-        if let Err(err) = menu(&self.app, lang.words()).and_then(|m| tray.set_menu(Some(m))) {
-            tracing::warn!(error = %err, "could not word the tray's menu again");
+        match menu(&self.app, lang.words()).and_then(|m| tray.set_menu(Some(m))) {
+            Ok(()) => *shown = lang,
+            Err(err) => tracing::warn!(error = %err, "could not word the tray's menu again"),
         }
+        drop(shown);
         self.recount_soon();
     }
 

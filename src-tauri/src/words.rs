@@ -98,6 +98,8 @@ pub(crate) fn current(app: &AppHandle) -> &'static Words {
 /// Every sentence the Rust side shows, in one language. Counts and names go in through the
 /// `fn` fields, which say the whole sentence (plurals included).
 pub(crate) struct Words {
+    /// The language these are in (errors worded here say so to the page).
+    pub(crate) lang: Lang,
     // The tray's menu.
     pub(crate) open_ferry: &'static str,
     pub(crate) pause_all: &'static str,
@@ -170,6 +172,7 @@ pub(crate) struct Words {
 
 /// English: the sentences as Ferry has always said them (the end-to-end tests read them).
 pub(crate) static EN: Words = Words {
+    lang: Lang::En,
     open_ferry: "Open Ferry",
     pause_all: "Pause all",
     resume_all: "Resume all",
@@ -245,9 +248,10 @@ pub(crate) static EN: Words = Words {
 
 /// Simplified Chinese; the product name stays "Ferry".
 pub(crate) static ZH_CN: Words = Words {
+    lang: Lang::ZhCn,
     open_ferry: "打开 Ferry",
-    pause_all: "暂停全部",
-    resume_all: "继续全部",
+    pause_all: "全部暂停",
+    resume_all: "全部继续",
     quit: "退出",
 
     uploading: |n| format!("正在上传 {n} 个文件"),
@@ -266,7 +270,7 @@ pub(crate) static ZH_CN: Words = Words {
     finished_failed_body: |confirmed, failed| {
         format!("{confirmed} 个文件已确认，{failed} 个失败。打开 Ferry 查看原因并重试。")
     },
-    session_ended: "已退出登录",
+    session_ended: "登录已过期",
     session_ended_body: "会话已结束。请重新登录以继续上传。",
     not_added: "未添加",
     not_added_body: "请先登录；拖入的文件会在登录后上传。",
@@ -283,7 +287,7 @@ pub(crate) static ZH_CN: Words = Words {
     insecure_title: "以不加密方式连接？",
     insecure_question: |host| {
         format!(
-            "将以不加密方式（http://）连接 {host}。你的密码、会话和存储凭据可能被传输途中的\
+            "将以不加密方式（http://）连接 {host}。你的密码、会话和存储凭证可能被传输途中的\
              任何人读取。\n\n仍要连接吗？"
         )
     },
@@ -298,8 +302,8 @@ pub(crate) static ZH_CN: Words = Words {
 
     settings_unreadable: |err| format!("无法读取设置（{err}）。请只填写数字。"),
     files_range: "同时上传的文件数必须在 1 到 16 之间。",
-    parts_range: "同时传输的分块数必须在 1 到 64 之间。",
-    part_size_range: "分块大小必须在 5 MiB 到 5 GiB 之间。",
+    parts_range: "同时传输的分片数必须在 1 到 64 之间。",
+    part_size_range: "分片大小必须在 5 MiB 到 5 GiB 之间。",
     bandwidth_range: "带宽限制必须在 1 到 102400 MiB/s 之间（留空表示不限速）。",
     proxy_address: "请填写代理地址，格式为 http://host:port 或 socks5://host:port。",
     proxy_password_needs_user: "代理密码需与用户名一起使用：请同时填写用户名。",

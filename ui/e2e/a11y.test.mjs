@@ -4,11 +4,8 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { dropFiles, signIn, start, tour } from "./harness.mjs";
+import { dropFiles, signIn, start, tour, violations } from "./harness.mjs";
 
-const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
-const RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
 let harness;
 
 before(async () => {
@@ -18,16 +15,6 @@ before(async () => {
 after(async () => {
   await harness?.stop();
 });
-
-/** axe-core's violations on the page as it is now, one line each. */
-async function violations(p) {
-  if (!(await p.evaluate(() => "axe" in window))) await p.addScriptTag({ path: axePath });
-  const found = await p.evaluate(
-    (tags) => window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }),
-    RULES,
-  );
-  return found.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")} — ${n.failureSummary?.split("\n")[1]?.trim()}`));
-}
 
 /** Fails with every violation on `screen`. */
 async function audit(p, screen, found) {

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { extname, join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -13,6 +14,19 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "..", "dist-demo");
 export const shots = join(here, "..", "..", "docs", "screenshots");
 const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
+
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
+
+/** axe-core's violations on the page as it is now, one line each. */
+export async function violations(p) {
+  if (!(await p.evaluate(() => "axe" in window))) await p.addScriptTag({ path: axePath });
+  const found = await p.evaluate(
+    (tags) => window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }),
+    RULES,
+  );
+  return found.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")} — ${n.failureSummary?.split("\n")[1]?.trim()}`));
+}
 
 /** Serves the demo build and starts Chromium; `stop()` ends both. */
 export async function start() {

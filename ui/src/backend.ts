@@ -57,7 +57,10 @@ export type OnConflict = "ask" | "skip" | "overwrite" | "rename" | "newer";
 export const CONFLICT_RULES: readonly OnConflict[] = ["ask", "skip", "overwrite", "rename", "newer"];
 
 /** The window's language as chosen in Settings: the system's, or one of its catalogs. */
-export type Language = "system" | "en" | "zh-CN";
+export type Language = "system" | Locale;
+
+/** Every choice of language, as Settings offers them. */
+export const LANGUAGES: readonly Language[] = ["system", "en", "zh-CN"];
 
 /** A file waiting for a decision about the object already at its key. */
 export interface Conflict {
@@ -273,9 +276,12 @@ export interface SignInRequest {
 
 /** An error with the engine's stable code (`invalid_credentials`, `network`, …). */
 export class BackendError extends Error {
+  /** `lang`: the language `message` is in (the desktop's own sentences are in the window's;
+   * the engine's, and by default, English). */
   constructor(
     readonly code: string,
     message: string,
+    readonly lang = "en",
   ) {
     super(message);
   }

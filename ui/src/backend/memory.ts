@@ -7,6 +7,7 @@ import { localeOf, type Locale } from "../lib/i18n.svelte";
 import {
   BackendError,
   CONFLICT_RULES,
+  LANGUAGES,
   CSV_HEADER,
   type Backend,
   type Control,
@@ -523,7 +524,7 @@ export class MemoryBackend implements Backend {
         ? `the proxy "${settings.proxyUrl}" is not http://, https://, socks5:// or socks5h://`
         : "Give the proxy's address, as http://host:port or socks5://host:port.");
     }
-    if (!["system", "en", "zh-CN"].includes(settings.language)) {
+    if (!LANGUAGES.includes(settings.language)) {
       throw new BackendError("invalid_settings", "The settings could not be read: language is not one of system, en, zh-CN.");
     }
     if (!CONFLICT_RULES.includes(settings.onConflict)) {

@@ -30,8 +30,8 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
   try {
     return await invoke<T>(command, args);
   } catch (err) {
-    const e = (typeof err === "object" && err !== null ? err : {}) as { code?: string; message?: string };
-    throw new BackendError(e.code ?? "invalid_request", e.message ?? String(err));
+    const e = (typeof err === "object" && err !== null ? err : {}) as { code?: string; message?: string; lang?: string };
+    throw new BackendError(e.code ?? "invalid_request", e.message ?? String(err), e.lang ?? "en");
   }
 }
 

@@ -14,7 +14,7 @@ import type {
   Show,
 } from "../backend";
 import { count, said, type Said } from "./format";
-import { text } from "./i18n.svelte";
+import { setLocale, text } from "./i18n.svelte";
 import type { RetryNote } from "./queue";
 
 export type Screen = "uploads" | "folders" | "history" | "settings";
@@ -314,6 +314,19 @@ export class AppState {
       return;
     }
     this.announceTimer = setTimeout(() => this.announce(), wait);
+  }
+
+  /** Speaks the language the backend says (chosen in Settings, or the system's): the
+   * window's words, and what screen readers were last told, change at once. */
+  async speak(): Promise<void> {
+    try {
+      setLocale(await this.backend.locale());
+    } catch {
+      return; // The language stays as it was.
+    }
+    this.spoken = "";
+    this.spokenAt = 0;
+    this.announce();
   }
 
   async signedIn(): Promise<void> {

@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { bytes, confirmedBy, countdown, duration, percent, rate, signInMessage } from "./format";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { bytes, confirmedBy, count, countdown, dateTime, duration, percent, rate, signInMessage } from "./format";
+import { setLocale } from "./i18n.svelte";
 
 describe("format", () => {
   it("says who confirmed a history row", () => {
@@ -42,8 +43,37 @@ describe("format", () => {
     // A code without words of its own: what the backend said, and the code.
     expect(signInMessage("disk_full", "x", "the disk is full (/home)")).toEqual({
       text: "Signing in failed:",
-      said: "the disk is full (/home) (disk_full)",
+      said: { code: "disk_full", message: "the disk is full (/home)" },
     });
     expect(signInMessage("internal", "x")).toEqual({ text: "Signing in failed (internal). Try again.", said: null });
   });
+
+  describe("by the system's region", () => {
+    afterEach(() => {
+      vi.unstubAllGlobals();
+      setLocale("en");
+    });
+
+    it("writes numbers and dates the region's way in the system's language", () => {
+      vi.stubGlobal("navigator", { language: "en-GB" });
+      expect(dateTime("2026-03-04T12:00:00Z")).toMatch(/^04\/03\/2026/);
+      vi.stubGlobal("navigator", { language: "de-DE" });
+      // German is not a language of the window: English, written the English way.
+      expect(count(1234567)).toBe("1,234,567");
+      setLocale("zh-CN");
+      vi.stubGlobal("navigator", { language: "zh-TW" });
+      expect(count(1234567)).toBe("1,234,567");
+      expect(dateTime("2026-03-04T12:00:00Z")).toMatch(/^2026\/3\/4/);
+    });
+
+    it("takes a system language tag the formatters do not know as none (WebKit's `c`)", () => {
+      for (const language of ["c", "en_US"]) {
+        vi.stubGlobal("navigator", { language });
+        expect(count(1234)).toBe("1,234");
+        expect(bytes(1536)).toBe("1.5 KiB");
+        expect(() => dateTime("2026-03-04T12:00:00Z")).not.toThrow();
+      }
+    });
+  });
 });
+

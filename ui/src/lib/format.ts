@@ -3,6 +3,23 @@
 import { BackendError } from "../backend";
 import { locale, text } from "./i18n.svelte";
 
+/** The tag numbers and dates are written by: the system's own (its region's way, `en-GB`,
+ * `zh-TW`) when it is of the window's language, else the window's language's. */
+function region(): string {
+  const system = typeof navigator === "undefined" ? undefined : navigator.language;
+  const same = system?.split(/[-_]/)[0]?.toLowerCase() === locale().split("-")[0];
+  return system && same && known(system) ? system : locale();
+}
+
+/** Whether `tag` is a language tag the formatters take (WebKit says `c` in the C locale). */
+function known(tag: string): boolean {
+  try {
+    return Intl.NumberFormat.supportedLocalesOf(tag).length > 0;
+  } catch {
+    return false;
+  }
+}
+
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
 /** `1536` → `1.5 KiB`. */
@@ -16,23 +33,23 @@ export function bytes(n: number): string {
   }
   if (unit === 0) return `${count(value)} B`;
   const digits = value < 10 ? 1 : 0;
-  const shown = value.toLocaleString(locale(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const shown = value.toLocaleString(region(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return `${shown} ${UNITS[unit]}`;
 }
 
 /** A count with thousands grouped as the language does: `100,000`. */
 export function count(n: number): string {
-  return n.toLocaleString(locale());
+  return n.toLocaleString(region());
 }
 
 /** A date and time, as the language writes them. */
 export function dateTime(iso: string): string {
-  return new Date(iso).toLocaleString(locale());
+  return new Date(iso).toLocaleString(region());
 }
 
 /** A time of day, as the language writes it. */
 export function timeOfDay(iso: string): string {
-  return new Date(iso).toLocaleTimeString(locale());
+  return new Date(iso).toLocaleTimeString(region());
 }
 
 /** Bytes per second as `12 MiB/s`. */
@@ -71,11 +88,11 @@ export function percent(sent: number, size: number): number {
 
 /** Plain words for an error code on the sign-in screen; for a code it has no words of its own
  * for, what the backend said (`said`, with the code, for support). */
-export function signInMessage(code: string, server: string, said = ""): { text: string; said: string | null } {
+export function signInMessage(code: string, server: string, said = ""): { text: string; said: Said | null } {
   const t = text().signIn;
   const known = t.errors[code];
   if (known) return { text: known(server), said: null };
-  return said ? { text: t.failedSaid, said: `${said} (${code})` } : { text: t.failed(code), said: null };
+  return said ? { text: t.failedSaid, said: { code, message: said } } : { text: t.failed(code), said: null };
 }
 
 /** Who vouched for a history row, in words: the store's callback, the uploader, or only the store's own record. */
@@ -84,27 +101,24 @@ export function confirmedBy(by: "client" | "store" | "provider"): string {
 }
 
 /** An error in words for people: the backend's sentence, or what was thrown. */
-export function words(err: unknown): string {
+function words(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** What the backend said when something failed: its stable code and its own sentence (in
- * English; the window puts its language's sentence for the code before it, see `Said.svelte`). */
+/** What the backend said when something failed: its stable code and its own sentence, and
+ * the language that sentence is in (the engine's are English; the desktop words its own in
+ * the window's language). In another language than the window's, the window puts its own
+ * sentence for the code before it (see `ErrorText.svelte`). */
 export interface Said {
   code: string;
   message: string;
+  lang?: string;
 }
 
 /** `err` as a `Said`; what is not the backend's error is `internal`. */
 export function said(err: unknown): Said {
-  if (err instanceof BackendError) return { code: err.code, message: err.message };
+  if (err instanceof BackendError) return { code: err.code, message: err.message, lang: err.lang };
   return { code: "internal", message: words(err) };
-}
-
-/** Whether the backend's `message` is already in the window's language (the desktop words
- * its own sentences in it; the engine's are English). */
-export function inWindowLanguage(message: string): boolean {
-  return locale() === "zh-CN" && /[\u3400-\u9fff]/.test(message);
 }
 
 /** The window's sentence for `code`, said before the backend's own (none in English, whose

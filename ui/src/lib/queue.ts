@@ -98,28 +98,29 @@ function actionsFor(item: QueueItem): Control[] {
 export function rowView(item: QueueItem, note: RetryNote | undefined, now: number): RowView {
   const t = text().row;
   const view = (phase: Phase, detail: Detail | null, actions: Control[]) => ({ phase, label: t.states[phase], detail, actions });
-  const said = (said: Said | null) => said && { before: null, said, after: null };
+  const only = (said: Said | null) => said && { before: null, said, after: null };
   if (!item.mine && !FINISHED.includes(item.state)) {
-    const owner = item.owner ?? t.itsOwner;
-    return view("waiting", { before: t.waitingForOwner(owner), said: null, after: null }, []);
+    return view("waiting", { before: t.waitingForOwner(item.owner), said: null, after: null }, []);
   }
   const actions = item.mine ? actionsFor(item) : [];
   if (retryScheduled(item) && item.retryAt) {
     const left = Date.parse(item.retryAt) - now;
     const when = left > 0 ? t.retryIn(retryIn(left)) : t.retryNow;
-    const why = item.error ?? { code: "internal", message: t.lastFailed };
     const after = t.attemptOf(item.attempts, item.maxAttempts);
-    return view("retrying", { before: t.retryingWhen(when), said: why, after }, actions);
+    // (An attempt failed with no error kept: said in the window's words.)
+    const before = item.error ? t.retryingWhen(when) : `${t.retryingWhen(when)} ${t.lastFailed}`;
+    return view("retrying", { before, said: item.error, after }, actions);
   }
   if (note && retryingNow(item, note)) {
-    const why = { code: note.code, message: note.reason };
+    // The request's name is the engine's (English), said with its reason.
+    const why = { code: note.code, message: `${note.operation}: ${note.reason}` };
     const after = t.requestAttempt(note.attempt, note.maxAttempts);
-    return view("uploading", { before: t.retryingRequest(note.operation), said: why, after }, actions);
+    return view("uploading", { before: t.retryingRequest, said: why, after }, actions);
   }
   if (item.mine && item.state === "failed" && item.error?.code === "exists") {
     // Retrying would only ask again: the prompt's answers settle it.
-    return view("asking", said(item.error), ["cancel"]);
+    return view("asking", only(item.error), ["cancel"]);
   }
   const why = item.state === "failed" || item.state === "skipped" ? (item.error ?? null) : null;
-  return view(item.state, said(why), actions);
+  return view(item.state, only(why), actions);
 }

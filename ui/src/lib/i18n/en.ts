@@ -1,6 +1,6 @@
 // Every sentence the window shows, in English. The other catalogs have this one's type: a
-// sentence missing from one of them is a type error (`npm run check`), and
-// `catalog.test.ts` compares them at run time too.
+// sentence missing from one of them is a type error (`npm run check`); `catalog.test.ts`
+// compares them at run time too, the maps keyed by code included.
 
 const files = (n: string, count: number) => `${n} ${count === 1 ? "file" : "files"}`;
 
@@ -17,8 +17,7 @@ export const en = {
   },
   status: {
     label: "Status",
-    signedInAs: "Signed in as",
-    on: "on",
+    signedIn: (name: string, server: string) => `Signed in as ${name} on ${server}`,
     expiresIn: "Credentials expire in",
     refreshing: "Refreshing…",
     refreshFailed: "Refresh failed:",
@@ -121,14 +120,13 @@ export const en = {
       waiting: "waiting",
       asking: "asking",
     },
-    itsOwner: "its owner",
-    waitingForOwner: (owner: string) => `Waiting for ${owner} to sign in`,
+    waitingForOwner: (owner: string | null) => `Waiting for ${owner ?? "its owner"} to sign in`,
     retryIn: (when: string) => `in ${when}`,
     retryNow: "now",
     lastFailed: "the last attempt failed",
     retryingWhen: (when: string) => `Retrying ${when} —`,
     attemptOf: (attempt: number, max: number) => ` (attempt ${attempt} of ${max})`,
-    retryingRequest: (operation: string) => `retrying ${operation}:`,
+    retryingRequest: "retrying",
     requestAttempt: (attempt: number, max: number) => `, attempt ${attempt} of ${max}`,
   },
   conflict: {
@@ -196,7 +194,7 @@ export const en = {
     apply: "Apply",
     exportCsv: "Export CSV",
     perDay: "Uploads per day",
-    uploads: (n: string) => `${n} ${n === "1" ? "upload" : "uploads"}`,
+    uploads: (n: string, count: number) => `${n} ${count === 1 ? "upload" : "uploads"}`,
     columns: {
       user: "User",
       name: "Name",
@@ -223,7 +221,7 @@ export const en = {
     notifications: "Notify me when uploads finish or fail",
     whenThere: "When a file I add is already at the store",
     language: "Language",
-    languages: { system: "As the system", en: "English", "zh-CN": "简体中文" },
+    languages: { system: "System default", en: "English", "zh-CN": "简体中文" },
     save: "Save",
     saved: "Saved. Upload limits apply from your next sign-in; the rule for files already at the store and the language apply now.",
     help: "Help",
@@ -270,8 +268,8 @@ export const en = {
     and: ", ",
     end: ".",
   },
-  /** Plain sentences for the engine's error codes; English shows the engine's own sentence,
-   * which says more, so these are empty here (see `errorText`). */
+  /** Plain sentences for the backends' error codes, said before their own (English) sentence
+   * in other languages; none in English, where the backend's says more (see `codeSentence`). */
   errors: {} as Record<string, string>,
   /** Said before the engine's sentence for a code the catalog has no sentence for. */
   errorUnknown: "",
