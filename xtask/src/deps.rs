@@ -253,7 +253,10 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
 /// `locales` package's data when the machine has not got it.
 fn ensure_chinese_locale() -> anyhow::Result<()> {
     let listed = Command::new("locale").arg("-a").output()?;
-    if String::from_utf8_lossy(&listed.stdout).lines().any(|l| l == "zh_CN.utf8") {
+    if String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l == "zh_CN.utf8")
+    {
         return Ok(());
     }
     ensure_apt(&["locales"])?;
