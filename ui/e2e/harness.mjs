@@ -94,7 +94,8 @@ export async function dropFiles(p, names, size = 2 * 1024 * 1024) {
 }
 
 /** Goes through every screen and state worth seeing — sign-in (with its warnings, network
- * settings and a refusal), the queue (retrying, a conflict, two pages), folders, settings,
+ * settings tested, a connection profile and a refusal), the queue (retrying, paused, a
+ * conflict, two pages), folders, settings,
  * history (a user's, an admin's with its chart) — in whatever language the page speaks, and
  * calls `at(screen)` on each. The page must be opened with `?failing=stuck.bin:1000`. */
 export async function tour(p, at) {
@@ -110,7 +111,14 @@ export async function tour(p, at) {
   await p.getByTestId("proxy-mode").selectOption("manual");
   await at("sign-in, network settings");
   await p.getByTestId("proxy-mode").selectOption("system");
+  await (await button("network.test")).click();
+  await p.getByTestId("connection-report").getByText(await say(p, "network.appServer"), { exact: false }).waitFor();
+  await at("sign-in, a connection tested");
   await p.getByTestId("network-toggle").click();
+  await p.getByTestId("other-server").click();
+  await p.getByLabel(await say(p, "signIn.profile")).waitFor();
+  await at("sign-in, a connection profile");
+  await p.getByTestId("other-server").click();
   await signIn(p, "alice", "wrong");
   await p.getByRole("alert").waitFor();
   await at("sign-in, wrong password");
@@ -120,6 +128,9 @@ export async function tour(p, at) {
   await dropFiles(p, ["stuck.bin", "fine.txt", "missing.txt"]);
   await p.locator('[data-testid="item"][data-state="retrying"]').waitFor();
   await at("uploads, retrying and done");
+  await p.getByRole("button", { name: `${await say(p, "uploads.actions.pause")} stuck.bin`, exact: true }).click();
+  await p.locator('[data-testid="item"][data-state="paused"]').waitFor();
+  await at("uploads, a file paused");
   // notes.txt is at the store already (alice's history): the window asks what to do.
   await dropFiles(p, ["notes.txt"], 1024);
   await p.getByTestId("conflict").waitFor();
