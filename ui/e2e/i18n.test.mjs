@@ -52,6 +52,8 @@ async function foreign(p) {
       if (/undefined|\[object |NaN/.test(text)) found.push(`missing: ${text.trim()}`);
       if (page === "en" && /[\u3400-\u9fff\u3000-\u303f\uff01-\uff60]/.test(text)) found.push(`Chinese: ${text.trim()}`);
       if (page !== "zh-CN") continue;
+      // Chinese takes full-width punctuation: an ASCII comma beside a Chinese word is English's.
+      if (/[\u3400-\u9fff]\s*[,;?!]|[,;?!]\s*[\u3400-\u9fff]/.test(text)) found.push(`ASCII punctuation: ${text.trim()}`);
       // A word with a dot, slash, colon, digit, @ or _ is a name (a file, a path, an address):
       // words are split where a sentence's punctuation is, names only at spaces.
       let rest = text;

@@ -194,7 +194,7 @@ export const en = {
     apply: "Apply",
     exportCsv: "Export CSV",
     perDay: "Uploads per day",
-    uploads: (n: string, count: number) => `${n} ${count === 1 ? "upload" : "uploads"}`,
+    uploads: (n: string, count: number, size: string) => `${n} ${count === 1 ? "upload" : "uploads"}, ${size}`,
     columns: {
       user: "User",
       name: "Name",

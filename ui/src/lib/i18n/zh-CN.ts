@@ -189,7 +189,7 @@ export const zhCN: Catalog = {
     apply: "应用",
     exportCsv: "导出 CSV",
     perDay: "每日上传",
-    uploads: (n: string, _count: number) => `${n} 次上传`,
+    uploads: (n: string, _count: number, size: string) => `${n} 次上传，${size}`,
     columns: {
       user: "用户",
       name: "名称",
