@@ -461,12 +461,8 @@ pub(crate) async fn save_settings(
     let password = settings::take_proxy_password(&mut settings);
     let settings = Settings::from_page(settings, &desktop.settings(), desktop.words())?;
     desktop.keep_proxy_password(&settings, password.as_ref())?;
-    desktop.save_settings(&settings)?;
+    desktop.save_settings(&settings).await?;
     tray.relabel();
-    // Applied at once to files added from now on (no sign-in needed).
-    if let Ok(engine) = desktop.engine().await {
-        engine.set_on_conflict(settings.on_conflict);
-    }
     shell::start_at_login(&app, settings.start_at_login)
 }
 

@@ -16,6 +16,7 @@ mod language;
 mod network;
 mod queue;
 mod rest;
+mod settings;
 mod tray;
 
 use std::path::{Path, PathBuf};

@@ -424,6 +424,17 @@ impl Proxy {
         }
     }
 
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.at_once.load(Ordering::SeqCst)
+    }
+
+    /// Counts "the most at one moment" again from now (from the requests in flight now).
+    pub fn count_most_from_now(&self) {
+        let now = self.shared.at_once.load(Ordering::SeqCst);
+        self.shared.most_at_once.store(now, Ordering::SeqCst);
+    }
+
     /// Every request seen so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.log().clone()

@@ -180,10 +180,9 @@ impl Engine {
             config.events.clone(),
             config.grant,
         ));
-        let throttle = config
-            .transfer
-            .bandwidth
-            .map(|b| Arc::new(crate::transfer::throttle::Throttle::new(b)));
+        let throttle = Arc::new(crate::transfer::throttle::Throttle::new(
+            config.transfer.bandwidth,
+        ));
         let storage = Storage::new(
             &config.network,
             credentials.clone(),
@@ -337,6 +336,17 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The transfer settings in force now.
+    pub fn transfer_settings(&self) -> TransferSettings {
+        self.transfer.settings()
+    }
+
+    /// Other transfer settings from now, for the uploads under way too (see
+    /// `Transfer::set_settings`): what a user changes in Settings needs no new sign-in.
+    pub async fn set_transfer(&self, settings: &TransferSettings) {
+        self.transfer.set_settings(settings).await;
+    }
+
     /// Sets [`Engine::on_conflict`] for files given from now on.
     pub fn set_on_conflict(&self, rule: OnConflict) {
         *self
@@ -378,7 +388,13 @@ impl Engine {
 
     async fn store_answers(&self, network: &Network, owner: &Owner) -> Result<()> {
         let events: crate::events::EventSink = Arc::new(|_| {});
-        let storage = Storage::new(network, self.credentials.clone(), None, events, CHECK_TIME)?;
+        let storage = Storage::new(
+            network,
+            self.credentials.clone(),
+            Arc::new(crate::transfer::throttle::Throttle::new(None)),
+            events,
+            CHECK_TIME,
+        )?;
         storage
             .probe(&crate::storage::Who { owner, file: None })
             .await

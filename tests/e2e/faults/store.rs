@@ -1,6 +1,6 @@
 //! Faults between the engine and the store.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_engine::journal::FileState;
 use ferry_tests::proxy::{Action, Rule};
@@ -143,6 +143,60 @@ async fn parts_in_flight_widen_while_more_move_more_and_stop_at_the_ceiling() {
         (9..=12).contains(&most),
         "{most} requests at once: more than the 8 parts it starts with, at most its ceiling of 12"
     );
+    rig.assert_arrived_once(&engine, &events, &files).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrower_limits_set_while_uploading_hold_for_the_parts_still_to_send() {
+    let rig = Rig::start(|_| {}).await;
+    let files = [rig.file("live.bin", 40 * PART, 11)];
+    let slow = rig.store.add(
+        Rule::new(Action::Latency(Duration::from_millis(500)))
+            .method("PUT")
+            .target("partNumber="),
+    );
+    let (engine, events) = rig.engine(|c| c.transfer.parts = 12).await;
+    engine.enqueue(&[files[0].path.clone()]).await.unwrap();
+    // While it uploads with parts wide: two parts at once from now on — the parts out come
+    // back, and no others take their place.
+    let narrow = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rig.store.in_flight() < 6 {
+            assert!(Instant::now() < deadline, "the parts never went wide");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut narrower = engine.transfer_settings();
+        narrower.parts = 2;
+        narrower.per_file_parts = 2;
+        engine.set_transfer(&narrower).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rig.store.in_flight() > 2 {
+            let now = rig.store.in_flight();
+            assert!(
+                Instant::now() < deadline,
+                "still {now} parts at once 30 s after a limit of 2"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rig.store.count_most_from_now();
+        Instant::now()
+    };
+    let (summary, narrowed) =
+        tokio::join!(within(120, "the upload", engine.run_until_idle()), narrow);
+
+    assert_eq!(summary.unwrap().confirmed, 1);
+    assert_eq!(slow.applied(), 40, "every part was held");
+    let later = rig.store.seen();
+    let later = later
+        .iter()
+        .filter(|s| s.target.contains("partNumber=") && s.at >= narrowed)
+        .count();
+    assert!(
+        later >= 10,
+        "only {later} parts were sent after the limit: nothing to see"
+    );
+    let most = rig.store.traffic().most_at_once;
+    assert!(most <= 2, "{most} requests at once after the limit of 2");
     rig.assert_arrived_once(&engine, &events, &files).await;
 }
 

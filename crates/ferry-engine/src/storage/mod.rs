@@ -181,7 +181,7 @@ pub(crate) struct ObjectHead {
 pub(crate) struct Storage {
     http: reqwest::Client,
     credentials: Arc<Credentials>,
-    throttle: Option<Arc<Throttle>>,
+    throttle: Arc<Throttle>,
     events: EventSink,
     stall: Duration,
 }
@@ -191,7 +191,7 @@ impl Storage {
     pub(crate) fn new(
         network: &crate::network::Network,
         credentials: Arc<Credentials>,
-        throttle: Option<Arc<Throttle>>,
+        throttle: Arc<Throttle>,
         events: EventSink,
         stall: Duration,
     ) -> Result<Self> {
@@ -206,6 +206,11 @@ impl Storage {
             events,
             stall,
         })
+    }
+
+    /// The bandwidth limit every body draws from.
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     /// Now, on the store's clock.
@@ -240,11 +245,9 @@ impl Storage {
                 // Asked for more: the store took what came before. Waiting for the
                 // bandwidth limit is ours, not a stalled store.
                 stall.moved(false);
-                if let Some(throttle) = throttle {
-                    stall.throttled(true);
-                    throttle.take(chunk.len() as u64).await;
-                    stall.throttled(false);
-                }
+                stall.throttled(true);
+                throttle.take(chunk.len() as u64).await;
+                stall.throttled(false);
                 if let Some(progress) = progress {
                     progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }

@@ -82,7 +82,7 @@ impl Confirmations {
         confirmation: Confirmation,
     ) -> Answer {
         let this = &shared.confirmations;
-        if !shared.settings.batch_confirmations || !this.batches.load(Ordering::Relaxed) {
+        if !shared.settings().batch_confirmations || !this.batches.load(Ordering::Relaxed) {
             return Answer::Alone;
         }
         let (answer, answered) = oneshot::channel();

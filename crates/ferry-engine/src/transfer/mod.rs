@@ -88,11 +88,14 @@ pub(crate) struct Shared {
     pub(crate) journal: Arc<Journal>,
     pub(crate) storage: Storage,
     pub(crate) session: Arc<Session>,
-    pub(crate) settings: TransferSettings,
+    /// As set at the start, or since (see [`Transfer::set_settings`]): read where used.
+    settings: std::sync::RwLock<TransferSettings>,
     /// The window of parts in flight, adapted to the link.
     pub(crate) parts: Arc<window::Window>,
-    /// Slots for files sent in parts ([`TransferSettings::big_files`]).
+    /// Slots for files sent in parts ([`TransferSettings::big_files`]), and how many there
+    /// are meant to be.
     pub(crate) big_files: Arc<Semaphore>,
+    big_files_meant: AtomicUsize,
     /// Confirmations waiting to go to the app server together.
     pub(crate) confirmations: confirm::Confirmations,
     pub(crate) device: String,
@@ -104,6 +107,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The settings in force now.
+    pub(crate) fn settings(&self) -> TransferSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Runs journal work on a blocking thread (SQLite waits on the disk; async workers must
     /// not).
     pub(crate) async fn db<T: Send + 'static>(
@@ -200,15 +211,17 @@ impl Transfer {
         let parts = window::Window::new(settings.parts);
         let files = settings.files.max(1);
         let big_files = Arc::new(Semaphore::new(settings.big_files.max(1)));
+        let big_files_meant = AtomicUsize::new(settings.big_files.max(1));
         Self {
             shared: Arc::new(Shared {
                 events: events.clone(),
                 journal,
                 storage,
                 session,
-                settings,
+                settings: std::sync::RwLock::new(settings),
                 parts,
                 big_files,
+                big_files_meant,
                 confirmations: confirm::Confirmations::default(),
                 device,
                 device_id,
@@ -248,6 +261,38 @@ impl Transfer {
         files
             .saturating_sub(sending)
             .min((files * CONFIRMING_PER_SLOT).saturating_sub(running))
+    }
+
+    /// The settings in force now.
+    pub(crate) fn settings(&self) -> TransferSettings {
+        self.shared.settings()
+    }
+
+    /// Other settings from now, for uploads under way too: parts in flight (the parts out
+    /// above a lower limit finish and none take their place), files sent in parts at once,
+    /// files sending at once, the bandwidth limit; a file's parts and their size from its next
+    /// start.
+    pub(crate) async fn set_settings(&self, next: &TransferSettings) {
+        let shared = &self.shared;
+        *shared.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        shared.parts.set_ceiling(next.parts);
+        let _ = self.sending.set_ceiling(next.files.max(1));
+        let meant = next.big_files.max(1);
+        let before = shared.big_files_meant.swap(meant, Ordering::SeqCst);
+        if meant > before {
+            shared.big_files.add_permits(meant - before);
+        } else if meant < before {
+            // Taken out of use as the files holding them finish.
+            let slots = shared.big_files.clone();
+            let fewer = u32::try_from(before - meant).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(taken) = slots.acquire_many_owned(fewer).await {
+                    taken.forget();
+                }
+            });
+        }
+        shared.storage.throttle().set(next.bandwidth).await;
+        self.wake.notify_one();
     }
 
     /// Wakes the scheduler (new files, resumed files, signed in again).

@@ -34,7 +34,7 @@ pub(super) async fn multipart(
     let plan = Plan::new(
         current
             .part_size
-            .unwrap_or_else(|| part_size(print.size, shared.settings.min_part_size)),
+            .unwrap_or_else(|| part_size(print.size, shared.settings().min_part_size)),
         print.size,
     );
     let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
@@ -209,7 +209,7 @@ async fn send_parts(
     sent: &Arc<AtomicU64>,
 ) -> Result<()> {
     let (key, owner) = (target.key, target.owner);
-    let per_file = Arc::new(Semaphore::new(shared.settings.per_file_parts.max(1)));
+    let per_file = Arc::new(Semaphore::new(shared.settings().per_file_parts.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for number in (1..=plan.count).filter(|n| !done.iter().any(|p| p.number == *n)) {
         let (offset, len) = plan.span(number);

@@ -117,7 +117,7 @@ impl Transfer {
             return;
         }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
-        let max = self.shared.settings.max_attempts;
+        let max = self.shared.settings().max_attempts;
         let again = attempts < max && (err.is_transient() || err.code() == "file_changed");
         let retry_at = again.then(|| file_backoff(attempts - 1));
         // The object is in the store: only the confirmation is tried again.
@@ -160,7 +160,7 @@ impl Transfer {
             file_id: Some(id),
             operation: operation.to_owned(),
             attempt,
-            max_attempts: self.shared.settings.max_attempts,
+            max_attempts: self.shared.settings().max_attempts,
             error: ErrorInfo::from(err),
             retry_in_ms: wait.as_millis() as u64,
         });
@@ -265,7 +265,7 @@ impl Transfer {
         let slots = Slots {
             free,
             big_free: self.shared.big_files.available_permits(),
-            big_from: self.shared.settings.single_put_threshold,
+            big_from: self.shared.settings().single_put_threshold,
         };
         // Stops from here on are for files this hop may claim: `spawn` honours them.
         self.stopped().clear();

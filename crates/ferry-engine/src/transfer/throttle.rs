@@ -6,38 +6,58 @@ use tokio::time::Instant;
 
 use tokio::sync::Mutex;
 
-/// Bytes per second across all uploads.
+/// Bytes per second across all uploads, when limited; the limit can change while uploads run.
 pub(crate) struct Throttle {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
+    state: Mutex<Bucket>,
+}
+
+/// The limit and the token bucket drawn from.
+struct Bucket {
+    /// Bytes per second and the burst allowed; `None`: no limit.
+    limit: Option<(f64, f64)>,
+    tokens: f64,
+    last: Instant,
 }
 
 impl Throttle {
-    pub(crate) fn new(bytes_per_sec: u64) -> Self {
-        let rate = bytes_per_sec.max(1) as f64;
-        let burst = (rate / 10.0).max(64.0 * 1024.0);
+    pub(crate) fn new(bytes_per_sec: Option<u64>) -> Self {
         Self {
-            rate,
-            burst,
-            state: Mutex::new((burst, Instant::now())),
+            state: Mutex::new(Self::full(bytes_per_sec)),
+        }
+    }
+
+    /// A limit of `bytes_per_sec` (or none) from now, its bucket full.
+    pub(crate) async fn set(&self, bytes_per_sec: Option<u64>) {
+        *self.state.lock().await = Self::full(bytes_per_sec);
+    }
+
+    fn full(bytes_per_sec: Option<u64>) -> Bucket {
+        let limit = bytes_per_sec.map(|b| {
+            let rate = b.max(1) as f64;
+            (rate, (rate / 10.0).max(64.0 * 1024.0))
+        });
+        Bucket {
+            limit,
+            tokens: limit.map_or(0.0, |(_, burst)| burst),
+            last: Instant::now(),
         }
     }
 
     /// Waits until `n` bytes may be sent.
     pub(crate) async fn take(&self, n: u64) {
         let wait = {
-            let mut state = self.state.lock().await;
-            let (tokens, last) = &mut *state;
+            let mut bucket = self.state.lock().await;
+            let Some((rate, burst)) = bucket.limit else {
+                return;
+            };
             let now = Instant::now();
-            *tokens =
-                (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
-            *last = now;
-            *tokens -= n as f64;
-            if *tokens >= 0.0 {
+            let earned = now.duration_since(bucket.last).as_secs_f64() * rate;
+            bucket.tokens = (bucket.tokens + earned).min(burst) - n as f64;
+            bucket.last = now;
+            if bucket.tokens >= 0.0 {
                 Duration::ZERO
             } else {
-                Duration::from_secs_f64(-*tokens / self.rate)
+                Duration::from_secs_f64(-bucket.tokens / rate)
             }
         };
         if !wait.is_zero() {
@@ -50,15 +70,32 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn limits_the_rate() {
-        let throttle = Throttle::new(1024 * 1024);
+    /// Seconds (of tokio's paused clock) `throttle` takes to let 2 MiB through in 64-KiB
+    /// pieces.
+    async fn two_mib(throttle: &Throttle) -> f64 {
         let start = tokio::time::Instant::now();
         for _ in 0..32 {
             throttle.take(64 * 1024).await;
         }
+        start.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limits_the_rate() {
+        let throttle = Throttle::new(Some(1024 * 1024));
         // 2 MiB at 1 MiB/s, less the initial burst.
-        let took = start.elapsed().as_secs_f64();
+        let took = two_mib(&throttle).await;
         assert!((1.7..2.3).contains(&took), "{took}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_set_later_holds_from_then_and_none_lets_everything_through() {
+        let throttle = Throttle::new(None);
+        assert_eq!(two_mib(&throttle).await, 0.0);
+        throttle.set(Some(4 * 1024 * 1024)).await;
+        let took = two_mib(&throttle).await;
+        assert!((0.35..0.6).contains(&took), "2 MiB at 4 MiB/s: {took}");
+        throttle.set(None).await;
+        assert_eq!(two_mib(&throttle).await, 0.0);
     }
 }

@@ -76,7 +76,7 @@ pub(crate) async fn upload(
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
     inside_grant(&grant, &format!("{}{}", grant.prefix, row.key), &row.path)?;
-    let big = print.size >= shared.settings.single_put_threshold;
+    let big = print.size >= shared.settings().single_put_threshold;
     let _big_slot = match big {
         true => Some(shared.big_files.clone().acquire_owned().await),
         false => None,

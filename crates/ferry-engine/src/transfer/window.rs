@@ -62,6 +62,16 @@ impl Climb {
         self.width
     }
 
+    /// The user set another ceiling: a width above it comes down to it at once, and the climb
+    /// measures again from there.
+    pub(crate) fn set_ceiling(&mut self, ceiling: usize) {
+        self.ceiling = ceiling.max(1);
+        if self.width > self.ceiling {
+            self.width = self.ceiling;
+        }
+        self.phase = Phase::Measure;
+    }
+
     /// A measurement made while parts waited for a slot: `rate` bytes per second at the
     /// current width. Returns the width to use next.
     pub(crate) fn measured(&mut self, rate: f64) -> usize {
@@ -144,6 +154,14 @@ impl Meter {
     /// How many at once now.
     pub(crate) fn width(&self) -> usize {
         self.lock().climb.width()
+    }
+
+    /// Another ceiling from now (see [`Climb::set_ceiling`]); the width before and after.
+    pub(crate) fn set_ceiling(&self, ceiling: usize) -> (usize, usize) {
+        let mut epoch = self.lock();
+        let before = epoch.climb.width();
+        epoch.climb.set_ceiling(ceiling);
+        (before, epoch.climb.width())
     }
 
     /// Work is waiting for a slot.
@@ -268,6 +286,18 @@ impl Window {
         if before != after {
             tracing::debug!(before, after, "parts in flight");
         }
+        self.resize(before, after);
+    }
+
+    /// The user set another ceiling: parts out above it finish, and none take their place.
+    pub(crate) fn set_ceiling(&self, ceiling: usize) {
+        let (before, after) = self.meter.set_ceiling(ceiling);
+        self.resize(before, after);
+    }
+
+    /// Slots for a width of `after` instead of `before`: more at once, or fewer as the slots
+    /// out come back.
+    fn resize(&self, before: usize, after: usize) {
         let mut debt = self.debt();
         if after > before {
             // Slots still owed from a narrowing are simply kept.

@@ -223,7 +223,7 @@ export const en = {
     language: "Language",
     languages: { system: "System default", en: "English", "zh-CN": "简体中文" },
     save: "Save",
-    saved: "Saved. Upload limits apply from your next sign-in; the rule for files already at the store and the language apply now.",
+    saved: "Saved. It applies now, to uploads under way too.",
     help: "Help",
     helpBody:
       "Diagnostics are Ferry's logs and a summary of your queue — why files failed or wait, with the store's request ids — for whoever helps you. Passwords, tokens and keys are left out.",
