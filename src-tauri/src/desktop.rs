@@ -395,7 +395,13 @@ impl Desktop {
                 tracing::error!(error = %err, "the folder watcher stopped");
             }
         });
-        *self.running.write().await = Some(Running {
+        let mut running = self.running.write().await;
+        // Settings saved while this engine was opened (its settings were read before) apply
+        // to it too: `save_settings` applies them only to the engine it finds running.
+        let settings = self.settings();
+        engine.set_transfer(&settings.transfer()).await;
+        engine.set_on_conflict(settings.on_conflict);
+        *running = Some(Running {
             engine,
             tasks: vec![keep_fresh, run_transfer, run_watcher],
         });

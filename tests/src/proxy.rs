@@ -433,6 +433,9 @@ impl Proxy {
     pub fn count_most_from_now(&self) {
         let now = self.shared.at_once.load(Ordering::SeqCst);
         self.shared.most_at_once.store(now, Ordering::SeqCst);
+        // A request that came in between is counted still.
+        let now = self.shared.at_once.load(Ordering::SeqCst);
+        self.shared.most_at_once.fetch_max(now, Ordering::SeqCst);
     }
 
     /// Every request seen so far, in arrival order.

@@ -341,8 +341,12 @@ impl Engine {
         self.transfer.settings()
     }
 
-    /// Other transfer settings from now, for the uploads under way too (see
-    /// `Transfer::set_settings`): what a user changes in Settings needs no new sign-in.
+    /// Other transfer settings from now — what a user changes in Settings needs no new
+    /// sign-in. For the uploads under way too: parts in flight (the parts out above a lower
+    /// limit finish and none take their place; a higher one is climbed to), files sent in
+    /// parts at once (fewer as files end), files sending at once, the bandwidth limit. From a
+    /// file's next start: its own parts at once and its part size. From the next
+    /// [`Engine::open`]: the stall timeout. Two calls apply one after the other.
     pub async fn set_transfer(&self, settings: &TransferSettings) {
         self.transfer.set_settings(settings).await;
     }

@@ -11,6 +11,16 @@ use super::driver::Driver;
 use super::queue::add_file;
 use super::{server_behind_store_proxy, wait_confirmed};
 
+/// Saves `parts` parts in flight as the Settings screen saves it.
+async fn save_parts_in_flight(driver: &Driver, parts: u64) {
+    let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
+    wanted["partsInFlight"] = json!(parts);
+    let saved = driver
+        .invoke("save_settings", json!({"settings": wanted}))
+        .await;
+    assert_eq!(saved, Ok(serde_json::Value::Null));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_parts_in_flight_saved_while_uploading_hold_for_the_rest_of_the_file() {
     let (server, store) = server_behind_store_proxy(|_| {}).await;
@@ -29,6 +39,9 @@ async fn fewer_parts_in_flight_saved_while_uploading_hold_for_the_rest_of_the_fi
     let driver = Driver::start(&home, &dir.path().join("data")).await;
     driver.wait_for("input[name=server]", 60).await;
     driver.sign_in_as(&server.api, "alice", &password).await;
+    // At most 4 parts at once to start with: 24 parts take at least 6 s, time enough to save
+    // the next setting while most are still to go.
+    save_parts_in_flight(&driver, 4).await;
     add_file(&driver, &big).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.in_flight() < 4 {
@@ -36,13 +49,8 @@ async fn fewer_parts_in_flight_saved_while_uploading_hold_for_the_rest_of_the_fi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // One part at a time, saved as the Settings screen saves it.
-    let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
-    wanted["partsInFlight"] = json!(1);
-    let saved = driver
-        .invoke("save_settings", json!({"settings": wanted}))
-        .await;
-    assert_eq!(saved, Ok(serde_json::Value::Null));
+    // One part at a time.
+    save_parts_in_flight(&driver, 1).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.in_flight() > 1 {
         let now = store.in_flight();

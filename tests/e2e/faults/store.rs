@@ -167,7 +167,6 @@ async fn narrower_limits_set_while_uploading_hold_for_the_parts_still_to_send() 
         }
         let mut narrower = engine.transfer_settings();
         narrower.parts = 2;
-        narrower.per_file_parts = 2;
         engine.set_transfer(&narrower).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while rig.store.in_flight() > 2 {

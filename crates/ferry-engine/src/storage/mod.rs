@@ -245,9 +245,11 @@ impl Storage {
                 // Asked for more: the store took what came before. Waiting for the
                 // bandwidth limit is ours, not a stalled store.
                 stall.moved(false);
-                stall.throttled(true);
-                throttle.take(chunk.len() as u64).await;
-                stall.throttled(false);
+                if throttle.limited() {
+                    stall.throttled(true);
+                    throttle.take(chunk.len() as u64).await;
+                    stall.throttled(false);
+                }
                 if let Some(progress) = progress {
                     progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }

@@ -82,6 +82,9 @@ impl Default for TransferSettings {
     }
 }
 
+/// The most files sent in parts at once a setting may ask for.
+const MOST_BIG_FILES: usize = 1024;
+
 /// What the upload tasks share.
 pub(crate) struct Shared {
     pub(crate) events: EventSink,
@@ -96,6 +99,8 @@ pub(crate) struct Shared {
     /// are meant to be.
     pub(crate) big_files: Arc<Semaphore>,
     big_files_meant: AtomicUsize,
+    /// Held while settings change: two changes apply one after the other, never mixed.
+    changing: tokio::sync::Mutex<()>,
     /// Confirmations waiting to go to the app server together.
     pub(crate) confirmations: confirm::Confirmations,
     pub(crate) device: String,
@@ -210,8 +215,9 @@ impl Transfer {
     ) -> Self {
         let parts = window::Window::new(settings.parts);
         let files = settings.files.max(1);
-        let big_files = Arc::new(Semaphore::new(settings.big_files.max(1)));
-        let big_files_meant = AtomicUsize::new(settings.big_files.max(1));
+        let big_files_meant = settings.big_files.clamp(1, MOST_BIG_FILES);
+        let big_files = Arc::new(Semaphore::new(big_files_meant));
+        let big_files_meant = AtomicUsize::new(big_files_meant);
         Self {
             shared: Arc::new(Shared {
                 events: events.clone(),
@@ -222,6 +228,7 @@ impl Transfer {
                 parts,
                 big_files,
                 big_files_meant,
+                changing: tokio::sync::Mutex::new(()),
                 confirmations: confirm::Confirmations::default(),
                 device,
                 device_id,
@@ -268,31 +275,42 @@ impl Transfer {
         self.shared.settings()
     }
 
-    /// Other settings from now, for uploads under way too: parts in flight (the parts out
-    /// above a lower limit finish and none take their place), files sent in parts at once,
-    /// files sending at once, the bandwidth limit; a file's parts and their size from its next
-    /// start.
+    /// See [`crate::Engine::set_transfer`].
     pub(crate) async fn set_settings(&self, next: &TransferSettings) {
         let shared = &self.shared;
+        let _changing = shared.changing.lock().await;
         *shared.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         shared.parts.set_ceiling(next.parts);
         let _ = self.sending.set_ceiling(next.files.max(1));
-        let meant = next.big_files.max(1);
-        let before = shared.big_files_meant.swap(meant, Ordering::SeqCst);
-        if meant > before {
-            shared.big_files.add_permits(meant - before);
-        } else if meant < before {
-            // Taken out of use as the files holding them finish.
-            let slots = shared.big_files.clone();
-            let fewer = u32::try_from(before - meant).unwrap_or(u32::MAX);
+        self.set_big_files(next.big_files.clamp(1, MOST_BIG_FILES));
+        shared.storage.throttle().set(next.bandwidth).await;
+        self.wake.notify_one();
+    }
+
+    /// `meant` slots for files sent in parts: more at once, or fewer — the free ones taken out
+    /// of use now (the scheduler must not see them), the rest as the files holding them end.
+    fn set_big_files(&self, meant: usize) {
+        let slots = &self.shared.big_files;
+        let before = self.shared.big_files_meant.swap(meant, Ordering::SeqCst);
+        if meant >= before {
+            slots.add_permits(meant - before);
+            return;
+        }
+        let mut fewer = before - meant;
+        while fewer > 0 {
+            let Ok(free) = slots.try_acquire() else { break };
+            free.forget();
+            fewer -= 1;
+        }
+        if fewer > 0 {
+            let slots = slots.clone();
+            let fewer = u32::try_from(fewer).unwrap_or(u32::MAX);
             tokio::spawn(async move {
                 if let Ok(taken) = slots.acquire_many_owned(fewer).await {
                     taken.forget();
                 }
             });
         }
-        shared.storage.throttle().set(next.bandwidth).await;
-        self.wake.notify_one();
     }
 
     /// Wakes the scheduler (new files, resumed files, signed in again).

@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::Mutex;
 
 /// Bytes per second across all uploads, when limited; the limit can change while uploads run.
 pub(crate) struct Throttle {
+    /// Whether there is a limit: without one, bytes go without taking the lock.
+    limited: AtomicBool,
     state: Mutex<Bucket>,
 }
 
@@ -21,26 +25,50 @@ struct Bucket {
 
 impl Throttle {
     pub(crate) fn new(bytes_per_sec: Option<u64>) -> Self {
+        let limit = Self::limit(bytes_per_sec);
         Self {
-            state: Mutex::new(Self::full(bytes_per_sec)),
+            limited: AtomicBool::new(limit.is_some()),
+            state: Mutex::new(Bucket {
+                limit,
+                tokens: limit.map_or(0.0, |(_, burst)| burst),
+                last: Instant::now(),
+            }),
         }
     }
 
-    /// A limit of `bytes_per_sec` (or none) from now, its bucket full.
-    pub(crate) async fn set(&self, bytes_per_sec: Option<u64>) {
-        *self.state.lock().await = Self::full(bytes_per_sec);
-    }
-
-    fn full(bytes_per_sec: Option<u64>) -> Bucket {
-        let limit = bytes_per_sec.map(|b| {
+    /// Rate and burst for `bytes_per_sec`.
+    fn limit(bytes_per_sec: Option<u64>) -> Option<(f64, f64)> {
+        bytes_per_sec.map(|b| {
             let rate = b.max(1) as f64;
             (rate, (rate / 10.0).max(64.0 * 1024.0))
-        });
-        Bucket {
-            limit,
-            tokens: limit.map_or(0.0, |(_, burst)| burst),
-            last: Instant::now(),
+        })
+    }
+
+    /// A limit of `bytes_per_sec` (or none) from now. The bucket keeps what it holds (no
+    /// new burst, and bytes sent ahead of the old limit still count) up to the new burst.
+    pub(crate) async fn set(&self, bytes_per_sec: Option<u64>) {
+        let limit = Self::limit(bytes_per_sec);
+        let mut bucket = self.state.lock().await;
+        if bucket.limit == limit {
+            return;
         }
+        let now = Instant::now();
+        if let Some((rate, burst)) = bucket.limit {
+            let earned = now.duration_since(bucket.last).as_secs_f64() * rate;
+            bucket.tokens = (bucket.tokens + earned).min(burst);
+        }
+        bucket.tokens = match limit {
+            Some((_, burst)) if bucket.limit.is_some() => bucket.tokens.min(burst),
+            Some((_, burst)) => burst,
+            None => 0.0,
+        };
+        (bucket.limit, bucket.last) = (limit, now);
+        self.limited.store(limit.is_some(), Ordering::SeqCst);
+    }
+
+    /// Whether bytes are limited now.
+    pub(crate) fn limited(&self) -> bool {
+        self.limited.load(Ordering::Relaxed)
     }
 
     /// Waits until `n` bytes may be sent.

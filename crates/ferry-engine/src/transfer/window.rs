@@ -24,6 +24,9 @@ const GAIN: f64 = 1.15;
 /// Measurements at a kept width before a wider one is tried again.
 const HOLD: u32 = 8;
 
+/// The highest ceiling taken (a semaphore holds fewer than `usize::MAX` permits).
+const MOST: usize = 4096;
+
 /// The hill climb itself: given the rate measured at the current width, the next width.
 #[derive(Debug, Clone)]
 pub(crate) struct Climb {
@@ -50,7 +53,7 @@ impl Climb {
     }
 
     pub(crate) fn starting(start: usize, ceiling: usize) -> Self {
-        let ceiling = ceiling.max(1);
+        let ceiling = ceiling.clamp(1, MOST);
         Self {
             width: start.clamp(1, ceiling),
             ceiling,
@@ -62,14 +65,14 @@ impl Climb {
         self.width
     }
 
-    /// The user set another ceiling: a width above it comes down to it at once, and the climb
-    /// measures again from there.
+    /// The user set another ceiling: a width above it comes down to it at once and the climb
+    /// measures again from there; below it, the climb goes on as it was.
     pub(crate) fn set_ceiling(&mut self, ceiling: usize) {
-        self.ceiling = ceiling.max(1);
+        self.ceiling = ceiling.clamp(1, MOST);
         if self.width > self.ceiling {
             self.width = self.ceiling;
+            self.phase = Phase::Measure;
         }
-        self.phase = Phase::Measure;
     }
 
     /// A measurement made while parts waited for a slot: `rate` bytes per second at the
@@ -156,12 +159,18 @@ impl Meter {
         self.lock().climb.width()
     }
 
-    /// Another ceiling from now (see [`Climb::set_ceiling`]); the width before and after.
+    /// Another ceiling from now (see [`Climb::set_ceiling`]); the width before and after. A
+    /// measurement under way is started again when the width changed (its bytes were moved
+    /// at the old one).
     pub(crate) fn set_ceiling(&self, ceiling: usize) -> (usize, usize) {
         let mut epoch = self.lock();
         let before = epoch.climb.width();
         epoch.climb.set_ceiling(ceiling);
-        (before, epoch.climb.width())
+        let after = epoch.climb.width();
+        if after != before {
+            (epoch.since, epoch.amount, epoch.done, epoch.starved) = (Instant::now(), 0, 0, false);
+        }
+        (before, after)
     }
 
     /// Work is waiting for a slot.
@@ -455,5 +464,42 @@ mod tests {
             slots.push(window.acquire().await);
         }
         slots
+    }
+
+    #[test]
+    fn a_lower_ceiling_brings_the_width_down_and_a_higher_one_keeps_the_climb() {
+        let mut climb = Climb::new(16);
+        climb.measured(100.0);
+        assert_eq!(climb.width(), 16, "probing twice the width");
+        let probing = climb.phase;
+        climb.set_ceiling(32);
+        assert_eq!(
+            (climb.width(), climb.phase),
+            (16, probing),
+            "a raise keeps the probe"
+        );
+        climb.set_ceiling(2);
+        assert_eq!((climb.width(), climb.phase), (2, Phase::Measure));
+    }
+
+    #[tokio::test]
+    async fn a_narrower_window_takes_back_the_slots_out_as_they_return() {
+        let window = Window::new(16);
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            out.push(window.acquire().await);
+        }
+        window.set_ceiling(2);
+        assert_eq!(window.slots.available_permits(), 0);
+        out.truncate(3);
+        assert_eq!(window.slots.available_permits(), 0, "5 back, 6 owed");
+        out.clear();
+        assert_eq!(window.slots.available_permits(), 2);
+        window.set_ceiling(16);
+        assert_eq!(
+            window.slots.available_permits(),
+            2,
+            "a raise is climbed to, not jumped to"
+        );
     }
 }

@@ -223,7 +223,7 @@ export const en = {
     language: "Language",
     languages: { system: "System default", en: "English", "zh-CN": "简体中文" },
     save: "Save",
-    saved: "Saved. It applies now, to uploads under way too.",
+    saved: "Saved. Limits apply now, to uploads under way too; a part size from each file's next start.",
     help: "Help",
     helpBody:
       "Diagnostics are Ferry's logs and a summary of your queue — why files failed or wait, with the store's request ids — for whoever helps you. Passwords, tokens and keys are left out.",

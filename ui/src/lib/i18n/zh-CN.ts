@@ -218,7 +218,7 @@ export const zhCN: Catalog = {
     language: "语言",
     languages: { system: "跟随系统", en: "English", "zh-CN": "简体中文" },
     save: "保存",
-    saved: "已保存，立即生效，正在进行的上传也一样。",
+    saved: "已保存。上传限制立即生效，正在进行的上传也一样；分片大小从每个文件下次开始时生效。",
     help: "帮助",
     helpBody: "诊断信息包括 Ferry 的日志和队列摘要——文件失败或等待的原因，以及存储的请求 ID——供协助你的人查看。其中不含密码、令牌和密钥。",
     saveDiagnostics: "保存诊断信息…",
