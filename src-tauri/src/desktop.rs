@@ -257,14 +257,15 @@ impl Desktop {
     }
 
     /// Keeps `settings` on disk, then as the ones in use — by the running engine too: the
-    /// rule for files already at the store (for files added from now on) and the upload
-    /// limits (for uploads under way too). The network applies from the next sign-in.
+    /// rule for files already at the store (for files added from now on), the upload limits
+    /// (for uploads under way too) and the network (for the requests from now on).
     pub(crate) async fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
         settings::save(&self.data_dir, settings)?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings.clone();
         if let Ok(engine) = self.engine().await {
             engine.set_on_conflict(settings.on_conflict);
             engine.set_transfer(&settings.transfer()).await;
+            engine.set_network(&self.network()?)?;
         }
         Ok(())
     }

@@ -116,6 +116,59 @@ async fn through_an_http_proxy_with_a_password_and_not_without_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_set_while_signed_in_carries_the_next_requests_without_signing_in_again() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("live pass");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    // A small file and one in parts per round, named for the round; all confirmed.
+    let round = async |name: &str| {
+        let small = dir.path().join(format!("{name}.txt"));
+        let big = dir.path().join(format!("{name}.bin"));
+        std::fs::write(&small, name).unwrap();
+        std::fs::write(&big, bytes(20 * MIB, 901)).unwrap();
+        let ids = engine.enqueue(&[small, big]).await.unwrap();
+        within(120, name, engine.run_until_idle()).await.unwrap();
+        for id in ids {
+            let row = engine.journal().file(id).unwrap().unwrap();
+            assert_eq!(row.state, FileState::Confirmed, "{name}: {row:?}");
+        }
+    };
+    round("direct").await;
+    assert!(
+        proxy.seen.all().is_empty(),
+        "direct so far: {:?}",
+        proxy.seen.all()
+    );
+
+    engine
+        .set_network(&through(proxy.url("http"), Some(&door)))
+        .unwrap();
+    round("proxied").await;
+    let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
+    assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
+    assert!(proxy.seen.to_port(store) > 0, "{:?}", proxy.seen.all());
+    assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
+
+    // A network that cannot be used is refused, and the one in use goes on working.
+    let bad = through("ftp://proxy:21".into(), None);
+    assert_eq!(
+        engine.set_network(&bad).unwrap_err().code(),
+        "invalid_network"
+    );
+    round("after").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_socks5_proxy_with_a_user_name_and_password() {
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);

@@ -24,7 +24,7 @@ const TOKEN_SESSION: time::Duration = time::Duration::days(365);
 /// A client of one app server.
 #[derive(Clone)]
 pub struct ApiClient {
-    http: reqwest::Client,
+    http: crate::network::Client,
     base: String,
     tokens: Option<std::sync::Arc<TokenServer>>,
     reach: std::sync::Arc<Reach>,
@@ -76,7 +76,10 @@ impl ApiClient {
     /// A client on `network` (its proxy, its CA certificates) whose requests give up after
     /// `timeout`.
     pub fn on(network: &Network, base: &str, timeout: Duration) -> Result<Self> {
-        let http = network.client(Duration::from_secs(10).min(timeout), |b| b.timeout(timeout))?;
+        let http =
+            crate::network::Client::new(network, Duration::from_secs(10).min(timeout), move |b| {
+                b.timeout(timeout)
+            })?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -122,7 +125,7 @@ impl ApiClient {
             None => format!("{}/healthz", self.base),
         };
         let response = self
-            .reach(self.http.get(url))
+            .reach(self.http.current().get(url))
             .await
             .map_err(|source| Error::unreached(operation, &self.base, source))?;
         self.through_proxy(&response)?;
@@ -151,6 +154,11 @@ impl ApiClient {
         let mut client = Self::on(network, &self.base, timeout)?;
         client.tokens = self.tokens.clone();
         Ok(client)
+    }
+
+    /// The HTTP client, whose network can change ([`ApiClient::on`] makes a new one instead).
+    pub(crate) fn http(&self) -> &crate::network::Client {
+        &self.http
     }
 
     /// Refuses an answer that is the proxy's `407`, not the server's.
@@ -199,7 +207,7 @@ impl ApiClient {
         signing_in: bool,
     ) -> Result<Vec<u8>> {
         let network = |source| Error::unreached(operation, &self.base, source);
-        let request = server.request(&self.http, authorization);
+        let request = server.request(&self.http.current(), authorization);
         let response = self.reach(request).await.map_err(network)?;
         self.through_proxy(&response)?;
         let status = response.status().as_u16();
@@ -296,7 +304,7 @@ impl ApiClient {
         };
         self.send(
             "signing in",
-            self.http.post(self.url("/sessions")).json(&body),
+            self.http.current().post(self.url("/sessions")).json(&body),
         )
         .await
     }
@@ -322,6 +330,7 @@ impl ApiClient {
         self.send(
             "checking the session",
             self.http
+                .current()
                 .get(self.url("/sessions/current"))
                 .bearer_auth(token.expose()),
         )
@@ -336,6 +345,7 @@ impl ApiClient {
         self.send::<()>(
             "signing out",
             self.http
+                .current()
                 .delete(self.url("/sessions/current"))
                 .bearer_auth(token.expose()),
         )
@@ -364,6 +374,7 @@ impl ApiClient {
         self.send(
             "getting storage credentials",
             self.http
+                .current()
                 .post(self.url("/grants"))
                 .bearer_auth(token.expose())
                 .json(request),
@@ -381,6 +392,7 @@ impl ApiClient {
         self.send(
             "confirming the upload",
             self.http
+                .current()
                 .post(self.url("/uploads"))
                 .bearer_auth(token.expose())
                 .json(confirmation),
@@ -398,6 +410,7 @@ impl ApiClient {
         self.send(
             "confirming uploads",
             self.http
+                .current()
                 .post(self.url("/uploads/batch"))
                 .bearer_auth(token.expose())
                 .json(batch),
@@ -412,7 +425,7 @@ impl ApiClient {
         let url = format!("{}?{query}", self.url("/uploads.csv"));
         let network = |source| Error::unreached(operation, &self.base, source);
         let response = self
-            .reach(self.http.get(url).bearer_auth(token.expose()))
+            .reach(self.http.current().get(url).bearer_auth(token.expose()))
             .await
             .map_err(network)?;
         self.through_proxy(&response)?;
@@ -439,7 +452,7 @@ impl ApiClient {
         let url = format!("{}?by=day&{query}", self.url("/uploads/stats"));
         self.send(
             "reading statistics",
-            self.http.get(url).bearer_auth(token.expose()),
+            self.http.current().get(url).bearer_auth(token.expose()),
         )
         .await
     }
@@ -454,7 +467,7 @@ impl ApiClient {
         };
         self.send(
             "reading history",
-            self.http.get(url).bearer_auth(token.expose()),
+            self.http.current().get(url).bearer_auth(token.expose()),
         )
         .await
     }

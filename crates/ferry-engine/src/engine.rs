@@ -336,6 +336,19 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Another network (proxy, CA certificates) from now, for the requests made from then on
+    /// — to the app server and to the store — without signing in again; requests under way
+    /// finish the way they went. A network that cannot be used is refused and changes
+    /// nothing. A scheduler stopped by a proxy's refusal tries again.
+    pub fn set_network(&self, network: &crate::network::Network) -> Result<()> {
+        let (api, store) = (self.session.api().http(), self.transfer.storage().http());
+        let (to_api, to_store) = (api.on(network)?, store.on(network)?);
+        api.take(to_api);
+        store.take(to_store);
+        self.transfer.wake();
+        Ok(())
+    }
+
     /// The transfer settings in force now.
     pub fn transfer_settings(&self) -> TransferSettings {
         self.transfer.settings()

@@ -6,6 +6,7 @@
 //! Both HTTP clients (the app server's and the store's) are built here, the same way.
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -156,6 +157,55 @@ impl Network {
                 target: String::new(),
                 source,
             })
+    }
+}
+
+/// How a client is made beyond its network (timeouts, pool).
+type Shape = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
+
+/// An HTTP client whose network can change while it is used: requests made from then on go
+/// the new way, those under way finish the old one. Clones share it.
+#[derive(Clone)]
+pub(crate) struct Client {
+    current: Arc<RwLock<reqwest::Client>>,
+    connect_timeout: Duration,
+    shape: Arc<Shape>,
+}
+
+impl Client {
+    /// A client on `network` that gives up on a connection after `connect_timeout`, made as
+    /// `shape` says.
+    pub(crate) fn new(
+        network: &Network,
+        connect_timeout: Duration,
+        shape: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let shape: Arc<Shape> = Arc::new(shape);
+        let first = network.client(connect_timeout, |b| shape(b))?;
+        Ok(Self {
+            current: Arc::new(RwLock::new(first)),
+            connect_timeout,
+            shape,
+        })
+    }
+
+    /// The client to make a request with now.
+    pub(crate) fn current(&self) -> reqwest::Client {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The client this one would be on `network` (an unusable network is an error and
+    /// changes nothing); [`Client::take`] puts it in use.
+    pub(crate) fn on(&self, network: &Network) -> Result<reqwest::Client> {
+        network.client(self.connect_timeout, |b| (self.shape)(b))
+    }
+
+    /// Makes the requests from now go through `client` (one of [`Client::on`]).
+    pub(crate) fn take(&self, client: reqwest::Client) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = client;
     }
 }
 

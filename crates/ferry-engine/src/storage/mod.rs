@@ -179,7 +179,7 @@ pub(crate) struct ObjectHead {
 /// The store client.
 #[derive(Clone)]
 pub(crate) struct Storage {
-    http: reqwest::Client,
+    http: crate::network::Client,
     credentials: Arc<Credentials>,
     throttle: Arc<Throttle>,
     events: EventSink,
@@ -198,7 +198,9 @@ impl Storage {
         // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
         // timeout runs from the start of the request. The stall watch below times out what
         // stops moving instead.
-        let http = network.client(Duration::from_secs(10), |b| b.pool_max_idle_per_host(16))?;
+        let http = crate::network::Client::new(network, Duration::from_secs(10), |b| {
+            b.pool_max_idle_per_host(16)
+        })?;
         Ok(Self {
             http,
             credentials,
@@ -206,6 +208,11 @@ impl Storage {
             events,
             stall,
         })
+    }
+
+    /// The HTTP client, whose network can change.
+    pub(crate) fn http(&self) -> &crate::network::Client {
+        &self.http
     }
 
     /// The bandwidth limit every body draws from.
@@ -349,6 +356,7 @@ impl Storage {
         // A streamed body would otherwise go out chunked; stores want the length.
         let mut builder = self
             .http
+            .current()
             .request(method.clone(), &request.url)
             .header("content-length", payload.body.len());
         for (name, value) in &signed {

@@ -275,6 +275,11 @@ impl Transfer {
         self.shared.settings()
     }
 
+    /// The store's client.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.shared.storage
+    }
+
     /// See [`crate::Engine::set_transfer`].
     pub(crate) async fn set_settings(&self, next: &TransferSettings) {
         let shared = &self.shared;

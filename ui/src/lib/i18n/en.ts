@@ -250,7 +250,7 @@ export const en = {
     test: "Test connection",
     testing: "Testing…",
     testHint: "Test connection tries the network settings as saved.",
-    savedSignedIn: "Saved. The network settings apply from your next sign-in.",
+    savedSignedIn: "Saved. Requests from now on go this way.",
     saved: "Saved.",
     appServer: "App server",
     storage: "Storage",

@@ -244,7 +244,7 @@ export const zhCN: Catalog = {
     test: "测试连接",
     testing: "正在测试…",
     testHint: "“测试连接”使用已保存的网络设置。",
-    savedSignedIn: "已保存。网络设置在下次登录后生效。",
+    savedSignedIn: "已保存。之后的请求都按此网络设置发送。",
     saved: "已保存。",
     appServer: "应用服务器",
     storage: "存储",
