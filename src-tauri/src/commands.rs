@@ -461,7 +461,7 @@ pub(crate) async fn save_settings(
     let password = settings::take_proxy_password(&mut settings);
     let settings = Settings::from_page(settings, &desktop.settings(), desktop.words())?;
     desktop.keep_proxy_password(&settings, password.as_ref())?;
-    desktop.save_settings(&settings).await?;
+    desktop.save_settings(&settings, password.is_some()).await?;
     tray.relabel();
     shell::start_at_login(&app, settings.start_at_login)
 }

@@ -69,6 +69,8 @@ pub(crate) struct Desktop {
     pub(crate) picks: Picks,
     /// The settings as saved, read from disk once (every notification and queue read asks).
     settings: std::sync::RwLock<Settings>,
+    /// Held while settings are saved and applied: two saves apply one after the other.
+    saving: tokio::sync::Mutex<()>,
 }
 
 /// A sign-in as the form sends it.
@@ -88,6 +90,7 @@ impl Desktop {
     pub(crate) fn new(data_dir: PathBuf, events: EventSink) -> Self {
         Self {
             settings: std::sync::RwLock::new(settings::load(&data_dir)),
+            saving: tokio::sync::Mutex::new(()),
             data_dir,
             events,
             running: RwLock::new(None),
@@ -190,17 +193,22 @@ impl Desktop {
     /// The manual proxy's password, from the OS keychain — read only when a manual proxy with
     /// a user name is set; a keychain that cannot be read is an error (not a wrong password).
     pub(crate) fn proxy_password(&self) -> CommandResult<Option<Secret>> {
-        let settings = self.settings();
+        Self::proxy_password_of(&self.settings())
+    }
+
+    /// The password kept for the manual proxy of `settings` (see [`Desktop::proxy_password`]).
+    fn proxy_password_of(settings: &Settings) -> CommandResult<Option<Secret>> {
         if settings.proxy_mode != ProxyMode::Manual || settings.proxy_user.trim().is_empty() {
             return Ok(None);
         }
         let keychain = OsKeychain::open(profile::keychain_service())?;
-        Ok(keychain.get(&proxy_entry(&settings))?)
+        Ok(keychain.get(&proxy_entry(settings))?)
     }
 
     /// The network the saved settings describe, the proxy's password from the keychain.
     pub(crate) fn network(&self) -> CommandResult<ferry_engine::network::Network> {
-        Ok(self.settings().network(self.proxy_password()?))
+        let settings = self.settings();
+        Ok(settings.network(Self::proxy_password_of(&settings)?))
     }
 
     /// Keeps a new password of `next`'s proxy in the OS keychain (under its address and
@@ -259,13 +267,31 @@ impl Desktop {
     /// Keeps `settings` on disk, then as the ones in use — by the running engine too: the
     /// rule for files already at the store (for files added from now on), the upload limits
     /// (for uploads under way too) and the network (for the requests from now on).
-    pub(crate) async fn save_settings(&self, settings: &Settings) -> CommandResult<()> {
+    /// `new_password`: a new proxy password was kept (the network changed with it).
+    pub(crate) async fn save_settings(
+        &self,
+        settings: &Settings,
+        new_password: bool,
+    ) -> CommandResult<()> {
+        let _saving = self.saving.lock().await;
+        let engine = self.engine().await.ok();
+        // The network first, and only when it changed: a save of other settings never fails
+        // on it, and one the engine cannot use changes nothing.
+        let moved = new_password || !settings.same_network(&self.settings());
+        if let (Some(engine), true) = (&engine, moved) {
+            let network = settings.network(Self::proxy_password_of(settings)?);
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || engine.set_network(&network))
+                .await
+                .map_err(|e| {
+                    CommandError::new("internal", format!("changing the network: {e}"))
+                })??;
+        }
         settings::save(&self.data_dir, settings)?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings.clone();
-        if let Ok(engine) = self.engine().await {
+        if let Some(engine) = engine {
             engine.set_on_conflict(settings.on_conflict);
             engine.set_transfer(&settings.transfer()).await;
-            engine.set_network(&self.network()?)?;
         }
         Ok(())
     }

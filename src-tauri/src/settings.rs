@@ -91,6 +91,19 @@ impl Settings {
         }
     }
 
+    /// Whether `other` describes the same network (proxy and CA file; the password is the
+    /// keychain's, not the settings').
+    pub(crate) fn same_network(&self, other: &Settings) -> bool {
+        let network = |s: &Settings| {
+            let (url, user) = (
+                s.proxy_url.trim().to_owned(),
+                s.proxy_user.trim().to_owned(),
+            );
+            (s.proxy_mode, url, user, s.ca_file.clone())
+        };
+        network(self) == network(other)
+    }
+
     /// The network the settings describe, with the proxy's `password` (from the keychain).
     pub(crate) fn network(&self, password: Option<Secret>) -> Network {
         let user = Some(self.proxy_user.trim().to_owned()).filter(|u| !u.is_empty());
@@ -409,5 +422,32 @@ mod tests {
             Settings::from_page(page(json!({"files": 0})), &Settings::default(), zh).unwrap_err();
         assert_eq!(err.code(), "invalid_settings");
         assert_eq!(err.message(), "同时上传的文件数必须在 1 到 16 之间。");
+    }
+
+    #[test]
+    fn only_the_proxy_and_the_ca_file_make_another_network() {
+        let before = Settings::default();
+        let other_language = Settings {
+            language: Language::ZhCn,
+            bandwidth_mibs: Some(5),
+            ..before.clone()
+        };
+        assert!(other_language.same_network(&before));
+        let spaced = Settings {
+            proxy_url: " ".into(),
+            ..before.clone()
+        };
+        assert!(spaced.same_network(&before), "an address of spaces is none");
+        let manual = Settings {
+            proxy_mode: ProxyMode::Manual,
+            proxy_url: "http://p:3128".into(),
+            ..before.clone()
+        };
+        assert!(!manual.same_network(&before));
+        let ca = Settings {
+            ca_file: Some("/etc/ca.pem".into()),
+            ..before.clone()
+        };
+        assert!(!ca.same_network(&before));
     }
 }

@@ -165,7 +165,52 @@ async fn a_proxy_set_while_signed_in_carries_the_next_requests_without_signing_i
         engine.set_network(&bad).unwrap_err().code(),
         "invalid_network"
     );
+    let before = (proxy.seen.to_port(api), proxy.seen.to_port(store));
     round("after").await;
+    let after = (proxy.seen.to_port(api), proxy.seen.to_port(store));
+    assert!(
+        after.0 + after.1 > before.0 + before.1,
+        "still through the proxy: {before:?} → {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_a_proxy_stopped_goes_on_once_its_new_password_is_set() {
+    // One file at a time: the one in flight when the proxy says no fails (as in the test
+    // above), the rest wait in the queue.
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let door = login("before");
+    let proxy = LoopbackProxy::http(Some(door.clone())).await;
+    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+        c.network = through(proxy.url("http"), Some(&door));
+        c.transfer.files = 1;
+    })
+    .await;
+    engine.credentials().current().await.unwrap();
+    let changed = login("changed by IT");
+    proxy.set_login(Some(changed.clone()));
+    let files: Vec<_> = (0..4)
+        .map(|i| {
+            let path = dir.path().join(format!("g{i}.txt"));
+            std::fs::write(&path, format!("file {i}")).unwrap();
+            path
+        })
+        .collect();
+    engine.enqueue(&files).await.unwrap();
+    let err = within(60, "the refusal", engine.run_until_idle())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "proxy_refused", "{err}");
+    // The new password given (as Settings would): the queue goes on, no retry asked.
+    engine
+        .set_network(&through(proxy.url("http"), Some(&changed)))
+        .unwrap();
+    let summary = within(120, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!((summary.confirmed, summary.failed), (3, 1), "{summary:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -330,7 +330,7 @@ test("network settings: before signing in, a proxy with a password kept apart, a
   await p.getByText("A password is kept in the system keychain").waitFor();
   // The other settings' Save keeps the network as saved.
   await p.getByRole("button", { name: "Save", exact: true }).click();
-  await p.getByText(/^Saved\. Upload limits/).waitFor();
+  await p.getByText(/^Saved\. Limits apply now/).waitFor();
   assert.equal(await p.getByLabel("Proxy address").inputValue(), "http://proxy.example:3128");
   await p.getByRole("button", { name: "Test connection" }).click();
   await report.getByText("App server: answers").waitFor();

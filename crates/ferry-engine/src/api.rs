@@ -3,7 +3,7 @@
 //! only hands out credentials ([`TokenServer`]): then signing in and grants go to its token
 //! endpoint, confirmations are not sent and history is this computer's own.
 
-use crate::network::Network;
+use crate::network::{Client, Network};
 use std::time::Duration;
 
 use ferry_protocol::{
@@ -24,7 +24,7 @@ const TOKEN_SESSION: time::Duration = time::Duration::days(365);
 /// A client of one app server.
 #[derive(Clone)]
 pub struct ApiClient {
-    http: crate::network::Client,
+    http: Client,
     base: String,
     tokens: Option<std::sync::Arc<TokenServer>>,
     reach: std::sync::Arc<Reach>,
@@ -76,10 +76,9 @@ impl ApiClient {
     /// A client on `network` (its proxy, its CA certificates) whose requests give up after
     /// `timeout`.
     pub fn on(network: &Network, base: &str, timeout: Duration) -> Result<Self> {
-        let http =
-            crate::network::Client::new(network, Duration::from_secs(10).min(timeout), move |b| {
-                b.timeout(timeout)
-            })?;
+        let http = Client::new(network, Duration::from_secs(10).min(timeout), move |b| {
+            b.timeout(timeout)
+        })?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -157,7 +156,7 @@ impl ApiClient {
     }
 
     /// The HTTP client, whose network can change ([`ApiClient::on`] makes a new one instead).
-    pub(crate) fn http(&self) -> &crate::network::Client {
+    pub(crate) fn http(&self) -> &Client {
         &self.http
     }
 

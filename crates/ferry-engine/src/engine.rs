@@ -99,6 +99,8 @@ pub struct Status {
 
 /// An open engine.
 pub struct Engine {
+    /// Held while the network changes: both clients end on the same one.
+    changing_network: std::sync::Mutex<()>,
     /// What files given without a rule do when their key already holds an object.
     on_conflict: std::sync::Mutex<OnConflict>,
     journal: Arc<Journal>,
@@ -206,6 +208,7 @@ impl Engine {
             transfer.events(),
         );
         Ok(Self {
+            changing_network: std::sync::Mutex::new(()),
             on_conflict: std::sync::Mutex::new(OnConflict::default()),
             journal,
             session,
@@ -340,12 +343,17 @@ impl Engine {
     /// — to the app server and to the store — without signing in again; requests under way
     /// finish the way they went. A network that cannot be used is refused and changes
     /// nothing. A scheduler stopped by a proxy's refusal tries again.
-    pub fn set_network(&self, network: &crate::network::Network) -> Result<()> {
+    /// Builds the clients (the system's proxy, a CA file): call it off the async threads.
+    pub fn set_network(&self, network: &Network) -> Result<()> {
+        let _changing = self
+            .changing_network
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (api, store) = (self.session.api().http(), self.transfer.storage().http());
         let (to_api, to_store) = (api.on(network)?, store.on(network)?);
         api.take(to_api);
         store.take(to_store);
-        self.transfer.wake();
+        self.transfer.network_changed();
         Ok(())
     }
 

@@ -160,7 +160,9 @@ impl Network {
     }
 }
 
-/// How a client is made beyond its network (timeouts, pool).
+/// How a client is made beyond its network (timeouts, pool) — kept, because a reqwest client
+/// cannot change its proxy or its trusted certificates: another network means another client,
+/// made the same way.
 type Shape = dyn Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + Sync;
 
 /// An HTTP client whose network can change while it is used: requests made from then on go
@@ -199,15 +201,20 @@ impl Client {
 
     /// The client this one would be on `network` (an unusable network is an error and
     /// changes nothing); [`Client::take`] puts it in use.
-    pub(crate) fn on(&self, network: &Network) -> Result<reqwest::Client> {
-        network.client(self.connect_timeout, |b| (self.shape)(b))
+    pub(crate) fn on(&self, network: &Network) -> Result<Prepared> {
+        Ok(Prepared(
+            network.client(self.connect_timeout, |b| (self.shape)(b))?,
+        ))
     }
 
-    /// Makes the requests from now go through `client` (one of [`Client::on`]).
-    pub(crate) fn take(&self, client: reqwest::Client) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = client;
+    /// Makes the requests from now go through `client` (made by [`Client::on`]).
+    pub(crate) fn take(&self, client: Prepared) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = client.0;
     }
 }
+
+/// A client made for another network by [`Client::on`], shaped as the one it replaces.
+pub(crate) struct Prepared(reqwest::Client);
 
 /// The certificates of a PEM file; a file that holds none, or cannot be read, is an error
 /// that names it.
@@ -417,5 +424,33 @@ mod tests {
     fn the_password_never_shows_in_debug_output() {
         let shown = format!("{:?}", manual("http://p:1"));
         assert!(!shown.contains("pw"), "{shown}");
+    }
+
+    #[test]
+    fn a_client_takes_another_network_for_all_its_clones_and_not_an_unusable_one() {
+        let client = Client::new(&Network::default(), Duration::from_secs(1), |b| b).unwrap();
+        let clone = client.clone();
+        let proxied = Network {
+            proxy: ProxyChoice::Manual(ManualProxy {
+                url: "http://127.0.0.1:9".into(),
+                user: None,
+                password: None,
+            }),
+            extra_ca: None,
+        };
+        let unusable = Network {
+            proxy: ProxyChoice::Manual(ManualProxy {
+                url: "ftp://p:21".into(),
+                user: None,
+                password: None,
+            }),
+            extra_ca: None,
+        };
+        assert!(client.on(&unusable).is_err());
+        let before = format!("{:?}", clone.current());
+        client.take(client.on(&proxied).unwrap());
+        let after = format!("{:?}", clone.current());
+        assert_ne!(before, after, "the clone uses the new client");
+        assert!(after.contains("127.0.0.1:9"), "{after}");
     }
 }

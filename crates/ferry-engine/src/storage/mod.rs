@@ -19,6 +19,7 @@ use crate::dialect::{Dialect, Refusal, SigningCredentials, UnsignedRequest, uri_
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::journal::Owner;
+use crate::network::Client;
 use crate::retry::{self, ATTEMPTS};
 
 mod callback;
@@ -179,7 +180,7 @@ pub(crate) struct ObjectHead {
 /// The store client.
 #[derive(Clone)]
 pub(crate) struct Storage {
-    http: crate::network::Client,
+    http: Client,
     credentials: Arc<Credentials>,
     throttle: Arc<Throttle>,
     events: EventSink,
@@ -198,7 +199,7 @@ impl Storage {
         // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
         // timeout runs from the start of the request. The stall watch below times out what
         // stops moving instead.
-        let http = crate::network::Client::new(network, Duration::from_secs(10), |b| {
+        let http = Client::new(network, Duration::from_secs(10), |b| {
             b.pool_max_idle_per_host(16)
         })?;
         Ok(Self {
@@ -211,7 +212,7 @@ impl Storage {
     }
 
     /// The HTTP client, whose network can change.
-    pub(crate) fn http(&self) -> &crate::network::Client {
+    pub(crate) fn http(&self) -> &Client {
         &self.http
     }
 

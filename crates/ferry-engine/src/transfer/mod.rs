@@ -318,6 +318,13 @@ impl Transfer {
         }
     }
 
+    /// Another network is in use: a queue stopped by a proxy's refusal may go on (nothing
+    /// else a stop was for changed).
+    pub(crate) fn network_changed(&self) {
+        *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.wake.notify_one();
+    }
+
     /// Wakes the scheduler (new files, resumed files, signed in again).
     pub fn wake(&self) {
         self.signed_out.store(false, Ordering::Relaxed);
