@@ -22,6 +22,7 @@ mod engine_dialects;
 mod engine_queue;
 mod engine_upload;
 mod engine_watch;
+mod event_types;
 mod faults;
 mod keychain;
 mod network;

@@ -2,6 +2,7 @@
 // `MemoryBackend` simulates everything in the page, for UI tests and for looking at the UI in a
 // browser. The UI never talks to storage or the app server itself.
 
+import type { Event, FileState } from "./generated/events";
 import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
 
 export type Role = "user" | "admin";
@@ -11,15 +12,8 @@ export interface User {
   role: Role;
 }
 
-export type FileState =
-  | "queued"
-  | "uploading"
-  | "uploaded"
-  | "confirmed"
-  | "paused"
-  | "failed"
-  | "skipped"
-  | "cancelled";
+/** Where a file is in its upload (the engine's `FileState`). */
+export type { FileState };
 
 export interface QueueItem {
   id: number;
@@ -239,27 +233,9 @@ export interface ConnectionReport {
   store: ConnectionStep | null;
 }
 
-export type EngineEvent =
-  | { type: "progress"; file_id: number; bytes: number; total: number; rate: number; eta_secs: number | null }
-  | { type: "state"; file_id: number; state: FileState; error: { code: string; message: string } | null }
-  /** A request (or, for a file, its next attempt) will be tried again: no retry is silent. */
-  | {
-      type: "retrying";
-      file_id: number | null;
-      operation: string;
-      attempt: number;
-      max_attempts: number;
-      error: { code: string; message: string };
-      retry_in_ms: number;
-    }
-  | { type: "queue_changed" }
-  | { type: "credentials_refreshing" }
-  | { type: "credentials_refreshed"; expires_at: string }
-  | { type: "credentials_refresh_failed"; error: { code: string; message: string } }
-  | { type: "credentials_not_saved"; error: { code: string; message: string } }
-  | { type: "session_expired" }
-  | { type: "connection"; online: boolean }
-  | { type: "folder_error"; path: string; error: { code: string; message: string } };
+/** What the engine tells the window (its `Event`, generated: `generated/events.ts`), and the
+ * desktop's own word that the queue changed (files it queued from a drop). */
+export type EngineEvent = Event | { type: "queue_changed" };
 
 export interface SignInRequest {
   server: string;

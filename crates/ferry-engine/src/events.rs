@@ -10,6 +10,7 @@ use crate::journal::FileState;
 
 /// An error as front ends show it: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorInfo {
     /// Stable code (`file_missing`, `network`, `storage`, …).
     pub code: String,
@@ -28,20 +29,26 @@ impl From<&crate::Error> for ErrorInfo {
 
 /// Something that happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// Bytes of a file acknowledged by the store (at most 10 a second per file).
     Progress {
         /// Journal id of the file.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         file_id: i64,
         /// Bytes sent and acknowledged.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         bytes: u64,
         /// File size.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         total: u64,
         /// Recent rate, bytes per second.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         rate: u64,
         /// Seconds left at that rate.
+        #[cfg_attr(feature = "ts", ts(type = "number | null"))]
         eta_secs: Option<u64>,
     },
     /// A store request failed in a way that may pass (network trouble, 5xx, 429) and is about
@@ -49,6 +56,7 @@ pub enum Event {
     /// retry is ever silent. After `max_attempts` the file fails with the last error.
     Retrying {
         /// Journal id of the file the request was for, if any.
+        #[cfg_attr(feature = "ts", ts(type = "number | null"))]
         file_id: Option<i64>,
         /// The store operation (`UploadPart`, `CompleteMultipartUpload`, …).
         operation: String,
@@ -59,11 +67,13 @@ pub enum Event {
         /// Why the last attempt failed.
         error: ErrorInfo,
         /// How long until the next attempt, in milliseconds.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         retry_in_ms: u64,
     },
     /// A file changed state.
     State {
         /// Journal id of the file.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         file_id: i64,
         /// The new state.
         state: FileState,
@@ -76,6 +86,7 @@ pub enum Event {
     /// confirms as usual, so nothing is lost.
     Callback {
         /// Journal id of the file.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         file_id: i64,
         /// Whether the app server recorded the upload from the callback.
         recorded: bool,
@@ -88,6 +99,7 @@ pub enum Event {
     CredentialsRefreshed {
         /// When they expire.
         #[serde(with = "time::serde::rfc3339")]
+        #[cfg_attr(feature = "ts", ts(type = "string"))]
         expires_at: OffsetDateTime,
     },
     /// Getting new credentials failed; the old ones are used while they last.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a file is in its upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum FileState {
     /// Waiting for a slot.
