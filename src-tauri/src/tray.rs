@@ -29,6 +29,8 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub(crate) struct Summary {
     /// Queued, uploading, or uploaded and being confirmed.
     pub(crate) active: u64,
+    /// Of the bytes of the account's files in view, the percentage stored (0–100).
+    pub(crate) percent: u64,
     /// Waiting for their next attempt, or with a request being retried right now.
     pub(crate) retrying: u64,
     /// Failed for good: they wait for the user.
@@ -38,12 +40,12 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    /// The status line in `words`' language: "uploading 3 files · 1 retrying · 2 failed · 4
-    /// waiting for alice", or "正在上传 3 个文件 · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录".
+    /// The status line in `words`' language: "uploading 3 files, 42% · 1 retrying · 2 failed ·
+    /// 4 waiting for alice", or "正在上传 3 个文件（42%） · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录".
     pub(crate) fn text(&self, words: &Words) -> String {
         let mut parts = Vec::new();
         if self.active > 0 {
-            parts.push((words.uploading)(self.active));
+            parts.push((words.uploading)(self.active, self.percent));
         }
         if self.retrying > 0 {
             parts.push((words.retrying)(self.retrying));
@@ -256,8 +258,12 @@ fn summarize(totals: &Totals, waiting: &[(String, u64)], announced: &HashSet<i64
         .iter()
         .filter(|(id, _)| announced.contains(id))
         .count() as u64;
+    let percent = (counted.sent.min(counted.size) * 100)
+        .checked_div(counted.size)
+        .unwrap_or(0);
     Summary {
         active: counted.active,
+        percent,
         retrying: counted.retrying + retried_now,
         failed: counted.failed,
         waiting: waiting.to_vec(),
@@ -347,13 +353,14 @@ mod tests {
         let mut summary = Summary::default();
         assert_eq!(summary.text(&EN), "idle");
         summary.active = 1;
-        assert_eq!(summary.text(&EN), "uploading 1 file");
+        assert_eq!(summary.text(&EN), "uploading 1 file, 0%");
         summary.active = 3;
+        summary.percent = 42;
         summary.retrying = 1;
         summary.failed = 2;
         assert_eq!(
             summary.text(&EN),
-            "uploading 3 files · 1 retrying · 2 failed"
+            "uploading 3 files, 42% · 1 retrying · 2 failed"
         );
         summary.active = 0;
         summary.failed = 0;
@@ -371,10 +378,11 @@ mod tests {
         // due again; 2 uploaded, 1 of them with its confirmation due again.
         let totals = Totals {
             counts: vec![(Uploading, 2), (Uploaded, 2), (Failed, 3), (Confirmed, 5)],
+            size: 400,
+            sent: 100,
             failed_scheduled: 2,
             uploaded_scheduled: 1,
             uploading: vec![(1, 0), (2, 0)],
-            ..Totals::default()
         };
         let announced = HashSet::from([1, 9]);
         let summary = summarize(&totals, &[("alice".into(), 1)], &announced);
@@ -382,6 +390,7 @@ mod tests {
             summary,
             Summary {
                 active: 3,
+                percent: 25,
                 retrying: 4,
                 failed: 1,
                 waiting: vec![("alice".into(), 1)],
@@ -389,7 +398,7 @@ mod tests {
         );
         assert_eq!(
             summary.text(&EN),
-            "uploading 3 files · 4 retrying · 1 failed · 1 waiting for alice"
+            "uploading 3 files, 25% · 4 retrying · 1 failed · 1 waiting for alice"
         );
     }
 
@@ -399,12 +408,13 @@ mod tests {
         let mut summary = Summary::default();
         assert_eq!(summary.text(&ZH_CN), "空闲");
         summary.active = 3;
+        summary.percent = 42;
         summary.retrying = 1;
         summary.failed = 2;
         summary.waiting = vec![("alice".into(), 4)];
         assert_eq!(
             summary.text(&ZH_CN),
-            "正在上传 3 个文件 · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录"
+            "正在上传 3 个文件（42%） · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录"
         );
         assert_eq!((ZH_CN.tooltip)("空闲"), "Ferry — 空闲");
 

@@ -109,7 +109,8 @@ pub(crate) struct Words {
 
     // The tray's status line, its pieces joined by " · ".
     /// Files on their way.
-    pub(crate) uploading: fn(u64) -> String,
+    /// Files on their way, and the percentage of the queue's bytes stored.
+    pub(crate) uploading: fn(u64, u64) -> String,
     pub(crate) retrying: fn(u64) -> String,
     pub(crate) failed: fn(u64) -> String,
     pub(crate) idle: &'static str,
@@ -178,7 +179,10 @@ pub(crate) static EN: Words = Words {
     resume_all: "Resume all",
     quit: "Quit",
 
-    uploading: |n| format!("uploading {n} {}", if n == 1 { "file" } else { "files" }),
+    uploading: |n, percent| {
+        let files = if n == 1 { "file" } else { "files" };
+        format!("uploading {n} {files}, {percent}%")
+    },
     retrying: |n| format!("{n} retrying"),
     failed: |n| format!("{n} failed"),
     idle: "idle",
@@ -254,7 +258,7 @@ pub(crate) static ZH_CN: Words = Words {
     resume_all: "全部继续",
     quit: "退出",
 
-    uploading: |n| format!("正在上传 {n} 个文件"),
+    uploading: |n, percent| format!("正在上传 {n} 个文件（{percent}%）"),
     retrying: |n| format!("{n} 个重试中"),
     failed: |n| format!("{n} 个失败"),
     idle: "空闲",
