@@ -174,26 +174,37 @@ async fn a_proxy_set_while_signed_in_carries_the_next_requests_without_signing_i
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queue_a_proxy_stopped_goes_on_once_its_new_password_is_set() {
-    // One file at a time: the one in flight when the proxy says no fails (as in the test
-    // above), the rest wait in the queue.
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
+/// A queue the proxy stopped: an engine signed in through a proxy with a password (its grant
+/// in hand, `files_at_once` files at once), the proxy's password then changed (to "changed by
+/// IT", as an IT department would), `count` small files queued, and the run that ends with the
+/// proxy's refusal. The engine, its events, the files, the proxy and its new login.
+async fn stopped_by_the_proxy(
+    server: &TestServer,
+    password: &str,
+    dir: &std::path::Path,
+    files_at_once: usize,
+    count: usize,
+) -> (
+    ferry_engine::Engine,
+    ferry_tests::Recorder,
+    Vec<std::path::PathBuf>,
+    LoopbackProxy,
+    Login,
+) {
     let door = login("before");
     let proxy = LoopbackProxy::http(Some(door.clone())).await;
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
+    let (engine, events) = engine(server, &dir.join("data"), "alice", password, |c| {
         c.network = through(proxy.url("http"), Some(&door));
-        c.transfer.files = 1;
+        c.transfer.files = files_at_once;
     })
     .await;
+    // The grant is in hand: what follows goes to the store.
     engine.credentials().current().await.unwrap();
     let changed = login("changed by IT");
     proxy.set_login(Some(changed.clone()));
-    let files: Vec<_> = (0..4)
+    let files: Vec<_> = (0..count)
         .map(|i| {
-            let path = dir.path().join(format!("g{i}.txt"));
+            let path = dir.join(format!("f{i}.txt"));
             std::fs::write(&path, format!("file {i}")).unwrap();
             path
         })
@@ -203,6 +214,18 @@ async fn a_queue_a_proxy_stopped_goes_on_once_its_new_password_is_set() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "proxy_refused", "{err}");
+    (engine, events, files, proxy, changed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_a_proxy_stopped_goes_on_once_its_new_password_is_set() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    // One file at a time: the one in flight when the proxy says no fails (as in the test
+    // below), the rest wait in the queue.
+    let (engine, _, _, proxy, changed) =
+        stopped_by_the_proxy(&server, &password, dir.path(), 1, 4).await;
     // The new password given (as Settings would): the queue goes on, no retry asked.
     engine
         .set_network(&through(proxy.url("http"), Some(&changed)))
@@ -534,28 +557,8 @@ async fn a_proxy_that_starts_refusing_stops_the_queue_after_one_try_per_file_in_
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);
     let dir = tempfile::tempdir().unwrap();
-    let door = login("before");
-    let proxy = LoopbackProxy::http(Some(door.clone())).await;
-    let (engine, events) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
-        c.network = through(proxy.url("http"), Some(&door));
-        c.transfer.files = 2;
-    })
-    .await;
-    // The grant is in hand: what follows goes to the store.
-    engine.credentials().current().await.unwrap();
-    proxy.set_login(Some(login("changed by IT")));
-    let files: Vec<_> = (0..20)
-        .map(|i| {
-            let path = dir.path().join(format!("f{i}.txt"));
-            std::fs::write(&path, format!("file {i}")).unwrap();
-            path
-        })
-        .collect();
-    engine.enqueue(&files).await.unwrap();
-    let err = within(60, "the refusal", engine.run_until_idle())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "proxy_refused", "{err}");
+    let (engine, events, files, proxy, _) =
+        stopped_by_the_proxy(&server, &password, dir.path(), 2, 20).await;
     // No request retried, and no file tried after the first refusals: a lockout counter sees
     // a few failed logins, not 20 × 5 × 8.
     let refusals = proxy.refused.all().len();
@@ -583,7 +586,7 @@ async fn a_proxy_that_starts_refusing_stops_the_queue_after_one_try_per_file_in_
         .count();
     assert!(queued >= 18, "{queued} still queued");
     // Fixed (the old password works again), the user retries: everything goes.
-    proxy.set_login(Some(door));
+    proxy.set_login(Some(login("before")));
     engine.transfer().retry(None).await.unwrap();
     let summary = within(120, "the upload", engine.run_until_idle())
         .await
