@@ -21,11 +21,7 @@ async fn closing_the_window_while_uploading_hides_it_and_the_upload_goes_on() {
             .target("slow.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let driver = Driver::start_in_desktop(&home, &dir.path().join("data")).await;
-    driver.wait_for("input[name=server]", 60).await;
-    driver.sign_in_as(&server.api, "alice", &password).await;
+    let driver = Driver::signed_in(dir.path(), true, &server.api, "alice", &password).await;
     assert!(driver.window_shown().await, "the window is shown");
     let file = dir.path().join("slow.txt");
     std::fs::write(&file, b"still on its way when the window closes").unwrap();

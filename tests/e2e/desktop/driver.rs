@@ -86,14 +86,26 @@ impl Driver {
         Self::start_with(home, data, false, ENGLISH).await
     }
 
-    /// Like [`Driver::start`], in a desktop session with a tray host and a notification daemon
-    /// (`tests/tools/desktop_shell.py`, up before the app: a tray icon registers with the host
-    /// it finds then).
-    pub(super) async fn start_in_desktop(home: &Path, data: &Path) -> Self {
-        Self::start_with(home, data, true, ENGLISH).await
+    /// A window whose home and data dir are in `dir` — with `desktop`, in a desktop session
+    /// with a tray host and a notification daemon (`tests/tools/desktop_shell.py`, up before
+    /// the app: a tray icon registers with the host it finds then) —
+    /// signed in as `user` to `server` and on its uploads.
+    pub(super) async fn signed_in(
+        dir: &Path,
+        desktop: bool,
+        server: &str,
+        user: &str,
+        password: &str,
+    ) -> Self {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let driver = Self::start_with(&home, &dir.join("data"), desktop, ENGLISH).await;
+        driver.wait_for("input[name=server]", 60).await;
+        driver.sign_in_as(server, user, password).await;
+        driver
     }
 
-    /// Like [`Driver::start_in_desktop`], in a session whose locale is `lang` (`LANG`, as a
+    /// Started in a desktop session (see [`Driver::signed_in`]) whose locale is `lang` (`LANG`, as a
     /// desktop session sets it; the other tests run in `C.UTF-8`, whatever this machine's is).
     pub(super) async fn start_in_desktop_speaking(home: &Path, data: &Path, lang: &str) -> Self {
         Self::start_with(home, data, true, lang).await

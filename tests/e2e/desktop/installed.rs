@@ -44,11 +44,7 @@ async fn the_installed_package_starts_signs_in_and_uploads() {
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let driver = Driver::start(&home, &dir.path().join("data")).await;
-    driver.wait_for("input[name=server]", 60).await;
-    driver.sign_in_as(&server.api, "alice", &password).await;
+    let driver = Driver::signed_in(dir.path(), false, &server.api, "alice", &password).await;
     let file = dir.path().join("installed.txt");
     std::fs::write(&file, b"from the installed package").unwrap();
     add_file(&driver, &file).await;

@@ -13,30 +13,13 @@ use serde_json::{Value, json};
 use super::driver::Driver;
 use super::queue::wait_row;
 use super::server_behind_store_proxy;
+use super::tray::{menu, title, until};
 
-/// Waits until the tray (as the session's StatusNotifier host sees it) passes `check`.
+/// Waits until the tray (as the session's StatusNotifier host sees it) passes `check` on its
+/// title and its menu's labels.
 async fn tray_until(driver: &Driver, what: &str, check: impl Fn(&str, &[String]) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let tray = driver.tray().await;
-        let title = tray[0]["label"].as_str().unwrap_or_default().to_owned();
-        let menu: Vec<String> = tray[0]["menu"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|i| i["label"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if check(&title, &menu) {
-            return tray;
-        }
-        if Instant::now() > deadline {
-            driver.screenshot("failure").await;
-            panic!("{what} not seen in the tray within 60 s: {tray}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let read = async || driver.tray().await;
+    until(driver, what, read, |t| check(&title(t), &menu(t))).await
 }
 
 /// Clicks the header's button for screen number `n` (0: uploads … 3: settings), whatever its

@@ -31,14 +31,10 @@ async fn fewer_parts_in_flight_saved_while_uploading_hold_for_the_rest_of_the_fi
             .target("partNumber="),
     );
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
     // 24 parts of the default 8 MiB.
     let big = dir.path().join("big.bin");
     std::fs::write(&big, vec![7u8; 24 * 8 * 1024 * 1024]).unwrap();
-    let driver = Driver::start(&home, &dir.path().join("data")).await;
-    driver.wait_for("input[name=server]", 60).await;
-    driver.sign_in_as(&server.api, "alice", &password).await;
+    let driver = Driver::signed_in(dir.path(), false, &server.api, "alice", &password).await;
     // At most 4 parts at once to start with: 24 parts take at least 6 s, time enough to save
     // the next setting while most are still to go.
     save_parts_in_flight(&driver, 4).await;

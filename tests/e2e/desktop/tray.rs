@@ -16,7 +16,7 @@ use super::queue::{add_file, wait_row};
 use super::server_behind_store_proxy;
 
 /// Waits until `check` holds for what `read` gives; that value.
-async fn until<T: std::fmt::Debug>(
+pub(super) async fn until<T: std::fmt::Debug>(
     driver: &Driver,
     what: &str,
     read: impl AsyncFn() -> T,
@@ -37,8 +37,20 @@ async fn until<T: std::fmt::Debug>(
 }
 
 /// The text the tray shows beside the icon.
-fn title(tray: &Value) -> String {
+pub(super) fn title(tray: &Value) -> String {
     tray[0]["label"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The labels of the tray's menu, in order.
+pub(super) fn menu(tray: &Value) -> Vec<String> {
+    tray[0]["menu"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|i| i["label"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn summaries(notes: &[Value]) -> Vec<String> {
@@ -68,11 +80,7 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
             .target("refused.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let driver = Driver::start_in_desktop(&home, &dir.path().join("data")).await;
-    driver.wait_for("input[name=server]", 60).await;
-    driver.sign_in_as(&server.api, "alice", &password).await;
+    let driver = Driver::signed_in(dir.path(), true, &server.api, "alice", &password).await;
 
     let tray = until(
         &driver,
@@ -81,14 +89,8 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
         |t| title(t) == "idle",
     )
     .await;
-    let labels: Vec<&str> = tray[0]["menu"]
-        .as_array()
-        .expect("a menu")
-        .iter()
-        .map(|m| m["label"].as_str().unwrap_or_default())
-        .collect();
     assert_eq!(
-        labels,
+        menu(&tray),
         ["Open Ferry", "Pause all", "Resume all", "Quit"],
         "{tray}"
     );
