@@ -720,6 +720,47 @@ async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
     );
 }
 
+/// As above, and the look for such uploads right after the second one is journaled fails
+/// (or the engine is killed before it, as a crash trial found): the look is made again
+/// before the upload completes, not given up with the first upload left open for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_begun_but_never_journaled_is_aborted_even_when_the_first_look_for_it_fails() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("begun-twice-unlisted.bin", 24 * MIB, 35);
+    let lost = rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("POST")
+            .target("begun-twice-unlisted.bin?uploads")
+            .nth(1),
+    );
+    let unlisted = rig.store.add(
+        Rule::new(Action::s3_error(400, "InvalidRequest", "no listing now"))
+            .method("GET")
+            .target("uploads=")
+            .nth(1),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    assert_eq!((lost.applied(), unlisted.applied()), (1, 1));
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let grant = engine.credentials().current().await.unwrap();
+    let open = ferry_tests::StoreClient::new((*grant).clone())
+        .list_uploads("")
+        .await;
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "the upload whose answer was lost was aborted: {}",
+        open.body
+    );
+}
+
 /// OSS reports the CRC-64 of what it stored for every part; one that is not the CRC of the
 /// bytes sent means the part is not what Ferry sent. The file is stopped with an integrity
 /// error (nothing confirmed), and once the store tells the truth again a retry uploads it.

@@ -464,8 +464,17 @@ impl Journal {
         })
     }
 
+    /// The store was looked at for uploads of the file begun but never journaled (and those
+    /// found were aborted): the moment noted by [`Journal::initiating`] is no longer needed.
+    pub fn swept(&self, id: i64) -> Result<()> {
+        self.with(|c| {
+            c.run("UPDATE files SET initiating_at = NULL WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
     /// Records a new multipart upload (before its first part is sent), if the file is still
-    /// uploading; [`Error::StateChanged`] otherwise (the caller aborts the upload it made).
+    /// uploading (the moment its beginning was noted stays until [`Journal::swept`]); [`Error::StateChanged`] otherwise (the caller aborts the upload it made).
     pub fn begin_multipart(
         &self,
         id: i64,
@@ -479,7 +488,7 @@ impl Journal {
             tx.run("DELETE FROM parts WHERE file_id = ?1", [id])?;
             let changed = tx.run(
                 "UPDATE files SET upload_id = ?2, part_size = ?3, bucket = ?4, object_key = ?5,
-                     bytes_done = 0, initiating_at = NULL, updated_at = ?6
+                     bytes_done = 0, updated_at = ?6
                  WHERE id = ?1 AND state = 'uploading'",
                 params![id, upload_id, part_size, bucket, key, now()],
             )?;

@@ -46,6 +46,16 @@ pub(super) async fn multipart(
         // Parts are read from disk as they are sent.
         return Err(changed_under(&row.path, print, err).await);
     }
+    // Uploads begun but never journaled not swept yet (the sweep failed, or the engine
+    // stopped before it): swept before this one completes.
+    if let Some(since) = shared
+        .db(move |j| j.file(id))
+        .await?
+        .and_then(|r| r.initiating_at)
+    {
+        let who = Who::file(target.owner, id);
+        sweep(shared, id, &who, target.key, &upload_id, since).await?;
+    }
     finish(shared, row, print, &plan, target, &upload_id).await
 }
 
@@ -170,20 +180,45 @@ async fn begin(
         }
         return Err(err);
     }
-    abort_strays(shared, &who, target.key, &upload_id, since).await;
+    sweep(shared, id, &who, target.key, &upload_id, since).await?;
     Ok(upload_id)
 }
 
+/// Aborts this key's uploads begun but never journaled (see [`abort_strays`]) and, when that
+/// worked, forgets the moment noted before they were begun. When it did not — or the engine
+/// stopped before it — the moment stays, and the sweep is made again before the upload
+/// completes (and by the next run that finds the upload journaled).
+async fn sweep(
+    shared: &Arc<Shared>,
+    id: i64,
+    who: &Who<'_>,
+    key: &str,
+    keep: &str,
+    since: i64,
+) -> Result<()> {
+    if abort_strays(shared, who, key, keep, since).await {
+        shared.db(move |j| j.swept(id)).await?;
+    }
+    Ok(())
+}
+
 /// Aborts this key's open uploads begun since `since` (with a little slack for the clock) but
-/// for `keep`. Failing to is not an error: it is tried again with the next upload.
-async fn abort_strays(shared: &Arc<Shared>, who: &Who<'_>, key: &str, keep: &str, since: i64) {
+/// for `keep`; whether all were. Failing to is not an error: the caller tries again later.
+async fn abort_strays(
+    shared: &Arc<Shared>,
+    who: &Who<'_>,
+    key: &str,
+    keep: &str,
+    since: i64,
+) -> bool {
     let open = match shared.storage.open_uploads(who, key).await {
         Ok(open) => open,
         Err(err) => {
             tracing::warn!(error = %err, "could not list open uploads");
-            return;
+            return false;
         }
     };
+    let mut all = true;
     for stray in open.iter().filter(|u| u.upload_id != keep) {
         let begun = stray.initiated.as_deref().and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
@@ -192,9 +227,11 @@ async fn abort_strays(shared: &Arc<Shared>, who: &Who<'_>, key: &str, keep: &str
             tracing::info!(upload_id = %stray.upload_id, "aborting an upload begun but never journaled");
             if let Err(err) = shared.storage.abort(who, key, &stray.upload_id).await {
                 tracing::warn!(error = %err, "could not abort a stray upload");
+                all = false;
             }
         }
     }
+    all
 }
 
 /// Sends the parts not yet `done`, a few at a time; stops at the first failure (the parts
