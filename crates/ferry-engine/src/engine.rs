@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub network: crate::network::Network,
 }
 
+/// Files given at once journaled in one transaction at most.
+const INTAKE_TOGETHER: usize = 256;
+
 /// Longest each step of "Test connection" may take.
 const CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -312,10 +315,16 @@ impl Engine {
         let added = self
             .journal
             .blocking(move |journal| {
+                // The folders are walked first, then the files journaled a transaction per
+                // few hundred: one commit each, and uploads under way wait for none longer.
+                let mut found = Vec::new();
+                for path in &paths {
+                    found.extend(crate::queue::found_in(path)?);
+                }
                 let mut intake =
                     Intake::new(journal, &owner, Intent::Given { force }).on_conflict(on_conflict);
-                for path in &paths {
-                    intake.add_given(path)?;
+                for files in found.chunks(INTAKE_TOGETHER) {
+                    journal.transaction(|_| files.iter().try_for_each(|f| intake.add_found(f)))?;
                 }
                 Ok(intake.added)
             })

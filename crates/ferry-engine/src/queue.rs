@@ -55,6 +55,66 @@ pub(crate) struct Added {
     pub(crate) queued: bool,
 }
 
+/// A file a walk of what the user gave found, or a path it does not walk into.
+#[derive(Debug)]
+pub(crate) struct Found {
+    path: PathBuf,
+    /// Its key's path: relative to the parent of what was given (`dir/a.txt` for `dir`).
+    relative: PathBuf,
+    /// Why it is not added (a link inside a folder, a folder too deep), if it is not.
+    refused: Option<(&'static str, &'static str)>,
+}
+
+/// What the user gave, as files: a file, or a folder walked recursively (in name order).
+/// Reads the file system only — the journal is written afterwards, for many files at once.
+pub(crate) fn found_in(given: &Path) -> Result<Vec<Found>> {
+    let path = clean_path(given)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut found = Vec::new();
+    walk(&base, &path, 0, &mut found)?;
+    Ok(found)
+}
+
+fn walk(base: &Path, path: &Path, depth: usize, found: &mut Vec<Found>) -> Result<()> {
+    let relative = path.strip_prefix(base).unwrap_or(path).to_owned();
+    let refused = |why| Found {
+        path: path.to_owned(),
+        relative: relative.clone(),
+        refused: Some(why),
+    };
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    // A link inside a given folder is not followed (that also ends link loops).
+    if link && depth > 0 {
+        found.push(refused((
+            "symlink",
+            "links inside a folder are not followed",
+        )));
+        return Ok(());
+    }
+    let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir && depth > MAX_DEPTH {
+        found.push(refused(TOO_DEEP));
+        return Ok(());
+    }
+    if is_dir {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(Error::io(format!("reading {}", path.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            walk(base, &entry, depth + 1, found)?;
+        }
+        return Ok(());
+    }
+    found.push(Found {
+        path: path.to_owned(),
+        relative,
+        refused: None,
+    });
+    Ok(())
+}
+
 /// Adds files for one account.
 pub(crate) struct Intake<'a> {
     journal: &'a Journal,
@@ -127,55 +187,18 @@ impl<'a> Intake<'a> {
         self
     }
 
-    /// Adds what the user gave: files, and folders walked recursively. A file's key is its
-    /// path relative to the parent of what was given (`dir/a.txt` for `dir`).
-    pub(crate) fn add_given(&mut self, path: &Path) -> Result<()> {
-        let path = clean_path(path)?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        self.walk(&base, &path, 0)
-    }
-
-    fn walk(&mut self, base: &Path, path: &Path, depth: usize) -> Result<()> {
-        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        // A link inside a given folder is not followed (that also ends link loops).
-        if link && depth > 0 {
-            return self.skip(
-                base,
-                path,
-                ("symlink", "links inside a folder are not followed"),
-            );
-        }
-        let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
-        if is_dir && depth > MAX_DEPTH {
-            return self.skip(
-                base,
-                path,
-                (
-                    "too_deep",
-                    "folders nested more than 64 deep are not walked",
-                ),
-            );
-        }
-        if is_dir {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(Error::io(format!("reading {}", path.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for entry in entries {
-                self.walk(base, &entry, depth + 1)?;
+    /// Adds what a walk of what the user gave found (see [`found_in`]).
+    pub(crate) fn add_found(&mut self, found: &Found) -> Result<()> {
+        match &found.refused {
+            None => self.add_file(&found.path, "", &found.relative),
+            Some(why) => {
+                let key = crate::key::object_key("", &found.relative).unwrap_or_default();
+                let look = std::fs::symlink_metadata(&found.path)
+                    .ok()
+                    .map(|m| Look::of(&m));
+                self.refuse(&found.path, &key, look, *why)
             }
-            return Ok(());
         }
-        let relative = path.strip_prefix(base).unwrap_or(path);
-        self.add_file(path, "", relative)
-    }
-
-    fn skip(&mut self, base: &Path, path: &Path, why: (&str, &str)) -> Result<()> {
-        let relative = path.strip_prefix(base).unwrap_or(path);
-        let key = crate::key::object_key("", relative).unwrap_or_default();
-        let look = std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m));
-        self.refuse(path, &key, look, why)
     }
 
     /// Records a folder found too deep to walk, under `prefix` + `relative`, as skipped.

@@ -15,6 +15,7 @@
 mod conflicts;
 mod files;
 mod folders;
+mod group;
 mod listing;
 mod lock;
 mod state;
@@ -222,6 +223,8 @@ pub struct Journal {
     /// Re-entrant: [`Journal::transaction`] holds it while the calls it wraps take it again.
     conn: ReentrantMutex<RefCell<Option<Connection>>>,
     lock: Mutex<Option<lock::DirLock>>,
+    /// Work waiting for the next group commit ([`Journal::grouped`]).
+    group: Mutex<group::Waiting>,
 }
 
 impl Journal {
@@ -240,6 +243,7 @@ impl Journal {
         Ok(Self {
             conn: ReentrantMutex::new(RefCell::new(Some(conn))),
             lock: Mutex::new(Some(lock)),
+            group: Mutex::default(),
         })
     }
 
@@ -295,6 +299,7 @@ impl Journal {
         Ok(Self {
             conn: ReentrantMutex::new(RefCell::new(Some(conn))),
             lock: Mutex::new(None),
+            group: Mutex::default(),
         })
     }
 

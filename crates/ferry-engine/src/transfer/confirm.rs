@@ -168,7 +168,7 @@ impl Confirmations {
                 // journal that failed) is left for its own task.
                 let journaled = match shared.session.owner() {
                     Some(owner) => shared
-                        .db(move |j| j.confirm_uploaded(&owner, &recorded))
+                        .grouped(move |j| j.confirm_uploaded(&owner, &recorded))
                         .await
                         .unwrap_or_default(),
                     None => Vec::new(),

@@ -128,6 +128,15 @@ impl Shared {
     ) -> Result<T> {
         self.journal.blocking(f).await
     }
+
+    /// Runs `f` in the journal's next group commit (journal work only: see
+    /// [`Journal::grouped`]).
+    pub(crate) async fn grouped<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.journal.grouped(f).await
+    }
 }
 
 /// Backoff for a file's `attempts`-th failure: seconds, then minutes, capped at 10 minutes.

@@ -9,18 +9,16 @@ use super::{AbortOnDrop, Transfer};
 use crate::events::Event;
 
 impl Transfer {
-    /// Reports `sent` of file `id` until the guard is dropped.
-    pub(super) fn progress_reporter(&self, id: i64, sent: Arc<AtomicU64>) -> AbortOnDrop {
+    /// Reports `sent` of file `id`, `total` bytes (as the journal has its size), until the
+    /// guard is dropped.
+    pub(super) fn progress_reporter(
+        &self,
+        id: i64,
+        total: u64,
+        sent: Arc<AtomicU64>,
+    ) -> AbortOnDrop {
         let events = self.events.clone();
-        let journal = self.shared.journal.clone();
         let task = tokio::spawn(async move {
-            let total = journal
-                .blocking(move |j| j.file(id))
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.size)
-                .unwrap_or(0);
             let mut last = (Instant::now(), sent.load(Ordering::Relaxed));
             let mut rate = 0.0f64;
             let mut reported = u64::MAX;

@@ -63,7 +63,8 @@ impl Transfer {
             // Claimed by the scheduler: the journal has it `uploading` already.
             self.emit_state(id, FileState::Uploading, None);
             let sent = Arc::new(AtomicU64::new(row.bytes_done));
-            let _reporter = self.progress_reporter(id, sent.clone());
+            let total = row.size.unwrap_or(0);
+            let _reporter = self.progress_reporter(id, total, sent.clone());
             let uploaded = upload::upload(&self.shared, &row, owner, &sent).await?;
             self.emit_state(id, FileState::Uploaded, None);
             uploaded
@@ -269,8 +270,16 @@ impl Transfer {
         };
         // Stops from here on are for files this hop may claim: `spawn` honours them.
         self.stopped().clear();
-        // Some rows may be big files waiting for a slot: look a little further for small ones.
-        let (for_owner, limit) = (owner.clone(), free + busy.len() + 64);
+        // Read no more rows than a choice needs (a round runs for each file that finishes):
+        // the free slots' worth, the rows of files being confirmed (runnable, `uploaded`, and
+        // passed over), one more to tell whether files wait — and, when big files may take
+        // fewer slots than are free, a little further for small ones behind them.
+        let lookahead = match slots.big_free >= free {
+            true => 1,
+            false => 64,
+        };
+        let confirming = self.confirming.load(Ordering::SeqCst);
+        let (for_owner, limit) = (owner.clone(), free + confirming + lookahead);
         let (picked, waiting) = self
             .shared
             .db(move |j| {

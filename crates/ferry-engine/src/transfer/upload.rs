@@ -103,8 +103,14 @@ pub(crate) async fn upload(
     // A write refused because an object appeared at the key is settled again, a few times.
     for attempt in 0..MAX_REFUSED_WRITES {
         if attempt > 0 {
-            // Its key may have changed (keep both), its multipart upload begun.
-            row = fresh(shared, &row).await?;
+            // Its key may have changed (keep both), its multipart upload begun; the file is
+            // as just looked at (a file sent in one PUT has its fingerprint journaled only
+            // with its object).
+            row = FileRow {
+                size: Some(print.size),
+                mtime_ns: Some(print.mtime_ns),
+                ..fresh(shared, &row).await?
+            };
         }
         let row = &row;
         inside_grant(&grant, &settled.key, &row.path)?;
@@ -175,13 +181,17 @@ async fn put_and_record(
     grant: &ferry_protocol::Grant,
 ) -> Result<FileRow> {
     let object = put_whole(shared, row, &print, small, target, sent, grant).await?;
-    // The file must still be what was hashed: checked in the hop that records it.
-    let (id, path, recorded) = (row.id, row.path.clone(), object.clone());
+    // The file must still be what was hashed (looked at off the journal), and is recorded
+    // with its fingerprint in the next group commit.
+    let path = row.path.clone();
+    let now = crate::blocking::run("looking at a file", move || fingerprint_now(&path)).await?;
+    if now != print {
+        return Err(changed(&row.path));
+    }
+    let (id, recorded) = (row.id, object.clone());
     shared
-        .db(move |j| {
-            if fingerprint_now(&path)? != print {
-                return Err(changed(&path));
-            }
+        .grouped(move |j| {
+            j.set_fingerprint(id, print.size, print.mtime_ns, &print.sample)?;
             j.uploaded(id, &recorded.as_uploaded())
         })
         .await?;
@@ -198,21 +208,23 @@ async fn note_fingerprint(
 ) -> Result<(Fingerprint, Option<Bytes>)> {
     let (id, path, open) = (row.id, row.path.clone(), row.upload_id.is_some());
     let known = (row.size, row.mtime_ns, row.sample.clone());
-    let (print, small, stale) = shared
-        .db(move |j| {
-            let (print, small) = look(&path, true)?;
-            let seen = (
-                Some(print.size),
-                Some(print.mtime_ns),
-                Some(print.sample.clone()),
-            );
-            let stale = open && known != seen;
-            if !stale {
-                j.set_fingerprint(id, print.size, print.mtime_ns, &print.sample)?;
-            }
-            Ok((print, small, stale))
-        })
-        .await?;
+    let (print, small) =
+        crate::blocking::run("looking at a file", move || look(&path, true)).await?;
+    let seen = (
+        Some(print.size),
+        Some(print.mtime_ns),
+        Some(print.sample.clone()),
+    );
+    let stale = open && known != seen;
+    // A file sent in one PUT has its fingerprint recorded with the object (nothing resumes
+    // from it); one sent in parts needs it before its first part (a resume compares it).
+    let in_parts = print.size >= shared.settings().single_put_threshold;
+    if !stale && in_parts {
+        let found = print.clone();
+        shared
+            .grouped(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
+            .await?;
+    }
     if stale {
         tracing::info!(file = %row.path.display(), "the file changed since its upload began; starting again");
         abandon(shared, row, owner).await?;
@@ -387,7 +399,7 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -
     if callback::take_recorded(shared, id) {
         // The store's callback made the app server record this upload already.
         return shared
-            .db(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
+            .grouped(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
             .await;
     }
     let confirmation = Confirmation {

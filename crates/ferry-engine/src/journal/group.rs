@@ -1,0 +1,311 @@
+//! Group commit: the journal work of many files' tasks in one transaction. A task hands its
+//! work over and waits; while one group is being written the next gathers, so files that
+//! finish together are journaled together — one hop to a blocking thread, one lock and one
+//! commit for the group instead of one each.
+//!
+//! Each piece of work runs inside its own savepoint: one that fails leaves nothing behind and
+//! gets its own error, the others are kept. A piece learns it succeeded only once the group is
+//! committed; if the commit fails, every piece of the group gets that error (nothing of the
+//! group was kept). Work handed over here must only touch the journal — a file read or a
+//! slow call would hold up every other file's.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::Journal;
+use crate::error::{Error, Result};
+
+/// Pieces of work in one transaction at most (the lock is held while they run).
+const MOST: usize = 256;
+
+/// What a piece of work leaves to do once the group's fate is known: answer its task with its
+/// value, or with the commit's error.
+type Answer = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// A piece of work: runs (or is told the group could not begin), says whether it succeeded,
+/// and how to answer.
+type Work = Box<dyn FnOnce(std::result::Result<&Journal, &Error>) -> (bool, Answer) + Send>;
+
+/// Work waiting for the next group.
+#[derive(Default)]
+pub(super) struct Waiting {
+    work: Vec<Work>,
+    /// Whether a blocking thread is writing groups (it stops when nothing waits).
+    writing: bool,
+    /// Groups written so far.
+    written: u64,
+}
+
+impl Journal {
+    /// Runs `f` in the next group commit (see [`self`]); `f` must only touch the journal.
+    pub async fn grouped<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Journal) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tell, told) = oneshot::channel::<Result<T>>();
+        let work: Work = Box::new(move |journal| {
+            let value = match journal {
+                Ok(journal) => f(journal),
+                Err(err) => Err(again(err)),
+            };
+            let ok = value.is_ok();
+            let answer: Answer = Box::new(move |failed| {
+                let _ = tell.send(match failed {
+                    Some(err) => Err(again(err)),
+                    None => value,
+                });
+            });
+            (ok, answer)
+        });
+        let start = {
+            let mut waiting = self.waiting();
+            waiting.work.push(work);
+            !std::mem::replace(&mut waiting.writing, true)
+        };
+        if start {
+            let journal = self.clone();
+            tokio::task::spawn_blocking(move || journal.write_groups());
+        }
+        told.await.unwrap_or_else(|_| {
+            Err(Error::Io {
+                context: "writing the journal failed".into(),
+                source: std::io::Error::other("a journal group was dropped"),
+            })
+        })
+    }
+
+    /// Groups written so far (each one transaction).
+    #[cfg(test)]
+    pub(crate) fn groups_written(&self) -> u64 {
+        self.waiting().written
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.group.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes groups until nothing waits.
+    fn write_groups(&self) {
+        loop {
+            let work: Vec<Work> = {
+                let mut waiting = self.waiting();
+                if waiting.work.is_empty() {
+                    waiting.writing = false;
+                    return;
+                }
+                let take = waiting.work.len().min(MOST);
+                waiting.written += 1;
+                waiting.work.drain(..take).collect()
+            };
+            self.write_group(work);
+        }
+    }
+
+    /// Runs one group's work in one transaction and answers each piece.
+    fn write_group(&self, work: Vec<Work>) {
+        let _held = self.conn.lock();
+        let outer = match self.with(|c| Ok(c.is_autocommit())) {
+            Ok(autocommit) => autocommit,
+            Err(err) => return answer_all(work, &err),
+        };
+        if outer && let Err(err) = self.with(|c| c.execute_batch("BEGIN IMMEDIATE")) {
+            return answer_all(work, &err);
+        }
+        let mut answers = Vec::with_capacity(work.len());
+        for piece in work {
+            answers.push(self.run_piece(piece));
+        }
+        let committed = match outer {
+            true => self.with(|c| c.execute_batch("COMMIT")),
+            false => Ok(()),
+        };
+        if let Err(err) = &committed {
+            let _ = self.with(|c| match c.is_autocommit() {
+                true => Ok(()),
+                false => c.execute_batch("ROLLBACK"),
+            });
+            tracing::error!(error = %err, "a journal group failed to commit");
+        }
+        for answer in answers {
+            answer(committed.as_ref().err());
+        }
+    }
+
+    /// Runs one piece inside its own savepoint, kept if it succeeded and undone if not (or if
+    /// it panicked — the others of its group carry on).
+    fn run_piece(&self, piece: Work) -> Answer {
+        if let Err(err) = self.with(|c| c.execute_batch("SAVEPOINT piece")) {
+            let message = err.to_string();
+            return Box::new(move |_| {
+                tracing::error!(error = %message, "a journal savepoint failed");
+            });
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| piece(Ok(self))));
+        let (ok, answer) = match ran {
+            Ok(done) => done,
+            // The piece's sender went with it: its task learns the group was dropped.
+            Err(_) => (false, Box::new(|_: Option<&Error>| {}) as Answer),
+        };
+        let end = match ok {
+            true => "RELEASE piece",
+            false => "ROLLBACK TO piece; RELEASE piece",
+        };
+        if let Err(err) = self.with(|c| c.execute_batch(end)) {
+            tracing::error!(error = %err, "a journal savepoint could not be ended");
+        }
+        answer
+    }
+}
+
+/// Answers every piece of `work` with `err` without running it.
+fn answer_all(work: Vec<Work>, err: &Error) {
+    tracing::error!(error = %err, "a journal group could not begin");
+    for piece in work {
+        let (_, answer) = piece(Err(err));
+        answer(None);
+    }
+}
+
+/// The group's error again, for each of its pieces (errors are not `Clone`; SQLite's own keep
+/// their code, so a full disk still reads as one).
+fn again(err: &Error) -> Error {
+    match err {
+        Error::Journal(rusqlite::Error::SqliteFailure(code, message)) => {
+            Error::Journal(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        Error::Closed => Error::Closed,
+        other => Error::Io {
+            context: "writing the journal failed".into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn journal(dir: &tempfile::TempDir) -> Arc<Journal> {
+        Arc::new(Journal::open(&dir.path().join("journal.db")).unwrap())
+    }
+
+    /// Waits (at most 10 s) until `done` holds.
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 10 s");
+    }
+
+    /// Holds the journal until told to let go, so that work handed over meanwhile gathers.
+    fn hold(journal: &Arc<Journal>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (go, wait) = mpsc::channel::<()>();
+        let (held, holding) = mpsc::channel::<()>();
+        let journal = journal.clone();
+        let holder = std::thread::spawn(move || {
+            journal
+                .transaction(|_| {
+                    held.send(()).unwrap();
+                    wait.recv_timeout(Duration::from_secs(10)).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        });
+        holding.recv_timeout(Duration::from_secs(10)).unwrap();
+        (go, holder)
+    }
+
+    /// Three pieces handed over while the journal is busy go in one transaction; the one that
+    /// fails leaves nothing behind and gets its own error, the others are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_handed_over_together_is_committed_together_and_a_failed_piece_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir);
+        let before = journal.groups_written();
+        let (go, holder) = hold(&journal);
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.grouped(|j| j.set_setting("a", "1")).await }
+        });
+        // The first piece's group waits for the lock; the next two gather behind it.
+        until(|| journal.groups_written() == before + 1).await;
+        let second = journal.grouped(|j| {
+            j.set_setting("b", "2")?;
+            Err::<(), _>(Error::Protocol {
+                operation: "testing",
+                detail: "this piece fails".into(),
+            })
+        });
+        let third = journal.grouped(|j| j.set_setting("c", "3"));
+        // Both are handed over when first polled, before the journal is let go.
+        let (second, third, ()) = tokio::join!(second, third, async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            go.send(()).unwrap();
+        });
+        holder.join().unwrap();
+        first.await.unwrap().unwrap();
+        assert!(matches!(second, Err(Error::Protocol { .. })), "{second:?}");
+        third.unwrap();
+        assert_eq!(
+            journal.groups_written(),
+            before + 2,
+            "the last two in one group"
+        );
+        assert_eq!(journal.setting("a").unwrap().as_deref(), Some("1"));
+        assert_eq!(
+            journal.setting("b").unwrap(),
+            None,
+            "the failed piece was kept"
+        );
+        assert_eq!(journal.setting("c").unwrap().as_deref(), Some("3"));
+    }
+
+    /// A piece that panics is undone; its task hears of it and the rest of its group is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_piece_that_panics_is_undone_and_its_group_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir);
+        let (go, holder) = hold(&journal);
+        let before = journal.groups_written();
+        let panics = journal.grouped(|j| -> Result<()> {
+            j.set_setting("p", "1")?;
+            panic!("a piece panics");
+        });
+        let kept = journal.grouped(|j| j.set_setting("k", "1"));
+        let (panics, kept, ()) = tokio::join!(panics, kept, async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            go.send(()).unwrap();
+        });
+        holder.join().unwrap();
+        assert!(panics.is_err());
+        kept.unwrap();
+        assert!(journal.groups_written() > before);
+        assert_eq!(journal.setting("p").unwrap(), None);
+        assert_eq!(journal.setting("k").unwrap().as_deref(), Some("1"));
+    }
+
+    /// A closed journal answers every piece with `Closed`, running none.
+    #[tokio::test]
+    async fn a_closed_journal_answers_each_piece_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir);
+        journal.close();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ran.clone();
+        let answer = journal
+            .grouped(move |_| {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(answer, Err(Error::Closed)), "{answer:?}");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
