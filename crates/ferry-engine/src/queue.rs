@@ -63,6 +63,8 @@ pub(crate) struct Found {
     relative: PathBuf,
     /// Why it is not added (a link inside a folder, a folder too deep), if it is not.
     refused: Option<(&'static str, &'static str)>,
+    /// How it looked during the walk (looked at then, not while the journal is held).
+    look: Option<Look>,
 }
 
 /// What the user gave, as files: a file, or a folder walked recursively (in name order).
@@ -81,6 +83,7 @@ fn walk(base: &Path, path: &Path, depth: usize, found: &mut Vec<Found>) -> Resul
         path: path.to_owned(),
         relative: relative.clone(),
         refused: Some(why),
+        look: std::fs::symlink_metadata(path).ok().map(|m| Look::of(&m)),
     };
     let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     // A link inside a given folder is not followed (that also ends link loops).
@@ -111,6 +114,7 @@ fn walk(base: &Path, path: &Path, depth: usize, found: &mut Vec<Found>) -> Resul
         path: path.to_owned(),
         relative,
         refused: None,
+        look: std::fs::metadata(path).ok().map(|m| Look::of(&m)),
     });
     Ok(())
 }
@@ -190,13 +194,10 @@ impl<'a> Intake<'a> {
     /// Adds what a walk of what the user gave found (see [`found_in`]).
     pub(crate) fn add_found(&mut self, found: &Found) -> Result<()> {
         match &found.refused {
-            None => self.add_file(&found.path, "", &found.relative),
+            None => self.add_looked(&found.path, "", &found.relative, found.look),
             Some(why) => {
                 let key = crate::key::object_key("", &found.relative).unwrap_or_default();
-                let look = std::fs::symlink_metadata(&found.path)
-                    .ok()
-                    .map(|m| Look::of(&m));
-                self.refuse(&found.path, &key, look, *why)
+                self.refuse(&found.path, &key, found.look, *why)
             }
         }
     }
@@ -211,6 +212,17 @@ impl<'a> Intake<'a> {
     /// Adds one file whose key is `prefix` + `relative`.
     pub(crate) fn add_file(&mut self, path: &Path, prefix: &str, relative: &Path) -> Result<()> {
         let look = std::fs::metadata(path).ok().map(|m| Look::of(&m));
+        self.add_looked(path, prefix, relative, look)
+    }
+
+    /// Adds one file as `look` says it is.
+    fn add_looked(
+        &mut self,
+        path: &Path,
+        prefix: &str,
+        relative: &Path,
+        look: Option<Look>,
+    ) -> Result<()> {
         let key = match crate::key::object_key(prefix, relative) {
             Ok(key) => key,
             Err(refusal) => return self.refuse(path, "", look, refusal),

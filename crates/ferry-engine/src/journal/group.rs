@@ -50,10 +50,11 @@ impl Journal {
                 Err(err) => Err(again(err)),
             };
             let ok = value.is_ok();
+            // A piece's own error says more than the group's.
             let answer: Answer = Box::new(move |failed| {
-                let _ = tell.send(match failed {
-                    Some(err) => Err(again(err)),
-                    None => value,
+                let _ = tell.send(match (value, failed) {
+                    (Ok(_), Some(err)) => Err(again(err)),
+                    (value, _) => value,
                 });
             });
             (ok, answer)
@@ -85,11 +86,23 @@ impl Journal {
         self.group.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes groups until nothing waits.
+    /// Writes groups until nothing waits. Should it unwind (a piece's panic is caught; this
+    /// is for anything else), the next piece handed over starts a writer again.
     fn write_groups(&self) {
+        struct Unwound<'a>(&'a Journal);
+        impl Drop for Unwound<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.waiting().writing = false;
+                }
+            }
+        }
+        let _unwound = Unwound(self);
         loop {
             let work: Vec<Work> = {
                 let mut waiting = self.waiting();
+                // Cleared under the same lock a piece is handed over under: none is left
+                // waiting with nobody writing.
                 if waiting.work.is_empty() {
                     waiting.writing = false;
                     return;
@@ -102,44 +115,59 @@ impl Journal {
         }
     }
 
-    /// Runs one group's work in one transaction and answers each piece.
+    /// Runs one group's work in one transaction and answers each piece: with its value once
+    /// the group is committed, else with the error that undid the group.
     fn write_group(&self, work: Vec<Work>) {
         let _held = self.conn.lock();
-        let outer = match self.with(|c| Ok(c.is_autocommit())) {
-            Ok(autocommit) => autocommit,
-            Err(err) => return answer_all(work, &err),
-        };
-        if outer && let Err(err) = self.with(|c| c.execute_batch("BEGIN IMMEDIATE")) {
+        // The writer is a thread of its own: a transaction open here was left behind by a
+        // failure, and none of it was answered as kept — it is let go of first.
+        let begun = self.with(|c| {
+            if !c.is_autocommit() {
+                c.execute_batch("ROLLBACK")?;
+            }
+            c.execute_batch("BEGIN IMMEDIATE")
+        });
+        if let Err(err) = begun {
             return answer_all(work, &err);
         }
         let mut answers = Vec::with_capacity(work.len());
-        for piece in work {
-            answers.push(self.run_piece(piece));
+        let mut pieces = work.into_iter();
+        let mut lost = None;
+        for piece in pieces.by_ref() {
+            let (answer, gone) = self.run_piece(piece);
+            answers.push(answer);
+            if let Some(err) = gone {
+                lost = Some(err);
+                break;
+            }
         }
-        let committed = match outer {
-            true => self.with(|c| c.execute_batch("COMMIT")),
-            false => Ok(()),
+        let result = match lost {
+            Some(err) => Err(err),
+            None => self.with(|c| c.execute_batch("COMMIT")),
         };
-        if let Err(err) = &committed {
+        if let Err(err) = &result {
             let _ = self.with(|c| match c.is_autocommit() {
                 true => Ok(()),
                 false => c.execute_batch("ROLLBACK"),
             });
-            tracing::error!(error = %err, "a journal group failed to commit");
+            tracing::error!(error = %err, "a journal group was not kept");
         }
         for answer in answers {
-            answer(committed.as_ref().err());
+            answer(result.as_ref().err());
+        }
+        if let Err(err) = &result {
+            answer_all(pieces.collect(), err);
         }
     }
 
     /// Runs one piece inside its own savepoint, kept if it succeeded and undone if not (or if
-    /// it panicked — the others of its group carry on).
-    fn run_piece(&self, piece: Work) -> Answer {
+    /// it panicked — the others of its group carry on). Also returns the error that ended
+    /// the group's transaction, if it is gone: SQLite rolls a transaction back by itself on
+    /// some failures (a full disk, I/O errors), and nothing after may run outside it.
+    fn run_piece(&self, piece: Work) -> (Answer, Option<Error>) {
         if let Err(err) = self.with(|c| c.execute_batch("SAVEPOINT piece")) {
-            let message = err.to_string();
-            return Box::new(move |_| {
-                tracing::error!(error = %message, "a journal savepoint failed");
-            });
+            let (_, answer) = piece(Err(&err));
+            return (answer, Some(err));
         }
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| piece(Ok(self))));
         let (ok, answer) = match ran {
@@ -147,14 +175,21 @@ impl Journal {
             // The piece's sender went with it: its task learns the group was dropped.
             Err(_) => (false, Box::new(|_: Option<&Error>| {}) as Answer),
         };
+        let gone = |why: &str| Error::Io {
+            context: "writing the journal failed".into(),
+            source: std::io::Error::other(format!("SQLite ended the transaction: {why}")),
+        };
+        if self.with(|c| Ok(c.is_autocommit())).unwrap_or(true) {
+            return (answer, Some(gone("rolled back after a failure")));
+        }
         let end = match ok {
             true => "RELEASE piece",
             false => "ROLLBACK TO piece; RELEASE piece",
         };
-        if let Err(err) = self.with(|c| c.execute_batch(end)) {
-            tracing::error!(error = %err, "a journal savepoint could not be ended");
+        match self.with(|c| c.execute_batch(end)) {
+            Ok(()) => (answer, None),
+            Err(err) => (answer, Some(err)),
         }
-        answer
     }
 }
 
@@ -272,8 +307,13 @@ mod tests {
     async fn a_piece_that_panics_is_undone_and_its_group_kept() {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal(&dir);
-        let (go, holder) = hold(&journal);
         let before = journal.groups_written();
+        let (go, holder) = hold(&journal);
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.grouped(|j| j.set_setting("a", "1")).await }
+        });
+        until(|| journal.groups_written() == before + 1).await;
         let panics = journal.grouped(|j| -> Result<()> {
             j.set_setting("p", "1")?;
             panic!("a piece panics");
@@ -284,11 +324,53 @@ mod tests {
             go.send(()).unwrap();
         });
         holder.join().unwrap();
+        first.await.unwrap().unwrap();
         assert!(panics.is_err());
         kept.unwrap();
-        assert!(journal.groups_written() > before);
+        assert_eq!(journal.groups_written(), before + 2, "the two in one group");
         assert_eq!(journal.setting("p").unwrap(), None);
         assert_eq!(journal.setting("k").unwrap().as_deref(), Some("1"));
+    }
+
+    /// SQLite ends a transaction by itself on some failures (a full disk): the group's
+    /// earlier pieces are gone with it, so each is told, and no later piece runs outside a
+    /// transaction (where it would be kept while its task is told it failed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_whose_transaction_sqlite_ended_is_failed_whole_and_nothing_runs_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir);
+        let before = journal.groups_written();
+        let (go, holder) = hold(&journal);
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.grouped(|j| j.set_setting("first", "1")).await }
+        });
+        until(|| journal.groups_written() == before + 1).await;
+        let kept_before = journal.grouped(|j| j.set_setting("a", "1"));
+        let ends = journal.grouped(|j| {
+            // What SQLite does by itself after SQLITE_FULL: the whole transaction is undone.
+            j.with(|c| c.execute_batch("ROLLBACK"))?;
+            Ok(())
+        });
+        let after = journal.grouped(|j| j.set_setting("c", "1"));
+        let (kept_before, ends, after, ()) = tokio::join!(kept_before, ends, after, async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            go.send(()).unwrap();
+        });
+        holder.join().unwrap();
+        first.await.unwrap().unwrap();
+        assert!(kept_before.is_err(), "{kept_before:?}");
+        assert!(ends.is_err(), "{ends:?}");
+        assert!(after.is_err(), "{after:?}");
+        assert_eq!(journal.setting("a").unwrap(), None);
+        assert_eq!(
+            journal.setting("c").unwrap(),
+            None,
+            "ran outside the transaction"
+        );
+        // The next group is written as usual.
+        journal.grouped(|j| j.set_setting("d", "1")).await.unwrap();
+        assert_eq!(journal.setting("d").unwrap().as_deref(), Some("1"));
     }
 
     /// A closed journal answers every piece with `Closed`, running none.

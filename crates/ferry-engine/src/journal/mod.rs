@@ -322,11 +322,20 @@ impl Journal {
 
     /// Runs `f` with every journal write it makes in one transaction: committed together
     /// when it returns `Ok`, none of them kept when it fails (or panics). Other threads wait
-    /// meanwhile, so keep it short; a call inside another joins the outer transaction.
+    /// meanwhile, so keep it short. A call inside another (or inside a group commit's piece)
+    /// joins the outer transaction in a savepoint of its own: undone if it fails, even when
+    /// its caller goes on.
     pub(crate) fn transaction<T>(&self, f: impl FnOnce(&Journal) -> Result<T>) -> Result<T> {
         let _held = self.conn.lock();
         if !self.with(|c| Ok(c.is_autocommit()))? {
-            return f(self);
+            self.with(|c| c.execute_batch("SAVEPOINT nested"))?;
+            let value = f(self);
+            let end = match value.is_ok() {
+                true => "RELEASE nested",
+                false => "ROLLBACK TO nested; RELEASE nested",
+            };
+            self.with(|c| c.execute_batch(end))?;
+            return value;
         }
         self.with(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
         let open = Open(self);

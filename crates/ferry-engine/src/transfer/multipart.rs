@@ -202,8 +202,8 @@ async fn sweep(
     Ok(())
 }
 
-/// Aborts this key's open uploads begun since `since` (with a little slack for the clock) but
-/// for `keep`; whether all were. Failing to is not an error: the caller tries again later.
+/// Aborts this key's open uploads begun since `since` and no later than `keep` (with a little
+/// slack for the clock), but for `keep`; whether all were. Failing to is not an error: the caller tries again later.
 async fn abort_strays(
     shared: &Arc<Shared>,
     who: &Who<'_>,
@@ -218,12 +218,23 @@ async fn abort_strays(
             return false;
         }
     };
+    let begun = |u: &crate::dialect::s3::xml::OpenUpload| {
+        u.initiated.as_deref().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|at| at.unix_timestamp())
+        })
+    };
+    // A stray was begun before the upload kept (its answer was lost, then `keep` was
+    // begun): uploads begun later at this key are someone else's — another device of the
+    // account, another client with its credentials — and are left alone.
+    let Some(until) = open.iter().find(|u| u.upload_id == keep).and_then(begun) else {
+        tracing::warn!("the upload kept is not among the open ones; strays are looked for later");
+        return false;
+    };
     let mut all = true;
     for stray in open.iter().filter(|u| u.upload_id != keep) {
-        let begun = stray.initiated.as_deref().and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        });
-        if begun.is_some_and(|at| at.unix_timestamp() >= since - 2) {
+        if begun(stray).is_some_and(|at| at >= since - 2 && at <= until + 2) {
             tracing::info!(upload_id = %stray.upload_id, "aborting an upload begun but never journaled");
             if let Err(err) = shared.storage.abort(who, key, &stray.upload_id).await {
                 tracing::warn!(error = %err, "could not abort a stray upload");

@@ -40,6 +40,13 @@ async fn one_put_body(
     Ok((body, md5, crc))
 }
 
+/// Whether a file of a size is sent in parts, by the settings as they are now (read once per
+/// upload: a threshold changed meanwhile applies from the file's next start).
+fn sent_in_parts(shared: &Shared) -> impl Fn(u64) -> bool + use<> {
+    let threshold = shared.settings().single_put_threshold;
+    move |size| size >= threshold
+}
+
 /// Part size for a file: at least the minimum, and few enough parts for S3's 10 000 limit.
 pub fn part_size(size: u64, min: u64) -> u64 {
     min.max(size.div_ceil(10_000))
@@ -72,11 +79,13 @@ pub(crate) async fn upload(
     owner: &Owner,
     sent: &Arc<AtomicU64>,
 ) -> Result<FileRow> {
-    let (print, small) = note_fingerprint(shared, row, owner).await?;
+    // Sent in parts or in one PUT: decided once, from the file as looked at.
+    let in_parts = sent_in_parts(shared);
+    let (print, small) = note_fingerprint(shared, row, owner, &in_parts).await?;
+    let big = in_parts(print.size);
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
     inside_grant(&grant, &format!("{}{}", grant.prefix, row.key), &row.path)?;
-    let big = print.size >= shared.settings().single_put_threshold;
     let _big_slot = match big {
         true => Some(shared.big_files.clone().acquire_owned().await),
         false => None,
@@ -205,6 +214,7 @@ async fn note_fingerprint(
     shared: &Arc<Shared>,
     row: &FileRow,
     owner: &Owner,
+    in_parts: &impl Fn(u64) -> bool,
 ) -> Result<(Fingerprint, Option<Bytes>)> {
     let (id, path, open) = (row.id, row.path.clone(), row.upload_id.is_some());
     let known = (row.size, row.mtime_ns, row.sample.clone());
@@ -218,8 +228,7 @@ async fn note_fingerprint(
     let stale = open && known != seen;
     // A file sent in one PUT has its fingerprint recorded with the object (nothing resumes
     // from it); one sent in parts needs it before its first part (a resume compares it).
-    let in_parts = print.size >= shared.settings().single_put_threshold;
-    if !stale && in_parts {
+    if !stale && in_parts(print.size) {
         let found = print.clone();
         shared
             .grouped(move |j| j.set_fingerprint(id, found.size, found.mtime_ns, &found.sample))
