@@ -761,6 +761,73 @@ async fn an_upload_begun_but_never_journaled_is_aborted_even_when_the_first_look
     );
 }
 
+/// The sweep for uploads begun but never journaled leaves alone an upload begun at the same
+/// key after the one it keeps: that one is someone else's (another device of the account,
+/// another client with its credentials). Here the first sweep fails, so the sweep runs again
+/// before Complete — seconds after another client began its own upload at the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_leaves_alone_an_upload_someone_else_began_at_the_key_later() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("shared-key.bin", 24 * MIB, 36);
+    let lost = rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("POST")
+            .target("shared-key.bin?uploads")
+            .nth(1),
+    );
+    let unlisted = rig.store.add(
+        Rule::new(Action::s3_error(400, "InvalidRequest", "no listing now"))
+            .method("GET")
+            .target("uploads=")
+            .nth(1),
+    );
+    // The parts wait at the proxy, so that the other client begins its upload in between.
+    let held = rig.store.add(
+        Rule::new(Action::Latency(Duration::from_secs(8)))
+            .method("PUT")
+            .target("shared-key.bin?partNumber"),
+    );
+    let (engine, events) = rig.engine(|_| {}).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let other = async {
+        let started = Instant::now();
+        while held.matched() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "no part sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The store dates an upload to the second; the sweep allows 2 s either way.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let grant = engine.credentials().current().await.unwrap();
+        let key = format!("{}shared-key.bin", grant.prefix);
+        ferry_tests::StoreClient::new((*grant).clone())
+            .create_multipart(&key)
+            .await
+    };
+    let (summary, theirs) = tokio::join!(within(60, "the upload", engine.run_until_idle()), other);
+    assert_eq!(summary.unwrap().confirmed, 1);
+    assert_eq!((lost.applied(), unlisted.applied()), (1, 1));
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+    let grant = engine.credentials().current().await.unwrap();
+    let open = ferry_tests::StoreClient::new((*grant).clone())
+        .list_uploads("")
+        .await;
+    assert!(
+        open.body
+            .contains(&format!("<UploadId>{theirs}</UploadId>")),
+        "the other client's upload is still open: {}",
+        open.body
+    );
+    assert_eq!(
+        open.body.matches("<UploadId>").count(),
+        1,
+        "the stray is aborted, theirs kept: {}",
+        open.body
+    );
+}
+
 /// OSS reports the CRC-64 of what it stored for every part; one that is not the CRC of the
 /// bytes sent means the part is not what Ferry sent. The file is stopped with an integrity
 /// error (nothing confirmed), and once the store tells the truth again a retry uploads it.
