@@ -180,14 +180,17 @@ async fn begin(
         }
         return Err(err);
     }
-    sweep(shared, id, &who, target.key, &upload_id, since).await?;
+    // Looked for now (parts of a stray would be sent in vain beside ours) and again before
+    // Complete, when the moment noted is forgotten: a create whose client was killed may still
+    // be on its way into the store's records when the first look is made.
+    abort_strays(shared, &who, target.key, &upload_id, since).await;
     Ok(upload_id)
 }
 
 /// Aborts this key's uploads begun but never journaled (see [`abort_strays`]) and, when that
-/// worked, forgets the moment noted before they were begun. When it did not — or the engine
-/// stopped before it — the moment stays, and the sweep is made again before the upload
-/// completes (and by the next run that finds the upload journaled).
+/// worked, forgets the moment noted before they were begun. Made before an upload completes
+/// (after a first look when it was begun); when it fails the moment stays, for the next run
+/// that finds the upload journaled.
 async fn sweep(
     shared: &Arc<Shared>,
     id: i64,
@@ -202,8 +205,12 @@ async fn sweep(
     Ok(())
 }
 
-/// Aborts this key's open uploads begun since `since` and no later than `keep` (with a little
-/// slack for the clock), but for `keep`; whether all were. Failing to is not an error: the caller tries again later.
+/// Seconds after the upload kept that a stray may be dated: the store dates an upload when it
+/// takes the request, and a request whose client was killed can be taken late.
+const LATE: i64 = 5;
+
+/// Aborts this key's open uploads begun since `since` (2 s of slack for the clock) and no
+/// later than [`LATE`] after `keep`, but for `keep`; whether all were. Failing to is not an error: the caller tries again later.
 async fn abort_strays(
     shared: &Arc<Shared>,
     who: &Who<'_>,
@@ -234,7 +241,7 @@ async fn abort_strays(
     };
     let mut all = true;
     for stray in open.iter().filter(|u| u.upload_id != keep) {
-        if begun(stray).is_some_and(|at| at >= since - 2 && at <= until + 2) {
+        if begun(stray).is_some_and(|at| at >= since - 2 && at <= until + LATE) {
             tracing::info!(upload_id = %stray.upload_id, "aborting an upload begun but never journaled");
             if let Err(err) = shared.storage.abort(who, key, &stray.upload_id).await {
                 tracing::warn!(error = %err, "could not abort a stray upload");
