@@ -158,6 +158,10 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
         } else {
             first.arg("upload").arg(&folder);
         }
+        // Each run's log, to tell what happened should a trial leave something behind.
+        first
+            .env("FERRY_LOG", "info")
+            .stderr(std::fs::File::create(dir.path().join(format!("first-{trial}.log"))).unwrap());
         let child = first.spawn().unwrap();
         let wait = Duration::from_millis(dice.below(1200));
         tokio::time::sleep(wait).await;
@@ -236,10 +240,38 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
     let store = StoreClient::new(client.grant().await);
     let open = store.list_uploads("").await;
     assert_eq!(open.status, 200, "{}", open.body);
+    if open.body.contains("<UploadId>") {
+        print_logs_of_trials_in(&open.body, dir.path());
+    }
     assert!(
         !open.body.contains("<UploadId>"),
         "no multipart upload is left open: {}",
         open.body
     );
     ferry_tests::figures("crash_trials", &summary);
+}
+
+/// Prints what the runs of each trial named in `listing` (by its keys, `trial-N/`) logged
+/// about uploads: what a failure needs to be understood.
+fn print_logs_of_trials_in(listing: &str, dir: &Path) {
+    let mut trials: Vec<&str> = listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("trial-").nth(1)?.split('/').next())
+        .collect();
+    trials.dedup();
+    for trial in trials {
+        for log in [format!("first-{trial}.log"), format!("trial-{trial}.log")] {
+            let text = std::fs::read_to_string(dir.join(&log)).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("upload") || l.contains("stray") || l.contains("abort"))
+                .collect();
+            let from = lines.len().saturating_sub(60);
+            eprintln!("--- {log} ({} lines about uploads) ---", lines.len());
+            for line in &lines[from..] {
+                eprintln!("{line}");
+            }
+        }
+    }
 }

@@ -165,6 +165,7 @@ async fn begin(
     shared.db(move |j| j.initiating(id, since)).await?;
     let who = Who::file(target.owner, id);
     let upload_id = shared.storage.create_multipart(&who, target.key).await?;
+    tracing::info!(file_id = id, upload_id = %upload_id, since, "began a multipart upload");
     let (upload, part_size) = (upload_id.clone(), plan.part_size);
     let (bucket, key) = (target.bucket.to_owned(), target.key.to_owned());
     let recorded = shared
