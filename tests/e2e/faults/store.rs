@@ -681,26 +681,45 @@ async fn an_expired_token_answer_refreshes_the_grant_and_retries_once() {
     assert_eq!(rig.api.count("POST", "/api/v1/grants") - grants_before, 1);
 }
 
+/// The first create of `name`'s multipart upload takes effect and its answer is lost.
+fn lose_first_create(rig: &Rig, name: &str) -> ferry_tests::proxy::RuleHandle {
+    rig.store.add(
+        Rule::new(Action::DropAnswer)
+            .method("POST")
+            .target(&format!("{name}?uploads"))
+            .nth(1),
+    )
+}
+
+/// The first look for open uploads is refused.
+fn refuse_first_listing(rig: &Rig) -> ferry_tests::proxy::RuleHandle {
+    rig.store.add(
+        Rule::new(Action::s3_error(400, "InvalidRequest", "no listing now"))
+            .method("GET")
+            .target("uploads=")
+            .nth(1),
+    )
+}
+
+/// The multipart uploads open at the store for the engine's account, as the store lists them.
+async fn open_uploads(engine: &ferry_engine::Engine) -> String {
+    let grant = engine.credentials().current().await.unwrap();
+    ferry_tests::StoreClient::new((*grant).clone())
+        .list_uploads("")
+        .await
+        .body
+}
+
 /// The store begins a multipart upload but its answer is lost: the engine begins another one.
 /// The first must not be left open in the store for ever (nobody would ever abort it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
     let rig = Rig::start(|_| {}).await;
     let source = rig.file("begun-twice.bin", 24 * MIB, 34);
-    let lost = rig.store.add(
-        Rule::new(Action::DropAnswer)
-            .method("POST")
-            .target("begun-twice.bin?uploads")
-            .nth(1),
-    );
+    let lost = lose_first_create(&rig, "begun-twice.bin");
     let (engine, events) = rig.engine(|_| {}).await;
-    engine
-        .enqueue(std::slice::from_ref(&source.path))
-        .await
-        .unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let sources = [source];
+    let summary = Rig::upload_all(&engine, &sources, 60, "the upload").await;
     assert_eq!(summary.confirmed, 1);
     assert_eq!(lost.applied(), 1);
     assert_eq!(
@@ -708,15 +727,11 @@ async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
         2,
         "begun twice"
     );
-    rig.assert_arrived_once(&engine, &events, &[source]).await;
-    let grant = engine.credentials().current().await.unwrap();
-    let open = ferry_tests::StoreClient::new((*grant).clone())
-        .list_uploads("")
-        .await;
+    rig.assert_arrived_once(&engine, &events, &sources).await;
+    let open = open_uploads(&engine).await;
     assert!(
-        !open.body.contains("<UploadId>"),
-        "the upload whose answer was lost was aborted: {}",
-        open.body
+        !open.contains("<UploadId>"),
+        "the upload whose answer was lost was aborted: {open}"
     );
 }
 
@@ -727,38 +742,39 @@ async fn an_upload_begun_but_never_journaled_is_not_left_in_the_store() {
 async fn an_upload_begun_but_never_journaled_is_aborted_even_when_the_first_look_for_it_fails() {
     let rig = Rig::start(|_| {}).await;
     let source = rig.file("begun-twice-unlisted.bin", 24 * MIB, 35);
-    let lost = rig.store.add(
-        Rule::new(Action::DropAnswer)
-            .method("POST")
-            .target("begun-twice-unlisted.bin?uploads")
-            .nth(1),
-    );
-    let unlisted = rig.store.add(
-        Rule::new(Action::s3_error(400, "InvalidRequest", "no listing now"))
-            .method("GET")
-            .target("uploads=")
-            .nth(1),
-    );
+    let lost = lose_first_create(&rig, "begun-twice-unlisted.bin");
+    let unlisted = refuse_first_listing(&rig);
     let (engine, events) = rig.engine(|_| {}).await;
-    engine
-        .enqueue(std::slice::from_ref(&source.path))
-        .await
-        .unwrap();
-    let summary = within(60, "the upload", engine.run_until_idle())
-        .await
-        .unwrap();
+    let sources = [source];
+    let summary = Rig::upload_all(&engine, &sources, 60, "the upload").await;
     assert_eq!(summary.confirmed, 1);
     assert_eq!((lost.applied(), unlisted.applied()), (1, 1));
-    rig.assert_arrived_once(&engine, &events, &[source]).await;
-    let grant = engine.credentials().current().await.unwrap();
-    let open = ferry_tests::StoreClient::new((*grant).clone())
-        .list_uploads("")
-        .await;
+    rig.assert_arrived_once(&engine, &events, &sources).await;
+    let open = open_uploads(&engine).await;
     assert!(
-        !open.body.contains("<UploadId>"),
-        "the upload whose answer was lost was aborted: {}",
-        open.body
+        !open.contains("<UploadId>"),
+        "the upload whose answer was lost was aborted: {open}"
     );
+}
+
+/// Waits (at most 30 s) until `rule` has matched a request, then `then` more.
+async fn after_match(rule: &ferry_tests::proxy::RuleHandle, what: &str, then: Duration) {
+    let started = Instant::now();
+    while rule.matched() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(then).await;
+}
+
+/// Begins a multipart upload of `name` at the engine account's prefix, as another client
+/// with the same credentials would; its upload id.
+async fn begin_beside(engine: &ferry_engine::Engine, name: &str) -> String {
+    let grant = engine.credentials().current().await.unwrap();
+    let key = format!("{}{name}", grant.prefix);
+    ferry_tests::StoreClient::new((*grant).clone())
+        .create_multipart(&key)
+        .await
 }
 
 /// A create whose client was killed can reach the store's records after the restarted engine
@@ -777,38 +793,20 @@ async fn a_stray_that_appears_after_the_first_look_is_aborted_before_complete() 
             .target("late-stray.bin?partNumber"),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine
-        .enqueue(std::slice::from_ref(&source.path))
-        .await
-        .unwrap();
+    let sources = [source];
     let late = async {
-        let started = Instant::now();
-        while looked.matched() == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no look for strays"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let grant = engine.credentials().current().await.unwrap();
-        let key = format!("{}late-stray.bin", grant.prefix);
-        ferry_tests::StoreClient::new((*grant).clone())
-            .create_multipart(&key)
-            .await
+        after_match(&looked, "look for strays", Duration::ZERO).await;
+        begin_beside(&engine, "late-stray.bin").await
     };
-    let (summary, stray) = tokio::join!(within(60, "the upload", engine.run_until_idle()), late);
-    assert_eq!(summary.unwrap().confirmed, 1);
+    let (summary, stray) = tokio::join!(Rig::upload_all(&engine, &sources, 60, "the upload"), late);
+    assert_eq!(summary.confirmed, 1);
     assert!(held.matched() > 0);
     assert!(looked.matched() >= 2, "looked again before Complete");
-    rig.assert_arrived_once(&engine, &events, &[source]).await;
-    let grant = engine.credentials().current().await.unwrap();
-    let open = ferry_tests::StoreClient::new((*grant).clone())
-        .list_uploads("")
-        .await;
+    rig.assert_arrived_once(&engine, &events, &sources).await;
+    let open = open_uploads(&engine).await;
     assert!(
-        !open.body.contains(&stray),
-        "the stray that appeared late was aborted: {}",
-        open.body
+        !open.contains(&stray),
+        "the stray that appeared late was aborted: {open}"
     );
 }
 
@@ -820,18 +818,8 @@ async fn a_stray_that_appears_after_the_first_look_is_aborted_before_complete() 
 async fn the_sweep_leaves_alone_an_upload_someone_else_began_at_the_key_later() {
     let rig = Rig::start(|_| {}).await;
     let source = rig.file("shared-key.bin", 24 * MIB, 36);
-    let lost = rig.store.add(
-        Rule::new(Action::DropAnswer)
-            .method("POST")
-            .target("shared-key.bin?uploads")
-            .nth(1),
-    );
-    let unlisted = rig.store.add(
-        Rule::new(Action::s3_error(400, "InvalidRequest", "no listing now"))
-            .method("GET")
-            .target("uploads=")
-            .nth(1),
-    );
+    let lost = lose_first_create(&rig, "shared-key.bin");
+    let unlisted = refuse_first_listing(&rig);
     // The parts wait at the proxy, so that the other client begins its upload in between.
     let held = rig.store.add(
         Rule::new(Action::Latency(Duration::from_secs(14)))
@@ -839,44 +827,27 @@ async fn the_sweep_leaves_alone_an_upload_someone_else_began_at_the_key_later() 
             .target("shared-key.bin?partNumber"),
     );
     let (engine, events) = rig.engine(|_| {}).await;
-    engine
-        .enqueue(std::slice::from_ref(&source.path))
-        .await
-        .unwrap();
+    let sources = [source];
     let other = async {
-        let started = Instant::now();
-        while held.matched() == 0 {
-            assert!(started.elapsed() < Duration::from_secs(30), "no part sent");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         // The store dates an upload to the second; the sweep allows 5 s after the one kept
         // (a killed client's create can be taken late).
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        let grant = engine.credentials().current().await.unwrap();
-        let key = format!("{}shared-key.bin", grant.prefix);
-        ferry_tests::StoreClient::new((*grant).clone())
-            .create_multipart(&key)
-            .await
+        after_match(&held, "part sent", Duration::from_secs(8)).await;
+        begin_beside(&engine, "shared-key.bin").await
     };
-    let (summary, theirs) = tokio::join!(within(60, "the upload", engine.run_until_idle()), other);
-    assert_eq!(summary.unwrap().confirmed, 1);
+    let (summary, theirs) =
+        tokio::join!(Rig::upload_all(&engine, &sources, 60, "the upload"), other);
+    assert_eq!(summary.confirmed, 1);
     assert_eq!((lost.applied(), unlisted.applied()), (1, 1));
-    rig.assert_arrived_once(&engine, &events, &[source]).await;
-    let grant = engine.credentials().current().await.unwrap();
-    let open = ferry_tests::StoreClient::new((*grant).clone())
-        .list_uploads("")
-        .await;
+    rig.assert_arrived_once(&engine, &events, &sources).await;
+    let open = open_uploads(&engine).await;
     assert!(
-        open.body
-            .contains(&format!("<UploadId>{theirs}</UploadId>")),
-        "the other client's upload is still open: {}",
-        open.body
+        open.contains(&format!("<UploadId>{theirs}</UploadId>")),
+        "the other client's upload is still open: {open}"
     );
     assert_eq!(
-        open.body.matches("<UploadId>").count(),
+        open.matches("<UploadId>").count(),
         1,
-        "the stray is aborted, theirs kept: {}",
-        open.body
+        "the stray is aborted, theirs kept: {open}"
     );
 }
 

@@ -239,61 +239,82 @@ mod tests {
         panic!("not within 10 s");
     }
 
-    /// Holds the journal until told to let go, so that work handed over meanwhile gathers.
-    fn hold(journal: &Arc<Journal>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-        let (go, wait) = mpsc::channel::<()>();
-        let (held, holding) = mpsc::channel::<()>();
-        let journal = journal.clone();
-        let holder = std::thread::spawn(move || {
-            journal
-                .transaction(|_| {
-                    held.send(()).unwrap();
-                    wait.recv_timeout(Duration::from_secs(10)).unwrap();
-                    Ok(())
-                })
-                .unwrap();
-        });
-        holding.recv_timeout(Duration::from_secs(10)).unwrap();
-        (go, holder)
+    /// The journal held by another thread, and a first group taken and waiting for it:
+    /// pieces handed over now gather in the next group.
+    struct Busy {
+        go: mpsc::Sender<()>,
+        holder: std::thread::JoinHandle<()>,
+        first: tokio::task::JoinHandle<Result<()>>,
+        before: u64,
     }
 
-    /// Three pieces handed over while the journal is busy go in one transaction; the one that
-    /// fails leaves nothing behind and gets its own error, the others are kept.
+    async fn busy(journal: &Arc<Journal>) -> Busy {
+        let before = journal.groups_written();
+        let (go, wait) = mpsc::channel::<()>();
+        let (held, holding) = mpsc::channel::<()>();
+        let holder = std::thread::spawn({
+            let journal = journal.clone();
+            move || {
+                journal
+                    .transaction(|_| {
+                        held.send(()).unwrap();
+                        wait.recv_timeout(Duration::from_secs(10)).unwrap();
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+        });
+        holding.recv_timeout(Duration::from_secs(10)).unwrap();
+        let first = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.grouped(|j| j.set_setting("first", "1")).await }
+        });
+        until(|| journal.groups_written() == before + 1).await;
+        Busy {
+            go,
+            holder,
+            first,
+            before,
+        }
+    }
+
+    impl Busy {
+        /// Lets the journal go after a moment (pieces polled beside this are handed over
+        /// first).
+        async fn let_go(&self) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.go.send(()).unwrap();
+        }
+
+        /// Waits for the holder and the first group; the groups written since it was busy.
+        async fn groups(self, journal: &Journal) -> u64 {
+            self.holder.join().unwrap();
+            self.first.await.unwrap().unwrap();
+            journal.groups_written() - self.before
+        }
+    }
+
+    /// Pieces handed over while the journal is busy go in one transaction; the one that fails
+    /// leaves nothing behind and gets its own error, the others are kept.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_handed_over_together_is_committed_together_and_a_failed_piece_is_undone() {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal(&dir);
-        let before = journal.groups_written();
-        let (go, holder) = hold(&journal);
-        let first = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.grouped(|j| j.set_setting("a", "1")).await }
-        });
-        // The first piece's group waits for the lock; the next two gather behind it.
-        until(|| journal.groups_written() == before + 1).await;
-        let second = journal.grouped(|j| {
+        let busy = busy(&journal).await;
+        let fails = journal.grouped(|j| {
             j.set_setting("b", "2")?;
             Err::<(), _>(Error::Protocol {
                 operation: "testing",
                 detail: "this piece fails".into(),
             })
         });
-        let third = journal.grouped(|j| j.set_setting("c", "3"));
+        let kept = journal.grouped(|j| j.set_setting("c", "3"));
         // Both are handed over when first polled, before the journal is let go.
-        let (second, third, ()) = tokio::join!(second, third, async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            go.send(()).unwrap();
-        });
-        holder.join().unwrap();
-        first.await.unwrap().unwrap();
-        assert!(matches!(second, Err(Error::Protocol { .. })), "{second:?}");
-        third.unwrap();
-        assert_eq!(
-            journal.groups_written(),
-            before + 2,
-            "the last two in one group"
-        );
-        assert_eq!(journal.setting("a").unwrap().as_deref(), Some("1"));
+        let (fails, kept, ()) = tokio::join!(fails, kept, busy.let_go());
+        assert_eq!(busy.groups(&journal).await, 2, "the last two in one group");
+        assert!(matches!(fails, Err(Error::Protocol { .. })), "{fails:?}");
+        kept.unwrap();
+        assert_eq!(journal.setting("first").unwrap().as_deref(), Some("1"));
         assert_eq!(
             journal.setting("b").unwrap(),
             None,
@@ -307,27 +328,16 @@ mod tests {
     async fn a_piece_that_panics_is_undone_and_its_group_kept() {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal(&dir);
-        let before = journal.groups_written();
-        let (go, holder) = hold(&journal);
-        let first = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.grouped(|j| j.set_setting("a", "1")).await }
-        });
-        until(|| journal.groups_written() == before + 1).await;
+        let busy = busy(&journal).await;
         let panics = journal.grouped(|j| -> Result<()> {
             j.set_setting("p", "1")?;
             panic!("a piece panics");
         });
         let kept = journal.grouped(|j| j.set_setting("k", "1"));
-        let (panics, kept, ()) = tokio::join!(panics, kept, async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            go.send(()).unwrap();
-        });
-        holder.join().unwrap();
-        first.await.unwrap().unwrap();
+        let (panics, kept, ()) = tokio::join!(panics, kept, busy.let_go());
+        assert_eq!(busy.groups(&journal).await, 2, "the two in one group");
         assert!(panics.is_err());
         kept.unwrap();
-        assert_eq!(journal.groups_written(), before + 2, "the two in one group");
         assert_eq!(journal.setting("p").unwrap(), None);
         assert_eq!(journal.setting("k").unwrap().as_deref(), Some("1"));
     }
@@ -339,13 +349,7 @@ mod tests {
     async fn a_group_whose_transaction_sqlite_ended_is_failed_whole_and_nothing_runs_after() {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal(&dir);
-        let before = journal.groups_written();
-        let (go, holder) = hold(&journal);
-        let first = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.grouped(|j| j.set_setting("first", "1")).await }
-        });
-        until(|| journal.groups_written() == before + 1).await;
+        let busy = busy(&journal).await;
         let kept_before = journal.grouped(|j| j.set_setting("a", "1"));
         let ends = journal.grouped(|j| {
             // What SQLite does by itself after SQLITE_FULL: the whole transaction is undone.
@@ -353,12 +357,8 @@ mod tests {
             Ok(())
         });
         let after = journal.grouped(|j| j.set_setting("c", "1"));
-        let (kept_before, ends, after, ()) = tokio::join!(kept_before, ends, after, async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            go.send(()).unwrap();
-        });
-        holder.join().unwrap();
-        first.await.unwrap().unwrap();
+        let (kept_before, ends, after, ()) = tokio::join!(kept_before, ends, after, busy.let_go());
+        assert_eq!(busy.groups(&journal).await, 2);
         assert!(kept_before.is_err(), "{kept_before:?}");
         assert!(ends.is_err(), "{ends:?}");
         assert!(after.is_err(), "{after:?}");
