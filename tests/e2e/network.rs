@@ -9,7 +9,7 @@ use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
 use ferry_engine::secret::Secret;
 use ferry_protocol::Role;
 use ferry_tests::network::{Login, LoopbackProxy, TlsFront, private_ca};
-use ferry_tests::{TestServer, bytes, engine, ferry_as, within};
+use ferry_tests::{Alice, TestServer, bytes, engine, ferry_as, within};
 
 const MIB: usize = 1024 * 1024;
 
@@ -83,15 +83,15 @@ async fn upload_two(engine: &ferry_engine::Engine, dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_an_http_proxy_with_a_password_and_not_without_it() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
     let door = login("pr0xy pass:word");
     let proxy = LoopbackProxy::http(Some(door.clone())).await;
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
-        c.network = through(proxy.url("http"), Some(&door));
-    })
-    .await;
+    let Alice {
+        server,
+        password,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|c| c.network = through(proxy.url("http"), Some(&door))).await;
     upload_two(&engine, dir.path()).await;
     let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
     assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
@@ -117,19 +117,14 @@ async fn through_an_http_proxy_with_a_password_and_not_without_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_set_while_signed_in_carries_the_next_requests_without_signing_in_again() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
     let door = login("live pass");
     let proxy = LoopbackProxy::http(Some(door.clone())).await;
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    let Alice {
+        server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
     // A small file and one in parts per round, named for the round; all confirmed.
     let round = async |name: &str| {
         let small = dir.path().join(format!("{name}.txt"));
@@ -238,15 +233,14 @@ async fn a_queue_a_proxy_stopped_goes_on_once_its_new_password_is_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_socks5_proxy_with_a_user_name_and_password() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
     let door = login("s0cks");
     let proxy = LoopbackProxy::socks5(Some(door.clone())).await;
-    let (engine, _) = engine(&server, &dir.path().join("data"), "alice", &password, |c| {
-        c.network = through(proxy.url("socks5h"), Some(&door));
-    })
-    .await;
+    let Alice {
+        server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|c| c.network = through(proxy.url("socks5h"), Some(&door))).await;
     upload_two(&engine, dir.path()).await;
     let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
     assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
