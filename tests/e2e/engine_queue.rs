@@ -396,3 +396,28 @@ async fn retrying_failed_files_leaves_the_files_the_user_paused_paused() {
         "the paused file stays paused"
     );
 }
+
+/// A file sent in one PUT has its fingerprint journaled with its object, not when it was
+/// added: one that changed between being added and being sent is, once uploaded, known as it
+/// now is — given again unchanged, it is not sent again (its confirmed row answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_it_was_added_is_known_as_sent_once_uploaded() {
+    let alice = Alice::start(|_| {}).await;
+    let path = alice.dir.path().join("grew.txt");
+    std::fs::write(&path, b"short").unwrap();
+    let engine = &alice.engine;
+    let first = engine.enqueue(std::slice::from_ref(&path)).await.unwrap();
+    // Changed after it was added, before it is sent (size and modification time).
+    std::fs::write(&path, b"a good deal longer than before").unwrap();
+    let summary = within(60, "the upload", engine.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1);
+    let row = engine.journal().file(first[0]).unwrap().unwrap();
+    assert_eq!(row.size, Some(30), "{row:?}");
+    let again = engine.enqueue(std::slice::from_ref(&path)).await.unwrap();
+    assert_eq!(
+        again, first,
+        "given again unchanged: its confirmed row, no new upload"
+    );
+}
