@@ -4,11 +4,14 @@
 //! behind a TLS front whose certificate a private CA signed. Each test signs in, uploads a
 //! small file and one in parts, and checks what the proxy saw.
 
+use std::time::{Duration, Instant};
+
 use ferry_engine::journal::FileState;
 use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
 use ferry_engine::secret::Secret;
 use ferry_protocol::Role;
 use ferry_tests::network::{Login, LoopbackProxy, TlsFront, private_ca};
+use ferry_tests::proxy::{Action, Proxy, Rule};
 use ferry_tests::{Alice, TestServer, bytes, engine, ferry_as, within};
 
 const MIB: usize = 1024 * 1024;
@@ -586,4 +589,51 @@ async fn a_proxy_that_starts_refusing_stops_the_queue_after_one_try_per_file_in_
         .await
         .unwrap();
     assert_eq!(summary.confirmed, 20, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_from_the_proxy_no_longer_in_use_does_not_stop_the_queue() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(
+        &server,
+        &dir.path().join("data"),
+        "alice",
+        &password,
+        |_| {},
+    )
+    .await;
+    engine.credentials().current().await.unwrap();
+    // The network being left: a proxy that refuses this login, slowly (a fault proxy in front
+    // of it holds each request a while).
+    let proxy = LoopbackProxy::http(Some(login("right"))).await;
+    let slow = Proxy::start(proxy.addr).await;
+    let held = slow.add(Rule::new(Action::Latency(Duration::from_secs(2))));
+    engine
+        .set_network(&through(slow.url(), Some(&login("wrong"))))
+        .unwrap();
+    let file = dir.path().join("sent-after-the-change.txt");
+    std::fs::write(&file, b"the refusal comes from the old network").unwrap();
+    engine.enqueue(&[file]).await.unwrap();
+    // A request is held on the old network when the user changes it; its refusal comes after.
+    let change = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while held.matched() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no request reached the old proxy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let direct = Network {
+            proxy: ProxyChoice::Direct,
+            extra_ca: None,
+        };
+        engine.set_network(&direct).unwrap();
+    };
+    let (run, ()) = tokio::join!(within(120, "the upload", engine.run_until_idle()), change);
+    let summary = run.expect("the old network's refusal stops nothing on the new one");
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    assert_eq!(proxy.refused.all().len(), 1, "{:?}", proxy.refused.all());
 }

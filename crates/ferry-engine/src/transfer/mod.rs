@@ -20,7 +20,7 @@ mod upload;
 mod window;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -165,6 +165,9 @@ pub struct Transfer {
     signed_out: AtomicBool,
     /// Where a proxy refused the credentials: nothing starts until the user acts.
     proxy_refused: Mutex<Option<String>>,
+    /// Which network is in use: one more at each change (a refusal from an older one
+    /// stops nothing).
+    network: AtomicU64,
     /// While above zero, nothing new starts (the session is changing hands).
     holds: AtomicUsize,
     /// Tasks done sending and waiting for their confirmation: they hold no file slot.
@@ -249,6 +252,7 @@ impl Transfer {
             wake: Notify::new(),
             signed_out: AtomicBool::new(false),
             proxy_refused: Mutex::new(None),
+            network: AtomicU64::new(0),
             holds: AtomicUsize::new(0),
             confirming: AtomicUsize::new(0),
             sending: window::Meter::new(FILES_START, files),
@@ -330,7 +334,10 @@ impl Transfer {
     /// Another network is in use: a queue stopped by a proxy's refusal may go on (nothing
     /// else a stop was for changed).
     pub(crate) fn network_changed(&self) {
-        *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut refused = self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner());
+        self.network.fetch_add(1, Ordering::SeqCst);
+        *refused = None;
+        drop(refused);
         self.wake.notify_one();
     }
 

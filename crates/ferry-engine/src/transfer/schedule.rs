@@ -33,10 +33,11 @@ impl Transfer {
 
     async fn process(self: Arc<Self>, row: FileRow, owner: Owner) {
         let id = row.id;
+        let network = self.network.load(Ordering::SeqCst);
         let result = self.upload_and_confirm(row, &owner).await;
         if let Err(err) = result {
             let this = self.clone();
-            let _ = tokio::task::spawn_blocking(move || this.failed(id, &err)).await;
+            let _ = tokio::task::spawn_blocking(move || this.failed(id, &err, network)).await;
         }
         self.running().remove(&id);
         self.wake.notify_one();
@@ -78,7 +79,8 @@ impl Transfer {
     }
 
     /// What a failed task leaves behind (runs on a blocking thread: it writes the journal).
-    fn failed(&self, id: i64, err: &Error) {
+    /// `network`: the one in use when the task started.
+    fn failed(&self, id: i64, err: &Error, network: u64) {
         if matches!(err, Error::StateChanged { .. } | Error::Closed) {
             // Paused, cancelled or signed out meanwhile: the file already is where it should be.
             return;
@@ -102,11 +104,18 @@ impl Transfer {
             }
             return;
         }
+        // A refusal by a proxy the user has left since says nothing of the network in use:
+        // the file is tried again on it.
+        let mut left_behind = false;
         if let Error::ProxyRefused { target } = err {
             // Every other file would meet the same refusal (and each try may count against the
             // proxy account's lockout): nothing starts until the user acts — retries, adds
             // files, signs in again with other network settings.
-            *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(target.clone());
+            let mut refused = self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner());
+            left_behind = self.network.load(Ordering::SeqCst) != network;
+            if !left_behind {
+                *refused = Some(target.clone());
+            }
         }
         if let Error::Kept { code, reason, .. } = err {
             // Its rule left the object at its key alone: skipped, not failed.
@@ -119,7 +128,8 @@ impl Transfer {
         }
         let attempts = row.as_ref().map_or(0, |r| r.attempts) + 1;
         let max = self.shared.settings().max_attempts;
-        let again = attempts < max && (err.is_transient() || err.code() == "file_changed");
+        let again =
+            attempts < max && (err.is_transient() || err.code() == "file_changed" || left_behind);
         let retry_at = again.then(|| file_backoff(attempts - 1));
         // The object is in the store: only the confirmation is tried again.
         if uploaded && let Some(wait) = retry_at {
