@@ -6,13 +6,15 @@ use tokio::time::Instant;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 /// Bytes per second across all uploads, when limited; the limit can change while uploads run.
 pub(crate) struct Throttle {
     /// Whether there is a limit: without one, bytes go without taking the lock.
     limited: AtomicBool,
     state: Mutex<Bucket>,
+    /// Wakes the bytes waiting at the old limit when it changes.
+    changed: Notify,
 }
 
 /// The limit and the token bucket drawn from.
@@ -33,6 +35,7 @@ impl Throttle {
                 tokens: limit.map_or(0.0, |(_, burst)| burst),
                 last: Instant::now(),
             }),
+            changed: Notify::new(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Throttle {
         };
         (bucket.limit, bucket.last) = (limit, now);
         self.limited.store(limit.is_some(), Ordering::SeqCst);
+        self.changed.notify_waiters();
     }
 
     /// Whether bytes are limited now.
@@ -71,8 +75,10 @@ impl Throttle {
         self.limited.load(Ordering::Relaxed)
     }
 
-    /// Waits until `n` bytes may be sent.
+    /// Waits until `n` bytes may be sent — or the limit changes: they go then (what they
+    /// owe stays in the bucket under a new limit; without one it is forgiven).
     pub(crate) async fn take(&self, n: u64) {
+        let changed = self.changed.notified();
         let wait = {
             let mut bucket = self.state.lock().await;
             let Some((rate, burst)) = bucket.limit else {
@@ -89,7 +95,10 @@ impl Throttle {
             }
         };
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = changed => {}
+            }
         }
     }
 }
@@ -125,5 +134,24 @@ mod tests {
         assert!((0.35..0.6).contains(&took), "2 MiB at 4 MiB/s: {took}");
         throttle.set(None).await;
         assert_eq!(two_mib(&throttle).await, 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_waiting_at_a_slow_limit_go_when_the_limit_is_lifted() {
+        let throttle = std::sync::Arc::new(Throttle::new(Some(1024)));
+        // The burst (64 KiB) goes at once; the next 64 KiB would wait 64 s at 1 KiB/s.
+        throttle.take(64 * 1024).await;
+        let waiting = tokio::spawn({
+            let throttle = throttle.clone();
+            async move { throttle.take(64 * 1024).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = tokio::time::Instant::now();
+        throttle.set(None).await;
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the bytes go once the limit is lifted")
+            .unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }
