@@ -147,7 +147,8 @@ pub(crate) async fn queue(
     let engine = desktop.engine().await?;
     let max_attempts = desktop.settings().transfer().max_attempts;
     let query = query.unwrap_or_default();
-    tokio::task::spawn_blocking(move || queue::page(&engine, &query, max_attempts))
+    let words = desktop.words();
+    tokio::task::spawn_blocking(move || queue::page(&engine, &query, max_attempts, words))
         .await
         .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
 }
@@ -460,8 +461,7 @@ pub(crate) async fn save_settings(
 ) -> CommandResult<()> {
     let password = settings::take_proxy_password(&mut settings);
     let settings = Settings::from_page(settings, &desktop.settings(), desktop.words())?;
-    desktop.keep_proxy_password(&settings, password.as_ref())?;
-    desktop.save_settings(&settings, password.is_some()).await?;
+    desktop.save_settings(&settings, password).await?;
     tray.relabel();
     shell::start_at_login(&app, settings.start_at_login)
 }

@@ -60,6 +60,25 @@ fn proxy_entry(settings: &Settings) -> String {
         settings.proxy_url.trim()
     )
 }
+
+/// Runs `work` off the async threads (the keychain over D-Bus, a CA file read, the clients a
+/// network makes); `what` names it if the task is lost.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CommandError::new("internal", format!("{what}: {e}")))?
+}
+
+/// An engine just opened, and the settings it was opened with: the ones saved before it
+/// starts apply at its start.
+pub(crate) struct Opened {
+    engine: Arc<Engine>,
+    with: Settings,
+}
+
 /// The desktop app's state.
 pub(crate) struct Desktop {
     pub(crate) data_dir: PathBuf,
@@ -118,8 +137,9 @@ impl Desktop {
         if let Some(running) = before {
             running.end().await;
         }
-        let engine = self.open(&server, !request.remember, tokens.clone())?;
-        let user = engine
+        let opened = self.open(&server, !request.remember, tokens.clone())?;
+        let user = opened
+            .engine
             .sign_in(
                 &request.username,
                 &request.password,
@@ -130,7 +150,7 @@ impl Desktop {
         if let Some(tokens) = &tokens {
             profile::remember_token_server(&self.data_dir, tokens)?;
         }
-        self.start(engine).await?;
+        self.start(opened).await?;
         Ok(user)
     }
 
@@ -157,13 +177,13 @@ impl Desktop {
         }
         let server = self.server();
         let tokens = profile::remembered_token_server(&self.data_dir, &server);
-        let engine = match self.open(&server, false, tokens) {
-            Ok(engine) => engine,
+        let opened = match self.open(&server, false, tokens) {
+            Ok(opened) => opened,
             Err(err) if err.code() == "keychain_unavailable" => return Ok(()),
             Err(err) => return Err(err),
         };
-        if engine.restore_even_offline().await?.is_some() {
-            self.start(engine).await?;
+        if opened.engine.restore_even_offline().await?.is_some() {
+            self.start(opened).await?;
         }
         Ok(())
     }
@@ -211,35 +231,20 @@ impl Desktop {
         Ok(settings.network(Self::proxy_password_of(&settings)?))
     }
 
-    /// Keeps a new password of `next`'s proxy in the OS keychain (under its address and
-    /// user); the one of another address or user is forgotten when the keychain allows. The
-    /// keychain is not needed when no password is given (settings save without one).
-    pub(crate) fn keep_proxy_password(
-        &self,
-        next: &Settings,
-        password: Option<&Secret>,
-    ) -> CommandResult<()> {
-        if password.is_some() && next.proxy_user.trim().is_empty() {
-            let words = self.words();
-            return Err(CommandError::worded(
-                words,
-                "invalid_settings",
-                words.proxy_password_needs_user,
-            ));
+    /// Forgets the password of `before`'s proxy when `next` names another address or user (a
+    /// password is never sent to another proxy); a keychain that will not forget is logged.
+    async fn forget_old_proxy_password(before: Settings, next: &Settings) {
+        if proxy_entry(&before) == proxy_entry(next) || before.proxy_user.trim().is_empty() {
+            return;
         }
-        let keychain = || OsKeychain::open(profile::keychain_service());
-        if let Some(password) = password {
-            keychain()?.set(&proxy_entry(next), password)?;
-        }
-        let before = self.settings();
-        if proxy_entry(&before) != proxy_entry(next)
-            && !before.proxy_user.trim().is_empty()
-            && let Ok(keychain) = keychain()
-            && let Err(err) = keychain.delete(&proxy_entry(&before))
-        {
+        let forgotten = blocking("forgetting a proxy password", move || {
+            OsKeychain::open(profile::keychain_service())?.delete(&proxy_entry(&before))?;
+            Ok(())
+        })
+        .await;
+        if let Err(err) = forgotten {
             tracing::warn!(code = %err.code(), "could not forget the old proxy password");
         }
-        Ok(())
     }
 
     /// "Test connection" with the network settings as saved: signed in, the app server and
@@ -264,35 +269,58 @@ impl Desktop {
         })
     }
 
-    /// Keeps `settings` on disk, then as the ones in use — by the running engine too: the
+    /// Keeps `next` on disk, then as the settings in use — by the running engine too: the
     /// rule for files already at the store (for files added from now on), the upload limits
-    /// (for uploads under way too) and the network (for the requests from now on).
-    /// `new_password`: a new proxy password was kept (the network changed with it).
+    /// (for uploads under way too) and the network (for the requests from now on). An engine
+    /// that starts meanwhile waits, then takes them (see [`Desktop::start`]).
+    /// `password`: a new password for `next`'s proxy, kept in the OS keychain once the
+    /// network it makes is known to be usable; an unusable one changes nothing.
     pub(crate) async fn save_settings(
         &self,
-        settings: &Settings,
-        new_password: bool,
+        next: &Settings,
+        password: Option<Secret>,
     ) -> CommandResult<()> {
+        if password.is_some() && next.proxy_user.trim().is_empty() {
+            let words = self.words();
+            return Err(CommandError::worded(
+                words,
+                "invalid_settings",
+                words.proxy_password_needs_user,
+            ));
+        }
         let _saving = self.saving.lock().await;
-        let engine = self.engine().await.ok();
-        // The network first, and only when it changed: a save of other settings never fails
-        // on it, and one the engine cannot use changes nothing.
-        let moved = new_password || !settings.same_network(&self.settings());
-        if let (Some(engine), true) = (&engine, moved) {
-            let network = settings.network(Self::proxy_password_of(settings)?);
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || engine.set_network(&network))
-                .await
-                .map_err(|e| {
-                    CommandError::new("internal", format!("changing the network: {e}"))
-                })??;
+        let running = self.running.read().await;
+        let engine = running.as_ref().map(|r| r.engine.clone());
+        let before = self.settings();
+        // The network only when it changed: a save of other settings never fails on it.
+        if password.is_some() || !next.same_network(&before) {
+            let (next, engine) = (next.clone(), engine.clone());
+            blocking("changing the network", move || {
+                let kept = match &password {
+                    Some(password) => Some(password.clone()),
+                    None => Self::proxy_password_of(&next)?,
+                };
+                let network = next.network(kept);
+                network.check()?;
+                if let Some(password) = &password {
+                    OsKeychain::open(profile::keychain_service())?
+                        .set(&proxy_entry(&next), password)?;
+                }
+                if let Some(engine) = engine {
+                    engine.set_network(&network)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
-        settings::save(&self.data_dir, settings)?;
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings.clone();
+        settings::save(&self.data_dir, next)?;
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         if let Some(engine) = engine {
-            engine.set_on_conflict(settings.on_conflict);
-            engine.set_transfer(&settings.transfer()).await;
+            engine.set_on_conflict(next.on_conflict);
+            engine.set_transfer(&next.transfer()).await;
         }
+        drop(running);
+        Self::forget_old_proxy_password(before, next).await;
         Ok(())
     }
 
@@ -370,37 +398,56 @@ impl Desktop {
     }
 
     /// Opens an engine against `server` (or the token server `tokens`) with the OS keychain, or
-    /// memory when asked.
+    /// memory when asked, and the settings as saved now.
     pub(crate) fn open(
         &self,
         server: &str,
         memory_only: bool,
         tokens: Option<TokenServer>,
-    ) -> CommandResult<Arc<Engine>> {
+    ) -> CommandResult<Opened> {
         let keychain: Arc<dyn Keychain> = if memory_only {
             Arc::new(MemoryKeychain::default())
         } else {
             Arc::new(OsKeychain::open(profile::keychain_service())?)
         };
+        let with = self.settings();
         let engine = Engine::open(EngineConfig {
             data_dir: self.data_dir.clone(),
             server: server.to_owned(),
             keychain,
             events: self.events.clone(),
-            transfer: self.settings().transfer(),
+            transfer: with.transfer(),
             grant: Default::default(),
             device: profile::device_name(),
             token_server: tokens,
-            network: self.network()?,
+            network: with.network(Self::proxy_password_of(&with)?),
         })?;
-        engine.set_on_conflict(self.settings().on_conflict);
-        Ok(Arc::new(engine))
+        engine.set_on_conflict(with.on_conflict);
+        Ok(Opened {
+            engine: Arc::new(engine),
+            with,
+        })
     }
 
     /// Starts the scheduler and the watcher for a signed-in engine.
-    pub(crate) async fn start(&self, engine: Arc<Engine>) -> CommandResult<()> {
+    pub(crate) async fn start(&self, opened: Opened) -> CommandResult<()> {
+        let Opened { engine, with } = opened;
         self.adopt_old_folders(&engine).await?;
         engine.watch_saved_folders().await?;
+        // Settings saved while the engine was opened and signed in apply to it too: a save
+        // applies them only to the engine it finds running, and waits for this lock.
+        let mut running = self.running.write().await;
+        let settings = self.settings();
+        if !settings.same_network(&with) {
+            let (settings, engine) = (settings.clone(), engine.clone());
+            blocking("changing the network", move || {
+                let network = settings.network(Self::proxy_password_of(&settings)?);
+                Ok(engine.set_network(&network)?)
+            })
+            .await?;
+        }
+        engine.set_transfer(&settings.transfer()).await;
+        engine.set_on_conflict(settings.on_conflict);
         let watcher = engine.watcher();
         // A grant from the start and fresh ones while signed in, so the status bar's countdown
         // and refresh state are real even while nothing uploads.
@@ -422,12 +469,6 @@ impl Desktop {
                 tracing::error!(error = %err, "the folder watcher stopped");
             }
         });
-        let mut running = self.running.write().await;
-        // Settings saved while this engine was opened (its settings were read before) apply
-        // to it too: `save_settings` applies them only to the engine it finds running.
-        let settings = self.settings();
-        engine.set_transfer(&settings.transfer()).await;
-        engine.set_on_conflict(settings.on_conflict);
         *running = Some(Running {
             engine,
             tasks: vec![keep_fresh, run_transfer, run_watcher],
@@ -456,9 +497,10 @@ impl Desktop {
         if let Some(ids) = ids.clone() {
             let scope = engine.clone();
             let words = self.words();
-            tokio::task::spawn_blocking(move || crate::queue::check_mine(&scope, &ids, words))
-                .await
-                .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))??;
+            blocking("reading the queue", move || {
+                crate::queue::check_mine(&scope, &ids, words)
+            })
+            .await?;
         }
         let ids = ids.as_deref();
         match action {

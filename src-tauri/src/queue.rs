@@ -33,15 +33,12 @@ pub(crate) struct QueueItem {
     mine: bool,
 }
 
-/// The row's account as people read it: the user's name, with the server when it is not the
-/// one signed in to (as `ferry_engine`'s status names accounts waiting for others).
-fn owner_label(row: &FileRow, me: Option<&Owner>) -> Option<String> {
+/// The row's account as people read it in `words` (see [`Words::account`]); `None` for rows
+/// from before owners were recorded.
+fn owner_label(row: &FileRow, me: Option<&Owner>, words: &Words) -> Option<String> {
     let server = row.server.as_deref()?;
-    let name = row.user_name.as_deref().unwrap_or("an unknown account");
-    Some(match me {
-        Some(me) if me.server == server => name.to_owned(),
-        _ => format!("{name} at {server}"),
-    })
+    let elsewhere = me.is_none_or(|me| me.server != server);
+    Some(words.account(row.user_name.as_deref(), elsewhere.then_some(server)))
 }
 
 fn rfc3339(unix: i64) -> Option<String> {
@@ -52,11 +49,11 @@ fn rfc3339(unix: i64) -> Option<String> {
 }
 
 impl QueueItem {
-    fn new(row: FileRow, me: Option<&Owner>, max_attempts: u32) -> Self {
+    fn new(row: FileRow, me: Option<&Owner>, max_attempts: u32, words: &Words) -> Self {
         let mine = me.is_some_and(|me| row.is_owned_by(me));
         let waits = matches!(row.state, FileState::Failed | FileState::Uploaded);
         Self {
-            owner: owner_label(&row, me),
+            owner: owner_label(&row, me, words),
             mine,
             retry_at: row.next_retry_at.filter(|_| waits).and_then(rfc3339),
             attempts: row.attempts,
@@ -220,6 +217,7 @@ pub(crate) fn page(
     engine: &Engine,
     query: &QueueQuery,
     max_attempts: u32,
+    words: &Words,
 ) -> CommandResult<QueuePage> {
     let (show, offset, limit) = query.parse()?;
     let me = engine.session().owner();
@@ -246,7 +244,7 @@ pub(crate) fn page(
             .page
             .rows
             .into_iter()
-            .map(|r| QueueItem::new(r, me.as_ref(), max_attempts))
+            .map(|r| QueueItem::new(r, me.as_ref(), max_attempts, words))
             .collect(),
         matching: view.page.matching,
         offset: view.page.offset,
@@ -254,7 +252,10 @@ pub(crate) fn page(
         waiting_for_others: view
             .waiting
             .into_iter()
-            .map(|(account, files)| Waiting { account, files })
+            .map(|w| Waiting {
+                account: words.account(w.name.as_deref(), w.server.as_deref()),
+                files: w.files,
+            })
             .collect(),
     })
 }
@@ -269,7 +270,8 @@ pub(crate) fn check_mine(engine: &Engine, ids: &[i64], words: &Words) -> Command
         .ok_or_else(|| CommandError::worded(words, "signed_out", words.sign_in_first))?;
     for &id in ids {
         if let Some(theirs) = engine.journal().file(id)?.filter(|r| !r.is_owned_by(&me)) {
-            let owner = owner_label(&theirs, Some(&me)).unwrap_or("its owner".into());
+            let owner = owner_label(&theirs, Some(&me), words)
+                .unwrap_or_else(|| words.unknown_account.into());
             return Err(CommandError::new(
                 "forbidden",
                 format!(
@@ -317,6 +319,7 @@ pub(crate) fn test_row(state: FileState, server: Option<&str>, user: i64) -> Fil
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::words::{EN, ZH_CN};
 
     fn row(state: FileState, server: Option<&str>, user: i64) -> FileRow {
         test_row(state, server, user)
@@ -334,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_row_says_when_it_is_retried_and_whose_it_is() {
-        let item = QueueItem::new(row(FileState::Failed, Some(HERE), 1), Some(&bob()), 8);
+        let item = QueueItem::new(row(FileState::Failed, Some(HERE), 1), Some(&bob()), 8, &EN);
         let json = serde_json::to_value(&item).unwrap();
         assert_eq!(json["retryAt"], "2026-01-01T00:00:12Z");
         assert_eq!(json["attempts"], 2);
@@ -343,10 +346,10 @@ mod tests {
         assert_eq!(json["mine"], false);
         assert_eq!(json["error"]["code"], "storage");
 
-        let mine = QueueItem::new(row(FileState::Failed, Some(HERE), 2), Some(&bob()), 8);
+        let mine = QueueItem::new(row(FileState::Failed, Some(HERE), 2), Some(&bob()), 8, &EN);
         assert!(mine.mine);
         // A retry time is only meant while the file waits in failed or uploaded.
-        let paused = QueueItem::new(row(FileState::Paused, Some(HERE), 2), Some(&bob()), 8);
+        let paused = QueueItem::new(row(FileState::Paused, Some(HERE), 2), Some(&bob()), 8, &EN);
         assert_eq!(paused.retry_at, None);
     }
 
@@ -354,12 +357,16 @@ mod tests {
     fn accounts_of_other_servers_and_unowned_rows_are_named_as_such() {
         let elsewhere = row(FileState::Queued, Some("https://other.example.com"), 1);
         assert_eq!(
-            owner_label(&elsewhere, Some(&bob())).as_deref(),
+            owner_label(&elsewhere, Some(&bob()), &EN).as_deref(),
             Some("alice at https://other.example.com")
         );
+        assert_eq!(
+            owner_label(&elsewhere, Some(&bob()), &ZH_CN).as_deref(),
+            Some("https://other.example.com 上的 alice")
+        );
         let unowned = row(FileState::Queued, None, 1);
-        assert_eq!(owner_label(&unowned, Some(&bob())), None);
-        let item = QueueItem::new(unowned, Some(&bob()), 8);
+        assert_eq!(owner_label(&unowned, Some(&bob()), &EN), None);
+        let item = QueueItem::new(unowned, Some(&bob()), 8, &EN);
         assert!(!item.mine);
     }
 

@@ -5,13 +5,13 @@
 //! notifications for a failed file and a finished queue go out from the same recount. Menu and
 //! line speak the language the settings choose, and are worded again when it changes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_engine::events::Event;
-use ferry_engine::journal::{FileState, Totals};
+use ferry_engine::journal::{FileState, Totals, Waiting};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
@@ -23,6 +23,9 @@ use crate::words::{self, Lang, Words};
 
 /// How long events gather before the status is counted again.
 const SETTLE: Duration = Duration::from_millis(300);
+
+/// How long bytes moving wait to be counted (the percentage moves about once a second).
+const PROGRESS_SETTLE: Duration = Duration::from_secs(1);
 
 /// What the status line counts, for the signed-in account.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -106,6 +109,9 @@ pub(crate) struct TrayStatus {
     confirmed: AtomicBool,
     /// The language the menu was built in.
     lang: Mutex<Lang>,
+    /// Bytes sent so far of each file on its way (its progress events), counted beside what
+    /// the journal holds (the parts stored).
+    sent: Mutex<HashMap<i64, u64>>,
 }
 
 impl TrayStatus {
@@ -117,11 +123,16 @@ impl TrayStatus {
             failed: AtomicBool::new(false),
             confirmed: AtomicBool::new(false),
             lang: Mutex::new(Lang::En),
+            sent: Mutex::default(),
         })
     }
 
     fn announced(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
         self.announced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sent(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u64>> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lang(&self) -> std::sync::MutexGuard<'_, Lang> {
@@ -137,12 +148,18 @@ impl TrayStatus {
                 self.announced().insert(*id);
                 self.recount_soon();
             }
-            // Bytes move again: the request being retried went through.
-            Event::Progress { file_id, .. } if self.announced().remove(file_id) => {
-                self.recount_soon();
+            // Bytes move: the percentage follows, and a request being retried went through.
+            Event::Progress { file_id, bytes, .. } => {
+                self.sent().insert(*file_id, *bytes);
+                if self.announced().remove(file_id) {
+                    self.recount_soon();
+                } else {
+                    self.recount_after(PROGRESS_SETTLE);
+                }
             }
             Event::State { file_id, state, .. } => {
                 self.announced().remove(file_id);
+                self.sent().remove(file_id);
                 match state {
                     FileState::Failed => self.failed.store(true, Ordering::Relaxed),
                     FileState::Confirmed => self.confirmed.store(true, Ordering::Relaxed),
@@ -153,6 +170,7 @@ impl TrayStatus {
             Event::CredentialsRefreshed { .. } => self.recount_soon(),
             Event::SessionExpired => {
                 self.announced().clear();
+                self.sent().clear();
                 self.set_signed_out();
             }
             _ => {}
@@ -161,12 +179,18 @@ impl TrayStatus {
 
     /// Counts the status again in a moment (once for a burst of events).
     pub(crate) fn recount_soon(self: &Arc<Self>) {
+        self.recount_after(SETTLE);
+    }
+
+    /// Counts the status again after `settle`, unless a recount is on its way already (the
+    /// events until then share it).
+    fn recount_after(self: &Arc<Self>, settle: Duration) {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tauri::async_runtime::spawn(async move {
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(settle).await;
             this.scheduled.store(false, Ordering::Release);
             this.recount().await;
         });
@@ -232,9 +256,13 @@ impl TrayStatus {
         let Ok(Ok((totals, waiting))) = counted.await else {
             return;
         };
-        let announced = self.announced().clone();
-        let summary = summarize(&totals, &waiting, &announced);
+        let (announced, sent) = (self.announced().clone(), self.sent().clone());
         let words = desktop.words();
+        let seen = Seen {
+            announced: &announced,
+            sent: &sent,
+        };
+        let summary = summarize(&totals, &waiting, &seen, words);
         self.set(words, &summary.text(words));
         if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
             notify(&self.app, words.upload_failed, words.upload_failed_body);
@@ -248,25 +276,44 @@ impl TrayStatus {
     }
 }
 
-/// The summary of the signed-in account's files from the journal's `totals`, and other
-/// accounts' unfinished files. `announced`: files with a request retry announced since their
-/// bytes last moved.
-fn summarize(totals: &Totals, waiting: &[(String, u64)], announced: &HashSet<i64>) -> Summary {
+/// What the tray saw of files on their way, beside the journal.
+struct Seen<'a> {
+    /// Files with a request retry announced since their bytes last moved.
+    announced: &'a HashSet<i64>,
+    /// Bytes sent so far, per file (ahead of the parts the journal holds as stored).
+    sent: &'a HashMap<i64, u64>,
+}
+
+/// The summary of the signed-in account's files from the journal's `totals` and what the tray
+/// `seen` of files on their way, and other accounts' unfinished files (named in `words`).
+fn summarize(totals: &Totals, waiting: &[Waiting], seen: &Seen, words: &Words) -> Summary {
     let counted = QueueTotals::from(totals);
     let retried_now = totals
         .uploading
         .iter()
-        .filter(|(id, _)| announced.contains(id))
+        .filter(|(id, _)| seen.announced.contains(id))
         .count() as u64;
-    let percent = (counted.sent.min(counted.size) * 100)
-        .checked_div(counted.size)
-        .unwrap_or(0);
+    let ahead: u64 = totals
+        .uploading
+        .iter()
+        .map(|(id, stored)| seen.sent.get(id).map_or(0, |s| s.saturating_sub(*stored)))
+        .sum();
+    let sent = counted.sent.saturating_add(ahead).min(counted.size);
+    let percent = (sent * 100).checked_div(counted.size).unwrap_or(0);
     Summary {
         active: counted.active,
         percent,
         retrying: counted.retrying + retried_now,
         failed: counted.failed,
-        waiting: waiting.to_vec(),
+        waiting: waiting
+            .iter()
+            .map(|w| {
+                (
+                    words.account(w.name.as_deref(), w.server.as_deref()),
+                    w.files,
+                )
+            })
+            .collect(),
     }
 }
 
@@ -385,7 +432,17 @@ mod tests {
             uploading: vec![(1, 0), (2, 0)],
         };
         let announced = HashSet::from([1, 9]);
-        let summary = summarize(&totals, &[("alice".into(), 1)], &announced);
+        let alice = Waiting {
+            name: Some("alice".into()),
+            server: None,
+            files: 1,
+        };
+        let sent = HashMap::new();
+        let seen = Seen {
+            announced: &announced,
+            sent: &sent,
+        };
+        let summary = summarize(&totals, &[alice], &seen, &EN);
         assert_eq!(
             summary,
             Summary {
@@ -403,6 +460,32 @@ mod tests {
     }
 
     #[test]
+    fn the_percentage_counts_the_bytes_sent_beside_the_parts_stored() {
+        use FileState::*;
+        // File 1 has 100 bytes stored (a part) and 250 sent; file 2 has sent nothing yet.
+        let totals = Totals {
+            counts: vec![(Uploading, 2)],
+            size: 1000,
+            sent: 100,
+            uploading: vec![(1, 100), (2, 0)],
+            ..Totals::default()
+        };
+        let sent = HashMap::from([(1, 250), (9, 500)]);
+        let seen = Seen {
+            announced: &HashSet::new(),
+            sent: &sent,
+        };
+        assert_eq!(summarize(&totals, &[], &seen, &EN).percent, 25);
+        // Bytes sent behind what is stored (a part sent again) take nothing away.
+        let sent = HashMap::from([(1, 40)]);
+        let seen = Seen {
+            announced: &HashSet::new(),
+            sent: &sent,
+        };
+        assert_eq!(summarize(&totals, &[], &seen, &EN).percent, 10);
+    }
+
+    #[test]
     fn the_status_line_and_the_finished_notice_speak_chinese() {
         use FileState::*;
         let mut summary = Summary::default();
@@ -417,6 +500,28 @@ mod tests {
             "正在上传 3 个文件（42%） · 1 个重试中 · 2 个失败 · 4 个等待 alice 登录"
         );
         assert_eq!((ZH_CN.tooltip)("空闲"), "Ferry — 空闲");
+        // Accounts of another app server, and rows from before accounts, named in Chinese.
+        let others = [
+            Waiting {
+                name: Some("bob".into()),
+                server: Some("https://x.example".into()),
+                files: 1,
+            },
+            Waiting {
+                name: None,
+                server: None,
+                files: 2,
+            },
+        ];
+        let nothing = Seen {
+            announced: &HashSet::new(),
+            sent: &HashMap::new(),
+        };
+        let summary = summarize(&Totals::default(), &others, &nothing, &ZH_CN);
+        assert_eq!(
+            summary.text(&ZH_CN),
+            "空闲 · 1 个等待 https://x.example 上的 bob 登录 · 2 个等待 未知账号 登录"
+        );
 
         let (title, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0, &ZH_CN).unwrap();
         assert_eq!(

@@ -95,6 +95,18 @@ pub(crate) fn current(app: &AppHandle) -> &'static Words {
     lang(app).words()
 }
 
+impl Words {
+    /// An account as people read it: its name (rows from before accounts were recorded have
+    /// none), with its app server when that is not the one signed in to.
+    pub(crate) fn account(&self, name: Option<&str>, server: Option<&str>) -> String {
+        let name = name.unwrap_or(self.unknown_account);
+        match server {
+            Some(server) => (self.account_at)(name, server),
+            None => name.to_owned(),
+        }
+    }
+}
+
 /// Every sentence the Rust side shows, in one language. Counts and names go in through the
 /// `fn` fields, which say the whole sentence (plurals included).
 pub(crate) struct Words {
@@ -116,6 +128,10 @@ pub(crate) struct Words {
     pub(crate) idle: &'static str,
     /// Files of another account (files, account) waiting for it to sign in.
     pub(crate) waiting_for: fn(u64, &str) -> String,
+    /// An account of another app server: (name, server).
+    pub(crate) account_at: fn(&str, &str) -> String,
+    /// The account of rows from before accounts were recorded.
+    pub(crate) unknown_account: &'static str,
     pub(crate) signed_out: &'static str,
     /// The tray's tooltip around the status line.
     pub(crate) tooltip: fn(&str) -> String,
@@ -187,6 +203,8 @@ pub(crate) static EN: Words = Words {
     failed: |n| format!("{n} failed"),
     idle: "idle",
     waiting_for: |n, account| format!("{n} waiting for {account}"),
+    account_at: |name, server| format!("{name} at {server}"),
+    unknown_account: "an unknown account",
     signed_out: "signed out",
     tooltip: |status| format!("Ferry — {status}"),
 
@@ -263,6 +281,8 @@ pub(crate) static ZH_CN: Words = Words {
     failed: |n| format!("{n} 个失败"),
     idle: "空闲",
     waiting_for: |n, account| format!("{n} 个等待 {account} 登录"),
+    account_at: |name, server| format!("{server} 上的 {name}"),
+    unknown_account: "未知账号",
     signed_out: "未登录",
     tooltip: |status| format!("Ferry — {status}"),
 

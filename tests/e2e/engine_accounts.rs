@@ -3,12 +3,21 @@
 
 use std::time::Duration;
 
-use ferry_engine::journal::FileState;
+use ferry_engine::journal::{FileState, Waiting};
 use ferry_engine::watch::Folder;
 use ferry_protocol::Role;
 use ferry_tests::{TestServer, bytes, engine, within};
 
 const MIB: usize = 1024 * 1024;
+
+/// Bart's one file waiting for him, as the status counts it.
+fn bart_waits() -> Waiting {
+    Waiting {
+        name: Some("bart".into()),
+        server: None,
+        files: 1,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_interrupted_upload_never_lands_in_my_prefix() {
@@ -61,7 +70,7 @@ async fn another_accounts_interrupted_upload_never_lands_in_my_prefix() {
     let status = engine_c.status().await.unwrap();
     assert_eq!(
         status.waiting_for_others,
-        vec![("bart".to_owned(), 1)],
+        vec![bart_waits()],
         "the status says whose files wait"
     );
     engine_c.close().await;
@@ -210,7 +219,7 @@ async fn signing_in_as_another_account_mid_upload_keeps_each_files_in_its_own_pr
     );
     assert_eq!(
         engine.status().await.unwrap().waiting_for_others,
-        [("bart".to_owned(), 1)]
+        [bart_waits()]
     );
 }
 

@@ -401,8 +401,16 @@ async fn status(
             row.path.display()
         );
     }
-    for (account, n) in &status.waiting_for_others {
-        println!("waiting    {n} file(s) of {account}: they upload when that account signs in");
+    for waiting in &status.waiting_for_others {
+        let name = waiting.name.as_deref().unwrap_or("an unknown account");
+        let account = match &waiting.server {
+            Some(server) => format!("{name} at {server}"),
+            None => name.to_owned(),
+        };
+        println!(
+            "waiting    {} file(s) of {account}: they upload when that account signs in",
+            waiting.files
+        );
     }
     match status.credentials_expire_at {
         Some(at) => println!("credentials expire at {at}"),

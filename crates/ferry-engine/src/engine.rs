@@ -91,9 +91,9 @@ pub struct Status {
     pub account: Option<String>,
     /// That account's files per state (every state listed, zeros included).
     pub counts: Vec<(FileState, u64)>,
-    /// Unfinished files of other accounts on this data dir: (account, files). They wait for
-    /// their owner to sign in.
-    pub waiting_for_others: Vec<(String, u64)>,
+    /// Unfinished files of other accounts on this data dir, by account. They wait for their
+    /// owner to sign in.
+    pub waiting_for_others: Vec<crate::journal::Waiting>,
     /// When the storage credentials kept for this server expire, if any are kept.
     pub credentials_expire_at: Option<OffsetDateTime>,
     /// The newest files of the journal (of every account), at most 20.

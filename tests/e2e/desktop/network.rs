@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use ferry_protocol::Role;
 use ferry_tests::TestServer;
-use ferry_tests::network::{Login, LoopbackProxy};
+use ferry_tests::network::{Login, LoopbackProxy, private_ca};
+use ferry_tests::proxy::{Action, Proxy, Rule};
 use serde_json::{Value, json};
 
 use super::driver::Driver;
@@ -45,6 +46,10 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
     wanted["proxyUrl"] = json!(proxy.url("http"));
     wanted["proxyUser"] = json!(door.user);
     wanted["proxyPassword"] = json!(door.password);
+    // A CA to trust too (a company's TLS inspection): the app server and store are plain
+    // http here, so it changes nothing but what is checked.
+    let (ca, _, _) = private_ca(dir.path());
+    wanted["caFile"] = json!(ca);
     let saved = driver
         .invoke("save_settings", json!({"settings": wanted}))
         .await;
@@ -87,4 +92,83 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     driver.screenshot("settings-network").await;
+
+    // The CA file saved with the proxy is gone; another proxy with a new password is then
+    // refused (its network cannot be made), and nothing changes — the kept proxy keeps its
+    // password in the keychain.
+    std::fs::remove_file(&ca).unwrap();
+    let mut unusable = driver.invoke("settings", json!({})).await.unwrap();
+    unusable["proxyUrl"] = json!("http://127.0.0.1:9");
+    unusable["proxyPassword"] = json!("another-password");
+    let refused = driver
+        .invoke("save_settings", json!({"settings": unusable}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused["code"], json!("invalid_network"), "{refused}");
+    let shown = driver.invoke("settings", json!({})).await.unwrap();
+    assert_eq!(shown["proxyUrl"], json!(proxy.url("http")), "{shown}");
+    assert_eq!(
+        shown["proxyPasswordSaved"],
+        json!(true),
+        "the kept proxy's password is still in the keychain: {shown}"
+    );
+}
+
+/// The app server's address behind a fault proxy, and the proxy.
+async fn api_behind_proxy(server: &TestServer) -> (String, Proxy) {
+    let at: std::net::SocketAddr = server.api.trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(at).await;
+    (proxy.url(), proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_saved_while_signing_in_carries_the_session_that_sign_in_opens() {
+    let server = TestServer::start().await;
+    let password = server.add_user("alice", Role::User);
+    let (api, front) = api_behind_proxy(&server).await;
+    // The sign-in takes a while: the engine it opens has read the settings before the save.
+    let slow = front.add(
+        Rule::new(Action::Latency(Duration::from_secs(4)))
+            .method("POST")
+            .target("/sessions")
+            .times(1),
+    );
+    let proxy = LoopbackProxy::http(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (home, data) = (dir.path().join("home"), dir.path().join("data"));
+    std::fs::create_dir_all(&home).unwrap();
+    let driver = Driver::start(&home, &data).await;
+    driver.wait_for("input[name=server]", 60).await;
+    driver.type_into("input[name=server]", &api).await;
+    driver.type_into("input[name=username]", "alice").await;
+    driver.type_into("input[name=password]", &password).await;
+    let save_meanwhile = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while slow.matched() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the sign-in never reached the server"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
+        wanted["proxyMode"] = json!("manual");
+        wanted["proxyUrl"] = json!(proxy.url("http"));
+        let saved = driver
+            .invoke("save_settings", json!({"settings": wanted}))
+            .await;
+        assert_eq!(saved, Ok(Value::Null));
+    };
+    tokio::join!(driver.submit_sign_in(), save_meanwhile);
+
+    let file = dir.path().join("after-the-save.txt");
+    std::fs::write(&file, b"saved while signing in").unwrap();
+    add_file(&driver, &file).await;
+    wait_confirmed(&driver, "after-the-save.txt").await;
+    let store = port_of(&server.server.store_url());
+    assert!(
+        proxy.seen.to_port(store) > 0,
+        "the upload went around the proxy saved during the sign-in: {:?}",
+        proxy.seen.all()
+    );
 }

@@ -164,6 +164,18 @@ pub struct NewFile<'a> {
     pub on_conflict: OnConflict,
 }
 
+/// Another account with unfinished files here (see [`Journal::waiting_for_others`]): named by
+/// the caller, in its language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The account's user name (`None`: rows from before owners were recorded).
+    pub name: Option<String>,
+    /// Its app server, when it is not the one the asking account signed in to.
+    pub server: Option<String>,
+    /// Its unfinished files.
+    pub files: u64,
+}
+
 /// Where a new row starts: queued, or skipped with a code and a reason.
 pub type Skip<'a> = Option<(&'a str, &'a str)>;
 
@@ -172,7 +184,7 @@ pub type Skip<'a> = Option<(&'a str, &'a str)>;
 pub(super) fn waiting_sql() -> String {
     let finished = sql_final();
     format!(
-        "SELECT coalesce(user_name, 'an unknown account'), server, count(*) FROM files
+        "SELECT user_name, server, count(*) FROM files
          WHERE state NOT IN ({finished})
            AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
          GROUP BY server, user_id ORDER BY min(id)"
@@ -355,22 +367,20 @@ impl Journal {
         })
     }
 
-    /// Unfinished files of accounts other than `owner` (`None`: everyone's), by account:
-    /// `("bart at https://…", 3)`; rows from before owners existed count as an unknown account.
-    pub fn waiting_for_others(&self, owner: Option<&Owner>) -> Result<Vec<(String, u64)>> {
+    /// Unfinished files of accounts other than `owner` (`None`: everyone's), by account, in
+    /// the order they were queued; rows from before owners existed count as one account with
+    /// no name.
+    pub fn waiting_for_others(&self, owner: Option<&Owner>) -> Result<Vec<Waiting>> {
         let (server, user) = owner.map_or((None, None), |o| (Some(&o.server), Some(o.user_id)));
         self.with(|c| {
             let mut stmt = c.prepare_cached(&waiting_sql())?;
             stmt.query_map(params![server, user], |r| {
-                let name: String = r.get(0)?;
                 let server: Option<String> = r.get(1)?;
-                let label = match server {
-                    Some(server) if owner.is_none_or(|o| o.server != server) => {
-                        format!("{name} at {server}")
-                    }
-                    _ => name,
-                };
-                Ok((label, r.get(2)?))
+                Ok(Waiting {
+                    name: r.get(0)?,
+                    server: server.filter(|s| owner.is_none_or(|o| o.server != *s)),
+                    files: r.get(2)?,
+                })
             })?
             .collect()
         })

@@ -45,7 +45,7 @@ pub struct View {
     /// The account's rows in view, counted (none signed out).
     pub totals: Totals,
     /// Unfinished rows of other accounts, by account (as [`Journal::waiting_for_others`]).
-    pub waiting: Vec<(String, u64)>,
+    pub waiting: Vec<super::Waiting>,
 }
 
 /// Rows `offset..offset + limit` of the queue in id order (the order the scheduler takes
@@ -108,7 +108,7 @@ impl Journal {
                 .map(|(_, n)| n)
                 .sum()
         };
-        let unfinished = sum(|s| !s.is_final()) + waiting.iter().map(|(_, n)| n).sum::<u64>();
+        let unfinished = sum(|s| !s.is_final()) + waiting.iter().map(|w| w.files).sum::<u64>();
         let finished = sum(FileState::is_final);
         let matching = match show {
             Show::All => unfinished + finished,

@@ -58,7 +58,7 @@ use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OpenFlags};
 
 pub use self::conflicts::Asking;
-pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded};
+pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded, Waiting};
 pub use self::folders::SavedFolder;
 pub use self::listing::{PAGE_MOST, Page, Show, Totals};
 pub use self::state::FileState;

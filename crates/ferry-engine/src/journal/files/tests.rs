@@ -219,7 +219,11 @@ fn moves_touch_only_the_owners_files_and_resume_starts_the_count_again() {
     assert!(journal.resume(&bob, Some(&[mine])).unwrap().is_empty());
     assert_eq!(
         journal.waiting_for_others(Some(&alice())).unwrap(),
-        [("bob".to_owned(), 1)]
+        [super::Waiting {
+            name: Some("bob".into()),
+            server: None,
+            files: 1
+        }]
     );
 
     // A failed file resumed by the user gets all its attempts again.
