@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::{Event, EventSink};
@@ -72,11 +73,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CommandError::new("internal", format!("{what}: {e}")))?
 }
 
-/// An engine just opened, and the settings it was opened with: the ones saved before it
-/// starts apply at its start.
+/// An engine just opened, and the count of network saves before it read the settings: the
+/// settings saved before it starts apply at its start.
 pub(crate) struct Opened {
     engine: Arc<Engine>,
-    with: Settings,
+    network_saves: u64,
 }
 
 /// The desktop app's state.
@@ -90,6 +91,9 @@ pub(crate) struct Desktop {
     settings: std::sync::RwLock<Settings>,
     /// Held while settings are saved and applied: two saves apply one after the other.
     saving: tokio::sync::Mutex<()>,
+    /// Saves that changed the network (a new proxy password too): an engine opened before
+    /// one of them takes the network at its start.
+    network_saves: AtomicU64,
 }
 
 /// A sign-in as the form sends it.
@@ -110,6 +114,7 @@ impl Desktop {
         Self {
             settings: std::sync::RwLock::new(settings::load(&data_dir)),
             saving: tokio::sync::Mutex::new(()),
+            network_saves: AtomicU64::new(0),
             data_dir,
             events,
             running: RwLock::new(None),
@@ -289,35 +294,48 @@ impl Desktop {
             ));
         }
         let _saving = self.saving.lock().await;
-        let running = self.running.read().await;
-        let engine = running.as_ref().map(|r| r.engine.clone());
         let before = self.settings();
-        // The network only when it changed: a save of other settings never fails on it.
-        if password.is_some() || !next.same_network(&before) {
-            let (next, engine) = (next.clone(), engine.clone());
-            blocking("changing the network", move || {
-                let kept = match &password {
-                    Some(password) => Some(password.clone()),
-                    None => Self::proxy_password_of(&next)?,
-                };
-                let network = next.network(kept);
-                network.check()?;
-                if let Some(password) = &password {
-                    OsKeychain::open(profile::keychain_service())?
-                        .set(&proxy_entry(&next), password)?;
-                }
-                if let Some(engine) = engine {
-                    engine.set_network(&network)?;
-                }
-                Ok(())
-            })
-            .await?;
-        }
+        // The network only when it changed (a new password changes it; a save of other
+        // settings never fails on it): made and checked before anything changes, and a new
+        // password kept in the keychain only then. Not under the `running` lock: a keychain
+        // may wait for the user to unlock it.
+        let network = if password.is_some() || !next.same_network(&before) {
+            let next = next.clone();
+            Some(
+                blocking("checking the network", move || {
+                    let kept = match &password {
+                        Some(password) => Some(password.clone()),
+                        None => Self::proxy_password_of(&next)?,
+                    };
+                    let network = next.network(kept);
+                    network.check()?;
+                    if let Some(password) = &password {
+                        OsKeychain::open(profile::keychain_service())?
+                            .set(&proxy_entry(&next), password)?;
+                    }
+                    Ok(network)
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        // Held to the end: an engine that starts meanwhile waits, then takes these settings.
+        let running = self.running.read().await;
         settings::save(&self.data_dir, next)?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
-        if let Some(engine) = engine {
+        if network.is_some() {
+            self.network_saves.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(engine) = running.as_ref().map(|r| r.engine.clone()) {
             engine.set_on_conflict(next.on_conflict);
             engine.set_transfer(&next.transfer()).await;
+            if let Some(network) = network {
+                blocking("changing the network", move || {
+                    Ok(engine.set_network(&network)?)
+                })
+                .await?;
+            }
         }
         drop(running);
         Self::forget_old_proxy_password(before, next).await;
@@ -410,6 +428,8 @@ impl Desktop {
         } else {
             Arc::new(OsKeychain::open(profile::keychain_service())?)
         };
+        // Counted first: a save under way now is counted after it changed the settings.
+        let network_saves = self.network_saves.load(Ordering::SeqCst);
         let with = self.settings();
         let engine = Engine::open(EngineConfig {
             data_dir: self.data_dir.clone(),
@@ -425,29 +445,24 @@ impl Desktop {
         engine.set_on_conflict(with.on_conflict);
         Ok(Opened {
             engine: Arc::new(engine),
-            with,
+            network_saves,
         })
     }
 
-    /// Starts the scheduler and the watcher for a signed-in engine.
+    /// Starts the scheduler and the watcher for a signed-in engine; one that cannot start is
+    /// closed (the data dir let go).
     pub(crate) async fn start(&self, opened: Opened) -> CommandResult<()> {
-        let Opened { engine, with } = opened;
-        self.adopt_old_folders(&engine).await?;
-        engine.watch_saved_folders().await?;
-        // Settings saved while the engine was opened and signed in apply to it too: a save
-        // applies them only to the engine it finds running, and waits for this lock.
-        let mut running = self.running.write().await;
-        let settings = self.settings();
-        if !settings.same_network(&with) {
-            let (settings, engine) = (settings.clone(), engine.clone());
-            blocking("changing the network", move || {
-                let network = settings.network(Self::proxy_password_of(&settings)?);
-                Ok(engine.set_network(&network)?)
-            })
-            .await?;
-        }
-        engine.set_transfer(&settings.transfer()).await;
-        engine.set_on_conflict(settings.on_conflict);
+        let Opened {
+            engine,
+            network_saves,
+        } = opened;
+        let mut running = match self.prepare(&engine, network_saves).await {
+            Ok(running) => running,
+            Err(err) => {
+                engine.close().await;
+                return Err(err);
+            }
+        };
         let watcher = engine.watcher();
         // A grant from the start and fresh ones while signed in, so the status bar's countdown
         // and refresh state are real even while nothing uploads.
@@ -474,6 +489,31 @@ impl Desktop {
             tasks: vec![keep_fresh, run_transfer, run_watcher],
         });
         Ok(())
+    }
+
+    /// Readies `engine` to start: folders adopted and watched, and the settings saved since it
+    /// was opened applied — under the `running` lock, returned held: a save applies its
+    /// settings only to the engine it finds running, and waits for this lock.
+    async fn prepare(
+        &self,
+        engine: &Arc<Engine>,
+        network_saves: u64,
+    ) -> CommandResult<tokio::sync::RwLockWriteGuard<'_, Option<Running>>> {
+        self.adopt_old_folders(engine).await?;
+        engine.watch_saved_folders().await?;
+        let running = self.running.write().await;
+        let settings = self.settings();
+        if self.network_saves.load(Ordering::SeqCst) != network_saves {
+            let (settings, engine) = (settings.clone(), engine.clone());
+            blocking("changing the network", move || {
+                let network = settings.network(Self::proxy_password_of(&settings)?);
+                Ok(engine.set_network(&network)?)
+            })
+            .await?;
+        }
+        engine.set_transfer(&settings.transfer()).await;
+        engine.set_on_conflict(settings.on_conflict);
+        Ok(running)
     }
 
     /// Adds what the user picked (by pick id) to the queue.

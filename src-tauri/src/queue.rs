@@ -272,12 +272,10 @@ pub(crate) fn check_mine(engine: &Engine, ids: &[i64], words: &Words) -> Command
         if let Some(theirs) = engine.journal().file(id)?.filter(|r| !r.is_owned_by(&me)) {
             let owner = owner_label(&theirs, Some(&me), words)
                 .unwrap_or_else(|| words.unknown_account.into());
-            return Err(CommandError::new(
+            return Err(CommandError::worded(
+                words,
                 "forbidden",
-                format!(
-                    "{} belongs to {owner}: it waits for them to sign in.",
-                    theirs.name
-                ),
+                (words.belongs_to)(&theirs.name, &owner),
             ));
         }
     }

@@ -109,8 +109,8 @@ pub(crate) struct TrayStatus {
     confirmed: AtomicBool,
     /// The language the menu was built in.
     lang: Mutex<Lang>,
-    /// Bytes sent so far of each file on its way (its progress events), counted beside what
-    /// the journal holds (the parts stored).
+    /// Bytes of each file on its way as its progress events tell them (sent, for a file in
+    /// one PUT; stored, for a file in parts), counted beside what the journal holds.
     sent: Mutex<HashMap<i64, u64>>,
 }
 
@@ -239,6 +239,7 @@ impl TrayStatus {
         };
         let Ok(engine) = desktop.engine().await else {
             self.announced().clear();
+            self.sent().clear();
             self.set_signed_out();
             return;
         };
@@ -246,6 +247,10 @@ impl TrayStatus {
             self.set_signed_out();
             return;
         };
+        // Taken before the journal is read: a file failed or confirmed while it is read is
+        // told by the next recount, never lost to this one.
+        let failed = self.failed.swap(false, Ordering::AcqRel);
+        let confirmed = self.confirmed.swap(false, Ordering::AcqRel);
         let journal = engine.journal().clone();
         let counted = tokio::task::spawn_blocking(move || {
             Ok::<_, ferry_engine::Error>((
@@ -254,8 +259,15 @@ impl TrayStatus {
             ))
         });
         let Ok(Ok((totals, waiting))) = counted.await else {
+            // Told by the next recount.
+            self.failed.fetch_or(failed, Ordering::AcqRel);
+            self.confirmed.fetch_or(confirmed, Ordering::AcqRel);
             return;
         };
+        // Bytes of files no longer on their way (a progress event after a pause, a cancel)
+        // are forgotten.
+        let on_their_way: HashSet<i64> = totals.uploading.iter().map(|(id, _)| *id).collect();
+        self.sent().retain(|id, _| on_their_way.contains(id));
         let (announced, sent) = (self.announced().clone(), self.sent().clone());
         let words = desktop.words();
         let seen = Seen {
@@ -264,10 +276,10 @@ impl TrayStatus {
         };
         let summary = summarize(&totals, &waiting, &seen, words);
         self.set(words, &summary.text(words));
-        if self.failed.swap(false, Ordering::AcqRel) && summary.failed > 0 {
+        if failed && summary.failed > 0 {
             notify(&self.app, words.upload_failed, words.upload_failed_body);
         }
-        if self.confirmed.swap(false, Ordering::AcqRel)
+        if confirmed
             && let Some((title, body)) =
                 batch_notice(&totals.counts, totals.failed_scheduled, words)
         {
@@ -462,22 +474,24 @@ mod tests {
     #[test]
     fn the_percentage_counts_the_bytes_sent_beside_the_parts_stored() {
         use FileState::*;
-        // File 1 has 100 bytes stored (a part) and 250 sent; file 2 has sent nothing yet.
+        // File 1 goes in one PUT: 250 bytes sent, none stored until it is; file 2 goes in
+        // parts: 100 stored, and its progress counts what is stored; file 9 is not on its way.
         let totals = Totals {
             counts: vec![(Uploading, 2)],
             size: 1000,
             sent: 100,
-            uploading: vec![(1, 100), (2, 0)],
+            uploading: vec![(1, 0), (2, 100)],
             ..Totals::default()
         };
-        let sent = HashMap::from([(1, 250), (9, 500)]);
+        let sent = HashMap::from([(1, 250), (2, 100), (9, 500)]);
         let seen = Seen {
             announced: &HashSet::new(),
             sent: &sent,
         };
-        assert_eq!(summarize(&totals, &[], &seen, &EN).percent, 25);
-        // Bytes sent behind what is stored (a part sent again) take nothing away.
-        let sent = HashMap::from([(1, 40)]);
+        assert_eq!(summarize(&totals, &[], &seen, &EN).percent, 35);
+        // Bytes seen behind what is stored (an event from before a part was stored) take
+        // nothing away.
+        let sent = HashMap::from([(2, 40)]);
         let seen = Seen {
             announced: &HashSet::new(),
             sent: &sent,

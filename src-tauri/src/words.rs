@@ -132,6 +132,8 @@ pub(crate) struct Words {
     pub(crate) account_at: fn(&str, &str) -> String,
     /// The account of rows from before accounts were recorded.
     pub(crate) unknown_account: &'static str,
+    /// Another account's file cannot be touched: (file, account).
+    pub(crate) belongs_to: fn(&str, &str) -> String,
     pub(crate) signed_out: &'static str,
     /// The tray's tooltip around the status line.
     pub(crate) tooltip: fn(&str) -> String,
@@ -205,6 +207,9 @@ pub(crate) static EN: Words = Words {
     waiting_for: |n, account| format!("{n} waiting for {account}"),
     account_at: |name, server| format!("{name} at {server}"),
     unknown_account: "an unknown account",
+    belongs_to: |file, account| {
+        format!("{file} belongs to {account}: it waits for them to sign in.")
+    },
     signed_out: "signed out",
     tooltip: |status| format!("Ferry — {status}"),
 
@@ -283,6 +288,7 @@ pub(crate) static ZH_CN: Words = Words {
     waiting_for: |n, account| format!("{n} 个等待 {account} 登录"),
     account_at: |name, server| format!("{server} 上的 {name}"),
     unknown_account: "未知账号",
+    belongs_to: |file, account| format!("{file} 属于 {account}：它会等该账号登录后再上传。"),
     signed_out: "未登录",
     tooltip: |status| format!("Ferry — {status}"),
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ferry_protocol::Role;
 use ferry_tests::TestServer;
 use ferry_tests::network::{Login, LoopbackProxy, private_ca};
-use ferry_tests::proxy::{Action, Proxy, Rule};
+use ferry_tests::proxy::{Action, Proxy, Rule, RuleHandle};
 use serde_json::{Value, json};
 
 use super::driver::Driver;
@@ -112,6 +112,22 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
         json!(true),
         "the kept proxy's password is still in the keychain: {shown}"
     );
+    // Nor was the refused network's password kept: that proxy, saved without a CA file and
+    // without a password, has none.
+    let mut other = shown.clone();
+    other["proxyUrl"] = json!("http://127.0.0.1:9");
+    other["caFile"] = Value::Null;
+    let saved = driver
+        .invoke("save_settings", json!({"settings": other}))
+        .await;
+    assert_eq!(saved, Ok(Value::Null));
+    let shown = driver.invoke("settings", json!({})).await.unwrap();
+    assert_eq!(shown["proxyUrl"], json!("http://127.0.0.1:9"), "{shown}");
+    assert_eq!(
+        shown["proxyPasswordSaved"],
+        json!(false),
+        "the refused network's password was not kept: {shown}"
+    );
 }
 
 /// The app server's address behind a fault proxy, and the proxy.
@@ -122,7 +138,7 @@ async fn api_behind_proxy(server: &TestServer) -> (String, Proxy) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_saved_while_signing_in_carries_the_session_that_sign_in_opens() {
+async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that_sign_in_opens() {
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);
     let (api, front) = api_behind_proxy(&server).await;
@@ -133,31 +149,46 @@ async fn a_proxy_saved_while_signing_in_carries_the_session_that_sign_in_opens()
             .target("/sessions")
             .times(1),
     );
-    let proxy = LoopbackProxy::http(None).await;
+    let door = |password: &str| Login {
+        user: "corp".into(),
+        password: password.into(),
+    };
+    let proxy = LoopbackProxy::http(Some(door("first"))).await;
     let dir = tempfile::tempdir().unwrap();
     let (home, data) = (dir.path().join("home"), dir.path().join("data"));
     std::fs::create_dir_all(&home).unwrap();
     let driver = Driver::start(&home, &data).await;
-    driver.wait_for("input[name=server]", 60).await;
-    driver.type_into("input[name=server]", &api).await;
-    driver.type_into("input[name=username]", "alice").await;
-    driver.type_into("input[name=password]", &password).await;
-    let save_meanwhile = async {
+    let sign_in = async || {
+        driver.type_into("input[name=server]", &api).await;
+        driver.type_into("input[name=username]", "alice").await;
+        driver.type_into("input[name=password]", &password).await;
+    };
+    let held = async |rule: &RuleHandle| {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while slow.matched() == 0 {
+        while rule.matched() == 0 {
             assert!(
                 Instant::now() < deadline,
                 "the sign-in never reached the server"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
-        wanted["proxyMode"] = json!("manual");
-        wanted["proxyUrl"] = json!(proxy.url("http"));
+    };
+    let save = async |wanted: Value| {
         let saved = driver
             .invoke("save_settings", json!({"settings": wanted}))
             .await;
         assert_eq!(saved, Ok(Value::Null));
+    };
+    driver.wait_for("input[name=server]", 60).await;
+    sign_in().await;
+    let save_meanwhile = async {
+        held(&slow).await;
+        let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
+        wanted["proxyMode"] = json!("manual");
+        wanted["proxyUrl"] = json!(proxy.url("http"));
+        wanted["proxyUser"] = json!("corp");
+        wanted["proxyPassword"] = json!("first");
+        save(wanted).await;
     };
     tokio::join!(driver.submit_sign_in(), save_meanwhile);
 
@@ -170,5 +201,34 @@ async fn a_proxy_saved_while_signing_in_carries_the_session_that_sign_in_opens()
         proxy.seen.to_port(store) > 0,
         "the upload went around the proxy saved during the sign-in: {:?}",
         proxy.seen.all()
+    );
+
+    // Signed in again, and while that sign-in is on its way IT changes the proxy's password
+    // and the user saves the new one alone: the engine that sign-in opened read the old one.
+    driver.click_text("Sign out").await;
+    driver.wait_for("input[name=password]", 30).await;
+    let slow = front.add(
+        Rule::new(Action::Latency(Duration::from_secs(4)))
+            .method("POST")
+            .target("/sessions")
+            .times(1),
+    );
+    sign_in().await;
+    let change_meanwhile = async {
+        held(&slow).await;
+        proxy.set_login(Some(door("second")));
+        let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
+        wanted["proxyPassword"] = json!("second");
+        save(wanted).await;
+    };
+    tokio::join!(driver.submit_sign_in(), change_meanwhile);
+    let file = dir.path().join("after-the-new-password.txt");
+    std::fs::write(&file, b"saved while signing in again").unwrap();
+    add_file(&driver, &file).await;
+    wait_confirmed(&driver, "after-the-new-password.txt").await;
+    assert!(
+        proxy.refused.all().is_empty(),
+        "refused: {:?}",
+        proxy.refused.all()
     );
 }

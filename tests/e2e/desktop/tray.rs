@@ -231,10 +231,10 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
         "the app still runs"
     );
 
-    // A file in parts on its way: the percentage follows its bytes as they go, not only its
-    // changes of state. Its first part reaches the store 3 s after it started (well after
-    // the tray counted the file's start), the store holds the rest; the share is seen within
-    // 20 s, well before a held part could time out and be retried.
+    // A file in parts on its way: the percentage follows its parts as they are stored, not
+    // only its changes of state. Its first part reaches the store 3 s after it started (well
+    // after the tray counted the file's start), the store holds the rest; the share is seen
+    // within 20 s, well before a held part could time out and be retried.
     let _first_late = store.add(
         Rule::new(Action::Latency(Duration::from_secs(3)))
             .method("PUT")
