@@ -4,7 +4,7 @@
 //! behind a TLS front whose certificate a private CA signed. Each test signs in, uploads a
 //! small file and one in parts, and checks what the proxy saw.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_engine::journal::FileState;
 use ferry_engine::network::{ManualProxy, Network, ProxyChoice};
@@ -593,17 +593,9 @@ async fn a_proxy_that_starts_refusing_stops_the_queue_after_one_try_per_file_in_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_from_the_proxy_no_longer_in_use_does_not_stop_the_queue() {
-    let server = TestServer::start().await;
-    let password = server.add_user("alice", Role::User);
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, _) = engine(
-        &server,
-        &dir.path().join("data"),
-        "alice",
-        &password,
-        |_| {},
-    )
-    .await;
+    // (Bound whole: the server lives as long as the test.)
+    let alice = Alice::start(|_| {}).await;
+    let (engine, dir) = (&alice.engine, &alice.dir);
     engine.credentials().current().await.unwrap();
     // The network being left: a proxy that refuses this login, slowly (a fault proxy in front
     // of it holds each request a while).
@@ -618,14 +610,7 @@ async fn a_refusal_from_the_proxy_no_longer_in_use_does_not_stop_the_queue() {
     engine.enqueue(&[file]).await.unwrap();
     // A request is held on the old network when the user changes it; its refusal comes after.
     let change = async {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while held.matched() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "no request reached the old proxy"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        held.wait_matched("request on the old proxy").await;
         let direct = Network {
             proxy: ProxyChoice::Direct,
             extra_ca: None,

@@ -217,6 +217,16 @@ impl RuleHandle {
         self.installed.matched.load(Ordering::SeqCst)
     }
 
+    /// Waits (at most 30 s) until the rule has matched a request; panics saying "no `what`"
+    /// if none came.
+    pub async fn wait_matched(&self, what: &str) {
+        let started = Instant::now();
+        while self.matched() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "no {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Requests the rule's action was applied to.
     pub fn applied(&self) -> u64 {
         self.installed.applied.load(Ordering::SeqCst)

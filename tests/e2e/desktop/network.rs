@@ -130,6 +130,17 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
     );
 }
 
+/// Holds the next sign-in 4 s at the app server's front: an engine it opens has read the
+/// settings long before it starts.
+fn hold_next_sign_in(front: &Proxy) -> RuleHandle {
+    front.add(
+        Rule::new(Action::Latency(Duration::from_secs(4)))
+            .method("POST")
+            .target("/sessions")
+            .times(1),
+    )
+}
+
 /// The app server's address behind a fault proxy, and the proxy.
 async fn api_behind_proxy(server: &TestServer) -> (String, Proxy) {
     let at: std::net::SocketAddr = server.api.trim_start_matches("http://").parse().unwrap();
@@ -143,12 +154,7 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
     let password = server.add_user("alice", Role::User);
     let (api, front) = api_behind_proxy(&server).await;
     // The sign-in takes a while: the engine it opens has read the settings before the save.
-    let slow = front.add(
-        Rule::new(Action::Latency(Duration::from_secs(4)))
-            .method("POST")
-            .target("/sessions")
-            .times(1),
-    );
+    let slow = hold_next_sign_in(&front);
     let door = |password: &str| Login {
         user: "corp".into(),
         password: password.into(),
@@ -163,16 +169,6 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
         driver.type_into("input[name=username]", "alice").await;
         driver.type_into("input[name=password]", &password).await;
     };
-    let held = async |rule: &RuleHandle| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while rule.matched() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the sign-in never reached the server"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
     let save = async |wanted: Value| {
         let saved = driver
             .invoke("save_settings", json!({"settings": wanted}))
@@ -182,7 +178,7 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
     driver.wait_for("input[name=server]", 60).await;
     sign_in().await;
     let save_meanwhile = async {
-        held(&slow).await;
+        slow.wait_matched("sign-in at the server").await;
         let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
         wanted["proxyMode"] = json!("manual");
         wanted["proxyUrl"] = json!(proxy.url("http"));
@@ -207,15 +203,10 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
     // and the user saves the new one alone: the engine that sign-in opened read the old one.
     driver.click_text("Sign out").await;
     driver.wait_for("input[name=password]", 30).await;
-    let slow = front.add(
-        Rule::new(Action::Latency(Duration::from_secs(4)))
-            .method("POST")
-            .target("/sessions")
-            .times(1),
-    );
+    let slow = hold_next_sign_in(&front);
     sign_in().await;
     let change_meanwhile = async {
-        held(&slow).await;
+        slow.wait_matched("second sign-in at the server").await;
         proxy.set_login(Some(door("second")));
         let mut wanted = driver.invoke("settings", json!({})).await.unwrap();
         wanted["proxyPassword"] = json!("second");

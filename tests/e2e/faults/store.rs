@@ -759,11 +759,7 @@ async fn an_upload_begun_but_never_journaled_is_aborted_even_when_the_first_look
 
 /// Waits (at most 30 s) until `rule` has matched a request, then `then` more.
 async fn after_match(rule: &ferry_tests::proxy::RuleHandle, what: &str, then: Duration) {
-    let started = Instant::now();
-    while rule.matched() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rule.wait_matched(what).await;
     tokio::time::sleep(then).await;
 }
 
