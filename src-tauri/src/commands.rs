@@ -243,9 +243,9 @@ pub(crate) struct CredentialView {
     expires_at: Option<String>,
     refreshing: bool,
     refreshed_at: Option<String>,
-    last_error: Option<String>,
+    last_error: Option<ErrorInfo>,
     retry_at: Option<String>,
-    keychain_error: Option<String>,
+    keychain_error: Option<ErrorInfo>,
 }
 
 impl From<CredentialStatus> for CredentialView {
@@ -254,9 +254,9 @@ impl From<CredentialStatus> for CredentialView {
             expires_at: s.expires_at.and_then(rfc3339),
             refreshing: s.refreshing,
             refreshed_at: s.refreshed_at.and_then(rfc3339),
-            last_error: s.last_error.map(|e| e.message),
+            last_error: s.last_error,
             retry_at: s.retry_at.and_then(rfc3339),
-            keychain_error: s.keychain_error.map(|e| e.message),
+            keychain_error: s.keychain_error,
         }
     }
 }
@@ -276,7 +276,8 @@ pub(crate) struct FolderItem {
     last_scan: Option<String>,
     queued: u64,
     skipped: u64,
-    error: Option<String>,
+    /// Why it cannot be watched now: the engine's code (the page words it) and sentence.
+    error: Option<ErrorInfo>,
     on_conflict: OnConflict,
 }
 
@@ -289,7 +290,7 @@ impl FolderItem {
                 .and_then(rfc3339),
             queued: status.queued,
             skipped: status.skipped,
-            error: status.error.map(|e| e.message),
+            error: status.error,
             path: kept.folder.path,
             prefix: kept.folder.prefix,
             excludes: kept.folder.excludes,
@@ -471,4 +472,46 @@ pub(crate) async fn save_settings(
 #[tauri::command]
 pub(crate) async fn locale(desktop: Shared<'_>) -> CommandResult<&'static str> {
     Ok(desktop.lang().tag())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_engine::watch::Folder;
+
+    fn gone() -> ErrorInfo {
+        ErrorInfo {
+            code: "folder_missing".into(),
+            message: "the folder /home/alice/Photos does not exist".into(),
+        }
+    }
+
+    /// The page words an error by its code (in Chinese, its own sentence before the engine's
+    /// English one): folders and credentials give the code, not only the sentence.
+    #[test]
+    fn folder_and_credential_errors_reach_the_page_with_their_code() {
+        let kept = SavedFolder {
+            folder: Folder {
+                path: "/home/alice/Photos".into(),
+                prefix: String::new(),
+                excludes: Vec::new(),
+                on_conflict: OnConflict::Ask,
+            },
+            enabled: true,
+        };
+        let status = FolderStatus {
+            error: Some(gone()),
+            ..FolderStatus::default()
+        };
+        let folder = serde_json::to_value(FolderItem::new(kept, status)).unwrap();
+        assert_eq!(folder["error"]["code"], "folder_missing", "{folder}");
+        let credentials = CredentialStatus {
+            last_error: Some(gone()),
+            keychain_error: Some(gone()),
+            ..CredentialStatus::default()
+        };
+        let view = serde_json::to_value(CredentialView::from(credentials)).unwrap();
+        assert_eq!(view["lastError"]["code"], "folder_missing", "{view}");
+        assert_eq!(view["keychainError"]["code"], "folder_missing", "{view}");
+    }
 }

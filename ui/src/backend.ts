@@ -2,7 +2,7 @@
 // `MemoryBackend` simulates everything in the page, for UI tests and for looking at the UI in a
 // browser. The UI never talks to storage or the app server itself.
 
-import type { Event, FileState } from "./generated/events";
+import type { ErrorInfo, Event, FileState } from "./generated/events";
 import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
 
 export type Role = "user" | "admin";
@@ -117,11 +117,11 @@ export interface CredentialStatus {
   refreshing: boolean;
   refreshedAt: string | null;
   /** Why the last refresh failed; cleared by the next good one. */
-  lastError: string | null;
+  lastError: ErrorInfo | null;
   /** After a failed refresh: the next try is not before this. */
   retryAt: string | null;
   /** The current grant could not be saved in the keychain (it works from memory). */
-  keychainError: string | null;
+  keychainError: ErrorInfo | null;
 }
 
 /** A file or folder the user chose in a dialog. The path stays in the backend: the page hands
@@ -150,7 +150,8 @@ export interface FolderItem {
   lastScan: string | null;
   queued: number;
   skipped: number;
-  error: string | null;
+  /** Why it cannot be watched now (the engine's code and sentence). */
+  error: ErrorInfo | null;
   onConflict: OnConflict;
 }
 
@@ -333,7 +334,8 @@ export async function createBackend(): Promise<Backend> {
   throw new BackendError("no_desktop", CATALOGS[localeOf(tag)].app.notInApp);
 }
 
-/** The simulation, set up from the page's address (`?contract`, `?ttl=`, `?failing=`). */
+/** The simulation, set up from the page's address (`?contract`, `?ttl=`, `?failing=`,
+ * `?unwatchable=`). */
 async function demoBackend(): Promise<Backend> {
   const { MemoryBackend } = await import("./backend/memory");
   const params = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
@@ -343,6 +345,8 @@ async function demoBackend(): Promise<Backend> {
     // `?failing=name:5,other:12`: the store answers 503 to that many PUTs of those files, to
     // see how retries look.
     failingPuts: failing(params.get("failing")),
+    // `?unwatchable=/path`: a folder the watcher cannot watch, with the engine's error.
+    unwatchable: params.getAll("unwatchable"),
     // The contract scenario's starting point: one file to pick, whose first five PUTs fail (as
     // the desktop's harness arranges with its fault proxy), no history yet.
     ...(contract

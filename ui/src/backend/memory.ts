@@ -108,6 +108,8 @@ export interface MemoryOptions {
    * proxy does): each is retried, and after five a file's attempt fails and waits for the
    * next one. */
   failingPuts?: Record<string, number>;
+  /** Folders the watcher cannot watch (gone): they show the engine's error. */
+  unwatchable?: string[];
   /** Scales every retry's wait (1, the default: the engine's backoff). */
   backoffScale?: number;
   tickMs?: number;
@@ -157,6 +159,7 @@ export class MemoryBackend implements Backend {
   private refreshing = false;
   private refreshedAt: number | null = null;
   private folderList: FolderItem[] = [];
+  private unwatchable: string[];
   private picks = new Map<number, { path: string; size: number | null }>();
   private nextPick = 1;
   private signedInAt = 0;
@@ -188,6 +191,7 @@ export class MemoryBackend implements Backend {
     this.now = options.now ?? (() => Date.now());
     this.rows = options.seedHistory === false ? [] : seedHistory(this.now());
     this.picked = options.picked ?? PICKED;
+    this.unwatchable = options.unwatchable ?? [];
     this.uploads = new Uploads({
       emit: (event) => this.emit(event),
       now: this.now,
@@ -392,7 +396,10 @@ export class MemoryBackend implements Backend {
       throw new BackendError("duplicate", "That folder is watched already.");
     }
     const { prefix, excludes, onConflict } = folder;
-    this.folderList.push({ path: pick.path, prefix, excludes, onConflict, enabled: true, lastScan: null, queued: 0, skipped: 0, error: null });
+    const error = this.unwatchable.includes(pick.path)
+      ? { code: "folder_missing", message: `the folder ${pick.path} does not exist` }
+      : null;
+    this.folderList.push({ path: pick.path, prefix, excludes, onConflict, enabled: true, lastScan: null, queued: 0, skipped: 0, error });
   }
 
   async setFolderEnabled(path: string, enabled: boolean): Promise<void> {

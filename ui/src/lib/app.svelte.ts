@@ -417,12 +417,12 @@ export class AppState {
         break;
       case "credentials_refresh_failed":
         this.credentials.refreshing = false;
-        this.credentials.lastError = event.error.message;
+        this.credentials.lastError = event.error;
         // When the next try comes is the backend's to say.
         void this.backend.credentials().then((c) => (this.credentials = c), () => {});
         break;
       case "credentials_not_saved":
-        this.credentials.keychainError = event.error.message;
+        this.credentials.keychainError = event.error;
         break;
       case "session_expired":
         this.sessionExpired = true;
