@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::{Event, EventSink};
 use ferry_engine::keychain::{Keychain, MemoryKeychain, OsKeychain};
+use ferry_engine::network::Network;
 use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::token_server::TokenServer;
@@ -91,9 +91,10 @@ pub(crate) struct Desktop {
     settings: std::sync::RwLock<Settings>,
     /// Held while settings are saved and applied: two saves apply one after the other.
     saving: tokio::sync::Mutex<()>,
-    /// Saves that changed the network (a new proxy password too): an engine opened before
-    /// one of them takes the network at its start.
-    network_saves: AtomicU64,
+    /// How many saves changed the network (a new proxy password too), and the network the
+    /// last of them made (its password in memory): an engine opened before one of them takes
+    /// it at its start, without asking the keychain again.
+    saved_network: std::sync::Mutex<(u64, Option<Network>)>,
 }
 
 /// A sign-in as the form sends it.
@@ -114,7 +115,7 @@ impl Desktop {
         Self {
             settings: std::sync::RwLock::new(settings::load(&data_dir)),
             saving: tokio::sync::Mutex::new(()),
-            network_saves: AtomicU64::new(0),
+            saved_network: std::sync::Mutex::new((0, None)),
             data_dir,
             events,
             running: RwLock::new(None),
@@ -191,6 +192,10 @@ impl Desktop {
             self.start(opened).await?;
         }
         Ok(())
+    }
+
+    fn saved_network(&self) -> std::sync::MutexGuard<'_, (u64, Option<Network>)> {
+        self.saved_network.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn server(&self) -> String {
@@ -322,19 +327,31 @@ impl Desktop {
         };
         // Held to the end: an engine that starts meanwhile waits, then takes these settings.
         let running = self.running.read().await;
+        let engine = running.as_ref().map(|r| r.engine.clone());
+        // The running engine's clients for it made before anything changes (they can fail).
+        let ready = match (&engine, &network) {
+            (Some(engine), Some(network)) => {
+                let (engine, network) = (engine.clone(), network.clone());
+                Some(
+                    blocking("changing the network", move || {
+                        Ok(engine.prepare_network(&network)?)
+                    })
+                    .await?,
+                )
+            }
+            _ => None,
+        };
         settings::save(&self.data_dir, next)?;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
-        if network.is_some() {
-            self.network_saves.fetch_add(1, Ordering::SeqCst);
+        if let Some(network) = network {
+            let mut saved = self.saved_network();
+            *saved = (saved.0 + 1, Some(network));
         }
-        if let Some(engine) = running.as_ref().map(|r| r.engine.clone()) {
+        if let Some(engine) = engine {
             engine.set_on_conflict(next.on_conflict);
             engine.set_transfer(&next.transfer()).await;
-            if let Some(network) = network {
-                blocking("changing the network", move || {
-                    Ok(engine.set_network(&network)?)
-                })
-                .await?;
+            if let Some(ready) = ready {
+                engine.use_network(ready);
             }
         }
         drop(running);
@@ -429,7 +446,7 @@ impl Desktop {
             Arc::new(OsKeychain::open(profile::keychain_service())?)
         };
         // Counted first: a save under way now is counted after it changed the settings.
-        let network_saves = self.network_saves.load(Ordering::SeqCst);
+        let network_saves = self.saved_network().0;
         let with = self.settings();
         let engine = Engine::open(EngineConfig {
             data_dir: self.data_dir.clone(),
@@ -503,10 +520,12 @@ impl Desktop {
         engine.watch_saved_folders().await?;
         let running = self.running.write().await;
         let settings = self.settings();
-        if self.network_saves.load(Ordering::SeqCst) != network_saves {
-            let (settings, engine) = (settings.clone(), engine.clone());
+        let (saves, saved) = self.saved_network().clone();
+        if saves != network_saves
+            && let Some(network) = saved
+        {
+            let engine = engine.clone();
             blocking("changing the network", move || {
-                let network = settings.network(Self::proxy_password_of(&settings)?);
                 Ok(engine.set_network(&network)?)
             })
             .await?;

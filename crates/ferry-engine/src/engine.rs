@@ -84,6 +84,13 @@ pub struct ConnectionCheck {
     pub store: Option<Result<()>>,
 }
 
+/// A network's clients made ready for an engine ([`Engine::prepare_network`]), for
+/// [`Engine::use_network`].
+pub struct NetworkReady {
+    api: crate::network::Prepared,
+    store: crate::network::Prepared,
+}
+
 /// What the queue of a data dir holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -354,16 +361,30 @@ impl Engine {
     /// nothing. A scheduler stopped by a proxy's refusal tries again.
     /// Builds the clients (the system's proxy, a CA file): call it off the async threads.
     pub fn set_network(&self, network: &Network) -> Result<()> {
+        self.use_network(self.prepare_network(network)?);
+        Ok(())
+    }
+
+    /// The clients of `network` made for this engine, not yet in use: what can fail in
+    /// [`Engine::set_network`] happens here, before anything changes. Builds the clients:
+    /// call it off the async threads.
+    pub fn prepare_network(&self, network: &Network) -> Result<NetworkReady> {
+        let (api, store) = (self.session.api().http(), self.transfer.storage().http());
+        Ok(NetworkReady {
+            api: api.on(network)?,
+            store: store.on(network)?,
+        })
+    }
+
+    /// Puts clients [`Engine::prepare_network`] made in use (see [`Engine::set_network`]).
+    pub fn use_network(&self, ready: NetworkReady) {
         let _changing = self
             .changing_network
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (api, store) = (self.session.api().http(), self.transfer.storage().http());
-        let (to_api, to_store) = (api.on(network)?, store.on(network)?);
-        api.take(to_api);
-        store.take(to_store);
+        self.session.api().http().take(ready.api);
+        self.transfer.storage().http().take(ready.store);
         self.transfer.network_changed();
-        Ok(())
     }
 
     /// The transfer settings in force now.

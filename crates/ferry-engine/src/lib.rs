@@ -27,5 +27,7 @@ pub mod token_server;
 pub mod transfer;
 pub mod watch;
 
-pub use crate::engine::{ConnectionCheck, Engine, EngineConfig, Status, check_server, read_status};
+pub use crate::engine::{
+    ConnectionCheck, Engine, EngineConfig, NetworkReady, Status, check_server, read_status,
+};
 pub use crate::error::{Error, Result};
