@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 use time::format_description::well_known::Rfc3339;
 
-use crate::desktop::{Desktop, SignIn};
+use crate::desktop::{Desktop, SignIn, blocking};
 use crate::error::{CommandError, CommandResult};
 use crate::picks::{self, Picked};
 use crate::queue::{self, QueuePage, QueueQuery};
@@ -148,9 +148,10 @@ pub(crate) async fn queue(
     let max_attempts = desktop.settings().transfer().max_attempts;
     let query = query.unwrap_or_default();
     let words = desktop.words();
-    tokio::task::spawn_blocking(move || queue::page(&engine, &query, max_attempts, words))
-        .await
-        .map_err(|e| CommandError::new("internal", format!("reading the queue: {e}")))?
+    blocking("reading the queue", move || {
+        queue::page(&engine, &query, max_attempts, words)
+    })
+    .await
 }
 
 /// Takes this account's finished files out of the queue's view; returns how many.
@@ -216,12 +217,8 @@ pub(crate) async fn decide(
             format!("decide at most {MAX_DECIDED} files at once, or all of them"),
         ));
     }
-    if let Some(ids) = ids.clone() {
-        let checked = engine.clone();
-        let words = desktop.words();
-        tokio::task::spawn_blocking(move || queue::check_mine(&checked, &ids, words))
-            .await
-            .map_err(|e| CommandError::new("internal", format!("checking the files: {e}")))??;
+    if let Some(ids) = &ids {
+        desktop.check_mine(&engine, ids).await?;
     }
     Ok(engine.decide(ids.as_deref(), rule).await?)
 }

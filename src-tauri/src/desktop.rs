@@ -64,7 +64,7 @@ fn proxy_entry(settings: &Settings) -> String {
 
 /// Runs `work` off the async threads (the keychain over D-Bus, a CA file read, the clients a
 /// network makes); `what` names it if the task is lost.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &str,
     work: impl FnOnce() -> CommandResult<T> + Send + 'static,
 ) -> CommandResult<T> {
@@ -553,13 +553,8 @@ impl Desktop {
     /// them. Another account's file is `forbidden`: it waits for its owner.
     pub(crate) async fn control(&self, action: &str, ids: Option<Vec<i64>>) -> CommandResult<()> {
         let engine = self.engine().await?;
-        if let Some(ids) = ids.clone() {
-            let scope = engine.clone();
-            let words = self.words();
-            blocking("reading the queue", move || {
-                crate::queue::check_mine(&scope, &ids, words)
-            })
-            .await?;
+        if let Some(ids) = &ids {
+            self.check_mine(&engine, ids).await?;
         }
         let ids = ids.as_deref();
         match action {
@@ -576,6 +571,15 @@ impl Desktop {
             }
         }
         Ok(())
+    }
+
+    /// Refuses `ids` when one is another account's file (see [`crate::queue::check_mine`]).
+    pub(crate) async fn check_mine(&self, engine: &Arc<Engine>, ids: &[i64]) -> CommandResult<()> {
+        let (engine, ids, words) = (engine.clone(), ids.to_vec(), self.words());
+        blocking("checking the files", move || {
+            crate::queue::check_mine(&engine, &ids, words)
+        })
+        .await
     }
 
     /// The running engine, or `signed_out`.

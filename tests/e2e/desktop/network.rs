@@ -65,10 +65,7 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
     assert!(!shown.to_string().contains(&door.password), "{shown}");
 
     // The session goes through the proxy from now, with the password from the keychain.
-    let file = dir.path().join("proxied.txt");
-    std::fs::write(&file, b"through the company's proxy").unwrap();
-    add_file(&driver, &file).await;
-    wait_confirmed(&driver, "proxied.txt").await;
+    send(&driver, dir.path(), "proxied.txt").await;
     let (api, store) = (port_of(&server.api), port_of(&server.server.store_url()));
     assert!(proxy.seen.to_port(api) > 0, "{:?}", proxy.seen.all());
     assert!(proxy.seen.to_port(store) > 0, "{:?}", proxy.seen.all());
@@ -130,6 +127,14 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
     );
 }
 
+/// Writes `name` into `dir`, adds it in the window and waits until it is confirmed.
+async fn send(driver: &Driver, dir: &std::path::Path, name: &str) {
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{name}, sent from the window")).unwrap();
+    add_file(driver, &file).await;
+    wait_confirmed(driver, name).await;
+}
+
 /// Holds the next sign-in 4 s at the app server's front: an engine it opens has read the
 /// settings long before it starts.
 fn hold_next_sign_in(front: &Proxy) -> RuleHandle {
@@ -188,10 +193,7 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
     };
     tokio::join!(driver.submit_sign_in(), save_meanwhile);
 
-    let file = dir.path().join("after-the-save.txt");
-    std::fs::write(&file, b"saved while signing in").unwrap();
-    add_file(&driver, &file).await;
-    wait_confirmed(&driver, "after-the-save.txt").await;
+    send(&driver, dir.path(), "after-the-save.txt").await;
     let store = port_of(&server.server.store_url());
     assert!(
         proxy.seen.to_port(store) > 0,
@@ -213,10 +215,7 @@ async fn a_proxy_or_its_password_saved_while_signing_in_carries_the_session_that
         save(wanted).await;
     };
     tokio::join!(driver.submit_sign_in(), change_meanwhile);
-    let file = dir.path().join("after-the-new-password.txt");
-    std::fs::write(&file, b"saved while signing in again").unwrap();
-    add_file(&driver, &file).await;
-    wait_confirmed(&driver, "after-the-new-password.txt").await;
+    send(&driver, dir.path(), "after-the-new-password.txt").await;
     assert!(
         proxy.refused.all().is_empty(),
         "refused: {:?}",
