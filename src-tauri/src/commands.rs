@@ -444,7 +444,7 @@ pub(crate) struct SettingsView {
 pub(crate) async fn settings(desktop: Shared<'_>) -> CommandResult<SettingsView> {
     Ok(SettingsView {
         settings: desktop.settings(),
-        proxy_password_saved: desktop.proxy_password().ok().flatten().is_some(),
+        proxy_password_saved: desktop.proxy_password_saved().await,
     })
 }
 

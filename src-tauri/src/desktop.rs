@@ -143,7 +143,9 @@ impl Desktop {
         if let Some(running) = before {
             running.end().await;
         }
-        let opened = self.open(&server, !request.remember, tokens.clone())?;
+        let opened = self
+            .open(&server, !request.remember, tokens.clone())
+            .await?;
         let user = opened
             .engine
             .sign_in(
@@ -183,7 +185,7 @@ impl Desktop {
         }
         let server = self.server();
         let tokens = profile::remembered_token_server(&self.data_dir, &server);
-        let opened = match self.open(&server, false, tokens) {
+        let opened = match self.open(&server, false, tokens).await {
             Ok(opened) => opened,
             Err(err) if err.code() == "keychain_unavailable" => return Ok(()),
             Err(err) => return Err(err),
@@ -220,13 +222,20 @@ impl Desktop {
         self.lang().words()
     }
 
-    /// The manual proxy's password, from the OS keychain — read only when a manual proxy with
-    /// a user name is set; a keychain that cannot be read is an error (not a wrong password).
-    pub(crate) fn proxy_password(&self) -> CommandResult<Option<Secret>> {
-        Self::proxy_password_of(&self.settings())
+    /// Whether a password is kept for the manual proxy of the saved settings (asked of the OS
+    /// keychain off the async threads); a keychain that cannot be read says no.
+    pub(crate) async fn proxy_password_saved(&self) -> bool {
+        let settings = self.settings();
+        blocking("reading the proxy password", move || {
+            Self::proxy_password_of(&settings)
+        })
+        .await
+        .is_ok_and(|kept| kept.is_some())
     }
 
-    /// The password kept for the manual proxy of `settings` (see [`Desktop::proxy_password`]).
+    /// The password kept for the manual proxy of `settings` — read only when a manual proxy
+    /// with a user name is set; a keychain that cannot be read is an error (not a wrong
+    /// password). Talks to the keychain: call it off the async threads.
     fn proxy_password_of(settings: &Settings) -> CommandResult<Option<Secret>> {
         if settings.proxy_mode != ProxyMode::Manual || settings.proxy_user.trim().is_empty() {
             return Ok(None);
@@ -235,10 +244,15 @@ impl Desktop {
         Ok(keychain.get(&proxy_entry(settings))?)
     }
 
-    /// The network the saved settings describe, the proxy's password from the keychain.
-    pub(crate) fn network(&self) -> CommandResult<ferry_engine::network::Network> {
+    /// The network the saved settings describe, the proxy's password from the keychain (read
+    /// off the async threads).
+    async fn network(&self) -> CommandResult<ferry_engine::network::Network> {
         let settings = self.settings();
-        Ok(settings.network(Self::proxy_password_of(&settings)?))
+        blocking("reading the network settings", move || {
+            let password = Self::proxy_password_of(&settings)?;
+            Ok(settings.network(password))
+        })
+        .await
     }
 
     /// Forgets the password of `before`'s proxy when `next` names another address or user (a
@@ -264,7 +278,7 @@ impl Desktop {
         &self,
         server: Option<String>,
     ) -> CommandResult<ferry_engine::ConnectionCheck> {
-        let network = self.network()?;
+        let network = self.network().await?;
         if let Ok(engine) = self.engine().await {
             return Ok(engine.check_connection(&network).await);
         }
@@ -433,37 +447,48 @@ impl Desktop {
     }
 
     /// Opens an engine against `server` (or the token server `tokens`) with the OS keychain, or
-    /// memory when asked, and the settings as saved now.
-    pub(crate) fn open(
+    /// memory when asked, and the settings as saved now — off the async threads: it talks to
+    /// the keychain, asks the desktop for its proxy, opens the journal, and waits (up to
+    /// seconds) for the data dir an engine of this process is still letting go of.
+    pub(crate) async fn open(
         &self,
         server: &str,
         memory_only: bool,
         tokens: Option<TokenServer>,
     ) -> CommandResult<Opened> {
-        let keychain: Arc<dyn Keychain> = if memory_only {
-            Arc::new(MemoryKeychain::default())
-        } else {
-            Arc::new(OsKeychain::open(profile::keychain_service())?)
-        };
         // Counted first: a save under way now is counted after it changed the settings.
         let network_saves = self.saved_network().0;
         let with = self.settings();
-        let engine = Engine::open(EngineConfig {
-            data_dir: self.data_dir.clone(),
-            server: server.to_owned(),
-            keychain,
-            events: self.events.clone(),
-            transfer: with.transfer(),
-            grant: Default::default(),
-            device: profile::device_name(),
-            token_server: tokens,
-            network: with.network(Self::proxy_password_of(&with)?),
-        })?;
-        engine.set_on_conflict(with.on_conflict);
-        Ok(Opened {
-            engine: Arc::new(engine),
-            network_saves,
+        let (data_dir, events, server) = (
+            self.data_dir.clone(),
+            self.events.clone(),
+            server.to_owned(),
+        );
+        blocking("opening the journal", move || {
+            let keychain: Arc<dyn Keychain> = if memory_only {
+                Arc::new(MemoryKeychain::default())
+            } else {
+                Arc::new(OsKeychain::open(profile::keychain_service())?)
+            };
+            let network = with.network(Self::proxy_password_of(&with)?);
+            let engine = Engine::open(EngineConfig {
+                data_dir,
+                server,
+                keychain,
+                events,
+                transfer: with.transfer(),
+                grant: Default::default(),
+                device: profile::device_name(),
+                token_server: tokens,
+                network,
+            })?;
+            engine.set_on_conflict(with.on_conflict);
+            Ok(Opened {
+                engine: Arc::new(engine),
+                network_saves,
+            })
         })
+        .await
     }
 
     /// Starts the scheduler and the watcher for a signed-in engine; one that cannot start is
@@ -609,5 +634,66 @@ impl Desktop {
                 let words = self.words();
                 CommandError::worded(words, "signed_out", words.sign_in_first)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A sign-in waits for the data dir (held here by an engine this process has not let go
+    /// of, as when the user signs in again while the last session's engine ends) off the
+    /// async threads: the window's other commands go on meanwhile. On a one-thread runtime, a
+    /// wait on that thread would stop everything else for the 3 s of the handover.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sign_in_waiting_for_the_data_dir_leaves_the_async_thread_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let events: EventSink = Arc::new(|_| {});
+        let desktop = Desktop::new(dir.path().to_owned(), events.clone());
+        let holder = Engine::open(EngineConfig {
+            data_dir: dir.path().to_owned(),
+            server: "http://127.0.0.1:9".into(),
+            keychain: Arc::new(MemoryKeychain::default()),
+            events,
+            transfer: desktop.settings().transfer(),
+            grant: Default::default(),
+            device: "the other session".into(),
+            token_server: None,
+            network: desktop.settings().network(None),
+        })
+        .unwrap();
+        let ticks = Arc::new(AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                for _ in 0..1_000 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let signed_in = desktop
+            .sign_in(SignIn {
+                server: "http://127.0.0.1:9".into(),
+                username: "alice".into(),
+                password: Secret::new("not used".to_owned()),
+                remember: false,
+                allow_insecure: false,
+                connection: None,
+            })
+            .await;
+        let err = signed_in.expect_err("the data dir is held");
+        assert_eq!(err.code(), "data_dir_in_use", "{err:?}");
+        let ticked = ticks.load(Ordering::SeqCst);
+        ticker.abort();
+        holder.close().await;
+        // About 150 in the 3 s; none while the thread itself waits.
+        assert!(
+            ticked >= 50,
+            "the async thread was held: {ticked} ticks in the wait"
+        );
     }
 }

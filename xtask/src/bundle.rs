@@ -19,11 +19,15 @@ const BUNDLE: &str = r#"{"bundle": {"active": true, "targets": ["deb"],
 /// Builds the desktop app (release, or the debug build) and bundles it; the `.deb`'s path.
 pub(crate) fn deb(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
     crate::ui_build(root, false)?;
-    let mut build = vec!["build", "-p", "ferry-desktop"];
-    if !debug {
-        build.push("--release");
-    }
-    step(root, &cargo(), &build)?;
+    // The debug build is built as `cargo xtask test` builds it (the whole workspace, all
+    // targets): with `-p ferry-desktop` cargo would unify features otherwise and build the
+    // workspace's crates (and some dependencies) once more in that run. Only the desktop
+    // crate is built again there (it embeds `ui/dist`, written again just above).
+    let build: &[&str] = match debug {
+        true => &["build", "--workspace", "--all-targets"],
+        false => &["build", "-p", "ferry-desktop", "--release"],
+    };
+    step(root, &cargo(), build)?;
     let dir = root
         .join("target")
         .join(if debug { "debug" } else { "release" })
@@ -81,15 +85,8 @@ pub(crate) fn install_and_test(root: &Path, path: &std::ffi::OsStr) -> anyhow::R
     let tested = run_as_root(root, &["dpkg", "-i", deb]).and_then(|()| {
         eprintln!("==> FERRY_DESKTOP_BIN=/usr/bin/ferry-desktop cargo test … {INSTALLED_TEST}");
         let output = std::process::Command::new(cargo())
-            .args([
-                "test",
-                "-p",
-                "ferry-tests",
-                "--test",
-                "e2e",
-                INSTALLED_TEST,
-                "--",
-            ])
+            // `--workspace`, as the suite ran: the same features, nothing built again.
+            .args(["test", "--workspace", "--test", "e2e", INSTALLED_TEST, "--"])
             .args(["--ignored", "--exact"])
             .current_dir(root)
             .env("PATH", path)

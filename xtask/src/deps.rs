@@ -226,9 +226,15 @@ pub(crate) fn ensure_node() -> anyhow::Result<()> {
 /// Everything `cargo xtask test` needs besides Rust; returns the PATH tests must run with
 /// (pip's script directory first, so a freshly installed `aws` is found).
 pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
+    ensure_system_tools()?;
+    ensure_python_tools()
+}
+
+/// The Debian packages and the locale the tests need (one `apt-get` for all).
+pub(crate) fn ensure_system_tools() -> anyhow::Result<()> {
     // A real Secret Service for the keychain tests, rclone as a second S3 client, Chromium for
     // the UI tests, and what the desktop app builds against and is driven through.
-    ensure_apt(&[
+    let mut packages = vec![
         "dbus",
         "gnome-keyring",
         "libsecret-tools",
@@ -239,9 +245,17 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<OsString> {
         "dconf-service",
         "dconf-gsettings-backend",
         "gsettings-desktop-schemas",
-    ])?;
-    ensure_apt(DESKTOP_PACKAGES)?;
-    ensure_chinese_locale()?;
+        // Its data makes the zh_CN.UTF-8 locale below.
+        "locales",
+    ];
+    packages.extend_from_slice(DESKTOP_PACKAGES);
+    ensure_apt(&packages)?;
+    ensure_chinese_locale()
+}
+
+/// The aws CLI and the vendors' Python SDKs (pip); returns the PATH tests must run with.
+/// Needs nothing the build does: `cargo xtask test` installs them while it builds.
+pub(crate) fn ensure_python_tools() -> anyhow::Result<OsString> {
     let path = path_with(python_scripts_dir());
     ensure_aws_cli(&path)?;
     ensure_python_sdks()?;

@@ -32,6 +32,8 @@ import {
 import { isLoopback } from "../lib/address";
 import { Uploads } from "./uploads";
 
+/** How long the simulated STS takes to hand out new credentials. */
+const REFRESH_MS = 1_000;
 const MIB = 1024 * 1024;
 const ACCOUNTS: Record<string, { password: string; user: User }> = {
   alice: { password: "alice-password", user: { id: 1, name: "alice", role: "user" } },
@@ -232,7 +234,9 @@ export class MemoryBackend implements Backend {
     if (this.expiresAt !== null && !this.refreshing && now >= this.issuedAt + this.ttl / 2) {
       this.refreshing = true;
       this.emit({ type: "credentials_refreshing" });
-      setTimeout(() => this.grant(), 300);
+      // A second, as a slow STS might take: long enough to be seen (a page test waits for it
+      // on a busy machine).
+      setTimeout(() => this.grant(), REFRESH_MS);
     }
     const limit = this.config.bandwidthMiBs ? (this.config.bandwidthMiBs * MIB) / this.config.files : this.rate;
     this.uploads.tick(this.user, ms, limit, this.config.files);

@@ -78,6 +78,9 @@ pub(crate) fn ferry(setup: &Setup, source: &Path, data_dir: &Path) -> Command {
     let mut command = Command::new(setup.bin.join("ferry"));
     command
         .arg("upload")
+        // As the other clients do: each round writes over the last round's objects (a fresh
+        // journal does not know them as its own, and would otherwise ask).
+        .args(["--on-conflict", "overwrite"])
         .arg(source)
         .env("FERRY_DATA_DIR", data_dir)
         .env("FERRY_SERVER", &setup.api)

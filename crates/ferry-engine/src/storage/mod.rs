@@ -42,8 +42,8 @@ const MAX_ANSWER: usize = 4 * 1024 * 1024;
 pub(crate) enum Body {
     /// In memory: small bodies (XML, one small file).
     Bytes(Bytes),
-    /// A span of a file, read as it is sent, a block at a time: a part in flight costs a block
-    /// of memory, not the part. A file that shrinks meanwhile ends the request in an error.
+    /// A span of a file, read as it is sent, a few blocks at a time: a part in flight costs
+    /// 256 KiB of memory, not the part. A file that shrinks meanwhile ends the request in an error.
     Span {
         path: std::path::PathBuf,
         offset: u64,
