@@ -27,6 +27,7 @@ mod span;
 mod stall;
 
 pub(crate) use self::callback::CallbackOutcome;
+pub(crate) use self::span::BLOCK;
 
 use self::stall::{Stall, read_answer};
 use crate::secret::Secret;

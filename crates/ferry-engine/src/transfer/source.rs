@@ -177,9 +177,8 @@ pub(super) fn changed(path: &Path) -> Error {
 /// blocking pool (a block of memory, not the span). A file shorter than that has changed.
 pub(super) async fn hash_span(path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u64)> {
     let owned = path.to_owned();
-    // Made on the async threads and small (see `storage::span`): a block made on each of the
-    // blocking pool's threads would leave a heap behind on each.
-    let mut block = vec![0u8; len.min(64 << 10) as usize];
+    // Made here, on the async threads (see `storage::BLOCK`).
+    let mut block = vec![0u8; len.min(crate::storage::BLOCK as u64) as usize];
     let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<([u8; 16], u64)> {
         use std::io::{Read, Seek};
         let mut file = std::fs::File::open(&owned)?;
