@@ -192,6 +192,11 @@ pub(super) fn waiting_sql() -> String {
 }
 
 /// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
+/// The SQL of [`Journal::latest_for_path`]: `?1`, `?2` the owner, `?3` the path.
+pub(super) fn latest_for_path_sql() -> String {
+    format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT 1")
+}
+
 pub(super) fn live_with_key_sql() -> String {
     let finished = sql_final();
     format!(
@@ -200,22 +205,26 @@ pub(super) fn live_with_key_sql() -> String {
     )
 }
 
-/// The SQL of [`Journal::runnable`]: `?1`, `?2` the owner, `?3` now, `?4` the limit. Each
-/// branch reads one index range in the order it is merged in, up to the limit — the queue in
-/// id order, files due again in the order they became due — so no query sorts or reads the
-/// whole queue, or all of a long list of failed files.
+/// The SQL of [`Journal::runnable`]: `?1`, `?2` the owner, `?3` now, `?4` the limit, `?5` the
+/// ids passed over (a JSON array). Each branch reads one index range in the order it is merged
+/// in, up to the limit — the queue in id order, files due again in the order they became due —
+/// so no query sorts or reads the whole queue, or all of a long list of failed files. Files
+/// passed over are left out while their index entries are read (the index holds the id), so
+/// the many files being confirmed cost a round no table reads and no sorting.
 pub(super) fn runnable_sql() -> String {
     let branch = |index: &str, condition: &str, order: &str| {
         format!(
             "SELECT * FROM (SELECT {COLUMNS} FROM files INDEXED BY {index}
-             WHERE {OWNED} AND {condition} ORDER BY {order} LIMIT ?4)"
+             WHERE {OWNED} AND {condition} AND id NOT IN (SELECT value FROM json_each(?5))
+             ORDER BY {order} LIMIT ?4)"
         )
     };
     let by_id = "files_by_owner_state_id";
     let by_due = "files_by_owner";
     [
         branch(by_id, "state = 'queued'", "id"),
-        branch(by_id, "state = 'uploaded' AND next_retry_at IS NULL", "id"),
+        // (Equal in every column of `files_by_owner`, its entries come in id order.)
+        branch(by_due, "state = 'uploaded' AND next_retry_at IS NULL", "id"),
         branch(
             by_due,
             "state = 'uploaded' AND next_retry_at <= ?3",
@@ -270,10 +279,7 @@ impl Journal {
     pub fn latest_for_path(&self, owner: &Owner, path: &Path) -> Result<Option<FileRow>> {
         self.with(|c| {
             c.row(
-                &format!(
-                    "SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3
-                     ORDER BY id DESC LIMIT 1"
-                ),
+                &latest_for_path_sql(),
                 params![owner.server, owner.user_id, path_bytes(path)],
                 file_from_row,
             )
@@ -316,13 +322,25 @@ impl Journal {
         })
     }
 
-    /// Files of `owner` ready to work on: queued, uploaded (awaiting confirmation) or failed
-    /// and due.
-    pub fn runnable(&self, owner: &Owner, limit: usize) -> Result<Vec<FileRow>> {
+    /// Files of `owner` ready to work on, oldest first: queued, uploaded (awaiting
+    /// confirmation) or failed and due — but for those in `passed_over` (being worked on).
+    pub fn runnable(
+        &self,
+        owner: &Owner,
+        limit: usize,
+        passed_over: &[i64],
+    ) -> Result<Vec<FileRow>> {
+        let passed_over = serde_json::to_string(passed_over).unwrap_or_else(|_| "[]".into());
         self.with(|c| {
             let mut stmt = c.prepare_cached(&runnable_sql())?;
             stmt.query_map(
-                params![owner.server, owner.user_id, now(), limit as i64],
+                params![
+                    owner.server,
+                    owner.user_id,
+                    now(),
+                    limit as i64,
+                    passed_over
+                ],
                 file_from_row,
             )?
             .collect()

@@ -194,6 +194,15 @@ impl Journal {
         })
         .unwrap()
     }
+
+    /// How many times the cached statement for `sql` was prepared again before it ran.
+    pub(crate) fn reprepared(&self, sql: &str) -> i32 {
+        self.with(|c| {
+            let stmt = c.prepare_cached(sql)?;
+            Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+        })
+        .unwrap()
+    }
 }
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.
@@ -254,6 +263,14 @@ impl Journal {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans that do not depend on bound values: otherwise SQLite prepares a statement
+        // again each time its bindings are cleared — which the statement cache does after
+        // every use — and did, for the queries run for every file. (The queries that must
+        // use an index name it.)
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             let tx = conn.transaction()?;

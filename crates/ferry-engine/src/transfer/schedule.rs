@@ -9,10 +9,14 @@ use std::time::Duration;
 use super::{Summary, Transfer, file_backoff, upload};
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event};
-use crate::journal::{FileRow, FileState, Owner};
+use crate::journal::{FileRow, FileState, Journal, Owner};
 
 /// How long to wait after the journal failed before trying again.
 const JOURNAL_PAUSE: Duration = Duration::from_secs(5);
+
+/// Rows read past the free slots when big files wait for a big-file slot: small files
+/// behind them are started meanwhile.
+const LOOKAHEAD: usize = 64;
 
 impl Transfer {
     /// Starts the upload of `row`, unless the file was stopped since the scheduler claimed it
@@ -215,7 +219,12 @@ impl Transfer {
             let (for_owner, now) = (owner.clone(), crate::journal::now());
             let (runnable, next) = self
                 .shared
-                .db(move |j| Ok((j.runnable(&for_owner, 1)?.len(), j.next_retry(&for_owner)?)))
+                .db(move |j| {
+                    Ok((
+                        j.runnable(&for_owner, 1, &[])?.len(),
+                        j.next_retry(&for_owner)?,
+                    ))
+                })
                 .await?;
             match (runnable, next) {
                 (0, None) => return self.summary(&owner).await,
@@ -280,16 +289,8 @@ impl Transfer {
         };
         // Stops from here on are for files this hop may claim: `spawn` honours them.
         self.stopped().clear();
-        // Read no more rows than a choice needs (a round runs for each file that finishes):
-        // the free slots' worth, the rows of files being confirmed (runnable, `uploaded`, and
-        // passed over), one more to tell whether files wait — and, when big files may take
-        // fewer slots than are free, a little further for small ones behind them.
-        let lookahead = match slots.big_free >= free {
-            true => 1,
-            false => 64,
-        };
-        let confirming = self.confirming.load(Ordering::SeqCst);
-        let (for_owner, limit) = (owner.clone(), free + confirming + lookahead);
+        // A round runs for each file that finishes: it reads no more rows than its choice needs.
+        let for_owner = owner.clone();
         let (picked, waiting) = self
             .shared
             .db(move |j| {
@@ -301,8 +302,7 @@ impl Transfer {
                 if free == 0 {
                     return Ok((Vec::new(), false));
                 }
-                let rows = j.runnable(&for_owner, limit)?;
-                let (mut picked, waiting) = slots.pick(rows, &busy);
+                let (mut picked, waiting) = slots.choose(j, &for_owner, &busy)?;
                 let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
                 let claimed = j.claim(&for_owner, &read)?;
                 picked.retain_mut(|row| {
@@ -356,6 +356,7 @@ impl Transfer {
 }
 
 /// What the scheduler may start in one round.
+#[derive(Clone, Copy)]
 struct Slots {
     /// File slots free.
     free: usize,
@@ -366,15 +367,36 @@ struct Slots {
 }
 
 impl Slots {
+    /// Whether a file sent in parts is sent (not just confirmed).
+    fn big(&self, row: &FileRow) -> bool {
+        row.state != FileState::Uploaded && row.size.is_some_and(|s| s >= self.big_from)
+    }
+
+    /// The runnable files of `owner` to start, oldest first, but for those `busy` (being
+    /// worked on), and whether more were left waiting for a slot. It reads the free slots'
+    /// worth and one more — further when big files waiting for a big-file slot fill that, so
+    /// small files behind them go meanwhile.
+    fn choose(self, j: &Journal, owner: &Owner, busy: &[i64]) -> Result<(Vec<FileRow>, bool)> {
+        let mut rows = j.runnable(owner, self.free + 1, busy)?;
+        if rows.len() > self.free && self.passes_over(&rows) {
+            rows = j.runnable(owner, self.free + LOOKAHEAD, busy)?;
+        }
+        Ok(self.pick(rows))
+    }
+
+    /// Whether some of `rows` wait for a big-file slot (the rows behind them may go).
+    fn passes_over(&self, rows: &[FileRow]) -> bool {
+        rows.iter().filter(|row| self.big(row)).count() > self.big_free
+    }
+
     /// The rows to start, in order, and whether runnable rows were left waiting for a slot.
     /// A file sent in parts waits for a big-file slot; it does not take one of the many slots
     /// small files share while it waits.
-    fn pick(mut self, rows: Vec<FileRow>, busy: &[i64]) -> (Vec<FileRow>, bool) {
+    fn pick(mut self, rows: Vec<FileRow>) -> (Vec<FileRow>, bool) {
         let mut picked = Vec::new();
         for row in rows {
-            let big =
-                row.state != FileState::Uploaded && row.size.is_some_and(|s| s >= self.big_from);
-            if busy.contains(&row.id) || (big && self.big_free == 0) {
+            let big = self.big(&row);
+            if big && self.big_free == 0 {
                 continue;
             }
             if picked.len() == self.free {
@@ -392,18 +414,21 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::journal::{Journal, NewFile};
+    use crate::journal::NewFile;
 
-    /// Rows of `sizes` as the journal hands them out (queued, in id order), the last `uploaded`
-    /// ones waiting for their confirmation.
-    fn rows(sizes: &[u64], uploaded: usize) -> Vec<FileRow> {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
-        let owner = Owner {
+    fn owner() -> Owner {
+        Owner {
             server: "https://ferry.example".into(),
             user_id: 1,
             user_name: "alice".into(),
-        };
+        }
+    }
+
+    /// A journal with files of `sizes` queued, in id order.
+    fn queue(sizes: &[u64]) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let owner = owner();
         for (i, size) in sizes.iter().enumerate() {
             let path = PathBuf::from(format!("/f/{i}"));
             let key = format!("{i}");
@@ -417,7 +442,14 @@ mod tests {
             };
             journal.add(&owner, &file, None).unwrap();
         }
-        let mut rows = journal.runnable(&owner, 100).unwrap();
+        (dir, journal)
+    }
+
+    /// Rows of `sizes` as the journal hands them out (queued, in id order), the last `uploaded`
+    /// ones waiting for their confirmation.
+    fn rows(sizes: &[u64], uploaded: usize) -> Vec<FileRow> {
+        let (_dir, journal) = queue(sizes);
+        let mut rows = journal.runnable(&owner(), 100, &[]).unwrap();
         let from = rows.len() - uploaded;
         for row in &mut rows[from..] {
             row.state = FileState::Uploaded;
@@ -438,13 +470,10 @@ mod tests {
             big_free: 4,
             big_from: BIG,
         };
-        let (picked, waiting) = slots(2).pick(rows(&[1, 1, 1], 0), &[]);
+        let (picked, waiting) = slots(2).pick(rows(&[1, 1, 1], 0));
         assert_eq!((ids(&picked), waiting), (vec![1, 2], true));
-        let (picked, waiting) = slots(3).pick(rows(&[1, 1, 1], 0), &[]);
+        let (picked, waiting) = slots(3).pick(rows(&[1, 1, 1], 0));
         assert_eq!((ids(&picked), waiting), (vec![1, 2, 3], false));
-        // A file already being sent is not started twice.
-        let (picked, _) = slots(3).pick(rows(&[1, 1, 1], 0), &[2]);
-        assert_eq!(ids(&picked), vec![1, 3]);
     }
 
     #[test]
@@ -455,7 +484,7 @@ mod tests {
             big_from: BIG,
         };
         // Two big files, one big slot: the second waits and the small ones behind it go.
-        let (picked, waiting) = slots.pick(rows(&[BIG, BIG, 1, 1], 0), &[]);
+        let (picked, waiting) = slots.pick(rows(&[BIG, BIG, 1, 1], 0));
         assert_eq!((ids(&picked), waiting), (vec![1, 3, 4], false));
         // A big file's confirmation is a small request: it needs no big slot.
         let none_big = Slots {
@@ -463,7 +492,26 @@ mod tests {
             big_free: 0,
             big_from: BIG,
         };
-        let (picked, _) = none_big.pick(rows(&[BIG, BIG], 1), &[]);
+        let (picked, _) = none_big.pick(rows(&[BIG, BIG], 1));
         assert_eq!(ids(&picked), vec![2]);
+    }
+
+    #[test]
+    fn small_files_behind_big_ones_waiting_for_a_big_slot_are_read_and_started() {
+        let slots = Slots {
+            free: 2,
+            big_free: 1,
+            big_from: BIG,
+        };
+        let (_dir, journal) = queue(&[BIG, BIG, BIG, 1, 1]);
+        let (picked, waiting) = slots.choose(&journal, &owner(), &[]).unwrap();
+        assert_eq!((ids(&picked), waiting), (vec![1, 4], true));
+        // Files being worked on are passed over; the rest fill the slots.
+        let (picked, waiting) = slots.choose(&journal, &owner(), &[1, 4]).unwrap();
+        assert_eq!((ids(&picked), waiting), (vec![2, 5], false));
+        // Only small files: the free slots' worth, and one more read to tell that files wait.
+        let (_dir, journal) = queue(&[1, 1, 1, 1]);
+        let (picked, waiting) = slots.choose(&journal, &owner(), &[2]).unwrap();
+        assert_eq!((ids(&picked), waiting), (vec![1, 3], true));
     }
 }

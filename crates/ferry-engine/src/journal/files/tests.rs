@@ -39,7 +39,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
     let id = journal
         .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
         .unwrap();
-    assert_eq!(journal.runnable(&alice(), 10).unwrap().len(), 1);
+    assert_eq!(journal.runnable(&alice(), 10, &[]).unwrap().len(), 1);
     journal
         .set_state(id, FileState::Queued, FileState::Uploading)
         .unwrap();
@@ -96,7 +96,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
         Some(1)
     );
     assert_eq!(
-        journal.runnable(&alice(), 10).unwrap().len(),
+        journal.runnable(&alice(), 10, &[]).unwrap().len(),
         1,
         "due retries are runnable"
     );
@@ -107,7 +107,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
     );
     journal.fail(id, "file_missing", "gone", None).unwrap();
     assert!(
-        journal.runnable(&alice(), 10).unwrap().is_empty(),
+        journal.runnable(&alice(), 10, &[]).unwrap().is_empty(),
         "permanent failures wait for the user"
     );
     assert!(
@@ -122,7 +122,7 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
             .set_state(id, FileState::Uploaded, FileState::Confirmed)
             .unwrap()
     );
-    assert!(journal.runnable(&alice(), 10).unwrap().is_empty());
+    assert!(journal.runnable(&alice(), 10, &[]).unwrap().is_empty());
 }
 
 #[test]
@@ -429,4 +429,55 @@ fn a_transaction_keeps_all_its_writes_or_none_and_an_inner_one_joins_it() {
         other.join().unwrap();
     });
     assert_eq!(journal.counts(&alice()).unwrap(), [(FileState::Queued, 3)]);
+}
+
+#[test]
+fn files_being_worked_on_are_passed_over_and_the_limit_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let ids: Vec<i64> = (0..5)
+        .map(|i| {
+            let path = PathBuf::from(format!("/tmp/{i}"));
+            journal.add(&alice(), &new_file(&path), None).unwrap()
+        })
+        .collect();
+    // 0 and 1 uploaded (0 being confirmed by its task), 2 and 3 queued (2 just started),
+    // 4 failed and due.
+    for &id in &ids[..2] {
+        journal
+            .set_state(id, FileState::Queued, FileState::Uploading)
+            .unwrap();
+        journal.uploaded(id, &uploaded("md5:x")).unwrap();
+    }
+    journal
+        .set_state(ids[4], FileState::Queued, FileState::Uploading)
+        .unwrap();
+    journal.fail(ids[4], "network", "reset", Some(0)).unwrap();
+    let runnable = |limit, busy: &[i64]| -> Vec<i64> {
+        let rows = journal.runnable(&alice(), limit, busy).unwrap();
+        rows.iter().map(|r| r.id).collect()
+    };
+    assert_eq!(runnable(10, &[]), ids);
+    assert_eq!(runnable(3, &[ids[0], ids[2]]), [ids[1], ids[3], ids[4]]);
+    assert_eq!(runnable(2, &[ids[0], ids[2]]), [ids[1], ids[3]]);
+    assert_eq!(runnable(10, &ids), [0i64; 0]);
+}
+
+/// The statements run for every file are parsed once per connection. (SQLite prepares a
+/// statement again before it runs when its plan was chosen by a bound value and the bindings
+/// were cleared — as the statement cache clears them each time: it did, for every file.)
+#[test]
+fn statements_run_for_every_file_are_not_prepared_again_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    for i in 0..5i64 {
+        let path = PathBuf::from(format!("/tmp/{i}"));
+        journal.latest_for_path(&alice(), &path).unwrap();
+        journal.live_with_key(&alice(), "a.bin", &path).unwrap();
+        journal.add(&alice(), &new_file(&path), None).unwrap();
+        journal.runnable(&alice(), 1 + i as usize, &[i]).unwrap();
+    }
+    for sql in [latest_for_path_sql(), live_with_key_sql(), runnable_sql()] {
+        assert_eq!(journal.reprepared(&sql), 0, "{sql}");
+    }
 }
