@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Db, DbError};
+use super::{Cached, Db, DbError};
 
 /// A user as stored.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 fn user_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<UserRow>> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
         [name],
         user_from_row,
@@ -59,7 +59,7 @@ impl Db {
         role: &str,
     ) -> Result<Option<i64>, DbError> {
         self.call_sync(|c| {
-            let inserted = c.execute(
+            let inserted = c.run(
                 "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO NOTHING",
                 params![name, password_hash, role, super::now()],
@@ -78,7 +78,8 @@ impl Db {
 
     pub(crate) fn list_users(&self) -> Result<Vec<UserRow>, DbError> {
         self.call_sync(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
             stmt.query_map([], user_from_row)?.collect()
         })
     }
@@ -86,7 +87,7 @@ impl Db {
     /// Returns whether a user of that name existed.
     pub(crate) fn set_password_hash(&self, name: &str, hash: &str) -> Result<bool, DbError> {
         self.call_sync(|c| {
-            Ok(c.execute(
+            Ok(c.run(
                 "UPDATE users SET password_hash = ?2 WHERE name = ?1",
                 params![name, hash],
             )? == 1)
@@ -97,12 +98,12 @@ impl Db {
     pub(crate) fn disable_user(&self, name: &str) -> Result<bool, DbError> {
         self.call_sync(|c| {
             let tx = c.transaction()?;
-            let found = tx.execute("UPDATE users SET disabled = 1 WHERE name = ?1", [name])? == 1;
-            tx.execute(
+            let found = tx.run("UPDATE users SET disabled = 1 WHERE name = ?1", [name])? == 1;
+            tx.run(
                 "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
                 [name],
             )?;
-            tx.execute(
+            tx.run(
                 "DELETE FROM grants WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
                 [name],
             )?;
@@ -120,8 +121,8 @@ impl Db {
     ) -> Result<(), DbError> {
         self.call(move |c| {
             let now = super::now();
-            c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])?;
-            c.execute(
+            c.run("DELETE FROM sessions WHERE expires_at < ?1", [now])?;
+            c.run(
                 "INSERT INTO sessions (token_hash, user_id, device, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![token_hash, user_id, device, now, expires_at],
@@ -137,7 +138,7 @@ impl Db {
         token_hash: Vec<u8>,
     ) -> Result<Option<(UserRow, i64)>, DbError> {
         self.call(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT u.id, u.name, u.password_hash, u.role, u.disabled, s.expires_at
                  FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1 AND u.disabled = 0",
@@ -151,7 +152,7 @@ impl Db {
 
     pub(crate) async fn delete_session(&self, token_hash: Vec<u8>) -> Result<(), DbError> {
         self.call(move |c| {
-            c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            c.run("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
             Ok(())
         })
         .await
@@ -162,8 +163,8 @@ impl Db {
             let now = super::now();
             // Expired grants are only kept for a day so that ExpiredToken (rather than an
             // unknown key) is answered for a while after expiry.
-            c.execute("DELETE FROM grants WHERE expires_at < ?1", [now - 86_400])?;
-            c.execute(
+            c.run("DELETE FROM grants WHERE expires_at < ?1", [now - 86_400])?;
+            c.run(
                 "INSERT INTO grants
                  (access_key_id, user_id, bucket, prefix, token_hash, created_at, expires_at,
                   provider, signature_version)
@@ -187,7 +188,7 @@ impl Db {
 
     pub(crate) async fn grant(&self, access_key_id: String) -> Result<Option<GrantRow>, DbError> {
         self.call(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT g.access_key_id, g.user_id, g.bucket, g.prefix, g.token_hash, g.expires_at,
                         g.provider, g.signature_version
                  FROM grants g JOIN users u ON u.id = g.user_id

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
-use super::{Db, DbError, ObjectRow};
+use super::{Cached, Db, DbError, ObjectRow};
 
 /// A history row with its user's name.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ fn upload_by(
     clause: &str,
     value: Value,
 ) -> rusqlite::Result<Option<StoredUpload>> {
-    conn.query_row(
+    conn.row(
         &format!(
             "SELECT {ROW_COLUMNS} FROM uploads h JOIN users u ON u.id = h.user_id WHERE {clause}"
         ),
@@ -127,7 +127,7 @@ pub(super) fn record_stored(
     started_at: i64,
 ) -> rusqlite::Result<()> {
     let retried = tx
-        .query_row(
+        .row(
             "SELECT id FROM (SELECT id, user_id, size, etag, status FROM uploads
                              WHERE bucket = ?1 AND key = ?2 ORDER BY id DESC LIMIT 1)
              WHERE user_id = ?3 AND size = ?4 AND etag = ?5 AND status = 'stored'",
@@ -142,14 +142,14 @@ pub(super) fn record_stored(
         )
         .optional()?;
     if let Some(id) = retried {
-        tx.execute(
+        tx.run(
             "UPDATE uploads SET completed_at = ?2 WHERE id = ?1",
             params![id, object.created_at],
         )?;
         return Ok(());
     }
     let name = object.key.rsplit('/').next().unwrap_or(&object.key);
-    tx.execute(
+    tx.run(
         "INSERT INTO uploads (user_id, bucket, key, name, size, etag, started_at, completed_at,
              status, confirmed_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'stored', 'store')",
@@ -234,7 +234,7 @@ impl Db {
     ) -> Result<Vec<StoredUpload>, DbError> {
         self.call(move |c| {
             let (clause, values) = filter.to_sql();
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM uploads h JOIN users u ON u.id = h.user_id
                  WHERE {clause} ORDER BY h.id DESC LIMIT {limit}"
             ))?;
@@ -251,7 +251,7 @@ impl Db {
     ) -> Result<Vec<(String, String, u64, u64)>, DbError> {
         self.call(move |c| {
             let (clause, values) = filter.to_sql();
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT date(h.completed_at, 'unixepoch') AS day, u.name, count(*), sum(h.size)
                  FROM uploads h JOIN users u ON u.id = h.user_id
                  WHERE {clause} GROUP BY day, u.name ORDER BY day, u.name"
@@ -285,7 +285,7 @@ fn confirm_in(tx: &Connection, c: &ClientConfirmation) -> rusqlite::Result<Recor
         if c.by != "provider" || row.confirmed_by == "provider" {
             return Ok(Recorded::Row(Box::new(row)));
         }
-        tx.execute(
+        tx.run(
             "UPDATE uploads SET status = 'confirmed', confirmed_by = 'provider' WHERE id = ?1",
             params![row.id],
         )?;
@@ -294,7 +294,7 @@ fn confirm_in(tx: &Connection, c: &ClientConfirmation) -> rusqlite::Result<Recor
         return Ok(Recorded::Row(Box::new(row)));
     }
     let store_row: Option<i64> = tx
-        .query_row(
+        .row(
             STORE_ROW,
             params![c.user_id, c.bucket, c.key, c.etag],
             |row| row.get(0),
@@ -302,7 +302,7 @@ fn confirm_in(tx: &Connection, c: &ClientConfirmation) -> rusqlite::Result<Recor
         .optional()?;
     let id = match store_row {
         Some(id) => {
-            tx.execute(
+            tx.run(
                 "UPDATE uploads SET name = ?2, checksum = ?3, device = ?4,
                      client_upload_id = ?5, status = 'confirmed', confirmed_by = ?6
                  WHERE id = ?1",
@@ -311,7 +311,7 @@ fn confirm_in(tx: &Connection, c: &ClientConfirmation) -> rusqlite::Result<Recor
             id
         }
         None => {
-            tx.execute(
+            tx.run(
                 "INSERT INTO uploads (user_id, bucket, key, name, size, etag, checksum,
                      device, client_upload_id, started_at, completed_at, status,
                      confirmed_by)
