@@ -36,12 +36,14 @@ pub(crate) struct Table {
     pub(crate) case: Case,
     /// How the store was reached.
     pub(crate) link: &'static str,
+    /// Where the store kept its data: "store on disk" or "store in memory".
+    pub(crate) store: &'static str,
     pub(crate) rows: Vec<Row>,
 }
 
 impl Table {
     fn title(&self) -> String {
-        format!("{}, {}", self.case.title(), self.link)
+        format!("{}, {}, {}", self.case.title(), self.link, self.store)
     }
 
     /// Throughput of one sample in the case's unit (MiB/s or files/s).

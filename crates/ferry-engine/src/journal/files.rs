@@ -191,12 +191,12 @@ pub(super) fn waiting_sql() -> String {
     )
 }
 
-/// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
 /// The SQL of [`Journal::latest_for_path`]: `?1`, `?2` the owner, `?3` the path.
 pub(super) fn latest_for_path_sql() -> String {
     format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT 1")
 }
 
+/// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
 pub(super) fn live_with_key_sql() -> String {
     let finished = sql_final();
     format!(
@@ -209,8 +209,9 @@ pub(super) fn live_with_key_sql() -> String {
 /// ids passed over (a JSON array). Each branch reads one index range in the order it is merged
 /// in, up to the limit — the queue in id order, files due again in the order they became due —
 /// so no query sorts or reads the whole queue, or all of a long list of failed files. Files
-/// passed over are left out while their index entries are read (the index holds the id), so
-/// the many files being confirmed cost a round no table reads and no sorting.
+/// passed over are left out while their index entries are read (the index holds the id): the
+/// many files being confirmed cost a round a lookup each in the small list, not a row read
+/// and sorted.
 pub(super) fn runnable_sql() -> String {
     let branch = |index: &str, condition: &str, order: &str| {
         format!(
@@ -330,7 +331,7 @@ impl Journal {
         limit: usize,
         passed_over: &[i64],
     ) -> Result<Vec<FileRow>> {
-        let passed_over = serde_json::to_string(passed_over).unwrap_or_else(|_| "[]".into());
+        let passed_over = serde_json::to_string(passed_over).expect("integers serialise");
         self.with(|c| {
             let mut stmt = c.prepare_cached(&runnable_sql())?;
             stmt.query_map(

@@ -182,27 +182,51 @@ impl Journal {
     /// The steps of SQLite's plan for `sql` (every parameter bound to 1): what tests read to
     /// know a query uses an index.
     pub(crate) fn query_plan(&self, sql: &str) -> Vec<String> {
+        self.query_plan_steps(sql)
+            .into_iter()
+            .map(|s| s.2)
+            .collect()
+    }
+
+    /// The steps of SQLite's plan for `sql` as (id, parent's id, detail).
+    pub(crate) fn query_plan_steps(&self, sql: &str) -> Vec<(i64, i64, String)> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             let values: Vec<rusqlite::types::Value> = (0..stmt.parameter_count())
                 .map(|_| rusqlite::types::Value::Integer(1))
                 .collect();
             stmt.query_map(rusqlite::params_from_iter(values), |r| {
-                r.get::<_, String>(3)
+                Ok((r.get(0)?, r.get(1)?, r.get(3)?))
             })?
             .collect()
         })
         .unwrap()
     }
 
-    /// How many times the cached statement for `sql` was prepared again before it ran.
-    pub(crate) fn reprepared(&self, sql: &str) -> i32 {
+    /// How many times the cached statement for `sql` has run, and been prepared again first.
+    pub(crate) fn statement_status(&self, sql: &str) -> (i32, i32) {
+        use rusqlite::StatementStatus::{RePrepare, Run};
         self.with(|c| {
             let stmt = c.prepare_cached(sql)?;
-            Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            Ok((stmt.get_status(Run), stmt.get_status(RePrepare)))
         })
         .unwrap()
     }
+}
+
+/// What every connection to the journal is opened with: a wait for a busy database, a cache
+/// of prepared statements, and plans that do not depend on bound values — otherwise SQLite
+/// prepares a statement again each time its bindings are cleared, which the statement cache
+/// does after every use, and did for the queries run for every file. (The queries that must
+/// use an index name it.)
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.
@@ -261,16 +285,7 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
-        // Plans that do not depend on bound values: otherwise SQLite prepares a statement
-        // again each time its bindings are cleared — which the statement cache does after
-        // every use — and did, for the queries run for every file. (The queries that must
-        // use an index name it.)
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
+        configure(&conn)?;
         let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             let tx = conn.transaction()?;
@@ -293,7 +308,7 @@ impl Journal {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            configure(&conn)?;
             let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if version < MIGRATIONS.len() {
                 return Err(Error::Protocol {

@@ -114,6 +114,13 @@ fn upload_by(
     .optional()
 }
 
+/// The newest row for a key (`?1` bucket, `?2` key) when it is the same upload again: the
+/// same user (`?3`), bytes (`?4` size, `?5` ETag), still only `stored`.
+pub(super) const RETRIED: &str =
+    "SELECT id FROM (SELECT id, user_id, size, etag, status FROM uploads
+                 WHERE bucket = ?1 AND key = ?2 ORDER BY id DESC LIMIT 1)
+     WHERE user_id = ?3 AND size = ?4 AND etag = ?5 AND status = 'stored'";
+
 /// Records a committed object as a `stored` row (inside the caller's transaction).
 ///
 /// One upload is one row. A store cannot tell a client's retry from a deliberate second send,
@@ -128,9 +135,7 @@ pub(super) fn record_stored(
 ) -> rusqlite::Result<()> {
     let retried = tx
         .row(
-            "SELECT id FROM (SELECT id, user_id, size, etag, status FROM uploads
-                             WHERE bucket = ?1 AND key = ?2 ORDER BY id DESC LIMIT 1)
-             WHERE user_id = ?3 AND size = ?4 AND etag = ?5 AND status = 'stored'",
+            RETRIED,
             params![
                 object.bucket,
                 object.key,
@@ -234,7 +239,9 @@ impl Db {
     ) -> Result<Vec<StoredUpload>, DbError> {
         self.call(move |c| {
             let (clause, values) = filter.to_sql();
-            let mut stmt = c.prepare_cached(&format!(
+            // (Not cached: one statement per combination of filters and page size would push
+            // the statements every upload runs out of the cache.)
+            let mut stmt = c.prepare(&format!(
                 "SELECT {ROW_COLUMNS} FROM uploads h JOIN users u ON u.id = h.user_id
                  WHERE {clause} ORDER BY h.id DESC LIMIT {limit}"
             ))?;
@@ -251,7 +258,8 @@ impl Db {
     ) -> Result<Vec<(String, String, u64, u64)>, DbError> {
         self.call(move |c| {
             let (clause, values) = filter.to_sql();
-            let mut stmt = c.prepare_cached(&format!(
+            // (Not cached, as `history`.)
+            let mut stmt = c.prepare(&format!(
                 "SELECT date(h.completed_at, 'unixepoch') AS day, u.name, count(*), sum(h.size)
                  FROM uploads h JOIN users u ON u.id = h.user_id
                  WHERE {clause} GROUP BY day, u.name ORDER BY day, u.name"

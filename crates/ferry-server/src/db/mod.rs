@@ -195,12 +195,13 @@ impl Db {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How many times the cached statement for `sql` has run.
+    /// How many times the cached statement for `sql` has run, and been prepared again first.
     #[cfg(test)]
-    pub(crate) fn runs(&self, sql: &str) -> i32 {
+    pub(crate) fn statement_status(&self, sql: &str) -> (i32, i32) {
+        use rusqlite::StatementStatus::{RePrepare, Run};
         let conn = self.lock();
         let stmt = conn.prepare_cached(sql).unwrap();
-        stmt.get_status(rusqlite::StatementStatus::Run)
+        (stmt.get_status(Run), stmt.get_status(RePrepare))
     }
 
     /// Runs `f` with the connection on the blocking pool.

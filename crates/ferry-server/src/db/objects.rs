@@ -514,6 +514,8 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
-        assert_eq!(db.runs(CURRENT_BLOB), 3);
+        // Kept (the cache's statements ran every time), and never prepared again.
+        assert_eq!(db.statement_status(CURRENT_BLOB), (3, 0));
+        assert_eq!(db.statement_status(history::RETRIED), (3, 0));
     }
 }
