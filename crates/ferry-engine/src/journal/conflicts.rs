@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::files::{COLUMNS, FileRow, OWNED, file_from_row};
-use super::state::{sql_final, sql_list};
+use super::state::{sql_list, sql_unfinished};
 use super::{Cached, FileState, Journal, Owner, now};
 use crate::conflict::OnConflict;
 use crate::error::Result;
@@ -61,7 +61,7 @@ impl Journal {
     /// every unfinished file of `owner` that would ask gets it too. Returns the files queued
     /// again.
     pub fn decide(&self, owner: &Owner, ids: Option<&[i64]>, rule: OnConflict) -> Result<u64> {
-        let (among, finished) = (among(ids), sql_final());
+        let (among, unfinished) = (among(ids), sql_unfinished());
         let queue_from = sql_list(&[FileState::Failed]);
         self.with(|c| {
             let tx = c.savepoint()?;
@@ -75,7 +75,7 @@ impl Journal {
                 tx.execute(
                     &format!(
                         "UPDATE files SET on_conflict = ?3 WHERE {OWNED} AND on_conflict = 'ask'
-                             AND state NOT IN ({finished})"
+                             AND {unfinished}"
                     ),
                     params![owner.server, owner.user_id, rule.as_str()],
                 )?;
@@ -115,8 +115,8 @@ impl Journal {
             let taken: bool = tx.query_row(
                 &format!(
                     "SELECT EXISTS (SELECT 1 FROM files WHERE {OWNED} AND key = ?3 AND id != ?4
-                         AND state NOT IN ({}))",
-                    sql_final()
+                         AND {})",
+                    sql_unfinished()
                 ),
                 params![owner.server, owner.user_id, key, id],
                 |r| r.get(0),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::state::sql_final;
+use super::state::sql_unfinished;
 use super::{Cached, FileState, Journal, Owner, now};
 use crate::conflict::OnConflict;
 use crate::error::Result;
@@ -182,10 +182,10 @@ pub type Skip<'a> = Option<(&'a str, &'a str)>;
 /// The SQL of [`Journal::waiting_for_others`]: `?1`, `?2` the owner (null: nobody). Reads the
 /// partial index of unfinished rows, never the journal's history.
 pub(super) fn waiting_sql() -> String {
-    let finished = sql_final();
+    let unfinished = sql_unfinished();
     format!(
         "SELECT user_name, server, count(*) FROM files
-         WHERE state NOT IN ({finished})
+         WHERE {unfinished}
            AND NOT (server IS ?1 AND user_id IS ?2 AND ?1 IS NOT NULL)
          GROUP BY server, user_id ORDER BY min(id)"
     )
@@ -198,10 +198,10 @@ pub(super) fn latest_for_path_sql() -> String {
 
 /// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
 pub(super) fn live_with_key_sql() -> String {
-    let finished = sql_final();
+    let unfinished = sql_unfinished();
     format!(
         "SELECT id FROM files WHERE {OWNED} AND key = ?3 AND path != ?4
-         AND state NOT IN ({finished}) LIMIT 1"
+         AND {unfinished} LIMIT 1"
     )
 }
 

@@ -15,7 +15,7 @@
 use rusqlite::params;
 
 use super::files::{COLUMNS, OWNED, file_from_row};
-use super::state::sql_final;
+use super::state::{sql_finished, sql_unfinished};
 use super::{Cached, FileRow, FileState, Journal, Owner};
 use crate::error::Result;
 
@@ -200,12 +200,12 @@ impl Journal {
     /// Takes `owner`'s finished rows (confirmed, skipped, cancelled) out of the queue's view;
     /// returns how many. The rows stay in the journal.
     pub fn clear_finished(&self, owner: &Owner) -> Result<u64> {
-        let finished = sql_final();
+        let finished = sql_finished();
         self.with(|c| {
             let n = c.execute(
                 &format!(
                     "UPDATE files SET cleared = 1
-                     WHERE {OWNED} AND cleared = 0 AND state IN ({finished})"
+                     WHERE {OWNED} AND cleared = 0 AND {finished}"
                 ),
                 params![owner.server, owner.user_id],
             )?;
@@ -227,14 +227,14 @@ impl Journal {
 
 /// The SQL of a list's rows: `?1`, `?2` the owner, `?3` the limit, `?4` the offset.
 fn rows_sql(show: Show) -> String {
-    let finished = sql_final();
+    let (unfinished, finished) = (sql_unfinished(), sql_finished());
     let filter = match show {
         // Unfinished rows are never cleared; the partial index `files_unfinished` holds them
         // in id order (its condition written exactly so).
-        Show::All | Show::Unfinished => format!("state NOT IN ({finished}) ORDER BY id"),
+        Show::All | Show::Unfinished => format!("{unfinished} ORDER BY id"),
         Show::Failed => format!("{OWNED} AND state = 'failed' ORDER BY id"),
         Show::Finished => {
-            format!("{OWNED} AND cleared = 0 AND state IN ({finished}) ORDER BY id DESC")
+            format!("{OWNED} AND cleared = 0 AND {finished} ORDER BY id DESC")
         }
     };
     format!("SELECT {COLUMNS} FROM files WHERE {filter} LIMIT ?3 OFFSET ?4")

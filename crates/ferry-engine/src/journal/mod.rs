@@ -175,6 +175,20 @@ CREATE INDEX files_finished ON files (server, user_id, id)
 ALTER TABLE files ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'overwrite';
 ALTER TABLE folders ADD COLUMN on_conflict TEXT NOT NULL DEFAULT 'overwrite';
 "#,
+    // The partial indexes' conditions as comparisons (`state::sql_unfinished`,
+    // `state::sql_finished`): with `IN (…)` lists, every write of a row built a temporary
+    // table for each list, old row and new.
+    r#"
+DROP INDEX files_unfinished;
+DROP INDEX files_unfinished_owner;
+DROP INDEX files_finished;
+CREATE INDEX files_unfinished ON files (id)
+    WHERE state <> 'confirmed' AND state <> 'skipped' AND state <> 'cancelled';
+CREATE INDEX files_unfinished_owner ON files (server, user_id)
+    WHERE state <> 'confirmed' AND state <> 'skipped' AND state <> 'cancelled';
+CREATE INDEX files_finished ON files (server, user_id, id)
+    WHERE cleared = 0 AND (state = 'confirmed' OR state = 'skipped' OR state = 'cancelled');
+"#,
 ];
 
 #[cfg(test)]
@@ -186,6 +200,19 @@ impl Journal {
             .into_iter()
             .map(|s| s.2)
             .collect()
+    }
+
+    /// The opcodes of the program SQLite compiles `sql` to.
+    pub(crate) fn program(&self, sql: &str) -> Vec<String> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("EXPLAIN {sql}"))?;
+            let values: Vec<rusqlite::types::Value> = (0..stmt.parameter_count())
+                .map(|_| rusqlite::types::Value::Integer(1))
+                .collect();
+            stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(1))?
+                .collect()
+        })
+        .unwrap()
     }
 
     /// The steps of SQLite's plan for `sql` as (id, parent's id, detail).

@@ -97,11 +97,27 @@ impl FileState {
     }
 }
 
-/// `'confirmed','skipped','cancelled'`: the final states for SQL, in the one order the partial
-/// indexes of unfinished rows are written with (SQLite uses such an index only for a query
-/// whose condition is written the same way).
-pub(crate) fn sql_final() -> String {
-    sql_list(&FileState::FINAL)
+/// A row not finished, for SQL: `state <> 'confirmed' AND …` over the final states, as the
+/// partial indexes of unfinished rows are written (SQLite uses such an index only for a query
+/// whose condition is written the same way). Comparisons, not `NOT IN (…)`: SQLite builds a
+/// temporary table for an `IN` list each time it evaluates one — for a partial index, at every
+/// write of a row, old row and new.
+pub(crate) fn sql_unfinished() -> String {
+    FileState::FINAL
+        .iter()
+        .map(|s| format!("state <> '{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A finished row, for SQL: `(state = 'confirmed' OR …)`, as the partial index of finished
+/// rows is written (see [`sql_unfinished`]).
+pub(crate) fn sql_finished() -> String {
+    let states: Vec<_> = FileState::FINAL
+        .iter()
+        .map(|s| format!("state = '{}'", s.as_str()))
+        .collect();
+    format!("({})", states.join(" OR "))
 }
 
 /// `'a','b'` for an SQL `IN (…)` of states (fixed strings, never user input).
