@@ -157,7 +157,8 @@ CREATE INDEX files_by_owner_key ON files (server, user_id, key);
     // (they still say which files were uploaded unchanged). The queue's view is counted and
     // listed from indexes of the rows in view: the account's (cleared rows outside the
     // range) and the unfinished and finished ones (partial; their conditions are written as
-    // `journal::listing` writes its queries, which SQLite needs to use them).
+    // `journal::listing` writes its queries, which SQLite needs to use them — written again
+    // as comparisons by a later migration).
     r#"
 ALTER TABLE files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX files_tally ON files (server, user_id, cleared, state, next_retry_at, size, bytes_done);
@@ -240,6 +241,10 @@ impl Journal {
         .unwrap()
     }
 }
+
+/// The oldest schema a reader understands (migrations after it change only indexes): a journal
+/// an older app still holds can be read by a newer `ferry status`.
+const READ_FROM: usize = 8;
 
 /// What every connection to the journal is opened with: a wait for a busy database, a cache
 /// of prepared statements, and plans that do not depend on bound values — otherwise SQLite
@@ -337,7 +342,7 @@ impl Journal {
             )?;
             configure(&conn)?;
             let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version < MIGRATIONS.len() {
+            if version < READ_FROM {
                 return Err(Error::Protocol {
                     operation: "reading the journal",
                     detail:

@@ -100,8 +100,9 @@ impl FileState {
 /// A row not finished, for SQL: `state <> 'confirmed' AND …` over the final states, as the
 /// partial indexes of unfinished rows are written (SQLite uses such an index only for a query
 /// whose condition is written the same way). Comparisons, not `NOT IN (…)`: SQLite builds a
-/// temporary table for an `IN` list each time it evaluates one — for a partial index, at every
-/// write of a row, old row and new.
+/// temporary table for a list of three or more each time it evaluates a partial index's
+/// condition — at every write of a row, old row and new. (A query's own `IN` list is built
+/// once per run.)
 pub(crate) fn sql_unfinished() -> String {
     FileState::FINAL
         .iter()
