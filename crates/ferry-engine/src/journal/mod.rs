@@ -21,39 +21,11 @@ mod lock;
 mod state;
 mod transitions;
 
-/// Statements prepared once per connection and kept: the journal runs the same few for every
-/// file, and parsing them again each time was a visible part of a small file's cost.
-trait Cached {
-    /// Like `Connection::execute`, with the statement from the cache.
-    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-    /// Like `Connection::query_row`, with the statement from the cache.
-    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T>;
-}
-
-impl Cached for Connection {
-    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T> {
-        self.prepare_cached(sql)?.query_row(params, f)
-    }
-}
-
 use std::cell::RefCell;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use ferry_sqlite::{Cached, configure};
 use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OpenFlags};
 
@@ -245,21 +217,6 @@ impl Journal {
 /// The oldest schema a reader understands (migrations after it change only indexes): a journal
 /// an older app still holds can be read by a newer `ferry status`.
 const READ_FROM: usize = 8;
-
-/// What every connection to the journal is opened with: a wait for a busy database, a cache
-/// of prepared statements, and plans that do not depend on bound values — otherwise SQLite
-/// prepares a statement again each time its bindings are cleared, which the statement cache
-/// does after every use, and did for the queries run for every file. (The queries that must
-/// use an index name it.)
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.set_prepared_statement_cache_capacity(64);
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )?;
-    Ok(())
-}
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -116,34 +116,7 @@ ALTER TABLE grants ADD COLUMN signature_version TEXT NOT NULL DEFAULT 'v4';
 "#,
 ];
 
-/// Statements prepared once per connection and kept: every upload runs the same few, and
-/// parsing them each time was a tenth of the server's CPU on small files.
-pub(crate) trait Cached {
-    /// Like `Connection::execute`, with the statement from the cache.
-    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-    /// Like `Connection::query_row`, with the statement from the cache.
-    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T>;
-}
-
-impl Cached for Connection {
-    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T> {
-        self.prepare_cached(sql)?.query_row(params, f)
-    }
-}
+pub(crate) use ferry_sqlite::Cached;
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -160,14 +133,7 @@ impl Db {
         // deletion of the blobs it replaced, survive a power loss together).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
-        // Plans that do not depend on bound values: otherwise SQLite prepares a statement again
-        // each time the statement cache clears its bindings (after every use).
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
+        ferry_sqlite::configure(&conn)?;
         let mut db = Self {
             conn: Arc::new(Mutex::new(conn)),
         };
