@@ -48,3 +48,11 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     Ok(())
 }
+
+/// How many times the cached statement for `sql` has run, and been prepared again before it
+/// ran (what tests read to know a statement is kept and not compiled again).
+pub fn statement_status(conn: &Connection, sql: &str) -> rusqlite::Result<(i32, i32)> {
+    use rusqlite::StatementStatus::{RePrepare, Run};
+    let stmt = conn.prepare_cached(sql)?;
+    Ok((stmt.get_status(Run), stmt.get_status(RePrepare)))
+}

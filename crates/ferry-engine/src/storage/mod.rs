@@ -44,7 +44,7 @@ pub(crate) enum Body {
     /// In memory: small bodies (XML, one small file).
     Bytes(Bytes),
     /// A span of a file, read as it is sent, a few blocks at a time: a part in flight costs
-    /// 256 KiB of memory, not the part. A file that shrinks meanwhile ends the request in an error.
+    /// a read or two of 256 KiB (the next is read while the last is sent), not the part. A file that shrinks meanwhile ends the request in an error.
     Span {
         path: std::path::PathBuf,
         offset: u64,

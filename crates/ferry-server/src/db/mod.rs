@@ -164,10 +164,7 @@ impl Db {
     /// How many times the cached statement for `sql` has run, and been prepared again first.
     #[cfg(test)]
     pub(crate) fn statement_status(&self, sql: &str) -> (i32, i32) {
-        use rusqlite::StatementStatus::{RePrepare, Run};
-        let conn = self.lock();
-        let stmt = conn.prepare_cached(sql).unwrap();
-        (stmt.get_status(Run), stmt.get_status(RePrepare))
+        ferry_sqlite::statement_status(&self.lock(), sql).unwrap()
     }
 
     /// Runs `f` with the connection on the blocking pool.

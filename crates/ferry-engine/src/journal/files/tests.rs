@@ -514,7 +514,9 @@ fn state_changes_and_per_file_queries_open_no_temporary_tables() {
     }
 }
 
-/// A journal an older Ferry still holds (its schema older only by indexes) can be read.
+/// A journal an older Ferry still holds (its schema older only by indexes: the partial indexes
+/// written with `IN` lists) is read as `ferry status` reads it: the queue, its totals, other
+/// accounts' files.
 #[test]
 fn a_journal_older_only_by_its_indexes_is_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -526,8 +528,52 @@ fn a_journal_older_only_by_its_indexes_is_read() {
             .unwrap()
     };
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.pragma_update(None, "user_version", 8).unwrap();
+    conn.execute_batch(
+        "DROP INDEX files_unfinished; DROP INDEX files_unfinished_owner; DROP INDEX files_finished;
+         CREATE INDEX files_unfinished ON files (id)
+             WHERE state NOT IN ('confirmed','skipped','cancelled');
+         CREATE INDEX files_unfinished_owner ON files (server, user_id)
+             WHERE state NOT IN ('confirmed','skipped','cancelled');
+         CREATE INDEX files_finished ON files (server, user_id, id)
+             WHERE cleared = 0 AND state IN ('confirmed','skipped','cancelled');
+         PRAGMA user_version = 8;",
+    )
+    .unwrap();
     drop(conn);
     let reader = Journal::open_read_only(&db).unwrap();
-    assert_eq!(reader.file(id).unwrap().map(|r| r.id), Some(id));
+    let view = reader
+        .view(Some(&alice()), crate::journal::Show::Unfinished, 0, 10)
+        .unwrap();
+    assert_eq!(
+        view.page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [id]
+    );
+    assert_eq!(view.totals.counts, [(FileState::Queued, 1)]);
+    assert!(
+        reader
+            .waiting_for_others(Some(&alice()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(reader.waiting_for_others(None).unwrap().len(), 1);
+}
+
+/// The migrations a reader of an older journal skips (from [`READ_FROM`]) only change indexes:
+/// a reader's queries find every column they name.
+#[test]
+fn migrations_a_reader_skips_change_only_indexes() {
+    for sql in &crate::journal::MIGRATIONS[crate::journal::READ_FROM..] {
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let code = statement
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                code.trim_start().starts_with("CREATE INDEX")
+                    || code.trim_start().starts_with("DROP INDEX"),
+                "a migration after READ_FROM changes more than indexes: {statement}"
+            );
+        }
+    }
 }
