@@ -85,6 +85,10 @@ pub(crate) struct Desktop {
     pub(crate) data_dir: PathBuf,
     pub(crate) events: EventSink,
     pub(crate) running: RwLock<Option<Running>>,
+    /// Held through each sign-in, session check, sign-out and shut-down, which open or end
+    /// the engine: one at a time, each after the last one's engine has started or let go of
+    /// the data dir (two at once would find it held and fail — a double click, a reload).
+    session: tokio::sync::Mutex<()>,
     /// Files and folders the user chose, which the webview refers to by id.
     pub(crate) picks: Picks,
     /// The settings as saved, read from disk once (every notification and queue read asks).
@@ -119,6 +123,7 @@ impl Desktop {
             data_dir,
             events,
             running: RwLock::new(None),
+            session: tokio::sync::Mutex::new(()),
             picks: Picks::default(),
         }
     }
@@ -137,6 +142,7 @@ impl Desktop {
             Some(tokens) => tokens.token_url.clone(),
             None => profile::checked_server(&request.server, request.allow_insecure)?,
         };
+        let _one_at_a_time = self.session.lock().await;
         // Signed in already (a session that expired, or another account): that engine lets
         // go of the data dir first.
         let before = self.running.write().await.take();
@@ -165,6 +171,7 @@ impl Desktop {
     /// Signs out: uploads stop, the session and the storage credentials are forgotten, and the
     /// data dir is let go.
     pub(crate) async fn sign_out(&self) -> CommandResult<()> {
+        let _one_at_a_time = self.session.lock().await;
         let running = self.running.write().await.take();
         if let Some(running) = running {
             let signed_out = running.engine.sign_out().await;
@@ -180,6 +187,7 @@ impl Desktop {
     /// failures (the data dir in use, a damaged journal) are the window's to show.
     /// The remembered server passed [`profile::checked_server`] when the user signed in.
     pub(crate) async fn restore(&self) -> CommandResult<()> {
+        let _one_at_a_time = self.session.lock().await;
         if self.running.read().await.is_some() {
             return Ok(());
         }
@@ -450,7 +458,7 @@ impl Desktop {
     /// memory when asked, and the settings as saved now — off the async threads: it talks to
     /// the keychain, asks the desktop for its proxy, opens the journal, and waits (up to
     /// seconds) for the data dir an engine of this process is still letting go of.
-    pub(crate) async fn open(
+    async fn open(
         &self,
         server: &str,
         memory_only: bool,
@@ -493,7 +501,7 @@ impl Desktop {
 
     /// Starts the scheduler and the watcher for a signed-in engine; one that cannot start is
     /// closed (the data dir let go).
-    pub(crate) async fn start(&self, opened: Opened) -> CommandResult<()> {
+    async fn start(&self, opened: Opened) -> CommandResult<()> {
         let Opened {
             engine,
             network_saves,
@@ -615,13 +623,18 @@ impl Desktop {
         self.running.try_read().is_ok_and(|r| r.is_some())
     }
 
-    /// Stops uploads in flight (waiting at most `wait`) and lets go of the journal, for Quit:
-    /// what is cut off resumes at the next start from what the journal holds.
+    /// Stops uploads in flight and lets go of the journal, for Quit — after a sign-in under
+    /// way (whose engine ends too), all of it within `wait`: what is cut off resumes at the
+    /// next start from what the journal holds.
     pub(crate) async fn shut_down(&self, wait: std::time::Duration) {
-        let running = self.running.write().await.take();
-        if let Some(running) = running {
-            let _ = tokio::time::timeout(wait, running.end()).await;
-        }
+        let ended = async {
+            let _one_at_a_time = self.session.lock().await;
+            let running = self.running.write().await.take();
+            if let Some(running) = running {
+                running.end().await;
+            }
+        };
+        let _ = tokio::time::timeout(wait, ended).await;
     }
 
     pub(crate) async fn engine(&self) -> CommandResult<Arc<Engine>> {

@@ -230,12 +230,38 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
 
     driver.click_text("Sign out").await;
     driver.wait_for("input[name=server]", 30).await;
+    sign_ins_at_once_end_in_one_session(&driver, &server, &password).await;
     driver.sign_in(&server.api, &password).await;
     watch_a_folder(&driver, &server, &password, dir.path()).await;
     settings_start_at_login(&driver, &home).await;
     admin_history(&driver, &server).await;
     other_server(&driver, &server, dir.path()).await;
     drop(driver);
+}
+
+/// Two sign-ins sent at once (a double click) and a session check among them (the page
+/// reloaded meanwhile) each succeed, one after the other: none finds the data dir still held
+/// by another's engine, and the last sign-in is the session. Then a sign-out signs out.
+async fn sign_ins_at_once_end_in_one_session(driver: &Driver, server: &TestServer, password: &str) {
+    let request = json!({"request": {
+        "server": server.api, "username": "alice", "password": password,
+        "remember": false, "memoryOnly": true,
+    }});
+    let replies = driver
+        .invoke_together(&[
+            ("sign_in", request.clone()),
+            ("restore", json!({})),
+            ("sign_in", request),
+        ])
+        .await;
+    for reply in &replies {
+        assert!(reply.is_ok(), "{replies:?}");
+    }
+    let status = driver.invoke("restore", json!({})).await.unwrap();
+    assert_eq!(status["user"]["name"], json!("alice"), "{status}");
+    driver.invoke("sign_out", json!({})).await.unwrap();
+    let status = driver.invoke("restore", json!({})).await.unwrap();
+    assert_eq!(status["user"], Value::Null, "{status}");
 }
 
 /// An admin's history in the real window: everyone's uploads and the chart per day (its

@@ -347,6 +347,36 @@ impl Driver {
         }
     }
 
+    /// Calls several commands at once, as a page that does not wait for one before the next
+    /// can (a double click, a reload): each one's `Ok` value or `Err` command error, in order.
+    pub(super) async fn invoke_together(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Vec<Result<Value, Value>> {
+        let calls: Vec<Value> = calls.iter().map(|(c, a)| json!([c, a])).collect();
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({
+                    "script": "const done = arguments[arguments.length - 1]; Promise.all(arguments[0].map(([c, a]) => window.__TAURI_INTERNALS__.invoke(c, a).then(v => ({ok: v ?? null}), e => ({err: e ?? null})))).then(done);",
+                    "args": [calls]
+                })),
+            )
+            .await;
+        let replies = reply
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list of replies: {reply}"));
+        replies
+            .iter()
+            .map(|r| match (r.get("ok"), r.get("err")) {
+                (Some(ok), _) => Ok(ok.clone()),
+                (_, Some(err)) => Err(err.clone()),
+                _ => panic!("neither a result nor a command error: {r}"),
+            })
+            .collect()
+    }
+
     /// Runs `ui/contract/scenario.js` against the app's own backend object; its steps.
     pub(super) async fn contract_scenario(&self, env: Value) -> Value {
         let source = std::fs::read_to_string(
