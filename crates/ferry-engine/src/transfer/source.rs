@@ -53,28 +53,14 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-pub(super) fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
+fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
     Ok(look(path, false)?.0)
 }
 
 /// The file's fingerprint and, when it is small enough to be sent from memory
 /// ([`IN_MEMORY`]), its bytes — read once, the fingerprint computed from them.
 pub(super) fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
-    let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
-    if !meta.is_file() {
-        return Err(Error::File {
-            path: path.display().to_string(),
-            code: "not_a_file",
-            reason: "not a regular file".into(),
-        });
-    }
-    let size = meta.len();
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
-    let mut file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    let (size, mtime_ns, mut file) = opened(path)?;
     let whole = keep_small && size <= IN_MEMORY;
     let (sample, bytes) = sampled(&mut file, size, whole).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -89,6 +75,41 @@ pub(super) fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option
         sample,
     };
     Ok((print, bytes.map(Bytes::from)))
+}
+
+/// Whether the file at `path` is still the one `print` describes. A file sent from memory
+/// (`sent`, its bytes) is compared byte for byte — size and time first — which says as much
+/// as its samples' hash and costs less than hashing them again.
+pub(super) fn unchanged(path: &Path, print: &Fingerprint, sent: Option<&[u8]>) -> Result<bool> {
+    let Some(sent) = sent else {
+        return Ok(fingerprint_now(path)? == *print);
+    };
+    let (size, mtime_ns, mut file) = opened(path)?;
+    if size != print.size || mtime_ns != print.mtime_ns {
+        return Ok(false);
+    }
+    let mut now = Vec::new();
+    read_upto(&mut file, size + 1, &mut now).map_err(|e| file_error(path, &e))?;
+    Ok(now == sent)
+}
+
+/// The regular file at `path`, opened, with its size and modification time.
+fn opened(path: &Path) -> Result<(u64, i64, std::fs::File)> {
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
+    if !meta.is_file() {
+        return Err(Error::File {
+            path: path.display().to_string(),
+            code: "not_a_file",
+            reason: "not a regular file".into(),
+        });
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    let file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    Ok((meta.len(), mtime_ns, file))
 }
 
 /// The sample hash of a file of `size` bytes (first, middle and last 64 KiB with the size)
@@ -260,6 +281,46 @@ mod tests {
                 false => assert!(kept.is_none(), "size {size}"),
             }
         }
+    }
+
+    #[test]
+    fn a_file_sent_from_memory_is_unchanged_only_while_every_byte_is_as_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes = vec![5u8; 32 * 1024];
+        std::fs::write(&path, &bytes).unwrap();
+        let (print, kept) = look(&path, true).unwrap();
+        let sent = kept.unwrap();
+        assert!(unchanged(&path, &print, Some(&sent)).unwrap());
+        assert!(unchanged(&path, &print, None).unwrap());
+        // Rewritten in place with its size, its time put back: only the bytes tell.
+        let time = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut other = bytes.clone();
+        other[20_000] = 6;
+        std::fs::write(&path, &other).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(time).unwrap();
+        drop(file);
+        assert_eq!(look(&path, false).unwrap().0.mtime_ns, print.mtime_ns);
+        assert!(!unchanged(&path, &print, Some(&sent)).unwrap());
+        assert!(!unchanged(&path, &print, None).unwrap());
+        // Back as it was, then longer, then touched: a size or a time that moved is a change.
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(time).unwrap();
+        drop(file);
+        assert!(unchanged(&path, &print, Some(&sent)).unwrap());
+        std::fs::write(&path, [&bytes[..], b"!"].concat()).unwrap();
+        assert!(!unchanged(&path, &print, Some(&sent)).unwrap());
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(time + std::time::Duration::from_secs(1))
+            .unwrap();
+        drop(file);
+        assert!(!unchanged(&path, &print, Some(&sent)).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        let gone = unchanged(&path, &print, Some(&sent)).unwrap_err();
+        assert_eq!(gone.code(), "file_missing");
     }
 
     /// A reader that hands out one byte per read, as some network file systems do.

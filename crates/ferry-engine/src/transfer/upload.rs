@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ferry_protocol::Confirmation;
 
 use super::source::{
-    Fingerprint, changed, changed_under, crc64_of, fingerprint_now, hash_span, look, md5_of,
+    Fingerprint, changed, changed_under, crc64_of, hash_span, look, md5_of, unchanged,
 };
 use super::{Shared, callback};
 use crate::conflict::{self, Write};
@@ -189,12 +189,15 @@ async fn put_and_record(
     sent: &Arc<AtomicU64>,
     grant: &ferry_protocol::Grant,
 ) -> Result<FileRow> {
-    let object = put_whole(shared, row, &print, small, target, sent, grant).await?;
-    // The file must still be what was hashed (looked at off the journal), and is recorded
-    // with its fingerprint in the next group commit.
-    let path = row.path.clone();
-    let now = crate::blocking::run("looking at a file", move || fingerprint_now(&path)).await?;
-    if now != print {
+    let object = put_whole(shared, row, &print, small.clone(), target, sent, grant).await?;
+    // The file must still be what was hashed and sent (looked at off the journal), and is
+    // recorded with its fingerprint in the next group commit.
+    let (path, looked) = (row.path.clone(), print.clone());
+    let same = crate::blocking::run("looking at a file", move || {
+        unchanged(&path, &looked, small.as_deref())
+    })
+    .await?;
+    if !same {
         return Err(changed(&row.path));
     }
     let (id, recorded) = (row.id, object.clone());
