@@ -62,6 +62,43 @@ fn proxy_entry(settings: &Settings) -> String {
     )
 }
 
+/// A proxy password just kept in the OS keychain, with the one it replaced (if any), until
+/// the settings that name it are saved.
+struct Replaced {
+    entry: String,
+    before: Option<Secret>,
+}
+
+impl Replaced {
+    /// Keeps `password` under `entry`, remembering what was there. Talks to the keychain:
+    /// call it off the async threads.
+    fn keep(entry: &str, password: &Secret) -> CommandResult<Self> {
+        let keychain = OsKeychain::open(profile::keychain_service())?;
+        let before = keychain.get(entry)?;
+        keychain.set(entry, password)?;
+        Ok(Self {
+            entry: entry.to_owned(),
+            before,
+        })
+    }
+
+    /// Puts back what was kept before (or nothing); a keychain that will not is logged.
+    async fn undo(self) {
+        let undone = blocking("putting back a proxy password", move || {
+            let keychain = OsKeychain::open(profile::keychain_service())?;
+            match &self.before {
+                Some(before) => keychain.set(&self.entry, before)?,
+                None => keychain.delete(&self.entry)?,
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(err) = undone {
+            tracing::warn!(code = %err.code(), "could not put back the proxy password");
+        }
+    }
+}
+
 /// Runs `work` off the async threads (the keychain over D-Bus, a CA file read, the clients a
 /// network makes); `what` names it if the task is lost.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -231,14 +268,21 @@ impl Desktop {
     }
 
     /// Whether a password is kept for the manual proxy of the saved settings (asked of the OS
-    /// keychain off the async threads); a keychain that cannot be read says no.
+    /// keychain off the async threads); a keychain that cannot be read says no (the settings
+    /// still show) and is logged.
     pub(crate) async fn proxy_password_saved(&self) -> bool {
         let settings = self.settings();
-        blocking("reading the proxy password", move || {
+        let kept = blocking("reading the proxy password", move || {
             Self::proxy_password_of(&settings)
         })
-        .await
-        .is_ok_and(|kept| kept.is_some())
+        .await;
+        match kept {
+            Ok(kept) => kept.is_some(),
+            Err(err) => {
+                tracing::warn!(code = %err.code(), "could not ask the keychain for the proxy password");
+                false
+            }
+        }
     }
 
     /// The password kept for the manual proxy of `settings` — read only when a manual proxy
@@ -326,26 +370,25 @@ impl Desktop {
         // settings never fails on it): made and checked before anything changes, and a new
         // password kept in the keychain only then. Not under the `running` lock: a keychain
         // may wait for the user to unlock it.
-        let network = if password.is_some() || !next.same_network(&before) {
+        let (network, replaced) = if password.is_some() || !next.same_network(&before) {
             let next = next.clone();
-            Some(
-                blocking("checking the network", move || {
-                    let kept = match &password {
-                        Some(password) => Some(password.clone()),
-                        None => Self::proxy_password_of(&next)?,
-                    };
-                    let network = next.network(kept);
-                    network.check()?;
-                    if let Some(password) = &password {
-                        OsKeychain::open(profile::keychain_service())?
-                            .set(&proxy_entry(&next), password)?;
-                    }
-                    Ok(network)
-                })
-                .await?,
-            )
+            let (network, replaced) = blocking("checking the network", move || {
+                let kept = match &password {
+                    Some(password) => Some(password.clone()),
+                    None => Self::proxy_password_of(&next)?,
+                };
+                let network = next.network(kept);
+                network.check()?;
+                let replaced = match &password {
+                    Some(password) => Some(Replaced::keep(&proxy_entry(&next), password)?),
+                    None => None,
+                };
+                Ok((network, replaced))
+            })
+            .await?;
+            (Some(network), replaced)
         } else {
-            None
+            (None, None)
         };
         // Held to the end: an engine that starts meanwhile waits, then takes these settings.
         let running = self.running.read().await;
@@ -363,7 +406,14 @@ impl Desktop {
             }
             _ => None,
         };
-        settings::save(&self.data_dir, next)?;
+        if let Err(err) = settings::save(&self.data_dir, next) {
+            // Not saved: the keychain is put back as it was (no password kept for a proxy
+            // the settings do not name).
+            if let Some(replaced) = replaced {
+                replaced.undo().await;
+            }
+            return Err(err);
+        }
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         if let Some(network) = network {
             let mut saved = self.saved_network();

@@ -125,6 +125,34 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
         json!(false),
         "the refused network's password was not kept: {shown}"
     );
+
+    // A save that cannot be written keeps nothing: neither the settings nor the password it
+    // brought for another proxy account.
+    let in_the_way = data.join("settings.json.next");
+    std::fs::create_dir_all(in_the_way.join("a directory")).unwrap();
+    let mut unwritten = shown.clone();
+    unwritten["proxyUser"] = json!("someone-else");
+    unwritten["proxyPassword"] = json!("never-kept-4417");
+    let failed = driver
+        .invoke("save_settings", json!({"settings": unwritten}))
+        .await
+        .unwrap_err();
+    assert_eq!(failed["code"], json!("io"), "{failed}");
+    std::fs::remove_dir_all(&in_the_way).unwrap();
+    let shown = driver.invoke("settings", json!({})).await.unwrap();
+    assert_eq!(shown["proxyUser"], json!(door.user), "{shown}");
+    unwritten.as_object_mut().unwrap().remove("proxyPassword");
+    let saved = driver
+        .invoke("save_settings", json!({"settings": unwritten}))
+        .await;
+    assert_eq!(saved, Ok(Value::Null));
+    let shown = driver.invoke("settings", json!({})).await.unwrap();
+    assert_eq!(shown["proxyUser"], json!("someone-else"), "{shown}");
+    assert_eq!(
+        shown["proxyPasswordSaved"],
+        json!(false),
+        "the password of the save that failed was not kept: {shown}"
+    );
 }
 
 /// Writes `name` into `dir`, adds it in the window and waits until it is confirmed.
