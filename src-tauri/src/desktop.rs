@@ -66,7 +66,9 @@ fn proxy_entry(settings: &Settings) -> String {
 /// the settings that name it are saved.
 struct Replaced {
     entry: String,
-    before: Option<Secret>,
+    /// What was kept before: none, a password — or unknown (the keychain could not say), when
+    /// nothing is put back.
+    before: Option<Option<Secret>>,
 }
 
 impl Replaced {
@@ -74,7 +76,13 @@ impl Replaced {
     /// call it off the async threads.
     fn keep(entry: &str, password: &Secret) -> CommandResult<Self> {
         let keychain = OsKeychain::open(profile::keychain_service())?;
-        let before = keychain.get(entry)?;
+        let before = match keychain.get(entry) {
+            Ok(before) => Some(before),
+            Err(err) => {
+                tracing::warn!(code = %err.code(), "could not read the proxy password it replaces");
+                None
+            }
+        };
         keychain.set(entry, password)?;
         Ok(Self {
             entry: entry.to_owned(),
@@ -82,11 +90,15 @@ impl Replaced {
         })
     }
 
-    /// Puts back what was kept before (or nothing); a keychain that will not is logged.
+    /// Puts back what was kept before (a password, or none; nothing when that is unknown); a
+    /// keychain that will not is logged.
     async fn undo(self) {
+        let Some(before) = self.before else {
+            return;
+        };
         let undone = blocking("putting back a proxy password", move || {
             let keychain = OsKeychain::open(profile::keychain_service())?;
-            match &self.before {
+            match &before {
                 Some(before) => keychain.set(&self.entry, before)?,
                 None => keychain.delete(&self.entry)?,
             }
@@ -124,8 +136,12 @@ pub(crate) struct Desktop {
     pub(crate) running: RwLock<Option<Running>>,
     /// Held through each sign-in, session check, sign-out and shut-down, which open or end
     /// the engine: one at a time, each after the last one's engine has started or let go of
-    /// the data dir (two at once would find it held and fail — a double click, a reload).
+    /// the data dir (two at once would find it held and fail — a double click, a reload). One
+    /// waits for the one under way: a sign-in's request (up to its timeout), a keychain waiting
+    /// to be unlocked; Quit only a few seconds.
     session: tokio::sync::Mutex<()>,
+    /// Set by [`Desktop::shut_down`]: the app is quitting, and no engine opens again.
+    quitting: std::sync::atomic::AtomicBool,
     /// Files and folders the user chose, which the webview refers to by id.
     pub(crate) picks: Picks,
     /// The settings as saved, read from disk once (every notification and queue read asks).
@@ -161,6 +177,7 @@ impl Desktop {
             events,
             running: RwLock::new(None),
             session: tokio::sync::Mutex::new(()),
+            quitting: std::sync::atomic::AtomicBool::new(false),
             picks: Picks::default(),
         }
     }
@@ -180,6 +197,9 @@ impl Desktop {
             None => profile::checked_server(&request.server, request.allow_insecure)?,
         };
         let _one_at_a_time = self.session.lock().await;
+        if self.quitting() {
+            return Err(CommandError::new("quitting", "Ferry is quitting"));
+        }
         // Signed in already (a session that expired, or another account): that engine lets
         // go of the data dir first.
         let before = self.running.write().await.take();
@@ -225,7 +245,7 @@ impl Desktop {
     /// The remembered server passed [`profile::checked_server`] when the user signed in.
     pub(crate) async fn restore(&self) -> CommandResult<()> {
         let _one_at_a_time = self.session.lock().await;
-        if self.running.read().await.is_some() {
+        if self.quitting() || self.running.read().await.is_some() {
             return Ok(());
         }
         let server = self.server();
@@ -368,8 +388,9 @@ impl Desktop {
         let before = self.settings();
         // The network only when it changed (a new password changes it; a save of other
         // settings never fails on it): made and checked before anything changes, and a new
-        // password kept in the keychain only then. Not under the `running` lock: a keychain
-        // may wait for the user to unlock it.
+        // password kept in the keychain only then (put back if the save fails after all; an
+        // engine opened in between keeps it in memory until its session ends). Not under the
+        // `running` lock: a keychain may wait for the user to unlock it.
         let (network, replaced) = if password.is_some() || !next.same_network(&before) {
             let next = next.clone();
             let (network, replaced) = blocking("checking the network", move || {
@@ -393,27 +414,21 @@ impl Desktop {
         // Held to the end: an engine that starts meanwhile waits, then takes these settings.
         let running = self.running.read().await;
         let engine = running.as_ref().map(|r| r.engine.clone());
-        // The running engine's clients for it made before anything changes (they can fail).
-        let ready = match (&engine, &network) {
-            (Some(engine), Some(network)) => {
-                let (engine, network) = (engine.clone(), network.clone());
-                Some(
-                    blocking("changing the network", move || {
-                        Ok(engine.prepare_network(&network)?)
-                    })
-                    .await?,
-                )
+        let ready = match self
+            .ready_and_saved(engine.as_ref(), network.as_ref(), next)
+            .await
+        {
+            Ok(ready) => ready,
+            Err(err) => {
+                // Nothing changed: nor does the keychain keep a password the settings do not
+                // name (put back as it was, outside the lock: a keychain may wait).
+                drop(running);
+                if let Some(replaced) = replaced {
+                    replaced.undo().await;
+                }
+                return Err(err);
             }
-            _ => None,
         };
-        if let Err(err) = settings::save(&self.data_dir, next) {
-            // Not saved: the keychain is put back as it was (no password kept for a proxy
-            // the settings do not name).
-            if let Some(replaced) = replaced {
-                replaced.undo().await;
-            }
-            return Err(err);
-        }
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         if let Some(network) = network {
             let mut saved = self.saved_network();
@@ -429,6 +444,30 @@ impl Desktop {
         drop(running);
         Self::forget_old_proxy_password(before, next).await;
         Ok(())
+    }
+
+    /// The steps of a save that can fail, before anything changes: the running engine's
+    /// clients for a new `network` made, then `next` written to disk.
+    async fn ready_and_saved(
+        &self,
+        engine: Option<&Arc<Engine>>,
+        network: Option<&Network>,
+        next: &Settings,
+    ) -> CommandResult<Option<ferry_engine::NetworkReady>> {
+        let ready = match (engine, network) {
+            (Some(engine), Some(network)) => {
+                let (engine, network) = (engine.clone(), network.clone());
+                Some(
+                    blocking("changing the network", move || {
+                        Ok(engine.prepare_network(&network)?)
+                    })
+                    .await?,
+                )
+            }
+            _ => None,
+        };
+        settings::save(&self.data_dir, next)?;
+        Ok(ready)
     }
 
     /// Watches a folder the user picked, for the signed-in account (kept by the engine).
@@ -675,16 +714,22 @@ impl Desktop {
 
     /// Stops uploads in flight and lets go of the journal, for Quit — after a sign-in under
     /// way (whose engine ends too), all of it within `wait`: what is cut off resumes at the
-    /// next start from what the journal holds.
+    /// next start from what the journal holds. No engine opens after it.
     pub(crate) async fn shut_down(&self, wait: std::time::Duration) {
         let ended = async {
             let _one_at_a_time = self.session.lock().await;
+            self.quitting
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let running = self.running.write().await.take();
             if let Some(running) = running {
                 running.end().await;
             }
         };
         let _ = tokio::time::timeout(wait, ended).await;
+    }
+
+    fn quitting(&self) -> bool {
+        self.quitting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) async fn engine(&self) -> CommandResult<Arc<Engine>> {

@@ -241,7 +241,7 @@ async fn the_desktop_app_signs_in_uploads_and_watches_a_folder() {
 
 /// Two sign-ins sent at once (a double click) and a session check among them (the page
 /// reloaded meanwhile) each succeed, one after the other: none finds the data dir still held
-/// by another's engine, and the last sign-in is the session. Then a sign-out signs out.
+/// by another's engine, and alice is signed in. Then a sign-out signs out.
 async fn sign_ins_at_once_end_in_one_session(driver: &Driver, server: &TestServer, password: &str) {
     let request = json!({"request": {
         "server": server.api, "username": "alice", "password": password,

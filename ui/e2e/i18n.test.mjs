@@ -117,3 +117,30 @@ test("the language chosen in Settings applies at once, to every word on the page
   assert.deepEqual(await foreign(p), []);
   await p.context().close();
 });
+
+for (const [locale, lang] of [["zh-CN", "zh-CN"], ["en-US", "en"]]) {
+  test(`a credential refresh that fails is explained in ${lang}, with its code, then tried again`, async () => {
+    // Grants of 4 s: the first refresh starts at about 2 s and cannot reach the app server.
+    const p = await harness.page("?ttl=4&refreshFails=1", "light", locale);
+    await signIn(p, "alice", "alice-password");
+    const failed = await say(p, "status.refreshFailed");
+    const bar = p.getByTestId("refresh");
+    await bar.getByText(failed).waitFor({ timeout: 8_000 });
+    const shown = await bar.innerText();
+    // The engine's own sentence is English; a Chinese window says it in Chinese first, with
+    // the code, and marks the English as English.
+    if (lang === "zh-CN") {
+      const sentence = await say(p, "errors.network");
+      assert.ok(shown.includes(sentence), `the sentence for its code: ${shown}`);
+      assert.ok(shown.includes("network"), `its code: ${shown}`);
+      assert.equal(await bar.locator('[lang="en"]').count(), 1, shown);
+    }
+    assert.ok(shown.includes("could not reach the app server"), shown);
+    assert.deepEqual(await foreign(p), []);
+    assert.deepEqual(await violations(p), []);
+    // Tried again 2 s later, and refreshed.
+    await bar.getByText(await say(p, "status.refreshing")).waitFor({ timeout: 8_000 });
+    await bar.getByText(failed).waitFor({ state: "detached", timeout: 8_000 });
+    await p.context().close();
+  });
+}

@@ -335,7 +335,7 @@ export async function createBackend(): Promise<Backend> {
 }
 
 /** The simulation, set up from the page's address (`?contract`, `?ttl=`, `?failing=`,
- * `?unwatchable=`). */
+ * `?unwatchable=`, `?refreshFails=`). */
 async function demoBackend(): Promise<Backend> {
   const { MemoryBackend } = await import("./backend/memory");
   const params = new URLSearchParams(typeof location !== "undefined" ? location.search : "");
@@ -347,6 +347,9 @@ async function demoBackend(): Promise<Backend> {
     failingPuts: failing(params.get("failing")),
     // `?unwatchable=/path`: a folder the watcher cannot watch, with the engine's error.
     unwatchable: params.getAll("unwatchable"),
+    // `?refreshFails=N`: the first N refreshes of the storage credentials cannot reach the app
+    // server.
+    failingRefreshes: Number(params.get("refreshFails") ?? "0"),
     // The contract scenario's starting point: one file to pick, whose first five PUTs fail (as
     // the desktop's harness arranges with its fault proxy), no history yet.
     ...(contract

@@ -71,6 +71,24 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
     assert!(proxy.seen.to_port(store) > 0, "{:?}", proxy.seen.all());
     assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
 
+    // A save that cannot be written, of a new password for the same proxy account, leaves
+    // the kept one in the keychain: the engine of a new sign-in still gets through.
+    let in_the_way = data.join("settings.json.next");
+    std::fs::create_dir_all(in_the_way.join("a directory")).unwrap();
+    let mut wrong = driver.invoke("settings", json!({})).await.unwrap();
+    wrong["proxyPassword"] = json!("a-wrong-password");
+    let failed = driver
+        .invoke("save_settings", json!({"settings": wrong}))
+        .await
+        .unwrap_err();
+    assert_eq!(failed["code"], json!("io"), "{failed}");
+    std::fs::remove_dir_all(&in_the_way).unwrap();
+    driver.click_text("Sign out").await;
+    driver.wait_for("input[name=server]", 30).await;
+    driver.sign_in_as(&server.api, "alice", &password).await;
+    send(&driver, dir.path(), "proxied-again.txt").await;
+    assert!(proxy.refused.all().is_empty(), "{:?}", proxy.refused.all());
+
     driver.click_text("Settings").await;
     // The network panel shows once it has read the settings.
     driver.wait_for("[data-testid=connection-report]", 30).await;

@@ -29,6 +29,7 @@ import {
   type UploadRecord,
   type User,
 } from "../backend";
+import type { ErrorInfo } from "../generated/events";
 import { isLoopback } from "../lib/address";
 import { Uploads } from "./uploads";
 
@@ -114,6 +115,9 @@ export interface MemoryOptions {
   unwatchable?: string[];
   /** Scales every retry's wait (1, the default: the engine's backoff). */
   backoffScale?: number;
+  /** Refreshes of the storage credentials that fail (the app server out of reach) before
+   * one succeeds; each failed one is tried again after 2 s. */
+  failingRefreshes?: number;
   tickMs?: number;
   now?: () => number;
 }
@@ -160,6 +164,9 @@ export class MemoryBackend implements Backend {
   private issuedAt = 0;
   private refreshing = false;
   private refreshedAt: number | null = null;
+  private failingRefreshes: number;
+  private refreshError: ErrorInfo | null = null;
+  private refreshRetryAt: number | null = null;
   private folderList: FolderItem[] = [];
   private unwatchable: string[];
   private picks = new Map<number, { path: string; size: number | null }>();
@@ -189,6 +196,7 @@ export class MemoryBackend implements Backend {
 
   constructor(options: MemoryOptions = {}) {
     this.ttl = (options.grantTtlSecs ?? 120) * 1000;
+    this.failingRefreshes = options.failingRefreshes ?? 0;
     this.rate = options.rate ?? 12 * MIB;
     this.now = options.now ?? (() => Date.now());
     this.rows = options.seedHistory === false ? [] : seedHistory(this.now());
@@ -224,19 +232,35 @@ export class MemoryBackend implements Backend {
     this.expiresAt = this.issuedAt + this.ttl;
     this.refreshedAt = this.issuedAt;
     this.refreshing = false;
+    this.refreshError = null;
+    this.refreshRetryAt = null;
     this.emit({ type: "credentials_refreshed", expires_at: new Date(this.expiresAt).toISOString() });
+  }
+
+  /** A refresh that could not reach the app server, as the engine reports it; tried again in
+   * 2 s. */
+  private refreshFailed(): void {
+    this.failingRefreshes -= 1;
+    this.refreshing = false;
+    this.refreshError = {
+      code: "network",
+      message: "could not reach the app server to refresh the storage credentials",
+    };
+    this.refreshRetryAt = this.now() + 2_000;
+    this.emit({ type: "credentials_refresh_failed", error: this.refreshError });
   }
 
   /** Advances uploads and the credential lifecycle by one tick. */
   tick(ms: number): void {
     if (!this.user) return;
     const now = this.now();
-    if (this.expiresAt !== null && !this.refreshing && now >= this.issuedAt + this.ttl / 2) {
+    const due = now >= this.issuedAt + this.ttl / 2 && now >= (this.refreshRetryAt ?? 0);
+    if (this.expiresAt !== null && !this.refreshing && due) {
       this.refreshing = true;
       this.emit({ type: "credentials_refreshing" });
       // A second, as a slow STS might take: long enough to be seen (a page test waits for it
       // on a busy machine).
-      setTimeout(() => this.grant(), REFRESH_MS);
+      setTimeout(() => (this.failingRefreshes > 0 ? this.refreshFailed() : this.grant()), REFRESH_MS);
     }
     const limit = this.config.bandwidthMiBs ? (this.config.bandwidthMiBs * MIB) / this.config.files : this.rate;
     this.uploads.tick(this.user, ms, limit, this.config.files);
@@ -382,8 +406,8 @@ export class MemoryBackend implements Backend {
       expiresAt: this.expiresAt ? new Date(this.expiresAt).toISOString() : null,
       refreshing: this.refreshing,
       refreshedAt: this.refreshedAt ? new Date(this.refreshedAt).toISOString() : null,
-      lastError: null,
-      retryAt: null,
+      lastError: this.refreshError,
+      retryAt: this.refreshRetryAt ? new Date(this.refreshRetryAt).toISOString() : null,
       keychainError: null,
     };
   }

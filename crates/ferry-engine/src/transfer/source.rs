@@ -312,6 +312,8 @@ mod tests {
         assert!(unchanged(&path, &print, Some(&sent)).unwrap());
         std::fs::write(&path, [&bytes[..], b"!"].concat()).unwrap();
         assert!(!unchanged(&path, &print, Some(&sent)).unwrap());
+        std::fs::write(&path, &bytes[1..]).unwrap();
+        assert!(!unchanged(&path, &print, Some(&sent)).unwrap());
         std::fs::write(&path, &bytes).unwrap();
         let file = std::fs::File::options().write(true).open(&path).unwrap();
         file.set_modified(time + std::time::Duration::from_secs(1))
