@@ -561,7 +561,7 @@ impl Desktop {
             self.events.clone(),
             server.to_owned(),
         );
-        blocking("opening the journal", move || {
+        blocking("opening the engine", move || {
             let keychain: Arc<dyn Keychain> = if memory_only {
                 Arc::new(MemoryKeychain::default())
             } else {

@@ -73,16 +73,9 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
 
     // A save that cannot be written, of a new password for the same proxy account, leaves
     // the kept one in the keychain: the engine of a new sign-in still gets through.
-    let in_the_way = data.join("settings.json.next");
-    std::fs::create_dir_all(in_the_way.join("a directory")).unwrap();
     let mut wrong = driver.invoke("settings", json!({})).await.unwrap();
     wrong["proxyPassword"] = json!("a-wrong-password");
-    let failed = driver
-        .invoke("save_settings", json!({"settings": wrong}))
-        .await
-        .unwrap_err();
-    assert_eq!(failed["code"], json!("io"), "{failed}");
-    std::fs::remove_dir_all(&in_the_way).unwrap();
+    save_unwritten(&driver, &data, &wrong).await;
     driver.click_text("Sign out").await;
     driver.wait_for("input[name=server]", 30).await;
     driver.sign_in_as(&server.api, "alice", &password).await;
@@ -146,17 +139,10 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
 
     // A save that cannot be written keeps nothing: neither the settings nor the password it
     // brought for another proxy account.
-    let in_the_way = data.join("settings.json.next");
-    std::fs::create_dir_all(in_the_way.join("a directory")).unwrap();
     let mut unwritten = shown.clone();
     unwritten["proxyUser"] = json!("someone-else");
     unwritten["proxyPassword"] = json!("never-kept-4417");
-    let failed = driver
-        .invoke("save_settings", json!({"settings": unwritten}))
-        .await
-        .unwrap_err();
-    assert_eq!(failed["code"], json!("io"), "{failed}");
-    std::fs::remove_dir_all(&in_the_way).unwrap();
+    save_unwritten(&driver, &data, &unwritten).await;
     let shown = driver.invoke("settings", json!({})).await.unwrap();
     assert_eq!(shown["proxyUser"], json!(door.user), "{shown}");
     unwritten.as_object_mut().unwrap().remove("proxyPassword");
@@ -171,6 +157,19 @@ async fn a_proxy_set_in_the_window_carries_the_session_at_once_and_its_password_
         json!(false),
         "the password of the save that failed was not kept: {shown}"
     );
+}
+
+/// Saves `settings` while `settings.json` cannot be written (a directory where its next copy
+/// goes): the save fails `io`.
+async fn save_unwritten(driver: &Driver, data: &std::path::Path, settings: &Value) {
+    let in_the_way = data.join("settings.json.next");
+    std::fs::create_dir_all(in_the_way.join("a directory")).unwrap();
+    let failed = driver
+        .invoke("save_settings", json!({"settings": settings}))
+        .await
+        .unwrap_err();
+    assert_eq!(failed["code"], json!("io"), "{failed}");
+    std::fs::remove_dir_all(&in_the_way).unwrap();
 }
 
 /// Writes `name` into `dir`, adds it in the window and waits until it is confirmed.
