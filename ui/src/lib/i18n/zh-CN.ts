@@ -290,6 +290,7 @@ export const zhCN: Catalog = {
     invalid_server: "服务器地址无效。",
     insecure_server: "服务器未加密。",
     signed_out: "请先登录。",
+    quitting: "Ferry 正在退出。",
     session_expired: "会话已结束。",
     unauthenticated: "需要重新登录。",
     forbidden: "没有权限。",
