@@ -261,7 +261,8 @@ pub(crate) async fn refused(
 }
 
 /// What `row`'s rule does with the object found at `key` — unless the object is the file's
-/// own earlier version (what it stored there and had confirmed, same ETag), which it updates.
+/// own earlier version (what it stored there and had confirmed, or what its PUT stored there
+/// while the file changed; same ETag), which it updates.
 async fn found(
     shared: &Arc<Shared>,
     row: &FileRow,
@@ -272,9 +273,14 @@ async fn found(
 ) -> Result<Settled> {
     let (owner, path, id, at) = (who.owner.clone(), row.path.clone(), row.id, key.clone());
     let (ours, rule) = shared
-        .db(move |j| Ok((j.own_object(&owner, &path, &at)?, j.on_conflict_of(id)?)))
+        .db(move |j| {
+            Ok((
+                j.own_objects(&owner, &path, id, &at)?,
+                j.on_conflict_of(id)?,
+            ))
+        })
         .await?;
-    if ours.is_some_and(|etag| same_etag(&etag, &object.etag)) {
+    if ours.iter().any(|etag| same_etag(etag, &object.etag)) {
         return Ok(Settled {
             key,
             write: Write::Replace,

@@ -1046,8 +1046,9 @@ async fn a_grant_that_may_not_look_asks_before_writing_where_the_store_cannot_re
 
 /// A small file rewritten in place (its size kept, its time put back) while its one PUT — sent
 /// from the bytes read before — waits at the store's door: the check after the PUT finds the
-/// bytes on disk are not those sent, and the file goes again. The store and the history end
-/// with what the file holds now.
+/// bytes on disk are not those sent, and the file goes again — over the object its first PUT
+/// stored, without asking, under the default rule. The store and the history end with what
+/// the file holds now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes() {
     let rig = Rig::start(|_| {}).await;
@@ -1058,10 +1059,9 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
             .target("rewritten-small.bin")
             .times(1),
     );
+    // Under the default rule ("ask"): the first PUT stores the old bytes, which are the
+    // file's own — the next try replaces them without asking.
     let (engine, events) = rig.engine(|_| {}).await;
-    // (The first PUT stores the old bytes and is never recorded: under the default rule, the
-    // next try would ask about that object as if it were someone else's — left in the note.)
-    engine.set_on_conflict(ferry_engine::conflict::OnConflict::Overwrite);
     let path = source.path.clone();
     let rewrite = async {
         after_match(&held, "the first PUT", Duration::ZERO).await;
@@ -1076,9 +1076,11 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     let (summary, now) = tokio::join!(Rig::upload_all(&engine, sources, 60, "the upload"), rewrite);
     assert_eq!(summary.confirmed, 1, "{summary:?}");
     assert_eq!(held.applied(), 1);
+    // Sent again: its conditional write is refused for the object of the first PUT, found
+    // to be the file's own, and replaced.
     assert_eq!(
         rig.store.count("PUT", "rewritten-small.bin"),
-        2,
+        3,
         "sent again"
     );
     let changed = retries(&events)

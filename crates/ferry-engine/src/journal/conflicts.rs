@@ -132,30 +132,48 @@ impl Journal {
         })
     }
 
-    /// The ETag of what file `path` of `owner` last stored at the full key `object_key` and
-    /// had confirmed, if it did: an object there with that ETag is the file's own earlier
-    /// version.
-    pub(crate) fn own_object(
+    /// The ETags of objects at the full key `object_key` that file `id` (at `path`, of
+    /// `owner`) stored itself: what the file last stored there and had confirmed, and what its
+    /// PUT stored there when the file changed under it. An object with one of them is the
+    /// file's own earlier version.
+    pub(crate) fn own_objects(
         &self,
         owner: &Owner,
         path: &std::path::Path,
+        id: i64,
         object_key: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Vec<String>> {
         self.with(|c| {
-            c.row(
-                &format!(
-                    "SELECT etag FROM files WHERE {OWNED} AND path = ?3 AND object_key = ?4
-                         AND state = 'confirmed' ORDER BY id DESC LIMIT 1"
-                ),
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT etag FROM (SELECT etag FROM files WHERE {OWNED} AND path = ?3
+                     AND object_key = ?4 AND state = 'confirmed' ORDER BY id DESC LIMIT 1)
+                 UNION ALL
+                 SELECT stale_etag FROM files WHERE id = ?5 AND stale_key = ?4
+                     AND stale_etag IS NOT NULL"
+            ))?;
+            stmt.query_map(
                 params![
                     owner.server,
                     owner.user_id,
                     super::files::path_bytes(path),
-                    object_key
+                    object_key,
+                    id
                 ],
                 |r| r.get(0),
-            )
-            .optional()
+            )?
+            .collect()
+        })
+    }
+
+    /// Records that file `id`'s PUT stored `etag` at the full key `key` with bytes the file no
+    /// longer holds (it changed during the PUT): the object is the file's own.
+    pub(crate) fn stored_stale(&self, id: i64, key: &str, etag: &str) -> Result<()> {
+        self.with(|c| {
+            c.run(
+                "UPDATE files SET stale_key = ?2, stale_etag = ?3 WHERE id = ?1",
+                params![id, key, etag],
+            )?;
+            Ok(())
         })
     }
 
@@ -242,5 +260,50 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    /// A file's own objects at a key: what it had confirmed there, and what its PUT stored
+    /// there while it changed — that file's only, at that key only.
+    #[test]
+    fn a_files_own_objects_are_its_confirmed_one_and_the_one_stored_while_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+        let add = |name: &'static str| {
+            let file = NewFile {
+                path: Path::new("/f/a.txt"),
+                key: name,
+                name,
+                size: Some(1),
+                mtime_ns: Some(1),
+                on_conflict: OnConflict::Ask,
+            };
+            journal.add(&alice(), &file, None).unwrap()
+        };
+        let (first, second) = (add("a.txt"), add("b.txt"));
+        let own = |id| journal.own_objects(&alice(), Path::new("/f/a.txt"), id, "p/a.txt");
+        assert!(own(first).unwrap().is_empty());
+        journal.stored_stale(first, "p/a.txt", "\"old\"").unwrap();
+        assert_eq!(own(first).unwrap(), ["\"old\""]);
+        // Another row of the same path, another key: not theirs.
+        assert!(own(second).unwrap().is_empty());
+        let elsewhere = journal.own_objects(&alice(), Path::new("/f/a.txt"), first, "p/b.txt");
+        assert!(elsewhere.unwrap().is_empty());
+        // Confirmed there: both are its own.
+        journal
+            .set_state(first, FileState::Queued, FileState::Uploading)
+            .unwrap();
+        let object = crate::journal::Uploaded {
+            bucket: "b",
+            key: "p/a.txt",
+            etag: "\"new\"",
+            checksum: "md5:00",
+            size: 1,
+        };
+        journal.uploaded(first, &object).unwrap();
+        journal
+            .set_state(first, FileState::Uploaded, FileState::Confirmed)
+            .unwrap();
+        assert_eq!(own(first).unwrap(), ["\"new\"", "\"old\""]);
+        assert_eq!(own(second).unwrap(), ["\"new\""]);
     }
 }

@@ -162,6 +162,12 @@ CREATE INDEX files_unfinished_owner ON files (server, user_id)
 CREATE INDEX files_finished ON files (server, user_id, id)
     WHERE cleared = 0 AND (state = 'confirmed' OR state = 'skipped' OR state = 'cancelled');
 "#,
+    // The object a file's one PUT stored when the file turned out to have changed under it:
+    // its own (`conflict`), which its next try replaces without asking.
+    r#"
+ALTER TABLE files ADD COLUMN stale_key TEXT;
+ALTER TABLE files ADD COLUMN stale_etag TEXT;
+"#,
 ];
 
 #[cfg(test)]
@@ -210,9 +216,9 @@ impl Journal {
     }
 }
 
-/// The oldest schema a reader understands (migrations after it change only indexes): a journal
-/// an older app still holds can be read by a newer `ferry status`. A migration that changes
-/// more raises it (`journal::files::tests::migrations_a_reader_skips_change_only_indexes`).
+/// The oldest schema a reader understands (its queries name no column added after it): a
+/// journal an older app still holds can be read by a newer `ferry status`. A reader that names
+/// a newer column raises it (`journal::files::tests::a_journal_at_the_oldest_schema_a_reader_takes_is_read`).
 pub(super) const READ_FROM: usize = 8;
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.

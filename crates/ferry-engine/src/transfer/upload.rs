@@ -198,6 +198,10 @@ async fn put_and_record(
     })
     .await?;
     if !same {
+        // What the store holds at the key now is this file's, if not its bytes of now: the
+        // next try replaces it whatever the rule.
+        let (id, key, etag) = (row.id, object.key.clone(), object.etag.clone());
+        shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
         return Err(changed(&row.path));
     }
     let (id, recorded) = (row.id, object.clone());
