@@ -173,6 +173,73 @@ async fn an_object_written_during_a_multipart_upload_is_kept_until_the_user_says
     assert!(below.is_empty(), "parts were sent again: {below:?}");
 }
 
+/// The file's own bytes land at its key while its multipart upload is under way — what a
+/// Complete sent by a run killed before it heard the answer does, processed by the store after
+/// the next run looked: the Complete refused for the object there finds it is the file's, the
+/// file is confirmed once, and the upload it no longer needs is aborted, not left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no_upload_open() {
+    let alice = Alice::start(|c| {
+        c.transfer.bandwidth = Some(8 * MIB as u64);
+        c.transfer.per_file_parts = 1;
+    })
+    .await;
+    let engine = &alice.engine;
+    let file = alice.dir.path().join("video.bin");
+    let data = bytes(24 * MIB, 701);
+    std::fs::write(&file, &data).unwrap();
+    let grant = engine.credentials().current().await.unwrap();
+    let key = format!("{}video.bin", grant.prefix);
+    let id = engine.enqueue(std::slice::from_ref(&file)).await.unwrap()[0];
+    let running = engine.run_until_idle();
+    tokio::pin!(running);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            done = &mut running => panic!("finished before the object was written: {done:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let row = engine.journal().file(id).unwrap().unwrap();
+        if row.upload_id.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never began");
+    }
+    // The same bytes in the same parts: the object another upload of this file makes.
+    let store = StoreClient::new((*grant).clone());
+    let other = store.create_multipart(&key).await;
+    let mut parts = Vec::new();
+    for (i, chunk) in data.chunks(8 * MIB).enumerate() {
+        let number = i as u32 + 1;
+        let sent = store
+            .upload_part(&key, &other, number, chunk.to_vec())
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        parts.push((number, ferry_tests::md5_hex(chunk)));
+    }
+    let done = store.complete(&key, &other, &parts).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    within(60, "the upload", &mut running).await.unwrap();
+    let row = engine.journal().file(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Confirmed, "{row:?}");
+    let page = alice.server.history("alice", &alice.password).await;
+    let confirmed = page
+        .items
+        .iter()
+        .filter(|r| r.status == ferry_protocol::UploadStatus::Confirmed)
+        .count();
+    assert_eq!(confirmed, 1, "{:#?}", page.items);
+    let stored = alice.server.server.object_bytes(&grant.bucket, &key).await;
+    assert!(stored.unwrap().as_deref() == Some(data.as_slice()));
+    let open = store.list_uploads("").await;
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "no multipart upload is left open: {}",
+        open.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_folders_rule_is_kept_and_applied_and_a_changed_file_updates_its_own_object() {
     let alice = Alice::start(|_| {}).await;

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::source::{
     Fingerprint, changed, changed_under, crc64_of, fingerprint, hash_span, md5_of, read_at,
 };
-use super::upload::{Object, Target, abandon, check_owner, check_stored, part_size};
+use super::upload::{Object, Target, abandon, check_owner, check_stored, part_size, release};
 use super::{Shared, callback};
 use crate::dialect::same_etag;
 use crate::error::{Error, Result};
@@ -172,13 +172,7 @@ async fn begin(
         .db(move |j| j.begin_multipart(id, &upload, part_size, &bucket, &key))
         .await;
     if let Err(err) = recorded {
-        if let Err(abort) = shared.storage.abort(&who, target.key, &upload_id).await {
-            tracing::warn!(error = %abort, "could not abort an unneeded upload; will try later");
-            let (owner, key) = (target.owner.clone(), target.key.to_owned());
-            shared
-                .db(move |j| j.abandon(&owner, &key, &upload_id))
-                .await?;
-        }
+        release(shared, target.owner, id, target.key, &upload_id).await?;
         return Err(err);
     }
     // Looked for now (parts of a stray would be sent in vain beside ours) and again before
@@ -438,7 +432,9 @@ async fn finish(
             }
         }
         // Refused for an object at the key: its own, when a Complete sent again after its
-        // answer was lost finds what the first one made.
+        // answer was lost finds what the first one made, or when an upload of this file by a
+        // run killed before it heard its answer was completed meanwhile — then this upload is
+        // not needed any more.
         Err(err) if crate::conflict::is_exists_refusal(&err) => {
             // (A grant that may not look leaves the refusal as it is.)
             match shared
@@ -447,6 +443,7 @@ async fn finish(
                 .await
             {
                 Ok(Some(head)) if head.size == print.size && same_etag(&head.etag, &expected) => {
+                    release(shared, target.owner, row.id, target.key, upload_id).await?;
                     Stored {
                         etag: head.etag,
                         crc64: None,

@@ -384,20 +384,34 @@ pub(super) fn check_owner(shared: &Shared, owner: &Owner) -> Result<()> {
 
 /// Aborts the file's multipart upload (remembering it if the store cannot be reached).
 pub(crate) async fn abandon(shared: &Arc<Shared>, row: &FileRow, owner: &Owner) -> Result<()> {
-    if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key)
-        && let Err(err) = shared
-            .storage
-            .abort(&Who::file(owner, row.id), key, upload_id)
-            .await
-    {
-        tracing::warn!(error = %err, "could not abort an upload now; will try again later");
-        let (owner, key, upload_id) = (owner.clone(), key.clone(), upload_id.clone());
-        shared
-            .db(move |j| j.abandon(&owner, &key, &upload_id))
-            .await?;
+    if let (Some(upload_id), Some(key)) = (&row.upload_id, &row.object_key) {
+        release(shared, owner, row.id, key, upload_id).await?;
     }
     let id = row.id;
     shared.db(move |j| j.reset_upload(id)).await
+}
+
+/// Aborts multipart upload `upload_id` at `key`, begun for file `id` and no longer needed —
+/// or, when the store cannot be told now, journals it to be aborted later.
+pub(crate) async fn release(
+    shared: &Arc<Shared>,
+    owner: &Owner,
+    id: i64,
+    key: &str,
+    upload_id: &str,
+) -> Result<()> {
+    let Err(err) = shared
+        .storage
+        .abort(&Who::file(owner, id), key, upload_id)
+        .await
+    else {
+        return Ok(());
+    };
+    tracing::warn!(error = %err, "could not abort an upload now; will try again later");
+    let (owner, key, upload_id) = (owner.clone(), key.to_owned(), upload_id.to_owned());
+    shared
+        .db(move |j| j.abandon(&owner, &key, &upload_id))
+        .await
 }
 
 /// Confirms an uploaded file (`row` as the journal has it once uploaded) to the app server as
