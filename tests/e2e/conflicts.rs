@@ -219,6 +219,10 @@ async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no
     }
     let done = store.complete(&key, &other, &parts).await;
     assert_eq!(done.status, 200, "{}", done.body);
+    // (Before the engine's own Complete, which its throttle keeps ~3 s away: that one is
+    // refused for the object there.)
+    let row = engine.journal().file(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Uploading, "{row:?}");
     within(60, "the upload", &mut running).await.unwrap();
     let row = engine.journal().file(id).unwrap().unwrap();
     assert_eq!(row.state, FileState::Confirmed, "{row:?}");

@@ -122,8 +122,10 @@ impl Journal {
                 |r| r.get(0),
             )?;
             if !taken {
+                // (An object a PUT left at the old key is no business of the new one.)
                 tx.execute(
-                    "UPDATE files SET key = ?2, updated_at = ?3 WHERE id = ?1",
+                    "UPDATE files SET key = ?2, stale_key = NULL, stale_etag = NULL,
+                         updated_at = ?3 WHERE id = ?1",
                     params![id, key, now()],
                 )?;
             }
@@ -132,10 +134,10 @@ impl Journal {
         })
     }
 
-    /// The ETags of objects at the full key `object_key` that file `id` (at `path`, of
-    /// `owner`) stored itself: what the file last stored there and had confirmed, and what its
-    /// PUT stored there when the file changed under it. An object with one of them is the
-    /// file's own earlier version.
+    /// The ETags of objects at the full key `object_key` that are file `id`'s (at `path`, of
+    /// `owner`) own: what `owner`'s uploads of `path` last had confirmed there (by this row or
+    /// an earlier one of the same path), and what row `id`'s PUT stored there while the file
+    /// changed under it. An object with one of them is the file's own earlier version.
     pub(crate) fn own_objects(
         &self,
         owner: &Owner,
@@ -262,8 +264,9 @@ mod tests {
         );
     }
 
-    /// A file's own objects at a key: what it had confirmed there, and what its PUT stored
-    /// there while it changed — that file's only, at that key only.
+    /// A file's own objects at a key: what its path had confirmed there, and what its PUT
+    /// stored there while it changed — that row's only, at that key only, until its upload
+    /// lands.
     #[test]
     fn a_files_own_objects_are_its_confirmed_one_and_the_one_stored_while_it_changed() {
         let dir = tempfile::tempdir().unwrap();
@@ -288,7 +291,7 @@ mod tests {
         assert!(own(second).unwrap().is_empty());
         let elsewhere = journal.own_objects(&alice(), Path::new("/f/a.txt"), first, "p/b.txt");
         assert!(elsewhere.unwrap().is_empty());
-        // Confirmed there: both are its own.
+        // Uploaded and confirmed there: that object is its own; the stale one is forgotten.
         journal
             .set_state(first, FileState::Queued, FileState::Uploading)
             .unwrap();
@@ -303,7 +306,14 @@ mod tests {
         journal
             .set_state(first, FileState::Uploaded, FileState::Confirmed)
             .unwrap();
-        assert_eq!(own(first).unwrap(), ["\"new\"", "\"old\""]);
+        assert_eq!(own(first).unwrap(), ["\"new\""]);
+        assert_eq!(own(second).unwrap(), ["\"new\""]);
+        // Stale again, then kept at another key: the old key's object is no longer its own.
+        journal.stored_stale(second, "p/a.txt", "\"old\"").unwrap();
+        let mut both = own(second).unwrap();
+        both.sort();
+        assert_eq!(both, ["\"new\"", "\"old\""]);
+        assert!(journal.claim_key(&alice(), second, "a (1).txt").unwrap());
         assert_eq!(own(second).unwrap(), ["\"new\""]);
     }
 }

@@ -601,7 +601,8 @@ impl Journal {
             let changed = tx.run(
                 "UPDATE files SET state = 'uploaded', bucket = ?2, object_key = ?3, etag = ?4,
                      checksum = ?5, bytes_done = ?6, upload_id = NULL, error_code = NULL,
-                     error_message = NULL, next_retry_at = NULL, updated_at = ?7
+                     error_message = NULL, next_retry_at = NULL, updated_at = ?7,
+                     stale_key = NULL, stale_etag = NULL
                  WHERE id = ?1 AND state = 'uploading'",
                 params![
                     id,

@@ -196,13 +196,14 @@ async fn put_and_record(
     let same = crate::blocking::run("looking at a file", move || {
         unchanged(&path, &looked, small.as_deref())
     })
-    .await?;
-    if !same {
-        // What the store holds at the key now is this file's, if not its bytes of now: the
-        // next try replaces it whatever the rule.
+    .await;
+    if !matches!(same, Ok(true)) {
+        // The object at the key is this file's, if not its bytes of now (or the file is gone
+        // for a moment, as an editor saving it by renaming leaves it): its next try replaces
+        // it without asking, where it can look at it.
         let (id, key, etag) = (row.id, object.key.clone(), object.etag.clone());
         shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
-        return Err(changed(&row.path));
+        return Err(same.err().unwrap_or_else(|| changed(&row.path)));
     }
     let (id, recorded) = (row.id, object.clone());
     shared

@@ -557,6 +557,14 @@ fn a_journal_at_the_oldest_schema_a_reader_takes_is_read() {
     let ids: Vec<i64> = view.page.rows.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(view.totals.counts, [(FileState::Failed, 1)]);
+    for (show, rows) in [
+        (crate::journal::Show::All, 1),
+        (crate::journal::Show::Failed, 1),
+        (crate::journal::Show::Finished, 0),
+    ] {
+        let view = reader.view(Some(&alice()), show, 0, 10).unwrap();
+        assert_eq!(view.page.rows.len(), rows, "{show:?}");
+    }
     assert_eq!(reader.counts(&alice()).unwrap(), [(FileState::Failed, 1)]);
     assert_eq!(reader.files(20).unwrap().len(), 1);
     let troubled = reader.troubled(&alice(), 10).unwrap();
