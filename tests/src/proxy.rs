@@ -55,6 +55,10 @@ pub enum Action {
     /// Forward and let the upstream answer in full, but close the client's connection without
     /// relaying any of it: the request took effect and its answer was lost.
     DropAnswer,
+    /// Forward and let the upstream answer in full, relay none of it, and hold the client's
+    /// connection open (until the client closes it or [`IO_TIMEOUT`] passes): the request took
+    /// effect and its client is still waiting — as a client killed or stopped then would be.
+    HoldAnswer,
     /// Forward, then relay the answer (head included) `chunk` bytes at a time, one chunk per
     /// `every`.
     Trickle {
@@ -121,6 +125,7 @@ impl Action {
             Self::Respond(_) => "respond",
             Self::Truncate(_) => "truncate",
             Self::DropAnswer => "drop-answer",
+            Self::HoldAnswer => "hold-answer",
             Self::Trickle { .. } => "trickle",
             Self::Blackhole => "blackhole",
             Self::SetHeader { .. } => "set-header",

@@ -1110,3 +1110,108 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     );
     assert_ne!(source.data, now);
 }
+
+/// The engine stops (closed, as a killed run would) while its Complete has taken effect at the
+/// store and the answer has not come back; the next engine finds its upload gone and the
+/// file's own bytes at the key. It records the file as uploaded without sending a part again
+/// and without asking about the object — on a store that refuses conditional writes (S3) and
+/// on one that is looked at instead (OBS) — and no upload is left open.
+async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again(
+    provider: ferry_protocol::Provider,
+) {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("completed.bin", 24 * MIB, 41);
+    let held = rig.store.add(
+        Rule::new(Action::HoldAnswer)
+            .method("POST")
+            .target("completed.bin?uploadId=")
+            .nth(1),
+    );
+    let dialect = |c: &mut ferry_engine::EngineConfig| {
+        c.grant = ferry_protocol::GrantRequest {
+            ttl_seconds: None,
+            provider: Some(provider),
+            signature_version: Some(ferry_protocol::SignatureVersion::V4),
+        }
+    };
+    let (first, _) = rig.engine(dialect).await;
+    first
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let running = first.run_until_idle();
+    tokio::pin!(running);
+    tokio::select! {
+        done = &mut running => panic!("finished with its Complete held: {done:?}"),
+        () = held.wait_matched("the Complete") => {}
+    }
+    // Its Complete has taken effect once the store holds the object.
+    let grant = first.credentials().current().await.unwrap();
+    let key = format!("{}completed.bin", grant.prefix);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rig
+        .server
+        .server
+        .object_bytes(&grant.bucket, &key)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the Complete never took effect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (Its run is not polled again: the engine's tasks end with it.)
+    first.close().await;
+
+    let sent_before = rig.store.traffic().bytes_up;
+    let (again, events) = rig.engine(dialect).await;
+    let summary = within(60, "the next run", again.run_until_idle())
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    assert!(failures(&events).is_empty(), "{:#?}", failures(&events));
+    let sent = rig.store.traffic().bytes_up - sent_before;
+    assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
+    // One history row, confirmed (on OBS by the store's callback to the first Complete, with
+    // no checksum — so not `assert_arrived_once`), and the file's bytes in the store.
+    let page = rig.server.history("alice", &rig.password).await;
+    let rows: Vec<_> = page
+        .items
+        .iter()
+        .filter(|r| r.key.ends_with("/completed.bin"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].status, ferry_protocol::UploadStatus::Confirmed);
+    let etag = ferry_tests::expected_etag(&source.data, super::THRESHOLD, PART);
+    assert_eq!(rows[0].etag, etag);
+    let row = again.journal().file(source.id(&again)).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Confirmed, "{row:?}");
+    let stored = rig.server.server.object_bytes(&grant.bucket, &key).await;
+    assert!(stored.unwrap().as_deref() == Some(source.data.as_slice()));
+    let api = rig.server.login("alice", &rig.password).await;
+    let open = ferry_tests::StoreClient::new(api.grant().await)
+        .list_uploads("")
+        .await;
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(
+        !open.body.contains("<UploadId>"),
+        "no multipart upload is left open: {}",
+        open.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again_s3() {
+    a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again(
+        ferry_protocol::Provider::S3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again_obs() {
+    a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again(
+        ferry_protocol::Provider::Obs,
+    )
+    .await;
+}

@@ -141,6 +141,7 @@ async fn handle(
     action: Action,
     index: Option<usize>,
 ) -> Next {
+    let held = matches!(action, Action::HoldAnswer);
     let plan = match action {
         Action::Respond(canned) => return answer(shared, client, request, &canned, index).await,
         Action::Blackhole => {
@@ -164,7 +165,7 @@ async fn handle(
             truncate: Some(n),
             ..Plan::default()
         },
-        Action::DropAnswer => Plan {
+        Action::DropAnswer | Action::HoldAnswer => Plan {
             drop_answer: true,
             ..Plan::default()
         },
@@ -190,6 +191,10 @@ async fn handle(
     let next = exchange(shared, client, up, request, index, plan).await;
     if next != Next::KeepAlive {
         *upstream = None;
+    }
+    if held {
+        hold(&mut client.input).await;
+        return Next::Close;
     }
     next
 }

@@ -422,6 +422,27 @@ async fn a_dropped_answer_took_effect_upstream_but_never_reaches_the_client() {
 }
 
 #[tokio::test]
+async fn a_held_answer_took_effect_upstream_and_its_client_waits_on_an_open_connection() {
+    let (addr, seen) = upstream().await;
+    let proxy = Proxy::start(addr).await;
+    let rule = proxy.add(Rule::new(Action::HoldAnswer).method("PUT"));
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let head = format!("PUT /echo HTTP/1.1\r\nhost: x\r\ncontent-length: {MIB}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&pattern(MIB)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.whole_bodies.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the upstream never got it all");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.received.load(Ordering::SeqCst), MIB as u64);
+    let mut buffer = [0u8; 64];
+    let waited = tokio::time::timeout(Duration::from_millis(700), stream.read(&mut buffer)).await;
+    assert!(waited.is_err(), "neither an answer nor a close: {waited:?}");
+    assert_eq!(rule.applied(), 1);
+}
+
+#[tokio::test]
 async fn a_trickled_answer_arrives_whole_in_small_pieces() {
     let (addr, _) = upstream().await;
     let proxy = Proxy::start(addr).await;

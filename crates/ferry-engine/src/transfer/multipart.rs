@@ -38,8 +38,12 @@ pub(super) async fn multipart(
         print.size,
     );
     let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
-        Some(found) => found,
-        None => (begin(shared, &current, &plan, target).await?, Vec::new()),
+        Resumed::Open { upload_id, done } => (upload_id, done),
+        Resumed::Completed { etag, expected } => {
+            sent.store(print.size, Ordering::Relaxed);
+            return record(shared, row, print, target, etag, &expected).await;
+        }
+        Resumed::Nothing => (begin(shared, &current, &plan, target).await?, Vec::new()),
     };
     sent.store(done.iter().map(|p| p.size).sum(), Ordering::Relaxed);
     if let Err(err) = send_parts(shared, row, &plan, &done, target, &upload_id, sent).await {
@@ -83,21 +87,34 @@ impl Plan {
     }
 }
 
-/// The store is the source of truth for which parts arrived: the open upload's parts that
-/// match the file, or `None` when there is no usable upload (none yet, the store lost it, or it
-/// was begun at another key — then it is aborted, not left behind).
+/// What the store has of a file's journaled multipart upload.
+enum Resumed {
+    /// The upload is open: the parts of it that match the file.
+    Open {
+        upload_id: String,
+        done: Vec<PartRow>,
+    },
+    /// The upload is gone and the file's own object is at the key: a Complete of an earlier
+    /// run took effect, and that run stopped before it heard so.
+    Completed { etag: String, expected: String },
+    /// No usable upload: none yet, the store lost it, or it was begun at another key (then it
+    /// is aborted, not left behind).
+    Nothing,
+}
+
+/// The store is the source of truth for which parts arrived, and whether they were completed.
 async fn reconcile(
     shared: &Arc<Shared>,
     current: &FileRow,
     plan: &Plan,
     target: &Target<'_>,
-) -> Result<Option<(String, Vec<PartRow>)>> {
+) -> Result<Resumed> {
     let Some(upload_id) = current.upload_id.clone() else {
-        return Ok(None);
+        return Ok(Resumed::Nothing);
     };
     if current.object_key.as_deref() != Some(target.key) {
         abandon(shared, current, target.owner).await?;
-        return Ok(None);
+        return Ok(Resumed::Nothing);
     }
     let stored = match shared
         .storage
@@ -106,9 +123,12 @@ async fn reconcile(
     {
         Ok(stored) => stored,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
+            if let Some(completed) = completed_before(shared, current, plan, target).await? {
+                return Ok(completed);
+            }
             let id = current.id;
             shared.db(move |j| j.reset_upload(id)).await?;
-            return Ok(None);
+            return Ok(Resumed::Nothing);
         }
         Err(err) => return Err(err),
     };
@@ -145,7 +165,70 @@ async fn reconcile(
             done.push(part);
         }
     }
-    Ok(Some((upload_id, done)))
+    Ok(Resumed::Open { upload_id, done })
+}
+
+/// The file's upload, gone from the store, was completed: every part of the plan was journaled
+/// and the object at the key has their size and ETag. (A grant that may not look cannot tell;
+/// the file is then sent again.)
+async fn completed_before(
+    shared: &Arc<Shared>,
+    current: &FileRow,
+    plan: &Plan,
+    target: &Target<'_>,
+) -> Result<Option<Resumed>> {
+    let id = current.id;
+    let parts = shared.db(move |j| j.parts(id)).await?;
+    let planned = (1..=plan.count).all(|n| {
+        parts
+            .iter()
+            .any(|p| p.number == n && p.size == plan.span(n).1)
+    });
+    if parts.len() as u32 != plan.count || !planned {
+        return Ok(None);
+    }
+    let expected = multipart_etag(&parts);
+    let Some(etag) = own_object(shared, id, target, plan.size, &expected).await? else {
+        return Ok(None);
+    };
+    tracing::info!(
+        file_id = id,
+        "the upload was completed before the engine stopped"
+    );
+    Ok(Some(Resumed::Completed { etag, expected }))
+}
+
+/// The ETag of the object at the key when it holds file `id`'s own bytes (its `size` and the
+/// ETag its parts make, `expected`) — another upload of the file made it. `None` when the key
+/// holds nothing or something else, or when the grant may not look.
+async fn own_object(
+    shared: &Arc<Shared>,
+    id: i64,
+    target: &Target<'_>,
+    size: u64,
+    expected: &str,
+) -> Result<Option<String>> {
+    match shared
+        .storage
+        .head(&Who::file(target.owner, id), target.key)
+        .await
+    {
+        Ok(Some(head)) if head.size == size && same_etag(&head.etag, expected) => {
+            Ok(Some(head.etag))
+        }
+        Ok(_) | Err(Error::Storage { status: 403, .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The ETag a store gives the object completed from `parts`: the MD5 of their MD5s, and how
+/// many there are.
+fn multipart_etag(parts: &[PartRow]) -> String {
+    let mut md5s = Md5::new();
+    for part in parts {
+        md5s.update(hex::decode(&part.md5).unwrap_or_default());
+    }
+    format!("{}-{}", hex::encode(md5s.finalize()), parts.len())
 }
 
 /// Starts a multipart upload and journals it before any part is sent; if the file stopped
@@ -392,34 +475,36 @@ async fn finish(
         abandon(shared, &fresh, target.owner).await?;
         return Err(changed(&row.path));
     }
-    let mut md5s = Md5::new();
-    for part in &parts {
-        md5s.update(hex::decode(&part.md5).unwrap_or_default());
-    }
-    let expected = format!("{}-{}", hex::encode(md5s.finalize()), plan.count);
+    let expected = multipart_etag(&parts);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     check_owner(shared, target.owner)?;
     let grant = shared
         .storage
         .grant(&Who::file(target.owner, row.id))
         .await?;
-    if target.looks_before_complete {
-        // A store that cannot refuse: what appeared at the key while the parts went is found
-        // now, before the Complete would replace it.
-        found_before_complete(shared, row, target).await?;
-    }
-    let stored = match shared
-        .storage
-        .complete(
-            &Who::file(target.owner, row.id),
-            target.key,
-            upload_id,
-            &listed,
-            callback::headers(shared, &grant, row),
-            target.write,
-        )
-        .await
-    {
+    // A store that cannot refuse: what appeared at the key while the parts went is found now,
+    // before the Complete would replace it, and refused as the store would.
+    let free = match target.looks_before_complete {
+        true => found_before_complete(shared, row, target).await,
+        false => Ok(()),
+    };
+    let answer = match free {
+        Ok(()) => {
+            shared
+                .storage
+                .complete(
+                    &Who::file(target.owner, row.id),
+                    target.key,
+                    upload_id,
+                    &listed,
+                    callback::headers(shared, &grant, row),
+                    target.write,
+                )
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
+    let stored = match answer {
         Ok(stored) => stored,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
             let mut row = row.clone();
@@ -436,16 +521,11 @@ async fn finish(
         // run killed before it heard its answer was completed meanwhile — then this upload is
         // not needed any more.
         Err(err) if crate::conflict::is_exists_refusal(&err) => {
-            // (A grant that may not look leaves the refusal as it is.)
-            match shared
-                .storage
-                .head(&Who::file(target.owner, row.id), target.key)
-                .await
-            {
-                Ok(Some(head)) if head.size == print.size && same_etag(&head.etag, &expected) => {
+            match own_object(shared, row.id, target, print.size, &expected).await {
+                Ok(Some(etag)) => {
                     release(shared, target.owner, row.id, target.key, upload_id).await?;
                     Stored {
-                        etag: head.etag,
+                        etag,
                         crc64: None,
                         callback: None,
                     }
@@ -457,14 +537,27 @@ async fn finish(
     };
     check_object(&stored, &expected, &parts)?;
     callback::report(shared, row.id, stored.callback.as_ref());
+    record(shared, row, print, target, stored.etag, &expected).await
+}
+
+/// Records the file `Uploaded` as the object its parts made (`etag`, checked against
+/// `expected`, the ETag of its parts).
+async fn record(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: &Fingerprint,
+    target: &Target<'_>,
+    etag: String,
+    expected: &str,
+) -> Result<FileRow> {
     let object = Object {
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
-        etag: stored.etag,
+        etag,
         checksum: format!("md5-parts:{expected}"),
         size: print.size,
     };
-    let recorded = object.clone();
+    let (id, recorded) = (row.id, object.clone());
     shared
         .db(move |j| j.uploaded(id, &recorded.as_uploaded()))
         .await?;
