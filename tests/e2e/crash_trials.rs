@@ -113,8 +113,16 @@ async fn confirmed_all(client: &ApiClient, keys: &[String], secs: u64) -> bool {
     }
 }
 
+/// `Err(why())` unless `ok`. The test returns its failure rather than panicking, so that what
+/// went wrong is the last thing it prints (a CI log keeps the end, and a backtrace would push
+/// the message out of it).
+fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(why()) }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
+async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() -> Result<(), String>
+{
     let trials = env_number("FERRY_CRASH_TRIALS", 30);
     let seed = env_number("FERRY_CRASH_SEED", {
         let nanos = std::time::SystemTime::now()
@@ -187,11 +195,14 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
         let child = again.spawn().unwrap();
         let done = confirmed_all(&client, &keys, 90).await;
         kill(child);
-        assert!(
-            done,
-            "trial {trial} (seed {seed}, killed after {wait:?}) never finished; its run again said:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        if !done {
+            eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        ensure(done, || {
+            format!(
+                "trial {trial} (seed {seed}, killed after {wait:?}) never finished (its run again's log is above)"
+            )
+        })?;
         for ((_, content), key) in files.into_iter().zip(keys) {
             expected.push((key, content));
         }
@@ -216,26 +227,32 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
             .iter()
             .filter(|r| r.key.ends_with(key.as_str()))
             .collect();
-        assert_eq!(
-            rows.len(),
-            1,
-            "{key}: exactly one history row, got {rows:?}"
-        );
+        ensure(rows.len() == 1, || {
+            format!("{key} (seed {seed}): exactly one history row, got {rows:?}")
+        })?;
         let row = rows[0];
-        assert_eq!(row.status, UploadStatus::Confirmed, "{key}");
-        assert_eq!(row.size, content.len() as u64, "{key}");
-        assert_eq!(row.etag, expected_etag(content, 16 * MIB, 8 * MIB), "{key}");
+        let etag = expected_etag(content, 16 * MIB, 8 * MIB);
+        let right = row.status == UploadStatus::Confirmed
+            && row.size == content.len() as u64
+            && row.etag == etag;
+        ensure(right, || {
+            format!(
+                "{key} (seed {seed}): confirmed, {} bytes, ETag {etag}: {row:?}",
+                content.len()
+            )
+        })?;
         let stored = server
             .server
             .object_bytes(&row.bucket, &row.key)
             .await
             .unwrap();
-        assert!(
-            stored.as_deref() == Some(content.as_slice()),
-            "{key}: stored bytes differ"
-        );
+        ensure(stored.as_deref() == Some(content.as_slice()), || {
+            format!("{key} (seed {seed}): stored bytes differ")
+        })?;
     }
-    assert_eq!(page.items.len(), expected.len(), "no other rows");
+    ensure(page.items.len() == expected.len(), || {
+        format!("seed {seed}: no other rows: {:?}", page.items)
+    })?;
 
     let store = StoreClient::new(client.grant().await);
     let open = store.list_uploads("").await;
@@ -243,12 +260,14 @@ async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() {
     if open.body.contains("<UploadId>") {
         print_logs_of_trials_in(&open.body, dir.path());
     }
-    assert!(
-        !open.body.contains("<UploadId>"),
-        "no multipart upload is left open: {}",
-        open.body
-    );
+    ensure(!open.body.contains("<UploadId>"), || {
+        format!(
+            "seed {seed}: no multipart upload is left open (the logs of its trials are above): {}",
+            open.body
+        )
+    })?;
     ferry_tests::figures("crash_trials", &summary);
+    Ok(())
 }
 
 /// Prints what the runs of each trial named in `listing` (by its keys, `trial-N/`) logged
