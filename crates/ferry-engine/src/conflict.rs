@@ -88,6 +88,8 @@ pub(crate) enum Write {
     Replace,
     /// Refuse to (sent as a conditional write where the store takes one).
     OnlyNew,
+    /// Nothing to write: the key holds the file's very bytes (a file sent in one PUT).
+    Present,
 }
 
 /// Where a file goes and how its write treats what is there.
@@ -262,7 +264,8 @@ pub(crate) async fn refused(
 
 /// What `row`'s rule does with the object found at `key` — unless the object is the file's
 /// own earlier version (what it stored there and had confirmed, or what its PUT stored there
-/// while the file changed; same ETag), which it updates.
+/// while the file changed; same ETag), which it updates, or holds the file's very bytes (what
+/// a run stopped right after its PUT leaves), which is taken as the file's upload.
 async fn found(
     shared: &Arc<Shared>,
     row: &FileRow,
@@ -284,6 +287,13 @@ async fn found(
         return Ok(Settled {
             key,
             write: Write::Replace,
+        });
+    }
+    let single_put = object.size < shared.settings().single_put_threshold;
+    if single_put && crate::transfer::holds(&row.path, object.size, &object.etag).await {
+        return Ok(Settled {
+            key,
+            write: Write::Present,
         });
     }
     // The rule as it is now: a decision for all may have come while the file uploaded.

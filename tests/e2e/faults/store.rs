@@ -1111,22 +1111,19 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     assert_ne!(source.data, now);
 }
 
-/// The engine stops (closed, as a killed run would) while its Complete has taken effect at the
-/// store and the answer has not come back; the next engine finds its upload gone and the
-/// file's own bytes at the key. It records the file as uploaded without sending a part again
-/// and without asking about the object — on a store that refuses conditional writes (S3) and
-/// on one that is looked at instead (OBS) — and no upload is left open.
-async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again(
+/// A write of `source` (the request `held` keeps the answer of) taken effect at the store,
+/// its engine stopped before the answer came (closed, as a killed run would be), and a new
+/// engine on the same data dir run until idle: it, its events, and the bytes it sent to the
+/// store. Every check that the file is there once follows: one confirmed history row with the
+/// file's ETag (on OBS confirmed by the store's callback to the first write, with no checksum —
+/// so not `assert_arrived_once`), the journal's row confirmed, the file's bytes stored, no
+/// failure shown, no multipart upload left open.
+async fn stopped_after_its_write_took_effect(
+    rig: &Rig,
     provider: ferry_protocol::Provider,
-) {
-    let rig = Rig::start(|_| {}).await;
-    let source = rig.file("completed.bin", 24 * MIB, 41);
-    let held = rig.store.add(
-        Rule::new(Action::HoldAnswer)
-            .method("POST")
-            .target("completed.bin?uploadId=")
-            .nth(1),
-    );
+    source: &super::Source,
+    held: ferry_tests::proxy::RuleHandle,
+) -> u64 {
     let dialect = |c: &mut ferry_engine::EngineConfig| {
         c.grant = ferry_protocol::GrantRequest {
             ttl_seconds: None,
@@ -1142,22 +1139,16 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
     let running = first.run_until_idle();
     tokio::pin!(running);
     tokio::select! {
-        done = &mut running => panic!("finished with its Complete held: {done:?}"),
-        () = held.wait_matched("the Complete") => {}
+        done = &mut running => panic!("finished with its write held: {done:?}"),
+        () = held.wait_matched("the write") => {}
     }
-    // Its Complete has taken effect once the store holds the object.
+    // The write has taken effect once the store holds the object.
     let grant = first.credentials().current().await.unwrap();
-    let key = format!("{}completed.bin", grant.prefix);
+    let key = format!("{}{}", grant.prefix, source.name());
+    let stored = || rig.server.server.object_bytes(&grant.bucket, &key);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rig
-        .server
-        .server
-        .object_bytes(&grant.bucket, &key)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "the Complete never took effect");
+    while stored().await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the write never took effect");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // (Its run is not polled again: the engine's tasks end with it.)
@@ -1171,14 +1162,12 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
     assert_eq!(summary.confirmed, 1, "{summary:?}");
     assert!(failures(&events).is_empty(), "{:#?}", failures(&events));
     let sent = rig.store.traffic().bytes_up - sent_before;
-    assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
-    // One history row, confirmed (on OBS by the store's callback to the first Complete, with
-    // no checksum — so not `assert_arrived_once`), and the file's bytes in the store.
     let page = rig.server.history("alice", &rig.password).await;
+    let suffix = format!("/{}", source.name());
     let rows: Vec<_> = page
         .items
         .iter()
-        .filter(|r| r.key.ends_with("/completed.bin"))
+        .filter(|r| r.key.ends_with(&suffix))
         .collect();
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0].status, ferry_protocol::UploadStatus::Confirmed);
@@ -1186,8 +1175,7 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
     assert_eq!(rows[0].etag, etag);
     let row = again.journal().file(source.id(&again)).unwrap().unwrap();
     assert_eq!(row.state, FileState::Confirmed, "{row:?}");
-    let stored = rig.server.server.object_bytes(&grant.bucket, &key).await;
-    assert!(stored.unwrap().as_deref() == Some(source.data.as_slice()));
+    assert!(stored().await.unwrap().as_deref() == Some(source.data.as_slice()));
     let api = rig.server.login("alice", &rig.password).await;
     let open = ferry_tests::StoreClient::new(api.grant().await)
         .list_uploads("")
@@ -1198,6 +1186,26 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
         "no multipart upload is left open: {}",
         open.body
     );
+    sent
+}
+
+/// The engine stops while its Complete has taken effect and the answer has not come back; the
+/// next engine finds its upload gone and the file's own bytes at the key. It records the file
+/// as uploaded without sending a part again and without asking about the object — on a store
+/// that refuses conditional writes (S3) and on one that is looked at instead (OBS).
+async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again(
+    provider: ferry_protocol::Provider,
+) {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("completed.bin", 24 * MIB, 41);
+    let held = rig.store.add(
+        Rule::new(Action::HoldAnswer)
+            .method("POST")
+            .target("completed.bin?uploadId=")
+            .nth(1),
+    );
+    let sent = stopped_after_its_write_took_effect(&rig, provider, &source, held).await;
+    assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1214,4 +1222,22 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
         ferry_protocol::Provider::Obs,
     )
     .await;
+}
+
+/// The same with a file sent in one PUT, on a store that cannot refuse to replace (OBS: the
+/// key is looked at first): the object there holds the file's very bytes, and the next engine
+/// takes it as the file's upload — nothing sent again, nobody asked whose it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_that_took_effect_before_the_engine_stopped_is_taken_as_it_is_obs() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("put.bin", 3 * MIB, 42);
+    let held = rig.store.add(
+        Rule::new(Action::HoldAnswer)
+            .method("PUT")
+            .target("put.bin")
+            .nth(1),
+    );
+    let provider = ferry_protocol::Provider::Obs;
+    let sent = stopped_after_its_write_took_effect(&rig, provider, &source, held).await;
+    assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
 }

@@ -32,6 +32,7 @@ use crate::journal::{FileState, Journal, Owner};
 use crate::session::Session;
 use crate::storage::Storage;
 
+pub(crate) use self::source::holds;
 pub use self::upload::part_size;
 
 /// How uploads are shaped.

@@ -38,6 +38,23 @@ pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
     blocking(path, fingerprint_now).await
 }
 
+/// Whether the file at `path` holds exactly the bytes of an object of `size` whose ETag is
+/// `etag`: the MD5 of its bytes, as a store gives an object stored in one PUT (an ETag made
+/// from parts, `…-N`, cannot tell, and is `false`). The file is read only when the sizes
+/// agree; one that cannot be read holds nothing.
+pub(crate) async fn holds(path: &Path, size: u64, etag: &str) -> bool {
+    if etag.contains('-') {
+        return false;
+    }
+    match tokio::fs::metadata(path).await {
+        Ok(meta) if meta.is_file() && meta.len() == size => {}
+        _ => return false,
+    }
+    hash_span(path, 0, size)
+        .await
+        .is_ok_and(|(md5, _)| crate::dialect::same_etag(etag, &hex::encode(md5)))
+}
+
 /// Runs `read` on `path` on the blocking pool, in one hop (a small file costs a few system
 /// calls, and each hop to the pool costs two thread switches).
 async fn blocking<T: Send + 'static>(

@@ -132,6 +132,9 @@ pub(crate) async fn upload(
         };
         let written = match big {
             true => super::multipart::multipart(shared, row, &print, &target, sent).await,
+            false if settled.write == Write::Present => {
+                present(shared, row, print.clone(), small.clone(), &target).await
+            }
             false => {
                 put_and_record(
                     shared,
@@ -190,6 +193,58 @@ async fn put_and_record(
     grant: &ferry_protocol::Grant,
 ) -> Result<FileRow> {
     let object = put_whole(shared, row, &print, small.clone(), target, sent, grant).await?;
+    record_put(shared, row, print, small, object).await
+}
+
+/// Takes the object at the key — found to hold the file's very bytes — as the file's upload,
+/// once it is looked at again (it may have been replaced since): nothing is sent. One that no
+/// longer holds them is refused as a conditional write would be, to be settled again.
+async fn present(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: Fingerprint,
+    small: Option<Bytes>,
+    target: &Target<'_>,
+) -> Result<FileRow> {
+    let md5 = match &small {
+        Some(bytes) => md5_of(bytes),
+        None => hash_span(&row.path, 0, print.size).await?.0,
+    };
+    let expected = hex::encode(md5);
+    let who = Who::file(target.owner, row.id);
+    let head = shared.storage.head(&who, target.key).await?;
+    let Some(head) = head.filter(|h| h.size == print.size && same_etag(&h.etag, &expected)) else {
+        return Err(Error::Storage {
+            operation: "PutObject",
+            status: 412,
+            code: "PreconditionFailed".into(),
+            message: "the object at the key changed since it was looked at".into(),
+            request_id: None,
+        });
+    };
+    tracing::info!(
+        file_id = row.id,
+        "the file's bytes are at its key already; nothing sent"
+    );
+    let object = Object {
+        bucket: target.bucket.to_owned(),
+        key: target.key.to_owned(),
+        etag: head.etag,
+        checksum: format!("md5:{expected}"),
+        size: print.size,
+    };
+    record_put(shared, row, print, small, object).await
+}
+
+/// Records `object` — at the key with the file's bytes (`small`, or read from disk) as
+/// `print` saw them — as the file's upload.
+async fn record_put(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: Fingerprint,
+    small: Option<Bytes>,
+    object: Object,
+) -> Result<FileRow> {
     // The file must still be what was hashed and sent (looked at off the journal), and is
     // recorded with its fingerprint in the next group commit.
     let (path, looked) = (row.path.clone(), print.clone());
