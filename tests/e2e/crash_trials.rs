@@ -113,15 +113,25 @@ async fn confirmed_all(client: &ApiClient, keys: &[String], secs: u64) -> bool {
     }
 }
 
+/// What went wrong, printed as written (the test harness prints a returned error with
+/// `Debug`, which would escape its lines).
+struct Failure(String);
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `Err(why())` unless `ok`. The test returns its failure rather than panicking, so that what
-/// went wrong is the last thing it prints (a CI log keeps the end, and a backtrace would push
-/// the message out of it).
-fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
-    if ok { Ok(()) } else { Err(why()) }
+/// went wrong is near the end of what it prints (a CI log keeps the end, and a backtrace would
+/// push the message out of it).
+fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), Failure> {
+    if ok { Ok(()) } else { Err(Failure(why())) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() -> Result<(), String>
+async fn killed_at_random_moments_every_file_ends_confirmed_once_and_intact() -> Result<(), Failure>
 {
     let trials = env_number("FERRY_CRASH_TRIALS", 30);
     let seed = env_number("FERRY_CRASH_SEED", {

@@ -167,8 +167,9 @@ impl Journal {
         })
     }
 
-    /// Records that file `id`'s PUT stored `etag` at the full key `key` with bytes the file no
-    /// longer holds (it changed during the PUT): the object is the file's own.
+    /// Records that file `id`'s write (a PUT, or a Complete of its parts) stored `etag` at the
+    /// full key `key` with bytes the file no longer holds (it changed meanwhile): the object
+    /// is the file's own.
     pub(crate) fn stored_stale(&self, id: i64, key: &str, etag: &str) -> Result<()> {
         self.with(|c| {
             c.run(

@@ -335,7 +335,9 @@ impl Storage {
     ) -> Result<Reply> {
         let dialect = Dialect::of(grant);
         let mut headers = payload.callback.clone();
-        if payload.write == Some(crate::conflict::Write::OnlyNew)
+        if payload
+            .write
+            .is_some_and(|w| w != crate::conflict::Write::Replace)
             && let Some((name, value)) = dialect.only_new_header()
         {
             headers.push((name.to_owned(), value.to_owned()));

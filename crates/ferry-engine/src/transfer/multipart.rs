@@ -40,6 +40,12 @@ pub(super) async fn multipart(
     let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
         Resumed::Open { upload_id, done } => (upload_id, done),
         Resumed::Completed { etag, expected } => {
+            if fingerprint(&row.path).await? != *print {
+                // The object holds the file as it was: its own, replaced by the next try.
+                let key = target.key.to_owned();
+                shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
+                return Err(changed(&row.path));
+            }
             sent.store(print.size, Ordering::Relaxed);
             return record(shared, row, print, target, etag, &expected).await;
         }
@@ -482,62 +488,82 @@ async fn finish(
         .storage
         .grant(&Who::file(target.owner, row.id))
         .await?;
-    // A store that cannot refuse: what appeared at the key while the parts went is found now,
-    // before the Complete would replace it, and refused as the store would.
+    let call = Complete {
+        upload_id,
+        listed: &listed,
+        expected: &expected,
+        callback: callback::headers(shared, &grant, row),
+    };
+    let stored = complete(shared, row, print, target, call).await?;
+    check_object(&stored, &expected, &parts)?;
+    callback::report(shared, row.id, stored.callback.as_ref());
+    record(shared, row, print, target, stored.etag, &expected).await
+}
+
+/// What a Complete sends, and the ETag its object must have.
+struct Complete<'a> {
+    upload_id: &'a str,
+    listed: &'a [(u32, String)],
+    expected: &'a str,
+    callback: Vec<(String, String)>,
+}
+
+/// Completes the upload: what the store stored. Refused for an object at the key — by the
+/// store, or by the look before Complete where the store cannot refuse — the object is taken
+/// when it holds the file's own bytes, and this upload, not needed any more, is aborted: a
+/// Complete sent again after its answer was lost finds what the first one made, or an upload
+/// of this file by a run killed before it heard its answer was completed meanwhile.
+async fn complete(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: &Fingerprint,
+    target: &Target<'_>,
+    call: Complete<'_>,
+) -> Result<Stored> {
+    let who = Who::file(target.owner, row.id);
     let free = match target.looks_before_complete {
         true => found_before_complete(shared, row, target).await,
         false => Ok(()),
     };
     let answer = match free {
         Ok(()) => {
+            let (listed, callback) = (call.listed, call.callback);
             shared
                 .storage
                 .complete(
-                    &Who::file(target.owner, row.id),
+                    &who,
                     target.key,
-                    upload_id,
-                    &listed,
-                    callback::headers(shared, &grant, row),
+                    call.upload_id,
+                    listed,
+                    callback,
                     target.write,
                 )
                 .await
         }
         Err(refused) => Err(refused),
     };
-    let stored = match answer {
-        Ok(stored) => stored,
+    let etag = match answer {
+        Ok(stored) => return Ok(stored),
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
             let mut row = row.clone();
             row.size = Some(print.size);
-            let etag = completed_earlier(shared, &row, target, upload_id, &expected).await?;
-            Stored {
-                etag,
-                crc64: None,
-                callback: None,
-            }
+            completed_earlier(shared, &row, target, call.upload_id, call.expected).await?
         }
-        // Refused for an object at the key: its own, when a Complete sent again after its
-        // answer was lost finds what the first one made, or when an upload of this file by a
-        // run killed before it heard its answer was completed meanwhile — then this upload is
-        // not needed any more.
         Err(err) if crate::conflict::is_exists_refusal(&err) => {
-            match own_object(shared, row.id, target, print.size, &expected).await {
-                Ok(Some(etag)) => {
-                    release(shared, target.owner, row.id, target.key, upload_id).await?;
-                    Stored {
-                        etag,
-                        crc64: None,
-                        callback: None,
-                    }
-                }
-                _ => return Err(err),
-            }
+            let expected = call.expected;
+            let Some(etag) = own_object(shared, row.id, target, print.size, expected).await? else {
+                return Err(err);
+            };
+            release(shared, target.owner, row.id, target.key, call.upload_id).await?;
+            etag
         }
         Err(err) => return Err(err),
     };
-    check_object(&stored, &expected, &parts)?;
-    callback::report(shared, row.id, stored.callback.as_ref());
-    record(shared, row, print, target, stored.etag, &expected).await
+    Ok(Stored {
+        etag,
+        crc64: None,
+        callback: None,
+    })
 }
 
 /// Records the file `Uploaded` as the object its parts made (`etag`, checked against

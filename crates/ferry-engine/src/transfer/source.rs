@@ -384,6 +384,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_holds_an_objects_bytes_only_with_its_size_and_its_md5_as_a_one_put_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes = vec![7u8; 100_000];
+        std::fs::write(&path, &bytes).unwrap();
+        let md5 = hex::encode(md5_of(&bytes));
+        assert!(holds(&path, 100_000, &md5).await);
+        assert!(holds(&path, 100_000, &format!("\"{}\"", md5.to_uppercase())).await);
+        // Another size, other bytes of the same size, an ETag made from parts, no file.
+        assert!(!holds(&path, 99_999, &md5).await);
+        let other = hex::encode(md5_of(&vec![8u8; 100_000]));
+        assert!(!holds(&path, 100_000, &other).await);
+        assert!(!holds(&path, 100_000, &format!("{md5}-1")).await);
+        assert!(!holds(&dir.path().join("gone"), 100_000, &md5).await);
+    }
+
+    #[tokio::test]
     async fn fingerprints_see_size_and_content_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");

@@ -122,6 +122,11 @@ pub(crate) async fn upload(
             };
         }
         let row = &row;
+        if big && settled.write == Write::Present {
+            // (Bytes found whole at the key are a file sent in one PUT's; the threshold may
+            // have moved since this file was judged big: its parts go, conditionally.)
+            settled.write = Write::OnlyNew;
+        }
         inside_grant(&grant, &settled.key, &row.path)?;
         let target = Target {
             bucket: &grant.bucket,
@@ -133,7 +138,7 @@ pub(crate) async fn upload(
         let written = match big {
             true => super::multipart::multipart(shared, row, &print, &target, sent).await,
             false if settled.write == Write::Present => {
-                present(shared, row, print.clone(), small.clone(), &target).await
+                present(shared, row, print.clone(), small.clone(), &target, sent).await
             }
             false => {
                 put_and_record(
@@ -193,65 +198,8 @@ async fn put_and_record(
     grant: &ferry_protocol::Grant,
 ) -> Result<FileRow> {
     let object = put_whole(shared, row, &print, small.clone(), target, sent, grant).await?;
-    record_put(shared, row, print, small, object).await
-}
-
-/// Takes the object at the key — found to hold the file's very bytes — as the file's upload,
-/// once it is looked at again (it may have been replaced since): nothing is sent. One that no
-/// longer holds them is refused as a conditional write would be, to be settled again.
-async fn present(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    print: Fingerprint,
-    small: Option<Bytes>,
-    target: &Target<'_>,
-) -> Result<FileRow> {
-    let md5 = match &small {
-        Some(bytes) => md5_of(bytes),
-        None => hash_span(&row.path, 0, print.size).await?.0,
-    };
-    let expected = hex::encode(md5);
-    let who = Who::file(target.owner, row.id);
-    let head = shared.storage.head(&who, target.key).await?;
-    let Some(head) = head.filter(|h| h.size == print.size && same_etag(&h.etag, &expected)) else {
-        return Err(Error::Storage {
-            operation: "PutObject",
-            status: 412,
-            code: "PreconditionFailed".into(),
-            message: "the object at the key changed since it was looked at".into(),
-            request_id: None,
-        });
-    };
-    tracing::info!(
-        file_id = row.id,
-        "the file's bytes are at its key already; nothing sent"
-    );
-    let object = Object {
-        bucket: target.bucket.to_owned(),
-        key: target.key.to_owned(),
-        etag: head.etag,
-        checksum: format!("md5:{expected}"),
-        size: print.size,
-    };
-    record_put(shared, row, print, small, object).await
-}
-
-/// Records `object` — at the key with the file's bytes (`small`, or read from disk) as
-/// `print` saw them — as the file's upload.
-async fn record_put(
-    shared: &Arc<Shared>,
-    row: &FileRow,
-    print: Fingerprint,
-    small: Option<Bytes>,
-    object: Object,
-) -> Result<FileRow> {
-    // The file must still be what was hashed and sent (looked at off the journal), and is
-    // recorded with its fingerprint in the next group commit.
-    let (path, looked) = (row.path.clone(), print.clone());
-    let same = crate::blocking::run("looking at a file", move || {
-        unchanged(&path, &looked, small.as_deref())
-    })
-    .await;
+    // The file must still be what was hashed and sent (looked at off the journal).
+    let same = still_as_seen(row, &print, small).await;
     if !matches!(same, Ok(true)) {
         // The object at the key is this file's, if not its bytes of now (or the file is gone
         // for a moment, as an editor saving it by renaming leaves it): its next try replaces
@@ -260,6 +208,77 @@ async fn record_put(
         shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
         return Err(same.err().unwrap_or_else(|| changed(&row.path)));
     }
+    record_put(shared, row, print, object).await
+}
+
+/// Takes the object at the key — found to hold the file's very bytes — as the file's upload,
+/// once it is looked at again (it may have been replaced since): nothing is sent. One that no
+/// longer holds them is refused as a conditional write would be, to be settled again (or the
+/// file changed, and starts again).
+async fn present(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: Fingerprint,
+    small: Option<Bytes>,
+    target: &Target<'_>,
+    sent: &Arc<AtomicU64>,
+) -> Result<FileRow> {
+    let md5 = match &small {
+        Some(bytes) => md5_of(bytes),
+        None => hash_span(&row.path, 0, print.size).await?.0,
+    };
+    let expected = hex::encode(md5);
+    let who = Who::file(target.owner, row.id);
+    let head = shared.storage.head(&who, target.key).await?;
+    let same = still_as_seen(row, &print, small).await?;
+    let Some(head) = head.filter(|h| h.size == print.size && same_etag(&h.etag, &expected)) else {
+        return Err(match same {
+            false => changed(&row.path),
+            true => Error::Storage {
+                operation: "PutObject",
+                status: 412,
+                code: "PreconditionFailed".into(),
+                message: "the object at the key changed since it was looked at".into(),
+                request_id: None,
+            },
+        });
+    };
+    if !same {
+        return Err(changed(&row.path));
+    }
+    tracing::info!(
+        file_id = row.id,
+        "the file's bytes are at its key already; nothing sent"
+    );
+    sent.store(print.size, std::sync::atomic::Ordering::Relaxed);
+    let object = Object {
+        bucket: target.bucket.to_owned(),
+        key: target.key.to_owned(),
+        etag: head.etag,
+        checksum: format!("md5:{expected}"),
+        size: print.size,
+    };
+    record_put(shared, row, print, object).await
+}
+
+/// Whether the file is still what `print` saw (and, read whole, still `small`): looked at off
+/// the journal.
+async fn still_as_seen(row: &FileRow, print: &Fingerprint, small: Option<Bytes>) -> Result<bool> {
+    let (path, looked) = (row.path.clone(), print.clone());
+    crate::blocking::run("looking at a file", move || {
+        unchanged(&path, &looked, small.as_deref())
+    })
+    .await
+}
+
+/// Records `object` — at the key with the file's bytes as `print` saw them — as the file's
+/// upload, with its fingerprint, in the next group commit.
+async fn record_put(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    print: Fingerprint,
+    object: Object,
+) -> Result<FileRow> {
     let (id, recorded) = (row.id, object.clone());
     shared
         .grouped(move |j| {
