@@ -333,13 +333,12 @@ async fn watch_a_folder(driver: &Driver, server: &TestServer, password: &str, di
     driver.click_text("Folders").await;
     driver.click_text("Choose…").await;
     driver.choose_in_dialog(FOLDER_DIALOG, &folder).await;
-    let chosen = driver
-        .script(
-            "return document.querySelector('[data-testid=chosen-folder]').textContent;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(chosen, json!(folder.display().to_string()));
+    // (The dialog's answer reaches the page a moment after the dialog closes.)
+    let chosen = queue::wait_text(driver, "chosen-folder", "the chosen folder", |t| {
+        t.starts_with('/')
+    })
+    .await;
+    assert_eq!(chosen, folder.display().to_string());
     driver.type_into("input[name=prefix]", "inbox").await;
     driver.click_text("Watch folder").await;
     let folders = loop {

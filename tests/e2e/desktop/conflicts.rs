@@ -9,30 +9,8 @@ use ferry_tests::TestServer;
 use serde_json::{Value, json};
 
 use super::driver::Driver;
-use super::queue::{add_file, text_of};
+use super::queue::{add_file, text_of, wait_text};
 use super::wait_confirmed;
-
-/// Waits until the element marked `test_id` shows text matching `check`; that text.
-async fn wait_text(
-    driver: &Driver,
-    test_id: &str,
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(text) = text_of(driver, test_id).await.as_str()
-            && check(text)
-        {
-            return text.to_owned();
-        }
-        if Instant::now() > deadline {
-            driver.screenshot("failure").await;
-            panic!("{what} not shown within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_already_at_the_store_is_asked_about_and_a_saved_rule_applies_at_once() {

@@ -65,6 +65,28 @@ pub(super) async fn text_of(driver: &Driver, test_id: &str) -> Value {
         .await
 }
 
+/// Waits until the element marked `test_id` shows text matching `check`; that text.
+pub(super) async fn wait_text(
+    driver: &Driver,
+    test_id: &str,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(text) = text_of(driver, test_id).await.as_str()
+            && check(text)
+        {
+            return text.to_owned();
+        }
+        if Instant::now() > deadline {
+            driver.screenshot("failure").await;
+            panic!("{what} not shown within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The number just before `marker` in `text` (`3` for "attempt 3 of 5" and " of 5").
 fn number_before(text: &str, marker: &str) -> u32 {
     let head = text
