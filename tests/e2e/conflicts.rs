@@ -96,6 +96,40 @@ async fn ferry_upload_waits_for_a_choice_and_a_run_with_one_settles_it() {
     assert!(!ok && err.contains("not one of"), "{err}");
 }
 
+/// The queue of `alice`'s engine, running.
+type Running<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = ferry_engine::Result<ferry_engine::transfer::Summary>>
+            + 'a,
+    >,
+>;
+
+/// Queues `video.bin` (24 MiB of `seed`) on `alice`'s engine and runs the queue until the
+/// file's multipart upload is begun (the key was free when it was looked at): the queue still
+/// running, the file's bytes, its full key and its id.
+async fn begun_upload(alice: &Alice, seed: u64) -> (Running<'_>, Vec<u8>, String, i64) {
+    let engine = &alice.engine;
+    let file = alice.dir.path().join("video.bin");
+    let data = bytes(24 * MIB, seed);
+    std::fs::write(&file, &data).unwrap();
+    let grant = engine.credentials().current().await.unwrap();
+    let key = format!("{}video.bin", grant.prefix);
+    let id = engine.enqueue(std::slice::from_ref(&file)).await.unwrap()[0];
+    let mut running: Running<'_> = Box::pin(engine.run_until_idle());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            done = &mut running => panic!("finished before the upload was begun: {done:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let row = engine.journal().file(id).unwrap().unwrap();
+        if row.upload_id.is_some() {
+            return (running, data, key, id);
+        }
+        assert!(Instant::now() < deadline, "the upload never began");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_written_during_a_multipart_upload_is_kept_until_the_user_says_overwrite() {
     let alice = Alice::start(|c| {
@@ -104,34 +138,9 @@ async fn an_object_written_during_a_multipart_upload_is_kept_until_the_user_says
     })
     .await;
     let engine = &alice.engine;
-    let file = alice.dir.path().join("video.bin");
-    let data = bytes(24 * MIB, 700);
-    std::fs::write(&file, &data).unwrap();
     let grant = engine.credentials().current().await.unwrap();
-    let key = format!("{}video.bin", grant.prefix);
-    let id = engine.enqueue(std::slice::from_ref(&file)).await.unwrap()[0];
-    let running = engine.run_until_idle();
-    tokio::pin!(running);
-    // Once the upload is begun (the key was free when it was looked at), someone else's
-    // object lands at the key.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        tokio::select! {
-            done = &mut running => panic!("finished before the object was written: {done:?}"),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-        if engine
-            .journal()
-            .file(id)
-            .unwrap()
-            .unwrap()
-            .upload_id
-            .is_some()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload never began");
-    }
+    // Once the upload is begun, someone else's object lands at the key.
+    let (mut running, data, key, id) = begun_upload(&alice, 700).await;
     let put = StoreClient::new((*grant).clone())
         .put(&key, b"theirs".to_vec())
         .await;
@@ -181,8 +190,10 @@ async fn an_object_written_during_a_multipart_upload_is_kept_until_the_user_says
 async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no_upload_open(
     provider: ferry_protocol::Provider,
 ) {
+    // Slow enough (8 s for the file) that the other client's upload, unthrottled, is done
+    // well before the engine's Complete, even on a loaded machine.
     let alice = Alice::start(|c| {
-        c.transfer.bandwidth = Some(8 * MIB as u64);
+        c.transfer.bandwidth = Some(3 * MIB as u64);
         c.transfer.per_file_parts = 1;
         c.grant = ferry_protocol::GrantRequest {
             ttl_seconds: None,
@@ -192,27 +203,9 @@ async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no
     })
     .await;
     let engine = &alice.engine;
-    let file = alice.dir.path().join("video.bin");
-    let data = bytes(24 * MIB, 701);
-    std::fs::write(&file, &data).unwrap();
     let grant = engine.credentials().current().await.unwrap();
     assert_eq!(grant.provider, provider);
-    let key = format!("{}video.bin", grant.prefix);
-    let id = engine.enqueue(std::slice::from_ref(&file)).await.unwrap()[0];
-    let running = engine.run_until_idle();
-    tokio::pin!(running);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        tokio::select! {
-            done = &mut running => panic!("finished before the object was written: {done:?}"),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-        let row = engine.journal().file(id).unwrap().unwrap();
-        if row.upload_id.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload never began");
-    }
+    let (mut running, data, key, id) = begun_upload(&alice, 701).await;
     // The same bytes in the same parts: the object another upload of this file makes (sent
     // with a grant of the account in S3's dialect, which the test client speaks).
     let s3 = alice
@@ -234,7 +227,7 @@ async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no
     }
     let done = store.complete(&key, &other, &parts).await;
     assert_eq!(done.status, 200, "{}", done.body);
-    // (Before the engine's own Complete, which its throttle keeps ~3 s away: that one is
+    // (Before the engine's own Complete, which its throttle keeps seconds away: that one is
     // refused for the object there.)
     let row = engine.journal().file(id).unwrap().unwrap();
     assert_eq!(row.state, FileState::Uploading, "{row:?}");
