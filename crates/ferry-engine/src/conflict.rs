@@ -112,6 +112,18 @@ fn exists(row: &FileRow, key: &str) -> Error {
     }
 }
 
+/// The refusal a conditional write gets when the key holds an object (S3's `412
+/// PreconditionFailed`), made by the engine where it looked first.
+pub(crate) fn object_there(operation: &'static str, message: &str) -> Error {
+    Error::Storage {
+        operation,
+        status: 412,
+        code: "PreconditionFailed".into(),
+        message: message.into(),
+        request_id: None,
+    }
+}
+
 /// Whether a store refusal says the object exists (a conditional write refused).
 pub(crate) fn is_exists_refusal(err: &Error) -> bool {
     matches!(err, Error::Storage { status: 412, code, .. } if code == "PreconditionFailed")

@@ -136,8 +136,8 @@ impl Journal {
 
     /// The ETags of objects at the full key `object_key` that are file `id`'s (at `path`, of
     /// `owner`) own: what `owner`'s uploads of `path` last had confirmed there (by this row or
-    /// an earlier one of the same path), and what row `id`'s PUT stored there while the file
-    /// changed under it. An object with one of them is the file's own earlier version.
+    /// an earlier one of the same path), and what row `id`'s write (a PUT, or a Complete found
+    /// done) stored there while the file changed under it. An object with one of them is the file's own earlier version.
     pub(crate) fn own_objects(
         &self,
         owner: &Owner,
@@ -265,7 +265,7 @@ mod tests {
         );
     }
 
-    /// A file's own objects at a key: what its path had confirmed there, and what its PUT
+    /// A file's own objects at a key: what its path had confirmed there, and what its write
     /// stored there while it changed — that row's only, at that key only, until its upload
     /// lands.
     #[test]

@@ -162,8 +162,9 @@ CREATE INDEX files_unfinished_owner ON files (server, user_id)
 CREATE INDEX files_finished ON files (server, user_id, id)
     WHERE cleared = 0 AND (state = 'confirmed' OR state = 'skipped' OR state = 'cancelled');
 "#,
-    // The object a file's one PUT stored when the file turned out to have changed under it:
-    // its own (`conflict`), which its next try replaces without asking.
+    // The object a file's write (a PUT, or a Complete found done) stored when the file turned
+    // out to have changed under it: its own (`conflict`), which its next try replaces without
+    // asking.
     r#"
 ALTER TABLE files ADD COLUMN stale_key TEXT;
 ALTER TABLE files ADD COLUMN stale_etag TEXT;

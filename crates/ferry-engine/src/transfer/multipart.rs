@@ -602,13 +602,10 @@ async fn found_before_complete(
         .await?
     {
         None => Ok(()),
-        Some(_) => Err(Error::Storage {
-            operation: "CompleteMultipartUpload",
-            status: 412,
-            code: "PreconditionFailed".into(),
-            message: "an object was stored at the key while the parts were sent".into(),
-            request_id: None,
-        }),
+        Some(_) => Err(crate::conflict::object_there(
+            "CompleteMultipartUpload",
+            "an object was stored at the key while the parts were sent",
+        )),
     }
 }
 

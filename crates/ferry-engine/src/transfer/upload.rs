@@ -230,22 +230,15 @@ async fn present(
     let expected = hex::encode(md5);
     let who = Who::file(target.owner, row.id);
     let head = shared.storage.head(&who, target.key).await?;
-    let same = still_as_seen(row, &print, small).await?;
-    let Some(head) = head.filter(|h| h.size == print.size && same_etag(&h.etag, &expected)) else {
-        return Err(match same {
-            false => changed(&row.path),
-            true => Error::Storage {
-                operation: "PutObject",
-                status: 412,
-                code: "PreconditionFailed".into(),
-                message: "the object at the key changed since it was looked at".into(),
-                request_id: None,
-            },
-        });
-    };
-    if !same {
+    if !still_as_seen(row, &print, small).await? {
         return Err(changed(&row.path));
     }
+    let Some(head) = head.filter(|h| h.size == print.size && same_etag(&h.etag, &expected)) else {
+        return Err(conflict::object_there(
+            "PutObject",
+            "the object at the key changed since it was looked at",
+        ));
+    };
     tracing::info!(
         file_id = row.id,
         "the file's bytes are at its key already; nothing sent"
