@@ -195,11 +195,7 @@ async fn its_own_bytes_landing_during_a_multipart_upload_confirm_it_and_leave_no
     let alice = Alice::start(|c| {
         c.transfer.bandwidth = Some(3 * MIB as u64);
         c.transfer.per_file_parts = 1;
-        c.grant = ferry_protocol::GrantRequest {
-            ttl_seconds: None,
-            provider: Some(provider),
-            signature_version: Some(ferry_protocol::SignatureVersion::V4),
-        };
+        c.grant = ferry_tests::grant_in(provider);
     })
     .await;
     let engine = &alice.engine;

@@ -183,6 +183,7 @@ impl Rig {
 }
 
 /// A file to upload and its bytes.
+#[derive(Clone)]
 pub(crate) struct Source {
     pub(crate) path: PathBuf,
     pub(crate) data: Vec<u8>,

@@ -622,6 +622,15 @@ pub async fn engine(
     (engine, recorder)
 }
 
+/// The grant an engine asks for to speak `provider`'s dialect (signed with V4).
+pub fn grant_in(provider: ferry_protocol::Provider) -> ferry_protocol::GrantRequest {
+    ferry_protocol::GrantRequest {
+        ttl_seconds: None,
+        provider: Some(provider),
+        signature_version: Some(ferry_protocol::SignatureVersion::V4),
+    }
+}
+
 /// The ETag S3 gives a file uploaded with `part_size` parts (or one PUT below `threshold`).
 pub fn expected_etag(data: &[u8], threshold: usize, part_size: usize) -> String {
     if data.len() < threshold {

@@ -1006,19 +1006,11 @@ async fn a_grant_that_may_not_look_still_never_replaces_an_object_where_the_stor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_that_may_not_look_asks_before_writing_where_the_store_cannot_refuse() {
     use ferry_engine::conflict::OnConflict;
-    use ferry_protocol::{GrantRequest, Provider, SignatureVersion};
     let rig = Rig::start(|_| {}).await;
     no_looking(&rig);
     let file = rig.file("obs.txt", 1000, 42);
-    let (engine, _) = rig
-        .engine(|c| {
-            c.grant = GrantRequest {
-                ttl_seconds: None,
-                provider: Some(Provider::Obs),
-                signature_version: Some(SignatureVersion::V4),
-            }
-        })
-        .await;
+    let obs = ferry_protocol::Provider::Obs;
+    let (engine, _) = rig.engine(|c| c.grant = ferry_tests::grant_in(obs)).await;
     let summary = Rig::upload_all(&engine, std::slice::from_ref(&file), 60, "the upload").await;
     assert_eq!(summary.confirmed, 0, "{summary:?}");
     let id = file.id(&engine);
@@ -1048,9 +1040,13 @@ async fn a_grant_that_may_not_look_asks_before_writing_where_the_store_cannot_re
 /// from the bytes read before — waits at the store's door: the check after the PUT finds the
 /// bytes on disk are not those sent, and the file goes again — over the object its first PUT
 /// stored, without asking, under the default rule. The store and the history end with what
-/// the file holds now.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes() {
+/// the file holds now — on S3, which refuses a conditional PUT (3 PUTs: the first, the one
+/// refused, the one that replaces), and on OBS, which is looked at first (2), where the first
+/// PUT's callback recorded the old bytes.
+async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes(
+    provider: ferry_protocol::Provider,
+    puts: usize,
+) {
     let rig = Rig::start(|_| {}).await;
     let source = rig.file("rewritten-small.bin", 32 * 1024, 38);
     let held = rig.store.add(
@@ -1061,7 +1057,7 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     );
     // Under the default rule ("ask"): the first PUT stores the old bytes, which are the
     // file's own — the next try replaces them without asking.
-    let (engine, events) = rig.engine(|_| {}).await;
+    let (engine, events) = rig.engine(|c| c.grant = ferry_tests::grant_in(provider)).await;
     let path = source.path.clone();
     let rewrite = async {
         after_match(&held, "the first PUT", Duration::ZERO).await;
@@ -1076,11 +1072,10 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     let (summary, now) = tokio::join!(Rig::upload_all(&engine, sources, 60, "the upload"), rewrite);
     assert_eq!(summary.confirmed, 1, "{summary:?}");
     assert_eq!(held.applied(), 1);
-    // Sent again: its conditional write is refused for the object of the first PUT, found
-    // to be the file's own, and replaced.
+    // Sent again: the object of the first PUT is found to be the file's own, and replaced.
     assert_eq!(
         rig.store.count("PUT", "rewritten-small.bin"),
-        3,
+        puts,
         "sent again"
     );
     let changed = retries(&events)
@@ -1088,15 +1083,17 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
         .any(|r| r.error.code == "file_changed");
     assert!(changed, "said why it went again: {:#?}", retries(&events));
     assert!(failures(&events).is_empty(), "{:#?}", failures(&events));
-    // The history has the old bytes' PUT as stored only, and the new ones confirmed; the
-    // store holds the new ones.
+    // The history has the old bytes' PUT as stored only (on OBS confirmed by its callback,
+    // under an upload id of its own), and, newest, the new ones confirmed; the store holds the
+    // new ones.
     let page = rig.server.history("alice", &rig.password).await;
     let confirmed: Vec<_> = page
         .items
         .iter()
         .filter(|r| r.status == ferry_protocol::UploadStatus::Confirmed)
         .collect();
-    assert_eq!(confirmed.len(), 1, "{:#?}", page.items);
+    let old_confirmed = usize::from(provider == ferry_protocol::Provider::Obs);
+    assert_eq!(confirmed.len(), 1 + old_confirmed, "{:#?}", page.items);
     assert_eq!(confirmed[0].etag, ferry_tests::md5_hex(&now));
     let stored = rig
         .server
@@ -1111,26 +1108,40 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     assert_ne!(source.data, now);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes_s3() {
+    a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes(
+        ferry_protocol::Provider::S3,
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes_obs() {
+    a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_its_new_bytes(
+        ferry_protocol::Provider::Obs,
+        2,
+    )
+    .await;
+}
+
 /// A write of `source` (the request `held` keeps the answer of) taken effect at the store,
-/// its engine stopped before the answer came (closed, as a killed run would be), and a new
-/// engine on the same data dir run until idle: it, its events, and the bytes it sent to the
-/// store. Every check that the file is there once follows: one confirmed history row with the
-/// file's ETag (on OBS confirmed by the store's callback to the first write, with no checksum —
-/// so not `assert_arrived_once`), the journal's row confirmed, the file's bytes stored, no
-/// failure shown, no multipart upload left open.
+/// its engine stopped before the answer came (closed, as a killed run would be), `between`
+/// done to the file, and a new engine on the same data dir run until idle (at the default
+/// rule: an object of someone else's at the key would be asked about). Checks that the file
+/// as it now is is there: a confirmed history row with its ETag, the journal's row confirmed,
+/// its bytes stored, no failure shown, no multipart upload left open. Gives the bytes the new
+/// engine sent to the store and the key's history rows (on OBS the first write is confirmed by
+/// the store's callback, with no checksum — so not `assert_arrived_once`).
 async fn stopped_after_its_write_took_effect(
     rig: &Rig,
     provider: ferry_protocol::Provider,
     source: &super::Source,
     held: ferry_tests::proxy::RuleHandle,
-) -> u64 {
-    let dialect = |c: &mut ferry_engine::EngineConfig| {
-        c.grant = ferry_protocol::GrantRequest {
-            ttl_seconds: None,
-            provider: Some(provider),
-            signature_version: Some(ferry_protocol::SignatureVersion::V4),
-        }
-    };
+    between: impl FnOnce() -> super::Source,
+) -> (u64, Vec<ferry_protocol::UploadRecord>) {
+    let dialect = |c: &mut ferry_engine::EngineConfig| c.grant = ferry_tests::grant_in(provider);
     let (first, _) = rig.engine(dialect).await;
     first
         .enqueue(std::slice::from_ref(&source.path))
@@ -1153,26 +1164,30 @@ async fn stopped_after_its_write_took_effect(
     }
     // (Its run is not polled again: the engine's tasks end with it.)
     first.close().await;
+    let source = between();
 
     let sent_before = rig.store.traffic().bytes_up;
     let (again, events) = rig.engine(dialect).await;
     let summary = within(60, "the next run", again.run_until_idle())
         .await
         .unwrap();
-    assert_eq!(summary.confirmed, 1, "{summary:?}");
-    assert!(failures(&events).is_empty(), "{:#?}", failures(&events));
+    let failed = failures(&events);
+    assert_eq!(summary.confirmed, 1, "{summary:?}: {failed:#?}");
+    assert!(failed.is_empty(), "{failed:#?}");
     let sent = rig.store.traffic().bytes_up - sent_before;
     let page = rig.server.history("alice", &rig.password).await;
     let suffix = format!("/{}", source.name());
     let rows: Vec<_> = page
         .items
-        .iter()
+        .into_iter()
         .filter(|r| r.key.ends_with(&suffix))
         .collect();
-    assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].status, ferry_protocol::UploadStatus::Confirmed);
     let etag = ferry_tests::expected_etag(&source.data, super::THRESHOLD, PART);
-    assert_eq!(rows[0].etag, etag);
+    assert!(
+        rows.iter()
+            .any(|r| r.etag == etag && r.status == ferry_protocol::UploadStatus::Confirmed),
+        "a confirmed row with the file's ETag {etag}: {rows:#?}"
+    );
     let row = again.journal().file(source.id(&again)).unwrap().unwrap();
     assert_eq!(row.state, FileState::Confirmed, "{row:?}");
     assert!(stored().await.unwrap().as_deref() == Some(source.data.as_slice()));
@@ -1186,7 +1201,7 @@ async fn stopped_after_its_write_took_effect(
         "no multipart upload is left open: {}",
         open.body
     );
-    sent
+    (sent, rows)
 }
 
 /// The engine stops while its Complete has taken effect and the answer has not come back; the
@@ -1204,8 +1219,11 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
             .target("completed.bin?uploadId=")
             .nth(1),
     );
-    let sent = stopped_after_its_write_took_effect(&rig, provider, &source, held).await;
+    let (sent, rows) =
+        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone())
+            .await;
     assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1238,6 +1256,46 @@ async fn a_put_that_took_effect_before_the_engine_stopped_is_taken_as_it_is_obs(
             .nth(1),
     );
     let provider = ferry_protocol::Provider::Obs;
-    let sent = stopped_after_its_write_took_effect(&rig, provider, &source, held).await;
+    let (sent, rows) =
+        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone())
+            .await;
     assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+}
+
+/// The engine stops while its Complete has taken effect, and the file is then written again
+/// (another size, another time) before the next run: the object at the key is the file's own
+/// earlier bytes, so the next engine replaces it with the file as it now is — without asking
+/// whose it is (the default rule asks about anyone else's) — on S3 and on OBS.
+async fn a_file_changed_after_its_complete_took_effect_replaces_its_own_object(
+    provider: ferry_protocol::Provider,
+) {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("rewritten.bin", 24 * MIB, 43);
+    let held = rig.store.add(
+        Rule::new(Action::HoldAnswer)
+            .method("POST")
+            .target("rewritten.bin?uploadId=")
+            .nth(1),
+    );
+    let rewrite = || rig.file("rewritten.bin", 20 * MIB, 44);
+    let (sent, _) =
+        stopped_after_its_write_took_effect(&rig, provider, &source, held, rewrite).await;
+    assert!(sent >= 20 * MIB as u64, "the new bytes went: {sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_its_complete_took_effect_replaces_its_own_object_s3() {
+    a_file_changed_after_its_complete_took_effect_replaces_its_own_object(
+        ferry_protocol::Provider::S3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_its_complete_took_effect_replaces_its_own_object_obs() {
+    a_file_changed_after_its_complete_took_effect_replaces_its_own_object(
+        ferry_protocol::Provider::Obs,
+    )
+    .await;
 }

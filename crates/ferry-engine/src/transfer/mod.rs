@@ -106,10 +106,10 @@ pub(crate) struct Shared {
     pub(crate) confirmations: confirm::Confirmations,
     pub(crate) device: String,
     pub(crate) device_id: String,
-    /// Files whose upload the app server recorded from the store's callback: their client
-    /// confirmation is not needed. Kept in memory only; after a restart the (idempotent)
-    /// client confirmation is sent instead.
-    pub(crate) recorded_by_callback: Mutex<std::collections::HashSet<i64>>,
+    /// Files whose upload the app server recorded from the store's callback, with that
+    /// upload's id: its client confirmation is not needed. Kept in memory only; after a
+    /// restart the (idempotent) client confirmation is sent instead.
+    pub(crate) recorded_by_callback: Mutex<std::collections::HashMap<i64, String>>,
 }
 
 impl Shared {

@@ -129,7 +129,8 @@ async fn reconcile(
     {
         Ok(stored) => stored,
         Err(Error::Storage { code, .. }) if code == "NoSuchUpload" => {
-            if let Some(completed) = completed_before(shared, current, plan, target).await? {
+            let at = (target.owner, target.key);
+            if let Some(completed) = completed_before(shared, current, plan, at).await? {
                 return Ok(completed);
             }
             let id = current.id;
@@ -181,7 +182,7 @@ async fn completed_before(
     shared: &Arc<Shared>,
     current: &FileRow,
     plan: &Plan,
-    target: &Target<'_>,
+    (owner, key): (&Owner, &str),
 ) -> Result<Option<Resumed>> {
     let id = current.id;
     let parts = shared.db(move |j| j.parts(id)).await?;
@@ -194,7 +195,7 @@ async fn completed_before(
         return Ok(None);
     }
     let expected = multipart_etag(&parts);
-    let Some(etag) = own_object(shared, id, target, plan.size, &expected).await? else {
+    let Some(etag) = own_object(shared, id, (owner, key), plan.size, &expected).await? else {
         return Ok(None);
     };
     tracing::info!(
@@ -204,27 +205,52 @@ async fn completed_before(
     Ok(Some(Resumed::Completed { etag, expected }))
 }
 
+/// Notes the object at the key of file `row`'s journaled multipart upload as the file's own when
+/// that upload was completed before the engine stopped (every part of the size the journal
+/// last saw was journaled, and the object holds them): the file as it is now replaces it
+/// without asking whose it is. For a file changed under its upload, before the upload and its
+/// parts are let go of.
+pub(super) async fn note_if_completed(
+    shared: &Arc<Shared>,
+    row: &FileRow,
+    owner: &Owner,
+) -> Result<()> {
+    let (Some(part_size), Some(size), Some(key)) = (row.part_size, row.size, &row.object_key)
+    else {
+        return Ok(());
+    };
+    let plan = Plan::new(part_size, size);
+    if let Some(Resumed::Completed { etag, .. }) =
+        completed_before(shared, row, &plan, (owner, key)).await?
+    {
+        let (id, key) = (row.id, key.clone());
+        shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
+    }
+    Ok(())
+}
+
 /// The ETag of the object at the key when it holds file `id`'s own bytes (its `size` and the
 /// ETag its parts make, `expected`) — another upload of the file made it. `None` when the key
 /// holds nothing or something else, or when the grant may not look.
 async fn own_object(
     shared: &Arc<Shared>,
     id: i64,
-    target: &Target<'_>,
+    (owner, key): (&Owner, &str),
     size: u64,
     expected: &str,
 ) -> Result<Option<String>> {
-    match shared
-        .storage
-        .head(&Who::file(target.owner, id), target.key)
-        .await
-    {
+    match shared.storage.head(&Who::file(owner, id), key).await {
         Ok(Some(head)) if head.size == size && same_etag(&head.etag, expected) => {
             Ok(Some(head.etag))
         }
         Ok(_) | Err(Error::Storage { status: 403, .. }) => Ok(None),
         Err(err) => Err(err),
     }
+}
+
+/// What the journal records a multipart upload was checked against: the ETag its parts make.
+fn parts_checksum(expected: &str) -> String {
+    format!("md5-parts:{expected}")
 }
 
 /// The ETag a store gives the object completed from `parts`: the MD5 of their MD5s, and how
@@ -482,6 +508,7 @@ async fn finish(
         return Err(changed(&row.path));
     }
     let expected = multipart_etag(&parts);
+    let checksum = parts_checksum(&expected);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     check_owner(shared, target.owner)?;
     let grant = shared
@@ -492,11 +519,11 @@ async fn finish(
         upload_id,
         listed: &listed,
         expected: &expected,
-        callback: callback::headers(shared, &grant, row),
+        callback: callback::headers(shared, &grant, row, &checksum),
     };
     let stored = complete(shared, row, print, target, call).await?;
     check_object(&stored, &expected, &parts)?;
-    callback::report(shared, row.id, stored.callback.as_ref());
+    callback::report(shared, row.id, &checksum, stored.callback.as_ref());
     record(shared, row, print, target, stored.etag, &expected).await
 }
 
@@ -551,7 +578,8 @@ async fn complete(
         }
         Err(err) if crate::conflict::is_exists_refusal(&err) => {
             let expected = call.expected;
-            let Some(etag) = own_object(shared, row.id, target, print.size, expected).await? else {
+            let at = (target.owner, target.key);
+            let Some(etag) = own_object(shared, row.id, at, print.size, expected).await? else {
                 return Err(err);
             };
             release(shared, target.owner, row.id, target.key, call.upload_id).await?;
@@ -580,7 +608,7 @@ async fn record(
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
         etag,
-        checksum: format!("md5-parts:{expected}"),
+        checksum: parts_checksum(expected),
         size: print.size,
     };
     let (id, recorded) = (row.id, object.clone());

@@ -82,6 +82,11 @@ pub(crate) async fn upload(
     // Sent in parts or in one PUT: decided once, from the file as looked at.
     let in_parts = sent_in_parts(shared);
     let (print, small) = note_fingerprint(shared, row, owner, &in_parts).await?;
+    // (A file changed under its multipart upload let go of it: the row as the journal has it.)
+    let row = &match row.upload_id {
+        Some(_) => fresh(shared, row).await?,
+        None => row.clone(),
+    };
     let big = in_parts(print.size);
     let grant = shared.storage.grant(&Who::file(owner, row.id)).await?;
     check_owner(shared, owner)?;
@@ -248,7 +253,7 @@ async fn present(
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
         etag: head.etag,
-        checksum: format!("md5:{expected}"),
+        checksum: put_checksum(&expected),
         size: print.size,
     };
     record_put(shared, row, print, object).await
@@ -311,6 +316,8 @@ async fn note_fingerprint(
     }
     if stale {
         tracing::info!(file = %row.path.display(), "the file changed since its upload began; starting again");
+        // (Completed before the engine stopped, it left the file's earlier bytes at the key.)
+        super::multipart::note_if_completed(shared, row, owner).await?;
         abandon(shared, row, owner).await?;
         let found = print.clone();
         shared
@@ -318,6 +325,11 @@ async fn note_fingerprint(
             .await?;
     }
     Ok((print, small))
+}
+
+/// What the journal records a one-PUT upload was checked against: its bytes' MD5 (hex).
+fn put_checksum(md5_hex: &str) -> String {
+    format!("md5:{md5_hex}")
 }
 
 /// Sends the file in one PUT and checks what the store says it stored.
@@ -332,15 +344,16 @@ async fn put_whole(
 ) -> Result<Object> {
     let path = row.path.as_path();
     let (body, md5, crc) = one_put_body(path, print.size, small).await?;
+    let expected = hex::encode(md5);
+    let checksum = put_checksum(&expected);
     let payload = Payload {
         body,
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
         progress: Some(sent.clone()),
-        callback: callback::headers(shared, grant, row),
+        callback: callback::headers(shared, grant, row, &checksum),
         write: Some(target.write),
     };
     let who = Who::file(target.owner, row.id);
-    let expected = hex::encode(md5);
     let stored = match shared.storage.put_object(&who, target.key, payload).await {
         Ok(stored) => stored,
         // Refused for an object at the key: this very file is there already when a PUT sent
@@ -362,12 +375,12 @@ async fn put_whole(
         Err(err) => return Err(changed_under(path, print, err).await),
     };
     check_stored(&stored, &expected, crc)?;
-    callback::report(shared, row.id, stored.callback.as_ref());
+    callback::report(shared, row.id, &checksum, stored.callback.as_ref());
     Ok(Object {
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
         etag: stored.etag,
-        checksum: format!("md5:{expected}"),
+        checksum,
         size: print.size,
     })
 }
@@ -494,14 +507,15 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -
             detail: "incomplete row".into(),
         });
     };
-    if callback::take_recorded(shared, id) {
+    let upload_id = callback::upload_id(shared, id, row.checksum.as_deref().unwrap_or_default());
+    if callback::take_recorded(shared, id, &upload_id) {
         // The store's callback made the app server record this upload already.
         return shared
             .grouped(move |j| j.expect_state(id, FileState::Uploaded, FileState::Confirmed))
             .await;
     }
     let confirmation = Confirmation {
-        upload_id: callback::upload_id(shared, row.id),
+        upload_id,
         bucket,
         key,
         size,
