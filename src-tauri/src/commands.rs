@@ -32,6 +32,7 @@ fn rfc3339(t: time::OffsetDateTime) -> Option<String> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct SessionStatus {
     user: Option<ferry_protocol::User>,
     server: String,
@@ -162,6 +163,7 @@ pub(crate) async fn clear_finished(desktop: Shared<'_>) -> CommandResult<u64> {
 
 /// One step of "Test connection": whether it answered, or the error's code and words.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ConnectionStep"))]
 pub(crate) struct Step {
     ok: bool,
     error: Option<ErrorInfo>,
@@ -178,6 +180,7 @@ impl From<ferry_engine::Result<()>> for Step {
 
 /// What "Test connection" found: the app server, and (signed in) the store.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct ConnectionReport {
     server: Step,
     store: Option<Step>,
@@ -236,6 +239,7 @@ pub(crate) async fn control(
 /// The engine's [`ferry_engine::credentials::CredentialStatus`] as the status bar reads it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "CredentialStatus"))]
 pub(crate) struct CredentialView {
     expires_at: Option<String>,
     refreshing: bool,
@@ -265,6 +269,7 @@ pub(crate) async fn credentials(desktop: Shared<'_>) -> CommandResult<Credential
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct FolderItem {
     path: PathBuf,
     prefix: String,
@@ -434,6 +439,7 @@ pub(crate) async fn stats(
 /// (never the password).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct SettingsView {
     #[serde(flatten)]
     settings: Settings,

@@ -8,6 +8,7 @@ use crate::words::Words;
 
 /// A command's error.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct CommandError {
     code: String,
     message: String,

@@ -12,6 +12,8 @@ mod queue;
 mod settings;
 mod shell;
 mod tray;
+#[cfg(test)]
+mod typescript;
 mod words;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ const MAX_PICKS: usize = 10_000;
 
 /// What the webview learns of a pick.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Picked {
     /// Hand this back to use the pick.
     pub(crate) id: u64,

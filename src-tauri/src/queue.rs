@@ -13,6 +13,7 @@ use crate::words::Words;
 /// One row of the queue, as `ui/src/backend.ts` reads it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct QueueItem {
     id: i64,
     name: String,
@@ -118,6 +119,7 @@ impl QueueQuery {
 /// A page of the queue and the totals over all of it, as `ui/src/backend.ts` reads them.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct QueuePage {
     items: Vec<QueueItem>,
     /// Rows matching the filter, on all pages.
@@ -133,6 +135,7 @@ pub(crate) struct QueuePage {
 
 /// Files waiting for a decision: how many, and the one asked about first.
 #[derive(Debug, Default, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Conflicts {
     count: u64,
     first: Option<Conflict>,
@@ -140,6 +143,7 @@ pub(crate) struct Conflicts {
 
 /// A file whose key holds an object at the store.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Conflict {
     id: i64,
     name: String,
@@ -150,6 +154,7 @@ pub(crate) struct Conflict {
 
 /// Another account's unfinished files: they wait for it to sign in.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Waiting {
     account: String,
     files: u64,
@@ -158,6 +163,7 @@ pub(crate) struct Waiting {
 /// The signed-in account's files in view, counted by the journal over all of them.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct QueueTotals {
     /// Files not skipped or cancelled.
     pub(crate) files: u64,
@@ -182,6 +188,7 @@ pub(crate) struct QueueTotals {
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct UploadingFile {
     pub(crate) id: i64,
     pub(crate) sent: u64,

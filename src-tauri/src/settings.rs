@@ -22,6 +22,7 @@ const MAX_BANDWIDTH_MIBS: u64 = 100 * 1024;
 /// written by another version) takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Settings {
     pub(crate) files: usize,
     pub(crate) parts_in_flight: usize,
@@ -50,6 +51,7 @@ pub(crate) struct Settings {
 /// Which proxy the settings choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) enum ProxyMode {
     #[default]
     System,

@@ -13,6 +13,7 @@ use crate::desktop::Desktop;
 
 /// The language the settings choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) enum Language {
     /// The OS's language (see [`Language::resolve`]).
     #[default]

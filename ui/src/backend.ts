@@ -2,68 +2,61 @@
 // `MemoryBackend` simulates everything in the page, for UI tests and for looking at the UI in a
 // browser. The UI never talks to storage or the app server itself.
 
-import type { ErrorInfo, Event, FileState } from "./generated/events";
+import type { Event, FileState } from "./generated/events";
+import type {
+  Conflict,
+  ConnectionReport,
+  ConnectionStep,
+  CredentialStatus,
+  DayStats,
+  FolderItem,
+  Language,
+  OnConflict,
+  Picked,
+  QueueItem,
+  QueuePage,
+  QueueTotals,
+  Role,
+  SessionStatus,
+  UploadPage,
+  UploadRecord,
+  UploadStatus,
+  User,
+  Settings as SavedSettings,
+} from "./generated/desktop";
 import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
 
-export type Role = "user" | "admin";
-export interface User {
-  id: number;
-  name: string;
-  role: Role;
-}
+// What the desktop's commands answer, generated from its Rust types (`generated/desktop.ts`).
+export type {
+  Conflict,
+  ConnectionReport,
+  ConnectionStep,
+  CredentialStatus,
+  DayStats,
+  FolderItem,
+  Language,
+  OnConflict,
+  Picked,
+  QueueItem,
+  QueuePage,
+  QueueTotals,
+  Role,
+  SessionStatus,
+  UploadPage,
+  UploadRecord,
+  UploadStatus,
+  User,
+};
 
 /** Where a file is in its upload (the engine's `FileState`). */
 export type { FileState };
-
-export interface QueueItem {
-  id: number;
-  name: string;
-  path: string;
-  size: number;
-  sent: number;
-  rate: number;
-  etaSecs: number | null;
-  state: FileState;
-  /** Why it failed or was skipped; the last attempt's error while a retry is scheduled. */
-  error: { code: string; message: string } | null;
-  /** When a failed file (or the confirmation of an uploaded one) is tried again by itself;
-   * null when it is not (a file failed for good waits for the user). */
-  retryAt: string | null;
-  /** Failed attempts so far. */
-  attempts: number;
-  /** Failed attempts after which the file waits for the user. */
-  maxAttempts: number;
-  /** The name of the account the file belongs to ("alice", or "alice at https://…" on another
-   * server); null for files added before files had owners. */
-  owner: string | null;
-  /** Whether the signed-in account owns it. Other accounts' files are never uploaded by this
-   * session: they wait for their owner to sign in, and cannot be paused, resumed or cancelled. */
-  mine: boolean;
-}
-
-/** What a file does when an object is already at its key in the store (not one it put there
- * itself): wait for the user, leave the object, replace it, keep both (`name (1).ext`), or
- * replace it only if the file is newer. */
-export type OnConflict = "ask" | "skip" | "overwrite" | "rename" | "newer";
 
 /** Every rule, in the order the settings and the folder form offer them (their words are in
  * the catalogs, `rules`). */
 export const CONFLICT_RULES: readonly OnConflict[] = ["ask", "skip", "overwrite", "rename", "newer"];
 
-/** The window's language as chosen in Settings: the system's, or one of its catalogs. */
-export type Language = "system" | Locale;
-
 /** Every choice of language, as Settings offers them. */
 export const LANGUAGES: readonly Language[] = ["system", "en", "zh-CN"];
-
-/** A file waiting for a decision about the object already at its key. */
-export interface Conflict {
-  id: number;
-  name: string;
-  path: string;
-  /** Its key below the account's upload prefix. */
-  key: string;
-}
 
 /** Which rows a page of the queue lists. */
 export type Show = "all" | "unfinished" | "failed" | "finished";
@@ -76,88 +69,9 @@ export interface QueueQuery {
   limit?: number;
 }
 
-/** The signed-in account's files in view, counted over all of them (not only a page). */
-export interface QueueTotals {
-  /** Files not skipped or cancelled. */
-  files: number;
-  /** Confirmed. */
-  done: number;
-  /** On their way: queued, uploading, or uploaded and being confirmed. */
-  active: number;
-  /** Waiting for their next attempt. */
-  retrying: number;
-  /** Failed for good: they wait for the user. */
-  failed: number;
-  paused: number;
-  /** Confirmed, skipped or cancelled: what "Clear finished" takes out of view. */
-  finished: number;
-  /** Bytes stored (files uploading now have sent more: see `uploading`). */
-  sent: number;
-  size: number;
-  /** Files uploading now, with the bytes stored so far. */
-  uploading: { id: number; sent: number }[];
-}
-
-/** A page of the queue, oldest first: the signed-in account's files and other accounts'
- * unfinished ones; `matching` rows on all pages; `offset` where this page starts (the last
- * page's start when the rows asked for are gone). */
-export interface QueuePage {
-  items: QueueItem[];
-  matching: number;
-  offset: number;
-  totals: QueueTotals;
-  /** Unfinished files of other accounts on this computer, per account. */
-  waitingForOthers: { account: string; files: number }[];
-  /** The account's files waiting for a decision: how many, and the first (oldest). */
-  conflicts: { count: number; first: Conflict | null };
-}
-
-export interface CredentialStatus {
-  expiresAt: string | null;
-  refreshing: boolean;
-  refreshedAt: string | null;
-  /** Why the last refresh failed; cleared by the next good one. */
-  lastError: ErrorInfo | null;
-  /** After a failed refresh: the next try is not before this. */
-  retryAt: string | null;
-  /** The current grant could not be saved in the keychain (it works from memory). */
-  keychainError: ErrorInfo | null;
-}
-
-/** A file or folder the user chose in a dialog. The path stays in the backend: the page hands
- * the id back to queue or watch it. */
-export interface Picked {
-  id: number;
-  name: string;
-  /** Bytes, for files. */
-  size: number | null;
-  /** The full path, to show. */
-  path: string;
-}
-
-export interface SessionStatus {
-  user: User | null;
-  server: string;
-  sessionExpiresAt: string | null;
-  online: boolean;
-}
-
-export interface FolderItem {
-  path: string;
-  prefix: string;
-  excludes: string[];
-  enabled: boolean;
-  lastScan: string | null;
-  queued: number;
-  skipped: number;
-  /** Why it cannot be watched now (the engine's code and sentence). */
-  error: ErrorInfo | null;
-  onConflict: OnConflict;
-}
-
 export interface HistoryQuery {
   user?: string;
-  status?: "stored" | "confirmed" | "";
+  status?: UploadStatus | "";
   since?: string;
   until?: string;
   q?: string;
@@ -165,74 +79,16 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-/** One row of history, as the app server sends it (`ferry_protocol::UploadRecord`). */
-export interface UploadRecord {
-  id: number;
-  user: string;
-  bucket: string;
-  key: string;
-  name: string;
-  size: number;
-  etag: string;
-  checksum: string | null;
-  device: string | null;
-  upload_id: string | null;
-  started_at: string;
-  completed_at: string;
-  status: "stored" | "confirmed";
-  confirmed_by: "client" | "store" | "provider";
-}
-
 /** The header of the history CSV export, as the app server writes it. */
 export const CSV_HEADER = "id,user,bucket,key,name,size,etag,checksum,device,started_at,completed_at,status,confirmed_by";
 
-export interface UploadPage {
-  items: UploadRecord[];
-  next_cursor: string | null;
-}
-
-export interface DayStats {
-  day: string;
-  user: string;
-  count: number;
-  bytes: number;
-}
-
-export interface Settings {
-  files: number;
-  partsInFlight: number;
-  partSizeMiB: number;
-  bandwidthMiBs: number | null;
-  startAtLogin: boolean;
-  notifications: boolean;
-  /** What files added by hand do when their key already holds an object (applied at once). */
-  onConflict: OnConflict;
-  /** The window's (and the tray's and notifications') language; applied at once. */
-  language: Language;
-  /** The system's proxy (the environment's), none, or the one named here. */
-  proxyMode: "system" | "direct" | "manual";
-  /** `http://host:port`, `https://…`, `socks5://…` or `socks5h://…`. */
-  proxyUrl: string;
-  proxyUser: string;
-  /** A PEM file of CA certificates to trust too (a company's TLS inspection). */
-  caFile: string | null;
-  /** Whether the proxy's password is kept in the keychain (read only; never the password). */
+/** The settings as the page reads them (with whether the proxy's password is kept in the
+ * keychain — never the password) and saves them (with a new password, sent only to be kept in
+ * the keychain). */
+export type Settings = SavedSettings & {
   proxyPasswordSaved?: boolean;
-  /** A new password for the proxy, sent only to be kept in the keychain. */
   proxyPassword?: string;
-}
-
-/** One step of "Test connection": whether it answered, or why not. */
-export interface ConnectionStep {
-  ok: boolean;
-  error: { code: string; message: string } | null;
-}
-
-/** What "Test connection" found: the app server, and (signed in) the store. */
-export interface ConnectionReport {
-  server: ConnectionStep;
-  store: ConnectionStep | null;
-}
+};
 
 /** What the engine tells the window (its `Event`, generated: `generated/events.ts`), and the
  * desktop's own word that the queue changed (files it queued from a drop). */

@@ -28,6 +28,7 @@ const MAX_RENAMES: u32 = 99;
 
 /// What to do when the key already holds an object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum OnConflict {
     /// Wait for the user to decide (the file fails with `exists` until then).

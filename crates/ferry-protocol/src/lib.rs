@@ -139,6 +139,7 @@ impl fmt::Debug for SignIn {
 /// Role of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Role {
     /// Uploads under their own prefix and sees their own history.
     User,
@@ -158,6 +159,7 @@ impl Role {
 
 /// The signed-in account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     /// Stable numeric id; part of the user's storage prefix.
     pub id: i64,
@@ -401,6 +403,7 @@ pub enum ConfirmOutcome {
 /// Who vouched for a history row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ConfirmedBy {
     /// The client's confirmation, checked against the store.
     Client,
@@ -413,6 +416,7 @@ pub enum ConfirmedBy {
 /// State of a history row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum UploadStatus {
     /// The store holds the object; the client has not confirmed it (yet).
     Stored,
@@ -432,6 +436,7 @@ impl UploadStatus {
 
 /// One row of upload history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UploadRecord {
     /// Row id; also the pagination cursor.
     pub id: i64,
@@ -455,9 +460,11 @@ pub struct UploadRecord {
     pub upload_id: Option<String>,
     /// When the upload began (multipart initiation or the single PUT).
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub started_at: OffsetDateTime,
     /// When the store committed the object.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub completed_at: OffsetDateTime,
     /// Stored or confirmed.
     pub status: UploadStatus,
@@ -467,6 +474,7 @@ pub struct UploadRecord {
 
 /// A page of history, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UploadPage {
     /// Rows of this page.
     pub items: Vec<UploadRecord>,
@@ -477,6 +485,7 @@ pub struct UploadPage {
 
 /// One row of `GET /api/v1/uploads/stats?by=day`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DayStats {
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,

@@ -1057,7 +1057,9 @@ async fn a_small_file_rewritten_while_its_put_is_on_its_way_is_sent_again_with_i
     );
     // Under the default rule ("ask"): the first PUT stores the old bytes, which are the
     // file's own — the next try replaces them without asking.
-    let (engine, events) = rig.engine(|c| c.grant = ferry_tests::grant_in(provider)).await;
+    let (engine, events) = rig
+        .engine(|c| c.grant = ferry_tests::grant_in(provider))
+        .await;
     let path = source.path.clone();
     let rewrite = async {
         after_match(&held, "the first PUT", Duration::ZERO).await;
@@ -1220,8 +1222,7 @@ async fn a_complete_that_took_effect_before_the_engine_stopped_is_not_sent_again
             .nth(1),
     );
     let (sent, rows) =
-        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone())
-            .await;
+        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone()).await;
     assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
     assert_eq!(rows.len(), 1, "{rows:#?}");
 }
@@ -1257,8 +1258,7 @@ async fn a_put_that_took_effect_before_the_engine_stopped_is_taken_as_it_is_obs(
     );
     let provider = ferry_protocol::Provider::Obs;
     let (sent, rows) =
-        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone())
-            .await;
+        stopped_after_its_write_took_effect(&rig, provider, &source, held, || source.clone()).await;
     assert!(sent < MIB as u64, "{sent} bytes sent to the store again");
     assert_eq!(rows.len(), 1, "{rows:#?}");
 }

@@ -1,9 +1,10 @@
 // The desktop app's backend: each method is one Tauri command of `ferry-desktop`; engine events
-// arrive as the `ferry://event` event. Errors arrive as `{code, message}`. Files dropped on the
+// arrive as the `ferry://event` event. Errors arrive as `{code, message, lang}` (`CommandError`). Files dropped on the
 // window never reach the page: Rust queues them and sends `queue_changed`.
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import type { CommandError } from "../generated/desktop";
 import type { Locale } from "../lib/i18n.svelte";
 import {
   BackendError,
@@ -30,7 +31,7 @@ async function call<T>(command: string, args: Record<string, unknown> = {}): Pro
   try {
     return await invoke<T>(command, args);
   } catch (err) {
-    const e = (typeof err === "object" && err !== null ? err : {}) as { code?: string; message?: string; lang?: string };
+    const e = (typeof err === "object" && err !== null ? err : {}) as Partial<CommandError>;
     throw new BackendError(e.code ?? "invalid_request", e.message ?? String(err), e.lang ?? "en");
   }
 }
