@@ -169,11 +169,12 @@ impl Journal {
 
     /// Records that file `id`'s write (a PUT, or a Complete of its parts) stored `etag` at the
     /// full key `key` with bytes the file no longer holds (it changed meanwhile): the object
-    /// is the file's own.
+    /// is the file's own, and its next upload another one (`rewrites`).
     pub(crate) fn stored_stale(&self, id: i64, key: &str, etag: &str) -> Result<()> {
         self.with(|c| {
             c.run(
-                "UPDATE files SET stale_key = ?2, stale_etag = ?3 WHERE id = ?1",
+                "UPDATE files SET stale_key = ?2, stale_etag = ?3, rewrites = rewrites + 1
+                 WHERE id = ?1",
                 params![id, key, etag],
             )?;
             Ok(())
@@ -286,8 +287,12 @@ mod tests {
         let (first, second) = (add("a.txt"), add("b.txt"));
         let own = |id| journal.own_objects(&alice(), Path::new("/f/a.txt"), id, "p/a.txt");
         assert!(own(first).unwrap().is_empty());
+        let rewrites = |id| journal.file(id).unwrap().unwrap().rewrites;
+        assert_eq!(rewrites(first), 0);
         journal.stored_stale(first, "p/a.txt", "\"old\"").unwrap();
         assert_eq!(own(first).unwrap(), ["\"old\""]);
+        // Its next upload is another object of the file's, for the app server too.
+        assert_eq!(rewrites(first), 1);
         // Another row of the same path, another key: not theirs.
         assert!(own(second).unwrap().is_empty());
         let elsewhere = journal.own_objects(&alice(), Path::new("/f/a.txt"), first, "p/b.txt");
@@ -309,6 +314,11 @@ mod tests {
             .unwrap();
         assert_eq!(own(first).unwrap(), ["\"new\""]);
         assert_eq!(own(second).unwrap(), ["\"new\""]);
+        assert_eq!(
+            rewrites(first),
+            1,
+            "kept once uploaded: it names the object confirmed"
+        );
         // Stale again, then kept at another key: the old key's object is no longer its own.
         journal.stored_stale(second, "p/a.txt", "\"old\"").unwrap();
         let mut both = own(second).unwrap();

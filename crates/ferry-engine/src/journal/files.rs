@@ -63,6 +63,9 @@ pub struct FileRow {
     pub initiating_at: Option<i64>,
     /// What happens when its key already holds an object at the store.
     pub on_conflict: OnConflict,
+    /// Objects of its earlier bytes its uploads stored (it changed under them): which of its
+    /// objects the next one is, to the app server.
+    pub rewrites: u32,
 }
 
 impl FileRow {
@@ -90,7 +93,7 @@ pub struct PartRow {
 pub(super) const COLUMNS: &str =
     "id, path, key, name, size, mtime_ns, sample, state, attempts, next_retry_at,
     error_code, error_message, upload_id, part_size, object_key, bucket, etag, checksum, bytes_done,
-    server, user_id, user_name, initiating_at, on_conflict";
+    server, user_id, user_name, initiating_at, on_conflict, rewrites";
 
 /// `server = ? AND user_id = ?` for an owner, as parameters `?1`, `?2`.
 pub(super) const OWNED: &str = "server = ?1 AND user_id = ?2";
@@ -144,6 +147,7 @@ pub(super) fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRow> {
         user_name: row.get(21)?,
         initiating_at: row.get(22)?,
         on_conflict: OnConflict::parse(&row.get::<_, String>(23)?).unwrap_or_default(),
+        rewrites: row.get(24)?,
     })
 }
 

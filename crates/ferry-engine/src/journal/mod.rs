@@ -169,6 +169,11 @@ CREATE INDEX files_finished ON files (server, user_id, id)
 ALTER TABLE files ADD COLUMN stale_key TEXT;
 ALTER TABLE files ADD COLUMN stale_etag TEXT;
 "#,
+    // How many objects of a file's earlier bytes its uploads stored (it changed under them):
+    // each of its objects is another upload to the app server (`transfer::callback::upload_id`).
+    r#"
+ALTER TABLE files ADD COLUMN rewrites INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 #[cfg(test)]
@@ -220,7 +225,7 @@ impl Journal {
 /// The oldest schema a reader understands (its queries name no column added after it): a
 /// journal an older app still holds can be read by a newer `ferry status`. A reader that names
 /// a newer column raises it (`journal::files::tests::a_journal_at_the_oldest_schema_a_reader_takes_is_read`).
-pub(super) const READ_FROM: usize = 8;
+pub(super) const READ_FROM: usize = 11;
 
 /// A multipart upload the engine began and no longer needs, still to be aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]

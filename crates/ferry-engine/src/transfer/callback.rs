@@ -4,7 +4,6 @@
 //! confirmation needed), or the callback failed and the client confirms as usual.
 
 use ferry_protocol::{CallbackSpec, ConfirmedBy, Grant, UploadRecord};
-use md5::Digest as _;
 
 use super::Shared;
 use crate::dialect::Dialect;
@@ -15,29 +14,26 @@ use crate::storage::CallbackOutcome;
 /// Most of a callback's answer an event carries.
 const MAX_SHOWN: usize = 1024;
 
-/// The id the app server knows an upload of file `file_id` by (client confirmation and callback
-/// alike): this device's, the file's, and the bytes' — `checksum`, what the journal records the
-/// upload was checked against. The app server takes an id again only for the same object, so
-/// the same bytes sent again (an answer lost) are the same upload, and the file's new bytes
-/// after its earlier ones were stored (it changed under its upload) are another.
-pub(super) fn upload_id(shared: &Shared, file_id: i64, checksum: &str) -> String {
-    let bytes = hex::encode(md5::Md5::digest(checksum.as_bytes()));
-    format!("{}-{}-{}", shared.device_id, file_id, &bytes[..12])
+/// The id the app server knows `row`'s upload by (client confirmation and callback alike):
+/// this device's and the file's, and, once the file changed under an upload that stored its
+/// earlier bytes, which of its objects this is. The app server takes an id again only for the
+/// same object: the same upload sent again (an answer lost, a restart) is the same, and the
+/// file's new bytes after its earlier ones were stored — and recorded, perhaps, by a callback —
+/// are another. (A row that never changed keeps the `<device>-<row>` of earlier versions.)
+pub(super) fn upload_id(shared: &Shared, row: &FileRow) -> String {
+    match row.rewrites {
+        0 => format!("{}-{}", shared.device_id, row.id),
+        n => format!("{}-{}-r{n}", shared.device_id, row.id),
+    }
 }
 
-/// The headers asking the store to call back for `row`'s upload of the bytes `checksum` names,
-/// if the grant has a callback.
-pub(super) fn headers(
-    shared: &Shared,
-    grant: &Grant,
-    row: &FileRow,
-    checksum: &str,
-) -> Vec<(String, String)> {
+/// The headers asking the store to call back for `row`'s upload, if the grant has a callback.
+pub(super) fn headers(shared: &Shared, grant: &Grant, row: &FileRow) -> Vec<(String, String)> {
     let Some(spec) = CallbackSpec::of(grant) else {
         return Vec::new();
     };
     let vars = [
-        ("x:upload_id", upload_id(shared, row.id, checksum)),
+        ("x:upload_id", upload_id(shared, row)),
         ("x:name", row.name.clone()),
         ("x:device", shared.device.clone()),
     ];
@@ -52,15 +48,10 @@ fn shown(text: &str) -> String {
     text[..end].to_owned()
 }
 
-/// Tells the front ends how the callback for file `file_id`'s upload of the bytes `checksum`
-/// names went, and remembers the upload when the app server recorded it.
-pub(super) fn report(
-    shared: &Shared,
-    file_id: i64,
-    checksum: &str,
-    outcome: Option<&CallbackOutcome>,
-) {
-    let expected = upload_id(shared, file_id, checksum);
+/// Tells the front ends how the callback for `row`'s upload went, and remembers the upload when
+/// the app server recorded it.
+pub(super) fn report(shared: &Shared, row: &FileRow, outcome: Option<&CallbackOutcome>) {
+    let (file_id, expected) = (row.id, upload_id(shared, row));
     let (recorded, answer) = match outcome {
         None => return,
         Some(CallbackOutcome::Answered(answer)) => {
@@ -72,16 +63,18 @@ pub(super) fn report(
         }
         Some(CallbackOutcome::Failed(reason)) => (false, reason.as_str()),
     };
-    let mut kept = shared
-        .recorded_by_callback
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if recorded {
-        kept.insert(file_id, expected);
-    } else {
-        // (An earlier upload of the file the app server recorded does not vouch for this one.)
-        kept.remove(&file_id);
-        drop(kept);
+    {
+        let mut kept = shared
+            .recorded_by_callback
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match recorded {
+            true => kept.insert(file_id, expected),
+            // (An earlier upload of the file the app server recorded does not vouch for this.)
+            false => kept.remove(&file_id),
+        };
+    }
+    if !recorded {
         tracing::info!(
             file_id,
             answer,

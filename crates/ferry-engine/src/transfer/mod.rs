@@ -108,7 +108,7 @@ pub(crate) struct Shared {
     pub(crate) device_id: String,
     /// Files whose upload the app server recorded from the store's callback, with that
     /// upload's id: its client confirmation is not needed. Kept in memory only; after a
-    /// restart the (idempotent) client confirmation is sent instead.
+    /// restart the client confirmation (idempotent on the same id) is sent instead.
     pub(crate) recorded_by_callback: Mutex<std::collections::HashMap<i64, String>>,
 }
 

@@ -248,11 +248,6 @@ async fn own_object(
     }
 }
 
-/// What the journal records a multipart upload was checked against: the ETag its parts make.
-fn parts_checksum(expected: &str) -> String {
-    format!("md5-parts:{expected}")
-}
-
 /// The ETag a store gives the object completed from `parts`: the MD5 of their MD5s, and how
 /// many there are.
 fn multipart_etag(parts: &[PartRow]) -> String {
@@ -508,7 +503,6 @@ async fn finish(
         return Err(changed(&row.path));
     }
     let expected = multipart_etag(&parts);
-    let checksum = parts_checksum(&expected);
     let listed: Vec<(u32, String)> = parts.iter().map(|p| (p.number, p.etag.clone())).collect();
     check_owner(shared, target.owner)?;
     let grant = shared
@@ -519,11 +513,11 @@ async fn finish(
         upload_id,
         listed: &listed,
         expected: &expected,
-        callback: callback::headers(shared, &grant, row, &checksum),
+        callback: callback::headers(shared, &grant, row),
     };
     let stored = complete(shared, row, print, target, call).await?;
     check_object(&stored, &expected, &parts)?;
-    callback::report(shared, row.id, &checksum, stored.callback.as_ref());
+    callback::report(shared, row, stored.callback.as_ref());
     record(shared, row, print, target, stored.etag, &expected).await
 }
 
@@ -608,7 +602,7 @@ async fn record(
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
         etag,
-        checksum: parts_checksum(expected),
+        checksum: format!("md5-parts:{expected}"),
         size: print.size,
     };
     let (id, recorded) = (row.id, object.clone());

@@ -82,7 +82,8 @@ pub(crate) async fn upload(
     // Sent in parts or in one PUT: decided once, from the file as looked at.
     let in_parts = sent_in_parts(shared);
     let (print, small) = note_fingerprint(shared, row, owner, &in_parts).await?;
-    // (A file changed under its multipart upload let go of it: the row as the journal has it.)
+    // A file changed under its multipart upload let go of it: the row as the journal has it
+    // (no upload begun, so its key is settled again; its earlier object noted as its own).
     let row = &match row.upload_id {
         Some(_) => fresh(shared, row).await?,
         None => row.clone(),
@@ -350,7 +351,7 @@ async fn put_whole(
         body,
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(md5)),
         progress: Some(sent.clone()),
-        callback: callback::headers(shared, grant, row, &checksum),
+        callback: callback::headers(shared, grant, row),
         write: Some(target.write),
     };
     let who = Who::file(target.owner, row.id);
@@ -375,7 +376,7 @@ async fn put_whole(
         Err(err) => return Err(changed_under(path, print, err).await),
     };
     check_stored(&stored, &expected, crc)?;
-    callback::report(shared, row.id, &checksum, stored.callback.as_ref());
+    callback::report(shared, row, stored.callback.as_ref());
     Ok(Object {
         bucket: target.bucket.to_owned(),
         key: target.key.to_owned(),
@@ -498,7 +499,7 @@ pub(crate) async fn release(
 /// Confirms an uploaded file (`row` as the journal has it once uploaded) to the app server as
 /// `owner` and records it `Confirmed`.
 pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -> Result<()> {
-    let id = row.id;
+    let (id, upload_id) = (row.id, callback::upload_id(shared, &row));
     let (Some(bucket), Some(key), Some(etag), Some(size)) =
         (row.bucket, row.object_key, row.etag, row.size)
     else {
@@ -507,7 +508,6 @@ pub(crate) async fn confirm(shared: &Arc<Shared>, row: FileRow, owner: &Owner) -
             detail: "incomplete row".into(),
         });
     };
-    let upload_id = callback::upload_id(shared, id, row.checksum.as_deref().unwrap_or_default());
     if callback::take_recorded(shared, id, &upload_id) {
         // The store's callback made the app server record this upload already.
         return shared
