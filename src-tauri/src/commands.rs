@@ -244,8 +244,11 @@ pub(crate) struct CredentialView {
     expires_at: Option<String>,
     refreshing: bool,
     refreshed_at: Option<String>,
+    /// Why the last refresh failed; cleared by the next good one.
     last_error: Option<ErrorInfo>,
+    /// After a failed refresh: the next try is not before this.
     retry_at: Option<String>,
+    /// The current grant could not be saved in the keychain (it works from memory).
     keychain_error: Option<ErrorInfo>,
 }
 

@@ -23,14 +23,21 @@ pub(crate) struct QueueItem {
     rate: u64,
     eta_secs: Option<u64>,
     state: FileState,
+    /// Why it failed or was skipped; the last attempt's error while a retry is scheduled.
     error: Option<ErrorInfo>,
-    /// When a failed file (or an uploaded file's confirmation) is tried again by itself.
+    /// When a failed file (or an uploaded file's confirmation) is tried again by itself; none
+    /// when it is not (a file failed for good waits for the user).
     retry_at: Option<String>,
+    /// Failed attempts so far.
     attempts: u32,
+    /// Failed attempts after which the file waits for the user.
     max_attempts: u32,
-    /// Whose file it is, for people (see [`owner_label`]).
+    /// Whose file it is, for people ("alice", or "alice at https://…" on another server; see
+    /// [`owner_label`]); none for files added before files had owners.
     owner: Option<String>,
-    /// Whether it belongs to the signed-in account.
+    /// Whether it belongs to the signed-in account. Other accounts' files are never uploaded by
+    /// this session: they wait for their owner to sign in, and cannot be paused, resumed or
+    /// cancelled.
     mine: bool,
 }
 
@@ -318,6 +325,7 @@ pub(crate) fn test_row(state: FileState, server: Option<&str>, user: i64) -> Fil
         user_name: Some(if user == 1 { "alice" } else { "bob" }.into()),
         initiating_at: None,
         on_conflict: ferry_engine::conflict::OnConflict::Ask,
+        rewrites: 0,
     }
 }
 

@@ -4,6 +4,8 @@
 
 import type { Event, FileState } from "./generated/events";
 import type {
+  CommandError,
+  ConfirmedBy,
   Conflict,
   ConnectionReport,
   ConnectionStep,
@@ -23,11 +25,15 @@ import type {
   UploadStatus,
   User,
   Settings as SavedSettings,
+  SettingsView,
+  Waiting,
 } from "./generated/desktop";
 import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
 
 // What the desktop's commands answer, generated from its Rust types (`generated/desktop.ts`).
 export type {
+  CommandError,
+  ConfirmedBy,
   Conflict,
   ConnectionReport,
   ConnectionStep,
@@ -44,8 +50,10 @@ export type {
   SessionStatus,
   UploadPage,
   UploadRecord,
+  SavedSettings,
   UploadStatus,
   User,
+  Waiting,
 };
 
 /** Where a file is in its upload (the engine's `FileState`). */
@@ -85,10 +93,7 @@ export const CSV_HEADER = "id,user,bucket,key,name,size,etag,checksum,device,sta
 /** The settings as the page reads them (with whether the proxy's password is kept in the
  * keychain — never the password) and saves them (with a new password, sent only to be kept in
  * the keychain). */
-export type Settings = SavedSettings & {
-  proxyPasswordSaved?: boolean;
-  proxyPassword?: string;
-};
+export type Settings = SettingsView & { proxyPassword?: string };
 
 /** What the engine tells the window (its `Event`, generated: `generated/events.ts`), and the
  * desktop's own word that the queue changed (files it queued from a drop). */

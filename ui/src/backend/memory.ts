@@ -23,6 +23,7 @@ import {
   type QueuePage,
   type QueueQuery,
   type SessionStatus,
+  type SavedSettings,
   type Settings,
   type SignInRequest,
   type UploadPage,
@@ -178,7 +179,7 @@ export class MemoryBackend implements Backend {
   private readonly picked: Record<string, number>;
   private readonly rate: number;
   private readonly now: () => number;
-  private config: Settings = {
+  private config: SavedSettings = {
     files: 4,
     partsInFlight: 16,
     partSizeMiB: 8,

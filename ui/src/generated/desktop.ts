@@ -23,17 +23,33 @@ export type SessionStatus = { user: User | null, server: string, sessionExpiresA
 
 export type OnConflict = "ask" | "skip" | "overwrite" | "rename" | "newer";
 
-export type QueueItem = { id: number, name: string, path: string, size: number, sent: number, rate: number, etaSecs: number | null, state: FileState, error: ErrorInfo | null, 
+export type QueueItem = { id: number, name: string, path: string, size: number, sent: number, rate: number, etaSecs: number | null, state: FileState, 
 /**
- * When a failed file (or an uploaded file's confirmation) is tried again by itself.
+ * Why it failed or was skipped; the last attempt's error while a retry is scheduled.
  */
-retryAt: string | null, attempts: number, maxAttempts: number, 
+error: ErrorInfo | null, 
 /**
- * Whose file it is, for people (see [`owner_label`]).
+ * When a failed file (or an uploaded file's confirmation) is tried again by itself; none
+ * when it is not (a file failed for good waits for the user).
+ */
+retryAt: string | null, 
+/**
+ * Failed attempts so far.
+ */
+attempts: number, 
+/**
+ * Failed attempts after which the file waits for the user.
+ */
+maxAttempts: number, 
+/**
+ * Whose file it is, for people ("alice", or "alice at https://…" on another server; see
+ * [`owner_label`]); none for files added before files had owners.
  */
 owner: string | null, 
 /**
- * Whether it belongs to the signed-in account.
+ * Whether it belongs to the signed-in account. Other accounts' files are never uploaded by
+ * this session: they wait for their owner to sign in, and cannot be paused, resumed or
+ * cancelled.
  */
 mine: boolean, };
 
@@ -109,7 +125,19 @@ waitingForOthers: Array<Waiting>,
  */
 conflicts: Conflicts, };
 
-export type CredentialStatus = { expiresAt: string | null, refreshing: boolean, refreshedAt: string | null, lastError: ErrorInfo | null, retryAt: string | null, keychainError: ErrorInfo | null, };
+export type CredentialStatus = { expiresAt: string | null, refreshing: boolean, refreshedAt: string | null, 
+/**
+ * Why the last refresh failed; cleared by the next good one.
+ */
+lastError: ErrorInfo | null, 
+/**
+ * After a failed refresh: the next try is not before this.
+ */
+retryAt: string | null, 
+/**
+ * The current grant could not be saved in the keychain (it works from memory).
+ */
+keychainError: ErrorInfo | null, };
 
 export type Picked = { 
 /**

@@ -1,6 +1,6 @@
 // How numbers, sizes, times and errors read in the UI, in the window's language.
 
-import { BackendError } from "../backend";
+import { BackendError, type ConfirmedBy } from "../backend";
 import { locale, text } from "./i18n.svelte";
 
 /** The tag numbers and dates are written by: the system's own (its region's way, `en-GB`,
@@ -96,7 +96,7 @@ export function signInMessage(code: string, server: string, said = ""): { text: 
 }
 
 /** Who vouched for a history row, in words: the store's callback, the uploader, or only the store's own record. */
-export function confirmedBy(by: "client" | "store" | "provider"): string {
+export function confirmedBy(by: ConfirmedBy): string {
   return text().history.confirmedBy[by];
 }
 

@@ -2,13 +2,20 @@
 // nothing; Apply does), pages, and only the newest request's answer — an older one that comes
 // back late is dropped.
 
-import { BackendError, type Backend, type DayStats, type HistoryQuery, type UploadRecord } from "../backend";
+import {
+  BackendError,
+  type Backend,
+  type DayStats,
+  type HistoryQuery,
+  type UploadRecord,
+  type UploadStatus,
+} from "../backend";
 import { said, type Said } from "./format";
 
 export interface Filters {
   q: string;
   user: string;
-  status: "" | "stored" | "confirmed";
+  status: "" | UploadStatus;
   /** Local calendar days, YYYY-MM-DD, as the date inputs give them. */
   since: string;
   until: string;

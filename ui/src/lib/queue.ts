@@ -1,7 +1,7 @@
 // How a queue row reads: its phase (the journal's state, or retrying, or waiting for another
 // account), the words under it, and the actions the engine would take from there.
 
-import type { Control, FileState, QueueItem } from "../backend";
+import type { Control, FileState, QueueItem, Waiting } from "../backend";
 import { count } from "./format";
 import { text } from "./i18n.svelte";
 import type { Said } from "./format";
@@ -62,7 +62,7 @@ export function retryIn(ms: number): string {
 }
 
 /** "3 files waiting for alice · 1 file waiting for bob" (empty when nobody waits). */
-export function waitingText(waiting: { account: string; files: number }[]): string {
+export function waitingText(waiting: Waiting[]): string {
   return waiting
     .map(({ account, files }) => text().uploads.waitingFor(count(files), files, account))
     .join(" · ");
