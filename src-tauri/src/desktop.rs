@@ -706,10 +706,10 @@ impl Desktop {
 
     /// The running engine, or `signed_out`.
     /// Whether an account is signed in (uploads and watched folders run), without waiting:
-    /// for window events, which cannot wait. (A lock busy for a sign-in or out says nothing:
-    /// then not.)
+    /// for window events, which cannot wait. An engine being started or stopped (its lock
+    /// busy) counts: closing the window then hides it rather than quit in the middle.
     pub(crate) fn is_running(&self) -> bool {
-        self.running.try_read().is_ok_and(|r| r.is_some())
+        self.running.try_read().map_or(true, |r| r.is_some())
     }
 
     /// Stops uploads in flight and lets go of the journal, for Quit — after a sign-in under
@@ -751,6 +751,19 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// Signed out, the app is not running; while an engine is being started or stopped (the
+    /// lock busy for a sign-in, say) it is — closing the window must not quit in the middle.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_engine_being_started_counts_as_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let desktop = Desktop::new(dir.path().to_owned(), Arc::new(|_| {}));
+        assert!(!desktop.is_running());
+        let starting = desktop.running.write().await;
+        assert!(desktop.is_running());
+        drop(starting);
+        assert!(!desktop.is_running());
+    }
 
     /// A sign-in waits for the data dir (held here by an engine this process has not let go
     /// of, as when the user signs in again while the last session's engine ends) off the

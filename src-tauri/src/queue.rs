@@ -182,6 +182,8 @@ pub(crate) struct QueueTotals {
     pub(crate) retrying: u64,
     /// Failed for good: they wait for the user.
     pub(crate) failed: u64,
+    /// Waiting for a decision about an object at their key (the conflict prompt asks).
+    pub(crate) asking: u64,
     /// Paused by the user.
     pub(crate) paused: u64,
     /// Confirmed, skipped or cancelled: what "Clear finished" takes out of view.
@@ -210,7 +212,8 @@ impl From<&Totals> for QueueTotals {
             done: n(Confirmed),
             active: n(Queued) + n(FileState::Uploading) + n(Uploaded) - t.uploaded_scheduled,
             retrying: t.failed_scheduled + t.uploaded_scheduled,
-            failed: n(Failed) - t.failed_scheduled,
+            failed: n(Failed) - t.failed_scheduled - t.failed_asking,
+            asking: t.failed_asking,
             paused: n(Paused),
             finished: n(Confirmed) + n(Skipped) + n(Cancelled),
             sent: t.sent,
@@ -393,11 +396,12 @@ mod tests {
                 (Uploaded, 3),
                 (Confirmed, 7),
                 (Paused, 1),
-                (Failed, 4),
+                (Failed, 6),
                 (Skipped, 2),
                 (Cancelled, 1),
             ],
             failed_scheduled: 3,
+            failed_asking: 2,
             uploaded_scheduled: 1,
             size: 100,
             sent: 60,
@@ -407,11 +411,12 @@ mod tests {
         assert_eq!(
             view,
             QueueTotals {
-                files: 22,
+                files: 24,
                 done: 7,
                 active: 5 + 2 + 2,
                 retrying: 4,
                 failed: 1,
+                asking: 2,
                 paused: 1,
                 finished: 10,
                 sent: 60,

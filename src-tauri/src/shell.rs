@@ -164,21 +164,26 @@ pub(crate) fn quit(app: &AppHandle) {
     });
 }
 
-/// The signed-in account's files queued, uploading or being confirmed.
+/// The signed-in account's files still on their way: queued, uploading, being confirmed, or
+/// waiting for their next attempt (of the upload or of its confirmation).
 async fn files_on_their_way(desktop: &Desktop) -> u64 {
     let Ok(engine) = desktop.engine().await else {
         return 0;
     };
-    let Ok(status) = engine.status().await else {
+    let Some(me) = engine.session().owner() else {
         return 0;
     };
-    use ferry_engine::journal::FileState::{Queued, Uploaded, Uploading};
-    status
-        .counts
-        .iter()
-        .filter(|(state, _)| matches!(state, Queued | Uploading | Uploaded))
-        .map(|(_, n)| n)
-        .sum()
+    let journal = engine.journal().clone();
+    match tokio::task::spawn_blocking(move || journal.totals(&me)).await {
+        Ok(Ok(totals)) => on_their_way(&totals),
+        _ => 0,
+    }
+}
+
+/// Files the journal's `totals` count as still on their way (see [`files_on_their_way`]).
+fn on_their_way(totals: &ferry_engine::journal::Totals) -> u64 {
+    let counted = crate::queue::QueueTotals::from(totals);
+    counted.active + counted.retrying
 }
 
 async fn confirm_quit(app: &AppHandle, going: u64) -> bool {
@@ -214,6 +219,32 @@ pub(crate) fn start_at_login(app: &AppHandle, enabled: bool) -> CommandResult<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Quit asks about files waiting for their next attempt too, not only about those moving
+    /// now; files failed for good, paused or done are not on their way.
+    #[test]
+    fn files_waiting_for_their_next_attempt_are_still_on_their_way() {
+        use ferry_engine::journal::{FileState, Totals};
+        let totals = Totals {
+            counts: vec![
+                (FileState::Queued, 1),
+                (FileState::Uploading, 1),
+                (FileState::Uploaded, 2),
+                (FileState::Failed, 3),
+                (FileState::Paused, 4),
+                (FileState::Confirmed, 5),
+            ],
+            failed_scheduled: 1,
+            failed_asking: 1,
+            uploaded_scheduled: 1,
+            size: 0,
+            sent: 0,
+            uploading: Vec::new(),
+        };
+        // Queued, uploading, both uploaded (one confirming now, one waiting), one failed
+        // waiting for its next attempt.
+        assert_eq!(on_their_way(&totals), 5);
+    }
 
     #[test]
     fn started_at_login_means_started_in_the_tray() {

@@ -1,8 +1,10 @@
-//! The tray icon: its menu (open, pause all, resume all, quit) and its status line, which says
-//! what the queue does — files uploading, files being retried, files failed for good, and
-//! files waiting for another account to sign in. The line is recomputed from the engine's
-//! status a moment after events arrive (events in a burst share one recount), and the
-//! notifications for a failed file and a finished queue go out from the same recount. Menu and
+//! The tray icon: its menu (the status line, open, pause all, resume all, quit) and its status
+//! line, which says what the queue does — files uploading, files being retried, files failed
+//! for good, files waiting for a decision about an object at their key, and files waiting for
+//! another account to sign in. The line is the menu's first item (Linux trays show no
+//! tooltip), the icon's label and its tooltip. It is recomputed from the engine's status a
+//! moment after events arrive (events in a burst share one recount), and the notifications for
+//! a failed file, a file asked about and a finished queue go out from the same recount. Menu and
 //! line speak the language the settings choose, and are worded again when it changes.
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +40,8 @@ pub(crate) struct Summary {
     pub(crate) retrying: u64,
     /// Failed for good: they wait for the user.
     pub(crate) failed: u64,
+    /// Waiting for a decision about an object at their key.
+    pub(crate) asking: u64,
     /// Unfinished files of other accounts: (account, files).
     pub(crate) waiting: Vec<(String, u64)>,
 }
@@ -56,6 +60,9 @@ impl Summary {
         if self.failed > 0 {
             parts.push((words.failed)(self.failed));
         }
+        if self.asking > 0 {
+            parts.push((words.asking)(self.asking));
+        }
         if parts.is_empty() {
             parts.push(words.idle.to_owned());
         }
@@ -66,33 +73,22 @@ impl Summary {
     }
 }
 
-/// The notification for a queue that just ran empty (`counts`: files per state in the
-/// journal; `retrying`: failed files waiting for their next attempt), or `None` while files
-/// are still on their way. Worded in `words`' language.
-pub(crate) fn batch_notice(
-    counts: &[(FileState, u64)],
-    retrying: u64,
-    words: &Words,
-) -> Option<(String, String)> {
-    let count = |state: FileState| {
-        counts
-            .iter()
-            .filter(|(s, _)| *s == state)
-            .map(|(_, n)| n)
-            .sum::<u64>()
-    };
-    let busy = count(FileState::Queued) + count(FileState::Uploading) + count(FileState::Uploaded);
-    if busy > 0 || retrying > 0 {
+/// The notification for a queue that just ran empty (`totals`: the account's files in the
+/// journal), or `None` while files are still on their way (or wait for their next attempt).
+/// Worded in `words`' language: files failed for good and files waiting for a decision are
+/// told apart.
+pub(crate) fn batch_notice(totals: &Totals, words: &Words) -> Option<(String, String)> {
+    let counted = QueueTotals::from(totals);
+    if counted.active > 0 || counted.retrying > 0 {
         return None;
     }
-    let (confirmed, failed) = (count(FileState::Confirmed), count(FileState::Failed));
-    if failed == 0 {
-        return Some((words.uploads_finished.into(), words.all_confirmed.into()));
-    }
-    Some((
-        (words.finished_failed)(failed),
-        (words.finished_failed_body)(confirmed, failed),
-    ))
+    let (confirmed, failed, asking) = (counted.done, counted.failed, counted.asking);
+    let title = match (failed, asking) {
+        (0, 0) => return Some((words.uploads_finished.into(), words.all_confirmed.into())),
+        (0, asking) => (words.finished_asking)(asking),
+        (failed, _) => (words.finished_failed)(failed),
+    };
+    Some((title, (words.finished_body)(confirmed, failed, asking)))
 }
 
 /// The tray's status, kept up to date from engine events.
@@ -105,6 +101,8 @@ pub(crate) struct TrayStatus {
     scheduled: AtomicBool,
     /// A file failed for good since the last recount.
     failed: AtomicBool,
+    /// A file came to wait for a decision about an object at its key since the last recount.
+    asked: AtomicBool,
     /// A file was confirmed since the last recount.
     confirmed: AtomicBool,
     /// The language the menu was built in.
@@ -112,6 +110,8 @@ pub(crate) struct TrayStatus {
     /// Bytes of each file on its way as its progress events tell them (sent, for a file in
     /// one PUT; stored, for a file in parts), counted beside what the journal holds.
     sent: Mutex<HashMap<i64, u64>>,
+    /// The menu's first item, which shows the status line.
+    line: Mutex<Option<MenuItem<Wry>>>,
 }
 
 impl TrayStatus {
@@ -121,9 +121,11 @@ impl TrayStatus {
             announced: Mutex::default(),
             scheduled: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
             confirmed: AtomicBool::new(false),
             lang: Mutex::new(Lang::En),
             sent: Mutex::default(),
+            line: Mutex::default(),
         })
     }
 
@@ -157,10 +159,16 @@ impl TrayStatus {
                     self.recount_after(PROGRESS_SETTLE);
                 }
             }
-            Event::State { file_id, state, .. } => {
+            Event::State {
+                file_id,
+                state,
+                error,
+            } => {
                 self.announced().remove(file_id);
                 self.sent().remove(file_id);
+                let asked = error.as_ref().is_some_and(|e| e.code == "exists");
                 match state {
+                    FileState::Failed if asked => self.asked.store(true, Ordering::Relaxed),
                     FileState::Failed => self.failed.store(true, Ordering::Relaxed),
                     FileState::Confirmed => self.confirmed.store(true, Ordering::Relaxed),
                     _ => {}
@@ -209,7 +217,11 @@ impl TrayStatus {
         let Some(tray) = self.app.tray_by_id("main") else {
             return;
         };
-        match menu(&self.app, lang.words()).and_then(|m| tray.set_menu(Some(m))) {
+        match menu(&self.app, lang.words()).and_then(|(m, line)| {
+            tray.set_menu(Some(m))?;
+            *self.line.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
+            Ok(())
+        }) {
             Ok(()) => *shown = lang,
             Err(err) => tracing::warn!(error = %err, "could not word the tray's menu again"),
         }
@@ -221,6 +233,9 @@ impl TrayStatus {
         if let Some(tray) = self.app.tray_by_id("main") {
             let _ = tray.set_tooltip(Some((words.tooltip)(text)));
             let _ = tray.set_title(Some(text));
+        }
+        if let Some(line) = &*self.line.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = line.set_text(text);
         }
     }
 
@@ -250,6 +265,7 @@ impl TrayStatus {
         // Taken before the journal is read: a file failed or confirmed while it is read is
         // told by the next recount, never lost to this one.
         let failed = self.failed.swap(false, Ordering::AcqRel);
+        let asked = self.asked.swap(false, Ordering::AcqRel);
         let confirmed = self.confirmed.swap(false, Ordering::AcqRel);
         let journal = engine.journal().clone();
         let counted = tokio::task::spawn_blocking(move || {
@@ -261,6 +277,7 @@ impl TrayStatus {
         let Ok(Ok((totals, waiting))) = counted.await else {
             // Told by the next recount.
             self.failed.fetch_or(failed, Ordering::AcqRel);
+            self.asked.fetch_or(asked, Ordering::AcqRel);
             self.confirmed.fetch_or(confirmed, Ordering::AcqRel);
             return;
         };
@@ -279,10 +296,10 @@ impl TrayStatus {
         if failed && summary.failed > 0 {
             notify(&self.app, words.upload_failed, words.upload_failed_body);
         }
-        if confirmed
-            && let Some((title, body)) =
-                batch_notice(&totals.counts, totals.failed_scheduled, words)
-        {
+        if asked && summary.asking > 0 {
+            notify(&self.app, words.decision_needed, words.decision_needed_body);
+        }
+        if confirmed && let Some((title, body)) = batch_notice(&totals, words) {
             notify(&self.app, &title, &body);
         }
     }
@@ -317,6 +334,7 @@ fn summarize(totals: &Totals, waiting: &[Waiting], seen: &Seen, words: &Words) -
         percent,
         retrying: counted.retrying + retried_now,
         failed: counted.failed,
+        asking: counted.asking,
         waiting: waiting
             .iter()
             .map(|w| {
@@ -329,15 +347,19 @@ fn summarize(totals: &Totals, waiting: &[Waiting], seen: &Seen, words: &Words) -
     }
 }
 
-/// The tray's menu in `words`' language: open, pause all, resume all and quit (their ids never
-/// change with the language).
-fn menu(app: &AppHandle, words: &Words) -> tauri::Result<Menu<Wry>> {
+/// The tray's menu in `words`' language: the status line (not an action: the next recount
+/// words it), open, pause all, resume all and quit (their ids never change with the
+/// language); and its status line's item.
+fn menu(app: &AppHandle, words: &Words) -> tauri::Result<(Menu<Wry>, MenuItem<Wry>)> {
     let item = |id: &str, text: &str| MenuItem::with_id(app, id, text, true, None::<&str>);
+    let line = MenuItem::with_id(app, "status", words.signed_out, false, None::<&str>);
+    let line = line?;
     let open = item("open", words.open_ferry)?;
     let pause = item("pause", words.pause_all)?;
     let resume = item("resume", words.resume_all)?;
     let quit = item("quit", words.quit)?;
-    Menu::with_items(app, &[&open, &pause, &resume, &quit])
+    let menu = Menu::with_items(app, &[&line, &open, &pause, &resume, &quit])?;
+    Ok((menu, line))
 }
 
 /// The tray icon with its menu, in the language Ferry speaks (`status` takes note of it).
@@ -345,8 +367,10 @@ pub(crate) fn build(app: &AppHandle, status: &TrayStatus) -> tauri::Result<()> {
     let lang = words::lang(app);
     *status.lang() = lang;
     let words = lang.words();
+    let (menu, line) = menu(app, words)?;
+    *status.line.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
     let mut builder = TrayIconBuilder::with_id("main")
-        .menu(&menu(app, words)?)
+        .menu(&menu)
         .tooltip((words.tooltip)(words.signed_out));
     if let Some(icon) = app.default_window_icon() {
         builder = builder.icon(icon.clone());
@@ -379,19 +403,31 @@ mod tests {
     use super::*;
     use crate::words::{EN, ZH_CN};
 
+    /// The account's files in the journal: `counts` per state, `retrying` failed files due
+    /// again, `asking` failed files waiting for a decision.
+    fn totals(counts: &[(FileState, u64)], retrying: u64, asking: u64) -> Totals {
+        Totals {
+            counts: counts.to_vec(),
+            failed_scheduled: retrying,
+            failed_asking: asking,
+            ..Totals::default()
+        }
+    }
+
     #[test]
     fn the_finished_notice_says_how_many_failed() {
         use FileState::*;
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Queued, 1)], 0, &EN), None);
-        let (_, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0, &EN).unwrap();
+        let notice = |counts: &[(FileState, u64)]| batch_notice(&totals(counts, 0, 0), &EN);
+        assert_eq!(notice(&[(Confirmed, 3), (Queued, 1)]), None);
+        let (_, body) = notice(&[(Confirmed, 3), (Cancelled, 1)]).unwrap();
         assert_eq!(body, "Every file in the queue is confirmed.");
-        let (title, body) = batch_notice(&[(Confirmed, 3), (Failed, 2)], 0, &EN).unwrap();
+        let (title, body) = notice(&[(Confirmed, 3), (Failed, 2)]).unwrap();
         assert_eq!(title, "Uploads finished, 2 failed");
         assert_eq!(
             body,
             "3 files confirmed, 2 failed. Open Ferry to see why and retry."
         );
-        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 1)], 0, &EN).unwrap();
+        let (title, body) = notice(&[(Confirmed, 1), (Failed, 1)]).unwrap();
         assert_eq!(title, "Uploads finished, 1 failed");
         assert_eq!(
             body,
@@ -399,12 +435,38 @@ mod tests {
         );
     }
 
+    /// A file waiting for a decision about an object at its key has not failed: the notice
+    /// says it waits for the user's decision — in both languages.
+    #[test]
+    fn the_finished_notice_tells_files_asked_about_from_failed_ones() {
+        use FileState::*;
+        let asked = totals(&[(Confirmed, 2), (Failed, 1)], 0, 1);
+        let (title, body) = batch_notice(&asked, &EN).unwrap();
+        assert_eq!(title, "Uploads finished, 1 waiting for your decision");
+        assert_eq!(
+            body,
+            "2 files confirmed, 1 waiting for your decision. Open Ferry to decide."
+        );
+        let (title, body) = batch_notice(&asked, &ZH_CN).unwrap();
+        assert_eq!(title, "上传完成，1 个待决定");
+        assert_eq!(body, "2 个文件已确认，1 个待决定。打开 Ferry 做出选择。");
+        let both = totals(&[(Confirmed, 2), (Failed, 3)], 0, 1);
+        let (title, body) = batch_notice(&both, &EN).unwrap();
+        assert_eq!(title, "Uploads finished, 2 failed");
+        assert_eq!(
+            body,
+            "2 files confirmed, 2 failed, 1 waiting for your decision. Open Ferry to see why \
+             and retry."
+        );
+    }
+
     #[test]
     fn a_queue_with_files_waiting_to_be_retried_is_not_finished() {
         use FileState::*;
         // Two files failed; one of them is tried again by itself in a moment.
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 1, &EN), None);
-        assert_eq!(batch_notice(&[(Confirmed, 3), (Failed, 2)], 2, &EN), None);
+        let counts = [(Confirmed, 3), (Failed, 2)];
+        assert_eq!(batch_notice(&totals(&counts, 1, 0), &EN), None);
+        assert_eq!(batch_notice(&totals(&counts, 2, 0), &EN), None);
     }
 
     #[test]
@@ -421,8 +483,14 @@ mod tests {
             summary.text(&EN),
             "uploading 3 files, 42% · 1 retrying · 2 failed"
         );
+        summary.asking = 1;
+        assert_eq!(
+            summary.text(&EN),
+            "uploading 3 files, 42% · 1 retrying · 2 failed · 1 waiting for your decision"
+        );
         summary.active = 0;
         summary.failed = 0;
+        summary.asking = 0;
         summary.waiting = vec![("alice".into(), 4), ("bob at https://x.example".into(), 1)];
         assert_eq!(
             summary.text(&EN),
@@ -440,6 +508,7 @@ mod tests {
             size: 400,
             sent: 100,
             failed_scheduled: 2,
+            failed_asking: 0,
             uploaded_scheduled: 1,
             uploading: vec![(1, 0), (2, 0)],
         };
@@ -462,6 +531,7 @@ mod tests {
                 percent: 25,
                 retrying: 4,
                 failed: 1,
+                asking: 0,
                 waiting: vec![("alice".into(), 1)],
             }
         );
@@ -537,20 +607,20 @@ mod tests {
             "空闲 · 1 个等待 https://x.example 上的 bob 登录 · 2 个等待 未知账号 登录"
         );
 
-        let (title, body) = batch_notice(&[(Confirmed, 3), (Cancelled, 1)], 0, &ZH_CN).unwrap();
+        let notice = |counts: &[(FileState, u64)], retrying| {
+            batch_notice(&totals(counts, retrying, 0), &ZH_CN)
+        };
+        let (title, body) = notice(&[(Confirmed, 3), (Cancelled, 1)], 0).unwrap();
         assert_eq!(
             (title.as_str(), body.as_str()),
             ("上传完成", "队列中的文件均已确认。")
         );
-        let (title, body) = batch_notice(&[(Confirmed, 1), (Failed, 2)], 0, &ZH_CN).unwrap();
+        let (title, body) = notice(&[(Confirmed, 1), (Failed, 2)], 0).unwrap();
         assert_eq!(title, "上传完成，2 个失败");
         assert_eq!(
             body,
             "1 个文件已确认，2 个失败。打开 Ferry 查看原因并重试。"
         );
-        assert_eq!(
-            batch_notice(&[(Confirmed, 3), (Failed, 2)], 1, &ZH_CN),
-            None
-        );
+        assert_eq!(notice(&[(Confirmed, 3), (Failed, 2)], 1), None);
     }
 }

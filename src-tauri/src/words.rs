@@ -126,6 +126,8 @@ pub(crate) struct Words {
     pub(crate) uploading: fn(u64, u64) -> String,
     pub(crate) retrying: fn(u64) -> String,
     pub(crate) failed: fn(u64) -> String,
+    /// Files waiting for a decision about an object at their key.
+    pub(crate) asking: fn(u64) -> String,
     pub(crate) idle: &'static str,
     /// Files of another account (files, account) waiting for it to sign in.
     pub(crate) waiting_for: fn(u64, &str) -> String,
@@ -142,12 +144,17 @@ pub(crate) struct Words {
     // Notifications.
     pub(crate) upload_failed: &'static str,
     pub(crate) upload_failed_body: &'static str,
+    /// A file waits for a decision about an object at its key.
+    pub(crate) decision_needed: &'static str,
+    pub(crate) decision_needed_body: &'static str,
     pub(crate) uploads_finished: &'static str,
     pub(crate) all_confirmed: &'static str,
     /// Title: the queue ran empty with (failed) files failed.
     pub(crate) finished_failed: fn(u64) -> String,
-    /// Body: (confirmed, failed) files.
-    pub(crate) finished_failed_body: fn(u64, u64) -> String,
+    /// Title: the queue ran empty with (asking) files waiting for a decision, none failed.
+    pub(crate) finished_asking: fn(u64) -> String,
+    /// Body: (confirmed, failed, asking) files.
+    pub(crate) finished_body: fn(u64, u64, u64) -> String,
     pub(crate) session_ended: &'static str,
     pub(crate) session_ended_body: &'static str,
     pub(crate) not_added: &'static str,
@@ -204,6 +211,7 @@ pub(crate) static EN: Words = Words {
     },
     retrying: |n| format!("{n} retrying"),
     failed: |n| format!("{n} failed"),
+    asking: |n| format!("{n} waiting for your decision"),
     idle: "idle",
     waiting_for: |n, account| format!("{n} waiting for {account}"),
     account_at: |name, server| format!("{name} at {server}"),
@@ -216,12 +224,26 @@ pub(crate) static EN: Words = Words {
 
     upload_failed: "An upload failed",
     upload_failed_body: "Open Ferry to see why and retry.",
+    decision_needed: "A file is already at the store",
+    decision_needed_body: "Open Ferry to choose: replace it, keep both, or skip the file.",
     uploads_finished: "Uploads finished",
     all_confirmed: "Every file in the queue is confirmed.",
     finished_failed: |failed| format!("Uploads finished, {failed} failed"),
-    finished_failed_body: |confirmed, failed| {
+    finished_asking: |asking| format!("Uploads finished, {asking} waiting for your decision"),
+    finished_body: |confirmed, failed, asking| {
         let files = if confirmed == 1 { "file" } else { "files" };
-        format!("{confirmed} {files} confirmed, {failed} failed. Open Ferry to see why and retry.")
+        let mut said = format!("{confirmed} {files} confirmed");
+        if failed > 0 {
+            said += &format!(", {failed} failed");
+        }
+        if asking > 0 {
+            said += &format!(", {asking} waiting for your decision");
+        }
+        let then = match failed {
+            0 => "decide",
+            _ => "see why and retry",
+        };
+        format!("{said}. Open Ferry to {then}.")
     },
     session_ended: "Signed out",
     session_ended_body: "Your session ended. Sign in again to continue uploading.",
@@ -285,6 +307,7 @@ pub(crate) static ZH_CN: Words = Words {
     uploading: |n, percent| format!("正在上传 {n} 个文件（{percent}%）"),
     retrying: |n| format!("{n} 个重试中"),
     failed: |n| format!("{n} 个失败"),
+    asking: |n| format!("{n} 个待决定"),
     idle: "空闲",
     waiting_for: |n, account| format!("{n} 个等待 {account} 登录"),
     account_at: |name, server| format!("{server} 上的 {name}"),
@@ -295,11 +318,25 @@ pub(crate) static ZH_CN: Words = Words {
 
     upload_failed: "有文件上传失败",
     upload_failed_body: "打开 Ferry 查看原因并重试。",
+    decision_needed: "有文件在存储中已存在",
+    decision_needed_body: "打开 Ferry 选择：覆盖、保留两者或跳过该文件。",
     uploads_finished: "上传完成",
     all_confirmed: "队列中的文件均已确认。",
     finished_failed: |failed| format!("上传完成，{failed} 个失败"),
-    finished_failed_body: |confirmed, failed| {
-        format!("{confirmed} 个文件已确认，{failed} 个失败。打开 Ferry 查看原因并重试。")
+    finished_asking: |asking| format!("上传完成，{asking} 个待决定"),
+    finished_body: |confirmed, failed, asking| {
+        let mut said = format!("{confirmed} 个文件已确认");
+        if failed > 0 {
+            said += &format!("，{failed} 个失败");
+        }
+        if asking > 0 {
+            said += &format!("，{asking} 个待决定");
+        }
+        let then = match failed {
+            0 => "做出选择",
+            _ => "查看原因并重试",
+        };
+        format!("{said}。打开 Ferry {then}。")
     },
     session_ended: "登录已过期",
     session_ended_body: "会话已结束。请重新登录以继续上传。",

@@ -80,7 +80,7 @@ async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_setting
         json!("登录 Ferry")
     );
     tray_until(&driver, "the Chinese menu, signed out", |title, menu| {
-        title == "未登录" && menu == ["打开 Ferry", "全部暂停", "全部继续", "退出"]
+        title == "未登录" && menu == ["未登录", "打开 Ferry", "全部暂停", "全部继续", "退出"]
     })
     .await;
 
@@ -164,6 +164,20 @@ async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_setting
         assert!(Instant::now() < deadline, "no prompt in Chinese: {prompt}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The tray and a notification tell the file asked about from the one failed.
+    tray_until(
+        &driver,
+        "the file asked about, in Chinese",
+        |title, menu| title == "1 个失败 · 1 个待决定" && menu.first().is_some_and(|m| m == title),
+    )
+    .await;
+    super::tray::until(
+        &driver,
+        "the decision asked for, in Chinese",
+        async || driver.notifications().await,
+        |n| n.iter().any(|n| n["summary"] == "有文件在存储中已存在"),
+    )
+    .await;
     driver.screenshot("zh-conflict").await;
 
     // English chosen in Settings: the window and the tray change at once.
@@ -197,8 +211,8 @@ async fn the_app_speaks_the_systems_chinese_and_switches_to_english_from_setting
         json!("en")
     );
     tray_until(&driver, "the English menu", |title, menu| {
-        // (The file asked about counts as failed too while it waits.)
-        title.ends_with(" failed") && menu == ["Open Ferry", "Pause all", "Resume all", "Quit"]
+        title == "1 failed · 1 waiting for your decision"
+            && menu == [title, "Open Ferry", "Pause all", "Resume all", "Quit"]
     })
     .await;
     open_screen(&driver, 0).await;

@@ -225,6 +225,53 @@ async fn a_confirmation_refused_for_good_fails_the_file_with_a_reason_after_boun
     rig.assert_arrived_once(&engine, &events, &[source]).await;
 }
 
+/// A confirmation waiting for its next attempt (refused by the app server; the wait pushed an
+/// hour out, as after many refusals) is sent at once when the user says "Retry now", not when
+/// its wait ends: the file is confirmed in seconds once the server answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_a_confirmation_waiting_for_its_next_attempt_sends_it_at_once() {
+    let rig = Rig::start(|_| {}).await;
+    let source = rig.file("later.txt", 1000, 64);
+    let refuse = rig.api.add(
+        Rule::new(Action::api_error(503, "internal", "confirmations are off"))
+            .method("POST")
+            .target(UPLOADS),
+    );
+    let (engine, events) = rig.engine(|c| c.transfer.batch_confirmations = false).await;
+    engine
+        .enqueue(std::slice::from_ref(&source.path))
+        .await
+        .unwrap();
+    let id = source.id(&engine);
+    let running = engine.run_until_idle();
+    tokio::pin!(running);
+    let deferred = async {
+        loop {
+            let row = engine.journal().file(id).unwrap().unwrap();
+            if row.state == FileState::Uploaded && row.next_retry_at.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        done = &mut running => panic!("finished with confirmations refused: {done:?}"),
+        () = within(60, "the confirmation deferred", deferred) => {}
+    }
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    engine
+        .journal()
+        .defer_confirmation(id, "internal", "confirmations are off", later)
+        .unwrap();
+    refuse.remove();
+    engine.transfer().retry(Some(&[id])).await.unwrap();
+    let summary = within(30, "the confirmation sent at once", running)
+        .await
+        .unwrap();
+    assert_eq!(summary.confirmed, 1, "{summary:?}");
+    rig.assert_arrived_once(&engine, &events, &[source]).await;
+}
+
 /// Small files that finish together are confirmed in batches; a batch whose request breaks,
 /// or whose answer is lost after the server recorded it, is settled file by file — every file
 /// confirmed, every upload recorded once.

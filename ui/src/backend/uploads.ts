@@ -193,7 +193,19 @@ export class Uploads {
   }
 
   private totals(user: User): QueueTotals {
-    const totals: QueueTotals = { files: 0, done: 0, active: 0, retrying: 0, failed: 0, paused: 0, finished: 0, sent: 0, size: 0, uploading: [] };
+    const totals: QueueTotals = {
+      files: 0,
+      done: 0,
+      active: 0,
+      retrying: 0,
+      failed: 0,
+      asking: 0,
+      paused: 0,
+      finished: 0,
+      sent: 0,
+      size: 0,
+      uploading: [],
+    };
     for (const item of this.items) {
       if (item.ownerId !== user.id || item.cleared) continue;
       const scheduled = item.retryAt !== null && (item.state === "failed" || item.state === "uploaded");
@@ -207,6 +219,7 @@ export class Uploads {
       if (item.state === "confirmed") totals.done++;
       if (item.state === "paused") totals.paused++;
       if (scheduled) totals.retrying++;
+      else if (item.state === "failed" && item.error?.code === "exists") totals.asking++;
       else if (item.state === "failed") totals.failed++;
       else if (["queued", "uploading", "uploaded"].includes(item.state)) totals.active++;
       if (item.state === "uploading") totals.uploading.push({ id: item.id, sent: 0 });
@@ -251,6 +264,13 @@ export class Uploads {
     const to: Record<Control, FileState> = { pause: "paused", resume: "queued", retry: "queued", cancel: "cancelled" };
     for (const item of this.items) {
       if (item.ownerId !== user.id || (ids && !ids.includes(item.id))) continue;
+      if (action === "retry" && item.state === "uploaded" && item.retryAt !== null) {
+        // Its confirmation, waiting for its next attempt, is sent now.
+        item.retryAt = null;
+        item.attempts = 0;
+        this.emitState(item);
+        continue;
+      }
       if (!from[action].includes(item.state)) continue;
       item.state = to[action];
       item.retryAt = null;

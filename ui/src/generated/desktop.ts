@@ -77,6 +77,10 @@ retrying: number,
  */
 failed: number, 
 /**
+ * Waiting for a decision about an object at their key (the conflict prompt asks).
+ */
+asking: number, 
+/**
  * Paused by the user.
  */
 paused: number, 

@@ -33,6 +33,7 @@ const NO_TOTALS: QueueTotals = {
   active: 0,
   retrying: 0,
   failed: 0,
+  asking: 0,
   paused: 0,
   finished: 0,
   sent: 0,
@@ -437,9 +438,19 @@ export class AppState {
   }
 
   /** Over the signed-in account's files that are not cancelled or skipped (all of them, not
-   * only the page shown): bytes sent and total, files on their way, files being retried, and
-   * files failed for good. */
-  get totals(): { sent: number; size: number; active: number; retrying: number; failed: number; done: number; files: number; finished: number } {
+   * only the page shown): bytes sent and total, files on their way, files being retried, files
+   * failed for good, and files waiting for a decision about an object at their key. */
+  get totals(): {
+    sent: number;
+    size: number;
+    active: number;
+    retrying: number;
+    failed: number;
+    asking: number;
+    done: number;
+    files: number;
+    finished: number;
+  } {
     const t = this.counted;
     let sent = t.sent;
     let retryingNow = 0;
@@ -447,18 +458,22 @@ export class AppState {
       sent += Math.max(0, (this.live[u.id] ?? u.sent) - u.sent);
       if (this.retries[u.id]) retryingNow++;
     }
-    const { size, active, failed, done, files, finished } = t;
-    return { sent, size, active, retrying: t.retrying + retryingNow, failed, done, files, finished };
+    const { size, active, failed, asking, done, files, finished } = t;
+    return { sent, size, active, retrying: t.retrying + retryingNow, failed, asking, done, files, finished };
   }
 
   /** What screen readers are told of the queue: counts of files, which change as files
    * start, finish or fail — never with each byte sent. */
   get announcement(): string {
-    const { files, done, failed, retrying } = this.totals;
+    const { files, done, failed, asking, retrying } = this.totals;
     if (files === 0) return "";
     const t = text().announce;
     if (done === files) return t.allDone(count(files), files);
-    const trouble = [retrying ? t.retrying(count(retrying)) : "", failed ? t.failed(count(failed)) : ""].filter(Boolean);
+    const trouble = [
+      retrying ? t.retrying(count(retrying)) : "",
+      failed ? t.failed(count(failed)) : "",
+      asking ? t.asking(count(asking)) : "",
+    ].filter(Boolean);
     const said = t.done(count(done), count(files), files);
     return `${said}${trouble.length ? `${t.then}${trouble.join(t.and)}` : ""}${t.end}`;
   }

@@ -47,12 +47,14 @@ describe("a queue row", () => {
     expect(text(uploaded.detail)).toBe("retrying confirming the upload: network: connection refused, attempt 1 of 5");
   });
 
-  it("shows a file failed for good as failed, with its reason and Retry", () => {
+  it("shows a file failed for good as failed, with its reason, its attempts and Retry", () => {
     const item: QueueItem = { ...base, state: "failed", error: { code: "file_missing", message: "The file no longer exists." }, attempts: 1 };
     const view = rowView(item, undefined, now);
     expect(view.phase).toBe("failed");
-    expect(text(view.detail)).toBe("The file no longer exists.");
+    expect(text(view.detail)).toBe("The file no longer exists. (after 1 attempt)");
     expect(view.actions).toEqual(["retry", "cancel"]);
+    const refused = rowView({ ...item, error: slowDown, attempts: 8 }, undefined, now);
+    expect(text(refused.detail)).toBe(`${slowDown.message} (after 8 attempts)`);
   });
 
   it("shows another account's file waiting for its owner, with no actions", () => {
@@ -68,11 +70,12 @@ describe("a queue row", () => {
     expect(actions("paused")).toEqual(["resume", "cancel"]);
     expect(actions("uploaded")).toEqual([]);
     expect(actions("confirmed")).toEqual([]);
-    // A confirmation waiting for its next attempt cannot be hurried, paused or cancelled.
+    // A confirmation waiting for its next attempt can be sent now (Retry now), not paused or
+    // cancelled: the object is in the store.
     const confirming = rowView({ ...base, state: "uploaded", retryAt: "2026-01-01T00:01:05Z", attempts: 1, error: slowDown }, undefined, now);
     expect(confirming.phase).toBe("retrying");
     expect(text(confirming.detail)).toBe(`Retrying in 1 min 5 s — ${slowDown.message} (attempt 1 of 8)`);
-    expect(confirming.actions).toEqual([]);
+    expect(confirming.actions).toEqual(["retry"]);
   });
 });
 

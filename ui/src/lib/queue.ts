@@ -79,7 +79,9 @@ export function retryScheduled(item: QueueItem): boolean {
 }
 
 /** The actions the engine takes from `state` (`ferry_engine::transfer`: pause from queued,
- * uploading or failed; resume and retry from paused or failed; cancel from all of those). */
+ * uploading or failed; resume from paused or failed; retry from failed, and from uploaded while
+ * its confirmation waits for its next attempt — sent now; cancel from queued, uploading, paused
+ * or failed). */
 function actionsFor(item: QueueItem): Control[] {
   switch (item.state) {
     case "queued":
@@ -89,6 +91,8 @@ function actionsFor(item: QueueItem): Control[] {
       return ["resume", "cancel"];
     case "failed":
       return retryScheduled(item) ? ["retry", "pause", "cancel"] : ["retry", "cancel"];
+    case "uploaded":
+      return retryScheduled(item) ? ["retry"] : [];
     default:
       return [];
   }
@@ -122,5 +126,7 @@ export function rowView(item: QueueItem, note: RetryNote | undefined, now: numbe
     return view("asking", only(item.error), ["cancel"]);
   }
   const why = item.state === "failed" || item.state === "skipped" ? (item.error ?? null) : null;
-  return view(item.state, only(why), actions);
+  // Failed for good: after how many attempts (none for a file that never got one).
+  const tried = item.state === "failed" && item.attempts > 0 ? t.afterAttempts(item.attempts) : null;
+  return view(item.state, why || tried ? { before: null, said: why, after: tried } : null, actions);
 }

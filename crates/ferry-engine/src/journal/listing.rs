@@ -68,6 +68,9 @@ pub struct Totals {
     pub counts: Vec<(FileState, u64)>,
     /// Failed rows with a next attempt set (they retry by themselves).
     pub failed_scheduled: u64,
+    /// Failed rows waiting for a decision about an object at their key (`exists`): asked
+    /// about, not failed.
+    pub failed_asking: u64,
     /// Uploaded rows whose confirmation waits for its next attempt.
     pub uploaded_scheduled: u64,
     /// Bytes over rows not skipped or cancelled: sizes.
@@ -184,6 +187,14 @@ impl Journal {
                     totals.sent += r.get::<_, u64>(4)?;
                 }
             }
+            if totals.count(FileState::Failed) > 0 {
+                // Of the failed rows (read by the index, a few), those waiting for a decision
+                // about an object at their key, as [`Journal::asking`] counts them.
+                totals.failed_asking =
+                    c.row(&asking_sql(), params![owner.server, owner.user_id], |r| {
+                        r.get(0)
+                    })?;
+            }
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT id, bytes_done FROM files WHERE {OWNED} AND state = 'uploading'
                  ORDER BY id"
@@ -248,6 +259,14 @@ fn totals_sql() -> String {
         "SELECT state, count(*), sum(next_retry_at IS NOT NULL), sum(coalesce(size, 0)),
             sum(CASE WHEN state IN ({stored}) THEN coalesce(size, 0) ELSE bytes_done END)
          FROM files WHERE {OWNED} AND cleared = 0 GROUP BY state"
+    )
+}
+
+/// The owner's (`?1`, `?2`) failed rows in view waiting for a decision, counted.
+fn asking_sql() -> String {
+    format!(
+        "SELECT count(*) FROM files WHERE {OWNED} AND cleared = 0 AND state = 'failed'
+             AND error_code = 'exists'"
     )
 }
 
@@ -404,6 +423,8 @@ mod tests {
         );
         let totals = plan(&totals_sql()).join(" | ");
         assert!(totals.contains("COVERING INDEX files_tally"), "{totals}");
+        let asking = plan(&asking_sql()).join(" | ");
+        assert!(asking.contains("state=?"), "{asking}");
         let waiting = plan(&crate::journal::files::waiting_sql()).join(" | ");
         assert!(waiting.contains("files_unfinished_owner"), "{waiting}");
     }
@@ -419,17 +440,26 @@ mod tests {
         set(&journal, &mine[600..602], FileState::Uploading, 4, None);
         set(&journal, &mine[602..605], FileState::Failed, 0, Some(9));
         set(&journal, &mine[605..606], FileState::Failed, 0, None);
+        set(&journal, &mine[619..621], FileState::Uploading, 0, None);
+        for &id in &mine[619..621] {
+            // Waiting for a decision about an object at its key.
+            assert!(journal.fail(id, "exists", "taken", None).unwrap().is_some());
+        }
         set(&journal, &mine[606..608], FileState::Uploaded, 0, Some(9));
         set(&journal, &mine[608..609], FileState::Uploaded, 0, None);
         set(&journal, &mine[609..619], FileState::Cancelled, 3, None);
 
         let totals = journal.totals(&alice).unwrap();
         assert_eq!(totals.count(FileState::Confirmed), 600);
-        assert_eq!(totals.count(FileState::Queued), 1200 - 619);
+        assert_eq!(totals.count(FileState::Queued), 1200 - 621);
         assert_eq!(totals.count(FileState::Cancelled), 10);
         assert_eq!(
-            (totals.failed_scheduled, totals.count(FileState::Failed)),
-            (3, 4)
+            (
+                totals.failed_scheduled,
+                totals.failed_asking,
+                totals.count(FileState::Failed)
+            ),
+            (3, 2, 6)
         );
         assert_eq!(
             (totals.uploaded_scheduled, totals.count(FileState::Uploaded)),

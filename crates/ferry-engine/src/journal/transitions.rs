@@ -169,9 +169,30 @@ impl Journal {
     }
 
     /// Like [`Journal::resume`], for failed files only: paused ones stay paused (the user
-    /// paused them; "retry" does not undo that).
+    /// paused them; "retry" does not undo that). Uploaded files whose confirmation waits for
+    /// its next attempt are confirmed now (their attempts start again too).
     pub fn retry(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
-        self.restart(owner, ids, &[FileState::Failed])
+        let mut moved = self.restart(owner, ids, &[FileState::Failed])?;
+        moved.extend(self.confirm_now(owner, ids)?);
+        Ok(moved)
+    }
+
+    /// `owner`'s uploaded files (all when `ids` is `None`) waiting for their confirmation's
+    /// next attempt, due now.
+    fn confirm_now(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
+        let ids = ids.map(|ids| serde_json::to_string(ids).unwrap_or_default());
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "UPDATE files SET next_retry_at = NULL, attempts = 0, updated_at = ?4
+                 WHERE {OWNED} AND state = 'uploaded' AND next_retry_at IS NOT NULL
+                   AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
+                 RETURNING id"
+            ))?;
+            stmt.query_map(params![owner.server, owner.user_id, ids, now()], |r| {
+                Ok((r.get(0)?, FileState::Uploaded))
+            })?
+            .collect()
+        })
     }
 
     /// Moves `owner`'s files in one of `states` back to work.

@@ -249,6 +249,66 @@ fn moves_touch_only_the_owners_files_and_resume_starts_the_count_again() {
     assert_eq!(journal.file(mine).unwrap().unwrap().attempts, 0);
 }
 
+/// "Retry" hurries an uploaded file's confirmation waiting for its next attempt (due now, its
+/// attempts from zero) — the account's files only, the ones named only — and leaves an
+/// uploaded file whose confirmation is not waiting alone.
+#[test]
+fn retrying_hurries_a_confirmation_waiting_for_its_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+    let bob = Owner {
+        user_id: 2,
+        user_name: "bob".into(),
+        ..alice()
+    };
+    let uploaded_by = |owner: &Owner, path: &str, deferred: bool| {
+        let id = journal
+            .add(owner, &new_file(Path::new(path)), None)
+            .unwrap();
+        journal
+            .set_state(id, FileState::Queued, FileState::Uploading)
+            .unwrap();
+        journal.uploaded(id, &uploaded("md5:00")).unwrap();
+        if deferred {
+            let later = now() + 3600;
+            journal
+                .defer_confirmation(id, "network", "reset", later)
+                .unwrap();
+        }
+        id
+    };
+    let (waiting, named, theirs) = (
+        uploaded_by(&alice(), "/a/waiting", true),
+        uploaded_by(&alice(), "/a/named", true),
+        uploaded_by(&bob, "/b/theirs", true),
+    );
+    let going = uploaded_by(&alice(), "/a/going", false);
+    let due = |id| {
+        let row = journal.file(id).unwrap().unwrap();
+        (row.state, row.next_retry_at.is_none(), row.attempts)
+    };
+    assert_eq!(due(waiting), (FileState::Uploaded, false, 1));
+
+    assert_eq!(
+        journal.retry(&alice(), Some(&[named])).unwrap(),
+        [(named, FileState::Uploaded)]
+    );
+    assert_eq!(due(named), (FileState::Uploaded, true, 0));
+    assert_eq!(due(waiting), (FileState::Uploaded, false, 1), "not named");
+    assert!(journal.retry(&alice(), Some(&[theirs])).unwrap().is_empty());
+    assert_eq!(
+        journal.retry(&alice(), None).unwrap(),
+        [(waiting, FileState::Uploaded)]
+    );
+    assert_eq!(due(waiting), (FileState::Uploaded, true, 0));
+    assert_eq!(
+        due(theirs),
+        (FileState::Uploaded, false, 1),
+        "another account's"
+    );
+    assert_eq!(due(going), (FileState::Uploaded, true, 0));
+}
+
 #[test]
 fn a_file_that_uploads_again_forgets_its_old_etag() {
     let dir = tempfile::tempdir().unwrap();
