@@ -10,6 +10,7 @@ mod cli_data_dir;
 mod cli_json;
 mod cli_profile;
 mod cli_resume;
+mod cli_watch;
 mod conflicts;
 mod crash_trials;
 mod credential_status;

@@ -106,9 +106,12 @@ enum Command {
         #[arg(long, default_value = "ask", value_name = "RULE")]
         on_conflict: OnConflict,
     },
-    /// Watch a folder and upload what appears in it (until Ctrl-C).
+    /// Watch a folder and upload what appears in it (until Ctrl-C). The folder is kept with
+    /// your watched folders — the desktop app's list — and, with no folder given, every folder
+    /// kept and turned on is watched.
     Watch {
-        dir: PathBuf,
+        /// The folder (kept already: its saved prefix, exclusions and rule apply).
+        dir: Option<PathBuf>,
         /// Key prefix for this folder's files (below your upload prefix).
         #[arg(long, default_value = "")]
         prefix: String,
@@ -120,6 +123,10 @@ enum Command {
         #[arg(long, default_value = "ask", value_name = "RULE")]
         on_conflict: OnConflict,
     },
+    /// List your watched folders (the desktop app's list too).
+    Folders,
+    /// Forget a watched folder (its files already uploaded stay uploaded).
+    Unwatch { dir: PathBuf },
     /// Show the queue (reads it without disturbing a running upload).
     Status,
     /// Show upload history from the server.
@@ -209,6 +216,23 @@ fn progress_bar(shown: bool) -> Arc<Progress> {
         bar,
         sent: Mutex::new(HashMap::new()),
     })
+}
+
+/// Watches every folder of the account kept and turned on (the desktop app's list); the
+/// paths watched. None kept: an error that says how to keep one.
+async fn watch_kept(engine: &Engine) -> anyhow::Result<Vec<PathBuf>> {
+    engine.watch_saved_folders().await?;
+    let on: Vec<PathBuf> = engine
+        .folders()
+        .await?
+        .into_iter()
+        .filter(|f| f.enabled)
+        .map(|f| f.folder.path)
+        .collect();
+    if on.is_empty() {
+        bail!("no watched folder is kept for this account: give one (`ferry watch DIR`)");
+    }
+    Ok(on)
 }
 
 async fn upload(
@@ -564,22 +588,56 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     exclude,
                     on_conflict,
                 } => {
-                    let dir = std::fs::canonicalize(&dir)
-                        .with_context(|| format!("{}", dir.display()))?;
-                    let watcher = engine.watcher();
-                    watcher.add(ferry_engine::watch::Folder {
-                        path: dir.clone(),
-                        prefix,
-                        excludes: exclude,
-                        on_conflict,
-                    })?;
-                    eprintln!("watching {} (Ctrl-C stops)", dir.display());
-                    let transfer = engine.transfer().clone();
+                    let watched = match dir {
+                        Some(dir) => {
+                            let folder = ferry_engine::watch::Folder {
+                                path: dir,
+                                prefix,
+                                excludes: exclude,
+                                on_conflict,
+                            };
+                            let (folder, known) = engine.watch_folder(folder).await?;
+                            if known {
+                                eprintln!(
+                                    "{} is kept already: its saved prefix ({:?}), exclusions and \
+                                     rule apply",
+                                    folder.path.display(),
+                                    folder.prefix
+                                );
+                            }
+                            vec![folder.path]
+                        }
+                        None => watch_kept(&engine).await?,
+                    };
+                    for path in &watched {
+                        eprintln!("watching {}", path.display());
+                    }
+                    eprintln!("(Ctrl-C stops)");
+                    let (watcher, transfer) = (engine.watcher(), engine.transfer().clone());
                     tokio::select! {
                         result = watcher.run() => result?,
                         result = transfer.run() => result?,
                         _ = tokio::signal::ctrl_c() => {}
                     }
+                    Ok(true)
+                }
+                Command::Folders => {
+                    for kept in engine.folders().await? {
+                        let f = &kept.folder;
+                        println!(
+                            "{}{}  prefix {:?}  on conflict: {}  excludes: {}",
+                            f.path.display(),
+                            if kept.enabled { "" } else { "  (off)" },
+                            f.prefix,
+                            f.on_conflict.as_str(),
+                            f.excludes.join(", ")
+                        );
+                    }
+                    Ok(true)
+                }
+                Command::Unwatch { dir } => {
+                    engine.remove_folder(&dir).await?;
+                    println!("no longer watching {}", dir.display());
                     Ok(true)
                 }
                 Command::History { all } => {

@@ -512,6 +512,35 @@ impl Engine {
         self.watcher.add(saved.folder)
     }
 
+    /// Watches `folder` — kept with the signed-in account's folders (the desktop's list), or,
+    /// kept already under any name, as it is kept (its prefix, exclusions and rule), turned on.
+    /// Gives the folder as watched and whether it was kept already.
+    pub async fn watch_folder(&self, folder: Folder) -> Result<(Folder, bool)> {
+        let owner = self.owner()?;
+        let (saved, known) = self
+            .journal
+            .blocking(move |j| {
+                let (mut saved, known) = match kept_folder(j, &owner, &folder.path) {
+                    Ok(kept) => (kept, true),
+                    Err(_) => {
+                        let path = folder_path(&folder.path)?;
+                        let folder = Folder { path, ..folder };
+                        let saved = SavedFolder {
+                            folder,
+                            enabled: true,
+                        };
+                        (saved, false)
+                    }
+                };
+                saved.enabled = true;
+                j.save_folder(&owner, &saved)?;
+                Ok((saved, known))
+            })
+            .await?;
+        self.watcher.add(saved.folder.clone())?;
+        Ok((saved.folder, known))
+    }
+
     /// Turns watching a kept folder of the signed-in account on or off.
     pub async fn set_folder_enabled(&self, path: &Path, enabled: bool) -> Result<()> {
         let (owner, wanted) = (self.owner()?, path.to_owned());
