@@ -39,6 +39,19 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
         .unwrap();
     assert_ne!(grant.secret_access_key, earlier.secret_access_key);
     let token = engine.session().token().unwrap().expose().to_owned();
+    // A proxy named with a password since (its password kept in memory by the engine).
+    let proxy_password = "proxy-pass-8131".to_owned();
+    let proxy = ferry_engine::network::ManualProxy {
+        url: "http://127.0.0.1:9".into(),
+        user: Some("proxy-user".into()),
+        password: Some(ferry_engine::secret::Secret::new(proxy_password.clone())),
+    };
+    engine
+        .set_network(&ferry_engine::network::Network {
+            proxy: ferry_engine::network::ProxyChoice::Manual(proxy),
+            extra_ca: None,
+        })
+        .unwrap();
     let secrets = [
         ("the session token", token.clone()),
         ("the storage secret", grant.secret_access_key.clone()),
@@ -48,6 +61,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
             "an earlier grant's secret",
             earlier.secret_access_key.clone(),
         ),
+        ("the proxy's password", proxy_password.clone()),
     ];
     // A log that leaked them, in the shapes they travel in.
     let mut log = LogFile::new(&data);
@@ -61,6 +75,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     )
     .unwrap();
     writeln!(log, "DEBUG x-amz-security-token: {}", grant.security_token).unwrap();
+    writeln!(log, "DEBUG proxy login proxy-user/{proxy_password} refused").unwrap();
     writeln!(
         log,
         "DEBUG sign-in {{\"username\":\"alice\",\"password\":\"{password}\"}}"
@@ -132,7 +147,7 @@ async fn diagnostics_explain_failures_and_hold_no_secret_even_one_a_log_leaked()
     assert!(summary.contains(&line), "{line} in:\n{summary}");
     assert!(!summary.contains("bobs-private-report"), "{summary}");
     assert!(log.contains("upload finished: kept.txt"), "{log}");
-    assert_eq!(log.matches("[redacted]").count(), 5, "{log}");
+    assert_eq!(log.matches("[redacted]").count(), 6, "{log}");
 }
 
 /// Runs `ferry diagnostics OUT` on `data` against `server` (memory keychain); the zip's
@@ -141,14 +156,22 @@ async fn cli_diagnostics(
     data: &Path,
     server: &str,
     out: &Path,
+    proxy_password: Option<&str>,
 ) -> (String, zip::ZipArchive<std::fs::File>) {
     let mut command = std::process::Command::new(ferry_tests::ferry_bin());
     command
         .env("FERRY_DATA_DIR", data)
         .env("FERRY_SERVER", server)
-        .env("FERRY_MEMORY_KEYCHAIN", "true")
-        .arg("diagnostics")
-        .arg(out);
+        .env("FERRY_MEMORY_KEYCHAIN", "true");
+    if let Some(password) = proxy_password {
+        command.env("FERRY_PROXY_PASSWORD", password).args([
+            "--proxy",
+            "http://127.0.0.1:9",
+            "--proxy-user",
+            "proxy-user",
+        ]);
+    }
+    command.arg("diagnostics").arg(out);
     let output = ferry_tests::succeeds(command).await;
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(said.contains("diagnostics written to"), "{said}");
@@ -180,8 +203,14 @@ async fn the_cli_writes_diagnostics_signed_out_and_offline() {
     assert_eq!(told.matches("error").count(), 1, "{told}");
     assert!(!told.contains("the command failed"), "{told}");
     drop(server);
+    // A proxy password a log leaked: left out when the same proxy is named to the command.
+    let proxy_password = "proxy-pass-2207";
+    let mut leaked = LogFile::new(&data);
+    writeln!(leaked, "DEBUG proxy login proxy-user/{proxy_password}").unwrap();
+    leaked.flush().unwrap();
     let out = dir.path().join("help.zip");
-    let (summary, mut zip) = cli_diagnostics(&data, "http://127.0.0.1:9", &out).await;
+    let (summary, mut zip) =
+        cli_diagnostics(&data, "http://127.0.0.1:9", &out, Some(proxy_password)).await;
     assert!(summary.contains("Not signed in"), "{summary}");
     assert!(!summary.contains("wrong-password"), "{summary}");
     let mut log = String::new();
@@ -194,6 +223,8 @@ async fn the_cli_writes_diagnostics_signed_out_and_offline() {
         "the failed run is in the log: {log}"
     );
     assert!(!log.contains("wrong-password"), "{log}");
+    assert!(!log.contains(proxy_password), "{log}");
+    assert!(log.contains("proxy-user/[redacted]"), "{log}");
 }
 
 /// `ferry diagnostics` while the app (or `ferry watch`) runs on the same data dir — when help
@@ -214,7 +245,7 @@ async fn the_cli_writes_diagnostics_while_the_app_holds_the_data_dir() {
         .await
         .unwrap();
     let out = dir.path().join("help.zip");
-    let (summary, _) = cli_diagnostics(&data, &server.api, &out).await;
+    let (summary, _) = cli_diagnostics(&data, &server.api, &out, None).await;
     // This process's memory keychain holds no session: nobody's files are listed.
     assert!(
         summary.contains("Not signed in: no files are listed"),

@@ -499,8 +499,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Status => return status(&data_dir, &server, keychain).await,
         // Without taking the data dir: the app or `ferry watch` may be running.
         Command::Diagnostics { out } => {
-            ferry_engine::diagnostics::save_diagnostics_of(&data_dir, &server, keychain, out)
-                .await?;
+            let network = network(&cli);
+            ferry_engine::diagnostics::save_diagnostics_of(
+                &data_dir, &server, keychain, &network, out,
+            )
+            .await?;
             println!("diagnostics written to {}", out.display());
             return Ok(true);
         }

@@ -1,7 +1,8 @@
 //! What a user sends when asking for help: a zip of Ferry's logs and a summary of its journal
 //! (states, the files that failed or wait, why, their attempts and the store's request ids),
 //! with every secret the engine holds — the session token, the storage secret and security
-//! token — and anything shaped like a credential or a signature replaced by `[redacted]`.
+//! token, the proxy's password — and anything shaped like a credential or a signature replaced
+//! by `[redacted]`.
 //!
 //! The logs are written by the front ends through [`LogFile`]: one file in the data dir's
 //! `logs/`, kept under a size by turning it over once.
@@ -270,6 +271,7 @@ impl Engine {
         if let Ok(token) = self.session().token() {
             secrets.push(token.expose().to_owned());
         }
+        secrets.extend(self.network_secrets().map(|p| p.expose().to_owned()));
         let session = Session {
             owner: self.session().owner(),
             credentials: format!(
@@ -284,12 +286,13 @@ impl Engine {
 
 /// Writes the diagnostics zip for `data_dir` without taking it — the app or `ferry watch`
 /// may hold it, which is when help is needed: the journal read-only, the session and grant
-/// the keychain keeps for `server` (to name the account and leave their secrets out). Asks
-/// no server anything.
+/// the keychain keeps for `server` (to name the account and leave their secrets out), and the
+/// password of the proxy `network` names (left out too). Asks no server anything.
 pub async fn save_diagnostics_of(
     data_dir: &Path,
     server: &str,
     keychain: Arc<dyn Keychain>,
+    network: &crate::network::Network,
     out: &Path,
 ) -> Result<()> {
     let journal = Arc::new(Journal::open_read_only(&data_dir.join("journal.db"))?);
@@ -305,6 +308,7 @@ pub async fn save_diagnostics_of(
     );
     let mut secrets = credentials.secrets().await;
     secrets.extend(session.stored_token()?.map(|t| t.expose().to_owned()));
+    secrets.extend(network.proxy_password().map(|p| p.expose().to_owned()));
     let expires = match &owner {
         Some(owner) => credentials.stored_expiry(owner).await,
         None => None,

@@ -89,6 +89,7 @@ pub struct ConnectionCheck {
 pub struct NetworkReady {
     api: crate::network::Prepared,
     store: crate::network::Prepared,
+    proxy_password: Option<crate::secret::Secret>,
 }
 
 /// What the queue of a data dir holds.
@@ -111,6 +112,9 @@ pub struct Status {
 pub struct Engine {
     /// Held while the network changes: both clients end on the same one.
     changing_network: std::sync::Mutex<()>,
+    /// The password of the proxy in use, if the user named one with a password (for the
+    /// diagnostics to leave out).
+    proxy_password: std::sync::Mutex<Option<crate::secret::Secret>>,
     /// What files given without a rule do when their key already holds an object.
     on_conflict: std::sync::Mutex<OnConflict>,
     journal: Arc<Journal>,
@@ -219,6 +223,7 @@ impl Engine {
         );
         Ok(Self {
             changing_network: std::sync::Mutex::new(()),
+            proxy_password: std::sync::Mutex::new(config.network.proxy_password()),
             on_conflict: std::sync::Mutex::new(OnConflict::default()),
             journal,
             session,
@@ -373,6 +378,7 @@ impl Engine {
         Ok(NetworkReady {
             api: api.on(network)?,
             store: store.on(network)?,
+            proxy_password: network.proxy_password(),
         })
     }
 
@@ -384,7 +390,19 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.session.api().http().take(ready.api);
         self.transfer.storage().http().take(ready.store);
+        *self
+            .proxy_password
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ready.proxy_password;
         self.transfer.network_changed();
+    }
+
+    /// Secrets of the network in use: the proxy's password, if any.
+    pub(crate) fn network_secrets(&self) -> Option<crate::secret::Secret> {
+        self.proxy_password
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The transfer settings in force now.

@@ -21,6 +21,17 @@ pub struct Network {
     pub extra_ca: Option<PathBuf>,
 }
 
+impl Network {
+    /// The proxy's password, when it is one the user named with a password: a secret the
+    /// diagnostics leave out.
+    pub(crate) fn proxy_password(&self) -> Option<Secret> {
+        match &self.proxy {
+            ProxyChoice::Manual(manual) => manual.password.clone(),
+            _ => None,
+        }
+    }
+}
+
 /// Which proxy requests go through.
 #[derive(Debug, Clone, Default)]
 pub enum ProxyChoice {
