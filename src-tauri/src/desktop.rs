@@ -508,18 +508,9 @@ impl Desktop {
     /// Folders kept by earlier versions in `folders.json` (one list for whoever signed in) become
     /// the folders of the first account signed in here since; the file is then renamed.
     async fn adopt_old_folders(&self, engine: &Engine) -> CommandResult<()> {
-        #[derive(Deserialize)]
-        struct Old {
-            path: PathBuf,
-            prefix: String,
-            excludes: Vec<String>,
-            enabled: bool,
-        }
-        let file = self.data_dir.join("folders.json");
-        let Ok(text) = std::fs::read_to_string(&file) else {
+        let Some(old) = old_folders(&self.data_dir) else {
             return Ok(());
         };
-        let old: Vec<Old> = serde_json::from_str(&text).unwrap_or_default();
         for folder in old {
             let path = folder.path.clone();
             let added = engine
@@ -539,6 +530,7 @@ impl Desktop {
                 Err(err) => return Err(err.into()),
             }
         }
+        let file = self.data_dir.join("folders.json");
         std::fs::rename(&file, self.data_dir.join("folders.json.adopted"))
             .map_err(|e| CommandError::new("io", format!("folders.json: {e}")))
     }
@@ -745,12 +737,73 @@ impl Desktop {
     }
 }
 
+/// A folder as earlier versions kept it in `folders.json`.
+#[derive(Debug, Deserialize, PartialEq)]
+struct OldFolder {
+    path: PathBuf,
+    prefix: String,
+    excludes: Vec<String>,
+    enabled: bool,
+}
+
+/// The folders an earlier version kept in `folders.json` of `data_dir`, if it has that file.
+/// A file that is not such a list gives none: it is kept as `folders.json.damaged` (nothing
+/// of it lost) and the log says its folders were not adopted.
+fn old_folders(data_dir: &Path) -> Option<Vec<OldFolder>> {
+    let file = data_dir.join("folders.json");
+    let text = std::fs::read_to_string(&file).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(old) => Some(old),
+        Err(err) => {
+            let kept = data_dir.join("folders.json.damaged");
+            let moved = std::fs::rename(&file, &kept);
+            tracing::warn!(
+                error = %err,
+                kept = %kept.display(),
+                moved = moved.is_ok(),
+                "an earlier version's folders.json is damaged: its folders are not adopted"
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
     use super::*;
+
+    /// An earlier version's `folders.json` is read for its folders; a damaged one gives none
+    /// and is kept beside as `folders.json.damaged` rather than taken for an empty list.
+    #[test]
+    fn an_earlier_versions_damaged_folder_list_is_kept_aside_not_read_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(old_folders(dir.path()), None, "no file");
+        let file = dir.path().join("folders.json");
+        std::fs::write(
+            &file,
+            r#"[{"path":"/a","prefix":"p/","excludes":["*.tmp"],"enabled":false}]"#,
+        )
+        .unwrap();
+        let read = old_folders(dir.path()).unwrap();
+        assert_eq!(
+            read,
+            [OldFolder {
+                path: "/a".into(),
+                prefix: "p/".into(),
+                excludes: vec!["*.tmp".into()],
+                enabled: false,
+            }]
+        );
+        let damaged = r#"[{"path":"/a","prefix":"p/""#;
+        std::fs::write(&file, damaged).unwrap();
+        assert_eq!(old_folders(dir.path()), None);
+        assert!(!file.exists());
+        let kept = std::fs::read_to_string(dir.path().join("folders.json.damaged")).unwrap();
+        assert_eq!(kept, damaged);
+    }
 
     /// Signed out, the app is not running; while an engine is being started or stopped (the
     /// lock busy for a sign-in, say) it is — closing the window must not quit in the middle.

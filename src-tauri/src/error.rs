@@ -38,7 +38,6 @@ impl CommandError {
     }
 
     /// The words the user reads.
-    #[cfg(test)]
     pub(crate) fn message(&self) -> &str {
         &self.message
     }

@@ -388,7 +388,14 @@ pub(crate) fn build(app: &AppHandle, status: &TrayStatus) -> tauri::Result<()> {
                         return;
                     };
                     if let Err(err) = desktop.control(&action, None).await {
+                        // Said where it was asked for: the window may be hidden.
                         tracing::warn!(code = %err.code(), "tray action failed");
+                        let words = words::current(&app);
+                        let asked = match action.as_str() {
+                            "pause" => words.pause_all,
+                            _ => words.resume_all,
+                        };
+                        notify(&app, &(words.action_failed)(asked), err.message());
                     }
                 });
             }

@@ -144,6 +144,8 @@ pub(crate) struct Words {
     // Notifications.
     pub(crate) upload_failed: &'static str,
     pub(crate) upload_failed_body: &'static str,
+    /// Title: a menu action (its words) did not work; the body says why.
+    pub(crate) action_failed: fn(&str) -> String,
     /// A file waits for a decision about an object at its key.
     pub(crate) decision_needed: &'static str,
     pub(crate) decision_needed_body: &'static str,
@@ -224,6 +226,7 @@ pub(crate) static EN: Words = Words {
 
     upload_failed: "An upload failed",
     upload_failed_body: "Open Ferry to see why and retry.",
+    action_failed: |action| format!("{action} did not work"),
     decision_needed: "A file is already at the store",
     decision_needed_body: "Open Ferry to choose: replace it, keep both, or skip the file.",
     uploads_finished: "Uploads finished",
@@ -318,6 +321,7 @@ pub(crate) static ZH_CN: Words = Words {
 
     upload_failed: "有文件上传失败",
     upload_failed_body: "打开 Ferry 查看原因并重试。",
+    action_failed: |action| format!("{action}未成功"),
     decision_needed: "有文件在存储中已存在",
     decision_needed_body: "打开 Ferry 选择：覆盖、保留两者或跳过该文件。",
     uploads_finished: "上传完成",

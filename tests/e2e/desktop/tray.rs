@@ -269,4 +269,31 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Signed out: the tray says so, and a menu action that cannot work says why where it was
+    // asked for (the window may be hidden), not only in the log.
+    driver.click_text("Sign out").await;
+    until(
+        &driver,
+        "signed out in the tray",
+        async || driver.tray().await,
+        |t| title(t) == "signed out" && menu(t).first().is_some_and(|m| m == "signed out"),
+    )
+    .await;
+    driver.tray_click("Pause all").await;
+    let notes = until(
+        &driver,
+        "the failed action notified",
+        async || driver.notifications().await,
+        |n| summaries(n).iter().any(|s| s == "Pause all did not work"),
+    )
+    .await;
+    let failed = notes
+        .iter()
+        .find(|n| n["summary"] == "Pause all did not work")
+        .unwrap();
+    assert!(
+        failed["body"].as_str().is_some_and(|b| !b.is_empty()),
+        "it says why: {failed}"
+    );
 }

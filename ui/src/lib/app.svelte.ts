@@ -348,7 +348,13 @@ export class AppState {
     } catch (err) {
       this.notice = said(err);
     }
-    this.session = await this.backend.restore();
+    try {
+      this.session = await this.backend.restore();
+    } catch (err) {
+      // What is left cannot be read now: shown signed out, with why (the first failure told).
+      this.notice ??= said(err);
+      this.session = this.session && { ...this.session, user: null, sessionExpiresAt: null, online: false };
+    }
     this.epoch++;
     this.cancelRead();
     this.queue = [];

@@ -92,6 +92,18 @@ describe("AppState over the memory backend", () => {
     app.stop();
   });
 
+  it("shows itself signed out, and why, when the session cannot be read after signing out", async () => {
+    const b = backend();
+    const app = await signedInApp(b);
+    b.restore = async () => {
+      throw new BackendError("keychain_unavailable", "The keychain did not answer.");
+    };
+    await app.signOut();
+    expect(app.session?.user).toBeNull();
+    expect(app.notice?.message).toBe("The keychain did not answer.");
+    app.stop();
+  });
+
   it("follows a dropped file from queued to confirmed", async () => {
     const b = backend();
     const app = await signedInApp(b);
