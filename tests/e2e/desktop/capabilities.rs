@@ -160,9 +160,18 @@ fn the_webview_may_call_only_ferrys_commands_under_a_strict_csp() {
             );
         }
     }
-    // A second copy of the config next to the crate must not drift from the one in use.
-    let copy = root().join("src-tauri/tauri.conf.json");
-    if copy.exists() {
-        assert_eq!(json(&copy), config, "src-tauri/tauri.conf.json differs");
+    // The config next to the crate (where the Tauri CLI looks) is the one in use, not a copy
+    // that could drift from it: a link to it, or nothing.
+    let beside = root().join("src-tauri/tauri.conf.json");
+    if let Ok(meta) = std::fs::symlink_metadata(&beside) {
+        assert!(
+            meta.file_type().is_symlink(),
+            "src-tauri/tauri.conf.json is a copy: link it to ../tauri.conf.json"
+        );
+        assert_eq!(
+            std::fs::canonicalize(&beside).unwrap(),
+            std::fs::canonicalize(root().join("tauri.conf.json")).unwrap(),
+            "src-tauri/tauri.conf.json links elsewhere"
+        );
     }
 }
