@@ -2,8 +2,8 @@
 //! notification daemon on the app's session bus (`tests/tools/desktop_shell.py`). The tray's
 //! title says how the queue goes, its menu holds Open Ferry / Pause all / Resume all / Quit and
 //! each does what it says (Quit asks while files are on their way), and the notifications tell
-//! of a failure, of the window going to the tray, and of a batch done — truthful when some
-//! file failed.
+//! of a failure, of the window going to the tray, of a batch done — truthful when some file
+//! failed — and of a session that ended.
 
 use std::time::{Duration, Instant};
 
@@ -295,5 +295,49 @@ async fn the_tray_and_the_notifications_say_how_the_queue_goes() {
     assert!(
         failed["body"].as_str().is_some_and(|b| !b.is_empty()),
         "it says why: {failed}"
+    );
+}
+
+/// A session the app server ends (its time is up) is told in a notification — the window may
+/// be in the tray — and the window asks to sign in again, the file added meanwhile kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_ends_is_told_in_a_notification_and_the_window_asks_to_sign_in() {
+    let session = Duration::from_secs(6);
+    let (server, _store) = server_behind_store_proxy(|o| o.session_ttl = session).await;
+    let password = server.add_user("alice", Role::User);
+    let dir = tempfile::tempdir().unwrap();
+    let driver = Driver::signed_in(dir.path(), true, &server.api, "alice", &password).await;
+    until(
+        &driver,
+        "the tray, idle",
+        async || driver.tray().await,
+        |t| title(t) == "idle",
+    )
+    .await;
+    tokio::time::sleep(session + Duration::from_secs(1)).await;
+    // Its upload needs the app server, which no longer takes the session.
+    let file = dir.path().join("after-the-end.txt");
+    std::fs::write(&file, "added after the session ended").unwrap();
+    add_file(&driver, &file).await;
+    let notes = until(
+        &driver,
+        "the session's end notified",
+        async || driver.notifications().await,
+        |n| summaries(n).iter().any(|s| s == "Signed out"),
+    )
+    .await;
+    let ended = notes.iter().find(|n| n["summary"] == "Signed out").unwrap();
+    assert_eq!(
+        ended["body"], "Your session ended. Sign in again to continue uploading.",
+        "{ended}"
+    );
+    driver.wait_for("input[name=server]", 30).await;
+    let said = driver
+        .script("return document.body.innerText", serde_json::json!([]))
+        .await;
+    assert!(
+        said.as_str()
+            .is_some_and(|t| t.contains("Your session ended. Sign in again")),
+        "{said}"
     );
 }
