@@ -86,6 +86,8 @@ export class AppState {
   now = $state(Date.now());
   screen = $state<Screen>("uploads");
   sessionExpired = $state(false);
+  /** Picked files or folders being added to the queue now (walked and journaled). */
+  adding = $state(0);
   /** The last retry announced per file id, until the file moves on (progress or a new state). */
   retries = $state<Record<number, RetryNote>>({});
   /** Why the start-up session check failed (the window says so, with a way to try again). */
@@ -272,7 +274,13 @@ export class AppState {
   }
 
   private async enqueue(ids: number[]): Promise<void> {
-    await this.backend.enqueue(ids);
+    // A folder of 100 000 files takes seconds to walk and journal: the window says so.
+    this.adding++;
+    try {
+      await this.backend.enqueue(ids);
+    } finally {
+      this.adding--;
+    }
     await this.loadQueue();
   }
 

@@ -104,6 +104,21 @@ describe("AppState over the memory backend", () => {
     app.stop();
   });
 
+  it("says files are being added while a picked folder is walked and journaled", async () => {
+    const b = backend();
+    const app = await signedInApp(b);
+    let finish = () => {};
+    const added = new Promise<void>((r) => (finish = r));
+    b.pickFolder = async () => ({ id: 7, name: "big", size: null, path: "/home/alice/big" });
+    b.enqueue = async () => added;
+    const adding = app.addFolder();
+    await until(() => app.adding === 1);
+    finish();
+    await adding;
+    expect(app.adding).toBe(0);
+    app.stop();
+  });
+
   it("follows a dropped file from queued to confirmed", async () => {
     const b = backend();
     const app = await signedInApp(b);

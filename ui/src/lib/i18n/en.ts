@@ -74,6 +74,7 @@ export const en = {
     drop: "Drop files or folders here",
     addFiles: "Add files…",
     addFolder: "Add folder…",
+    adding: "Adding files to the queue…",
     queue: "Queue",
     pauseAll: "Pause all",
     resumeAll: "Resume all",

@@ -70,6 +70,7 @@ export const zhCN: Catalog = {
     drop: "将文件或文件夹拖放到这里",
     addFiles: "添加文件…",
     addFolder: "添加文件夹…",
+    adding: "正在将文件加入队列…",
     queue: "队列",
     pauseAll: "全部暂停",
     resumeAll: "全部继续",
