@@ -527,6 +527,10 @@ impl Desktop {
                 Ok(()) => {}
                 // Kept already, under this name or another (a link and its target, `a/../a`).
                 Err(ferry_engine::Error::FolderKnown(_)) => {}
+                // Gone since, or a pattern no longer taken: the others are adopted.
+                Err(err) if matches!(err.code(), "folder_missing" | "invalid_pattern") => {
+                    tracing::warn!(folder = %path.display(), error = %err, "an earlier version's folder is not adopted");
+                }
                 Err(err) => return Err(err.into()),
             }
         }
@@ -663,8 +667,9 @@ impl Desktop {
         Ok(())
     }
 
-    /// Pauses, resumes, retries (failed ones) or cancels the signed-in account's files: `ids`, or all of
-    /// them. Another account's file is `forbidden`: it waits for its owner.
+    /// Pauses, resumes, retries (failed ones, and confirmations waiting for their next attempt)
+    /// or cancels the signed-in account's files: `ids`, or all of them. Another account's file
+    /// is `forbidden`: it waits for its owner.
     pub(crate) async fn control(&self, action: &str, ids: Option<Vec<i64>>) -> CommandResult<()> {
         let engine = self.engine().await?;
         if let Some(ids) = &ids {
@@ -674,7 +679,7 @@ impl Desktop {
         match action {
             "pause" => engine.transfer().pause(ids).await?,
             "resume" => engine.transfer().resume(ids).await?,
-            // Failed files only: what the user paused stays paused.
+            // Failed files and waiting confirmations: what the user paused stays paused.
             "retry" => engine.transfer().retry(ids).await?,
             "cancel" => engine.transfer().cancel(ids).await?,
             other => {
@@ -696,12 +701,12 @@ impl Desktop {
         .await
     }
 
-    /// The running engine, or `signed_out`.
     /// Whether an account is signed in (uploads and watched folders run), without waiting:
-    /// for window events, which cannot wait. An engine being started or stopped (its lock
-    /// busy) counts: closing the window then hides it rather than quit in the middle.
+    /// for window events, which cannot wait. A sign-in, session check or sign-out under way
+    /// (the session lock, or the running engine's, busy) counts: closing the window then hides
+    /// it rather than quit in the middle of one.
     pub(crate) fn is_running(&self) -> bool {
-        self.running.try_read().map_or(true, |r| r.is_some())
+        self.session.try_lock().is_err() || self.running.try_read().map_or(true, |r| r.is_some())
     }
 
     /// Stops uploads in flight and lets go of the journal, for Quit — after a sign-in under
@@ -805,17 +810,54 @@ mod tests {
         assert_eq!(kept, damaged);
     }
 
-    /// Signed out, the app is not running; while an engine is being started or stopped (the
-    /// lock busy for a sign-in, say) it is — closing the window must not quit in the middle.
-    #[tokio::test(flavor = "current_thread")]
-    async fn an_engine_being_started_counts_as_running() {
+    /// Signed out, the app is not running; while a sign-in is under way it is — closing the
+    /// window must not quit in the middle. A real sign-in, held up waiting for the data dir
+    /// another engine of this process still holds (as when signing in again right after
+    /// signing out), is looked at while it waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_in_under_way_counts_as_running() {
         let dir = tempfile::tempdir().unwrap();
-        let desktop = Desktop::new(dir.path().to_owned(), Arc::new(|_| {}));
+        let events: EventSink = Arc::new(|_| {});
+        let desktop = Arc::new(Desktop::new(dir.path().to_owned(), events.clone()));
         assert!(!desktop.is_running());
-        let starting = desktop.running.write().await;
-        assert!(desktop.is_running());
-        drop(starting);
+        let holder = Engine::open(EngineConfig {
+            data_dir: dir.path().to_owned(),
+            server: "http://127.0.0.1:9".into(),
+            keychain: Arc::new(MemoryKeychain::default()),
+            events,
+            transfer: desktop.settings().transfer(),
+            grant: Default::default(),
+            device: "the other session".into(),
+            token_server: None,
+            network: desktop.settings().network(None),
+        })
+        .unwrap();
+        let signing_in = tokio::spawn({
+            let desktop = desktop.clone();
+            async move {
+                desktop
+                    .sign_in(SignIn {
+                        server: "http://127.0.0.1:9".into(),
+                        username: "alice".into(),
+                        password: Secret::new("not used".to_owned()),
+                        remember: false,
+                        allow_insecure: false,
+                        connection: None,
+                    })
+                    .await
+            }
+        });
+        // (It waits up to 3 s for the data dir.)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !signing_in.is_finished(),
+            "the sign-in waits for the data dir"
+        );
+        assert!(desktop.is_running(), "a sign-in under way counts");
+        let signed_in = signing_in.await.unwrap();
+        assert!(signed_in.is_err(), "the data dir stays held");
         assert!(!desktop.is_running());
+        holder.close().await;
     }
 
     /// A sign-in waits for the data dir (held here by an engine this process has not let go

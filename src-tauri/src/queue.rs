@@ -212,7 +212,9 @@ impl From<&Totals> for QueueTotals {
             done: n(Confirmed),
             active: n(Queued) + n(FileState::Uploading) + n(Uploaded) - t.uploaded_scheduled,
             retrying: t.failed_scheduled + t.uploaded_scheduled,
-            failed: n(Failed) - t.failed_scheduled - t.failed_asking,
+            failed: n(Failed)
+                .saturating_sub(t.failed_scheduled)
+                .saturating_sub(t.failed_asking),
             asking: t.failed_asking,
             paused: n(Paused),
             finished: n(Confirmed) + n(Skipped) + n(Cancelled),
@@ -240,8 +242,8 @@ pub(crate) fn page(
     let me = engine.session().owner();
     let view = engine.journal().view(me.as_ref(), show, offset, limit)?;
     let conflicts = match &me {
-        // Only failed files can be waiting for a decision: none, nothing to read.
-        Some(me) if view.totals.count(FileState::Failed) > 0 => {
+        // The totals counted the files waiting for a decision: none, nothing to read.
+        Some(me) if view.totals.failed_asking > 0 => {
             let asking = engine.journal().asking(me)?;
             Conflicts {
                 count: asking.count,

@@ -234,7 +234,9 @@ impl TrayStatus {
             let _ = tray.set_tooltip(Some((words.tooltip)(text)));
             let _ = tray.set_title(Some(text));
         }
-        if let Some(line) = &*self.line.lock().unwrap_or_else(|p| p.into_inner()) {
+        // (Taken out first: setting its text waits for the main thread.)
+        let line = self.line.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(line) = line {
             let _ = line.set_text(text);
         }
     }
@@ -293,13 +295,15 @@ impl TrayStatus {
         };
         let summary = summarize(&totals, &waiting, &seen, words);
         self.set(words, &summary.text(words));
+        let finished = confirmed.then(|| batch_notice(&totals, words)).flatten();
         if failed && summary.failed > 0 {
             notify(&self.app, words.upload_failed, words.upload_failed_body);
         }
-        if asked && summary.asking > 0 {
+        // (The finished notice, going out now, says it too.)
+        if asked && summary.asking > 0 && finished.is_none() {
             notify(&self.app, words.decision_needed, words.decision_needed_body);
         }
-        if confirmed && let Some((title, body)) = batch_notice(&totals, words) {
+        if let Some((title, body)) = finished {
             notify(&self.app, &title, &body);
         }
     }

@@ -65,7 +65,7 @@ async fn ferry_watch_and_the_app_share_one_list_of_watched_folders() {
         std::fs::create_dir_all(&folder).unwrap();
         folder.canonicalize().unwrap()
     };
-    let (kept, given) = (real("kept"), real("given"));
+    let (kept, given, elsewhere) = (real("kept"), real("given"), real("elsewhere"));
 
     // Kept by the app (the engine's API, as the desktop calls it).
     let (app, _) = ferry_tests::engine(&server, &data, "alice", &password, |_| {}).await;
@@ -126,6 +126,28 @@ async fn ferry_watch_and_the_app_share_one_list_of_watched_folders() {
         .collect();
     assert!(paths.contains(&given), "{paths:?}");
     app.close().await;
+
+    // A folder that is not there, or a pattern that is not one: refused, and nothing kept.
+    for args in [
+        vec![
+            "watch".to_owned(),
+            dir.path().join("not-there").display().to_string(),
+        ],
+        vec![
+            "watch".to_owned(),
+            elsewhere.display().to_string(),
+            "--exclude".to_owned(),
+            "[".to_owned(),
+        ],
+    ] {
+        let mut refused = ferry_as(&server, &data, "alice", &password);
+        refused.args(&args);
+        let output = tokio::task::spawn_blocking(move || refused.output().unwrap())
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} refused");
+    }
+    assert_eq!(folders(&server, &data, &password).await.len(), 2);
 
     // Forgotten by `ferry unwatch`: gone from the list both read.
     let mut unwatch = ferry_as(&server, &data, "alice", &password);

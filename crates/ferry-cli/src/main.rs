@@ -113,14 +113,14 @@ enum Command {
         /// The folder (kept already: its saved prefix, exclusions and rule apply).
         dir: Option<PathBuf>,
         /// Key prefix for this folder's files (below your upload prefix).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", requires = "dir")]
         prefix: String,
         /// Extra glob patterns to leave out (repeatable).
-        #[arg(long)]
+        #[arg(long, requires = "dir")]
         exclude: Vec<String>,
         /// When an object is already at a file's key: ask, skip, overwrite, rename or newer
         /// (as for `upload`).
-        #[arg(long, default_value = "ask", value_name = "RULE")]
+        #[arg(long, default_value = "ask", value_name = "RULE", requires = "dir")]
         on_conflict: OnConflict,
     },
     /// List your watched folders (the desktop app's list too).
@@ -230,7 +230,10 @@ async fn watch_kept(engine: &Engine) -> anyhow::Result<Vec<PathBuf>> {
         .map(|f| f.folder.path)
         .collect();
     if on.is_empty() {
-        bail!("no watched folder is kept for this account: give one (`ferry watch DIR`)");
+        bail!(
+            "no watched folder is kept and turned on for this account: give one (`ferry watch \
+             DIR`), or see `ferry folders`"
+        );
     }
     Ok(on)
 }
@@ -499,9 +502,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Status => return status(&data_dir, &server, keychain).await,
         // Without taking the data dir: the app or `ferry watch` may be running.
         Command::Diagnostics { out } => {
-            let network = network(&cli);
+            // The proxy's password this command is given, named or not with `--proxy`.
+            let known: Vec<_> = std::env::var("FERRY_PROXY_PASSWORD")
+                .ok()
+                .map(ferry_engine::secret::Secret::new)
+                .into_iter()
+                .collect();
             ferry_engine::diagnostics::save_diagnostics_of(
-                &data_dir, &server, keychain, &network, out,
+                &data_dir, &server, keychain, &known, out,
             )
             .await?;
             println!("diagnostics written to {}", out.display());
@@ -602,10 +610,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                             let (folder, known) = engine.watch_folder(folder).await?;
                             if known {
                                 eprintln!(
-                                    "{} is kept already: its saved prefix ({:?}), exclusions and \
-                                     rule apply",
+                                    "{} is kept already: its saved prefix ({:?}), exclusions \
+                                     ({}) and rule ({}) apply — `ferry unwatch` it first to \
+                                     change them",
                                     folder.path.display(),
-                                    folder.prefix
+                                    folder.prefix,
+                                    folder.excludes.join(", "),
+                                    folder.on_conflict.as_str()
                                 );
                             }
                             vec![folder.path]

@@ -271,7 +271,7 @@ impl Engine {
         if let Ok(token) = self.session().token() {
             secrets.push(token.expose().to_owned());
         }
-        secrets.extend(self.network_secrets().map(|p| p.expose().to_owned()));
+        secrets.extend(self.network_secrets().iter().map(|p| p.expose().to_owned()));
         let session = Session {
             owner: self.session().owner(),
             credentials: format!(
@@ -286,13 +286,14 @@ impl Engine {
 
 /// Writes the diagnostics zip for `data_dir` without taking it — the app or `ferry watch`
 /// may hold it, which is when help is needed: the journal read-only, the session and grant
-/// the keychain keeps for `server` (to name the account and leave their secrets out), and the
-/// password of the proxy `network` names (left out too). Asks no server anything.
+/// the keychain keeps for `server` (to name the account and leave their secrets out), and
+/// the secrets the caller knows besides (a proxy's password: left out too). Asks no server
+/// anything.
 pub async fn save_diagnostics_of(
     data_dir: &Path,
     server: &str,
     keychain: Arc<dyn Keychain>,
-    network: &crate::network::Network,
+    known: &[crate::secret::Secret],
     out: &Path,
 ) -> Result<()> {
     let journal = Arc::new(Journal::open_read_only(&data_dir.join("journal.db"))?);
@@ -308,7 +309,7 @@ pub async fn save_diagnostics_of(
     );
     let mut secrets = credentials.secrets().await;
     secrets.extend(session.stored_token()?.map(|t| t.expose().to_owned()));
-    secrets.extend(network.proxy_password().map(|p| p.expose().to_owned()));
+    secrets.extend(known.iter().map(|s| s.expose().to_owned()));
     let expires = match &owner {
         Some(owner) => credentials.stored_expiry(owner).await,
         None => None,

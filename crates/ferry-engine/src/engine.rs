@@ -112,9 +112,9 @@ pub struct Status {
 pub struct Engine {
     /// Held while the network changes: both clients end on the same one.
     changing_network: std::sync::Mutex<()>,
-    /// The password of the proxy in use, if the user named one with a password (for the
-    /// diagnostics to leave out).
-    proxy_password: std::sync::Mutex<Option<crate::secret::Secret>>,
+    /// The passwords of the proxies this engine went through (named by the user), for the
+    /// diagnostics to leave out — an earlier one may be in the logs too.
+    proxy_passwords: std::sync::Mutex<Vec<crate::secret::Secret>>,
     /// What files given without a rule do when their key already holds an object.
     on_conflict: std::sync::Mutex<OnConflict>,
     journal: Arc<Journal>,
@@ -223,7 +223,9 @@ impl Engine {
         );
         Ok(Self {
             changing_network: std::sync::Mutex::new(()),
-            proxy_password: std::sync::Mutex::new(config.network.proxy_password()),
+            proxy_passwords: std::sync::Mutex::new(
+                config.network.proxy_password().into_iter().collect(),
+            ),
             on_conflict: std::sync::Mutex::new(OnConflict::default()),
             journal,
             session,
@@ -390,16 +392,21 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.session.api().http().take(ready.api);
         self.transfer.storage().http().take(ready.store);
-        *self
-            .proxy_password
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = ready.proxy_password;
+        if let Some(password) = ready.proxy_password {
+            let mut known = self
+                .proxy_passwords
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !known.contains(&password) {
+                known.push(password);
+            }
+        }
         self.transfer.network_changed();
     }
 
-    /// Secrets of the network in use: the proxy's password, if any.
-    pub(crate) fn network_secrets(&self) -> Option<crate::secret::Secret> {
-        self.proxy_password
+    /// Secrets of the networks this engine used: the passwords of the proxies named.
+    pub(crate) fn network_secrets(&self) -> Vec<crate::secret::Secret> {
+        self.proxy_passwords
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -506,7 +513,8 @@ impl Engine {
     }
 
     /// Keeps a folder for the signed-in account and watches it now; `folder_watched_already`
-    /// when it is kept already.
+    /// when it is kept already, and nothing kept for a folder that is not there or a pattern
+    /// that is not one.
     pub async fn add_folder(&self, folder: Folder) -> Result<()> {
         let owner = self.owner()?;
         // Resolving the path reads the file system (a slow mount waits): on a blocking thread.
@@ -514,10 +522,7 @@ impl Engine {
             .journal
             .blocking(move |j| {
                 let saved = SavedFolder {
-                    folder: Folder {
-                        path: folder_path(&folder.path)?,
-                        ..folder
-                    },
+                    folder: watchable(folder)?,
                     enabled: true,
                 };
                 if kept_folder(j, &owner, &saved.folder.path).is_ok() {
@@ -540,15 +545,14 @@ impl Engine {
             .blocking(move |j| {
                 let (mut saved, known) = match kept_folder(j, &owner, &folder.path) {
                     Ok(kept) => (kept, true),
-                    Err(_) => {
-                        let path = folder_path(&folder.path)?;
-                        let folder = Folder { path, ..folder };
+                    Err(Error::NoSuchFolder(_)) => {
                         let saved = SavedFolder {
-                            folder,
+                            folder: watchable(folder)?,
                             enabled: true,
                         };
                         (saved, false)
                     }
+                    Err(err) => return Err(err),
                 };
                 saved.enabled = true;
                 j.save_folder(&owner, &saved)?;
@@ -594,12 +598,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Watches the signed-in account's kept folders (those turned on), and only those.
+    /// Watches the signed-in account's kept folders (those turned on), and only those. A kept
+    /// folder that cannot be watched (a pattern an older version let through) is left out and
+    /// said in the log: the others are watched, and signing in goes on.
     pub async fn watch_saved_folders(&self) -> Result<()> {
         let saved = self.folders().await?;
         self.watcher.clear();
         for kept in saved.into_iter().filter(|f| f.enabled) {
-            self.watcher.add(kept.folder)?;
+            let path = kept.folder.path.clone();
+            if let Err(err) = self.watcher.add(kept.folder) {
+                tracing::warn!(folder = %path.display(), error = %err, "a kept folder is not watched");
+            }
         }
         Ok(())
     }
@@ -652,6 +661,17 @@ impl Drop for Engine {
 
 /// A folder's path as it is kept: its real path when it exists (links and `.`/`..`
 /// resolved), so one folder is one entry however it was named; else made absolute.
+/// `folder` as it is kept: its real path, checked to be a folder that is there, and its
+/// patterns checked — before anything is kept.
+fn watchable(folder: Folder) -> Result<Folder> {
+    crate::watch::globs(&folder.excludes)?;
+    let path = folder_path(&folder.path)?;
+    if !path.is_dir() {
+        return Err(crate::watch::folder_missing(&folder.path));
+    }
+    Ok(Folder { path, ..folder })
+}
+
 fn folder_path(path: &Path) -> Result<PathBuf> {
     // `dunce`: on Windows the real path without the `\\?\` prefix people would see.
     dunce::canonicalize(path).or_else(|_| crate::queue::clean_path(path))

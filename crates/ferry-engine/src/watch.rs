@@ -152,7 +152,7 @@ pub struct Watcher {
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Inbox>>,
 }
 
-fn globs(patterns: &[String]) -> Result<GlobSet> {
+pub(crate) fn globs(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for pattern in DEFAULT_EXCLUDES
         .iter()
@@ -173,7 +173,7 @@ fn globs(patterns: &[String]) -> Result<GlobSet> {
     })
 }
 
-fn folder_missing(path: &Path) -> Error {
+pub(crate) fn folder_missing(path: &Path) -> Error {
     Error::File {
         path: path.display().to_string(),
         code: "folder_missing",

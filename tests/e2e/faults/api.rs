@@ -258,11 +258,26 @@ async fn retrying_a_confirmation_waiting_for_its_next_attempt_sends_it_at_once()
         done = &mut running => panic!("finished with confirmations refused: {done:?}"),
         () = within(60, "the confirmation deferred", deferred) => {}
     }
-    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-    engine
-        .journal()
-        .defer_confirmation(id, "internal", "confirmations are off", later)
-        .unwrap();
+    // Its next attempt an hour away — and still so a few seconds later: no attempt of its own
+    // (due 2 s after the first) came in between to set a time of its own.
+    let journal = engine.journal();
+    let mut pushed = false;
+    for _ in 0..5 {
+        let later = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        journal
+            .defer_confirmation(id, "internal", "confirmations are off", later)
+            .unwrap();
+        tokio::select! {
+            done = &mut running => panic!("finished with confirmations refused: {done:?}"),
+            () = tokio::time::sleep(Duration::from_secs(3)) => {}
+        }
+        let row = journal.file(id).unwrap().unwrap();
+        if row.state == FileState::Uploaded && row.next_retry_at == Some(later) {
+            pushed = true;
+            break;
+        }
+    }
+    assert!(pushed, "the confirmation kept its own time");
     refuse.remove();
     engine.transfer().retry(Some(&[id])).await.unwrap();
     let summary = within(30, "the confirmation sent at once", running)

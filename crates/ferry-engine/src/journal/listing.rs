@@ -188,8 +188,9 @@ impl Journal {
                 }
             }
             if totals.count(FileState::Failed) > 0 {
-                // Of the failed rows (read by the index, a few), those waiting for a decision
-                // about an object at their key, as [`Journal::asking`] counts them.
+                // Of the failed rows (found by the index, each read for its error's code),
+                // those waiting for a decision about an object at their key, as
+                // [`Journal::asking`] counts them.
                 totals.failed_asking =
                     c.row(&asking_sql(), params![owner.server, owner.user_id], |r| {
                         r.get(0)

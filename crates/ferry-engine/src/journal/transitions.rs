@@ -178,13 +178,14 @@ impl Journal {
     }
 
     /// `owner`'s uploaded files (all when `ids` is `None`) waiting for their confirmation's
-    /// next attempt, due now.
+    /// next attempt, due now. (One whose time has come already is being confirmed or about to
+    /// be: left to that.)
     fn confirm_now(&self, owner: &Owner, ids: Option<&[i64]>) -> Result<Vec<(i64, FileState)>> {
         let ids = ids.map(|ids| serde_json::to_string(ids).unwrap_or_default());
         self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "UPDATE files SET next_retry_at = NULL, attempts = 0, updated_at = ?4
-                 WHERE {OWNED} AND state = 'uploaded' AND next_retry_at IS NOT NULL
+                 WHERE {OWNED} AND state = 'uploaded' AND next_retry_at > ?4
                    AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
                  RETURNING id"
             ))?;

@@ -449,8 +449,9 @@ impl Transfer {
         Ok(())
     }
 
-    /// Tries the signed-in account's failed files again (all when `ids` is `None`); paused
-    /// files stay paused — the user paused them.
+    /// Tries the signed-in account's failed files again (all when `ids` is `None`), and sends
+    /// now the confirmations of uploaded files waiting for their next attempt; paused files
+    /// stay paused — the user paused them.
     pub async fn retry(&self, ids: Option<&[i64]>) -> Result<()> {
         let (owner, ids) = (self.signed_in()?, ids.map(<[i64]>::to_vec));
         let retried = self
