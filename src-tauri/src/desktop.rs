@@ -810,6 +810,34 @@ mod tests {
         assert_eq!(kept, damaged);
     }
 
+    /// An engine of this process holding `data_dir`, as the last session's does while it ends.
+    fn holding(desktop: &Desktop, data_dir: &std::path::Path, events: EventSink) -> Engine {
+        Engine::open(EngineConfig {
+            data_dir: data_dir.to_owned(),
+            server: "http://127.0.0.1:9".into(),
+            keychain: Arc::new(MemoryKeychain::default()),
+            events,
+            transfer: desktop.settings().transfer(),
+            grant: Default::default(),
+            device: "the other session".into(),
+            token_server: None,
+            network: desktop.settings().network(None),
+        })
+        .unwrap()
+    }
+
+    /// A sign-in to a server nobody answers (it waits for the data dir first).
+    fn nowhere() -> SignIn {
+        SignIn {
+            server: "http://127.0.0.1:9".into(),
+            username: "alice".into(),
+            password: Secret::new("not used".to_owned()),
+            remember: false,
+            allow_insecure: false,
+            connection: None,
+        }
+    }
+
     /// Signed out, the app is not running; while a sign-in is under way it is — closing the
     /// window must not quit in the middle. A real sign-in, held up waiting for the data dir
     /// another engine of this process still holds (as when signing in again right after
@@ -820,32 +848,10 @@ mod tests {
         let events: EventSink = Arc::new(|_| {});
         let desktop = Arc::new(Desktop::new(dir.path().to_owned(), events.clone()));
         assert!(!desktop.is_running());
-        let holder = Engine::open(EngineConfig {
-            data_dir: dir.path().to_owned(),
-            server: "http://127.0.0.1:9".into(),
-            keychain: Arc::new(MemoryKeychain::default()),
-            events,
-            transfer: desktop.settings().transfer(),
-            grant: Default::default(),
-            device: "the other session".into(),
-            token_server: None,
-            network: desktop.settings().network(None),
-        })
-        .unwrap();
+        let holder = holding(&desktop, dir.path(), events);
         let signing_in = tokio::spawn({
             let desktop = desktop.clone();
-            async move {
-                desktop
-                    .sign_in(SignIn {
-                        server: "http://127.0.0.1:9".into(),
-                        username: "alice".into(),
-                        password: Secret::new("not used".to_owned()),
-                        remember: false,
-                        allow_insecure: false,
-                        connection: None,
-                    })
-                    .await
-            }
+            async move { desktop.sign_in(nowhere()).await }
         });
         // (It waits up to 3 s for the data dir.)
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -869,18 +875,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let events: EventSink = Arc::new(|_| {});
         let desktop = Desktop::new(dir.path().to_owned(), events.clone());
-        let holder = Engine::open(EngineConfig {
-            data_dir: dir.path().to_owned(),
-            server: "http://127.0.0.1:9".into(),
-            keychain: Arc::new(MemoryKeychain::default()),
-            events,
-            transfer: desktop.settings().transfer(),
-            grant: Default::default(),
-            device: "the other session".into(),
-            token_server: None,
-            network: desktop.settings().network(None),
-        })
-        .unwrap();
+        let holder = holding(&desktop, dir.path(), events);
         let ticks = Arc::new(AtomicU32::new(0));
         let ticker = tokio::spawn({
             let ticks = ticks.clone();
@@ -891,16 +886,7 @@ mod tests {
                 }
             }
         });
-        let signed_in = desktop
-            .sign_in(SignIn {
-                server: "http://127.0.0.1:9".into(),
-                username: "alice".into(),
-                password: Secret::new("not used".to_owned()),
-                remember: false,
-                allow_insecure: false,
-                connection: None,
-            })
-            .await;
+        let signed_in = desktop.sign_in(nowhere()).await;
         let err = signed_in.expect_err("the data dir is held");
         assert_eq!(err.code(), "data_dir_in_use", "{err:?}");
         let ticked = ticks.load(Ordering::SeqCst);

@@ -4,57 +4,28 @@
 
 import type { Event, FileState } from "./generated/events";
 import type {
-  CommandError,
-  ConfirmedBy,
-  Conflict,
   ConnectionReport,
-  ConnectionStep,
   CredentialStatus,
   DayStats,
   FolderItem,
   Language,
   OnConflict,
   Picked,
-  QueueItem,
   QueuePage,
   QueueTotals,
-  Role,
   SessionStatus,
   UploadPage,
-  UploadRecord,
   UploadStatus,
   User,
   Settings as SavedSettings,
   SettingsView,
-  Waiting,
 } from "./generated/desktop";
 import { CATALOGS, localeOf, type Locale } from "./lib/i18n.svelte";
 
-// What the desktop's commands answer, generated from its Rust types (`generated/desktop.ts`).
-export type {
-  CommandError,
-  ConfirmedBy,
-  Conflict,
-  ConnectionReport,
-  ConnectionStep,
-  CredentialStatus,
-  DayStats,
-  FolderItem,
-  Language,
-  OnConflict,
-  Picked,
-  QueueItem,
-  QueuePage,
-  QueueTotals,
-  Role,
-  SessionStatus,
-  UploadPage,
-  UploadRecord,
-  SavedSettings,
-  UploadStatus,
-  User,
-  Waiting,
-};
+// What the desktop's commands answer: generated from its Rust types (`generated/desktop.ts`;
+// the page's `Settings` below adds what it sends).
+export type * from "./generated/desktop";
+export type { SavedSettings };
 
 /** Where a file is in its upload (the engine's `FileState`). */
 export type { FileState };
@@ -65,6 +36,11 @@ export const CONFLICT_RULES: readonly OnConflict[] = ["ask", "skip", "overwrite"
 
 /** Every choice of language, as Settings offers them. */
 export const LANGUAGES: readonly Language[] = ["system", "en", "zh-CN"];
+
+/** The totals of a queue with no files. */
+export function noTotals(): QueueTotals {
+  return { files: 0, done: 0, active: 0, retrying: 0, failed: 0, asking: 0, paused: 0, finished: 0, sent: 0, size: 0, uploading: [] };
+}
 
 /** Which rows a page of the queue lists. */
 export type Show = "all" | "unfinished" | "failed" | "finished";

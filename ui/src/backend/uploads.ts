@@ -7,6 +7,7 @@
 
 import {
   BackendError,
+  noTotals,
   type Control,
   type EngineEvent,
   type FileState,
@@ -193,19 +194,7 @@ export class Uploads {
   }
 
   private totals(user: User): QueueTotals {
-    const totals: QueueTotals = {
-      files: 0,
-      done: 0,
-      active: 0,
-      retrying: 0,
-      failed: 0,
-      asking: 0,
-      paused: 0,
-      finished: 0,
-      sent: 0,
-      size: 0,
-      uploading: [],
-    };
+    const totals = noTotals();
     for (const item of this.items) {
       if (item.ownerId !== user.id || item.cleared) continue;
       const scheduled = item.retryAt !== null && (item.state === "failed" || item.state === "uploaded");

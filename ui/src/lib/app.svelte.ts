@@ -1,17 +1,18 @@
 // The UI's state: what the backend said, kept up to date by its events, and a clock for the
 // countdowns. Screens read it and call the backend through it.
 
-import type {
-  Backend,
-  CredentialStatus,
-  EngineEvent,
-  FileState,
-  OnConflict,
-  QueueItem,
-  QueuePage,
-  QueueTotals,
-  SessionStatus,
-  Show,
+import {
+  noTotals,
+  type Backend,
+  type CredentialStatus,
+  type EngineEvent,
+  type FileState,
+  type OnConflict,
+  type QueueItem,
+  type QueuePage,
+  type QueueTotals,
+  type SessionStatus,
+  type Show,
 } from "../backend";
 import { count, said, type Said } from "./format";
 import { setLocale, text } from "./i18n.svelte";
@@ -27,19 +28,6 @@ const READ_GAP = 250;
 /** Screen readers are told how the queue goes at most this often (ms), at once when a file
  * fails or all are done: a queue of small files finishes hundreds a second. */
 const ANNOUNCE_GAP = 10_000;
-const NO_TOTALS: QueueTotals = {
-  files: 0,
-  done: 0,
-  active: 0,
-  retrying: 0,
-  failed: 0,
-  asking: 0,
-  paused: 0,
-  finished: 0,
-  sent: 0,
-  size: 0,
-  uploading: [],
-};
 
 /** A state the engine told of, on a row: no retry is scheduled then (the engine announces a
  * state only when none is), and a stored file has sent all its bytes. */
@@ -71,7 +59,7 @@ export class AppState {
   /** Where the page shown starts (the page asked for is `view`). */
   offset = $state(0);
   /** The account's files counted by the backend over the whole queue. */
-  counted = $state<QueueTotals>(NO_TOTALS);
+  counted = $state<QueueTotals>(noTotals());
   /** Bytes sent of files uploading now, from progress events (the backend's totals count
    * what the store acknowledged). */
   live = $state<Record<number, number>>({});
@@ -366,7 +354,7 @@ export class AppState {
     this.epoch++;
     this.cancelRead();
     this.queue = [];
-    this.counted = NO_TOTALS;
+    this.counted = noTotals();
     this.matching = 0;
     this.offset = 0;
     this.live = {};
