@@ -244,10 +244,10 @@ pub(crate) fn page(
     let conflicts = match &me {
         // The totals counted the files waiting for a decision: none, nothing to read.
         Some(me) if view.totals.failed_asking > 0 => {
-            let asking = engine.journal().asking(me)?;
+            let first = engine.journal().first_asking(me)?;
             Conflicts {
-                count: asking.count,
-                first: asking.first.map(|row| Conflict {
+                count: view.totals.failed_asking,
+                first: first.map(|row| Conflict {
                     id: row.id,
                     path: row.path.display().to_string(),
                     name: row.name,

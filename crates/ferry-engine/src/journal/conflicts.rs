@@ -21,38 +21,21 @@ fn among(ids: Option<&[i64]>) -> String {
     }
 }
 
-/// The files of an account that wait for a decision about an object at their key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Asking {
-    /// How many.
-    pub count: u64,
-    /// The oldest of them: the one the window asks about first.
-    pub first: Option<FileRow>,
-}
-
 impl Journal {
-    /// `owner`'s files waiting for a decision about an object at their key (read from the
-    /// index of each state's rows in id order: failed rows only).
-    pub fn asking(&self, owner: &Owner) -> Result<Asking> {
+    /// The first (oldest) of `owner`'s files waiting for a decision about an object at their
+    /// key — the one the window asks about; how many wait, the journal's totals count
+    /// (`Totals::failed_asking`). Read from the index of each state's rows in id order.
+    pub fn first_asking(&self, owner: &Owner) -> Result<Option<FileRow>> {
         self.with(|c| {
-            let waiting = format!("{OWNED} AND state = 'failed' AND error_code = 'exists'");
-            let count: u64 = c.row(
-                &format!("SELECT count(*) FROM files WHERE {waiting}"),
-                params![owner.server, owner.user_id],
-                |r| r.get(0),
-            )?;
-            if count == 0 {
-                return Ok(Asking::default());
-            }
-            let first = c.row(
-                &format!("SELECT {COLUMNS} FROM files WHERE {waiting} ORDER BY id LIMIT 1"),
+            c.row(
+                &format!(
+                    "SELECT {COLUMNS} FROM files WHERE {OWNED} AND state = 'failed'
+                         AND error_code = 'exists' ORDER BY id LIMIT 1"
+                ),
                 params![owner.server, owner.user_id],
                 file_from_row,
-            )?;
-            Ok(Asking {
-                count,
-                first: Some(first),
-            })
+            )
+            .optional()
         })
     }
 

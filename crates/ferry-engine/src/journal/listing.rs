@@ -189,8 +189,8 @@ impl Journal {
             }
             if totals.count(FileState::Failed) > 0 {
                 // Of the failed rows (found by the index, each read for its error's code),
-                // those waiting for a decision about an object at their key, as
-                // [`Journal::asking`] counts them.
+                // those waiting for a decision about an object at their key (the window asks
+                // about the first, `Journal::first_asking`).
                 totals.failed_asking =
                     c.row(&asking_sql(), params![owner.server, owner.user_id], |r| {
                         r.get(0)
