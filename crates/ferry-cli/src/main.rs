@@ -218,6 +218,42 @@ fn progress_bar(shown: bool) -> Arc<Progress> {
     })
 }
 
+/// `ferry watch`: `folder` kept and watched (kept already: as kept), or with none given every
+/// folder kept and turned on; files uploaded as they settle, until Ctrl-C.
+async fn watch(
+    engine: &Engine,
+    folder: Option<ferry_engine::watch::Folder>,
+) -> anyhow::Result<bool> {
+    let watched = match folder {
+        Some(folder) => {
+            let (folder, known) = engine.watch_folder(folder).await?;
+            if known {
+                eprintln!(
+                    "{} is kept already: its saved prefix ({:?}), exclusions ({}) and rule ({}) \
+                     apply — `ferry unwatch` it first to change them",
+                    folder.path.display(),
+                    folder.prefix,
+                    folder.excludes.join(", "),
+                    folder.on_conflict.as_str()
+                );
+            }
+            vec![folder.path]
+        }
+        None => watch_kept(engine).await?,
+    };
+    for path in &watched {
+        eprintln!("watching {}", path.display());
+    }
+    eprintln!("(Ctrl-C stops)");
+    let (watcher, transfer) = (engine.watcher(), engine.transfer().clone());
+    tokio::select! {
+        result = watcher.run() => result?,
+        result = transfer.run() => result?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(true)
+}
+
 /// Watches every folder of the account kept and turned on (the desktop app's list); the
 /// paths watched. None kept: an error that says how to keep one.
 async fn watch_kept(engine: &Engine) -> anyhow::Result<Vec<PathBuf>> {
@@ -599,41 +635,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     exclude,
                     on_conflict,
                 } => {
-                    let watched = match dir {
-                        Some(dir) => {
-                            let folder = ferry_engine::watch::Folder {
-                                path: dir,
-                                prefix,
-                                excludes: exclude,
-                                on_conflict,
-                            };
-                            let (folder, known) = engine.watch_folder(folder).await?;
-                            if known {
-                                eprintln!(
-                                    "{} is kept already: its saved prefix ({:?}), exclusions \
-                                     ({}) and rule ({}) apply — `ferry unwatch` it first to \
-                                     change them",
-                                    folder.path.display(),
-                                    folder.prefix,
-                                    folder.excludes.join(", "),
-                                    folder.on_conflict.as_str()
-                                );
-                            }
-                            vec![folder.path]
-                        }
-                        None => watch_kept(&engine).await?,
-                    };
-                    for path in &watched {
-                        eprintln!("watching {}", path.display());
-                    }
-                    eprintln!("(Ctrl-C stops)");
-                    let (watcher, transfer) = (engine.watcher(), engine.transfer().clone());
-                    tokio::select! {
-                        result = watcher.run() => result?,
-                        result = transfer.run() => result?,
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    Ok(true)
+                    let folder = dir.map(|path| ferry_engine::watch::Folder {
+                        path,
+                        prefix,
+                        excludes: exclude,
+                        on_conflict,
+                    });
+                    watch(&engine, folder).await
                 }
                 Command::Folders => {
                     for kept in engine.folders().await? {
