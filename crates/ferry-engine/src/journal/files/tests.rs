@@ -10,6 +10,15 @@ fn alice() -> Owner {
     }
 }
 
+/// Another account of alice's app server.
+fn bob() -> Owner {
+    Owner {
+        user_id: 2,
+        user_name: "bob".into(),
+        ..alice()
+    }
+}
+
 fn new_file(path: &Path) -> NewFile<'_> {
     NewFile {
         path,
@@ -193,11 +202,7 @@ fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
 fn moves_touch_only_the_owners_files_and_resume_starts_the_count_again() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-    let bob = Owner {
-        user_id: 2,
-        user_name: "bob".into(),
-        ..alice()
-    };
+    let bob = bob();
     let mine = journal
         .add(&alice(), &new_file(Path::new("/a/mine")), None)
         .unwrap();
@@ -256,11 +261,7 @@ fn moves_touch_only_the_owners_files_and_resume_starts_the_count_again() {
 fn retrying_hurries_a_confirmation_waiting_for_its_next_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-    let bob = Owner {
-        user_id: 2,
-        user_name: "bob".into(),
-        ..alice()
-    };
+    let bob = bob();
     let uploaded_by = |owner: &Owner, path: &str, deferred: bool| {
         let id = journal
             .add(owner, &new_file(Path::new(path)), None)
