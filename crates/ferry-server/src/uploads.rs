@@ -13,7 +13,7 @@ use crate::db::{ClientConfirmation, Db, HistoryFilter, Recorded, StoredUpload};
 use crate::error::{Error, Result};
 use crate::grants::user_prefix;
 use crate::object_key;
-use crate::store::Store;
+use crate::store::{ObjectInfo, Store};
 
 /// Query string of the history endpoints.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -154,10 +154,26 @@ impl Uploads {
                 ferry_protocol::MAX_BATCH
             )));
         }
-        let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(all.len());
+        let claims: Vec<Result<Claim>> = all
+            .into_iter()
+            .map(|c| claim(user.id, c, &self.bucket.name))
+            .collect();
+        // The objects of every claim that passed, looked up together.
+        let objects = if self.bucket.in_store {
+            let keys = claims.iter().flatten().map(|claim| claim.c.key.clone());
+            self.store.heads(&self.bucket.name, keys.collect()).await?
+        } else {
+            Vec::new()
+        };
+        let mut objects = objects.into_iter();
+        let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(claims.len());
         let mut checked = Vec::new();
-        for c in all {
-            match self.checked(user.id, c, "client").await {
+        for claim in claims {
+            let settled = claim.and_then(|claim| {
+                let object = objects.next().flatten();
+                self.settled(user.id, claim, "client", object)
+            });
+            match settled {
                 Ok(ok) => {
                     checked.push((outcomes.len(), ok));
                     outcomes.push(None);
@@ -202,39 +218,40 @@ impl Uploads {
         c: Confirmation,
         by: &'static str,
     ) -> Result<ClientConfirmation> {
-        check_text("upload_id", &c.upload_id, 256)?;
-        check_text("name", &c.name, 1024)?;
-        if let Some(device) = &c.device {
-            check_text("device", device, 256)?;
-        }
-        if let Some(checksum) = &c.checksum {
-            check_text("checksum", checksum, 256)?;
-        }
-        object_key::check(&c.key).map_err(Error::InvalidKey)?;
-        if c.bucket != self.bucket.name || !c.key.starts_with(&user_prefix(user_id)) {
-            return Err(Error::Forbidden("the object is outside your upload prefix"));
-        }
-        // Hex ETags compare in any case: OSS hands them out in upper case, the store keeps
-        // them in lower case.
-        let etag = c.etag.trim().trim_matches('"').to_ascii_lowercase();
-        let completed_at =
-            if self.bucket.in_store {
-                let info = self.store.head(&c.bucket, &c.key).await?.ok_or_else(|| {
-                    Error::ObjectMissing {
-                        bucket: c.bucket.clone(),
-                        key: c.key.clone(),
-                    }
-                })?;
-                if info.size != c.size || info.etag != etag {
-                    return Err(Error::ObjectMismatch {
-                        size: info.size,
-                        etag: info.etag,
-                    });
-                }
-                info.created_at
-            } else {
-                crate::db::now()
-            };
+        let claim = claim(user_id, c, &self.bucket.name)?;
+        let object = if self.bucket.in_store {
+            self.store.head(&claim.c.bucket, &claim.c.key).await?
+        } else {
+            None
+        };
+        self.settled(user_id, claim, by, object)
+    }
+
+    /// A claim checked against `object`, what the embedded store holds at its key (for a
+    /// cloud's bucket, which the server cannot look into, the claim stands as the client's).
+    fn settled(
+        &self,
+        user_id: i64,
+        claim: Claim,
+        by: &'static str,
+        object: Option<ObjectInfo>,
+    ) -> Result<ClientConfirmation> {
+        let Claim { c, etag } = claim;
+        let completed_at = if self.bucket.in_store {
+            let info = object.ok_or_else(|| Error::ObjectMissing {
+                bucket: c.bucket.clone(),
+                key: c.key.clone(),
+            })?;
+            if info.size != c.size || info.etag != etag {
+                return Err(Error::ObjectMismatch {
+                    size: info.size,
+                    etag: info.etag,
+                });
+            }
+            info.created_at
+        } else {
+            crate::db::now()
+        };
         Ok(ClientConfirmation {
             by,
             user_id,
@@ -365,6 +382,34 @@ impl Uploads {
                 .collect(),
         })
     }
+}
+
+/// A confirmation whose fields and prefix are checked; its object is still to be looked at.
+struct Claim {
+    c: Confirmation,
+    /// The ETag as the store keeps it: unquoted, lower case.
+    etag: String,
+}
+
+/// Checks what `user_id`'s confirmation says of itself: its fields, and that the object is in
+/// the user's prefix of the upload bucket.
+fn claim(user_id: i64, c: Confirmation, bucket: &str) -> Result<Claim> {
+    check_text("upload_id", &c.upload_id, 256)?;
+    check_text("name", &c.name, 1024)?;
+    if let Some(device) = &c.device {
+        check_text("device", device, 256)?;
+    }
+    if let Some(checksum) = &c.checksum {
+        check_text("checksum", checksum, 256)?;
+    }
+    object_key::check(&c.key).map_err(Error::InvalidKey)?;
+    if c.bucket != bucket || !c.key.starts_with(&user_prefix(user_id)) {
+        return Err(Error::Forbidden("the object is outside your upload prefix"));
+    }
+    // Hex ETags compare in any case: OSS hands them out in upper case, the store keeps them
+    // in lower case.
+    let etag = c.etag.trim().trim_matches('"').to_ascii_lowercase();
+    Ok(Claim { c, etag })
 }
 
 fn require_admin(user: &User) -> Result<()> {

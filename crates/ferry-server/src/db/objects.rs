@@ -139,33 +139,45 @@ fn upsert_object(
     Ok(Ok(old.as_deref().map(blob_names).unwrap_or_default()))
 }
 
+/// The object at `bucket/key`, if any.
+fn object_in(c: &Connection, bucket: &str, key: &str) -> rusqlite::Result<Option<ObjectRow>> {
+    c.row(
+        "SELECT bucket, key, size, etag, blob, user_id, created_at, crc64 FROM objects
+         WHERE bucket = ?1 AND key = ?2",
+        params![bucket, key],
+        |row| {
+            Ok(ObjectRow {
+                bucket: row.get(0)?,
+                key: row.get(1)?,
+                size: row.get(2)?,
+                etag: row.get(3)?,
+                blob: row.get(4)?,
+                user_id: row.get(5)?,
+                created_at: row.get(6)?,
+                crc64: crc_from_sql(row.get(7)?),
+            })
+        },
+    )
+    .optional()
+}
+
 impl Db {
     pub(crate) async fn object(
         &self,
         bucket: String,
         key: String,
     ) -> Result<Option<ObjectRow>, DbError> {
-        self.call(move |c| {
-            c.row(
-                "SELECT bucket, key, size, etag, blob, user_id, created_at, crc64 FROM objects
-                 WHERE bucket = ?1 AND key = ?2",
-                params![bucket, key],
-                |row| {
-                    Ok(ObjectRow {
-                        bucket: row.get(0)?,
-                        key: row.get(1)?,
-                        size: row.get(2)?,
-                        etag: row.get(3)?,
-                        blob: row.get(4)?,
-                        user_id: row.get(5)?,
-                        created_at: row.get(6)?,
-                        crc64: crc_from_sql(row.get(7)?),
-                    })
-                },
-            )
-            .optional()
-        })
-        .await
+        self.call(move |c| object_in(c, &bucket, &key)).await
+    }
+
+    /// The objects at `keys` of `bucket`, in order, in one trip to the database.
+    pub(crate) async fn objects(
+        &self,
+        bucket: String,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<ObjectRow>>, DbError> {
+        self.call(move |c| keys.iter().map(|key| object_in(c, &bucket, key)).collect())
+            .await
     }
 
     /// Commits a single-PUT object; returns the replaced object's blobs. `on_commit` runs on the

@@ -112,20 +112,36 @@ impl Blobs {
         }
     }
 
-    /// Streams `body` into a new blob, hashing (MD5 and CRC-64) as it goes. On error, or if this future is
-    /// dropped, nothing is left behind.
+    /// Streams `body` into a new blob, hashing (MD5 and CRC-64) as it goes. On error, or if this
+    /// future is dropped, nothing is left behind. A body that fits in one buffer (most small
+    /// files) is created, written and synced in one trip to the blocking pool; a longer one
+    /// streams through the buffer.
     pub(crate) async fn write<S, E>(&self, body: S) -> Result<Written, WriteError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let mut body = Body::new(body, &self.received, self.body_read_timeout);
+        let first = body.read_up_to(BUFFER).await?;
         let blob = self.new_blob();
-        let hashed = write_hashed(&blob.path, body, &self.received, self.body_read_timeout).await?;
+        let blob = if body.ended {
+            // The guard goes with the bytes: if this future is dropped meanwhile, the task
+            // still ends, and its unclaimed guard deletes the file it made.
+            tokio::task::spawn_blocking(move || {
+                write_whole(&blob.path, &first)?;
+                Ok::<_, std::io::Error>(blob)
+            })
+            .await
+            .map_err(|err| WriteError::Disk(std::io::Error::other(err)))??
+        } else {
+            write_streamed(&blob.path, &first, &mut body).await?;
+            blob
+        };
         Ok(Written {
             blob,
-            size: hashed.size,
-            md5: hashed.md5,
-            crc64: hashed.crc64,
+            size: body.size,
+            md5: body.md5.finalize().into(),
+            crc64: body.crc.finish(),
         })
     }
 
@@ -168,60 +184,110 @@ impl Blobs {
     }
 }
 
-/// What [`write_hashed`] learnt of the bytes it wrote.
-struct Hashed {
-    size: u64,
-    md5: [u8; 16],
-    crc64: u64,
-}
-
 /// The least a request body must bring per body timeout window (about 270 bytes a second with
 /// the default minute): slower is a trickle holding a connection, not an upload.
 const MIN_WINDOW_BYTES: u64 = 16 * 1024;
 
-async fn write_hashed<S, E>(
-    path: &Path,
-    mut body: S,
-    received: &AtomicU64,
+/// A request body read piece by piece, hashed and counted as it comes.
+struct Body<'a, S> {
+    stream: S,
+    received: &'a AtomicU64,
+    /// Longest wait for the next piece.
     idle: Duration,
-) -> Result<Hashed, WriteError>
+    /// When the current window started, and the bytes it brought.
+    window: (std::time::Instant, u64),
+    md5: Md5,
+    crc: Crc64,
+    size: u64,
+    ended: bool,
+}
+
+impl<'a, S, E> Body<'a, S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    fn new(stream: S, received: &'a AtomicU64, idle: Duration) -> Self {
+        Self {
+            stream,
+            received,
+            idle,
+            window: (std::time::Instant::now(), 0),
+            md5: Md5::new(),
+            crc: Crc64::new(),
+            size: 0,
+            ended: false,
+        }
+    }
+
+    /// The next piece, hashed; `None` at the end.
+    async fn next(&mut self) -> Result<Option<Bytes>, WriteError> {
+        // A body that stops arriving without its connection closing (a dead link) would
+        // otherwise hold the request, and its partial blob, for good — and so would one that
+        // trickles a byte now and then: each `idle` window must bring at least
+        // `MIN_WINDOW_BYTES`.
+        let piece = tokio::time::timeout(self.idle, self.stream.next())
+            .await
+            .map_err(|_| WriteError::Stalled(self.idle))?;
+        let Some(piece) = piece else {
+            self.ended = true;
+            return Ok(None);
+        };
+        let piece = piece.map_err(|e| WriteError::Body(e.to_string()))?;
+        self.window.1 += piece.len() as u64;
+        if self.window.0.elapsed() >= self.idle {
+            if self.window.1 < MIN_WINDOW_BYTES {
+                return Err(WriteError::Stalled(self.idle));
+            }
+            self.window = (std::time::Instant::now(), 0);
+        }
+        self.md5.update(&piece);
+        self.crc.update(&piece);
+        self.size += piece.len() as u64;
+        self.received
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
+        Ok(Some(piece))
+    }
+
+    /// The body's first bytes: until the end, or until at least `at_least` have come.
+    async fn read_up_to(&mut self, at_least: usize) -> Result<Vec<u8>, WriteError> {
+        let mut first = Vec::new();
+        while first.len() < at_least {
+            match self.next().await? {
+                Some(piece) => first.extend_from_slice(&piece),
+                None => break,
+            }
+        }
+        Ok(first)
+    }
+}
+
+/// Writes a whole small body and syncs it (on the blocking pool).
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Writes `first`, then the rest of `body` as it comes, and syncs.
+async fn write_streamed<S, E>(
+    path: &Path,
+    first: &[u8],
+    body: &mut Body<'_, S>,
+) -> Result<(), WriteError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let mut out = BufWriter::with_capacity(BUFFER, tokio::fs::File::create(path).await?);
-    let mut hasher = Md5::new();
-    let mut crc = Crc64::new();
-    let mut size = 0u64;
-    // A body that stops arriving without its connection closing (a dead link) would otherwise
-    // hold the request, and its partial blob, for good — and so would one that trickles a byte
-    // now and then: each `idle` window must bring at least `MIN_WINDOW_BYTES`.
-    let mut window = (std::time::Instant::now(), 0u64);
-    while let Some(chunk) = tokio::time::timeout(idle, body.next())
-        .await
-        .map_err(|_| WriteError::Stalled(idle))?
-    {
-        let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
-        window.1 += chunk.len() as u64;
-        if window.0.elapsed() >= idle {
-            if window.1 < MIN_WINDOW_BYTES {
-                return Err(WriteError::Stalled(idle));
-            }
-            window = (std::time::Instant::now(), 0);
-        }
-        hasher.update(&chunk);
-        crc.update(&chunk);
-        size += chunk.len() as u64;
-        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        out.write_all(&chunk).await?;
+    out.write_all(first).await?;
+    while let Some(piece) = body.next().await? {
+        out.write_all(&piece).await?;
     }
     out.flush().await?;
     out.into_inner().sync_data().await?;
-    Ok(Hashed {
-        size,
-        md5: hasher.finalize().into(),
-        crc64: crc.finish(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,6 +325,24 @@ mod tests {
         assert_eq!(blobs.sweep(&names[..1]).unwrap(), 1);
         assert!(blobs.read(&names[..1]).await.is_ok());
         assert!(blobs.read(&names[1..]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_the_buffer_is_written_whole_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let bytes: Vec<u8> = (0..BUFFER * 2 + 12_345).map(|i| (i % 251) as u8).collect();
+        let pieces: Vec<Result<Bytes, String>> = bytes
+            .chunks(40_000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let written = blobs.write(futures::stream::iter(pieces)).await.unwrap();
+        assert_eq!(written.size, bytes.len() as u64);
+        assert_eq!(written.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
+        assert_eq!(written.crc64, super::super::crc64::checksum(&bytes));
+        let name = written.blob.name().to_owned();
+        written.blob.keep();
+        assert_eq!(blobs.read(&[name]).await.unwrap(), bytes);
     }
 
     #[tokio::test]

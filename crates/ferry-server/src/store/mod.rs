@@ -107,6 +107,15 @@ impl Store {
         self.core.object(bucket, key).await
     }
 
+    /// The committed objects at `keys` of `bucket`, in order (one trip to the database).
+    pub(crate) async fn heads(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<ObjectInfo>>> {
+        self.core.objects(bucket, keys).await
+    }
+
     /// The whole content of the committed object at `bucket/key`, if any. Read straight from its
     /// blob: no store operation reads objects back (grants allow uploads only).
     pub(crate) async fn object_bytes(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {

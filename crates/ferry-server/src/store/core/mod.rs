@@ -349,6 +349,21 @@ impl Core {
             .map(ObjectInfo::from))
     }
 
+    /// The committed objects at `keys` of `bucket`, in order, looked up together.
+    pub(crate) async fn objects(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> crate::error::Result<Vec<Option<ObjectInfo>>> {
+        Ok(self
+            .db
+            .objects(bucket.to_owned(), keys)
+            .await?
+            .into_iter()
+            .map(|row| row.map(ObjectInfo::from))
+            .collect())
+    }
+
     /// The whole content of the committed object at `bucket/key`, if any, read from its blob.
     pub(crate) async fn object_bytes(
         &self,
