@@ -509,10 +509,13 @@ async fn a_batch_of_confirmations_is_recorded_at_once_and_bad_ones_fail_alone() 
     }
     let etag = |i: u64| md5_hex(&bytes(1000, i));
     let g = &store.grant;
+    // (No object there: its place among the objects looked up is taken, not skipped.)
+    let missing = format!("{}batch-missing.bin", g.prefix);
     let batch = json!({"uploads": [
         confirmation("b-0", g, &keys[0], &etag(0), 1000),
         confirmation("b-1", g, &keys[1], &etag(9), 1000),
         confirmation("b-2", g, "uploads/999/not-mine.bin", &etag(2), 1000),
+        confirmation("b-4", g, &missing, &etag(2), 1000),
         confirmation("b-3", g, &keys[2], &etag(2), 1000),
         confirmation("b-0", g, &keys[0], &etag(0), 1000),
         confirmation("b-3", g, &keys[1], &etag(1), 1000),
@@ -537,6 +540,7 @@ async fn a_batch_of_confirmations_is_recorded_at_once_and_bad_ones_fail_alone() 
             format!("row {}", keys[0]),
             "object_mismatch".into(),
             "forbidden".into(),
+            "object_missing".into(),
             format!("row {}", keys[2]),
             format!("row {}", keys[0]),
             "conflict".into(),

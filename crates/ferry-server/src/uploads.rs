@@ -158,18 +158,23 @@ impl Uploads {
             .into_iter()
             .map(|c| claim(user.id, c, &self.bucket.name))
             .collect();
-        // The objects of every claim that passed, looked up together.
-        let objects = if self.bucket.in_store {
-            let keys = claims.iter().flatten().map(|claim| claim.c.key.clone());
-            self.store.heads(&self.bucket.name, keys.collect()).await?
-        } else {
-            Vec::new()
+        // The objects of every claim that passed, in order, looked up together (a database
+        // error fails the request; the client then confirms each file alone).
+        let keys: Vec<String> = claims
+            .iter()
+            .flatten()
+            .map(|claim| claim.c.key.clone())
+            .collect();
+        let objects = match self.bucket.in_store && !keys.is_empty() {
+            true => self.store.heads(&self.bucket.name, keys).await?,
+            false => Vec::new(),
         };
         let mut objects = objects.into_iter();
         let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(claims.len());
         let mut checked = Vec::new();
         for claim in claims {
             let settled = claim.and_then(|claim| {
+                // (One answer per claim that passed: `None`, no object, still takes its place.)
                 let object = objects.next().flatten();
                 self.settled(user.id, claim, "client", object)
             });
@@ -181,6 +186,10 @@ impl Uploads {
                 Err(err) => outcomes.push(Some(Err(err))),
             }
         }
+        debug_assert!(
+            objects.next().is_none(),
+            "an object for every claim that passed"
+        );
         let (places, rows): (Vec<usize>, Vec<ClientConfirmation>) = checked.into_iter().unzip();
         let ids: Vec<String> = rows.iter().map(|r| r.upload_id.clone()).collect();
         let recorded = self.db.confirm_many(rows).await?;

@@ -122,7 +122,7 @@ impl Blobs {
         E: std::fmt::Display,
     {
         let mut body = Body::new(body, &self.received, self.body_read_timeout);
-        let first = body.read_up_to(BUFFER).await?;
+        let first = body.read_first(BUFFER).await?;
         let blob = self.new_blob();
         let blob = if body.ended {
             // The guard goes with the bytes: if this future is dropped meanwhile, the task
@@ -134,7 +134,7 @@ impl Blobs {
             .await
             .map_err(|err| WriteError::Disk(std::io::Error::other(err)))??
         } else {
-            write_streamed(&blob.path, &first, &mut body).await?;
+            write_streamed(&blob.path, first, &mut body).await?;
             blob
         };
         Ok(Written {
@@ -249,12 +249,17 @@ where
         Ok(Some(piece))
     }
 
-    /// The body's first bytes: until the end, or until at least `at_least` have come.
-    async fn read_up_to(&mut self, at_least: usize) -> Result<Vec<u8>, WriteError> {
+    /// The body's first pieces, as they came: until the end, or until at least `at_least`
+    /// bytes have come (one piece more than that at most: nothing is copied).
+    async fn read_first(&mut self, at_least: usize) -> Result<Vec<Bytes>, WriteError> {
         let mut first = Vec::new();
-        while first.len() < at_least {
+        let mut size = 0;
+        while size < at_least {
             match self.next().await? {
-                Some(piece) => first.extend_from_slice(&piece),
+                Some(piece) => {
+                    size += piece.len();
+                    first.push(piece);
+                }
                 None => break,
             }
         }
@@ -263,17 +268,20 @@ where
 }
 
 /// Writes a whole small body and syncs it (on the blocking pool).
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_whole(path: &Path, pieces: &[Bytes]) -> std::io::Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
+    for piece in pieces {
+        file.write_all(piece)?;
+    }
     file.sync_data()
 }
 
-/// Writes `first`, then the rest of `body` as it comes, and syncs.
+/// Writes `first`, then the rest of `body` as it comes, and syncs; each piece is let go of
+/// once written.
 async fn write_streamed<S, E>(
     path: &Path,
-    first: &[u8],
+    first: Vec<Bytes>,
     body: &mut Body<'_, S>,
 ) -> Result<(), WriteError>
 where
@@ -281,7 +289,9 @@ where
     E: std::fmt::Display,
 {
     let mut out = BufWriter::with_capacity(BUFFER, tokio::fs::File::create(path).await?);
-    out.write_all(first).await?;
+    for piece in first {
+        out.write_all(&piece).await?;
+    }
     while let Some(piece) = body.next().await? {
         out.write_all(&piece).await?;
     }
@@ -327,31 +337,54 @@ mod tests {
         assert!(blobs.read(&names[1..]).await.is_err());
     }
 
-    #[tokio::test]
-    async fn a_body_longer_than_the_buffer_is_written_whole_and_hashed() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
-        let bytes: Vec<u8> = (0..BUFFER * 2 + 12_345).map(|i| (i % 251) as u8).collect();
-        let pieces: Vec<Result<Bytes, String>> = bytes
-            .chunks(40_000)
+    /// `len` bytes of a pattern, and the body that brings them in pieces of `piece` bytes.
+    fn body_of(len: usize, piece: usize) -> (Vec<u8>, Vec<Result<Bytes, String>>) {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let pieces = bytes
+            .chunks(piece)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
-        let written = blobs.write(futures::stream::iter(pieces)).await.unwrap();
-        assert_eq!(written.size, bytes.len() as u64);
-        assert_eq!(written.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
-        assert_eq!(written.crc64, super::super::crc64::checksum(&bytes));
-        let name = written.blob.name().to_owned();
-        written.blob.keep();
-        assert_eq!(blobs.read(&[name]).await.unwrap(), bytes);
+        (bytes, pieces)
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn bodies_either_side_of_the_buffer_are_written_whole_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let shapes = [
+            (BUFFER - 1, 40_000),
+            (BUFFER, 40_000),
+            (BUFFER + 1, 40_000),
+            (BUFFER * 2 + 12_345, 40_000),
+            // One piece longer than the buffer.
+            (BUFFER * 3, BUFFER * 3),
+        ];
+        for (len, piece) in shapes {
+            let (bytes, pieces) = body_of(len, piece);
+            let written = blobs.write(futures::stream::iter(pieces)).await.unwrap();
+            assert_eq!(written.size, len as u64);
+            assert_eq!(written.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
+            assert_eq!(written.crc64, super::super::crc64::checksum(&bytes));
+            let name = written.blob.name().to_owned();
+            written.blob.keep();
+            assert_eq!(blobs.read(&[name]).await.unwrap(), bytes, "{len} bytes");
+        }
     }
 
     #[tokio::test]
     async fn a_failed_body_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
-        let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"x")), Err("reset")]);
+        // Failing after more than a buffer's worth: the blob's file exists by then.
+        let (_, mut pieces) = body_of(BUFFER + 1, BUFFER + 1);
+        pieces.push(Err("reset".into()));
+        let body = futures::stream::iter(pieces);
         assert!(matches!(blobs.write(body).await, Err(WriteError::Body(_))));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(files_in(dir.path()), 0);
     }
 }
 
@@ -360,15 +393,45 @@ mod dropped {
     use super::*;
 
     #[tokio::test]
-    async fn a_write_dropped_mid_body_leaves_nothing() {
+    async fn a_long_write_dropped_mid_body_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path(), Duration::from_secs(60)).unwrap();
-        // A body that sends one chunk and then never ends, like a client gone quiet.
-        let body = futures::stream::iter(vec![Ok::<_, String>(Bytes::from_static(b"partial"))])
-            .chain(futures::stream::pending());
-        let writing = blobs.write(Box::pin(body));
-        let cut = tokio::time::timeout(std::time::Duration::from_millis(200), writing).await;
-        assert!(cut.is_err(), "the body never ends");
+        // More than a buffer's worth, then nothing more, like a client gone quiet: the blob's
+        // file is being written when the request goes.
+        let first = Bytes::from(vec![7u8; BUFFER + 1]);
+        let body =
+            futures::stream::iter(vec![Ok::<_, String>(first)]).chain(futures::stream::pending());
+        let mut writing = Box::pin(blobs.write(Box::pin(body)));
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::read_dir(dir.path()).unwrap().count() == 0 {
+            assert!(std::time::Instant::now() < until, "no file after 20 s");
+            let polled = tokio::time::timeout(Duration::from_millis(10), &mut writing).await;
+            assert!(polled.is_err(), "the body never ends");
+        }
+        drop(writing);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_short_write_dropped_while_its_file_is_made_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let blobs = runtime
+            .block_on(async { Blobs::open(dir.path(), Duration::from_secs(60)) })
+            .unwrap();
+        runtime.block_on(async {
+            let body = futures::stream::iter(vec![Ok::<_, String>(Bytes::from_static(b"x"))]);
+            let mut writing = Box::pin(blobs.write(body));
+            // The body is read whole at once: the first poll hands its file to the blocking
+            // pool and waits for it; the request goes meanwhile.
+            assert!(futures::poll!(&mut writing).is_pending());
+            drop(writing);
+        });
+        // Waits for what the blocking pool started.
+        runtime.shutdown_timeout(Duration::from_secs(20));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
