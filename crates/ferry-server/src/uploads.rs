@@ -154,30 +154,9 @@ impl Uploads {
                 ferry_protocol::MAX_BATCH
             )));
         }
-        let claims: Vec<Result<Claim>> = all
-            .into_iter()
-            .map(|c| claim(user.id, c, &self.bucket.name))
-            .collect();
-        // The objects of every claim that passed, in order, looked up together (a database
-        // error fails the request; the client then confirms each file alone).
-        let keys: Vec<String> = claims
-            .iter()
-            .flatten()
-            .map(|claim| claim.c.key.clone())
-            .collect();
-        let objects = match self.bucket.in_store && !keys.is_empty() {
-            true => self.store.heads(&self.bucket.name, keys).await?,
-            false => Vec::new(),
-        };
-        let mut objects = objects.into_iter();
-        let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(claims.len());
+        let mut outcomes: Vec<Option<Result<UploadRecord>>> = Vec::with_capacity(all.len());
         let mut checked = Vec::new();
-        for claim in claims {
-            let settled = claim.and_then(|claim| {
-                // (One answer per claim that passed: `None`, no object, still takes its place.)
-                let object = objects.next().flatten();
-                self.settled(user.id, claim, "client", object)
-            });
+        for settled in self.checked_all(user.id, all).await? {
             match settled {
                 Ok(ok) => {
                     checked.push((outcomes.len(), ok));
@@ -186,10 +165,6 @@ impl Uploads {
                 Err(err) => outcomes.push(Some(Err(err))),
             }
         }
-        debug_assert!(
-            objects.next().is_none(),
-            "an object for every claim that passed"
-        );
         let (places, rows): (Vec<usize>, Vec<ClientConfirmation>) = checked.into_iter().unzip();
         let ids: Vec<String> = rows.iter().map(|r| r.upload_id.clone()).collect();
         let recorded = self.db.confirm_many(rows).await?;
@@ -203,6 +178,45 @@ impl Uploads {
             .into_iter()
             .map(|outcome| outcome.expect("every confirmation has its outcome"))
             .collect())
+    }
+
+    /// Confirmations checked as [`Uploads::checked`] checks one, their objects looked up
+    /// together; one outcome each, in order (a database error fails them all; the client then
+    /// confirms each file alone).
+    async fn checked_all(
+        &self,
+        user_id: i64,
+        all: Vec<Confirmation>,
+    ) -> Result<Vec<Result<ClientConfirmation>>> {
+        let claims: Vec<Result<Claim>> = all
+            .into_iter()
+            .map(|c| claim(user_id, c, &self.bucket.name))
+            .collect();
+        let keys: Vec<String> = claims
+            .iter()
+            .flatten()
+            .map(|claim| claim.c.key.clone())
+            .collect();
+        let objects = match self.bucket.in_store && !keys.is_empty() {
+            true => self.store.heads(&self.bucket.name, keys).await?,
+            false => Vec::new(),
+        };
+        // One object (or `None`: nothing there) per claim that passed, in order.
+        let mut objects = objects.into_iter();
+        let settled = claims
+            .into_iter()
+            .map(|claim| {
+                claim.and_then(|claim| {
+                    let object = objects.next().flatten();
+                    self.settled(user_id, claim, "client", object)
+                })
+            })
+            .collect();
+        debug_assert!(
+            objects.next().is_none(),
+            "an object for every claim that passed"
+        );
+        Ok(settled)
     }
 
     async fn record(
