@@ -659,8 +659,6 @@ impl Drop for Engine {
     }
 }
 
-/// A folder's path as it is kept: its real path when it exists (links and `.`/`..`
-/// resolved), so one folder is one entry however it was named; else made absolute.
 /// `folder` as it is kept: its real path, checked to be a folder that is there, and its
 /// patterns checked — before anything is kept.
 fn watchable(folder: Folder) -> Result<Folder> {
@@ -672,6 +670,8 @@ fn watchable(folder: Folder) -> Result<Folder> {
     Ok(Folder { path, ..folder })
 }
 
+/// A folder's path as it is kept: its real path when it exists (links and `.`/`..`
+/// resolved), so one folder is one entry however it was named; else made absolute.
 fn folder_path(path: &Path) -> Result<PathBuf> {
     // `dunce`: on Windows the real path without the `\\?\` prefix people would see.
     dunce::canonicalize(path).or_else(|_| crate::queue::clean_path(path))

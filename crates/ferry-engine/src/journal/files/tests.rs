@@ -284,6 +284,11 @@ fn retrying_hurries_a_confirmation_waiting_for_its_next_attempt() {
         uploaded_by(&bob, "/b/theirs", true),
     );
     let going = uploaded_by(&alice(), "/a/going", false);
+    // Its next attempt due already: its task is sending it, or about to.
+    let due_now = uploaded_by(&alice(), "/a/due", false);
+    journal
+        .defer_confirmation(due_now, "network", "reset", now() - 1)
+        .unwrap();
     let due = |id| {
         let row = journal.file(id).unwrap().unwrap();
         (row.state, row.next_retry_at.is_none(), row.attempts)
@@ -307,8 +312,8 @@ fn retrying_hurries_a_confirmation_waiting_for_its_next_attempt() {
         (FileState::Uploaded, false, 1),
         "another account's"
     );
-    // (`going`, whose confirmation was not waiting, is not among what `retry(None)` gave.)
-    let _ = going;
+    assert_eq!(due(going), (FileState::Uploaded, true, 0), "not waiting");
+    assert_eq!(due(due_now), (FileState::Uploaded, false, 1), "due already");
 }
 
 #[test]
