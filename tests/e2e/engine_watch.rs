@@ -485,3 +485,49 @@ async fn a_folder_named_another_way_is_the_same_folder() {
         .unwrap();
     assert!(engine.folders().await.unwrap().is_empty());
 }
+
+/// A kept folder that cannot be watched (a pattern an earlier version let through) is left
+/// out when the kept folders are watched at sign-in: the others are watched, and the sign-in
+/// goes on. Nothing is lost: the folder stays kept, to be mended or forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_folder_that_cannot_be_watched_leaves_the_others_watched() {
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    for folder in [&good, &bad] {
+        std::fs::create_dir(folder).unwrap();
+    }
+    let folder = |path: &Path, excludes: &[&str]| Folder {
+        path: path.canonicalize().unwrap(),
+        prefix: String::new(),
+        excludes: excludes.iter().map(|p| (*p).to_owned()).collect(),
+        on_conflict: ferry_engine::conflict::OnConflict::Ask,
+    };
+    engine.add_folder(folder(&good, &[])).await.unwrap();
+    // Kept as an earlier version could keep it (today's `add_folder` refuses the pattern).
+    let owner = engine.session().owner().unwrap();
+    engine
+        .journal()
+        .save_folder(
+            &owner,
+            &ferry_engine::journal::SavedFolder {
+                folder: folder(&bad, &["["]),
+                enabled: true,
+            },
+        )
+        .unwrap();
+
+    engine.watch_saved_folders().await.unwrap();
+    let watched: Vec<_> = engine
+        .watcher()
+        .status()
+        .into_iter()
+        .map(|(f, _)| f.path)
+        .collect();
+    assert_eq!(watched, [good.canonicalize().unwrap()]);
+    assert_eq!(engine.folders().await.unwrap().len(), 2, "still kept");
+}
