@@ -6,6 +6,7 @@
 //! folder (chosen in the folder dialog) picking up a new file. Screens are saved to
 //! `docs/screenshots/desktop-*.png`. The capability and CSP check needs no window.
 
+mod adopted;
 mod big_queue;
 mod capabilities;
 mod closing;
