@@ -199,10 +199,11 @@ impl Storage {
     ) -> Result<Self> {
         // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
         // timeout runs from the start of the request. The stall watch below times out what
-        // stops moving instead.
-        let http = Client::new(network, Duration::from_secs(10), |b| {
-            b.pool_max_idle_per_host(16)
-        })?;
+        // stops moving instead. Every connection that comes back is kept (until idle for
+        // reqwest's 90 s): files and parts in flight go up to the user's ceilings, and a pool
+        // that kept fewer closed one connection for every few small files and opened another
+        // (`faults::store::small_files_reuse_the_connections_they_opened`).
+        let http = Client::new(network, Duration::from_secs(10), |b| b)?;
         Ok(Self {
             http,
             credentials,
