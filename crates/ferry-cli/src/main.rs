@@ -289,12 +289,9 @@ async fn upload(
     let ids = engine.enqueue_with(paths, force, on_conflict).await?;
     let mut already = std::collections::HashSet::new();
     let mut total = 0;
-    for id in &ids {
-        let Some(row) = engine.journal().file(*id)? else {
-            continue;
-        };
+    for row in engine.journal().files_with_ids(&ids)? {
         if row.state == FileState::Confirmed {
-            already.insert(*id);
+            already.insert(row.id);
         } else {
             total += row.size.unwrap_or(0);
         }
@@ -304,8 +301,14 @@ async fn upload(
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
+    let mut rows: std::collections::HashMap<i64, _> = engine
+        .journal()
+        .files_with_ids(&ids)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
     for id in ids {
-        let Some(row) = engine.journal().file(id)? else {
+        let Some(row) = rows.remove(&id) else {
             continue;
         };
         let confirmed = row.state == FileState::Confirmed;

@@ -195,6 +195,11 @@ pub(super) fn waiting_sql() -> String {
     )
 }
 
+/// The SQL of [`Journal::files_with_ids`]: `?1` the ids (a JSON array).
+pub(super) fn files_with_ids_sql() -> String {
+    format!("SELECT {COLUMNS} FROM files WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id")
+}
+
 /// The SQL of [`Journal::latest_for_path`]: `?1`, `?2` the owner, `?3` the path.
 pub(super) fn latest_for_path_sql() -> String {
     format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT 1")
@@ -314,6 +319,16 @@ impl Journal {
                 file_from_row,
             )
             .optional()
+        })
+    }
+
+    /// The files of `ids` there are, in id order, read in one query (`ferry upload` reads
+    /// every file it queued before and after, tens of thousands of them).
+    pub fn files_with_ids(&self, ids: &[i64]) -> Result<Vec<FileRow>> {
+        let ids = serde_json::to_string(ids).unwrap_or_default();
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&files_with_ids_sql())?;
+            stmt.query_map([ids], file_from_row)?.collect()
         })
     }
 

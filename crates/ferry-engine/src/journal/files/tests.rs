@@ -346,6 +346,35 @@ fn a_file_that_uploads_again_forgets_its_old_etag() {
 /// rows through an index in the order asked for: they never read the whole queue, so 50 000
 /// queued files cost each file no more than 5 do.
 #[test]
+fn files_with_ids_are_read_in_one_query_by_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let ids: Vec<i64> = (0..5)
+        .map(|i| {
+            let path = PathBuf::from(format!("/f/{i}"));
+            journal.add(&alice(), &new_file(&path), None).unwrap()
+        })
+        .collect();
+    let asked = [ids[3], 9999, ids[0], ids[4]];
+    let rows = journal.files_with_ids(&asked).unwrap();
+    let found: Vec<(i64, PathBuf)> = rows.into_iter().map(|r| (r.id, r.path)).collect();
+    assert_eq!(
+        found,
+        [
+            (ids[0], "/f/0".into()),
+            (ids[3], "/f/3".into()),
+            (ids[4], "/f/4".into())
+        ]
+    );
+    assert!(journal.files_with_ids(&[]).unwrap().is_empty());
+    let plan = journal.query_plan(&files_with_ids_sql()).join(" | ");
+    assert!(
+        plan.contains("SEARCH files USING INTEGER PRIMARY KEY"),
+        "reads rows other than those asked for: {plan}"
+    );
+}
+
+#[test]
 fn per_file_queries_never_read_the_whole_queue() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
