@@ -301,14 +301,15 @@ async fn upload(
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
-    let mut rows: std::collections::HashMap<i64, _> = engine
+    // (A file named twice, as `ferry upload dir dir/a`, is listed twice, as it was named.)
+    let rows: std::collections::HashMap<i64, _> = engine
         .journal()
         .files_with_ids(&ids)?
         .into_iter()
         .map(|row| (row.id, row))
         .collect();
     for id in ids {
-        let Some(row) = rows.remove(&id) else {
+        let Some(row) = rows.get(&id).cloned() else {
             continue;
         };
         let confirmed = row.state == FileState::Confirmed;

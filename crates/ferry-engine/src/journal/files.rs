@@ -322,10 +322,10 @@ impl Journal {
         })
     }
 
-    /// The files of `ids` there are, in id order, read in one query (`ferry upload` reads
-    /// every file it queued before and after, tens of thousands of them).
+    /// The files of `ids` there are, each once, in id order, read in one query (`ferry upload`
+    /// reads every file it queued before and after, tens of thousands of them).
     pub fn files_with_ids(&self, ids: &[i64]) -> Result<Vec<FileRow>> {
-        let ids = serde_json::to_string(ids).unwrap_or_default();
+        let ids = serde_json::to_string(ids).expect("a list of integers serializes");
         self.with(|c| {
             let mut stmt = c.prepare_cached(&files_with_ids_sql())?;
             stmt.query_map([ids], file_from_row)?.collect()

@@ -178,6 +178,19 @@ pub(crate) struct ObjectHead {
     pub(crate) modified: Option<time::OffsetDateTime>,
 }
 
+/// Idle connections to the store kept for the next requests, at most. Small files in flight
+/// go up to the user's ceiling (128 by default) and each holds a connection: a pool that kept
+/// 16 closed one for every few small files and opened another
+/// (`faults::store::small_files_reuse_the_connections_they_opened`). Above the default
+/// ceilings of files and parts together, with room for wider settings; each idle connection
+/// holds a socket and its buffers.
+const IDLE_MOST: usize = 512;
+
+/// How long an idle connection to the store is kept: less than the app server's store keeps
+/// one without a request (30 s), so a request seldom goes out on a connection being closed at
+/// that moment (it would be retried).
+const IDLE_FOR: Duration = Duration::from_secs(20);
+
 /// The store client.
 #[derive(Clone)]
 pub(crate) struct Storage {
@@ -199,11 +212,11 @@ impl Storage {
     ) -> Result<Self> {
         // No overall or read timeout: a part may take minutes on a slow link, and reqwest's read
         // timeout runs from the start of the request. The stall watch below times out what
-        // stops moving instead. Every connection that comes back is kept (until idle for
-        // reqwest's 90 s): files and parts in flight go up to the user's ceilings, and a pool
-        // that kept fewer closed one connection for every few small files and opened another
-        // (`faults::store::small_files_reuse_the_connections_they_opened`).
-        let http = Client::new(network, Duration::from_secs(10), |b| b)?;
+        // stops moving instead.
+        let http = Client::new(network, Duration::from_secs(10), |b| {
+            b.pool_max_idle_per_host(IDLE_MOST)
+                .pool_idle_timeout(IDLE_FOR)
+        })?;
         Ok(Self {
             http,
             credentials,

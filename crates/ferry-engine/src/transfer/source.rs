@@ -164,7 +164,7 @@ fn sampled<R: std::io::Read + std::io::Seek>(
 /// Reads up to `most` bytes into `into` (cleared first), to the end of the file if sooner.
 /// Room for them is made first (callers ask for a sample or a small file's bytes): into an
 /// empty vector, `read_to_end` reads 32 bytes, then twice as many each time — seven reads
-/// for 1 KiB, where two do (the bytes, then the end).
+/// for 1 KiB, where two do (the bytes, then the end; a few more for 64 KiB).
 fn read_upto(file: &mut impl std::io::Read, most: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
     into.clear();
