@@ -274,6 +274,11 @@ async fn watch_kept(engine: &Engine) -> anyhow::Result<Vec<PathBuf>> {
     Ok(on)
 }
 
+/// Rows `ferry upload` reads from the journal at once, before and after its run: one query
+/// for many, while a long run's rows are not all held (all 50 000 at once: a peak of 119 MiB
+/// against 51).
+const ROWS_AT_ONCE: usize = 1000;
+
 async fn upload(
     engine: &Engine,
     paths: &[PathBuf],
@@ -289,11 +294,13 @@ async fn upload(
     let ids = engine.enqueue_with(paths, force, on_conflict).await?;
     let mut already = std::collections::HashSet::new();
     let mut total = 0;
-    for row in engine.journal().files_with_ids(&ids)? {
-        if row.state == FileState::Confirmed {
-            already.insert(row.id);
-        } else {
-            total += row.size.unwrap_or(0);
+    for chunk in ids.chunks(ROWS_AT_ONCE) {
+        for row in engine.journal().files_with_ids(chunk)? {
+            if row.state == FileState::Confirmed {
+                already.insert(row.id);
+            } else {
+                total += row.size.unwrap_or(0);
+            }
         }
     }
     progress.bar.set_length(total);
@@ -302,37 +309,32 @@ async fn upload(
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
     // (A file named twice, as `ferry upload dir dir/a`, is listed twice, as it was named.)
-    let rows: std::collections::HashMap<i64, _> = engine
-        .journal()
-        .files_with_ids(&ids)?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
-    for id in ids {
-        let Some(row) = rows.get(&id).cloned() else {
-            continue;
-        };
-        let confirmed = row.state == FileState::Confirmed;
-        all_confirmed &= confirmed;
-        asking += usize::from(
-            row.state == FileState::Failed && row.error_code.as_deref() == Some("exists"),
-        );
-        let outcome = Outcome {
-            file_id: id,
-            already: already.contains(&id),
-            state: row.state,
-            path: row.path.display().to_string(),
-            error: row.error_message.unwrap_or_default(),
-            key: row.object_key.unwrap_or(row.key),
-        };
-        println!(
-            "{}",
-            if json {
-                outcome.json().to_string()
-            } else {
-                outcome.text()
-            }
-        );
+    for chunk in ids.chunks(ROWS_AT_ONCE) {
+        let found = engine.journal().files_with_ids(chunk)?;
+        let found: std::collections::HashMap<i64, _> =
+            found.into_iter().map(|row| (row.id, row)).collect();
+        for row in chunk.iter().filter_map(|id| found.get(id)) {
+            all_confirmed &= row.state == FileState::Confirmed;
+            asking += usize::from(
+                row.state == FileState::Failed && row.error_code.as_deref() == Some("exists"),
+            );
+            let outcome = Outcome {
+                file_id: row.id,
+                already: already.contains(&row.id),
+                state: row.state,
+                path: row.path.display().to_string(),
+                error: row.error_message.clone().unwrap_or_default(),
+                key: row.object_key.clone().unwrap_or_else(|| row.key.clone()),
+            };
+            println!(
+                "{}",
+                if json {
+                    outcome.json().to_string()
+                } else {
+                    outcome.text()
+                }
+            );
+        }
     }
     if asking > 0 {
         eprintln!(
