@@ -1,7 +1,7 @@
 //! `ferry`: sign in, upload files and folders with progress, and read status and history, over
 //! the same engine the desktop app uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -292,13 +292,14 @@ async fn upload(
         }
     }
     let ids = engine.enqueue_with(paths, force, on_conflict).await?;
-    let mut already = std::collections::HashSet::new();
+    let (mut already, mut counted) = (HashSet::new(), HashSet::new());
     let mut total = 0;
     for chunk in ids.chunks(ROWS_AT_ONCE) {
+        // (A file named twice may be in two chunks: its bytes count once.)
         for row in engine.journal().files_with_ids(chunk)? {
             if row.state == FileState::Confirmed {
                 already.insert(row.id);
-            } else {
+            } else if counted.insert(row.id) {
                 total += row.size.unwrap_or(0);
             }
         }
@@ -311,8 +312,7 @@ async fn upload(
     // (A file named twice, as `ferry upload dir dir/a`, is listed twice, as it was named.)
     for chunk in ids.chunks(ROWS_AT_ONCE) {
         let found = engine.journal().files_with_ids(chunk)?;
-        let found: std::collections::HashMap<i64, _> =
-            found.into_iter().map(|row| (row.id, row)).collect();
+        let found: HashMap<i64, _> = found.into_iter().map(|row| (row.id, row)).collect();
         for row in chunk.iter().filter_map(|id| found.get(id)) {
             all_confirmed &= row.state == FileState::Confirmed;
             asking += usize::from(
