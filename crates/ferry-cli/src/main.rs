@@ -295,7 +295,7 @@ async fn upload(
     let (mut already, mut counted) = (HashSet::new(), HashSet::new());
     let mut total = 0;
     for chunk in ids.chunks(ROWS_AT_ONCE) {
-        // (A file named twice may be in two chunks: its bytes count once.)
+        // (A file named twice at one key may be in two chunks: its bytes count once.)
         for row in engine.journal().files_with_ids(chunk)? {
             if row.state == FileState::Confirmed {
                 already.insert(row.id);
@@ -309,7 +309,8 @@ async fn upload(
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
-    // (A file named twice, as `ferry upload dir dir/a`, is listed twice, as it was named.)
+    // (A file named twice is listed twice, as it was named: at two keys, as `ferry upload
+    // dir dir/a`, two rows; at the same key, as `ferry upload a a`, its one row again.)
     for chunk in ids.chunks(ROWS_AT_ONCE) {
         let found = engine.journal().files_with_ids(chunk)?;
         let found: HashMap<i64, _> = found.into_iter().map(|row| (row.id, row)).collect();

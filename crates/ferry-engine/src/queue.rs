@@ -10,7 +10,7 @@
 //!   at another key (its multipart upload is aborted); what a watcher finds leaves a cancelled
 //!   or skipped file alone until it changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
@@ -126,6 +126,10 @@ pub(crate) struct Intake<'a> {
     intent: Intent,
     /// Keys taken in this batch, by the path that took them.
     batch: HashMap<String, PathBuf>,
+    /// The row this batch listed for each file at each key it was named at.
+    named: HashMap<(PathBuf, String), i64>,
+    /// The rows in `named`.
+    taken: HashSet<i64>,
     /// What the files added do when their key holds an object at the store.
     on_conflict: OnConflict,
     pub(crate) added: Added,
@@ -179,6 +183,8 @@ impl<'a> Intake<'a> {
             owner,
             intent,
             batch: HashMap::new(),
+            named: HashMap::new(),
+            taken: HashSet::new(),
             on_conflict: OnConflict::default(),
             added: Added::default(),
         }
@@ -227,7 +233,30 @@ impl<'a> Intake<'a> {
             Ok(key) => key,
             Err(refusal) => return self.refuse(path, "", look, refusal),
         };
+        let named = (path.to_owned(), key);
+        if let Some(&id) = self.named.get(&named) {
+            // Named again at the same key (`ferry upload a a`): one file, listed again.
+            self.added.ids.push(id);
+            return Ok(());
+        }
+        let listed = self.added.ids.len();
+        self.add_at(path, named.1.clone(), look)?;
+        if let Some(&id) = self.added.ids.get(listed) {
+            self.named.insert(named, id);
+            self.taken.insert(id);
+        }
+        Ok(())
+    }
+
+    /// Adds one file at `key`.
+    fn add_at(&mut self, path: &Path, key: String, look: Option<Look>) -> Result<()> {
         let latest = self.journal.latest_for_path(self.owner, path)?;
+        // Given at two keys in one go (`ferry upload dir dir/a`): each key was asked for, so
+        // the row this batch listed for the first stays, beside a new one for the second
+        // (a file given again later at another key moves there: see `existing`).
+        let latest = latest.filter(|row| {
+            !(matches!(self.intent, Intent::Given { .. }) && self.taken.contains(&row.id))
+        });
         // Kept beside another object (`name (1).ext`): that copy is its own.
         let key = match &latest {
             Some(row) if renamed_from(&row.key, &key) => row.key.clone(),
