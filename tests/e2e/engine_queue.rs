@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::Event;
 use ferry_engine::journal::{FileState, Show};
 use ferry_protocol::Role;
@@ -34,6 +35,59 @@ async fn thousands_of_files_that_end_at_once_never_stall_the_scheduler() {
         .await
         .unwrap();
     assert_eq!(summary.failed, ids.len() as u64, "{summary:?}");
+}
+
+/// A long folder's first files are on their way while the rest are still being journaled
+/// (`Engine::give`: the journal takes them a few hundred at a time), and a run begun beside
+/// it ends only once every file given is journaled and done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_files_of_a_long_folder_start_while_the_rest_are_journaled() {
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        events,
+        ..
+    } = Alice::start(|_| {}).await;
+    let folder = dir.path().join("long");
+    std::fs::create_dir(&folder).unwrap();
+    let count = 2000;
+    for i in 0..count {
+        std::fs::write(folder.join(format!("f{i:04}")), b"x").unwrap();
+    }
+    let started = || {
+        events
+            .events()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::State {
+                        state: FileState::Uploading,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let give = async {
+        let given = engine
+            .give(std::slice::from_ref(&folder), false, OnConflict::Ask)
+            .await
+            .unwrap();
+        (given, started())
+    };
+    let ((given, started_meanwhile), summary) = within(300, "the run", async {
+        tokio::join!(give, engine.run_until_idle())
+    })
+    .await;
+    let summary = summary.unwrap();
+    assert!(
+        started_meanwhile > 0,
+        "no file started before all {count} were journaled"
+    );
+    assert_eq!(given.ids.len(), count);
+    assert_eq!(summary.confirmed, count as u64, "{summary:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use ferry_engine::profile;
 use ferry_engine::secret::Secret;
 use ferry_engine::token_server::TokenServer;
 use ferry_engine::transfer::TransferSettings;
-use ferry_engine::{Engine, EngineConfig};
+use ferry_engine::{Engine, EngineConfig, Given};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -291,21 +291,18 @@ async fn upload(
             eprintln!("{}: no such file or folder", path.display());
         }
     }
-    let ids = engine.enqueue_with(paths, force, on_conflict).await?;
-    let (mut already, mut counted) = (HashSet::new(), HashSet::new());
-    let mut total = 0;
-    for chunk in ids.chunks(ROWS_AT_ONCE) {
-        // (A file named twice at one key may be in two chunks: its bytes count once.)
-        for row in engine.journal().files_with_ids(chunk)? {
-            if row.state == FileState::Confirmed {
-                already.insert(row.id);
-            } else if counted.insert(row.id) {
-                total += row.size.unwrap_or(0);
-            }
-        }
-    }
-    progress.bar.set_length(total);
-    engine.run_until_idle().await?;
+    // Files start as they are journaled; the bar's length is known once all are.
+    let given = async {
+        let given = engine.give(paths, force, on_conflict).await?;
+        progress.bar.set_length(bytes_to_send(engine, &given)?);
+        anyhow::Ok(given)
+    };
+    let (given, run) = tokio::join!(given, engine.run_until_idle());
+    let Given {
+        ids,
+        confirmed_before: already,
+    } = given?;
+    run?;
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
@@ -344,6 +341,20 @@ async fn upload(
         );
     }
     Ok(all_confirmed && paths.iter().all(|p| std::fs::symlink_metadata(p).is_ok()))
+}
+
+/// The bytes of the files `given` that are to be sent (each file once, however often named).
+fn bytes_to_send(engine: &Engine, given: &Given) -> anyhow::Result<u64> {
+    let mut counted = HashSet::new();
+    let mut total = 0;
+    for chunk in given.ids.chunks(ROWS_AT_ONCE) {
+        for row in engine.journal().files_with_ids(chunk)? {
+            if !given.confirmed_before.contains(&row.id) && counted.insert(row.id) {
+                total += row.size.unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// What became of one file of `ferry upload`, as its closing line says.

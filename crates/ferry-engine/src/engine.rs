@@ -50,6 +50,15 @@ pub struct EngineConfig {
     pub network: crate::network::Network,
 }
 
+/// What [`Engine::give`] journaled.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    /// The row of each file, in the order given (a file named twice at one key, twice).
+    pub ids: Vec<i64>,
+    /// The rows that were confirmed, the file unchanged, before: not sent again.
+    pub confirmed_before: std::collections::HashSet<i64>,
+}
+
 /// Files given at once journaled in one transaction at most.
 const INTAKE_TOGETHER: usize = 256;
 
@@ -324,33 +333,59 @@ impl Engine {
         force: bool,
         on_conflict: OnConflict,
     ) -> Result<Vec<i64>> {
-        let owner = self.owner()?;
-        let paths = paths.to_vec();
-        let added = self
-            .journal
-            .blocking(move |journal| {
-                // The folders are walked first, then the files journaled a transaction per
-                // few hundred: one commit each, and uploads under way wait for none longer.
-                let mut found = Vec::new();
-                for path in &paths {
-                    found.extend(crate::queue::found_in(path)?);
-                }
-                let mut intake =
-                    Intake::new(journal, &owner, Intent::Given { force }).on_conflict(on_conflict);
-                for files in found.chunks(INTAKE_TOGETHER) {
-                    journal.transaction(|_| files.iter().try_for_each(|f| intake.add_found(f)))?;
-                }
-                Ok(intake.added)
+        Ok(self.give(paths, force, on_conflict).await?.ids)
+    }
+
+    /// Journals the files of `paths` as [`Engine::enqueue_with`] does, a few hundred at a
+    /// time, each few hundred free to start as soon as they are journaled: the first files
+    /// of a long folder are on their way while the rest are still being walked into the
+    /// journal. [`Engine::run_until_idle`], run while the returned future is pending (it
+    /// counts from the call, not from the first poll), ends only after every file given is
+    /// journaled and done.
+    pub fn give(
+        &self,
+        paths: &[PathBuf],
+        force: bool,
+        on_conflict: OnConflict,
+    ) -> impl Future<Output = Result<Given>> + Send + '_ {
+        let journaling = self.transfer.journaling();
+        let (owner, paths, transfer) = (self.owner(), paths.to_vec(), self.transfer.clone());
+        async move {
+            let _journaling = journaling;
+            let owner = owner?;
+            let added = self
+                .journal
+                .blocking(move |journal| {
+                    // The folders are walked first, then the files journaled a transaction
+                    // per few hundred: one commit each, after which they may start, and
+                    // uploads under way wait for none longer.
+                    let mut found = Vec::new();
+                    for path in &paths {
+                        found.extend(crate::queue::found_in(path)?);
+                    }
+                    let mut intake = Intake::new(journal, &owner, Intent::Given { force })
+                        .on_conflict(on_conflict);
+                    for files in found.chunks(INTAKE_TOGETHER) {
+                        let replaced = intake.added.replaced.len();
+                        journal
+                            .transaction(|_| files.iter().try_for_each(|f| intake.add_found(f)))?;
+                        for &id in &intake.added.replaced[replaced..] {
+                            transfer.stop_file(id);
+                        }
+                        transfer.wake();
+                    }
+                    Ok(intake.added)
+                })
+                .await?;
+            if !added.replaced.is_empty() {
+                self.transfer.abort_abandoned().await;
+            }
+            self.transfer.wake();
+            Ok(Given {
+                ids: added.ids,
+                confirmed_before: added.confirmed_before,
             })
-            .await?;
-        for id in &added.replaced {
-            self.transfer.stop_file(*id);
         }
-        if !added.replaced.is_empty() {
-            self.transfer.abort_abandoned().await;
-        }
-        self.transfer.wake();
-        Ok(added.ids)
     }
 
     /// What files given without a rule of their own do when their key already holds an object

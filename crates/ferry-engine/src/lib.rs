@@ -28,6 +28,6 @@ pub mod transfer;
 pub mod watch;
 
 pub use crate::engine::{
-    ConnectionCheck, Engine, EngineConfig, NetworkReady, Status, check_server, read_status,
+    ConnectionCheck, Engine, EngineConfig, Given, NetworkReady, Status, check_server, read_status,
 };
 pub use crate::error::{Error, Result};

@@ -51,6 +51,8 @@ pub(crate) struct Added {
     pub(crate) ids: Vec<i64>,
     /// Rows replaced by a row at another key: their tasks must stop.
     pub(crate) replaced: Vec<i64>,
+    /// Rows taken as the file's that were confirmed, the file unchanged: not sent again.
+    pub(crate) confirmed_before: HashSet<i64>,
     /// Whether anything became runnable.
     pub(crate) queued: bool,
 }
@@ -269,6 +271,9 @@ impl<'a> Intake<'a> {
         if let Some(row) = &latest
             && let Some(id) = self.existing(row, &key, look)?
         {
+            if row.state == FileState::Confirmed {
+                self.added.confirmed_before.insert(id);
+            }
             return self.keep(id);
         }
         if self

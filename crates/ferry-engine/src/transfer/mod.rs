@@ -171,6 +171,9 @@ pub struct Transfer {
     network: AtomicU64,
     /// While above zero, nothing new starts (the session is changing hands).
     holds: AtomicUsize,
+    /// Intakes of files given still journaling them: while above zero, `run_until_idle`
+    /// waits for more.
+    journaling: AtomicUsize,
     /// Tasks done sending and waiting for their confirmation: they hold no file slot.
     confirming: AtomicUsize,
     /// How many files send at once, adapted to the link.
@@ -185,6 +188,16 @@ const FILES_START: usize = 64;
 /// Tasks waiting for confirmations at most, per file slot (beyond that nothing new starts
 /// until the app server catches up).
 const CONFIRMING_PER_SLOT: usize = 4;
+
+/// Counts an intake of files as journaling while it lives (see [`Transfer::journaling`]).
+pub(crate) struct Journaling<'a>(&'a Transfer);
+
+impl Drop for Journaling<'_> {
+    fn drop(&mut self) {
+        self.0.journaling.fetch_sub(1, Ordering::SeqCst);
+        self.0.wake.notify_one();
+    }
+}
 
 /// Counts a task as confirming while it lives.
 pub(crate) struct Confirming<'a>(&'a Transfer);
@@ -255,6 +268,7 @@ impl Transfer {
             proxy_refused: Mutex::new(None),
             network: AtomicU64::new(0),
             holds: AtomicUsize::new(0),
+            journaling: AtomicUsize::new(0),
             confirming: AtomicUsize::new(0),
             sending: window::Meter::new(FILES_START, files),
             backlog: AtomicBool::new(false),
@@ -347,6 +361,13 @@ impl Transfer {
         self.signed_out.store(false, Ordering::Relaxed);
         *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.wake.notify_one();
+    }
+
+    /// Files are being journaled until the returned guard is dropped: `run_until_idle` does
+    /// not end meanwhile, though it may find nothing to do (it is woken as they come).
+    pub(crate) fn journaling(&self) -> Journaling<'_> {
+        self.journaling.fetch_add(1, Ordering::SeqCst);
+        Journaling(self)
     }
 
     /// Stops every upload in flight and starts none until the returned guard is dropped: for

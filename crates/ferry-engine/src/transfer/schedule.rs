@@ -192,8 +192,8 @@ impl Transfer {
         }
     }
 
-    /// Runs until no file of the signed-in account is runnable or waiting for a retry, or the
-    /// session ends.
+    /// Runs until no file of the signed-in account is runnable or waiting for a retry, and
+    /// none is being journaled ([`Transfer::journaling`]), or the session ends.
     pub async fn run_until_idle(self: &Arc<Self>) -> Result<Summary> {
         self.abort_abandoned().await;
         loop {
@@ -227,6 +227,10 @@ impl Transfer {
                 })
                 .await?;
             match (runnable, next) {
+                // Files given are still being journaled: woken as they come.
+                (0, None) if self.journaling.load(Ordering::SeqCst) > 0 => {
+                    self.wait(Duration::from_millis(500)).await;
+                }
                 (0, None) => return self.summary(&owner).await,
                 (0, Some(at)) => {
                     let wait = (at - now).clamp(0, 1) as u64;
