@@ -58,7 +58,8 @@ async fn json_lines_give_each_files_states_in_order_with_times_and_a_result() {
 /// key again it is one file, listed again. The run is longer than the thousand rows the
 /// command reads from the journal at once, so the mentions fall in different thousands:
 /// every mention is listed in the order named, each confirmed, and the app server's history
-/// has one upload per file and key.
+/// has one upload per file and key. The same command again sends nothing: every file is at
+/// every key already.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_named_twice_goes_to_each_key_it_was_named_at_once() {
     let server = TestServer::start().await;
@@ -71,19 +72,22 @@ async fn a_file_named_twice_goes_to_each_key_it_was_named_at_once() {
         std::fs::write(folder.join(format!("f{i:04}.txt")), bytes(64, i)).unwrap();
     }
     let again = folder.join("f0000.txt");
-    let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);
-    command
-        .args(["--json", "upload"])
-        .arg(&folder)
-        .arg(&again)
-        .arg(&folder);
-    let output = succeeds(command).await;
-    let results: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-        .filter(|line: &serde_json::Value| line["type"] == "result")
-        .collect();
+    let run = || async {
+        let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);
+        command
+            .args(["--json", "upload"])
+            .arg(&folder)
+            .arg(&again)
+            .arg(&folder);
+        let output = succeeds(command).await;
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+            .filter(|line: &serde_json::Value| line["type"] == "result")
+            .collect::<Vec<serde_json::Value>>()
+    };
+    let results = run().await;
     let count = count as usize;
     assert_eq!(results.len(), 2 * count + 1, "one line per file named");
     let unconfirmed: Vec<_> = results
@@ -113,6 +117,14 @@ async fn a_file_named_twice_goes_to_each_key_it_was_named_at_once() {
     );
     let distinct: std::collections::HashSet<i64> = results.iter().map(id).collect();
     assert_eq!(distinct.len(), count + 1);
+    // The same command again: every file at every key is there already, none sent again.
+    let again_results = run().await;
+    assert_eq!(again_results.len(), results.len());
+    let sent: Vec<_> = again_results
+        .iter()
+        .filter(|r| r["already"] != true || r["state"] != "confirmed")
+        .collect();
+    assert!(sent.is_empty(), "sent again: {sent:#?}");
     let client = server.login("alice", &password).await;
     let (mut keys, mut rows) = (std::collections::HashSet::new(), 0);
     let mut cursor: Option<String> = None;

@@ -51,7 +51,7 @@ async fn the_first_files_of_a_long_folder_start_while_the_rest_are_journaled() {
     } = Alice::start(|_| {}).await;
     let folder = dir.path().join("long");
     std::fs::create_dir(&folder).unwrap();
-    let count = 2000;
+    let count = 3000;
     for i in 0..count {
         std::fs::write(folder.join(format!("f{i:04}")), b"x").unwrap();
     }
@@ -88,6 +88,46 @@ async fn the_first_files_of_a_long_folder_start_while_the_rest_are_journaled() {
     );
     assert_eq!(given.ids.len(), count);
     assert_eq!(summary.confirmed, count as u64, "{summary:?}");
+}
+
+/// A file given twice in one go at two keys (a folder and a file of it) gets a row at each,
+/// both queued: the second does not replace the first, as a file given again later at another
+/// key does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_given_at_two_keys_at_once_is_queued_at_both() {
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
+    let folder = dir.path().join("pair");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("a.txt");
+    std::fs::write(&file, b"a").unwrap();
+    std::fs::write(folder.join("b.txt"), b"b").unwrap();
+    let ids = engine
+        .enqueue(&[folder.clone(), file.clone(), folder.clone()])
+        .await
+        .unwrap();
+    let rows = engine.journal().files_with_ids(&ids).unwrap();
+    let row = |id: i64| rows.iter().find(|r| r.id == id).expect("its row");
+    let keys: Vec<(&str, FileState)> = ids
+        .iter()
+        .map(|&id| (row(id).key.as_str(), row(id).state))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("pair/a.txt", FileState::Queued),
+            ("pair/b.txt", FileState::Queued),
+            ("a.txt", FileState::Queued),
+            ("pair/a.txt", FileState::Queued),
+            ("pair/b.txt", FileState::Queued),
+        ],
+        "{ids:?}"
+    );
+    assert_eq!(ids[0], ids[3], "the same file at the same key is one row");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -291,18 +291,22 @@ async fn upload(
             eprintln!("{}: no such file or folder", path.display());
         }
     }
-    // Files start as they are journaled; the bar's length is known once all are.
+    // Files start as they are journaled; the bar's length is known once all are. Either
+    // failing ends both (the rows journaled stay queued for the next run).
+    let give = engine.give(paths, force, on_conflict);
     let given = async {
-        let given = engine.give(paths, force, on_conflict).await?;
-        progress.bar.set_length(bytes_to_send(engine, &given)?);
+        let given = give.await?;
+        progress
+            .bar
+            .set_length(bytes_to_send(engine, &given).await?);
         anyhow::Ok(given)
     };
-    let (given, run) = tokio::join!(given, engine.run_until_idle());
+    let run = async { Ok(engine.run_until_idle().await?) };
+    let (given, _) = tokio::try_join!(given, run)?;
     let Given {
         ids,
         confirmed_before: already,
-    } = given?;
-    run?;
+    } = given;
     progress.bar.finish_and_clear();
     let mut all_confirmed = !ids.is_empty();
     let mut asking = 0;
@@ -344,16 +348,22 @@ async fn upload(
 }
 
 /// The bytes of the files `given` that are to be sent (each file once, however often named).
-fn bytes_to_send(engine: &Engine, given: &Given) -> anyhow::Result<u64> {
-    let mut counted = HashSet::new();
-    let mut total = 0;
-    for chunk in given.ids.chunks(ROWS_AT_ONCE) {
-        for row in engine.journal().files_with_ids(chunk)? {
-            if !given.confirmed_before.contains(&row.id) && counted.insert(row.id) {
-                total += row.size.unwrap_or(0);
+async fn bytes_to_send(engine: &Engine, given: &Given) -> anyhow::Result<u64> {
+    let (ids, before) = (given.ids.clone(), given.confirmed_before.clone());
+    let total = engine
+        .journal()
+        .blocking(move |journal| {
+            let (mut counted, mut total) = (HashSet::new(), 0);
+            for chunk in ids.chunks(ROWS_AT_ONCE) {
+                for row in journal.files_with_ids(chunk)? {
+                    if !before.contains(&row.id) && counted.insert(row.id) {
+                        total += row.size.unwrap_or(0);
+                    }
+                }
             }
-        }
-    }
+            Ok(total)
+        })
+        .await?;
     Ok(total)
 }
 

@@ -336,12 +336,13 @@ impl Engine {
         Ok(self.give(paths, force, on_conflict).await?.ids)
     }
 
-    /// Journals the files of `paths` as [`Engine::enqueue_with`] does, a few hundred at a
-    /// time, each few hundred free to start as soon as they are journaled: the first files
-    /// of a long folder are on their way while the rest are still being walked into the
-    /// journal. [`Engine::run_until_idle`], run while the returned future is pending (it
-    /// counts from the call, not from the first poll), ends only after every file given is
-    /// journaled and done.
+    /// Journals the files of `paths` as [`Engine::enqueue_with`] does: the folders walked
+    /// first, then the files a few hundred at a time, each few hundred free to start as
+    /// soon as they are journaled — the first files of a long folder are on their way while
+    /// the rest are still being journaled. From this call until the returned future ends or
+    /// is dropped, [`Engine::run_until_idle`] does not end for want of files (it waits for
+    /// them: a future held and never polled keeps it waiting); it still ends when the
+    /// session does.
     pub fn give(
         &self,
         paths: &[PathBuf],
@@ -372,7 +373,7 @@ impl Engine {
                         for &id in &intake.added.replaced[replaced..] {
                             transfer.stop_file(id);
                         }
-                        transfer.wake();
+                        transfer.nudge();
                     }
                     Ok(intake.added)
                 })

@@ -1,14 +1,15 @@
 //! Adding files to the queue: the rules for what becomes a journal row, written once for files
 //! the user gives (dropped, picked, `ferry upload`) and files a watched folder finds.
 //!
-//! - One live row per file and account: a file already on its way is not added twice.
+//! - One live row per file, key and account: a file already on its way is not added twice.
+//!   A file given at two keys in one go (`ferry upload dir dir/a`) has a row at each.
 //! - A file already confirmed unchanged at the same key is not sent again (unless forced).
 //! - Two files never share a key: the second is skipped with `key_conflict`.
 //! - Inside a given folder, links are not followed (a link to `~/.ssh/id_rsa` is not an
 //!   upload); a link given on purpose is.
 //! - What the user gives resumes a paused or failed row, and replaces a row of the same file
-//!   at another key (its multipart upload is aborted); what a watcher finds leaves a cancelled
-//!   or skipped file alone until it changes.
+//!   at another key left by an earlier intake (its multipart upload is aborted); what a
+//!   watcher finds leaves a cancelled or skipped file alone until it changes.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -259,6 +260,16 @@ impl<'a> Intake<'a> {
         let latest = latest.filter(|row| {
             !(matches!(self.intent, Intent::Given { .. }) && self.taken.contains(&row.id))
         });
+        // A file with rows at several keys: the newest of the path may be at another key, done
+        // with; its row at this key, confirmed, says whether it is there already.
+        let latest = match latest {
+            Some(row) if row.key == key || renamed_from(&row.key, &key) => Some(row),
+            Some(row) if !row.state.is_final() => Some(row),
+            other => match self.journal.latest_at_key(self.owner, path, &key)? {
+                Some(here) if here.state == FileState::Confirmed => Some(here),
+                _ => other,
+            },
+        };
         // Kept beside another object (`name (1).ext`): that copy is its own.
         let key = match &latest {
             Some(row) if renamed_from(&row.key, &key) => row.key.clone(),

@@ -205,6 +205,14 @@ pub(super) fn latest_for_path_sql() -> String {
     format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT 1")
 }
 
+/// The SQL of [`Journal::latest_at_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
+pub(super) fn latest_at_key_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM files WHERE {OWNED} AND key = ?3 AND path = ?4
+         ORDER BY id DESC LIMIT 1"
+    )
+}
+
 /// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
 pub(super) fn live_with_key_sql() -> String {
     let unfinished = sql_unfinished();
@@ -291,6 +299,19 @@ impl Journal {
             c.row(
                 &latest_for_path_sql(),
                 params![owner.server, owner.user_id, path_bytes(path)],
+                file_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// The newest row of `owner` for `path` at `key`, in any state (a file may have rows at
+    /// several keys: [`Journal::latest_for_path`] gives the newest of them all).
+    pub fn latest_at_key(&self, owner: &Owner, path: &Path, key: &str) -> Result<Option<FileRow>> {
+        self.with(|c| {
+            c.row(
+                &latest_at_key_sql(),
+                params![owner.server, owner.user_id, key, path_bytes(path)],
                 file_from_row,
             )
             .optional()

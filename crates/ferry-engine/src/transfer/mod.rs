@@ -363,6 +363,12 @@ impl Transfer {
         self.wake.notify_one();
     }
 
+    /// Lets the scheduler look at the queue now (more files were journaled), without
+    /// anything [`Transfer::wake`] also means (a user's act: try a refused proxy again).
+    pub(crate) fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
     /// Files are being journaled until the returned guard is dropped: `run_until_idle` does
     /// not end meanwhile, though it may find nothing to do (it is woken as they come).
     pub(crate) fn journaling(&self) -> Journaling<'_> {

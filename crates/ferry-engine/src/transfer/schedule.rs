@@ -216,6 +216,9 @@ impl Transfer {
                 self.wait(Duration::from_millis(500)).await;
                 continue;
             }
+            // Read before the queue is: an intake that ends after this has committed nothing
+            // the query below might miss only if this still counts it.
+            let journaling = self.journaling.load(Ordering::SeqCst) > 0;
             let (for_owner, now) = (owner.clone(), crate::journal::now());
             let (runnable, next) = self
                 .shared
@@ -228,7 +231,7 @@ impl Transfer {
                 .await?;
             match (runnable, next) {
                 // Files given are still being journaled: woken as they come.
-                (0, None) if self.journaling.load(Ordering::SeqCst) > 0 => {
+                (0, None) if journaling => {
                     self.wait(Duration::from_millis(500)).await;
                 }
                 (0, None) => return self.summary(&owner).await,

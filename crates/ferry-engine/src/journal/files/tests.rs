@@ -394,7 +394,12 @@ fn per_file_queries_never_read_the_whole_queue() {
         "SELECT id FROM files WHERE server = ?1
          AND id NOT IN (SELECT value FROM json_each(?2)) ORDER BY name LIMIT 5"
     ));
-    for sql in [runnable_sql(), live_with_key_sql(), latest_for_path_sql()] {
+    for sql in [
+        runnable_sql(),
+        live_with_key_sql(),
+        latest_for_path_sql(),
+        latest_at_key_sql(),
+    ] {
         let plan = journal.query_plan(&sql).join(" | ");
         assert!(!sorts_rows(&sql), "sorts the whole queue: {plan}\n{sql}");
         assert!(
