@@ -92,7 +92,8 @@ async fn the_first_files_of_a_long_folder_start_while_the_rest_are_journaled() {
 
 /// A file given twice in one go at two keys (a folder and a file of it) gets a row at each,
 /// both queued: the second does not replace the first, as a file given again later at another
-/// key does.
+/// key does. Given so again while both are queued, the same rows go on (none replaced, none
+/// added: a second row at a key would send the file there twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_given_at_two_keys_at_once_is_queued_at_both() {
     let Alice {
@@ -128,6 +129,17 @@ async fn a_file_given_at_two_keys_at_once_is_queued_at_both() {
         "{ids:?}"
     );
     assert_eq!(ids[0], ids[3], "the same file at the same key is one row");
+    // Given again before any was sent (as after a run stopped early): the same rows go on.
+    let again = engine
+        .enqueue(&[folder.clone(), file.clone(), folder.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again, ids, "the rows already on their way");
+    let rows = engine.journal().files_with_ids(&ids).unwrap();
+    assert!(
+        rows.iter().all(|r| r.state == FileState::Queued),
+        "{rows:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

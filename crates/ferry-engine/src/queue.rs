@@ -123,6 +123,10 @@ fn walk(base: &Path, path: &Path, depth: usize, found: &mut Vec<Found>) -> Resul
 }
 
 /// Adds files for one account.
+/// Rows of a file read to find its row at a key (a file has a row for each time it was
+/// given at another key or changed; the newest few say what matters).
+const ROWS_WEIGHED: usize = 16;
+
 pub(crate) struct Intake<'a> {
     journal: &'a Journal,
     owner: &'a Owner,
@@ -253,23 +257,7 @@ impl<'a> Intake<'a> {
 
     /// Adds one file at `key`.
     fn add_at(&mut self, path: &Path, key: String, look: Option<Look>) -> Result<()> {
-        let latest = self.journal.latest_for_path(self.owner, path)?;
-        // Given at two keys in one go (`ferry upload dir dir/a`): each key was asked for, so
-        // the row this batch listed for the first stays, beside a new one for the second
-        // (a file given again later at another key moves there: see `existing`).
-        let latest = latest.filter(|row| {
-            !(matches!(self.intent, Intent::Given { .. }) && self.taken.contains(&row.id))
-        });
-        // A file with rows at several keys: the newest of the path may be at another key, done
-        // with; its row at this key, confirmed, says whether it is there already.
-        let latest = match latest {
-            Some(row) if row.key == key || renamed_from(&row.key, &key) => Some(row),
-            Some(row) if !row.state.is_final() => Some(row),
-            other => match self.journal.latest_at_key(self.owner, path, &key)? {
-                Some(here) if here.state == FileState::Confirmed => Some(here),
-                _ => other,
-            },
-        };
+        let latest = self.row_to_weigh(path, &key)?;
         // Kept beside another object (`name (1).ext`): that copy is its own.
         let key = match &latest {
             Some(row) if renamed_from(&row.key, &key) => row.key.clone(),
@@ -298,6 +286,39 @@ impl<'a> Intake<'a> {
         self.added.ids.push(id);
         self.added.queued = true;
         Ok(())
+    }
+
+    /// The row of the file `existing` weighs for `key`: the path's newest, unless a row at
+    /// this key says more. A file may have rows at several keys (given at two in one go,
+    /// `ferry upload dir dir/a`): its row here still on its way is the one to go on with (a
+    /// second would send the file twice to one key), and its row here confirmed says it is
+    /// here already when nothing else of it is under way. Rows this batch took for the file
+    /// at another key are passed over: each key named gets its own row (a file given again
+    /// later at another key moves there: see `existing`).
+    fn row_to_weigh(&self, path: &Path, key: &str) -> Result<Option<FileRow>> {
+        let rows = self
+            .journal
+            .newest_for_path(self.owner, path, ROWS_WEIGHED)?;
+        let given = matches!(self.intent, Intent::Given { .. });
+        let mut ours = rows
+            .into_iter()
+            .filter(|row| !(given && self.taken.contains(&row.id)));
+        let newest = ours.next();
+        let at_key = |row: &FileRow| row.key == key || renamed_from(&row.key, key);
+        let here = match &newest {
+            Some(row) if at_key(row) => return Ok(newest),
+            _ => ours.find(at_key),
+        };
+        Ok(match here {
+            Some(row) if !row.state.is_final() => Some(row),
+            Some(row)
+                if row.state == FileState::Confirmed
+                    && newest.as_ref().is_none_or(|n| n.state.is_final()) =>
+            {
+                Some(row)
+            }
+            _ => newest,
+        })
     }
 
     /// What to do with the newest row of the file: `Some(id)` when it stands for the file as

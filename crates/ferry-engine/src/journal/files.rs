@@ -205,12 +205,10 @@ pub(super) fn latest_for_path_sql() -> String {
     format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT 1")
 }
 
-/// The SQL of [`Journal::latest_at_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
-pub(super) fn latest_at_key_sql() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM files WHERE {OWNED} AND key = ?3 AND path = ?4
-         ORDER BY id DESC LIMIT 1"
-    )
+/// The SQL of [`Journal::newest_for_path`]: `?1`, `?2` the owner, `?3` the path, `?4` how
+/// many.
+pub(super) fn newest_for_path_sql() -> String {
+    format!("SELECT {COLUMNS} FROM files WHERE {OWNED} AND path = ?3 ORDER BY id DESC LIMIT ?4")
 }
 
 /// The SQL of [`Journal::live_with_key`]: `?1`, `?2` the owner, `?3` the key, `?4` the path.
@@ -305,16 +303,13 @@ impl Journal {
         })
     }
 
-    /// The newest row of `owner` for `path` at `key`, in any state (a file may have rows at
-    /// several keys: [`Journal::latest_for_path`] gives the newest of them all).
-    pub fn latest_at_key(&self, owner: &Owner, path: &Path, key: &str) -> Result<Option<FileRow>> {
+    /// The newest `most` rows of `owner` for `path`, newest first, in any state (a file has
+    /// a row for each key it was given at, and for each time it changed).
+    pub fn newest_for_path(&self, owner: &Owner, path: &Path, most: usize) -> Result<Vec<FileRow>> {
         self.with(|c| {
-            c.row(
-                &latest_at_key_sql(),
-                params![owner.server, owner.user_id, key, path_bytes(path)],
-                file_from_row,
-            )
-            .optional()
+            let mut stmt = c.prepare_cached(&newest_for_path_sql())?;
+            let values = params![owner.server, owner.user_id, path_bytes(path), most as i64];
+            stmt.query_map(values, file_from_row)?.collect()
         })
     }
 

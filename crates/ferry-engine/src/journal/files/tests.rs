@@ -398,7 +398,7 @@ fn per_file_queries_never_read_the_whole_queue() {
         runnable_sql(),
         live_with_key_sql(),
         latest_for_path_sql(),
-        latest_at_key_sql(),
+        newest_for_path_sql(),
     ] {
         let plan = journal.query_plan(&sql).join(" | ");
         assert!(!sorts_rows(&sql), "sorts the whole queue: {plan}\n{sql}");
@@ -586,11 +586,17 @@ fn statements_run_for_every_file_are_not_prepared_again_each_time() {
     for i in 0..5i64 {
         let path = PathBuf::from(format!("/tmp/{i}"));
         journal.latest_for_path(&alice(), &path).unwrap();
+        journal.newest_for_path(&alice(), &path, 16).unwrap();
         journal.live_with_key(&alice(), "a.bin", &path).unwrap();
         journal.add(&alice(), &new_file(&path), None).unwrap();
         journal.runnable(&alice(), 1 + i as usize, &[i]).unwrap();
     }
-    for sql in [latest_for_path_sql(), live_with_key_sql(), runnable_sql()] {
+    for sql in [
+        latest_for_path_sql(),
+        newest_for_path_sql(),
+        live_with_key_sql(),
+        runnable_sql(),
+    ] {
         // Kept (the cache's statement ran every time), and never prepared again.
         assert_eq!(journal.statement_status(&sql), (5, 0), "{sql}");
     }
