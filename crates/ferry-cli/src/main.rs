@@ -202,20 +202,26 @@ struct Progress {
 /// The progress bar on stderr; hidden when stderr is not a terminal or `shown` is false.
 fn progress_bar(shown: bool) -> Arc<Progress> {
     let bar = if shown && std::io::stderr().is_terminal() {
-        ProgressBar::new(0)
+        // No length until every file given is journaled (a length of 0 is drawn full).
+        ProgressBar::no_length()
     } else {
         ProgressBar::hidden()
     };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(bar_style(false));
     Arc::new(Progress {
         bar,
         sent: Mutex::new(HashMap::new()),
     })
+}
+
+/// How the bar looks: while the files given are still being counted (journaled), the bytes
+/// sent so far; then the bar, the total and the time left.
+fn bar_style(counted: bool) -> ProgressStyle {
+    let template = match counted {
+        true => "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        false => "{bytes} sent, {bytes_per_sec}, counting the files… {msg}",
+    };
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// `ferry watch`: `folder` kept and watched (kept already: as kept), or with none given every
@@ -296,9 +302,9 @@ async fn upload(
     let give = engine.give(paths, force, on_conflict);
     let given = async {
         let given = give.await?;
-        progress
-            .bar
-            .set_length(bytes_to_send(engine, &given).await?);
+        let total = bytes_to_send(engine, &given).await?;
+        progress.bar.set_length(total);
+        progress.bar.set_style(bar_style(true));
         anyhow::Ok(given)
     };
     let run = async { Ok(engine.run_until_idle().await?) };
