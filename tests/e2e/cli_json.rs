@@ -3,7 +3,7 @@
 //! watched-folder latency) read.
 
 use ferry_protocol::Role;
-use ferry_tests::{TestServer, bytes, ferry_as, succeeds};
+use ferry_tests::{TestServer, bytes, ferry_as, folder_of, succeeds};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_give_each_files_states_in_order_with_times_and_a_result() {
@@ -65,12 +65,8 @@ async fn a_file_named_twice_goes_to_each_key_it_was_named_at_once() {
     let server = TestServer::start().await;
     let password = server.add_user("alice", Role::User);
     let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("many");
-    std::fs::create_dir(&folder).unwrap();
     let count = 1_000;
-    for i in 0..count {
-        std::fs::write(folder.join(format!("f{i:04}.txt")), bytes(64, i)).unwrap();
-    }
+    let folder = folder_of(dir.path(), "many", count, ".txt", |i| bytes(64, i));
     let again = folder.join("f0000.txt");
     let run = || async {
         let mut command = ferry_as(&server, &dir.path().join("data"), "alice", &password);

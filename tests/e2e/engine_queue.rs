@@ -7,7 +7,7 @@ use ferry_engine::conflict::OnConflict;
 use ferry_engine::events::Event;
 use ferry_engine::journal::{FileState, Show};
 use ferry_protocol::Role;
-use ferry_tests::{Alice, StoreClient, TestServer, bytes, engine, within};
+use ferry_tests::{Alice, StoreClient, TestServer, bytes, engine, folder_of, within};
 
 const MIB: usize = 1024 * 1024;
 
@@ -49,12 +49,8 @@ async fn the_first_files_of_a_long_folder_start_while_the_rest_are_journaled() {
         events,
         ..
     } = Alice::start(|_| {}).await;
-    let folder = dir.path().join("long");
-    std::fs::create_dir(&folder).unwrap();
     let count = 3000;
-    for i in 0..count {
-        std::fs::write(folder.join(format!("f{i:04}")), b"x").unwrap();
-    }
+    let folder = folder_of(dir.path(), "long", count as u64, "", |_| b"x".to_vec());
     let started = || {
         events
             .events()
@@ -421,11 +417,7 @@ async fn each_file_is_started_and_confirmed_once_even_when_its_task_ends_while_t
     } = Alice::start(|_| {}).await;
     // Many small files at once: confirmations end all the time while the scheduler reads the
     // queue, so a file it read as `uploaded` may have been confirmed by the time it looks.
-    let folder = dir.path().join("many");
-    std::fs::create_dir(&folder).unwrap();
-    for i in 0..1500 {
-        std::fs::write(folder.join(format!("f{i:04}")), b"small").unwrap();
-    }
+    let folder = folder_of(dir.path(), "many", 1500, "", |_| b"small".to_vec());
     let ids = engine.enqueue(std::slice::from_ref(&folder)).await.unwrap();
     let summary = within(120, "the run", engine.run_until_idle())
         .await

@@ -560,6 +560,23 @@ impl StoreClient {
     }
 }
 
+/// A folder `name` made under `parent`, holding `count` files `f0000{suffix}`,
+/// `f0001{suffix}`, …, each holding what `content` gives for its number.
+pub fn folder_of(
+    parent: &std::path::Path,
+    name: &str,
+    count: u64,
+    suffix: &str,
+    content: impl Fn(u64) -> Vec<u8>,
+) -> std::path::PathBuf {
+    let folder = parent.join(name);
+    std::fs::create_dir(&folder).expect("a new folder");
+    for i in 0..count {
+        std::fs::write(folder.join(format!("f{i:04}{suffix}")), content(i)).expect("a file");
+    }
+    folder
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
