@@ -1,5 +1,5 @@
 //! The file being uploaded, as read from disk: its fingerprint (size, time and sampled bytes),
-//! a small file's bytes read with it, the hashes of a span, and what a failed read or a
+//! a small file's bytes and their MD5 read with it, the hashes of a span, and what a failed read or a
 //! refused digest says about the file — it changed, or could not be read.
 
 use std::io::SeekFrom;
@@ -33,7 +33,8 @@ fn file_error(path: &Path, err: &std::io::Error) -> Error {
     }
 }
 
-/// Reads the fingerprint: first, middle and last 64 KiB hashed with the size.
+/// Reads the fingerprint: first, middle and last 64 KiB hashed with the size (a file no
+/// bigger than 64 KiB: its bytes' MD5).
 pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
     blocking(path, fingerprint_now).await
 }
@@ -74,12 +75,20 @@ fn fingerprint_now(path: &Path) -> Result<Fingerprint> {
     Ok(look(path, false)?.0)
 }
 
-/// The file's fingerprint and, when it is small enough to be sent from memory
-/// ([`IN_MEMORY`]), its bytes — read once, the fingerprint computed from them.
-pub(super) fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Bytes>)> {
+/// A file small enough to be sent from memory ([`IN_MEMORY`]): its bytes and their MD5, both
+/// from the one read that made its fingerprint.
+#[derive(Debug, Clone)]
+pub(super) struct Small {
+    pub(super) bytes: Bytes,
+    pub(super) md5: [u8; 16],
+}
+
+/// The file's fingerprint and, when it is small enough to be sent from memory, its bytes —
+/// read once, the fingerprint and the bytes' MD5 computed from them.
+pub(super) fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option<Small>)> {
     let (size, mtime_ns, mut file) = opened(path)?;
     let whole = keep_small && size <= IN_MEMORY;
-    let (sample, bytes) = sampled(&mut file, size, whole).map_err(|e| {
+    let (sample, small) = sampled(&mut file, size, whole).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             changed(path)
         } else {
@@ -91,7 +100,7 @@ pub(super) fn look(path: &Path, keep_small: bool) -> Result<(Fingerprint, Option
         mtime_ns,
         sample,
     };
-    Ok((print, bytes.map(Bytes::from)))
+    Ok((print, small))
 }
 
 /// Whether the file at `path` is still the one `print` describes. A file sent from memory
@@ -129,36 +138,40 @@ fn opened(path: &Path) -> Result<(u64, i64, std::fs::File)> {
     Ok((meta.len(), mtime_ns, file))
 }
 
-/// The sample hash of a file of `size` bytes (first, middle and last 64 KiB with the size)
-/// and, when `whole`, its bytes — read once, the hash computed from them. A file that turns
-/// out shorter than `size` is `UnexpectedEof`.
+/// The sample hash of a file of `size` bytes and, when `whole`, its bytes with their MD5. A
+/// file no bigger than a sample is read whole either way and its sample hash is its bytes'
+/// MD5 (one pass, which a small file's PUT needs anyway); a bigger one hashes its first,
+/// middle and last 64 KiB with the size. A file that turns out shorter or longer than `size`
+/// when read whole is `UnexpectedEof`.
 fn sampled<R: std::io::Read + std::io::Seek>(
     file: &mut R,
     size: u64,
     whole: bool,
-) -> std::io::Result<(String, Option<Vec<u8>>)> {
-    let mut bytes = Vec::new();
-    if whole {
+) -> std::io::Result<(String, Option<Small>)> {
+    if size <= SAMPLE {
+        let mut bytes = Vec::new();
         read_upto(file, size + 1, &mut bytes)?;
         if bytes.len() as u64 != size {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
+        let md5 = md5_of(&bytes);
+        let small = whole.then(|| Small {
+            bytes: Bytes::from(bytes),
+            md5,
+        });
+        return Ok((hex::encode(md5), small));
     }
     let mut hasher = Md5::new();
     hasher.update(size.to_le_bytes());
     let mut buffer = Vec::new();
-    for offset in [0, size / 2, size.saturating_sub(SAMPLE)] {
-        let end = (offset + SAMPLE.min(size)).min(size);
-        if whole {
-            hasher.update(&bytes[offset as usize..end as usize]);
-            continue;
-        }
+    for offset in [0, size / 2, size - SAMPLE] {
+        let end = (offset + SAMPLE).min(size);
         file.seek(SeekFrom::Start(offset))?;
         // Every byte of the sample, however the file system hands them out.
         read_upto(file, end - offset, &mut buffer)?;
         hasher.update(&buffer);
     }
-    Ok((hex::encode(hasher.finalize()), whole.then_some(bytes)))
+    Ok((hex::encode(hasher.finalize()), None))
 }
 
 /// Reads up to `most` bytes into `into` (cleared first), to the end of the file if sooner.
@@ -267,6 +280,9 @@ pub(super) fn md5_of(bytes: &[u8]) -> [u8; 16] {
 /// small files in flight hold 8 MiB at most).
 const IN_MEMORY: u64 = 64 * 1024;
 
+// A file kept in memory is one whose sample hash is its bytes' MD5 (see `sampled`).
+const _: () = assert!(IN_MEMORY <= SAMPLE);
+
 /// The CRC-64 some stores answer for what they stored (OSS's `x-oss-hash-crc64ecma`).
 pub(super) fn crc64_of(bytes: &[u8]) -> u64 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Xz, bytes)
@@ -298,7 +314,13 @@ mod tests {
             assert_eq!(whole, sampled, "size {size}");
             assert!(none.is_none());
             match size as u64 <= IN_MEMORY {
-                true => assert_eq!(kept.as_deref(), Some(&bytes[..]), "size {size}"),
+                true => {
+                    let kept = kept.unwrap();
+                    assert_eq!(&kept.bytes[..], &bytes[..], "size {size}");
+                    // Their MD5, from the same read, is the one a PUT of them sends.
+                    assert_eq!(kept.md5, md5_of(&bytes), "size {size}");
+                    assert_eq!(whole.sample, hex::encode(kept.md5), "size {size}");
+                }
                 false => assert!(kept.is_none(), "size {size}"),
             }
         }
@@ -311,7 +333,7 @@ mod tests {
         let bytes = vec![5u8; 32 * 1024];
         std::fs::write(&path, &bytes).unwrap();
         let (print, kept) = look(&path, true).unwrap();
-        let sent = kept.unwrap();
+        let sent = kept.unwrap().bytes;
         assert!(unchanged(&path, &print, Some(&sent)).unwrap());
         assert!(unchanged(&path, &print, None).unwrap());
         // Rewritten in place with its size, its time put back: only the bytes tell.
@@ -372,7 +394,9 @@ mod tests {
                 size,
                 false,
             );
-            assert_eq!(dribbled.unwrap(), plain, "size {size}");
+            let dribbled = dribbled.unwrap();
+            assert_eq!(dribbled.0, plain.0, "size {size}");
+            assert!(dribbled.1.is_none() && plain.1.is_none());
             let whole = sampled(
                 &mut Dribble(std::io::Cursor::new(bytes.clone())),
                 size,
@@ -380,7 +404,21 @@ mod tests {
             );
             let (sample, kept) = whole.unwrap();
             assert_eq!(sample, plain.0, "size {size}");
-            assert_eq!(kept.as_deref(), Some(&bytes[..]));
+            match size <= SAMPLE {
+                true => assert_eq!(kept.unwrap().bytes, bytes),
+                false => assert!(kept.is_none()),
+            }
+        }
+        // A bigger file's samples are hashed as every earlier version did (an open multipart
+        // upload is resumed only while they agree): MD5 of the size (8 bytes, little-endian)
+        // and the first, middle and last 64 KiB, as Python's hashlib gives it.
+        for (size, python) in [
+            (70_000u64, "436527f5001c606928e5858cab38dafc"),
+            (200_000, "e7d0f49c8e180ee68b2ebf9aa6dce993"),
+        ] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+            let (sample, _) = sampled(&mut std::io::Cursor::new(bytes), size, false).unwrap();
+            assert_eq!(sample, python, "size {size}");
         }
         // Shorter than its size says: changed under us.
         let short = sampled(&mut std::io::Cursor::new(vec![1u8; 10]), 11, true).unwrap_err();

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use ferry_protocol::Confirmation;
 
 use super::source::{
-    Fingerprint, changed, changed_under, crc64_of, hash_span, look, md5_of, unchanged,
+    Fingerprint, Small, changed, changed_under, crc64_of, hash_span, look, unchanged,
 };
 use super::{Shared, callback};
 use crate::conflict::{self, Write};
@@ -25,10 +24,10 @@ use crate::storage::{Body, Payload, Stored, Who};
 async fn one_put_body(
     path: &Path,
     size: u64,
-    small: Option<Bytes>,
+    small: Option<Small>,
 ) -> Result<(Body, [u8; 16], u64)> {
-    if let Some(bytes) = small {
-        let (md5, crc) = (md5_of(&bytes), crc64_of(&bytes));
+    if let Some(Small { bytes, md5 }) = small {
+        let crc = crc64_of(&bytes);
         return Ok((Body::Bytes(bytes), md5, crc));
     }
     let (md5, crc) = hash_span(path, 0, size).await?;
@@ -198,7 +197,7 @@ async fn put_and_record(
     shared: &Arc<Shared>,
     row: &FileRow,
     print: Fingerprint,
-    small: Option<Bytes>,
+    small: Option<Small>,
     target: &Target<'_>,
     sent: &Arc<AtomicU64>,
     grant: &ferry_protocol::Grant,
@@ -225,12 +224,12 @@ async fn present(
     shared: &Arc<Shared>,
     row: &FileRow,
     print: Fingerprint,
-    small: Option<Bytes>,
+    small: Option<Small>,
     target: &Target<'_>,
     sent: &Arc<AtomicU64>,
 ) -> Result<FileRow> {
     let md5 = match &small {
-        Some(bytes) => md5_of(bytes),
+        Some(small) => small.md5,
         None => hash_span(&row.path, 0, print.size).await?.0,
     };
     let expected = hex::encode(md5);
@@ -262,10 +261,10 @@ async fn present(
 
 /// Whether the file is still what `print` saw (and, read whole, still `small`): looked at off
 /// the journal.
-async fn still_as_seen(row: &FileRow, print: &Fingerprint, small: Option<Bytes>) -> Result<bool> {
+async fn still_as_seen(row: &FileRow, print: &Fingerprint, small: Option<Small>) -> Result<bool> {
     let (path, looked) = (row.path.clone(), print.clone());
     crate::blocking::run("looking at a file", move || {
-        unchanged(&path, &looked, small.as_deref())
+        unchanged(&path, &looked, small.as_ref().map(|s| &s.bytes[..]))
     })
     .await
 }
@@ -296,7 +295,7 @@ async fn note_fingerprint(
     row: &FileRow,
     owner: &Owner,
     in_parts: &impl Fn(u64) -> bool,
-) -> Result<(Fingerprint, Option<Bytes>)> {
+) -> Result<(Fingerprint, Option<Small>)> {
     let (id, path, open) = (row.id, row.path.clone(), row.upload_id.is_some());
     let known = (row.size, row.mtime_ns, row.sample.clone());
     let (print, small) =
@@ -338,7 +337,7 @@ async fn put_whole(
     shared: &Arc<Shared>,
     row: &FileRow,
     print: &Fingerprint,
-    small: Option<Bytes>,
+    small: Option<Small>,
     target: &Target<'_>,
     sent: &Arc<AtomicU64>,
     grant: &ferry_protocol::Grant,
