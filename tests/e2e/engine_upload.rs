@@ -561,7 +561,7 @@ async fn a_rewrite_that_keeps_size_and_time_is_caught_by_the_digest_and_sent_aga
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(700)).await;
             let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
-            // Past the first 64 KiB, before the middle: not a sampled byte.
+            // Between the middle 64 KiB (from 2 MiB) and the last: not a sampled byte.
             changed[3 * MIB - 200_000..3 * MIB - 100_000].fill(0xA5);
             std::fs::write(&file, &changed).unwrap();
             let handle = std::fs::File::options().write(true).open(&file).unwrap();

@@ -140,9 +140,9 @@ fn opened(path: &Path) -> Result<(u64, i64, std::fs::File)> {
 
 /// The sample hash of a file of `size` bytes and, when `whole`, its bytes with their MD5. A
 /// file no bigger than a sample is read whole either way and its sample hash is its bytes'
-/// MD5 (one pass, which a small file's PUT needs anyway); a bigger one hashes its first,
-/// middle and last 64 KiB with the size. A file that turns out shorter or longer than `size`
-/// when read whole is `UnexpectedEof`.
+/// MD5 (one pass, which a small file's PUT needs anyway) and one that turns out shorter or
+/// longer than `size` is `UnexpectedEof`; a bigger one hashes its first, middle and last
+/// 64 KiB with the size, as every earlier version did.
 fn sampled<R: std::io::Read + std::io::Seek>(
     file: &mut R,
     size: u64,
@@ -214,7 +214,12 @@ pub(super) async fn changed_under(path: &Path, print: &Fingerprint, err: Error) 
         &err,
         Error::Storage { code, .. } if code == "BadDigest" || code == "InvalidDigest"
     );
-    if refused_digest || fingerprint(path).await.is_ok_and(|now| now != *print) {
+    let moved = match fingerprint(path).await {
+        Ok(now) => now != *print,
+        // (Found changing as it was read: a small file read whole.)
+        Err(looking) => looking.code() == "file_changed",
+    };
+    if refused_digest || moved {
         return changed(path);
     }
     err
@@ -293,7 +298,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_small_file_read_whole_has_the_fingerprint_of_its_samples() {
+    fn a_file_looked_at_with_its_bytes_has_the_fingerprint_it_has_without() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let k = 1024;
@@ -302,6 +307,7 @@ mod tests {
             1,
             64 * k - 1,
             64 * k,
+            64 * k + 1,
             100 * k,
             128 * k + 1,
             256 * k,
@@ -420,9 +426,12 @@ mod tests {
             let (sample, _) = sampled(&mut std::io::Cursor::new(bytes), size, false).unwrap();
             assert_eq!(sample, python, "size {size}");
         }
-        // Shorter than its size says: changed under us.
-        let short = sampled(&mut std::io::Cursor::new(vec![1u8; 10]), 11, true).unwrap_err();
-        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
+        // Shorter or longer than its size says, a small file read with or without its bytes
+        // kept: changed under us.
+        for (len, whole) in [(10, true), (10, false), (12, true), (12, false)] {
+            let read = sampled(&mut std::io::Cursor::new(vec![1u8; len]), 11, whole);
+            assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        }
     }
 
     #[tokio::test]
