@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 
 use super::source::{
-    Fingerprint, changed, changed_under, crc64_of, fingerprint, hash_span, md5_of, read_at,
+    Fingerprint, changed, changed_under, crc64_of, hash_span, md5_of, moved, read_at,
 };
 use super::upload::{Object, Target, abandon, check_owner, check_stored, part_size, release};
 use super::{Shared, callback};
@@ -40,7 +40,7 @@ pub(super) async fn multipart(
     let (upload_id, done) = match reconcile(shared, &current, &plan, target).await? {
         Resumed::Open { upload_id, done } => (upload_id, done),
         Resumed::Completed { etag, expected } => {
-            if fingerprint(&row.path).await? != *print {
+            if moved(&row.path, print).await? {
                 // The object holds the file as it was: its own, replaced by the next try.
                 let key = target.key.to_owned();
                 shared.db(move |j| j.stored_stale(id, &key, &etag)).await?;
@@ -494,7 +494,7 @@ async fn finish(
             ),
         });
     }
-    if fingerprint(&row.path).await? != *print {
+    if moved(&row.path, print).await? {
         let fresh = shared
             .db(move |j| j.file(id))
             .await?

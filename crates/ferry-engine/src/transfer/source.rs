@@ -35,7 +35,7 @@ fn file_error(path: &Path, err: &std::io::Error) -> Error {
 
 /// Reads the fingerprint: first, middle and last 64 KiB hashed with the size (a file no
 /// bigger than 64 KiB: its bytes' MD5).
-pub(crate) async fn fingerprint(path: &Path) -> Result<Fingerprint> {
+async fn fingerprint(path: &Path) -> Result<Fingerprint> {
     blocking(path, fingerprint_now).await
 }
 
@@ -140,9 +140,10 @@ fn opened(path: &Path) -> Result<(u64, i64, std::fs::File)> {
 
 /// The sample hash of a file of `size` bytes and, when `whole`, its bytes with their MD5. A
 /// file no bigger than a sample is read whole either way and its sample hash is its bytes'
-/// MD5 (one pass, which a small file's PUT needs anyway) and one that turns out shorter or
-/// longer than `size` is `UnexpectedEof`; a bigger one hashes its first, middle and last
-/// 64 KiB with the size, as every earlier version did.
+/// MD5 (one pass: a small file sent from memory takes its Content-MD5 from it) and one that
+/// turns out shorter or longer than `size` is `UnexpectedEof`; a bigger one hashes its first,
+/// middle and last 64 KiB with the size, as before (2026-11-29) — a journaled sample of a file
+/// being sent in parts must still agree after an update.
 fn sampled<R: std::io::Read + std::io::Seek>(
     file: &mut R,
     size: u64,
@@ -214,15 +215,24 @@ pub(super) async fn changed_under(path: &Path, print: &Fingerprint, err: Error) 
         &err,
         Error::Storage { code, .. } if code == "BadDigest" || code == "InvalidDigest"
     );
-    let moved = match fingerprint(path).await {
-        Ok(now) => now != *print,
-        // (Found changing as it was read: a small file read whole.)
-        Err(looking) => looking.code() == "file_changed",
-    };
-    if refused_digest || moved {
+    if refused_digest || moved(path, print).await.unwrap_or(false) {
         return changed(path);
     }
     err
+}
+
+/// Whether the file at `path` is no longer the one `print` describes: its fingerprint moved,
+/// or it was found changing as it was read (a small file, read whole, whose length is not the
+/// size it had a moment before). A file that cannot be read is the error.
+pub(super) async fn moved(path: &Path, print: &Fingerprint) -> Result<bool> {
+    match fingerprint(path).await {
+        Ok(now) => Ok(now != *print),
+        Err(Error::File {
+            code: "file_changed",
+            ..
+        }) => Ok(true),
+        Err(err) => Err(err),
+    }
 }
 
 pub(super) fn changed(path: &Path) -> Error {
@@ -415,11 +425,12 @@ mod tests {
                 false => assert!(kept.is_none()),
             }
         }
-        // A bigger file's samples are hashed as every earlier version did (an open multipart
-        // upload is resumed only while they agree): MD5 of the size (8 bytes, little-endian)
+        // A bigger file's samples are hashed as before (an open multipart upload is resumed
+        // only while they agree): MD5 of the size (8 bytes, little-endian)
         // and the first, middle and last 64 KiB, as Python's hashlib gives it.
         for (size, python) in [
-            (70_000u64, "436527f5001c606928e5858cab38dafc"),
+            (65_537u64, "dbe40f1276125b6fd6df26212bba2329"),
+            (70_000, "436527f5001c606928e5858cab38dafc"),
             (200_000, "e7d0f49c8e180ee68b2ebf9aa6dce993"),
         ] {
             let bytes: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
@@ -432,6 +443,45 @@ mod tests {
             let read = sampled(&mut std::io::Cursor::new(vec![1u8; len]), 11, whole);
             assert_eq!(read.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
         }
+    }
+
+    /// A file whose length is not the size it had when looked at — caused here with a file
+    /// of Linux's `/proc`, whose size reads 0 and whose reads give bytes — is a file that
+    /// changed as it was read: `file_changed` when looked at, moved when compared.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_file_found_changing_as_it_is_read_has_changed() {
+        let path = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 0);
+        for keep in [true, false] {
+            assert_eq!(look(path, keep).unwrap_err().code(), "file_changed");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"kept").unwrap();
+        let print = look(&file, false).unwrap().0;
+        assert!(!moved(&file, &print).await.unwrap());
+        assert!(moved(path, &print).await.unwrap());
+        // Changing as it was read after a failed request: the file starts again.
+        let failed = Error::Protocol {
+            operation: "uploading",
+            detail: "reset".into(),
+        };
+        assert_eq!(
+            changed_under(path, &print, failed).await.code(),
+            "file_changed"
+        );
+        let failed = Error::Protocol {
+            operation: "uploading",
+            detail: "reset".into(),
+        };
+        assert_eq!(
+            changed_under(&file, &print, failed).await.code(),
+            "protocol"
+        );
+        // Gone is not "changed": the error says what it is.
+        let gone = moved(&dir.path().join("gone"), &print).await.unwrap_err();
+        assert_eq!(gone.code(), "file_missing");
     }
 
     #[tokio::test]
