@@ -142,8 +142,8 @@ fn opened(path: &Path) -> Result<(u64, i64, std::fs::File)> {
 /// file no bigger than a sample is read whole either way and its sample hash is its bytes'
 /// MD5 (one pass: a small file sent from memory takes its Content-MD5 from it) and one that
 /// turns out shorter or longer than `size` is `UnexpectedEof`; a bigger one hashes its first,
-/// middle and last 64 KiB with the size, as before (2026-11-29) — a journaled sample of a file
-/// being sent in parts must still agree after an update.
+/// middle and last 64 KiB with the size (unchanged on 2026-11-29: a journaled sample of a file
+/// being sent in parts must still agree after an update).
 fn sampled<R: std::io::Read + std::io::Seek>(
     file: &mut R,
     size: u64,
