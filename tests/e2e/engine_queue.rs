@@ -138,6 +138,72 @@ async fn a_file_given_at_two_keys_at_once_is_queued_at_both() {
     );
 }
 
+/// A file given at two keys that both held other objects went, under "keep both", beside
+/// each (`name (1).ext`); given the same way again, both rows are found by the keys given and
+/// say the file is there: nothing is sent again, no row is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_kept_beside_other_objects_at_two_keys_is_there_when_given_again() {
+    let Alice {
+        server: _server,
+        dir,
+        engine,
+        ..
+    } = Alice::start(|_| {}).await;
+    let write = |top: &str, content: &[u8]| {
+        let folder = dir.path().join(top).join("pair");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("a.txt"), content).unwrap();
+        vec![folder.clone(), folder.join("a.txt")]
+    };
+    // Other bytes at both keys first.
+    let others = write("other", b"someone else's");
+    engine
+        .give(&others, false, OnConflict::Overwrite)
+        .await
+        .unwrap();
+    within(60, "the other objects", engine.run_until_idle())
+        .await
+        .unwrap();
+    let given = write("mine", b"mine");
+    let first = engine
+        .give(&given, false, OnConflict::Rename)
+        .await
+        .unwrap();
+    assert!(first.confirmed_before.is_empty());
+    within(60, "the run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let rows = engine.journal().files_with_ids(&first.ids).unwrap();
+    let mut kept: Vec<(&str, FileState)> = rows.iter().map(|r| (r.key.as_str(), r.state)).collect();
+    kept.sort_by_key(|&(key, _)| key);
+    assert_eq!(
+        kept,
+        [
+            ("a (1).txt", FileState::Confirmed),
+            ("pair/a (1).txt", FileState::Confirmed)
+        ],
+        "{rows:#?}"
+    );
+    let again = engine
+        .give(&given, false, OnConflict::Rename)
+        .await
+        .unwrap();
+    assert_eq!(again.ids, first.ids, "the rows of the first time");
+    assert_eq!(
+        again.confirmed_before,
+        first.ids.iter().copied().collect(),
+        "both there already"
+    );
+    within(60, "the second run", engine.run_until_idle())
+        .await
+        .unwrap();
+    let rows = engine.journal().files_with_ids(&first.ids).unwrap();
+    assert!(
+        rows.iter().all(|r| r.state == FileState::Confirmed),
+        "{rows:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clearing_finished_files_hides_them_and_never_makes_them_upload_again() {
     let Alice {
