@@ -144,7 +144,8 @@ async fn a_file_given_at_two_keys_at_once_is_queued_at_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_kept_beside_other_objects_at_two_keys_is_there_when_given_again() {
     let Alice {
-        server: _server,
+        server,
+        password,
         dir,
         engine,
         ..
@@ -155,24 +156,22 @@ async fn a_file_kept_beside_other_objects_at_two_keys_is_there_when_given_again(
         std::fs::write(folder.join("a.txt"), content).unwrap();
         vec![folder.clone(), folder.join("a.txt")]
     };
+    // Given under a rule, then run until nothing is left to do.
+    let give_and_run = |paths: Vec<std::path::PathBuf>, rule| {
+        let engine = &engine;
+        async move {
+            let given = engine.give(&paths, false, rule).await.unwrap();
+            within(60, "the run", engine.run_until_idle())
+                .await
+                .unwrap();
+            given
+        }
+    };
     // Other bytes at both keys first.
-    let others = write("other", b"someone else's");
-    engine
-        .give(&others, false, OnConflict::Overwrite)
-        .await
-        .unwrap();
-    within(60, "the other objects", engine.run_until_idle())
-        .await
-        .unwrap();
+    give_and_run(write("other", b"someone else's"), OnConflict::Overwrite).await;
     let given = write("mine", b"mine");
-    let first = engine
-        .give(&given, false, OnConflict::Rename)
-        .await
-        .unwrap();
+    let first = give_and_run(given.clone(), OnConflict::Rename).await;
     assert!(first.confirmed_before.is_empty());
-    within(60, "the run", engine.run_until_idle())
-        .await
-        .unwrap();
     let rows = engine.journal().files_with_ids(&first.ids).unwrap();
     let mut kept: Vec<(&str, FileState)> = rows.iter().map(|r| (r.key.as_str(), r.state)).collect();
     kept.sort_by_key(|&(key, _)| key);
@@ -184,24 +183,21 @@ async fn a_file_kept_beside_other_objects_at_two_keys_is_there_when_given_again(
         ],
         "{rows:#?}"
     );
-    let again = engine
-        .give(&given, false, OnConflict::Rename)
-        .await
-        .unwrap();
+    assert_eq!(server.history("alice", &password).await.items.len(), 4);
+    let again = give_and_run(given, OnConflict::Rename).await;
     assert_eq!(again.ids, first.ids, "the rows of the first time");
     assert_eq!(
         again.confirmed_before,
         first.ids.iter().copied().collect(),
         "both there already"
     );
-    within(60, "the second run", engine.run_until_idle())
-        .await
-        .unwrap();
     let rows = engine.journal().files_with_ids(&first.ids).unwrap();
     assert!(
         rows.iter().all(|r| r.state == FileState::Confirmed),
         "{rows:#?}"
     );
+    // Nothing sent again: the server heard of no upload more.
+    assert_eq!(server.history("alice", &password).await.items.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,11 +122,11 @@ fn walk(base: &Path, path: &Path, depth: usize, found: &mut Vec<Found>) -> Resul
     Ok(())
 }
 
-/// Adds files for one account.
 /// Rows of a file read to find its row at a key (a file has a row for each time it was
 /// given at another key or changed; the newest few say what matters).
 const ROWS_WEIGHED: usize = 16;
 
+/// Adds files for one account.
 pub(crate) struct Intake<'a> {
     journal: &'a Journal,
     owner: &'a Owner,
