@@ -290,6 +290,8 @@ mod tests {
             etag: "\"new\"",
             checksum: "md5:00",
             size: 1,
+            mtime_ns: 1,
+            sample: "s",
         };
         journal.uploaded(first, &object).unwrap();
         journal

@@ -628,16 +628,17 @@ impl Journal {
         })
     }
 
-    /// The store has the whole object: `Uploading` → `Uploaded`. [`Error::StateChanged`] when
-    /// the file left `Uploading` meanwhile (paused or cancelled): nothing is written.
+    /// The store has the whole object: `Uploading` → `Uploaded`, with the fingerprint of the
+    /// file as its bytes were read (a one-PUT file's is recorded only here). [`Error::StateChanged`]
+    /// when the file left `Uploading` meanwhile (paused or cancelled): nothing is written.
     pub fn uploaded(&self, id: i64, object: &Uploaded<'_>) -> Result<()> {
         let changed = self.with(|c| {
             let tx = c.savepoint()?;
             let changed = tx.run(
                 "UPDATE files SET state = 'uploaded', bucket = ?2, object_key = ?3, etag = ?4,
-                     checksum = ?5, bytes_done = ?6, upload_id = NULL, error_code = NULL,
-                     error_message = NULL, next_retry_at = NULL, updated_at = ?7,
-                     stale_key = NULL, stale_etag = NULL
+                     checksum = ?5, size = ?6, bytes_done = ?6, mtime_ns = ?8, sample = ?9,
+                     upload_id = NULL, error_code = NULL, error_message = NULL,
+                     next_retry_at = NULL, updated_at = ?7, stale_key = NULL, stale_etag = NULL
                  WHERE id = ?1 AND state = 'uploading'",
                 params![
                     id,
@@ -646,7 +647,9 @@ impl Journal {
                     object.etag,
                     object.checksum,
                     object.size,
-                    now()
+                    now(),
+                    object.mtime_ns,
+                    object.sample
                 ],
             )?;
             if changed == 1 {
@@ -674,8 +677,12 @@ pub struct Uploaded<'a> {
     pub etag: &'a str,
     /// What the bytes were checked against (see [`FileRow::checksum`]).
     pub checksum: &'a str,
-    /// Bytes.
+    /// Bytes: the object's, and the file's when it was read for this upload.
     pub size: u64,
+    /// The file's modification time when it was read for this upload (ns since the epoch).
+    pub mtime_ns: i64,
+    /// The file's sample hash then (see [`FileRow::sample`]).
+    pub sample: &'a str,
 }
 
 #[cfg(test)]

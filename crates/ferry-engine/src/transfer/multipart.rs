@@ -605,9 +605,9 @@ async fn record(
         checksum: format!("md5-parts:{expected}"),
         size: print.size,
     };
-    let (id, recorded) = (row.id, object.clone());
+    let (id, recorded, print) = (row.id, object.clone(), print.clone());
     shared
-        .db(move |j| j.uploaded(id, &recorded.as_uploaded()))
+        .db(move |j| j.uploaded(id, &recorded.as_uploaded(&print)))
         .await?;
     Ok(object.onto(row))
 }

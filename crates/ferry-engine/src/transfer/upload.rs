@@ -279,10 +279,7 @@ async fn record_put(
 ) -> Result<FileRow> {
     let (id, recorded) = (row.id, object.clone());
     shared
-        .grouped(move |j| {
-            j.set_fingerprint(id, print.size, print.mtime_ns, &print.sample)?;
-            j.uploaded(id, &recorded.as_uploaded())
-        })
+        .grouped(move |j| j.uploaded(id, &recorded.as_uploaded(&print)))
         .await?;
     Ok(object.onto(row))
 }
@@ -396,13 +393,16 @@ pub(super) struct Object {
 }
 
 impl Object {
-    pub(super) fn as_uploaded(&self) -> Uploaded<'_> {
+    /// What the journal records: this object, made of the file's bytes as `print` saw them.
+    pub(super) fn as_uploaded<'a>(&'a self, print: &'a Fingerprint) -> Uploaded<'a> {
         Uploaded {
             bucket: &self.bucket,
             key: &self.key,
             etag: &self.etag,
             checksum: &self.checksum,
             size: self.size,
+            mtime_ns: print.mtime_ns,
+            sample: &print.sample,
         }
     }
 

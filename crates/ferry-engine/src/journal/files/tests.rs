@@ -37,7 +37,40 @@ fn uploaded(checksum: &str) -> Uploaded<'_> {
         etag: "etag",
         checksum,
         size: 16,
+        mtime_ns: 7,
+        sample: "sample-of-16",
     }
+}
+
+#[test]
+fn an_uploaded_file_keeps_the_fingerprint_its_bytes_were_read_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let id = journal
+        .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
+        .unwrap();
+    journal
+        .set_state(id, FileState::Queued, FileState::Uploading)
+        .unwrap();
+    journal.uploaded(id, &uploaded("md5:x")).unwrap();
+    let row = journal.file(id).unwrap().unwrap();
+    let print = (row.size, row.mtime_ns, row.sample.as_deref());
+    assert_eq!(print, (Some(16), Some(7), Some("sample-of-16")));
+    assert_eq!((row.state, row.bytes_done), (FileState::Uploaded, 16));
+    // Refused (the file left `Uploading`): nothing of it is written.
+    journal
+        .set_state(id, FileState::Uploaded, FileState::Confirmed)
+        .unwrap();
+    let later = Uploaded {
+        mtime_ns: 8,
+        ..uploaded("md5:y")
+    };
+    assert!(journal.uploaded(id, &later).is_err());
+    let row = journal.file(id).unwrap().unwrap();
+    assert_eq!(
+        (row.mtime_ns, row.checksum.as_deref()),
+        (Some(7), Some("md5:x"))
+    );
 }
 
 #[test]
@@ -415,6 +448,20 @@ fn per_file_queries_never_read_the_whole_queue() {
             "reads all of the owner's rows: {plan}\n{sql}"
         );
     }
+}
+
+/// Opening the journal queues again what was left uploading, reading the unfinished rows only
+/// (no index of every row's state is kept for it).
+#[test]
+fn reopening_reads_the_unfinished_rows_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let plan = journal.query_plan(&crate::journal::reset_sql()).join(" | ");
+    assert!(plan.contains("INDEX files_unfinished"), "{plan}");
+    // (What it guards against: the same reset without the partial index's condition.)
+    let whole = "UPDATE files SET state = 'queued' WHERE state = 'uploading'";
+    let plan = journal.query_plan(whole).join(" | ");
+    assert_eq!(plan, "SCAN files", "{plan}");
 }
 
 #[test]
