@@ -220,14 +220,25 @@ pub(super) fn live_with_key_sql() -> String {
     )
 }
 
+/// Which files uploaded and awaiting their confirmation [`Journal::runnable`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// Those due again after a failed confirmation, and those no try is planned for (left by
+    /// an engine that stopped, or by a task whose end the journal failed to record).
+    All,
+    /// Only those due again: while files are uploading, the ones just uploaded are their
+    /// tasks' to confirm, and reading past each of them every round cost more than the round.
+    Due,
+}
+
 /// The SQL of [`Journal::runnable`]: `?1`, `?2` the owner, `?3` now, `?4` the limit, `?5` the
 /// ids passed over (a JSON array). Each branch reads one index range in the order it is merged
 /// in, up to the limit — the queue in id order, files due again in the order they became due —
 /// so no query sorts or reads the whole queue, or all of a long list of failed files. Files
 /// passed over are left out while their index entries are read (the index holds the id): the
-/// many files being confirmed cost a round a lookup each in the small list, not a row read
-/// and sorted.
-pub(super) fn runnable_sql() -> String {
+/// files being confirmed cost a round a lookup each in the small list, not a row read and
+/// sorted (and only in a round that reads [`Awaiting::All`]).
+pub(super) fn runnable_sql(awaiting: Awaiting) -> String {
     let branch = |index: &str, condition: &str, order: &str| {
         format!(
             "SELECT * FROM (SELECT {COLUMNS} FROM files INDEXED BY {index}
@@ -237,10 +248,8 @@ pub(super) fn runnable_sql() -> String {
     };
     let by_id = "files_by_owner_state_id";
     let by_due = "files_by_owner";
-    [
+    let mut branches = vec![
         branch(by_id, "state = 'queued'", "id"),
-        // (Equal in every column of `files_by_owner`, its entries come in id order.)
-        branch(by_due, "state = 'uploaded' AND next_retry_at IS NULL", "id"),
         branch(
             by_due,
             "state = 'uploaded' AND next_retry_at <= ?3",
@@ -251,9 +260,16 @@ pub(super) fn runnable_sql() -> String {
             "state = 'failed' AND next_retry_at <= ?3",
             "next_retry_at",
         ),
-    ]
-    .join(" UNION ALL ")
-        + " ORDER BY id LIMIT ?4"
+    ];
+    if awaiting == Awaiting::All {
+        // (Equal in every column of `files_by_owner`, its entries come in id order.)
+        branches.push(branch(
+            by_due,
+            "state = 'uploaded' AND next_retry_at IS NULL",
+            "id",
+        ));
+    }
+    branches.join(" UNION ALL ") + " ORDER BY id LIMIT ?4"
 }
 
 impl Journal {
@@ -359,16 +375,18 @@ impl Journal {
     }
 
     /// Files of `owner` ready to work on, oldest first: queued, uploaded (awaiting
-    /// confirmation) or failed and due — but for those in `passed_over` (being worked on).
+    /// confirmation, as `awaiting` says) or failed and due — but for those in `passed_over`
+    /// (being worked on).
     pub fn runnable(
         &self,
         owner: &Owner,
         limit: usize,
         passed_over: &[i64],
+        awaiting: Awaiting,
     ) -> Result<Vec<FileRow>> {
         let passed_over = serde_json::to_string(passed_over).expect("integers serialise");
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&runnable_sql())?;
+            let mut stmt = c.prepare_cached(&runnable_sql(awaiting))?;
             stmt.query_map(
                 params![
                     owner.server,

@@ -29,7 +29,7 @@ use ferry_sqlite::{Cached, configure};
 use parking_lot::ReentrantMutex;
 use rusqlite::{Connection, OpenFlags};
 
-pub use self::files::{FileRow, NewFile, PartRow, Skip, Uploaded, Waiting};
+pub use self::files::{Awaiting, FileRow, NewFile, PartRow, Skip, Uploaded, Waiting};
 pub use self::folders::SavedFolder;
 pub use self::listing::{PAGE_MOST, Page, Show, Totals};
 pub use self::state::FileState;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Summary, Transfer, file_backoff, upload};
 use crate::error::{Error, Result};
 use crate::events::{ErrorInfo, Event};
-use crate::journal::{FileRow, FileState, Journal, Owner};
+use crate::journal::{Awaiting, FileRow, FileState, Journal, Owner};
 
 /// How long to wait after the journal failed before trying again.
 const JOURNAL_PAUSE: Duration = Duration::from_secs(5);
@@ -224,7 +224,7 @@ impl Transfer {
                 .shared
                 .db(move |j| {
                     Ok((
-                        j.runnable(&for_owner, 1, &[])?.len(),
+                        j.runnable(&for_owner, 1, &[], Awaiting::All)?.len(),
                         j.next_retry(&for_owner)?,
                     ))
                 })
@@ -283,16 +283,21 @@ impl Transfer {
     }
 
     /// Starts runnable files of `owner` in the free slots; rows left `uploading` without a
-    /// task (the journal failed as their task ended) go back to the queue first. The files
-    /// started are claimed (moved to `uploading`) in the same journal transaction hop that
-    /// chose them.
+    /// task (the journal failed as their task ended) go back to the queue first, in a round
+    /// that looks for such files ([`Transfer::sweeps`]). The files started are claimed (moved
+    /// to `uploading`) in the same journal transaction hop that chose them.
     async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
         let free = self.free_slots(busy.len());
+        let sweep = self.sweeps(busy.len());
         let slots = Slots {
             free,
             big_free: self.shared.big_files.available_permits(),
             big_from: self.shared.settings().single_put_threshold,
+            awaiting: match sweep {
+                true => Awaiting::All,
+                false => Awaiting::Due,
+            },
         };
         // Stops from here on are for files this hop may claim: `spawn` honours them.
         self.stopped().clear();
@@ -301,7 +306,11 @@ impl Transfer {
         let (picked, waiting) = self
             .shared
             .db(move |j| {
-                for &id in &j.uploading(&for_owner)? {
+                let orphans = match sweep {
+                    true => j.uploading(&for_owner)?,
+                    false => Vec::new(),
+                };
+                for id in orphans {
                     if !busy.contains(&id) {
                         j.set_state(id, FileState::Uploading, FileState::Queued)?;
                     }
@@ -371,6 +380,8 @@ struct Slots {
     big_free: usize,
     /// Size from which a file is sent in parts.
     big_from: u64,
+    /// Which uploaded files awaiting confirmation the round reads.
+    awaiting: Awaiting,
 }
 
 impl Slots {
@@ -384,9 +395,9 @@ impl Slots {
     /// worth and one more — further when big files waiting for a big-file slot fill that, so
     /// small files behind them go meanwhile.
     fn choose(self, j: &Journal, owner: &Owner, busy: &[i64]) -> Result<(Vec<FileRow>, bool)> {
-        let mut rows = j.runnable(owner, self.free + 1, busy)?;
+        let mut rows = j.runnable(owner, self.free + 1, busy, self.awaiting)?;
         if rows.len() > self.free && self.passes_over(&rows) {
-            rows = j.runnable(owner, self.free + LOOKAHEAD, busy)?;
+            rows = j.runnable(owner, self.free + LOOKAHEAD, busy, self.awaiting)?;
         }
         Ok(self.pick(rows))
     }
@@ -456,7 +467,7 @@ mod tests {
     /// ones waiting for their confirmation.
     fn rows(sizes: &[u64], uploaded: usize) -> Vec<FileRow> {
         let (_dir, journal) = queue(sizes);
-        let mut rows = journal.runnable(&owner(), 100, &[]).unwrap();
+        let mut rows = journal.runnable(&owner(), 100, &[], Awaiting::All).unwrap();
         let from = rows.len() - uploaded;
         for row in &mut rows[from..] {
             row.state = FileState::Uploaded;
@@ -476,6 +487,7 @@ mod tests {
             free,
             big_free: 4,
             big_from: BIG,
+            awaiting: Awaiting::All,
         };
         let (picked, waiting) = slots(2).pick(rows(&[1, 1, 1], 0));
         assert_eq!((ids(&picked), waiting), (vec![1, 2], true));
@@ -489,6 +501,7 @@ mod tests {
             free: 3,
             big_free: 1,
             big_from: BIG,
+            awaiting: Awaiting::All,
         };
         // Two big files, one big slot: the second waits and the small ones behind it go.
         let (picked, waiting) = slots.pick(rows(&[BIG, BIG, 1, 1], 0));
@@ -498,6 +511,7 @@ mod tests {
             free: 3,
             big_free: 0,
             big_from: BIG,
+            awaiting: Awaiting::All,
         };
         let (picked, _) = none_big.pick(rows(&[BIG, BIG], 1));
         assert_eq!(ids(&picked), vec![2]);
@@ -509,6 +523,7 @@ mod tests {
             free: 2,
             big_free: 1,
             big_from: BIG,
+            awaiting: Awaiting::All,
         };
         let (_dir, journal) = queue(&[BIG, BIG, BIG, 1, 1]);
         let (picked, waiting) = slots.choose(&journal, &owner(), &[]).unwrap();

@@ -81,7 +81,13 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
     let id = journal
         .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
         .unwrap();
-    assert_eq!(journal.runnable(&alice(), 10, &[]).unwrap().len(), 1);
+    assert_eq!(
+        journal
+            .runnable(&alice(), 10, &[], Awaiting::All)
+            .unwrap()
+            .len(),
+        1
+    );
     journal
         .set_state(id, FileState::Queued, FileState::Uploading)
         .unwrap();
@@ -138,7 +144,10 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
         Some(1)
     );
     assert_eq!(
-        journal.runnable(&alice(), 10, &[]).unwrap().len(),
+        journal
+            .runnable(&alice(), 10, &[], Awaiting::All)
+            .unwrap()
+            .len(),
         1,
         "due retries are runnable"
     );
@@ -149,7 +158,10 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
     );
     journal.fail(id, "file_missing", "gone", None).unwrap();
     assert!(
-        journal.runnable(&alice(), 10, &[]).unwrap().is_empty(),
+        journal
+            .runnable(&alice(), 10, &[], Awaiting::All)
+            .unwrap()
+            .is_empty(),
         "permanent failures wait for the user"
     );
     assert!(
@@ -164,7 +176,12 @@ fn a_file_moves_through_its_states_and_survives_reopen() {
             .set_state(id, FileState::Uploaded, FileState::Confirmed)
             .unwrap()
     );
-    assert!(journal.runnable(&alice(), 10, &[]).unwrap().is_empty());
+    assert!(
+        journal
+            .runnable(&alice(), 10, &[], Awaiting::All)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -428,7 +445,8 @@ fn per_file_queries_never_read_the_whole_queue() {
          AND id NOT IN (SELECT value FROM json_each(?2)) ORDER BY name LIMIT 5"
     ));
     for sql in [
-        runnable_sql(),
+        runnable_sql(Awaiting::All),
+        runnable_sql(Awaiting::Due),
         live_with_key_sql(),
         latest_for_path_sql(),
         newest_for_path_sql(),
@@ -614,13 +632,26 @@ fn files_being_worked_on_are_passed_over_and_the_limit_counts_the_rest() {
         .unwrap();
     journal.fail(ids[4], "network", "reset", Some(0)).unwrap();
     let runnable = |limit, busy: &[i64]| -> Vec<i64> {
-        let rows = journal.runnable(&alice(), limit, busy).unwrap();
+        let rows = journal
+            .runnable(&alice(), limit, busy, Awaiting::All)
+            .unwrap();
         rows.iter().map(|r| r.id).collect()
     };
     assert_eq!(runnable(10, &[]), ids);
     assert_eq!(runnable(3, &[ids[0], ids[2]]), [ids[1], ids[3], ids[4]]);
     assert_eq!(runnable(2, &[ids[0], ids[2]]), [ids[1], ids[3]]);
     assert_eq!(runnable(10, &ids), [0i64; 0]);
+    // While files are uploading, the uploaded ones are their tasks' to confirm: only those
+    // due again are read.
+    let rows = journal.runnable(&alice(), 10, &[], Awaiting::Due).unwrap();
+    let due: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(due, ids[2..]);
+    journal
+        .defer_confirmation(ids[1], "network", "reset", 0)
+        .unwrap();
+    let rows = journal.runnable(&alice(), 10, &[], Awaiting::Due).unwrap();
+    let due: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(due, ids[1..]);
 }
 
 /// The statements run for every file are parsed once per connection. (SQLite prepares a
@@ -636,13 +667,15 @@ fn statements_run_for_every_file_are_not_prepared_again_each_time() {
         journal.newest_for_path(&alice(), &path, 16).unwrap();
         journal.live_with_key(&alice(), "a.bin", &path).unwrap();
         journal.add(&alice(), &new_file(&path), None).unwrap();
-        journal.runnable(&alice(), 1 + i as usize, &[i]).unwrap();
+        journal
+            .runnable(&alice(), 1 + i as usize, &[i], Awaiting::All)
+            .unwrap();
     }
     for sql in [
         latest_for_path_sql(),
         newest_for_path_sql(),
         live_with_key_sql(),
-        runnable_sql(),
+        runnable_sql(Awaiting::All),
     ] {
         // Kept (the cache's statement ran every time), and never prepared again.
         assert_eq!(journal.statement_status(&sql), (5, 0), "{sql}");
