@@ -599,3 +599,80 @@ async fn the_engine_says_when_the_app_server_stops_answering_and_answers_again()
         .collect();
     assert_eq!(told, [false, true], "told once each way");
 }
+
+/// Files whose confirmation was refused for good, resumed while other files upload, are
+/// confirmed at once: the scheduler, while its looks for uploaded files no task has find some,
+/// looks again in its next round — not a slot's worth once a second, behind the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_resumed_while_files_upload_go_at_once() {
+    let rig = Rig::start(|_| {}).await;
+    let unconfirmed: Vec<_> = (0..40)
+        .map(|i| rig.file(&format!("unconfirmed/{i:02}.txt"), 1000, 400 + i))
+        .collect();
+    let refuse = rig.api.add(
+        Rule::new(Action::api_error(503, "internal", "confirmations are off"))
+            .method("POST")
+            .target(UPLOADS),
+    );
+    let (engine, events) = rig
+        .engine(|c| {
+            c.transfer.max_attempts = 1;
+            c.transfer.files = 4;
+        })
+        .await;
+    let summary = Rig::upload_all(&engine, &unconfirmed, 60, "refused confirmations").await;
+    assert_eq!((summary.confirmed, summary.failed), (0, 40), "{summary:?}");
+    refuse.remove();
+
+    let more: Vec<_> = (0..400)
+        .map(|i| rig.file(&format!("more/{i:03}.txt"), 1000, 1000 + i))
+        .collect();
+    let folder = more[0].path.parent().unwrap().to_owned();
+    engine.enqueue(&[folder]).await.unwrap();
+    let confirmed = |from: usize| {
+        events.events()[from..]
+            .iter()
+            .filter_map(|e| match e {
+                Event::State {
+                    file_id,
+                    state: FileState::Confirmed,
+                    ..
+                } => Some(*file_id),
+                _ => None,
+            })
+            .collect::<Vec<i64>>()
+    };
+    let start = events.events().len();
+    let running = engine.run_until_idle();
+    tokio::pin!(running);
+    // Resumed once the other files are on their way.
+    let underway = async {
+        while confirmed(start).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        done = &mut running => panic!("ended before the files resumed: {done:?}"),
+        () = within(60, "the first of the other files", underway) => {}
+    }
+    engine.transfer().resume(None).await.unwrap();
+    let summary = within(120, "every file", running).await.unwrap();
+    assert_eq!(summary.confirmed, 440, "{summary:?}");
+
+    let resumed: Vec<i64> = unconfirmed.iter().map(|f| f.id(&engine)).collect();
+    let order = confirmed(start);
+    let last_resumed = order
+        .iter()
+        .rposition(|id| resumed.contains(id))
+        .expect("the resumed files were confirmed");
+    let others_before = order[..last_resumed]
+        .iter()
+        .filter(|id| !resumed.contains(id))
+        .count();
+    assert!(
+        others_before < 200,
+        "{others_before} of the 400 other files were confirmed before the last resumed one"
+    );
+    rig.assert_arrived_once(&engine, &events, &unconfirmed)
+        .await;
+}

@@ -223,8 +223,9 @@ pub(super) fn live_with_key_sql() -> String {
 /// Which files uploaded and awaiting their confirmation [`Journal::runnable`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Awaiting {
-    /// Those due again after a failed confirmation, and those no try is planned for (left by
-    /// an engine that stopped, or by a task whose end the journal failed to record).
+    /// Those due again after a failed confirmation, and those no try is planned for: moved
+    /// back by the user's retry or resume, left by an engine that stopped, by tasks stopped
+    /// for a change of account, or by a task whose end the journal failed to record.
     All,
     /// Only those due again: while files are uploading, the ones just uploaded are their
     /// tasks' to confirm, and reading past each of them every round cost more than the round.
@@ -647,7 +648,7 @@ impl Journal {
     }
 
     /// The store has the whole object: `Uploading` → `Uploaded`, with the fingerprint of the
-    /// file as its bytes were read (a one-PUT file's is recorded only here). [`Error::StateChanged`]
+    /// file as its bytes were read. [`Error::StateChanged`]
     /// when the file left `Uploading` meanwhile (paused or cancelled): nothing is written.
     pub fn uploaded(&self, id: i64, object: &Uploaded<'_>) -> Result<()> {
         let changed = self.with(|c| {

@@ -173,23 +173,19 @@ ALTER TABLE files ADD COLUMN stale_etag TEXT;
     r#"
 ALTER TABLE files ADD COLUMN rewrites INTEGER NOT NULL DEFAULT 0;
 "#,
-    // Nothing reads rows by state alone but the reset when the journal is opened, which reads
-    // the unfinished rows' partial index instead (`reset_sql`); every change of state wrote
-    // this index, and a small file's row changes state four times.
+    // Rows were read by state alone only to find those left uploading, when the journal is
+    // opened (`RESET`); every change of state wrote that index, and a small file's row
+    // changes state four times. The rows uploading have an index of their own, written as a
+    // file starts and ends uploading.
     r#"
-DROP INDEX files_by_state;
+DROP INDEX IF EXISTS files_by_state;
+CREATE INDEX files_uploading ON files (id) WHERE state = 'uploading';
 "#,
 ];
 
 /// The SQL run when the journal is opened: files left uploading by an engine that stopped are
-/// queued again. Read from the partial index of unfinished rows (its condition written as
-/// that index's), not the whole journal.
-pub(super) fn reset_sql() -> String {
-    format!(
-        "UPDATE files SET state = 'queued' WHERE state = 'uploading' AND {}",
-        state::sql_unfinished()
-    )
-}
+/// queued again (read from the partial index of the rows uploading).
+pub(super) const RESET: &str = "UPDATE files SET state = 'queued' WHERE state = 'uploading'";
 
 #[cfg(test)]
 impl Journal {
@@ -306,7 +302,7 @@ impl Journal {
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
-        conn.execute(&reset_sql(), [])?;
+        conn.execute(RESET, [])?;
         Ok(conn)
     }
 

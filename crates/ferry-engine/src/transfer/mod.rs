@@ -15,6 +15,7 @@ mod multipart;
 mod progress;
 mod schedule;
 mod source;
+mod strays;
 pub(crate) mod throttle;
 mod upload;
 mod window;
@@ -180,24 +181,12 @@ pub struct Transfer {
     sending: window::Meter,
     /// The last scheduling left runnable files waiting for a slot.
     backlog: AtomicBool,
-    /// When a scheduling round last looked for files no task has; none: the next one does.
-    swept: Mutex<Option<std::time::Instant>>,
+    /// When the scheduler looks for files no task has.
+    strays: strays::Strays,
 }
 
 /// Files sending at once before anything was measured.
 const FILES_START: usize = 64;
-
-/// How often, at most, a scheduling round looks for files no task has while others run:
-/// rows left `uploading` and uploaded files awaiting a confirmation with no try planned (a
-/// task whose end the journal failed to record leaves them). Every round looks when nothing
-/// runs, and the first after [`Transfer::wake`].
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// Whether a round at `now`, with `busy` tasks running, looks for files no task has, the last
-/// round that did having been at `swept` (none: one must).
-fn sweep_due(swept: Option<std::time::Instant>, now: std::time::Instant, busy: usize) -> bool {
-    busy == 0 || swept.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
-}
 
 /// Tasks waiting for confirmations at most, per file slot (beyond that nothing new starts
 /// until the app server catches up).
@@ -286,7 +275,7 @@ impl Transfer {
             confirming: AtomicUsize::new(0),
             sending: window::Meter::new(FILES_START, files),
             backlog: AtomicBool::new(false),
-            swept: Mutex::new(None),
+            strays: strays::Strays::default(),
         }
     }
 
@@ -371,21 +360,8 @@ impl Transfer {
         self.wake.notify_one();
     }
 
-    /// Whether this scheduling round looks for files no task has (see [`SWEEP_EVERY`]); one
-    /// that does counts from now.
-    fn sweeps(&self, busy: usize) -> bool {
-        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        let due = sweep_due(*swept, now, busy);
-        if due {
-            *swept = Some(now);
-        }
-        due
-    }
-
     /// Wakes the scheduler (new files, resumed files, signed in again).
     pub fn wake(&self) {
-        *self.swept.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.signed_out.store(false, Ordering::Relaxed);
         *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.wake.notify_one();
@@ -517,11 +493,13 @@ impl Transfer {
         Ok(())
     }
 
-    /// Tells of files moved back to work, and wakes the scheduler.
+    /// Tells of files moved back to work, and wakes the scheduler to look for them (uploaded
+    /// files among them have no task).
     fn restarted(&self, moved: Vec<(i64, FileState)>) {
         for (id, state) in moved {
             self.emit_state(id, state, None);
         }
+        self.strays.look_next();
         self.wake();
     }
 
@@ -614,26 +592,5 @@ impl Transfer {
                 Err(err) => tracing::warn!(error = %err, "could not abort a stale upload yet"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use super::*;
-
-    #[test]
-    fn a_round_looks_for_files_no_task_has_when_nothing_runs_or_woken_or_a_second_on() {
-        let now = Instant::now();
-        let just = now - Duration::from_millis(10);
-        let long = now - SWEEP_EVERY;
-        // Nothing running: every round looks (the queue's end is decided on what it finds).
-        assert!(sweep_due(Some(just), now, 0));
-        // Woken by a user's act (or the first round): it looks.
-        assert!(sweep_due(None, now, 5));
-        // Files running: at most once per SWEEP_EVERY.
-        assert!(!sweep_due(Some(just), now, 5));
-        assert!(sweep_due(Some(long), now, 5));
     }
 }

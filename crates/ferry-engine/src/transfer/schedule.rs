@@ -282,19 +282,20 @@ impl Transfer {
         }
     }
 
-    /// Starts runnable files of `owner` in the free slots; rows left `uploading` without a
-    /// task (the journal failed as their task ended) go back to the queue first, in a round
-    /// that looks for such files ([`Transfer::sweeps`]). The files started are claimed (moved
-    /// to `uploading`) in the same journal transaction hop that chose them.
+    /// Starts runnable files of `owner` in the free slots. A round that looks for files no task
+    /// has ([`strays`](super::strays)) puts rows left `uploading` back in the queue first (the
+    /// journal failed as their task ended) and reads uploaded files no try is planned for. The
+    /// files started are claimed (moved to `uploading`) in the same journal transaction hop
+    /// that chose them.
     async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
         let free = self.free_slots(busy.len());
-        let sweep = self.sweeps(busy.len());
+        let look = free > 0 && self.strays.look_now(busy.len());
         let slots = Slots {
             free,
             big_free: self.shared.big_files.available_permits(),
             big_from: self.shared.settings().single_put_threshold,
-            awaiting: match sweep {
+            awaiting: match look {
                 true => Awaiting::All,
                 false => Awaiting::Due,
             },
@@ -306,11 +307,11 @@ impl Transfer {
         let (picked, waiting) = self
             .shared
             .db(move |j| {
-                let orphans = match sweep {
+                let left = match look {
                     true => j.uploading(&for_owner)?,
                     false => Vec::new(),
                 };
-                for id in orphans {
+                for id in left {
                     if !busy.contains(&id) {
                         j.set_state(id, FileState::Uploading, FileState::Queued)?;
                     }
@@ -342,6 +343,15 @@ impl Transfer {
                 self.sending.starved();
             }
             self.backlog.store(waiting, Ordering::Relaxed);
+        }
+        // Strays found may have more behind them: the next round looks again (each frees its
+        // slot as soon as it is confirming).
+        if look
+            && picked
+                .iter()
+                .any(|r| r.state == FileState::Uploaded && r.next_retry_at.is_none())
+        {
+            self.strays.look_next();
         }
         if !picked.is_empty() && self.running().is_empty() {
             // Nothing was in flight: the idle time before this is not measured.

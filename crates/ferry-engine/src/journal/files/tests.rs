@@ -468,18 +468,34 @@ fn per_file_queries_never_read_the_whole_queue() {
     }
 }
 
-/// Opening the journal queues again what was left uploading, reading the unfinished rows only
-/// (no index of every row's state is kept for it).
+/// Opening the journal queues again what was left uploading, reading those rows only (no
+/// index of every row's state is kept for it).
 #[test]
-fn reopening_reads_the_unfinished_rows_only() {
+fn reopening_reads_the_rows_left_uploading_only() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
-    let plan = journal.query_plan(&crate::journal::reset_sql()).join(" | ");
-    assert!(plan.contains("INDEX files_unfinished"), "{plan}");
-    // (What it guards against: the same reset without the partial index's condition.)
-    let whole = "UPDATE files SET state = 'queued' WHERE state = 'uploading'";
-    let plan = journal.query_plan(whole).join(" | ");
-    assert_eq!(plan, "SCAN files", "{plan}");
+    let db = dir.path().join("journal.db");
+    let journal = Journal::open(&db).unwrap();
+    let plan = journal.query_plan(crate::journal::RESET).join(" | ");
+    assert!(plan.ends_with("USING INDEX files_uploading"), "{plan}");
+    let ids: Vec<i64> = ["/tmp/a", "/tmp/b"]
+        .iter()
+        .map(|p| {
+            journal
+                .add(&alice(), &new_file(Path::new(p)), None)
+                .unwrap()
+        })
+        .collect();
+    journal
+        .set_state(ids[0], FileState::Queued, FileState::Uploading)
+        .unwrap();
+    drop(journal);
+    let journal = Journal::open(&db).unwrap();
+    assert_eq!(journal.uploading(&alice()).unwrap(), [0i64; 0]);
+    let states: Vec<_> = ids
+        .iter()
+        .map(|&id| journal.file(id).unwrap().unwrap().state)
+        .collect();
+    assert_eq!(states, [FileState::Queued, FileState::Queued]);
 }
 
 #[test]
@@ -670,12 +686,16 @@ fn statements_run_for_every_file_are_not_prepared_again_each_time() {
         journal
             .runnable(&alice(), 1 + i as usize, &[i], Awaiting::All)
             .unwrap();
+        journal
+            .runnable(&alice(), 1 + i as usize, &[i], Awaiting::Due)
+            .unwrap();
     }
     for sql in [
         latest_for_path_sql(),
         newest_for_path_sql(),
         live_with_key_sql(),
         runnable_sql(Awaiting::All),
+        runnable_sql(Awaiting::Due),
     ] {
         // Kept (the cache's statement ran every time), and never prepared again.
         assert_eq!(journal.statement_status(&sql), (5, 0), "{sql}");
