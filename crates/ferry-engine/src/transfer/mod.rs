@@ -360,7 +360,8 @@ impl Transfer {
         self.wake.notify_one();
     }
 
-    /// Wakes the scheduler (new files, resumed files, signed in again).
+    /// Wakes the scheduler (new files, signed in again). Files moved back to work by the
+    /// user also ask its next round to look for files no task has ([`Transfer::restarted`]).
     pub fn wake(&self) {
         self.signed_out.store(false, Ordering::Relaxed);
         *self.proxy_refused.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -207,13 +207,22 @@ impl Transfer {
                 self.wait(Duration::from_millis(200)).await;
                 continue;
             };
-            if let Err(err) = self.schedule(&owner).await {
-                self.journal_trouble("choosing what to upload", Some(err));
-                self.wait(JOURNAL_PAUSE).await;
-                continue;
-            }
+            let looked = match self.schedule(&owner).await {
+                Ok(looked) => looked,
+                Err(err) => {
+                    self.journal_trouble("choosing what to upload", Some(err));
+                    self.wait(JOURNAL_PAUSE).await;
+                    continue;
+                }
+            };
             if !self.running().is_empty() {
                 self.wait(Duration::from_millis(500)).await;
+                continue;
+            }
+            // The queue's end is decided after a round that looked for files no task has (a
+            // row left `uploading` counts as runnable in no query): the next round, with
+            // nothing running, looks.
+            if !looked {
                 continue;
             }
             // Read before the queue is: an intake that ends after this has committed nothing
@@ -286,8 +295,8 @@ impl Transfer {
     /// has ([`strays`](super::strays)) puts rows left `uploading` back in the queue first (the
     /// journal failed as their task ended) and reads uploaded files no try is planned for. The
     /// files started are claimed (moved to `uploading`) in the same journal transaction hop
-    /// that chose them.
-    async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<()> {
+    /// that chose them. Returns whether the round looked for files no task has.
+    async fn schedule(self: &Arc<Self>, owner: &Owner) -> Result<bool> {
         let busy: Vec<i64> = self.running().keys().copied().collect();
         let free = self.free_slots(busy.len());
         let look = free > 0 && self.strays.look_now(busy.len());
@@ -304,34 +313,34 @@ impl Transfer {
         self.stopped().clear();
         // A round runs for each file that finishes: it reads no more rows than its choice needs.
         let for_owner = owner.clone();
-        let (picked, waiting) = self
-            .shared
-            .db(move |j| {
-                let left = match look {
-                    true => j.uploading(&for_owner)?,
-                    false => Vec::new(),
-                };
-                for id in left {
-                    if !busy.contains(&id) {
-                        j.set_state(id, FileState::Uploading, FileState::Queued)?;
+        let (picked, waiting) = if free == 0 {
+            (Vec::new(), false)
+        } else {
+            self.shared
+                .db(move |j| {
+                    let left = match look {
+                        true => j.uploading(&for_owner)?,
+                        false => Vec::new(),
+                    };
+                    for id in left {
+                        if !busy.contains(&id) {
+                            j.set_state(id, FileState::Uploading, FileState::Queued)?;
+                        }
                     }
-                }
-                if free == 0 {
-                    return Ok((Vec::new(), false));
-                }
-                let (mut picked, waiting) = slots.choose(j, &for_owner, &busy)?;
-                let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
-                let claimed = j.claim(&for_owner, &read)?;
-                picked.retain_mut(|row| {
-                    let ours = claimed.contains(&row.id);
-                    if ours {
-                        row.state = FileState::Uploading;
-                    }
-                    ours || row.state == FileState::Uploaded
-                });
-                Ok((picked, waiting))
-            })
-            .await?;
+                    let (mut picked, waiting) = slots.choose(j, &for_owner, &busy)?;
+                    let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
+                    let claimed = j.claim(&for_owner, &read)?;
+                    picked.retain_mut(|row| {
+                        let ours = claimed.contains(&row.id);
+                        if ours {
+                            row.state = FileState::Uploading;
+                        }
+                        ours || row.state == FileState::Uploaded
+                    });
+                    Ok((picked, waiting))
+                })
+                .await?
+        };
         // A file waiting for a slot makes a measurement that can tell whether more would help.
         if free == 0 {
             // Full, and files were left waiting the last time: still waiting.
@@ -377,7 +386,7 @@ impl Transfer {
                 })
                 .await?;
         }
-        Ok(())
+        Ok(look)
     }
 }
 

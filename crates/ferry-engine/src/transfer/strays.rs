@@ -2,19 +2,21 @@
 //! try is planned for (see [`crate::journal::Awaiting::All`]) — and when a scheduling round
 //! looks for them. While files upload, the ones just uploaded are their own tasks' to
 //! confirm: a round that read past each of them cost more than the round, so rounds look
-//! only now and then — when nothing runs, when asked to, and once per [`STRAYS_EVERY`] — and
-//! again at once while looking finds some.
+//! only now and then — when nothing runs, when asked to, and once [`STRAYS_EVERY`] has passed
+//! since the last look — and again at once while looking finds some. A round with no free
+//! slot does not look (the look waits for the next round that has one).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How often, at most, a round looks for strays while files are uploading.
+/// How long after its last look a round with a free slot looks for strays by itself while
+/// files are uploading.
 pub(super) const STRAYS_EVERY: Duration = Duration::from_secs(1);
 
 /// When a scheduling round last looked for files no task has.
 #[derive(Default)]
 pub(super) struct Strays {
-    /// None: the next round looks.
+    /// None: the next round with a free slot looks.
     looked: Mutex<Option<Instant>>,
 }
 
