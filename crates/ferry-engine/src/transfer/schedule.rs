@@ -317,28 +317,7 @@ impl Transfer {
             (Vec::new(), false)
         } else {
             self.shared
-                .db(move |j| {
-                    let left = match look {
-                        true => j.uploading(&for_owner)?,
-                        false => Vec::new(),
-                    };
-                    for id in left {
-                        if !busy.contains(&id) {
-                            j.set_state(id, FileState::Uploading, FileState::Queued)?;
-                        }
-                    }
-                    let (mut picked, waiting) = slots.choose(j, &for_owner, &busy)?;
-                    let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
-                    let claimed = j.claim(&for_owner, &read)?;
-                    picked.retain_mut(|row| {
-                        let ours = claimed.contains(&row.id);
-                        if ours {
-                            row.state = FileState::Uploading;
-                        }
-                        ours || row.state == FileState::Uploaded
-                    });
-                    Ok((picked, waiting))
-                })
+                .db(move |j| slots.take(j, &for_owner, &busy, look))
                 .await?
         };
         // A file waiting for a slot makes a measurement that can tell whether more would help.
@@ -404,6 +383,39 @@ struct Slots {
 }
 
 impl Slots {
+    /// The round's journal work, in one hop: rows left `uploading` with no task put back in
+    /// the queue (in a round that `look`s), then the files to start chosen and claimed. Rows
+    /// another hop claimed meanwhile are left out; uploaded files are only confirmed, so they
+    /// are not claimed. Returns the rows to start and whether runnable rows were left waiting.
+    fn take(
+        self,
+        j: &Journal,
+        owner: &Owner,
+        busy: &[i64],
+        look: bool,
+    ) -> Result<(Vec<FileRow>, bool)> {
+        let left = match look {
+            true => j.uploading(owner)?,
+            false => Vec::new(),
+        };
+        for id in left {
+            if !busy.contains(&id) {
+                j.set_state(id, FileState::Uploading, FileState::Queued)?;
+            }
+        }
+        let (mut picked, waiting) = self.choose(j, owner, busy)?;
+        let read: Vec<_> = picked.iter().map(|r| (r.id, r.state)).collect();
+        let claimed = j.claim(owner, &read)?;
+        picked.retain_mut(|row| {
+            let ours = claimed.contains(&row.id);
+            if ours {
+                row.state = FileState::Uploading;
+            }
+            ours || row.state == FileState::Uploaded
+        });
+        Ok((picked, waiting))
+    }
+
     /// Whether a file sent in parts is sent (not just confirmed).
     fn big(&self, row: &FileRow) -> bool {
         row.state != FileState::Uploaded && row.size.is_some_and(|s| s >= self.big_from)

@@ -42,16 +42,22 @@ fn uploaded(checksum: &str) -> Uploaded<'_> {
     }
 }
 
-#[test]
-fn an_uploaded_file_keeps_the_fingerprint_its_bytes_were_read_with() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+/// Alice's file at `path`, added and moved to `Uploading` (as the scheduler claims it).
+fn uploading(journal: &Journal, path: &str) -> i64 {
     let id = journal
-        .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
+        .add(&alice(), &new_file(Path::new(path)), None)
         .unwrap();
     journal
         .set_state(id, FileState::Queued, FileState::Uploading)
         .unwrap();
+    id
+}
+
+#[test]
+fn an_uploaded_file_keeps_the_fingerprint_its_bytes_were_read_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let id = uploading(&journal, "/tmp/a.bin");
     journal.uploaded(id, &uploaded("md5:x")).unwrap();
     let row = journal.file(id).unwrap().unwrap();
     let print = (row.size, row.mtime_ns, row.sample.as_deref());
@@ -204,12 +210,7 @@ fn skipped_files_keep_their_reason() {
 fn a_cancelled_file_cannot_become_uploaded_or_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-    let id = journal
-        .add(&alice(), &new_file(Path::new("/tmp/a.bin")), None)
-        .unwrap();
-    journal
-        .set_state(id, FileState::Queued, FileState::Uploading)
-        .unwrap();
+    let id = uploading(&journal, "/tmp/a.bin");
     // The user cancels while the upload is finishing...
     journal
         .move_states(
@@ -370,12 +371,7 @@ fn retrying_hurries_a_confirmation_waiting_for_its_next_attempt() {
 fn a_file_that_uploads_again_forgets_its_old_etag() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-    let id = journal
-        .add(&alice(), &new_file(Path::new("/a/f")), None)
-        .unwrap();
-    journal
-        .set_state(id, FileState::Queued, FileState::Uploading)
-        .unwrap();
+    let id = uploading(&journal, "/a/f");
     journal.uploaded(id, &uploaded("md5:v1")).unwrap();
     // The confirmation was refused for good; the file changed and is sent again.
     journal.fail(id, "internal", "refused", None).unwrap();
